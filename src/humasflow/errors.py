@@ -1,0 +1,330 @@
+"""Every error humasflow raises, in one rooted tree.
+
+Catch :class:`HumasflowError` to catch them all. Each error carries the objects
+involved as attributes, and its message says what to do next::
+
+    HumasflowError
+    ├── DefinitionError            a bad SOP file: file, key path, problem, expected
+    ├── ConfigurationError         a bad channel, plugin or store setting
+    │   └── CredentialMissing      a channel's credential variable is not set
+    ├── NotFound
+    │   ├── ItemNotFound           no such item in this organisation
+    │   ├── ActorNotFound          no such actor in this organisation
+    │   └── SOPNotFound            no SOP revision registered / no such revision
+    ├── Refused                    the SOP does not allow this action now
+    │   ├── NotAllowedNow          the action does not exist in the item's current step
+    │   ├── RoleRequired           the actor does not hold the step's role
+    │   ├── FourEyesRequired       the approver is the author of the content
+    │   ├── OutputMissing          the step's required output was not supplied
+    │   ├── ApprovalStale          the content changed after it was approved
+    │   └── ContentInvalid         the post breaks a target channel's rules
+    ├── ConflictError              someone else changed the item first (stale version)
+    ├── PublishError               one channel's publishing failed
+    │   ├── AuthenticationFailed   token expired or revoked: renew the credential
+    │   ├── ContentRejected        the platform refused the content: not retried
+    │   ├── RateLimited            throttled: retry after ``reset_at``
+    │   ├── PlatformError          transient or server error: retried with backoff
+    │   └── OutcomeUnknown         the request may have reached the platform
+    └── StorageError               the store cannot be opened or migrated
+
+:class:`transitions.MachineError` never reaches callers: the engine turns it into
+:class:`NotAllowedNow`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from humasflow.publishing.contract import Problem
+
+__all__ = [
+    "ActorNotFound",
+    "ApprovalStale",
+    "AuthenticationFailed",
+    "ConfigurationError",
+    "ConflictError",
+    "ContentInvalid",
+    "ContentRejected",
+    "CredentialMissing",
+    "DefinitionError",
+    "FourEyesRequired",
+    "HumasflowError",
+    "ItemNotFound",
+    "NotAllowedNow",
+    "NotFound",
+    "OutcomeUnknown",
+    "OutputMissing",
+    "PlatformError",
+    "PublishError",
+    "RateLimited",
+    "Refused",
+    "RoleRequired",
+    "SOPNotFound",
+    "StorageError",
+]
+
+
+class HumasflowError(Exception):
+    """The root of every error humasflow raises."""
+
+
+class DefinitionError(HumasflowError):
+    """An SOP definition is malformed.
+
+    Attributes:
+        source: The file (or ``"<string>"``) the definition came from.
+        path: The key path inside the file, e.g. ``steps[3].standard_time``.
+        problem: What is wrong.
+        expected: What would be accepted instead.
+    """
+
+    def __init__(self, source: str, path: str, problem: str, expected: str = "") -> None:
+        self.source = source
+        self.path = path
+        self.problem = problem
+        self.expected = expected
+        where = f"{source}: {path}" if path else source
+        message = f"{where}: {problem}"
+        if expected:
+            message += f" (expected {expected})"
+        super().__init__(message)
+
+
+class ConfigurationError(HumasflowError):
+    """A channel, plugin or store setting is wrong."""
+
+
+class CredentialMissing(ConfigurationError):
+    """A channel needs a credential from an environment variable that is not set.
+
+    The message names the variable, never its value.
+    """
+
+    def __init__(self, channel: str, variable: str) -> None:
+        self.channel = channel
+        self.variable = variable
+        super().__init__(
+            f"channel {channel!r} needs the environment variable {variable} to be set; "
+            "set it in the environment of the process that posts"
+        )
+
+
+class NotFound(HumasflowError):
+    """Something asked for does not exist (in the caller's organisation)."""
+
+
+class ItemNotFound(NotFound):
+    """No content item with this id exists in the organisation."""
+
+    def __init__(self, item_id: str, org: str) -> None:
+        self.item_id = item_id
+        self.org = org
+        super().__init__(
+            f"no content item {item_id!r} in organisation {org!r}; "
+            "list the items with `humasflow list`"
+        )
+
+
+class ActorNotFound(NotFound):
+    """No actor with this id exists in the organisation."""
+
+    def __init__(self, actor_id: str, org: str) -> None:
+        self.actor_id = actor_id
+        self.org = org
+        super().__init__(
+            f"no actor {actor_id!r} in organisation {org!r}; "
+            "add them with `humasflow actor add` or Office.add_actor()"
+        )
+
+
+class SOPNotFound(NotFound):
+    """No SOP revision is registered (or not the one asked for)."""
+
+    def __init__(self, org: str, detail: str = "") -> None:
+        self.org = org
+        super().__init__(
+            f"no SOP revision registered for organisation {org!r}{detail}; "
+            "register one with `humasflow init` or Office.establish()"
+        )
+
+
+class Refused(HumasflowError):
+    """The SOP does not allow this action now. Nothing was changed.
+
+    Attributes:
+        item_id: The content item acted on.
+        step: The key of the item's current step.
+        action: The action that was refused.
+    """
+
+    def __init__(self, message: str, *, item_id: str, step: str, action: str) -> None:
+        self.item_id = item_id
+        self.step = step
+        self.action = action
+        super().__init__(message)
+
+
+class NotAllowedNow(Refused):
+    """The action does not exist in the item's current step."""
+
+    def __init__(self, *, item_id: str, step: str, action: str, allowed: Sequence[str]) -> None:
+        self.allowed = tuple(allowed)
+        choices = ", ".join(self.allowed) or "nothing (the item is closed)"
+        super().__init__(
+            f"item {item_id!r} is at step {step!r}, where {action!r} is not possible; "
+            f"possible now: {choices}",
+            item_id=item_id,
+            step=step,
+            action=action,
+        )
+
+
+class RoleRequired(Refused):
+    """The actor does not hold the role the step requires."""
+
+    def __init__(
+        self, *, item_id: str, step: str, action: str, actor_id: str, role: str
+    ) -> None:
+        self.actor_id = actor_id
+        self.role = role
+        super().__init__(
+            f"{actor_id!r} cannot {action} item {item_id!r} at step {step!r}: "
+            f"the SOP gives this step to the role {role!r}; ask someone with that role",
+            item_id=item_id,
+            step=step,
+            action=action,
+        )
+
+
+class FourEyesRequired(Refused):
+    """The approver wrote (part of) the content they would approve."""
+
+    def __init__(self, *, item_id: str, step: str, action: str, actor_id: str) -> None:
+        self.actor_id = actor_id
+        super().__init__(
+            f"{actor_id!r} cannot {action} item {item_id!r}: they wrote its content, and the "
+            "SOP requires a second person to decide (four-eyes rule)",
+            item_id=item_id,
+            step=step,
+            action=action,
+        )
+
+
+class OutputMissing(Refused):
+    """The step's required output was not supplied."""
+
+    def __init__(
+        self, *, item_id: str, step: str, action: str, output: str, hint: str
+    ) -> None:
+        self.output = output
+        super().__init__(
+            f"step {step!r} of item {item_id!r} cannot {action} without its output "
+            f"{output!r}: {hint}",
+            item_id=item_id,
+            step=step,
+            action=action,
+        )
+
+
+class ApprovalStale(Refused):
+    """The content changed after the coordinator approved it."""
+
+    def __init__(self, *, item_id: str, step: str, action: str) -> None:
+        super().__init__(
+            f"item {item_id!r} cannot {action}: its concept or design changed after it was "
+            "approved; it needs the coordinator's approval again",
+            item_id=item_id,
+            step=step,
+            action=action,
+        )
+
+
+class ContentInvalid(Refused):
+    """The post breaks one or more target channels' rules."""
+
+    def __init__(
+        self, *, item_id: str, step: str, action: str, problems: Sequence[Problem]
+    ) -> None:
+        self.problems = tuple(problems)
+        lines = "; ".join(str(p) for p in self.problems)
+        super().__init__(
+            f"item {item_id!r} cannot {action}: the post breaks its channels' rules: {lines}",
+            item_id=item_id,
+            step=step,
+            action=action,
+        )
+
+
+class ConflictError(HumasflowError):
+    """Someone else changed the item between reading and writing it.
+
+    Nothing was written. Read the item again and retry the action if it still applies.
+    """
+
+    def __init__(self, item_id: str, expected_version: int) -> None:
+        self.item_id = item_id
+        self.expected_version = expected_version
+        super().__init__(
+            f"item {item_id!r} was changed by someone else (expected version "
+            f"{expected_version}); nothing was written: reload it and try again"
+        )
+
+
+class PublishError(HumasflowError):
+    """Publishing to one channel failed.
+
+    Attributes:
+        channel: The channel name.
+        retryable: Whether trying again later can help.
+    """
+
+    retryable = False
+
+    def __init__(self, message: str, *, channel: str = "") -> None:
+        self.channel = channel
+        super().__init__(message)
+
+
+class AuthenticationFailed(PublishError):
+    """The channel's credential was refused (expired, revoked). Not retried."""
+
+    def __init__(self, message: str, *, channel: str = "", credential: str = "") -> None:
+        self.credential = credential
+        super().__init__(message, channel=channel)
+
+
+class ContentRejected(PublishError):
+    """The platform refused the content itself. Not retried."""
+
+
+class RateLimited(PublishError):
+    """The platform throttled the request; retry after ``reset_at``."""
+
+    retryable = True
+
+    def __init__(
+        self, message: str, *, channel: str = "", reset_at: datetime | None = None
+    ) -> None:
+        self.reset_at = reset_at
+        super().__init__(message, channel=channel)
+
+
+class PlatformError(PublishError):
+    """A transient or server-side failure, safe to retry."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, channel: str = "", code: str | int | None = None) -> None:
+        self.code = code
+        super().__init__(message, channel=channel)
+
+
+class OutcomeUnknown(PublishError):
+    """The request may have reached the platform; never re-posted blindly."""
+
+
+class StorageError(HumasflowError):
+    """The store cannot be opened, read or migrated."""

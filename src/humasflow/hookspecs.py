@@ -1,0 +1,60 @@
+"""The whole plugin contract: hooks a plugin may implement.
+
+Registration hooks take a ``register`` callback; event hooks run after the action they
+report was committed, so a failing hook never undoes a recorded action.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from humasflow.models import ContentItem, Event, Publication
+    from humasflow.office import Office
+    from humasflow.sop import Step
+
+__all__ = ["hookimpl", "hookspec"]
+
+hookspec = pluggy.HookspecMarker("humasflow")
+hookimpl = pluggy.HookimplMarker("humasflow")
+
+
+@hookspec
+def register_publishers(register: Callable[..., None]) -> None:
+    """Register publishers: ``register(name, factory)``; factory(channel, context) → publisher."""
+
+
+@hookspec
+def item_created(office: Office, item: ContentItem, event: Event) -> None:
+    """A content item was created."""
+
+
+@hookspec
+def transition_done(office: Office, item: ContentItem, event: Event) -> None:
+    """An action on an item was recorded (``event.action``, from/to state)."""
+
+
+@hookspec
+def step_entered(office: Office, item: ContentItem, step: Step, at: dt.datetime) -> None:
+    """An item entered a step of the SOP."""
+
+
+@hookspec
+def standard_time_breached(
+    office: Office, item: ContentItem, step: Step, due_at: dt.datetime, now: dt.datetime
+) -> None:
+    """An item's current step ran past its standard time (reported once per breach)."""
+
+
+@hookspec
+def channel_published(office: Office, item: ContentItem, publication: Publication) -> None:
+    """One channel of an item was posted, or failed (``publication.state``)."""
+
+
+@hookspec
+def item_posted(office: Office, item: ContentItem, publications: dict[str, Any]) -> None:
+    """Every target channel of an item was posted; the item is done."""

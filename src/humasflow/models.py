@@ -1,0 +1,289 @@
+"""The data humasflow works on: attrs classes without I/O.
+
+Items are read from the store as snapshots; every change goes through
+:class:`~humasflow.office.Office`, which records it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+__all__ = [
+    "Actor",
+    "ChannelConfig",
+    "ContentItem",
+    "Event",
+    "Media",
+    "PostContent",
+    "Publication",
+]
+
+
+def _frozenset(value: Any) -> frozenset[str]:
+    return frozenset(value)
+
+
+def _tuple(value: Any) -> tuple[Any, ...]:
+    return tuple(value)
+
+
+@attrs.frozen
+class Media:
+    """A media file of a post: a local path or a URL, with its alt text.
+
+    Attributes:
+        source: A local file path or an ``http(s)://`` URL.
+        alt: The alternative text read by screen readers.
+        kind: ``"image"``, ``"video"`` or ``"gif"``; guessed from the name if empty.
+    """
+
+    source: str
+    alt: str = ""
+    kind: str = ""
+
+    @property
+    def is_url(self) -> bool:
+        """Whether the media is already at a URL."""
+        return self.source.startswith(("http://", "https://"))
+
+    def to_dict(self) -> dict[str, str]:
+        """Return the media as plain data."""
+        return {"source": self.source, "alt": self.alt, "kind": self.kind}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Media:
+        """Build media from :meth:`to_dict` data."""
+        return cls(source=data["source"], alt=data.get("alt", ""), kind=data.get("kind", ""))
+
+
+def _media_tuple(value: Any) -> tuple[Media, ...]:
+    return tuple(m if isinstance(m, Media) else Media(**m) if isinstance(m, dict) else Media(m)
+                 for m in value)
+
+
+@attrs.frozen
+class PostContent:
+    """What will be posted.
+
+    Attributes:
+        text: The post text (the concept, once settled).
+        media: The design media approved with the concept.
+        link: An optional link to share.
+        variants: Per-channel text that replaces ``text`` on that channel.
+        channels: The names of the target channels.
+    """
+
+    text: str = ""
+    media: tuple[Media, ...] = attrs.field(default=(), converter=_media_tuple)
+    link: str = ""
+    variants: Mapping[str, str] = attrs.field(factory=dict)
+    channels: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+
+    def text_for(self, channel: str) -> str:
+        """Return the text to post on ``channel``."""
+        return self.variants.get(channel, self.text)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the post as plain (JSON-able) data."""
+        return {
+            "text": self.text,
+            "media": [m.to_dict() for m in self.media],
+            "link": self.link,
+            "variants": dict(sorted(self.variants.items())),
+            "channels": list(self.channels),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PostContent:
+        """Build a post from :meth:`to_dict` data."""
+        return cls(
+            text=data.get("text", ""),
+            media=tuple(Media.from_dict(m) for m in data.get("media", ())),
+            link=data.get("link", ""),
+            variants=dict(data.get("variants", {})),
+            channels=tuple(data.get("channels", ())),
+        )
+
+    @property
+    def digest(self) -> str:
+        """A SHA-256 of everything the coordinator approves."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@attrs.frozen
+class Actor:
+    """A person who acts on items, with the roles they hold in one organisation."""
+
+    id: str
+    name: str
+    email: str = ""
+    roles: frozenset[str] = attrs.field(default=frozenset(), converter=_frozenset)
+    org: str = "default"
+
+    def has_role(self, role: str) -> bool:
+        """Whether the actor holds ``role``."""
+        return role in self.roles
+
+
+@attrs.frozen
+class ContentItem:
+    """A snapshot of one content item as stored.
+
+    Attributes:
+        id: The item's number.
+        org: The organisation it belongs to.
+        title: A short title for lists.
+        state: The key of the current step, ``"posted"`` or ``"cancelled"``.
+        version: Incremented by every recorded action (optimistic locking).
+        sop_revision: The SOP revision the item started under (pinned).
+        post: The content to be posted.
+        produced: The produced media (the production step's output).
+        outputs: The other step outputs (notes, approval answer, recheck result…).
+        authors: Who wrote the concept or design (for the four-eyes rule).
+        approved_digest: The :attr:`PostContent.digest` the coordinator approved.
+        assignee: The staff member responsible.
+        created_by: Who created the item.
+        created_at: When it was created.
+        step_started_at: When the current step started.
+        due_at: When the current step's standard time runs out.
+    """
+
+    id: int
+    org: str
+    title: str
+    state: str
+    version: int
+    sop_revision: int
+    post: PostContent
+    produced: tuple[Media, ...] = attrs.field(default=(), converter=_media_tuple)
+    outputs: Mapping[str, Any] = attrs.field(factory=dict)
+    authors: frozenset[str] = attrs.field(default=frozenset(), converter=_frozenset)
+    approved_digest: str | None = None
+    assignee: str | None = None
+    created_by: str = ""
+    created_at: dt.datetime | None = None
+    step_started_at: dt.datetime | None = None
+    due_at: dt.datetime | None = None
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the item still moves through the SOP."""
+        return self.state not in ("posted", "cancelled")
+
+    @property
+    def is_approved(self) -> bool:
+        """Whether the current content is the content that was approved."""
+        return self.approved_digest is not None and self.approved_digest == self.post.digest
+
+    def is_overdue(self, now: dt.datetime) -> bool:
+        """Whether the current step has run past its standard time at ``now``."""
+        return self.is_open and self.due_at is not None and now > self.due_at
+
+    @property
+    def media_to_post(self) -> tuple[Media, ...]:
+        """The produced media if any, else the approved design media."""
+        return self.produced or self.post.media
+
+
+@attrs.frozen
+class Event:
+    """One entry of the append-only, hash-chained record.
+
+    Attributes:
+        stream: ``"item:<id>"`` for an item's history, ``"org"`` for the organisation's.
+        seq: The position in the stream, from 1.
+        at: When it happened (UTC).
+        actor: Who did it.
+        action: What was done (``create``, ``complete``, ``approve``, ``reject``…).
+        from_state: The step before.
+        to_state: The step after.
+        note: A reason, finding or answer, if any.
+        data: Other facts (outputs supplied, channel results…).
+        prev_hash: The hash of the previous event in the stream.
+        hash: This event's hash.
+    """
+
+    org: str
+    stream: str
+    seq: int
+    at: dt.datetime
+    actor: str
+    action: str
+    from_state: str | None = None
+    to_state: str | None = None
+    note: str = ""
+    data: Mapping[str, Any] = attrs.field(factory=dict)
+    prev_hash: str = ""
+    hash: str = ""
+
+    def body(self) -> dict[str, Any]:
+        """Return the fields the hash covers, as plain data."""
+        return {
+            "org": self.org,
+            "stream": self.stream,
+            "seq": self.seq,
+            "at": _utc_iso(self.at),
+            "actor": self.actor,
+            "action": self.action,
+            "from_state": self.from_state,
+            "to_state": self.to_state,
+            "note": self.note,
+            "data": self.data,
+            "prev_hash": self.prev_hash,
+        }
+
+    def compute_hash(self) -> str:
+        """Return the SHA-256 of :meth:`body` in canonical JSON."""
+        blob = json.dumps(self.body(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def sealed(self) -> Event:
+        """Return a copy with :attr:`hash` filled in."""
+        return attrs.evolve(self, hash=self.compute_hash())
+
+
+@attrs.frozen
+class ChannelConfig:
+    """A target channel: a name bound to a publisher, its settings and credentials.
+
+    Attributes:
+        name: The channel's name, e.g. ``"instagram"`` or ``"outbox"``.
+        publisher: The registered publisher's name.
+        settings: Publisher settings (page id, folder, API version…).
+        credentials: Credential name → the environment variable that holds it.
+            Only variable names are stored, never values.
+    """
+
+    name: str
+    publisher: str
+    settings: Mapping[str, Any] = attrs.field(factory=dict)
+    credentials: Mapping[str, str] = attrs.field(factory=dict)
+    org: str = "default"
+
+
+@attrs.frozen
+class Publication:
+    """The outcome of posting one item to one channel."""
+
+    item_id: int
+    channel: str
+    state: str
+    attempts: int = 0
+    platform_id: str | None = None
+    url: str | None = None
+    error_class: str | None = None
+    error_message: str | None = None
+    updated_at: dt.datetime | None = None
+
+
+def _utc_iso(value: dt.datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc).isoformat(timespec="microseconds")

@@ -1,0 +1,701 @@
+"""The office: one organisation's view of a store, and every action on its items.
+
+>>> import humasflow
+>>> office = humasflow.open(":memory:")            # doctest: +SKIP
+
+Every method is scoped to the office's organisation: items, actors, SOP revisions and
+channels of another organisation are invisible to it. Every action runs the SOP's
+state machine on a snapshot of the item, then records the move in one transaction
+(item update with an optimistic version check + hash-chained event); hooks run after the
+commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import IO, Any
+
+import attrs
+import requests
+
+from humasflow import audit, plugins
+from humasflow.clock import Clock, system_clock
+from humasflow.errors import (
+    ActorNotFound,
+    ConfigurationError,
+    ContentInvalid,
+    CredentialMissing,
+    HumasflowError,
+    ItemNotFound,
+    OutcomeUnknown,
+    PublishError,
+    RoleRequired,
+    SOPNotFound,
+)
+from humasflow.evaluation import Breach, StepRun, timeline
+from humasflow.models import (
+    Actor,
+    ChannelConfig,
+    ContentItem,
+    Event,
+    Media,
+    PostContent,
+    Publication,
+)
+from humasflow.publishing.contract import Post, Problem, PublisherContext
+from humasflow.sop import SOP, bundled_sop, from_data
+from humasflow.storage.store import Store
+from humasflow.workflow import Engine, Move
+
+__all__ = ["DEFAULT_ORG", "Office", "PostReport", "open"]
+
+DEFAULT_ORG = "default"
+log = logging.getLogger("humasflow")
+
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def _engine_for(sop: SOP, revision: int) -> Engine:
+    key = f"{sop.digest}:{revision}"
+    with _engines_lock:
+        engine = _engines.get(key)
+        if engine is None:
+            engine = _engines[key] = Engine(sop, revision)
+        return engine
+
+
+@attrs.frozen
+class PostReport:
+    """What :meth:`Office.post` did, channel by channel."""
+
+    item: ContentItem
+    publications: Mapping[str, Publication]
+
+    @property
+    def done(self) -> bool:
+        """Whether every target channel is posted (the item is closed)."""
+        return self.item.state == "posted"
+
+    @property
+    def failed(self) -> list[str]:
+        """The channels that are not posted."""
+        return [c for c, p in self.publications.items() if p.state != "posted"]
+
+
+class Office:
+    """One organisation's PR office over a :class:`~humasflow.storage.store.Store`.
+
+    Args:
+        store: The store.
+        org: The organisation (faculty or unit) id; created if new.
+        clock: Returns the current time (aware, UTC). Tests pass a steerable clock.
+        environ: Where channel credentials are read from (default ``os.environ``).
+        session_factory: Makes the HTTP session handed to publishers.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        org: str = DEFAULT_ORG,
+        *,
+        clock: Clock = system_clock,
+        environ: Mapping[str, str] | None = None,
+        session_factory: Callable[[], requests.Session] = requests.Session,
+    ) -> None:
+        self.store = store
+        self.org = org
+        self.clock = clock
+        self.environ = os.environ if environ is None else environ
+        self.session_factory = session_factory
+        self._revisions: dict[int, SOP] = {}
+        store.ensure_org(org)
+        plugins.load_plugins()
+
+    def __repr__(self) -> str:
+        return f"<Office org={self.org!r} store={self.store.engine.url!r}>"
+
+    def _now(self) -> dt.datetime:
+        now = self.clock()
+        if now.tzinfo is None:
+            raise ValueError("the clock returned a naive datetime; return an aware UTC one")
+        return now.astimezone(dt.timezone.utc)
+
+    # -- the SOP (step 1: establishment) ----------------------------------------------------
+
+    def establish(
+        self,
+        sop: SOP | None = None,
+        *,
+        by: str | None = None,
+        effective: dt.date | dt.datetime | None = None,
+    ) -> int:
+        """Register a revision of the SOP (step 1); return its revision id.
+
+        Args:
+            sop: The definition (default: the bundled FISIP UB SOP).
+            by: Who established it (default: the approver named in the document).
+            effective: From when it applies (default: the document's effective date).
+        """
+        sop = sop or bundled_sop()
+        by = by or sop.header.approved_by_name or "unknown"
+        effective = effective or sop.header.effective
+        if not isinstance(effective, dt.datetime):
+            effective = dt.datetime.combine(effective, dt.time(), tzinfo=dt.timezone.utc)
+        now = self._now()
+        data = _jsonable(sop.data)
+        with self.store.writing() as conn:
+            rev = self.store.add_sop_revision(conn, {
+                "org": self.org, "number": sop.header.number, "title": sop.header.title.id,
+                "definition": data, "digest": sop.digest, "established_by": by,
+                "established_at": now, "effective_from": effective})
+            self.store.append_org_event(conn, Event(
+                org=self.org, stream="org", seq=0, at=now, actor=by, action="establish",
+                data={"revision": rev, "number": sop.header.number, "digest": sop.digest,
+                      "effective": effective.isoformat()}))
+        return rev
+
+    def sop(self, revision: int | None = None) -> SOP:
+        """The SOP of a revision (default: the one new items start under now)."""
+        rev = revision if revision is not None else self.current_revision()
+        if rev not in self._revisions:
+            row = self.store.sop_revision(rev)
+            if row is None or row["org"] != self.org:
+                raise SOPNotFound(self.org, f" (revision {rev})")
+            self._revisions[rev] = from_data(row["definition"], source=f"revision {rev}")
+        return self._revisions[rev]
+
+    def current_revision(self) -> int:
+        """The id of the latest revision already in effect."""
+        now = self._now()
+        revisions = [r for r in self.store.sop_revisions(self.org) if r["effective_from"] <= now]
+        if not revisions:
+            raise SOPNotFound(self.org, " that is in effect now")
+        return int(revisions[-1]["id"])
+
+    def revisions(self) -> list[Mapping[str, Any]]:
+        """Every registered revision (id, number, digest, established_by, effective_from…)."""
+        return [{k: v for k, v in r.items() if k != "definition"}
+                for r in self.store.sop_revisions(self.org)]
+
+    def engine(self, revision: int) -> Engine:
+        """The state machine of a revision."""
+        return _engine_for(self.sop(revision), revision)
+
+    # -- actors and channels ------------------------------------------------------------------
+
+    def add_actor(
+        self, actor_id: str, name: str, *, email: str = "", roles: Iterable[str] = (),
+        by: str = "admin",
+    ) -> Actor:
+        """Add an actor to the organisation, or replace their name, email and roles."""
+        actor = Actor(id=actor_id, name=name, email=email, roles=frozenset(roles), org=self.org)
+        if not actor_id.strip():
+            raise ValueError("actor_id is empty: give the actor a stable id (e.g. a username)")
+        with self.store.writing() as conn:
+            self.store.put_actor(conn, actor)
+            self.store.append_org_event(conn, Event(
+                org=self.org, stream="org", seq=0, at=self._now(), actor=by,
+                action="actor", data={"id": actor.id, "name": name, "email": email,
+                                      "roles": sorted(actor.roles)}))
+        return actor
+
+    def actor(self, actor: str | Actor) -> Actor:
+        """The stored actor (roles as the store holds them, not as the caller says).
+
+        Raises:
+            ActorNotFound: No such actor in this organisation.
+        """
+        actor_id = actor.id if isinstance(actor, Actor) else actor
+        found = self.store.actor(self.org, actor_id)
+        if found is None:
+            raise ActorNotFound(actor_id, self.org)
+        return found
+
+    def actors(self) -> list[Actor]:
+        """Every actor of the organisation."""
+        return self.store.actors(self.org)
+
+    def add_channel(
+        self,
+        name: str,
+        publisher: str,
+        *,
+        settings: Mapping[str, Any] | None = None,
+        credentials: Mapping[str, str] | None = None,
+        by: str = "admin",
+    ) -> ChannelConfig:
+        """Configure a target channel.
+
+        Args:
+            name: The channel's name, used in posts' ``channels``.
+            publisher: A registered publisher (``outbox``, or a plugin's).
+            settings: The publisher's settings.
+            credentials: Credential name → environment variable name. Values are read
+                from the environment when posting and never stored.
+
+        Raises:
+            ConfigurationError: The publisher is not registered.
+        """
+        factories = plugins.publisher_factories()
+        if publisher not in factories:
+            raise ConfigurationError(
+                f"channel {name!r}: no publisher named {publisher!r} is installed; "
+                f"installed: {', '.join(sorted(factories))}")
+        for key, var in (credentials or {}).items():
+            if not var or not var.replace("_", "").isalnum() or not var[0].isalpha():
+                raise ConfigurationError(
+                    f"channel {name!r}: credential {key!r} must name an environment variable "
+                    f"(like X_ACCESS_TOKEN), got {var!r}; never put the secret itself here")
+        channel = ChannelConfig(name=name, publisher=publisher, settings=dict(settings or {}),
+                                credentials=dict(credentials or {}), org=self.org)
+        with self.store.writing() as conn:
+            self.store.put_channel(conn, channel)
+            self.store.append_org_event(conn, Event(
+                org=self.org, stream="org", seq=0, at=self._now(), actor=by, action="channel",
+                data={"name": name, "publisher": publisher, "settings": dict(channel.settings),
+                      "credentials": sorted(channel.credentials)}))
+        return channel
+
+    def channels(self) -> dict[str, ChannelConfig]:
+        """The organisation's channels by name."""
+        return self.store.channels(self.org)
+
+    # -- items --------------------------------------------------------------------------------
+
+    def new_item(
+        self,
+        title: str,
+        *,
+        by: str | Actor,
+        text: str = "",
+        media: Sequence[Media | str] = (),
+        link: str = "",
+        variants: Mapping[str, str] | None = None,
+        channels: Sequence[str] | None = None,
+        assignee: str | None = None,
+    ) -> ContentItem:
+        """Create a content item at the SOP's first content step.
+
+        Args:
+            title: A short title for lists.
+            by: The creating actor; must hold the first step's role.
+            text, media, link, variants: A first draft of the post (optional).
+            channels: Target channels (default: every configured channel).
+            assignee: The staff member responsible (default: ``by``).
+        """
+        actor = self.actor(by)
+        if not title.strip():
+            raise ValueError("title is empty: give the item a short title")
+        rev = self.current_revision()
+        engine = self.engine(rev)
+        first = engine.sop.lifecycle[0]
+        assert first.actor is not None
+        if not actor.has_role(first.actor):
+            raise RoleRequired(item_id="(new)", step=first.key, action="create",
+                               actor_id=actor.id, role=first.actor)
+        if channels is None:
+            channels = list(self.channels())
+        else:
+            self._check_channels(channels)
+        post = PostContent(text=text.strip(), media=tuple(media), link=link,
+                           variants=dict(variants or {}), channels=tuple(channels))
+        now = self._now()
+        authors = frozenset({actor.id}) if (text or media) else frozenset()
+        item = ContentItem(
+            id=0, org=self.org, title=title.strip(), state=first.key, version=1,
+            sop_revision=rev, post=post, authors=authors, assignee=assignee or actor.id,
+            created_by=actor.id, created_at=now, step_started_at=now,
+            due_at=now + first.standard_time if first.standard_time else None)
+        event = Event(org=self.org, stream="", seq=1, at=now, actor=actor.id, action="create",
+                      to_state=first.key,
+                      data={"title": item.title, "revision": rev, "post": post.to_dict()})
+        with self.store.writing() as conn:
+            new_id, sealed = self.store.create_item(conn, item, event)
+        item = attrs.evolve(item, id=new_id)
+        self._hook("item_created", item=item, event=sealed)
+        self._hook("step_entered", item=item, step=first, at=now)
+        return item
+
+    def _check_channels(self, channels: Sequence[str]) -> None:
+        known = self.channels()
+        for name in channels:
+            if name not in known:
+                raise ConfigurationError(
+                    f"no channel named {name!r} in organisation {self.org!r}; configured: "
+                    f"{', '.join(sorted(known)) or 'none'} (add one with add_channel())")
+
+    def item(self, item_id: int, *, by: str | Actor | None = None) -> ContentItem:
+        """One item of the organisation.
+
+        Args:
+            item_id: The item's number.
+            by: If given, the reading actor must belong to the organisation.
+
+        Raises:
+            ItemNotFound: No such item here (items of other organisations included).
+            ActorNotFound: ``by`` is not an actor of this organisation.
+        """
+        if by is not None:
+            self.actor(by)
+        found = self.store.item(self.org, int(item_id))
+        if found is None:
+            raise ItemNotFound(str(item_id), self.org)
+        return found
+
+    def items(
+        self,
+        *,
+        state: str | Sequence[str] | None = None,
+        overdue: bool = False,
+        assignee: str | None = None,
+        by: str | Actor | None = None,
+        limit: int | None = None,
+    ) -> list[ContentItem]:
+        """The organisation's items, newest first.
+
+        Args:
+            state: Only items at this step (or these steps); ``"open"`` for every open one.
+            overdue: Only items whose current step is past its standard time now.
+            assignee: Only items this actor is responsible for.
+            by: If given, the reading actor must belong to the organisation.
+            limit: At most this many.
+        """
+        if by is not None:
+            self.actor(by)
+        states: list[str] = []
+        if state == "open":
+            states = sorted({s.key for rev in self.store.sop_revisions(self.org)
+                             for s in self.sop(int(rev["id"])).lifecycle})
+        elif isinstance(state, str):
+            states = [state]
+        elif state is not None:
+            states = list(state)
+        return self.store.items(self.org, states=states, assignee=assignee,
+                                overdue_at=self._now() if overdue else None, limit=limit)
+
+    def assign(self, item_id: int, assignee: str, *, by: str | Actor) -> ContentItem:
+        """Make ``assignee`` responsible for the item."""
+        self.actor(by)
+        self.actor(assignee)
+        self.item(item_id)
+        self.store.set_assignee(self.org, int(item_id), assignee)
+        return self.item(item_id)
+
+    # -- actions ------------------------------------------------------------------------------
+
+    def allowed(self, item_id: int) -> list[str]:
+        """The actions possible on the item now."""
+        item = self.item(item_id)
+        return self.engine(item.sop_revision).allowed(item.state)
+
+    def act(
+        self,
+        item_id: int,
+        action: str,
+        *,
+        by: str | Actor,
+        note: str = "",
+        expected_version: int | None = None,
+        **payload: Any,
+    ) -> ContentItem:
+        """Run one action of the SOP on an item and record it.
+
+        Args:
+            item_id: The item's number.
+            action: ``complete``, ``approve``, ``reject``, ``pass``, ``rework``,
+                ``revise`` or ``cancel``.
+            by: The acting actor (their roles are read from the store).
+            note: The reason (reject, cancel), answer (approve) or findings (rework).
+            expected_version: The version the caller last saw; a different stored
+                version raises :class:`ConflictError` (for forms in web apps).
+            **payload: The step's output: ``text``, ``notes``, ``media``, ``link``…
+
+        Returns:
+            The item as recorded.
+
+        Raises:
+            Refused: A subclass saying why the SOP does not allow it.
+            ConflictError: The item changed meanwhile; nothing was written.
+        """
+        actor = self.actor(by)
+        found = self.store.item_with_head(self.org, int(item_id))
+        if found is None:
+            raise ItemNotFound(str(item_id), self.org)
+        item, head = found
+        if expected_version is not None and expected_version != item.version:
+            from humasflow.errors import ConflictError
+
+            raise ConflictError(str(item.id), expected_version)
+        engine = self.engine(item.sop_revision)
+        validate = self._validator() if action in ("complete", "approve") else None
+        move = engine.run(item, action, actor, note=note, payload=payload, validate=validate)
+        return self._record(engine, item, head, move, actor)
+
+    def _record(self, engine: Engine, before: ContentItem, head: str, move: Move,
+                actor: Actor, extra: Mapping[str, Any] | None = None) -> ContentItem:
+        now = self._now()
+        new_step = move.to_state != move.from_state
+        item = move.item
+        step = engine.step(move.to_state)
+        if new_step:
+            standard = step.standard_time if step else None
+            item = attrs.evolve(item, step_started_at=now,
+                                due_at=now + standard if standard else None)
+        data = dict(move.data)
+        if extra:
+            data.update(extra)
+        event = Event(org=self.org, stream="", seq=0, at=now, actor=actor.id,
+                      action=move.action, from_state=move.from_state, to_state=move.to_state,
+                      note=move.note, data=_jsonable(data))
+        with self.store.writing() as conn:
+            sealed = self.store.apply(conn, item, before.version, head, event, new_step=new_step)
+        item = attrs.evolve(item, version=sealed.seq)
+        self._hook("transition_done", item=item, event=sealed)
+        if new_step and step is not None:
+            self._hook("step_entered", item=item, step=step, at=now)
+        return item
+
+    def complete(self, item_id: int, *, by: str | Actor, note: str = "",
+                 **payload: Any) -> ContentItem:
+        """Complete the item's current step with its output (see :meth:`act`)."""
+        return self.act(item_id, "complete", by=by, note=note, **payload)
+
+    def approve(self, item_id: int, *, by: str | Actor, answer: str = "") -> ContentItem:
+        """Approve the concept as it stands now (coordinator; not its author)."""
+        return self.act(item_id, "approve", by=by, note=answer)
+
+    def reject(self, item_id: int, *, by: str | Actor, reason: str) -> ContentItem:
+        """Reject the concept with a reason; it returns to the step the SOP names."""
+        return self.act(item_id, "reject", by=by, note=reason)
+
+    def pass_recheck(self, item_id: int, *, by: str | Actor, note: str = "") -> ContentItem:
+        """Record a passed recheck of the produced content."""
+        return self.act(item_id, "pass", by=by, note=note)
+
+    def rework(self, item_id: int, *, by: str | Actor, findings: str) -> ContentItem:
+        """Record a failed recheck with findings; it returns to production."""
+        return self.act(item_id, "rework", by=by, note=findings)
+
+    def revise(self, item_id: int, *, by: str | Actor, note: str = "",
+               **changes: Any) -> ContentItem:
+        """Change the concept or design; after approval this asks for approval again."""
+        return self.act(item_id, "revise", by=by, note=note, **changes)
+
+    def cancel(self, item_id: int, *, by: str | Actor, reason: str) -> ContentItem:
+        """Cancel an item that is not posted yet, with a reason."""
+        return self.act(item_id, "cancel", by=by, note=reason)
+
+    # -- publishing ---------------------------------------------------------------------------
+
+    def _publisher(self, channel: ChannelConfig) -> Any:
+        factories = plugins.publisher_factories()
+        factory = factories.get(channel.publisher)
+        if factory is None:
+            raise ConfigurationError(
+                f"channel {channel.name!r} uses the publisher {channel.publisher!r}, which is "
+                f"not installed; installed: {', '.join(sorted(factories))}")
+        credentials = {}
+        for key, var in channel.credentials.items():
+            value = self.environ.get(var)
+            if not value:
+                raise CredentialMissing(channel.name, var)
+            credentials[key] = value
+        context = PublisherContext(credentials=credentials, session=self.session_factory(),
+                                   clock=self.clock)
+        return factory(channel, context)
+
+    def post_for(self, item: ContentItem, channel: str) -> Post:
+        """The post as ``channel`` receives it."""
+        return Post(item_id=item.id, channel=channel, title=item.title,
+                    text=item.post.text_for(channel), media=item.media_to_post,
+                    link=item.post.link)
+
+    def validate(self, item: ContentItem, post: PostContent | None = None) -> list[Problem]:
+        """Check the item's post against every target channel's publisher."""
+        return self._validator()(item, post or item.post)
+
+    def _validator(self) -> Callable[[ContentItem, PostContent], list[Problem]]:
+        def validate(item: ContentItem, post: PostContent) -> list[Problem]:
+            problems: list[Problem] = []
+            if not post.channels:
+                return [Problem("-", "channels", "required", "the post has no target channel")]
+            configured = self.channels()
+            probe = attrs.evolve(item, post=post)
+            for name in post.channels:
+                channel = configured.get(name)
+                if channel is None:
+                    problems.append(Problem(name, "channels", "configured",
+                                            f"no channel named {name!r} is configured"))
+                    continue
+                publisher = self._publisher(channel)
+                problems.extend(publisher.validate(self.post_for(probe, name)))
+            return problems
+        return validate
+
+    def post(self, item_id: int, *, by: str | Actor) -> PostReport:
+        """Post the item to every target channel that is not posted yet (the last step).
+
+        Each channel's attempt is recorded *in flight* before the platform call and
+        completed after it. When every channel is posted the item is closed; otherwise
+        it stays at the posting step and a later call retries only the others.
+
+        Raises:
+            Refused: Not at the posting step, wrong role, approval stale, or the post
+                breaks a channel's rules.
+        """
+        actor = self.actor(by)
+        found = self.store.item_with_head(self.org, int(item_id))
+        if found is None:
+            raise ItemNotFound(str(item_id), self.org)
+        item, head = found
+        engine = self.engine(item.sop_revision)
+        # Dry run: role, step and fresh approval are checked before anything is sent.
+        move = engine.run(item, "complete", actor)
+        problems = self.validate(item)
+        if problems:
+            raise ContentInvalid(item_id=str(item.id), step=item.state, action="post",
+                                 problems=problems)
+        channels = self.channels()
+        pubs = self.store.publications(self.org, item.id)
+        for name in item.post.channels:
+            previous = pubs.get(name)
+            if previous is not None and previous.state in ("posted", "in_flight", "unknown"):
+                continue
+            pubs[name] = self._post_one(item, channels[name], previous)
+        if all(pubs[name].state == "posted" for name in item.post.channels):
+            results = {n: {"id": p.platform_id, "url": p.url} for n, p in pubs.items()}
+            item = self._record(engine, item, head, move, actor, {"channels": results})
+            self._hook("item_posted", item=item, publications=pubs)
+        return PostReport(item=item, publications=pubs)
+
+    def _post_one(self, item: ContentItem, channel: ChannelConfig,
+                  previous: Publication | None) -> Publication:
+        attempts = (previous.attempts if previous else 0) + 1
+        pub = Publication(item_id=item.id, channel=channel.name, state="in_flight",
+                          attempts=attempts, updated_at=self._now())
+        self.store.put_publication(self.org, pub)
+        try:
+            receipt = self._publisher(channel).publish(self.post_for(item, channel.name))
+        except OutcomeUnknown as exc:
+            pub = attrs.evolve(pub, state="unknown", error_class=type(exc).__name__,
+                               error_message=str(exc))
+        except (PublishError, HumasflowError) as exc:
+            pub = attrs.evolve(pub, state="failed", error_class=type(exc).__name__,
+                               error_message=str(exc))
+        except Exception as exc:  # noqa: BLE001 - a crash after sending may have posted
+            pub = attrs.evolve(pub, state="unknown", error_class=type(exc).__name__,
+                               error_message=f"{exc}; check the channel before posting again")
+        else:
+            pub = attrs.evolve(pub, state="posted", platform_id=receipt.platform_id,
+                               url=receipt.url)
+        pub = attrs.evolve(pub, updated_at=self._now())
+        self.store.put_publication(self.org, pub)
+        self._hook("channel_published", item=item, publication=pub)
+        return pub
+
+    def publications(self, item_id: int) -> dict[str, Publication]:
+        """Each target channel's outcome for the item."""
+        self.item(item_id)
+        return self.store.publications(self.org, int(item_id))
+
+    # -- records, standard times ------------------------------------------------------------
+
+    def history(self, item_id: int) -> list[Event]:
+        """The item's events, oldest first."""
+        self.item(item_id)
+        return list(self.store.events(self.org, f"item:{int(item_id)}"))
+
+    def timeline(self, item_id: int) -> list[StepRun]:
+        """Each step visit of the item with its start, end and standard time."""
+        item = self.item(item_id)
+        return timeline(self.sop(item.sop_revision), self.history(item_id))
+
+    def overdue(self, now: dt.datetime | None = None) -> list[Breach]:
+        """The open items whose current step is past its standard time."""
+        now = now or self._now()
+        breaches = []
+        for item in self.store.items(self.org, overdue_at=now):
+            assert item.due_at is not None
+            breaches.append(Breach(item=item, step=item.state, due_at=item.due_at,
+                                   late_by=now - item.due_at))
+        return sorted(breaches, key=lambda b: b.due_at)
+
+    def check_sla(self, now: dt.datetime | None = None) -> list[Breach]:
+        """Fire ``standard_time_breached`` once for each new breach; return them.
+
+        Call it from a scheduler (cron, a worker loop); it starts no thread.
+        """
+        now = now or self._now()
+        fired = []
+        for breach in self.overdue(now):
+            if self.store.mark_breach(self.org, breach.item.id, breach.item.version):
+                step = self.sop(breach.item.sop_revision).step(breach.step)
+                self._hook("standard_time_breached", item=breach.item, step=step,
+                           due_at=breach.due_at, now=now)
+                fired.append(breach)
+        return fired
+
+    def verify(self) -> audit.AuditReport:
+        """Check that no event of this organisation was edited, deleted or reordered."""
+        return audit.verify(self.store.events(self.org), self.store.heads(self.org))
+
+    def export(self, out: IO[str], *, format: str = "jsonl",
+               item_id: int | None = None) -> int:
+        """Write the record (every event, or one item's) as ``jsonl`` or ``csv``."""
+        stream = None if item_id is None else f"item:{int(item_id)}"
+        events = self.store.events(self.org, stream)
+        if format == "jsonl":
+            return audit.export_jsonl(events, out)
+        if format == "csv":
+            return audit.export_csv(events, out)
+        raise ValueError(f"format is {format!r}; use 'jsonl' or 'csv'")
+
+    # -- hooks ----------------------------------------------------------------------------------
+
+    def _hook(self, name: str, **kwargs: Any) -> None:
+        try:
+            getattr(plugins.pm.hook, name)(office=self, **kwargs)
+        except Exception:
+            # The action is already committed; a failing hook must not look like a
+            # failed action. It is logged with its traceback instead.
+            log.exception("a humasflow plugin failed in hook %s", name)
+
+
+def open(  # noqa: A001 - mirrors the built-in for a familiar humasflow.open(...)
+    target: str = "humasflow.db",
+    *,
+    org: str = DEFAULT_ORG,
+    clock: Clock = system_clock,
+    environ: Mapping[str, str] | None = None,
+    establish: bool = True,
+) -> Office:
+    """Open (creating and migrating if needed) a store and return an organisation's office.
+
+    Args:
+        target: A SQLite file path, or a URL such as ``postgresql://host/db``.
+        org: The organisation id (default ``"default"``).
+        clock: The clock.
+        environ: Where channel credentials come from.
+        establish: Register the bundled SOP if the organisation has none yet.
+    """
+    office = Office(Store(target), org, clock=clock, environ=environ)
+    if establish and not office.store.sop_revisions(org):
+        office.establish()
+    return office
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (dt.date, dt.datetime, dt.time)):
+        return value.isoformat()
+    if isinstance(value, Media):
+        return value.to_dict()
+    return value

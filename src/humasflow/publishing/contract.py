@@ -1,0 +1,121 @@
+"""The publisher contract: what a publisher plugin must provide.
+
+A plugin registers a *factory* through the ``register_publishers`` hook::
+
+    @hookimpl
+    def register_publishers(register):
+        register("mastodon", MastodonPublisher)
+
+The factory is called as ``factory(channel, context)`` with the
+:class:`~humasflow.models.ChannelConfig` and a :class:`PublisherContext`, and returns an
+object with these methods:
+
+``validate(post) -> list[Problem]``
+    Check the post against the platform's rules without any network call. An empty
+    list means it can be posted.
+``publish(post) -> Receipt``
+    Post it and return the platform's id and public URL. Raise a subclass of
+    :class:`~humasflow.errors.PublishError`: ``AuthenticationFailed`` (credential
+    refused), ``ContentRejected`` (the platform refused the content), ``RateLimited``
+    (with ``reset_at``), ``PlatformError`` (transient/server) or ``OutcomeUnknown``
+    (the request may have reached the platform). Any other exception is treated as an
+    unknown outcome.
+``check() -> None``
+    Verify the credentials without posting; raise ``AuthenticationFailed`` if refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
+
+import attrs
+import requests
+
+from humasflow.clock import Clock, system_clock
+from humasflow.models import Media
+
+__all__ = ["Post", "Problem", "Publisher", "PublisherContext", "Receipt"]
+
+
+@attrs.frozen
+class Problem:
+    """One reason a post cannot go to a channel.
+
+    Attributes:
+        channel: The channel name.
+        field: The part of the post (``text``, ``media[0]``, ``link``…).
+        rule: A short rule name (``max_length``, ``file_exists``…).
+        message: What is wrong, in words.
+        limit: The allowed limit, where there is one.
+        actual: The value found.
+    """
+
+    channel: str
+    field: str
+    rule: str
+    message: str
+    limit: Any = None
+    actual: Any = None
+
+    def __str__(self) -> str:
+        return f"{self.channel}: {self.field}: {self.message}"
+
+
+@attrs.frozen
+class Receipt:
+    """What a platform answered to a successful post."""
+
+    platform_id: str
+    url: str = ""
+
+
+@attrs.frozen
+class Post:
+    """One item's post as one channel receives it.
+
+    Attributes:
+        item_id: The content item's number.
+        channel: The channel name.
+        title: The item's title.
+        text: The text for this channel (its variant, if any).
+        media: The media to attach (produced media, else the design).
+        link: A link to share, if any.
+    """
+
+    item_id: int
+    channel: str
+    title: str
+    text: str
+    media: tuple[Media, ...] = ()
+    link: str = ""
+
+
+@attrs.frozen
+class PublisherContext:
+    """What the core hands a publisher factory: its I/O and secrets.
+
+    Attributes:
+        credentials: Credential name → value, read from the environment variables the
+            channel names. Never stored, logged or shown.
+        session: The HTTP session to use (tests swap the wire through it).
+        clock: The clock.
+    """
+
+    credentials: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+    session: requests.Session = attrs.field(factory=requests.Session, repr=False)
+    clock: Clock = system_clock
+
+
+@runtime_checkable
+class Publisher(Protocol):
+    """The methods every publisher has."""
+
+    def validate(self, post: Post) -> list[Problem]:
+        """Return the problems that stop ``post`` from going to this channel."""
+
+    def publish(self, post: Post) -> Receipt:
+        """Post it; return the platform's id and URL, or raise a PublishError."""
+
+    def check(self) -> None:
+        """Verify the credentials without posting."""

@@ -1,0 +1,82 @@
+"""The outbox publisher: posts into a local folder. The embedded default.
+
+Each post becomes a folder ``<path>/item-<id>-<channel>/`` holding ``post.json`` and
+copies of its local media files. It needs no credentials and no network, so a PR office
+can try humasflow, and a deployment can hand posts to another system, safely.
+
+Settings: ``path`` (default ``"outbox"``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from humasflow.errors import ContentRejected
+from humasflow.hookspecs import hookimpl
+from humasflow.models import ChannelConfig
+from humasflow.publishing.contract import Post, Problem, PublisherContext, Receipt
+
+__all__ = ["OutboxPublisher"]
+
+
+class OutboxPublisher:
+    """Writes each post as JSON, with its media, into a local folder."""
+
+    def __init__(self, channel: ChannelConfig, context: PublisherContext) -> None:
+        self.channel = channel.name
+        self.path = Path(str(channel.settings.get("path", "outbox")))
+        self.clock = context.clock
+
+    def validate(self, post: Post) -> list[Problem]:
+        """Require text or media, and that every local media file exists."""
+        problems = []
+        if not post.text and not post.media:
+            problems.append(Problem(self.channel, "text", "required",
+                                    "the post has neither text nor media"))
+        for i, media in enumerate(post.media):
+            if not media.is_url and not Path(media.source).is_file():
+                problems.append(Problem(self.channel, f"media[{i}]", "file_exists",
+                                        f"no file at {media.source!r}", actual=media.source))
+        return problems
+
+    def publish(self, post: Post) -> Receipt:
+        """Write the post; the folder's name is the platform id."""
+        name = f"item-{post.item_id}-{post.channel}"
+        folder = self.path / name
+        tmp = self.path / f".{name}.tmp"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        media: list[dict[str, Any]] = []
+        for i, m in enumerate(post.media):
+            entry = m.to_dict()
+            if not m.is_url:
+                source = Path(m.source)
+                if not source.is_file():
+                    raise ContentRejected(f"media file {m.source!r} is gone", channel=self.channel)
+                target = f"{i:02d}-{source.name}"
+                shutil.copyfile(source, tmp / target)
+                entry["file"] = target
+            media.append(entry)
+        body = {"item": post.item_id, "channel": post.channel, "title": post.title,
+                "text": post.text, "link": post.link, "media": media,
+                "posted_at": self.clock().isoformat()}
+        (tmp / "post.json").write_text(json.dumps(body, indent=2, ensure_ascii=False) + "\n",
+                                       "utf-8")
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+        return Receipt(platform_id=name, url=folder.resolve().as_uri())
+
+    def check(self) -> None:
+        """The outbox needs no credentials; check the folder can be written."""
+        self.path.mkdir(parents=True, exist_ok=True)
+
+
+@hookimpl
+def register_publishers(register: Any) -> None:
+    register("outbox", OutboxPublisher)

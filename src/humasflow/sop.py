@@ -1,0 +1,510 @@
+"""SOP definitions: the procedure as data, and the loader that checks it.
+
+An SOP file (TOML, see ``docs/sop-format.md``) holds the header facts of the signed
+document, its roles and its steps. The steps that name an ``actor`` form the lifecycle
+of one content item; the others (establishment, evaluation, control, improvement) are
+carried out on the procedure itself. :func:`load_sop` turns a file into an :class:`SOP`
+or raises :class:`~humasflow.errors.DefinitionError` naming the file, the key path, the
+problem and what is expected.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from humasflow.errors import DefinitionError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+__all__ = [
+    "BUNDLED_SOP",
+    "OUTPUT_KINDS",
+    "PHASES",
+    "SOP",
+    "Header",
+    "Label",
+    "Role",
+    "Step",
+    "bundled_sop",
+    "load_sop",
+    "parse_sop",
+]
+
+FORMAT_VERSION = 1
+BUNDLED_SOP = "fisip-ub-social-media.toml"
+
+#: The phases of an SOP, with their Indonesian and English names.
+PHASES: Mapping[str, tuple[str, str]] = {
+    "establishment": ("Penetapan", "Establishment"),
+    "execution": ("Pelaksanaan", "Execution"),
+    "evaluation": ("Evaluasi", "Evaluation"),
+    "control": ("Pengendalian", "Control"),
+    "improvement": ("Peningkatan", "Improvement"),
+}
+
+#: The outputs the engine knows how to require, and how a step supplies them.
+OUTPUT_KINDS: Mapping[str, str] = {
+    "concept": "the concept text of the post (text=...)",
+    "notes": "the technical notes: tools, templates, assets (notes=...)",
+    "design": "at least one design/video media reference (media=[...])",
+    "approval": "the coordinator's answer: approve, or reject with a reason",
+    "production": "at least one produced media reference (media=[...])",
+    "recheck": "the recheck result: pass, or rework with findings",
+    "publication": "a posting to every target channel",
+}
+_DECISIONS = {"approval": ("approve", "reject"), "recheck": ("pass", "rework")}
+_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
+_DURATION = re.compile(r"^\s*(\d+)\s*(m|min|h|d)\s*$")
+_UNITS = {"m": 60, "min": 60, "h": 3600, "d": 86400}
+
+
+@attrs.frozen
+class Label:
+    """A text in Indonesian (``id``) and English (``en``)."""
+
+    id: str
+    en: str
+
+    def get(self, lang: str = "en") -> str:
+        """Return the text in ``lang`` ("id" or "en"), falling back to the other."""
+        return (self.id or self.en) if lang == "id" else (self.en or self.id)
+
+
+@attrs.frozen
+class Role:
+    """A role the SOP gives steps to (e.g. the PR coordinator)."""
+
+    key: str
+    name: Label
+
+
+@attrs.frozen
+class Step:
+    """One numbered step of the SOP.
+
+    Attributes:
+        number: The step's number in the document.
+        key: A short identifier, used as the state name of items in this step.
+        phase: One of :data:`PHASES`.
+        activity: What is done, in both languages.
+        actor: The role that carries the step out; ``None`` for steps on the
+            procedure itself (establishment, evaluation, …).
+        standard_time: The standard time, or ``None``.
+        output: The output kind (one of :data:`OUTPUT_KINDS`), or ``None``.
+        output_label: The output's name in the document.
+        equipment: What the step needs ("Kelengkapan").
+        return_to: For decision steps: the step a rejection or failed recheck leads to.
+    """
+
+    number: int
+    key: str
+    phase: str
+    activity: Label
+    actor: str | None = None
+    standard_time: dt.timedelta | None = None
+    output: str | None = None
+    output_label: Label | None = None
+    equipment: tuple[Label, ...] = ()
+    return_to: str | None = None
+
+    @property
+    def is_lifecycle(self) -> bool:
+        """Whether content items pass through this step."""
+        return self.actor is not None
+
+    @property
+    def decisions(self) -> tuple[str, str] | None:
+        """The (positive, negative) outcomes of a decision step, else ``None``."""
+        return _DECISIONS.get(self.output or "")
+
+
+@attrs.frozen
+class Header:
+    """The header facts of the signed SOP document."""
+
+    number: str
+    title: Label
+    effective: dt.date
+    made: dt.date | None = None
+    revised: dt.date | None = None
+    institution: Label | None = None
+    ministry: Label | None = None
+    approved_by_name: str = ""
+    approved_by_position: Label | None = None
+    approved_by_nip: str = ""
+    legal_basis: tuple[Label, ...] = ()
+    qualifications: tuple[Label, ...] = ()
+    related: tuple[Label, ...] = ()
+    equipment: tuple[Label, ...] = ()
+    warnings: tuple[Label, ...] = ()
+    recording: Label | None = None
+    timezone: str = "Asia/Jakarta"
+    four_eyes: bool = True
+
+
+@attrs.frozen
+class SOP:
+    """A whole SOP definition.
+
+    Attributes:
+        header: The document's header facts.
+        roles: The roles, by key.
+        steps: All steps in document order.
+        source: Where the definition was read from.
+        data: The raw definition (stored with each registered revision).
+    """
+
+    header: Header
+    roles: Mapping[str, Role]
+    steps: tuple[Step, ...]
+    source: str = "<string>"
+    data: Mapping[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+
+    @property
+    def lifecycle(self) -> tuple[Step, ...]:
+        """The steps a content item passes through, in order."""
+        return tuple(s for s in self.steps if s.is_lifecycle)
+
+    def step(self, key: str) -> Step:
+        """Return the step with this key."""
+        for s in self.steps:
+            if s.key == key:
+                return s
+        raise KeyError(key)
+
+    def step_for_output(self, kind: str) -> Step | None:
+        """Return the lifecycle step whose output is ``kind``, if any."""
+        return next((s for s in self.lifecycle if s.output == kind), None)
+
+    @property
+    def digest(self) -> str:
+        """A SHA-256 of the definition, to tell revisions apart."""
+        blob = json.dumps(self.data, sort_keys=True, default=str, ensure_ascii=False)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def bundled_sop() -> SOP:
+    """Return the bundled SOP of FISIP Universitas Brawijaya (the default)."""
+    text = resources.files("humasflow").joinpath("sops", BUNDLED_SOP).read_text("utf-8")
+    return parse_sop(text, source=f"humasflow/sops/{BUNDLED_SOP}")
+
+
+def load_sop(path: str | Path) -> SOP:
+    """Read and check an SOP file.
+
+    Raises:
+        DefinitionError: The file is missing, is not TOML, or breaks the format.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text("utf-8")
+    except OSError as exc:
+        raise DefinitionError(str(path), "", f"cannot be read: {exc.strerror}") from exc
+    return parse_sop(text, source=str(path))
+
+
+def parse_sop(text: str, *, source: str = "<string>") -> SOP:
+    """Parse an SOP definition from TOML text.
+
+    Raises:
+        DefinitionError: The text is not TOML or breaks the format.
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise DefinitionError(source, "", f"is not valid TOML: {exc}") from exc
+    return from_data(data, source=source)
+
+
+def from_data(data: Mapping[str, Any], *, source: str = "<data>") -> SOP:
+    """Build an :class:`SOP` from an already parsed definition (e.g. a stored one)."""
+    return _Reader(source).sop(data)
+
+
+class _Reader:
+    """Walks a parsed definition, raising errors that name the key path."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, path: str, problem: str, expected: str = "") -> DefinitionError:
+        return DefinitionError(self.source, path, problem, expected)
+
+    def table(self, data: Mapping[str, Any], key: str, path: str) -> Mapping[str, Any]:
+        value = data.get(key)
+        if not isinstance(value, Mapping):
+            problem = "is missing" if value is None else f"is a {_kind(value)}"
+            raise self.fail(_join(path, key), problem, "a table")
+        return value
+
+    def text(
+        self, data: Mapping[str, Any], key: str, path: str, *, required: bool = True
+    ) -> str:
+        value = data.get(key)
+        if value is None and not required:
+            return ""
+        if not isinstance(value, str) or not value.strip():
+            problem = "is missing" if value is None else f"is {value!r}"
+            raise self.fail(_join(path, key), problem, "a non-empty string")
+        return value.strip()
+
+    def label(
+        self, data: Mapping[str, Any], key: str, path: str, *, required: bool = True
+    ) -> Label | None:
+        value = data.get(key)
+        if value is None and not required:
+            return None
+        return self.label_value(value, _join(path, key))
+
+    def label_value(self, value: Any, path: str) -> Label:
+        if isinstance(value, str) and value.strip():
+            return Label(id=value.strip(), en=value.strip())
+        if not isinstance(value, Mapping):
+            raise self.fail(path, "is missing" if value is None else f"is {value!r}",
+                            'a string or a table {id = "…", en = "…"}')
+        unknown = set(value) - {"id", "en"}
+        if unknown:
+            raise self.fail(_join(path, sorted(unknown)[0]), "is not a known language",
+                            '"id" or "en"')
+        id_ = self.text(value, "id", path, required=False)
+        en = self.text(value, "en", path, required=False)
+        if not (id_ or en):
+            raise self.fail(path, "has no text", 'at least one of "id" and "en"')
+        return Label(id=id_ or en, en=en or id_)
+
+    def labels(self, data: Mapping[str, Any], key: str, path: str) -> tuple[Label, ...]:
+        value = data.get(key, [])
+        if not isinstance(value, list):
+            raise self.fail(_join(path, key), f"is a {_kind(value)}", "an array")
+        return tuple(self.label_value(v, f"{_join(path, key)}[{i}]") for i, v in enumerate(value))
+
+    def date(
+        self, data: Mapping[str, Any], key: str, path: str, *, required: bool = True
+    ) -> dt.date | None:
+        value = data.get(key)
+        if value is None and not required:
+            return None
+        if isinstance(value, str):
+            try:
+                return dt.date.fromisoformat(value)
+            except ValueError:
+                pass
+        elif isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+            return value
+        problem = "is missing" if value is None else f"is {value!r}"
+        raise self.fail(_join(path, key), problem, "a date such as 2021-12-01")
+
+    def key(self, data: Mapping[str, Any], name: str, path: str) -> str:
+        value = self.text(data, name, path)
+        if not _KEY.match(value):
+            raise self.fail(_join(path, name), f"is {value!r}",
+                            "lower-case letters, digits and _ , starting with a letter")
+        return value
+
+    def sop(self, data: Mapping[str, Any]) -> SOP:
+        fmt = data.get("format")
+        if fmt != FORMAT_VERSION:
+            raise self.fail("format", "is missing" if fmt is None else f"is {fmt!r}",
+                            f"format = {FORMAT_VERSION}")
+        unknown = set(data) - {"format", "sop", "roles", "steps"}
+        if unknown:
+            raise self.fail(sorted(unknown)[0], "is not a known top-level key",
+                            "format, sop, roles or steps")
+        header = self.header(self.table(data, "sop", ""))
+        roles = self.roles(data.get("roles"))
+        steps = self.steps(data.get("steps"), roles)
+        return SOP(header=header, roles=roles, steps=steps, source=self.source, data=data)
+
+    def header(self, h: Mapping[str, Any]) -> Header:
+        p = "sop"
+        four_eyes = h.get("four_eyes", True)
+        if not isinstance(four_eyes, bool):
+            raise self.fail("sop.four_eyes", f"is {four_eyes!r}", "true or false")
+        timezone = self.text(h, "timezone", p, required=False) or "Asia/Jakarta"
+        try:
+            import zoneinfo
+
+            zoneinfo.ZoneInfo(timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise self.fail("sop.timezone", f"is {timezone!r}, an unknown time zone",
+                            'an IANA zone such as "Asia/Jakarta"') from exc
+        approved = h.get("approved_by", {})
+        if not isinstance(approved, Mapping):
+            raise self.fail("sop.approved_by", f"is a {_kind(approved)}", "a table")
+        pa = "sop.approved_by"
+        effective = self.date(h, "effective", p)
+        assert effective is not None
+        return Header(
+            number=self.text(h, "number", p),
+            title=_must(self.label(h, "title", p)),
+            effective=effective,
+            made=self.date(h, "made", p, required=False),
+            revised=self.date(h, "revised", p, required=False),
+            institution=self.label(h, "institution", p, required=False),
+            ministry=self.label(h, "ministry", p, required=False),
+            approved_by_name=self.text(approved, "name", pa, required=False),
+            approved_by_position=self.label(approved, "position", pa, required=False),
+            approved_by_nip=self.text(approved, "nip", pa, required=False),
+            legal_basis=self.labels(h, "legal_basis", p),
+            qualifications=self.labels(h, "qualifications", p),
+            related=self.labels(h, "related", p),
+            equipment=self.labels(h, "equipment", p),
+            warnings=self.labels(h, "warnings", p),
+            recording=self.label(h, "recording", p, required=False),
+            timezone=timezone,
+            four_eyes=four_eyes,
+        )
+
+    def roles(self, value: Any) -> dict[str, Role]:
+        if not isinstance(value, list) or not value:
+            raise self.fail("roles", "is missing" if value is None else "is empty",
+                            "at least one [[roles]] table")
+        roles: dict[str, Role] = {}
+        for i, r in enumerate(value):
+            path = f"roles[{i}]"
+            if not isinstance(r, Mapping):
+                raise self.fail(path, f"is a {_kind(r)}", "a table")
+            key = self.key(r, "key", path)
+            if key in roles:
+                raise self.fail(f"{path}.key", f"repeats the role {key!r}", "unique role keys")
+            roles[key] = Role(key=key, name=_must(self.label(r, "name", path)))
+        return roles
+
+    def steps(self, value: Any, roles: Mapping[str, Role]) -> tuple[Step, ...]:
+        if not isinstance(value, list) or not value:
+            raise self.fail("steps", "is missing" if value is None else "is empty",
+                            "[[steps]] tables")
+        steps = [self.step(s, f"steps[{i}]", roles) for i, s in enumerate(value)]
+        seen_keys: set[str] = set()
+        for i, s in enumerate(steps):
+            if s.key in seen_keys or s.key in ("posted", "cancelled"):
+                raise self.fail(f"steps[{i}].key", f"repeats or reserves the key {s.key!r}",
+                                "a unique key other than 'posted' and 'cancelled'")
+            seen_keys.add(s.key)
+            if i and s.number <= steps[i - 1].number:
+                raise self.fail(f"steps[{i}].number", f"is {s.number}",
+                                f"a number greater than {steps[i - 1].number}")
+        self.check_lifecycle(steps)
+        return tuple(steps)
+
+    def step(self, s: Any, path: str, roles: Mapping[str, Role]) -> Step:
+        if not isinstance(s, Mapping):
+            raise self.fail(path, f"is a {_kind(s)}", "a table")
+        known = {"number", "key", "phase", "activity", "actor", "standard_time", "output",
+                 "output_label", "equipment", "return_to"}
+        unknown = set(s) - known
+        if unknown:
+            raise self.fail(_join(path, sorted(unknown)[0]), "is not a known step key",
+                            ", ".join(sorted(known)))
+        number = s.get("number")
+        if not isinstance(number, int) or isinstance(number, bool) or number < 1:
+            raise self.fail(f"{path}.number", f"is {number!r}", "a positive whole number")
+        phase = self.text(s, "phase", path)
+        if phase not in PHASES:
+            raise self.fail(f"{path}.phase", f"is {phase!r}", "one of " + ", ".join(PHASES))
+        actor = s.get("actor")
+        if actor is not None and actor not in roles:
+            raise self.fail(f"{path}.actor", f"is {actor!r}, which is not a role",
+                            "one of " + ", ".join(roles))
+        output = s.get("output")
+        if actor is not None and output not in OUTPUT_KINDS:
+            raise self.fail(f"{path}.output", "is missing" if output is None else f"is {output!r}",
+                            "one of " + ", ".join(OUTPUT_KINDS))
+        if actor is None and output is not None:
+            raise self.fail(f"{path}.output", "is set on a step without an actor",
+                            "an actor for every step with an output")
+        standard = None
+        if "standard_time" in s:
+            standard = self.duration(s["standard_time"], f"{path}.standard_time")
+        equipment = s.get("equipment", [])
+        if not isinstance(equipment, list):
+            raise self.fail(f"{path}.equipment", f"is a {_kind(equipment)}", "an array")
+        return_to = s.get("return_to")
+        if return_to is not None and output not in _DECISIONS:
+            raise self.fail(f"{path}.return_to", "is set on a step that decides nothing",
+                            "return_to only on approval and recheck steps")
+        return Step(
+            number=number,
+            key=self.key(s, "key", path),
+            phase=phase,
+            activity=_must(self.label(s, "activity", path)),
+            actor=actor,
+            standard_time=standard,
+            output=output,
+            output_label=self.label(s, "output_label", path, required=False),
+            equipment=tuple(
+                self.label_value(e, f"{path}.equipment[{j}]") for j, e in enumerate(equipment)
+            ),
+            return_to=return_to,
+        )
+
+    def duration(self, value: Any, path: str) -> dt.timedelta:
+        if isinstance(value, str):
+            m = _DURATION.match(value)
+            if m and int(m.group(1)) > 0:
+                return dt.timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+        raise self.fail(path, f"is {value!r}", 'a duration such as "5m", "2h" or "1d"')
+
+    def check_lifecycle(self, steps: Sequence[Step]) -> None:
+        life = [s for s in steps if s.is_lifecycle]
+        index = {s.key: i for i, s in enumerate(life)}
+        path_of = {s.key: f"steps[{i}]" for i, s in enumerate(steps)}
+        if not life:
+            raise self.fail("steps", "has no step with an actor",
+                            "the content steps, each with an actor and an output")
+        if life[-1].output != "publication":
+            raise self.fail(f"{path_of[life[-1].key]}.output",
+                            f"is {life[-1].output!r} on the last content step",
+                            '"publication" (the posting step comes last)')
+        for kind in OUTPUT_KINDS:
+            found = [s for s in life if s.output == kind]
+            if len(found) > 1:
+                raise self.fail(f"{path_of[found[1].key]}.output",
+                                f"repeats the output {kind!r}", "each output kind at most once")
+        approval = next((s for s in life if s.output == "approval"), None)
+        if approval is None:
+            raise self.fail("steps", "has no approval step",
+                            'a step with output = "approval" before the posting step')
+        for s in life:
+            if s.return_to is None:
+                continue
+            where = f"{path_of[s.key]}.return_to"
+            if s.return_to not in index:
+                raise self.fail(where, f"is {s.return_to!r}, not a content step",
+                                "the key of an earlier content step")
+            if index[s.return_to] >= index[s.key]:
+                raise self.fail(where, f"is {s.return_to!r}, which is not earlier",
+                                "the key of an earlier content step")
+            if s.output == "recheck" and index[s.return_to] <= index[approval.key]:
+                raise self.fail(where, f"is {s.return_to!r}, before the approval",
+                                "a step after the approval (revisions go through approval)")
+        if index[approval.key] == 0:
+            raise self.fail(f"{path_of[approval.key]}", "is the first content step",
+                            "content steps before the approval")
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _kind(value: Any) -> str:
+    return {dict: "table", list: "array", str: "string", int: "number", float: "number",
+            bool: "boolean"}.get(type(value), type(value).__name__)
+
+
+def _must(label: Label | None) -> Label:
+    assert label is not None
+    return label

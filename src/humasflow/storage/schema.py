@@ -1,0 +1,166 @@
+"""The tables, and the ordered list of schema migrations that create them.
+
+A store records the schema version it was migrated to in ``schema_migrations``.
+:data:`MIGRATIONS` is append-only: a released migration is never edited; a change of
+schema is a new entry at the end.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Dialect
+
+__all__ = ["MIGRATIONS", "UTCDateTime", "metadata"]
+
+
+class UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
+    """Timestamps stored in UTC and read back as aware datetimes.
+
+    SQLite keeps them as sortable ISO text, PostgreSQL as ``timestamptz``.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: pass an aware (UTC) datetime")
+        value = value.astimezone(dt.timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, dt.datetime)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(dt.timezone.utc)
+
+
+metadata = sa.MetaData()
+
+schema_migrations = sa.Table(
+    "schema_migrations", metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("applied_at", UTCDateTime, nullable=False),
+)
+
+orgs = sa.Table(
+    "orgs", metadata,
+    sa.Column("id", sa.String(100), primary_key=True),
+    sa.Column("name", sa.String(300), nullable=False),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    # The head of the organisation's own record stream (SOP revisions, actors, channels).
+    sa.Column("version", sa.Integer, nullable=False, default=0),
+    sa.Column("head_hash", sa.String(64), nullable=False, default=""),
+)
+
+sop_revisions = sa.Table(
+    "sop_revisions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("org", sa.String(100), sa.ForeignKey("orgs.id"), nullable=False),
+    sa.Column("number", sa.String(200), nullable=False),
+    sa.Column("title", sa.String(500), nullable=False),
+    sa.Column("definition", sa.JSON, nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("established_by", sa.String(200), nullable=False),
+    sa.Column("established_at", UTCDateTime, nullable=False),
+    sa.Column("effective_from", UTCDateTime, nullable=False),
+    sa.Index("ix_sop_revisions_org", "org", "effective_from"),
+)
+
+actors = sa.Table(
+    "actors", metadata,
+    sa.Column("org", sa.String(100), sa.ForeignKey("orgs.id"), primary_key=True),
+    sa.Column("id", sa.String(200), primary_key=True),
+    sa.Column("name", sa.String(300), nullable=False),
+    sa.Column("email", sa.String(300), nullable=False, default=""),
+    # Roles as a sorted, comma-separated list: read with the actor in one row.
+    sa.Column("roles", sa.String(1000), nullable=False, default=""),
+)
+
+items = sa.Table(
+    "items", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("org", sa.String(100), sa.ForeignKey("orgs.id"), nullable=False),
+    sa.Column("sop_revision", sa.Integer, sa.ForeignKey("sop_revisions.id"), nullable=False),
+    sa.Column("title", sa.String(500), nullable=False),
+    sa.Column("state", sa.String(100), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("head_hash", sa.String(64), nullable=False),
+    sa.Column("post", sa.JSON, nullable=False),
+    sa.Column("produced", sa.JSON, nullable=False),
+    sa.Column("outputs", sa.JSON, nullable=False),
+    sa.Column("authors", sa.JSON, nullable=False),
+    sa.Column("approved_digest", sa.String(64)),
+    sa.Column("assignee", sa.String(200)),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("step_started_at", UTCDateTime, nullable=False),
+    sa.Column("due_at", UTCDateTime),
+    # The version at which the current step's breach was reported (once per breach).
+    sa.Column("breach_reported", sa.Integer),
+    sa.Index("ix_items_org_state", "org", "state"),
+    sa.Index("ix_items_due", "due_at"),
+)
+
+events = sa.Table(
+    "events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("org", sa.String(100), nullable=False),
+    sa.Column("stream", sa.String(100), nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("action", sa.String(100), nullable=False),
+    sa.Column("from_state", sa.String(100)),
+    sa.Column("to_state", sa.String(100)),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.UniqueConstraint("stream", "seq", name="uq_events_stream_seq"),
+    sa.Index("ix_events_org", "org", "id"),
+)
+
+channels = sa.Table(
+    "channels", metadata,
+    sa.Column("org", sa.String(100), sa.ForeignKey("orgs.id"), primary_key=True),
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("publisher", sa.String(100), nullable=False),
+    sa.Column("settings", sa.JSON, nullable=False),
+    # Credential name -> environment variable name. Never the secret itself.
+    sa.Column("credentials", sa.JSON, nullable=False),
+)
+
+publications = sa.Table(
+    "publications", metadata,
+    sa.Column("item_id", sa.Integer, sa.ForeignKey("items.id"), primary_key=True),
+    sa.Column("channel", sa.String(100), primary_key=True),
+    sa.Column("org", sa.String(100), nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("platform_id", sa.String(200)),
+    sa.Column("url", sa.String(2000)),
+    sa.Column("error_class", sa.String(100)),
+    sa.Column("error_message", sa.Text),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+
+def _initial(conn: Connection) -> None:
+    for table in (orgs, sop_revisions, actors, items, events, channels, publications):
+        table.create(conn)
+
+
+#: The ordered schema migrations: (version, name, function).
+MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
+    (1, "initial schema", _initial),
+]

@@ -1,0 +1,467 @@
+"""The store: SQLAlchemy Core over a SQLite file or a PostgreSQL server, one code path.
+
+Every write happens in one short transaction. An item's row is updated only if its
+``version`` is still the one that was read (optimistic locking), together with the
+append of its next hash-chained event, so a concurrent change gives
+:class:`~humasflow.errors.ConflictError` and never a lost update.
+
+SQLite files are opened in WAL mode with ``synchronous=FULL`` (a committed action
+survives a power cut) and write transactions start with ``BEGIN IMMEDIATE`` so that
+writers queue instead of failing half-way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import attrs
+import sqlalchemy as sa
+from sqlalchemy import event as sa_event
+from sqlalchemy.engine import Connection, Engine
+
+from humasflow.errors import ConflictError, StorageError
+from humasflow.models import Actor, ChannelConfig, ContentItem, Event, PostContent, Publication
+from humasflow.storage import schema as t
+
+__all__ = ["Store", "database_url"]
+
+
+def database_url(target: str | Path) -> str:
+    """Turn a file path or a URL into an SQLAlchemy URL.
+
+    ``"humas.db"`` becomes ``"sqlite:///humas.db"``; ``postgresql://…`` URLs use the
+    psycopg (3) driver.
+    """
+    text = str(target)
+    if text == ":memory:":
+        return "sqlite://"
+    if "://" not in text:
+        return f"sqlite:///{text}"
+    if text.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + text.split("://", 1)[1]
+    return text
+
+
+class Store:
+    """Durable storage of organisations, SOP revisions, actors, items and records.
+
+    Args:
+        target: A SQLite file path, an SQLAlchemy URL, or an :class:`Engine`.
+        migrate: Bring the schema up to date on open (default).
+    """
+
+    def __init__(self, target: str | Path | Engine, *, migrate: bool = True) -> None:
+        if isinstance(target, Engine):
+            self.engine = target
+        else:
+            url = database_url(target)
+            options: dict[str, Any] = {}
+            if url in ("sqlite://", "sqlite:///:memory:"):
+                # One shared connection, or every connection would see its own empty database.
+                options = {"poolclass": sa.pool.StaticPool,
+                           "connect_args": {"check_same_thread": False}}
+            try:
+                self.engine = sa.create_engine(url, **options)
+            except (sa.exc.ArgumentError, ImportError) as exc:
+                raise StorageError(f"cannot open store {url!r}: {exc}") from exc
+        if self.engine.dialect.name == "sqlite":
+            _tune_sqlite(self.engine)
+        self.is_postgres = self.engine.dialect.name == "postgresql"
+        if migrate:
+            self.migrate()
+
+    def close(self) -> None:
+        """Release the store's connections."""
+        self.engine.dispose()
+
+    # -- transactions -------------------------------------------------------------------
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A read transaction (a consistent snapshot)."""
+        try:
+            with self.engine.connect() as conn, conn.begin():
+                yield conn
+        except sa.exc.OperationalError as exc:
+            raise StorageError(f"the store cannot be read: {exc.orig}") from exc
+
+    @contextmanager
+    def writing(self) -> Iterator[Connection]:
+        """A write transaction: committed on success, rolled back on any error."""
+        try:
+            with self.engine.connect() as conn:
+                conn = conn.execution_options(humasflow_write=True)
+                with conn.begin():
+                    yield conn
+        except sa.exc.OperationalError as exc:
+            raise StorageError(f"the store cannot be written: {exc.orig}") from exc
+
+    # -- migrations ---------------------------------------------------------------------
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version the store is at (0 for an empty database)."""
+        with self.reading() as conn:
+            if not sa.inspect(conn).has_table("schema_migrations"):
+                return 0
+            return int(conn.execute(sa.select(sa.func.max(t.schema_migrations.c.version)))
+                       .scalar() or 0)
+
+    def migrate(self) -> int:
+        """Apply the migrations the store lacks, in order; return the new version.
+
+        Safe when several processes start at once: PostgreSQL takes an advisory lock,
+        SQLite an immediate write lock.
+        """
+        latest = t.MIGRATIONS[-1][0]
+        with self.writing() as conn:
+            if self.is_postgres:
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(7148101)"))
+            if not sa.inspect(conn).has_table("schema_migrations"):
+                t.schema_migrations.create(conn)
+            current = conn.execute(sa.select(sa.func.max(t.schema_migrations.c.version))).scalar()
+            current = int(current or 0)
+            if current > latest:
+                raise StorageError(
+                    f"the store is at schema version {current}, newer than this humasflow "
+                    f"knows ({latest}); upgrade humasflow")
+            for version, name, apply in t.MIGRATIONS:
+                if version > current:
+                    apply(conn)
+                    conn.execute(t.schema_migrations.insert().values(
+                        version=version, name=name, applied_at=_utcnow()))
+        return latest
+
+    # -- organisations ------------------------------------------------------------------
+
+    def ensure_org(self, org: str, *, name: str = "", timezone: str = "Asia/Jakarta") -> None:
+        """Create the organisation if it does not exist yet."""
+        with self.writing() as conn:
+            if conn.execute(sa.select(t.orgs.c.id).where(t.orgs.c.id == org)).first():
+                return
+            conn.execute(t.orgs.insert().values(id=org, name=name or org, timezone=timezone,
+                                                version=0, head_hash=""))
+
+    def orgs(self) -> list[str]:
+        """The ids of all organisations in the store."""
+        with self.reading() as conn:
+            return list(conn.execute(sa.select(t.orgs.c.id).order_by(t.orgs.c.id)).scalars())
+
+    def append_org_event(self, conn: Connection, event: Event) -> Event:
+        """Append ``event`` to the organisation's own stream inside ``conn``'s transaction."""
+        row = conn.execute(
+            sa.select(t.orgs.c.version, t.orgs.c.head_hash)
+            .where(t.orgs.c.id == event.org).with_for_update()
+        ).one()
+        sealed = attrs.evolve(event, stream="org", seq=row.version + 1,
+                              prev_hash=row.head_hash).sealed()
+        updated = conn.execute(
+            t.orgs.update()
+            .where(t.orgs.c.id == event.org, t.orgs.c.version == row.version)
+            .values(version=sealed.seq, head_hash=sealed.hash))
+        if updated.rowcount != 1:
+            raise ConflictError(f"org:{event.org}", row.version)
+        conn.execute(t.events.insert().values(**_event_row(sealed)))
+        return sealed
+
+    # -- SOP revisions ------------------------------------------------------------------
+
+    def add_sop_revision(self, conn: Connection, values: Mapping[str, Any]) -> int:
+        """Insert an SOP revision; return its id."""
+        return int(conn.execute(t.sop_revisions.insert().values(**values)
+                                .returning(t.sop_revisions.c.id)).scalar_one())
+
+    def sop_revisions(self, org: str) -> list[Mapping[str, Any]]:
+        """The organisation's SOP revisions, oldest first."""
+        with self.reading() as conn:
+            rows = conn.execute(sa.select(t.sop_revisions).where(t.sop_revisions.c.org == org)
+                                .order_by(t.sop_revisions.c.id))
+            return [dict(r._mapping) for r in rows]
+
+    def sop_revision(self, revision_id: int) -> Mapping[str, Any] | None:
+        """One SOP revision by id."""
+        with self.reading() as conn:
+            row = conn.execute(sa.select(t.sop_revisions)
+                               .where(t.sop_revisions.c.id == revision_id)).first()
+            return dict(row._mapping) if row else None
+
+    # -- actors -------------------------------------------------------------------------
+
+    def put_actor(self, conn: Connection, actor: Actor) -> None:
+        """Insert or replace an actor and their roles."""
+        values = {"name": actor.name, "email": actor.email, "roles": ",".join(sorted(actor.roles))}
+        updated = conn.execute(t.actors.update()
+                               .where(t.actors.c.org == actor.org, t.actors.c.id == actor.id)
+                               .values(**values))
+        if updated.rowcount == 0:
+            conn.execute(t.actors.insert().values(org=actor.org, id=actor.id, **values))
+
+    def actor(self, org: str, actor_id: str, conn: Connection | None = None) -> Actor | None:
+        """One actor of the organisation, or ``None``."""
+        query = sa.select(t.actors).where(t.actors.c.org == org, t.actors.c.id == actor_id)
+        if conn is None:
+            with self.reading() as c:
+                row = c.execute(query).first()
+        else:
+            row = conn.execute(query).first()
+        return _actor(row) if row else None
+
+    def actors(self, org: str) -> list[Actor]:
+        """All actors of the organisation."""
+        with self.reading() as conn:
+            rows = conn.execute(sa.select(t.actors).where(t.actors.c.org == org)
+                                .order_by(t.actors.c.id))
+            return [_actor(r) for r in rows]
+
+    # -- items --------------------------------------------------------------------------
+
+    def create_item(self, conn: Connection, item: ContentItem, event: Event) -> tuple[int, Event]:
+        """Insert a new item with its first event; return the new id and sealed event."""
+        values = _item_values(item)
+        values.pop("id")
+        new_id = int(conn.execute(t.items.insert().values(**values, head_hash="")
+                                  .returning(t.items.c.id)).scalar_one())
+        sealed = attrs.evolve(event, stream=f"item:{new_id}", seq=1, prev_hash="").sealed()
+        conn.execute(t.items.update().where(t.items.c.id == new_id)
+                     .values(head_hash=sealed.hash))
+        conn.execute(t.events.insert().values(**_event_row(sealed)))
+        return new_id, sealed
+
+    def item(self, org: str, item_id: int, conn: Connection | None = None) -> ContentItem | None:
+        """One item of the organisation, or ``None`` (also for another org's item)."""
+        query = sa.select(t.items).where(t.items.c.id == item_id, t.items.c.org == org)
+        if conn is None:
+            with self.reading() as c:
+                row = c.execute(query).first()
+        else:
+            row = conn.execute(query).first()
+        return _item(row) if row else None
+
+    def item_with_head(self, org: str, item_id: int) -> tuple[ContentItem, str] | None:
+        """An item together with the hash of its latest event."""
+        with self.reading() as conn:
+            row = conn.execute(sa.select(t.items).where(
+                t.items.c.id == item_id, t.items.c.org == org)).first()
+            return (_item(row), row.head_hash) if row else None
+
+    def items(
+        self,
+        org: str,
+        *,
+        states: Sequence[str] = (),
+        assignee: str | None = None,
+        overdue_at: dt.datetime | None = None,
+        limit: int | None = None,
+    ) -> list[ContentItem]:
+        """The organisation's items, newest first, filtered."""
+        query = sa.select(t.items).where(t.items.c.org == org)
+        if states:
+            query = query.where(t.items.c.state.in_(list(states)))
+        if assignee is not None:
+            query = query.where(t.items.c.assignee == assignee)
+        if overdue_at is not None:
+            query = query.where(t.items.c.due_at < overdue_at,
+                                t.items.c.state.not_in(["posted", "cancelled"]))
+        query = query.order_by(t.items.c.id.desc())
+        if limit is not None:
+            query = query.limit(limit)
+        with self.reading() as conn:
+            return [_item(r) for r in conn.execute(query)]
+
+    def apply(self, conn: Connection, item: ContentItem, expected_version: int,
+              prev_hash: str, event: Event, *, new_step: bool) -> Event:
+        """Record a move: update the item if still at ``expected_version``, append its event.
+
+        Raises:
+            ConflictError: The item changed since it was read; nothing was written.
+        """
+        sealed = attrs.evolve(event, stream=f"item:{item.id}", seq=expected_version + 1,
+                              prev_hash=prev_hash).sealed()
+        values = _item_values(item)
+        for key in ("id", "org", "sop_revision", "created_by", "created_at"):
+            values.pop(key)
+        if not new_step:
+            for key in ("step_started_at", "due_at"):
+                values.pop(key)
+        else:
+            values["breach_reported"] = None
+        values.update(version=sealed.seq, head_hash=sealed.hash)
+        updated = conn.execute(
+            t.items.update()
+            .where(t.items.c.id == item.id, t.items.c.org == item.org,
+                   t.items.c.version == expected_version)
+            .values(**values))
+        if updated.rowcount != 1:
+            raise ConflictError(str(item.id), expected_version)
+        try:
+            conn.execute(t.events.insert().values(**_event_row(sealed)))
+        except sa.exc.IntegrityError as exc:
+            raise ConflictError(str(item.id), expected_version) from exc
+        return sealed
+
+    def set_assignee(self, org: str, item_id: int, assignee: str | None) -> None:
+        """Change who is responsible for an item (not a step of the SOP)."""
+        with self.writing() as conn:
+            conn.execute(t.items.update().where(t.items.c.id == item_id, t.items.c.org == org)
+                         .values(assignee=assignee))
+
+    def mark_breach(self, org: str, item_id: int, version: int) -> bool:
+        """Mark the item's current step as reported late; ``False`` if already reported."""
+        with self.writing() as conn:
+            updated = conn.execute(
+                t.items.update()
+                .where(t.items.c.id == item_id, t.items.c.org == org,
+                       t.items.c.version == version,
+                       sa.or_(t.items.c.breach_reported.is_(None),
+                              t.items.c.breach_reported != version))
+                .values(breach_reported=version))
+            return updated.rowcount == 1
+
+    # -- events -------------------------------------------------------------------------
+
+    def events(self, org: str, stream: str | None = None) -> Iterator[Event]:
+        """The organisation's events, by stream then sequence (or one stream)."""
+        query = sa.select(t.events).where(t.events.c.org == org)
+        if stream is not None:
+            query = query.where(t.events.c.stream == stream)
+        query = query.order_by(t.events.c.stream, t.events.c.seq, t.events.c.id)
+        with self.reading() as conn:
+            rows = conn.execute(query).fetchall()
+        return (_event(r) for r in rows)
+
+    def heads(self, org: str) -> dict[str, tuple[int, str]]:
+        """Each stream's expected (last seq, last hash), from the items and org rows."""
+        with self.reading() as conn:
+            heads = {f"item:{r.id}": (r.version, r.head_hash) for r in conn.execute(
+                sa.select(t.items.c.id, t.items.c.version, t.items.c.head_hash)
+                .where(t.items.c.org == org))}
+            org_row = conn.execute(sa.select(t.orgs.c.version, t.orgs.c.head_hash)
+                                   .where(t.orgs.c.id == org)).first()
+        if org_row is not None and org_row.version:
+            heads["org"] = (org_row.version, org_row.head_hash)
+        return heads
+
+    # -- channels and publications ------------------------------------------------------
+
+    def put_channel(self, conn: Connection, channel: ChannelConfig) -> None:
+        """Insert or replace a channel configuration."""
+        values = {"publisher": channel.publisher, "settings": dict(channel.settings),
+                  "credentials": dict(channel.credentials)}
+        updated = conn.execute(t.channels.update().where(
+            t.channels.c.org == channel.org, t.channels.c.name == channel.name).values(**values))
+        if updated.rowcount == 0:
+            conn.execute(t.channels.insert().values(org=channel.org, name=channel.name, **values))
+
+    def channels(self, org: str) -> dict[str, ChannelConfig]:
+        """The organisation's channels by name."""
+        with self.reading() as conn:
+            rows = conn.execute(sa.select(t.channels).where(t.channels.c.org == org)
+                                .order_by(t.channels.c.name))
+            return {r.name: ChannelConfig(name=r.name, publisher=r.publisher,
+                                          settings=r.settings, credentials=r.credentials,
+                                          org=r.org) for r in rows}
+
+    def publications(self, org: str, item_id: int) -> dict[str, Publication]:
+        """The per-channel outcomes of one item."""
+        with self.reading() as conn:
+            rows = conn.execute(sa.select(t.publications).where(
+                t.publications.c.org == org, t.publications.c.item_id == item_id)
+                .order_by(t.publications.c.channel))
+            return {r.channel: _publication(r) for r in rows}
+
+    def put_publication(self, org: str, pub: Publication) -> None:
+        """Insert or replace one channel's outcome (its own short transaction)."""
+        values = {k: v for k, v in attrs.asdict(pub).items() if k not in ("item_id", "channel")}
+        with self.writing() as conn:
+            updated = conn.execute(t.publications.update().where(
+                t.publications.c.item_id == pub.item_id,
+                t.publications.c.channel == pub.channel).values(**values))
+            if updated.rowcount == 0:
+                conn.execute(t.publications.insert().values(
+                    org=org, item_id=pub.item_id, channel=pub.channel, **values))
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    @sa_event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, record: Any) -> None:
+        # Let SQLAlchemy's begin event, not the driver, decide how transactions start.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @sa_event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get("humasflow_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _utcnow() -> dt.datetime:
+    # Only for the migration bookkeeping row: not domain time.
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _actor(row: Any) -> Actor:
+    roles = frozenset(r for r in row.roles.split(",") if r)
+    return Actor(id=row.id, name=row.name, email=row.email, roles=roles, org=row.org)
+
+
+def _item_values(item: ContentItem) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "org": item.org,
+        "sop_revision": item.sop_revision,
+        "title": item.title,
+        "state": item.state,
+        "version": item.version,
+        "post": item.post.to_dict(),
+        "produced": [m.to_dict() for m in item.produced],
+        "outputs": dict(item.outputs),
+        "authors": sorted(item.authors),
+        "approved_digest": item.approved_digest,
+        "assignee": item.assignee,
+        "created_by": item.created_by,
+        "created_at": item.created_at,
+        "step_started_at": item.step_started_at,
+        "due_at": item.due_at,
+    }
+
+
+def _item(row: Any) -> ContentItem:
+    return ContentItem(
+        id=row.id, org=row.org, title=row.title, state=row.state, version=row.version,
+        sop_revision=row.sop_revision, post=PostContent.from_dict(row.post),
+        produced=row.produced, outputs=row.outputs, authors=row.authors,
+        approved_digest=row.approved_digest, assignee=row.assignee,
+        created_by=row.created_by, created_at=row.created_at,
+        step_started_at=row.step_started_at, due_at=row.due_at,
+    )
+
+
+def _event_row(event: Event) -> dict[str, Any]:
+    return {
+        "org": event.org, "stream": event.stream, "seq": event.seq, "at": event.at,
+        "actor": event.actor, "action": event.action, "from_state": event.from_state,
+        "to_state": event.to_state, "note": event.note, "data": dict(event.data),
+        "prev_hash": event.prev_hash, "hash": event.hash,
+    }
+
+
+def _event(row: Any) -> Event:
+    return Event(org=row.org, stream=row.stream, seq=row.seq, at=row.at, actor=row.actor,
+                 action=row.action, from_state=row.from_state, to_state=row.to_state,
+                 note=row.note, data=row.data, prev_hash=row.prev_hash, hash=row.hash)
+
+
+def _publication(row: Any) -> Publication:
+    return Publication(item_id=row.item_id, channel=row.channel, state=row.state,
+                       attempts=row.attempts, platform_id=row.platform_id, url=row.url,
+                       error_class=row.error_class, error_message=row.error_message,
+                       updated_at=row.updated_at)

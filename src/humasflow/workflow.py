@@ -1,0 +1,408 @@
+"""The workflow engine: an SOP revision as a ``transitions`` state machine.
+
+One :class:`Engine` (one ``Machine``) is built per SOP revision, with
+``auto_transitions=False`` so that no ``to_<state>()`` shortcut can skip the
+coordinator's approval. An item is bound to the machine only while an action runs,
+through a throw-away :class:`_Binding` that compares by identity. The engine works on
+snapshots and returns a :class:`Move`; it never touches the store — the
+:class:`~humasflow.office.Office` writes the move in one transaction.
+
+The triggers:
+
+========== ============================================================
+complete   finish a step that decides nothing (concept, notes, design,
+           production, publication)
+approve    the coordinator approves the concept (approval step)
+reject     the coordinator rejects it, with a reason → ``return_to``
+pass       the recheck passes
+rework     the recheck fails, with findings → ``return_to``
+revise     change the concept or design; after the approval this sends
+           the item back to the approval step
+cancel     stop the item before it is posted, with a reason
+========== ============================================================
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import attrs
+from transitions import EventData, Machine, MachineError
+
+from humasflow.errors import (
+    ApprovalStale,
+    ContentInvalid,
+    FourEyesRequired,
+    NotAllowedNow,
+    OutputMissing,
+    Refused,
+    RoleRequired,
+)
+from humasflow.models import Actor, ContentItem, Media, PostContent
+from humasflow.sop import SOP, Step
+
+__all__ = ["CLOSED_STATES", "Engine", "Move", "TRIGGERS"]
+
+CLOSED_STATES = ("posted", "cancelled")
+TRIGGERS = ("complete", "approve", "reject", "pass", "rework", "revise", "cancel")
+
+#: What each action may carry, beyond ``note``.
+_PAYLOAD: Mapping[str, frozenset[str]] = {
+    "concept": frozenset({"text", "link", "variants", "channels"}),
+    "notes": frozenset({"notes"}),
+    "design": frozenset({"media", "text"}),
+    "production": frozenset({"media"}),
+}
+_REVISE_KEYS = frozenset({"text", "media", "link", "variants", "channels"})
+
+Validator = Callable[[ContentItem, PostContent], Sequence[Any]]
+
+
+@attrs.frozen
+class Move:
+    """The result of one allowed action, ready to be recorded.
+
+    Attributes:
+        action: The trigger that ran.
+        from_state: The step before.
+        to_state: The step after (equal to ``from_state`` for a revision in place).
+        item: The item as it will be stored (state and outputs changed).
+        note: The reason, answer or findings given.
+        data: The facts the record keeps (outputs supplied).
+    """
+
+    action: str
+    from_state: str
+    to_state: str
+    item: ContentItem
+    note: str = ""
+    data: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+class _Binding:
+    """The object bound to the machine for one action. Compares by identity."""
+
+    def __init__(self, state: str) -> None:
+        self.state = state
+
+
+class Engine:
+    """The state machine of one SOP revision.
+
+    Args:
+        sop: The SOP definition.
+        revision: The registered revision number the items are pinned to.
+    """
+
+    def __init__(self, sop: SOP, revision: int = 1) -> None:
+        self.sop = sop
+        self.revision = revision
+        self._lock = threading.Lock()
+        life = sop.lifecycle
+        self.first_step = life[0].key
+        self.approval_step = next(s for s in life if s.output == "approval")
+        self._index = {s.key: i for i, s in enumerate(life)}
+        self._content_role = life[0].actor
+        self.machine = Machine(
+            model=None,
+            states=[s.key for s in life] + list(CLOSED_STATES),
+            initial=self.first_step,
+            auto_transitions=False,
+            send_event=True,
+        )
+        guard = [self._guard]
+        approval_index = self._index[self.approval_step.key]
+        for i, step in enumerate(life):
+            after = life[i + 1].key if i + 1 < len(life) else "posted"
+            back = step.return_to or (life[i - 1].key if i else step.key)
+            decisions = step.decisions
+            if decisions is None:
+                self.machine.add_transition("complete", step.key, after, conditions=guard)
+            else:
+                self.machine.add_transition(decisions[0], step.key, after, conditions=guard)
+                self.machine.add_transition(decisions[1], step.key, back, conditions=guard)
+            revise_to = self.approval_step.key if i > approval_index else None
+            self.machine.add_transition("revise", step.key, revise_to, conditions=guard)
+            self.machine.add_transition("cancel", step.key, "cancelled", conditions=guard)
+
+    # -- queries -------------------------------------------------------------------------
+
+    def step(self, state: str) -> Step | None:
+        """Return the lifecycle step for ``state`` (``None`` for closed states)."""
+        return self.sop.step(state) if state in self._index else None
+
+    def allowed(self, state: str) -> list[str]:
+        """Return the actions possible in ``state``, in a stable order."""
+        found = set(self.machine.get_triggers(state))
+        return [t for t in TRIGGERS if t in found]
+
+    # -- running an action --------------------------------------------------------------
+
+    def run(
+        self,
+        item: ContentItem,
+        action: str,
+        actor: Actor,
+        *,
+        note: str = "",
+        payload: Mapping[str, Any] | None = None,
+        validate: Validator | None = None,
+    ) -> Move:
+        """Check and apply ``action`` to a snapshot of ``item``.
+
+        Args:
+            item: The item as read from the store.
+            action: One of :data:`TRIGGERS`.
+            actor: Who acts (with the roles read from the store).
+            note: A reason, answer or findings.
+            payload: The step's output (``text``, ``notes``, ``media``…).
+            validate: Called with the item and its post before an approval is asked
+                for or given; returns the list of problems.
+
+        Returns:
+            The move to record.
+
+        Raises:
+            Refused: A subclass saying exactly why the SOP does not allow it.
+        """
+        allowed = self.allowed(item.state)
+        if action not in allowed:
+            raise NotAllowedNow(item_id=str(item.id), step=item.state, action=action,
+                                allowed=allowed)
+        ctx = _Context(self, item, action, actor, note.strip(), dict(payload or {}), validate)
+        binding = _Binding(item.state)
+        with self._lock:
+            self.machine.add_model(binding, initial=item.state)
+            try:
+                binding.trigger(action, ctx=ctx)  # type: ignore[attr-defined]
+            except MachineError as exc:  # pragma: no cover - allowed() screens these
+                raise NotAllowedNow(item_id=str(item.id), step=item.state, action=action,
+                                    allowed=allowed) from exc
+            finally:
+                self.machine.remove_model(binding)
+        new_state: str = binding.state
+        assert ctx.item is not None
+        new_item = attrs.evolve(ctx.item, state=new_state)
+        return Move(action=action, from_state=item.state, to_state=new_state, item=new_item,
+                    note=ctx.note, data=ctx.data)
+
+    def _guard(self, event: EventData) -> bool:
+        ctx: _Context = event.kwargs["ctx"]
+        ctx.check_and_apply()
+        return True
+
+
+class _Context:
+    """One action's checks and effects, run as the machine's condition."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        item: ContentItem,
+        action: str,
+        actor: Actor,
+        note: str,
+        payload: dict[str, Any],
+        validate: Validator | None,
+    ) -> None:
+        self.engine = engine
+        self.original = item
+        self.item: ContentItem = item
+        self.action = action
+        self.actor = actor
+        self.note = note
+        self.payload = payload
+        self.validate = validate
+        self.data: dict[str, Any] = {}
+        step = engine.step(item.state)
+        assert step is not None
+        self.step = step
+
+    def refuse_output(self, output: str, hint: str) -> OutputMissing:
+        return OutputMissing(item_id=str(self.item.id), step=self.step.key, action=self.action,
+                             output=output, hint=hint)
+
+    def check_and_apply(self) -> None:
+        self.check_role()
+        handler = getattr(self, f"_do_{self.action}")
+        handler()
+
+    def check_role(self) -> None:
+        if self.action == "cancel":
+            role_ok = any(self.actor.has_role(r) for r in self.engine.sop.roles)
+            if not role_ok:
+                raise RoleRequired(item_id=str(self.item.id), step=self.step.key,
+                                   action=self.action, actor_id=self.actor.id,
+                                   role=" or ".join(self.engine.sop.roles))
+            return
+        role = self.engine._content_role if self.action == "revise" else self.step.actor
+        assert role is not None
+        if not self.actor.has_role(role):
+            raise RoleRequired(item_id=str(self.item.id), step=self.step.key,
+                               action=self.action, actor_id=self.actor.id, role=role)
+
+    def check_payload(self, allowed: frozenset[str]) -> None:
+        extra = sorted(set(self.payload) - allowed)
+        if extra:
+            where = ", ".join(sorted(allowed)) or "nothing but a note"
+            raise Refused(
+                f"step {self.step.key!r} of item {self.item.id} does not take {extra[0]!r}; "
+                f"it takes {where}. Change the concept or design with 'revise'",
+                item_id=str(self.item.id), step=self.step.key, action=self.action)
+
+    def check_fresh_approval(self) -> None:
+        if not self.item.is_approved:
+            raise ApprovalStale(item_id=str(self.item.id), step=self.step.key,
+                                action=self.action)
+
+    def check_valid(self) -> None:
+        if self.validate is None:
+            return
+        problems = list(self.validate(self.item, self.item.post))
+        if problems:
+            raise ContentInvalid(item_id=str(self.item.id), step=self.step.key,
+                                 action=self.action, problems=problems)
+
+    def with_post(self, **changes: Any) -> None:
+        post = attrs.evolve(self.item.post, **changes)
+        authors = self.item.authors | {self.actor.id}
+        self.item = attrs.evolve(self.item, post=post, authors=authors)
+        self.data.update({k: _plain(v) for k, v in changes.items()})
+
+    # -- the actions --------------------------------------------------------------------
+
+    def _do_complete(self) -> None:
+        kind = self.step.output or ""
+        self.check_payload(_PAYLOAD.get(kind, frozenset()))
+        getattr(self, f"_output_{kind}")()
+
+    def _output_concept(self) -> None:
+        changes = {k: self.payload[k] for k in ("text", "link", "variants", "channels")
+                   if k in self.payload}
+        if "text" in changes:
+            changes["text"] = str(changes["text"]).strip()
+        text = changes.get("text", self.item.post.text)
+        if not text:
+            raise self.refuse_output("concept", "give the concept text (text=...)")
+        if "channels" in changes:
+            changes["channels"] = tuple(changes["channels"])
+        if changes:
+            self.with_post(**changes)
+
+    def _output_notes(self) -> None:
+        notes = str(self.payload.get("notes", "")).strip() or self.item.outputs.get("notes", "")
+        if not notes:
+            raise self.refuse_output(
+                "notes", "give the technical notes: tools, templates, assets (notes=...)")
+        self.item = attrs.evolve(self.item, outputs={**self.item.outputs, "notes": notes})
+        self.data["notes"] = notes
+
+    def _output_design(self) -> None:
+        changes: dict[str, Any] = {}
+        if "media" in self.payload:
+            changes["media"] = _media(self.payload["media"])
+        if "text" in self.payload:
+            changes["text"] = str(self.payload["text"]).strip()
+        if changes:
+            self.with_post(**changes)
+        if not self.item.post.media:
+            raise self.refuse_output(
+                "design", "attach at least one design or video (media=[...])")
+        if not self.item.post.text:
+            raise self.refuse_output("concept", "the concept text is empty (text=...)")
+        self.check_valid()
+
+    def _output_production(self) -> None:
+        self.check_fresh_approval()
+        produced = _media(self.payload["media"]) if "media" in self.payload else ()
+        produced = produced or self.item.produced
+        if not produced:
+            raise self.refuse_output(
+                "production", "attach at least one produced design or video (media=[...])")
+        self.item = attrs.evolve(self.item, produced=produced)
+        if "media" in self.payload:
+            self.data["media"] = _plain(produced)
+
+    def _output_publication(self) -> None:
+        self.check_fresh_approval()
+
+    def _decide(self) -> None:
+        self.check_payload(frozenset())
+        if self.engine.sop.header.four_eyes and self.actor.id in self.item.authors:
+            raise FourEyesRequired(item_id=str(self.item.id), step=self.step.key,
+                                   action=self.action, actor_id=self.actor.id)
+
+    def _do_approve(self) -> None:
+        self._decide()
+        needs_design = self.engine.sop.step_for_output("design") is not None
+        if not self.item.post.text or (needs_design and not self.item.post.media):
+            missing = "concept" if not self.item.post.text else "design"
+            raise self.refuse_output(missing, "there is nothing complete to approve yet")
+        self.check_valid()
+        digest = self.item.post.digest
+        answer = {"by": self.actor.id, "answer": self.note or "approved", "digest": digest}
+        self.item = attrs.evolve(self.item, approved_digest=digest,
+                                 outputs={**self.item.outputs, "approval": answer})
+        self.data["digest"] = digest
+
+    def _do_reject(self) -> None:
+        self._decide()
+        if not self.note:
+            raise self.refuse_output("reason", "say why the concept is rejected (note=...)")
+        self.item = attrs.evolve(self.item, approved_digest=None)
+
+    def _do_pass(self) -> None:
+        self.check_payload(frozenset())
+        self.check_fresh_approval()
+        if not self.item.media_to_post:
+            raise self.refuse_output("production", "there is no produced media to recheck")
+        result = {"by": self.actor.id, "result": "pass", "note": self.note}
+        self.item = attrs.evolve(self.item, outputs={**self.item.outputs, "recheck": result})
+
+    def _do_rework(self) -> None:
+        self.check_payload(frozenset())
+        if not self.note:
+            raise self.refuse_output("findings",
+                                     "say what must be reworked (note=...)")
+        result = {"by": self.actor.id, "result": "rework", "note": self.note}
+        self.item = attrs.evolve(self.item, outputs={**self.item.outputs, "recheck": result})
+
+    def _do_revise(self) -> None:
+        self.check_payload(_REVISE_KEYS)
+        if not self.payload:
+            raise self.refuse_output("revision", "give what changes (text=, media=, link=...)")
+        changes = dict(self.payload)
+        if "media" in changes:
+            changes["media"] = _media(changes["media"])
+        if "channels" in changes:
+            changes["channels"] = tuple(changes["channels"])
+        if "text" in changes:
+            changes["text"] = str(changes["text"]).strip()
+        self.with_post(**changes)
+        if self.item.approved_digest is not None and not self.item.is_approved:
+            self.item = attrs.evolve(self.item, approved_digest=None)
+            self.data["approval_withdrawn"] = True
+
+    def _do_cancel(self) -> None:
+        self.check_payload(frozenset())
+        if not self.note:
+            raise self.refuse_output("reason", "say why the item is cancelled (note=...)")
+
+
+def _media(value: Any) -> tuple[Media, ...]:
+    if isinstance(value, (str, Media)):
+        value = [value]
+    return tuple(m if isinstance(m, Media) else Media(**m) if isinstance(m, dict) else Media(str(m))
+                 for m in value)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Media):
+        return value.to_dict()
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
