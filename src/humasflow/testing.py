@@ -1,0 +1,159 @@
+"""Test helpers for plugin authors and embedders.
+
+>>> from humasflow.testing import SteerableClock, temp_office
+>>> clock = SteerableClock()
+>>> with temp_office(clock=clock) as office:
+...     office.sop().header.number
+'UN10/F11.07/HK.01.02.a/05'
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from humasflow import plugins
+from humasflow.errors import PublishError
+from humasflow.hookspecs import hookimpl
+from humasflow.models import ChannelConfig
+from humasflow.office import DEFAULT_ORG, Office
+from humasflow.publishing.contract import Post, Problem, PublisherContext, Receipt
+from humasflow.storage.store import Store
+
+__all__ = [
+    "FakePublisher",
+    "SteerableClock",
+    "fake_publisher_plugin",
+    "plugin_registered",
+    "staffed_office",
+    "temp_office",
+]
+
+
+class SteerableClock:
+    """A clock that stands still until moved.
+
+    Args:
+        start: The first time it shows (default 2026-01-05 02:00 UTC, 09:00 in Jakarta).
+    """
+
+    def __init__(self, start: dt.datetime | None = None) -> None:
+        self.now = start or dt.datetime(2026, 1, 5, 2, 0, tzinfo=dt.timezone.utc)
+        self._lock = threading.Lock()
+
+    def __call__(self) -> dt.datetime:
+        with self._lock:
+            return self.now
+
+    def advance(self, delta: dt.timedelta | None = None, **kwargs: float) -> dt.datetime:
+        """Move forward by ``delta`` or by ``timedelta(**kwargs)``; return the new time."""
+        with self._lock:
+            self.now += delta if delta is not None else dt.timedelta(**kwargs)
+            return self.now
+
+    def set(self, when: dt.datetime) -> None:
+        """Jump to ``when`` (aware)."""
+        with self._lock:
+            self.now = when
+
+
+@attrs.define
+class FakePublisher:
+    """A publisher that records posts in memory and fails on demand.
+
+    Attributes:
+        posted: The posts received, in order.
+        fail_with: If set, ``publish`` raises it (once, then clears it).
+        problems: What ``validate`` returns.
+    """
+
+    channel: str = "fake"
+    posted: list[Post] = attrs.field(factory=list)
+    fail_with: BaseException | None = None
+    problems: list[Problem] = attrs.field(factory=list)
+    checked: int = 0
+
+    def validate(self, post: Post) -> list[Problem]:
+        """Return :attr:`problems`."""
+        return list(self.problems)
+
+    def publish(self, post: Post) -> Receipt:
+        """Record ``post`` or raise :attr:`fail_with`."""
+        if self.fail_with is not None:
+            exc, self.fail_with = self.fail_with, None
+            if isinstance(exc, PublishError) and not exc.channel:
+                exc.channel = post.channel
+            raise exc
+        self.posted.append(post)
+        n = len(self.posted)
+        return Receipt(platform_id=f"fake-{n}",
+                       url=f"https://fake.example/{post.channel}/{n}")
+
+    def check(self) -> None:
+        """Count the check."""
+        self.checked += 1
+
+
+class fake_publisher_plugin:  # noqa: N801 - used like a module-level plugin object
+    """A plugin registering the publisher ``fake``, backed by one :class:`FakePublisher`
+    per channel name (``plugin.publishers[name]``)."""
+
+    def __init__(self) -> None:
+        self.publishers: dict[str, FakePublisher] = {}
+
+    def factory(self, channel: ChannelConfig, context: PublisherContext) -> FakePublisher:
+        return self.publishers.setdefault(channel.name, FakePublisher(channel=channel.name))
+
+    @hookimpl
+    def register_publishers(self, register: Any) -> None:
+        register("fake", self.factory)
+
+
+@contextmanager
+def plugin_registered(plugin: object, name: str | None = None) -> Iterator[object]:
+    """Register ``plugin`` for the duration of the ``with`` block."""
+    plugins.load_plugins()
+    registered = plugins.pm.register(plugin, name)
+    try:
+        yield plugin
+    finally:
+        plugins.pm.unregister(plugin, registered)
+
+
+@contextmanager
+def temp_office(
+    *,
+    org: str = DEFAULT_ORG,
+    clock: Any = None,
+    environ: Mapping[str, str] | None = None,
+    url: str | None = None,
+    establish: bool = True,
+) -> Iterator[Office]:
+    """An office on a fresh SQLite file in a temporary folder (or on ``url``).
+
+    The bundled SOP is established unless ``establish=False``.
+    """
+    with tempfile.TemporaryDirectory(prefix="humasflow-") as folder:
+        store = Store(url or Path(folder, "humasflow.db"))
+        try:
+            office = Office(store, org, clock=clock or SteerableClock(), environ=environ or {})
+            if establish:
+                office.establish()
+            yield office
+        finally:
+            store.close()
+
+
+def staffed_office(office: Office) -> Office:
+    """Add the usual cast to an office: staff ``rina`` and ``sari``, coordinator ``budi``."""
+    office.add_actor("rina", "Rina Wulandari", email="rina@example.ac.id", roles=["staff"])
+    office.add_actor("sari", "Sari Dewi", email="sari@example.ac.id", roles=["staff"])
+    office.add_actor("budi", "Budi Santoso", email="budi@example.ac.id", roles=["coordinator"])
+    return office

@@ -1,0 +1,111 @@
+"""Shared fixtures.
+
+PostgreSQL tests use the server named by ``HUMASFLOW_TEST_POSTGRES`` (default
+``postgresql+psycopg://postgres@127.0.0.1:5432/test``). Outside CI they are skipped,
+with the reason shown, when no server answers; with ``CI=true`` an unreachable server
+fails them instead.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from humasflow import Office
+from humasflow.storage import Store
+from humasflow.testing import SteerableClock, staffed_office
+
+PG_URL = os.environ.get(
+    "HUMASFLOW_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the developer's humasflow settings or plugin selection."""
+    for name in list(os.environ):
+        if name.startswith("HUMASFLOW_") and name != "HUMASFLOW_TEST_POSTGRES":
+            monkeypatch.delenv(name)
+
+
+def _pg_reachable() -> str | None:
+    try:
+        engine = sa.create_engine(PG_URL)
+        with engine.connect() as conn:
+            conn.execute(sa.text("select 1"))
+        engine.dispose()
+    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """The URL of a fresh PostgreSQL schema for this test session."""
+    problem = _pg_reachable()
+    if problem is not None:
+        if IN_CI:
+            pytest.fail(f"CI=true but PostgreSQL at {PG_URL} is not reachable: {problem}")
+        pytest.skip(f"PostgreSQL at {PG_URL} is not reachable: {problem}")
+    schema = f"hf_{uuid.uuid4().hex[:10]}"
+    engine = sa.create_engine(PG_URL)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in PG_URL else "?"
+    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+    engine.dispose()
+
+
+def _fresh_pg(pg_url: str) -> str:
+    """A fresh schema per test, so tests do not see each other's rows."""
+    base = pg_url.split("?")[0]
+    schema = f"hf_{uuid.uuid4().hex[:10]}"
+    engine = sa.create_engine(base)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    engine.dispose()
+    return f"{base}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path) -> str:
+    """A fresh store URL: a SQLite file, and a PostgreSQL schema."""
+    if request.param == "sqlite":
+        return str(tmp_path / "humasflow.db")
+    return _fresh_pg(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def clock() -> SteerableClock:
+    return SteerableClock()
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    s = Store(store_url)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def office(store: Store, clock: SteerableClock, tmp_path) -> Office:
+    """An office on each database, with the bundled SOP, three actors and an outbox channel."""
+    o = Office(store, clock=clock, environ={})
+    o.establish()
+    staffed_office(o)
+    o.add_channel("outbox", "outbox", settings={"path": str(tmp_path / "outbox")})
+    return o
+
+
+@pytest.fixture
+def image(tmp_path):
+    """A small local image file."""
+    path = tmp_path / "poster.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+    return str(path)
