@@ -45,7 +45,7 @@ from humasflow.models import (
 )
 from humasflow.office import DEFAULT_ORG, Office, PostReport, open
 from humasflow.publishing.contract import Post, Problem, Publisher, PublisherContext, Receipt
-from humasflow.sop import SOP, Label, Role, Step, bundled_sop, load_sop, parse_sop
+from humasflow.sop import SOP, Header, Label, Role, Step, bundled_sop, load_sop, parse_sop
 from humasflow.storage.store import Store
 
 __version__ = "0.1.0.dev0"
@@ -53,8 +53,8 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "DEFAULT_ORG",
     "SOP",
-    "ActorNotFound",
     "Actor",
+    "ActorNotFound",
     "ApprovalStale",
     "AuditReport",
     "AuthenticationFailed",
@@ -71,6 +71,7 @@ __all__ = [
     "Event",
     "Finding",
     "FourEyesRequired",
+    "Header",
     "HumasflowError",
     "ItemNotFound",
     "Label",
@@ -97,8 +98,8 @@ __all__ = [
     "SOPNotFound",
     "Step",
     "StepRun",
-    "Store",
     "StorageError",
+    "Store",
     "bundled_sop",
     "hookimpl",
     "load_sop",

@@ -24,7 +24,8 @@ involved as attributes, and its message says what to do next::
     │   ├── ContentRejected        the platform refused the content: not retried
     │   ├── RateLimited            throttled: retry after ``reset_at``
     │   ├── PlatformError          transient or server error: retried with backoff
-    │   └── OutcomeUnknown         the request may have reached the platform
+    │   ├── OutcomeUnknown         the request may have reached the platform
+    │   └── WaitingForPerson       a person posts by hand and confirms the URL
     └── StorageError               the store cannot be opened or migrated
 
 :class:`transitions.MachineError` never reaches callers: the engine turns it into
@@ -64,6 +65,7 @@ __all__ = [
     "RoleRequired",
     "SOPNotFound",
     "StorageError",
+    "WaitingForPerson",
 ]
 
 
@@ -324,6 +326,10 @@ class PlatformError(PublishError):
 
 class OutcomeUnknown(PublishError):
     """The request may have reached the platform; never re-posted blindly."""
+
+
+class WaitingForPerson(PublishError):
+    """The channel has no API: a person posts by hand, then confirms with the URL."""
 
 
 class StorageError(HumasflowError):

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from humasflow.models import ContentItem, Event, Publication
+    from humasflow.models import ContentItem, Event, Media, Publication
     from humasflow.office import Office
     from humasflow.sop import Step
 
@@ -51,10 +51,25 @@ def standard_time_breached(
 
 
 @hookspec
-def channel_published(office: Office, item: ContentItem, publication: Publication) -> None:
-    """One channel of an item was posted, or failed (``publication.state``)."""
+def channel_posted(office: Office, item: ContentItem, publication: Publication) -> None:
+    """One channel of an item was posted (``publication.url`` is its public URL)."""
+
+
+@hookspec
+def channel_failed(office: Office, item: ContentItem, publication: Publication) -> None:
+    """One channel failed (``publication.next_attempt_at`` says if it is retried)."""
+
+
+@hookspec
+def channel_unknown(office: Office, item: ContentItem, publication: Publication) -> None:
+    """One channel's outcome is unknown, or it waits for a person to post by hand."""
 
 
 @hookspec
 def item_posted(office: Office, item: ContentItem, publications: dict[str, Any]) -> None:
-    """Every target channel of an item was posted; the item is done."""
+    """Every target channel of an item was posted or skipped; the item is done."""
+
+
+@hookspec(firstresult=True)
+def public_media_url(office: Office, media: Media, channel: str) -> str | None:
+    """Return a public URL for a local media file (platforms fetch media themselves)."""

@@ -41,25 +41,48 @@ class Media:
         source: A local file path or an ``http(s)://`` URL.
         alt: The alternative text read by screen readers.
         kind: ``"image"``, ``"video"`` or ``"gif"``; guessed from the name if empty.
+        url: A public URL for a local file, filled in by a media host when posting.
     """
 
     source: str
     alt: str = ""
     kind: str = ""
+    url: str = ""
 
     @property
     def is_url(self) -> bool:
         """Whether the media is already at a URL."""
         return self.source.startswith(("http://", "https://"))
 
+    @property
+    def public_url(self) -> str:
+        """The URL a platform can fetch the media from, or ``""``."""
+        return self.url or (self.source if self.is_url else "")
+
+    @property
+    def media_kind(self) -> str:
+        """``kind``, or a guess from the file name: image, gif or video."""
+        if self.kind:
+            return self.kind
+        name = self.source.lower().split("?")[0]
+        if name.endswith(".gif"):
+            return "gif"
+        if name.endswith((".mp4", ".mov", ".m4v", ".webm")):
+            return "video"
+        return "image"
+
     def to_dict(self) -> dict[str, str]:
         """Return the media as plain data."""
-        return {"source": self.source, "alt": self.alt, "kind": self.kind}
+        data = {"source": self.source, "alt": self.alt, "kind": self.kind}
+        if self.url:
+            data["url"] = self.url
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Media:
         """Build media from :meth:`to_dict` data."""
-        return cls(source=data["source"], alt=data.get("alt", ""), kind=data.get("kind", ""))
+        return cls(source=data["source"], alt=data.get("alt", ""), kind=data.get("kind", ""),
+                   url=data.get("url", ""))
 
 
 def _media_tuple(value: Any) -> tuple[Media, ...]:
@@ -270,7 +293,28 @@ class ChannelConfig:
 
 @attrs.frozen
 class Publication:
-    """The outcome of posting one item to one channel."""
+    """The record of posting one item to one channel.
+
+    Attributes:
+        item_id: The content item.
+        channel: The channel name.
+        state: ``pending`` (not tried yet, or confirmed absent), ``in_flight`` (an
+            attempt is under way), ``posted``, ``failed`` (retried at
+            ``next_attempt_at`` if set, else waiting for a person), ``unknown`` (the
+            request may have reached the platform: reconciled or confirmed by a
+            person, never re-posted blindly), ``waiting`` (a person posts it by hand
+            and confirms) or ``skipped`` (the coordinator dropped the channel).
+        attempts: How many attempts were started.
+        platform_id: The post's id on the platform.
+        url: The post's public URL.
+        error_class: The class of the last error, e.g. ``RateLimited``.
+        error_message: What the last error said.
+        updated_at: When the record last changed.
+        next_attempt_at: When a failed attempt is retried automatically.
+        claimed_by: The worker holding an in-flight attempt.
+        lease_until: When an in-flight attempt counts as interrupted.
+        progress: What a multi-step publisher saved on the way.
+    """
 
     item_id: int
     channel: str
@@ -281,6 +325,15 @@ class Publication:
     error_class: str | None = None
     error_message: str | None = None
     updated_at: dt.datetime | None = None
+    next_attempt_at: dt.datetime | None = None
+    claimed_by: str | None = None
+    lease_until: dt.datetime | None = None
+    progress: Mapping[str, Any] = attrs.field(factory=dict)
+
+    @property
+    def is_settled(self) -> bool:
+        """Whether this channel needs nothing more (posted or skipped)."""
+        return self.state in ("posted", "skipped")
 
 
 def _utc_iso(value: dt.datetime) -> str:

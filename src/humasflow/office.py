@@ -27,12 +27,10 @@ from humasflow.clock import Clock, system_clock
 from humasflow.errors import (
     ActorNotFound,
     ConfigurationError,
-    ContentInvalid,
     CredentialMissing,
     HumasflowError,
     ItemNotFound,
-    OutcomeUnknown,
-    PublishError,
+    Refused,
     RoleRequired,
     SOPNotFound,
 )
@@ -47,6 +45,7 @@ from humasflow.models import (
     Publication,
 )
 from humasflow.publishing.contract import Post, Problem, PublisherContext
+from humasflow.publishing.dispatch import Dispatcher, PostReport
 from humasflow.sop import SOP, bundled_sop, from_data
 from humasflow.storage.store import Store
 from humasflow.workflow import Engine, Move
@@ -69,24 +68,6 @@ def _engine_for(sop: SOP, revision: int) -> Engine:
         return engine
 
 
-@attrs.frozen
-class PostReport:
-    """What :meth:`Office.post` did, channel by channel."""
-
-    item: ContentItem
-    publications: Mapping[str, Publication]
-
-    @property
-    def done(self) -> bool:
-        """Whether every target channel is posted (the item is closed)."""
-        return self.item.state == "posted"
-
-    @property
-    def failed(self) -> list[str]:
-        """The channels that are not posted."""
-        return [c for c, p in self.publications.items() if p.state != "posted"]
-
-
 class Office:
     """One organisation's PR office over a :class:`~humasflow.storage.store.Store`.
 
@@ -96,6 +77,9 @@ class Office:
         clock: Returns the current time (aware, UTC). Tests pass a steerable clock.
         environ: Where channel credentials are read from (default ``os.environ``).
         session_factory: Makes the HTTP session handed to publishers.
+        media_host: Turns a local media file into a public URL (see
+            :class:`~humasflow.publishing.media.FolderMediaHost`); default: the
+            ``public_media_url`` hook.
     """
 
     def __init__(
@@ -106,12 +90,14 @@ class Office:
         clock: Clock = system_clock,
         environ: Mapping[str, str] | None = None,
         session_factory: Callable[[], requests.Session] = requests.Session,
+        media_host: Callable[[Media], str | None] | None = None,
     ) -> None:
         self.store = store
         self.org = org
         self.clock = clock
         self.environ = os.environ if environ is None else environ
         self.session_factory = session_factory
+        self.media_host = media_host
         self._revisions: dict[int, SOP] = {}
         store.ensure_org(org)
         plugins.load_plugins()
@@ -432,6 +418,14 @@ class Office:
 
             raise ConflictError(str(item.id), expected_version)
         engine = self.engine(item.sop_revision)
+        step = engine.step(item.state)
+        if action == "complete" and step is not None and step.output == "publication":
+            # Completing the posting step without posting would close the item although
+            # no channel received it: only post() (which records each channel) may.
+            raise Refused(
+                f"item {item.id} is at the posting step {item.state!r}: post it with "
+                "Office.post(), which publishes to its channels and then completes the step",
+                item_id=str(item.id), step=item.state, action=action)
         validate = self._validator() if action in ("complete", "approve") else None
         move = engine.run(item, action, actor, note=note, payload=payload, validate=validate)
         return self._record(engine, item, head, move, actor)
@@ -510,10 +504,24 @@ class Office:
         return factory(channel, context)
 
     def post_for(self, item: ContentItem, channel: str) -> Post:
-        """The post as ``channel`` receives it."""
+        """The post as ``channel`` receives it, local media given public URLs if a media
+        host is configured (see the ``public_media_url`` hook)."""
+        media = []
+        for m in item.media_to_post:
+            if not m.public_url:
+                url = self._media_url(m, channel)
+                if url:
+                    m = attrs.evolve(m, url=url)
+            media.append(m)
         return Post(item_id=item.id, channel=channel, title=item.title,
-                    text=item.post.text_for(channel), media=item.media_to_post,
-                    link=item.post.link)
+                    text=item.post.text_for(channel), media=tuple(media), link=item.post.link)
+
+    def _media_url(self, media: Media, channel: str) -> str | None:
+        if self.media_host is not None:
+            return self.media_host(media)
+        url: str | None = plugins.pm.hook.public_media_url(office=self, media=media,
+                                                           channel=channel)
+        return url
 
     def validate(self, item: ContentItem, post: PostContent | None = None) -> list[Problem]:
         """Check the item's post against every target channel's publisher."""
@@ -537,71 +545,66 @@ class Office:
             return problems
         return validate
 
+    def dispatcher(self, **options: Any) -> Dispatcher:
+        """A :class:`~humasflow.publishing.dispatch.Dispatcher` for this office."""
+        return Dispatcher(self, **options)
+
     def post(self, item_id: int, *, by: str | Actor) -> PostReport:
-        """Post the item to every target channel that is not posted yet (the last step).
+        """Post the item now to every target channel that is not posted yet (last step).
 
         Each channel's attempt is recorded *in flight* before the platform call and
-        completed after it. When every channel is posted the item is closed; otherwise
-        it stays at the posting step and a later call retries only the others.
+        completed after it; channels are posted concurrently. When every channel is
+        posted (or skipped) the item is closed; otherwise it stays at the posting step
+        and :meth:`run_due` or another ``post`` retries only the channels not posted.
 
         Raises:
             Refused: Not at the posting step, wrong role, approval stale, or the post
-                breaks a channel's rules.
+                breaks a channel's rules (:class:`ContentInvalid`).
         """
-        actor = self.actor(by)
-        found = self.store.item_with_head(self.org, int(item_id))
-        if found is None:
-            raise ItemNotFound(str(item_id), self.org)
-        item, head = found
-        engine = self.engine(item.sop_revision)
-        # Dry run: role, step and fresh approval are checked before anything is sent.
-        move = engine.run(item, "complete", actor)
-        problems = self.validate(item)
-        if problems:
-            raise ContentInvalid(item_id=str(item.id), step=item.state, action="post",
-                                 problems=problems)
-        channels = self.channels()
-        pubs = self.store.publications(self.org, item.id)
-        for name in item.post.channels:
-            previous = pubs.get(name)
-            if previous is not None and previous.state in ("posted", "in_flight", "unknown"):
-                continue
-            pubs[name] = self._post_one(item, channels[name], previous)
-        if all(pubs[name].state == "posted" for name in item.post.channels):
-            results = {n: {"id": p.platform_id, "url": p.url} for n, p in pubs.items()}
-            item = self._record(engine, item, head, move, actor, {"channels": results})
-            self._hook("item_posted", item=item, publications=pubs)
-        return PostReport(item=item, publications=pubs)
+        return self.dispatcher().post(int(item_id), self.actor(by))
 
-    def _post_one(self, item: ContentItem, channel: ChannelConfig,
-                  previous: Publication | None) -> Publication:
-        attempts = (previous.attempts if previous else 0) + 1
-        pub = Publication(item_id=item.id, channel=channel.name, state="in_flight",
-                          attempts=attempts, updated_at=self._now())
-        self.store.put_publication(self.org, pub)
-        try:
-            receipt = self._publisher(channel).publish(self.post_for(item, channel.name))
-        except OutcomeUnknown as exc:
-            pub = attrs.evolve(pub, state="unknown", error_class=type(exc).__name__,
-                               error_message=str(exc))
-        except (PublishError, HumasflowError) as exc:
-            pub = attrs.evolve(pub, state="failed", error_class=type(exc).__name__,
-                               error_message=str(exc))
-        except Exception as exc:  # noqa: BLE001 - a crash after sending may have posted
-            pub = attrs.evolve(pub, state="unknown", error_class=type(exc).__name__,
-                               error_message=f"{exc}; check the channel before posting again")
-        else:
-            pub = attrs.evolve(pub, state="posted", platform_id=receipt.platform_id,
-                               url=receipt.url)
-        pub = attrs.evolve(pub, updated_at=self._now())
-        self.store.put_publication(self.org, pub)
-        self._hook("channel_published", item=item, publication=pub)
-        return pub
+    def schedule(self, item_id: int, at: dt.datetime, *, by: str | Actor) -> ContentItem:
+        """Have the item posted at ``at`` by :meth:`run_due` (cron) or a worker."""
+        return self.dispatcher().schedule(int(item_id), at, self.actor(by))
+
+    def run_due(self, now: dt.datetime | None = None, *, limit: int = 100) -> list[PostReport]:
+        """Post what is due now (scheduled items, channels whose retry time came)."""
+        return self.dispatcher().run_due(now, limit=limit)
+
+    def confirm(self, item_id: int, channel: str, *, by: str | Actor, url: str | None = None,
+                platform_id: str | None = None, not_posted: bool = False) -> PostReport:
+        """Settle a channel a person checked on the platform: posted at ``url``, or not."""
+        return self.dispatcher().confirm(int(item_id), channel, self.actor(by), url=url,
+                                         platform_id=platform_id, not_posted=not_posted)
+
+    def skip(self, item_id: int, channel: str, *, by: str | Actor, reason: str) -> PostReport:
+        """Drop one channel of the item (coordinator), so the others can close it."""
+        return self.dispatcher().skip(int(item_id), channel, self.actor(by), reason=reason)
+
+    def status(self, item_id: int) -> PostReport:
+        """The item with each target channel's record."""
+        item = self.item(item_id)
+        return PostReport(item=item, publications=self.store.publications(self.org, item.id))
+
+    def check_channels(self) -> dict[str, HumasflowError | None]:
+        """Verify every channel's credentials through its publisher, without posting."""
+        results: dict[str, HumasflowError | None] = {}
+        for name, channel in self.channels().items():
+            try:
+                self._publisher(channel).check()
+            except HumasflowError as exc:
+                results[name] = exc
+            else:
+                results[name] = None
+        return results
 
     def publications(self, item_id: int) -> dict[str, Publication]:
-        """Each target channel's outcome for the item."""
+        """Each target channel's record for the item."""
         self.item(item_id)
         return self.store.publications(self.org, int(item_id))
+
+    def _log_failure(self, item_id: int, exc: Exception) -> None:
+        log.warning("item %s of %s could not be posted: %s", item_id, self.org, exc)
 
     # -- records, standard times ------------------------------------------------------------
 

@@ -21,6 +21,7 @@ __all__ = ["DEFAULT_PLUGINS", "get_plugins", "pm", "publisher_factories"]
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "humasflow.publishing.outbox",
+    "humasflow.publishing.manual",
 )
 
 pm = pluggy.PluginManager("humasflow")

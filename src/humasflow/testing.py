@@ -84,7 +84,7 @@ class FakePublisher:
         """Return :attr:`problems`."""
         return list(self.problems)
 
-    def publish(self, post: Post) -> Receipt:
+    def publish(self, post: Post, progress: Any = None) -> Receipt:
         """Record ``post`` or raise :attr:`fail_with`."""
         if self.fail_with is not None:
             exc, self.fail_with = self.fail_with, None

@@ -13,13 +13,21 @@ object with these methods:
 ``validate(post) -> list[Problem]``
     Check the post against the platform's rules without any network call. An empty
     list means it can be posted.
-``publish(post) -> Receipt``
-    Post it and return the platform's id and public URL. Raise a subclass of
+``publish(post, progress) -> Receipt``
+    Post it and return the platform's id and public URL. A publisher that needs several
+    calls (upload, create, publish) calls ``progress.save(key=value)`` after each call
+    that creates something on the platform, so that ``reconcile`` can find it after a
+    crash. Raise a subclass of
     :class:`~humasflow.errors.PublishError`: ``AuthenticationFailed`` (credential
     refused), ``ContentRejected`` (the platform refused the content), ``RateLimited``
     (with ``reset_at``), ``PlatformError`` (transient/server) or ``OutcomeUnknown``
-    (the request may have reached the platform). Any other exception is treated as an
-    unknown outcome.
+    (the request may have reached the platform), or ``WaitingForPerson`` (no API: a
+    person posts by hand). Any other exception is treated as an unknown outcome.
+``reconcile(post, progress) -> Receipt | None`` (optional)
+    After an unknown outcome: look the post up on the platform. Return its receipt if
+    it is there, ``None`` if it is certainly not there (it may then be posted again),
+    or raise ``OutcomeUnknown`` if it cannot tell. Without ``reconcile`` a person
+    confirms (``humasflow confirm``).
 ``check() -> None``
     Verify the credentials without posting; raise ``AuthenticationFailed`` if refused.
 """
@@ -114,7 +122,7 @@ class Publisher(Protocol):
     def validate(self, post: Post) -> list[Problem]:
         """Return the problems that stop ``post`` from going to this channel."""
 
-    def publish(self, post: Post) -> Receipt:
+    def publish(self, post: Post, progress: Any) -> Receipt:
         """Post it; return the platform's id and URL, or raise a PublishError."""
 
     def check(self) -> None:

@@ -43,7 +43,7 @@ class OutboxPublisher:
                                         f"no file at {media.source!r}", actual=media.source))
         return problems
 
-    def publish(self, post: Post) -> Receipt:
+    def publish(self, post: Post, progress: Any = None) -> Receipt:
         """Write the post; the folder's name is the platform id."""
         name = f"item-{post.item_id}-{post.channel}"
         folder = self.path / name

@@ -107,8 +107,12 @@ items = sa.Table(
     sa.Column("due_at", UTCDateTime),
     # The version at which the current step's breach was reported (once per breach).
     sa.Column("breach_reported", sa.Integer),
+    # When posting is due (set by schedule() or post()), and by whose authority.
+    sa.Column("post_at", UTCDateTime),
+    sa.Column("post_by", sa.String(200)),
     sa.Index("ix_items_org_state", "org", "state"),
     sa.Index("ix_items_due", "due_at"),
+    sa.Index("ix_items_post_at", "post_at"),
 )
 
 events = sa.Table(
@@ -126,7 +130,8 @@ events = sa.Table(
     sa.Column("data", sa.JSON, nullable=False),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
-    sa.UniqueConstraint("stream", "seq", name="uq_events_stream_seq"),
+    # Scoped by org: every organisation has its own "org" stream, numbered from 1.
+    sa.UniqueConstraint("org", "stream", "seq", name="uq_events_stream_seq"),
     sa.Index("ix_events_org", "org", "id"),
 )
 
@@ -152,6 +157,14 @@ publications = sa.Table(
     sa.Column("error_class", sa.String(100)),
     sa.Column("error_message", sa.Text),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    # When a failed attempt may be retried (None: not automatically).
+    sa.Column("next_attempt_at", UTCDateTime),
+    # Who holds an in-flight attempt, and until when (a crashed worker's lease runs out).
+    sa.Column("claimed_by", sa.String(200)),
+    sa.Column("lease_until", UTCDateTime),
+    # What a multi-step publisher saved on the way (uploaded media ids, container id…).
+    sa.Column("progress", sa.JSON, nullable=False, default=lambda: {}),
+    sa.Index("ix_publications_due", "state", "next_attempt_at"),
 )
 
 

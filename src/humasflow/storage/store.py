@@ -288,7 +288,8 @@ class Store:
             for key in ("step_started_at", "due_at"):
                 values.pop(key)
         else:
-            values["breach_reported"] = None
+            # A new step: the breach report and any posting schedule start afresh.
+            values.update(breach_reported=None, post_at=None, post_by=None)
         values.update(version=sealed.seq, head_hash=sealed.hash)
         updated = conn.execute(
             t.items.update()
@@ -316,8 +317,9 @@ class Store:
                 t.items.update()
                 .where(t.items.c.id == item_id, t.items.c.org == org,
                        t.items.c.version == version,
-                       sa.or_(t.items.c.breach_reported.is_(None),
-                              t.items.c.breach_reported != version))
+                       # apply() clears the mark when the item enters a new step; an
+                       # action that keeps the step (a revision in place) keeps the breach.
+                       t.items.c.breach_reported.is_(None))
                 .values(breach_reported=version))
             return updated.rowcount == 1
 
@@ -365,24 +367,124 @@ class Store:
                                           settings=r.settings, credentials=r.credentials,
                                           org=r.org) for r in rows}
 
-    def publications(self, org: str, item_id: int) -> dict[str, Publication]:
-        """The per-channel outcomes of one item."""
-        with self.reading() as conn:
-            rows = conn.execute(sa.select(t.publications).where(
-                t.publications.c.org == org, t.publications.c.item_id == item_id)
-                .order_by(t.publications.c.channel))
-            return {r.channel: _publication(r) for r in rows}
+    def publications(self, org: str, item_id: int,
+                     conn: Connection | None = None) -> dict[str, Publication]:
+        """The per-channel records of one item."""
+        query = (sa.select(t.publications)
+                 .where(t.publications.c.org == org, t.publications.c.item_id == item_id)
+                 .order_by(t.publications.c.channel))
+        if conn is None:
+            with self.reading() as c:
+                rows = c.execute(query).fetchall()
+        else:
+            rows = conn.execute(query).fetchall()
+        return {r.channel: _publication(r) for r in rows}
 
-    def put_publication(self, org: str, pub: Publication) -> None:
-        """Insert or replace one channel's outcome (its own short transaction)."""
-        values = {k: v for k, v in attrs.asdict(pub).items() if k not in ("item_id", "channel")}
+    def ensure_publications(self, org: str, item_id: int, channels: Sequence[str],
+                            now: dt.datetime) -> None:
+        """Create a ``pending`` record for each channel that has none yet."""
         with self.writing() as conn:
-            updated = conn.execute(t.publications.update().where(
-                t.publications.c.item_id == pub.item_id,
-                t.publications.c.channel == pub.channel).values(**values))
-            if updated.rowcount == 0:
-                conn.execute(t.publications.insert().values(
-                    org=org, item_id=pub.item_id, channel=pub.channel, **values))
+            have = set(conn.execute(sa.select(t.publications.c.channel).where(
+                t.publications.c.item_id == item_id)).scalars())
+            for channel in channels:
+                if channel not in have:
+                    conn.execute(t.publications.insert().values(
+                        item_id=item_id, channel=channel, org=org, state="pending",
+                        attempts=0, updated_at=now, progress={}))
+
+    def claim(self, org: str, item_id: int, channel: str, worker: str, now: dt.datetime,
+              lease_until: dt.datetime) -> Publication | None:
+        """Take one channel's next attempt, recording it in flight before any call.
+
+        Only a ``pending`` record, or a ``failed`` one whose retry time has come, can be
+        claimed; the conditional update makes the claim exclusive between workers.
+        """
+        p = t.publications.c
+        claimable = sa.or_(p.state == "pending",
+                           sa.and_(p.state == "failed", p.next_attempt_at <= now))
+        with self.writing() as conn:
+            query = sa.select(p.channel).where(p.item_id == item_id, p.channel == channel,
+                                               p.org == org, claimable)
+            if self.is_postgres:
+                query = query.with_for_update(skip_locked=True)
+            if conn.execute(query).first() is None:
+                return None
+            updated = conn.execute(
+                t.publications.update()
+                .where(p.item_id == item_id, p.channel == channel, claimable)
+                .values(state="in_flight", attempts=p.attempts + 1, claimed_by=worker,
+                        lease_until=lease_until, next_attempt_at=None, updated_at=now))
+            if updated.rowcount != 1:
+                return None
+            row = conn.execute(sa.select(t.publications).where(
+                p.item_id == item_id, p.channel == channel)).one()
+            return _publication(row)
+
+    def update_publication(self, conn: Connection, org: str, item_id: int, channel: str,
+                           values: Mapping[str, Any], *, states: Sequence[str] = (),
+                           claimed_by: str | None = None) -> bool:
+        """Change one channel's record if it is in one of ``states`` (and held by
+        ``claimed_by``); return whether it changed."""
+        p = t.publications.c
+        query = t.publications.update().where(p.org == org, p.item_id == item_id,
+                                              p.channel == channel)
+        if states:
+            query = query.where(p.state.in_(list(states)))
+        if claimed_by is not None:
+            query = query.where(p.claimed_by == claimed_by)
+        return bool(conn.execute(query.values(**values)).rowcount == 1)
+
+    def save_progress(self, org: str, item_id: int, channel: str, worker: str,
+                      progress: Mapping[str, Any]) -> None:
+        """Persist a multi-step publisher's progress at once (its own transaction)."""
+        with self.writing() as conn:
+            self.update_publication(conn, org, item_id, channel, {"progress": dict(progress)},
+                                    states=("in_flight",), claimed_by=worker)
+
+    def expired_leases(self, org: str, now: dt.datetime,
+                       item_id: int | None = None) -> list[Publication]:
+        """In-flight records whose worker stopped answering (lease ran out)."""
+        p = t.publications.c
+        query = sa.select(t.publications).where(p.org == org, p.state == "in_flight",
+                                                p.lease_until < now)
+        if item_id is not None:
+            query = query.where(p.item_id == item_id)
+        with self.reading() as conn:
+            return [_publication(r) for r in conn.execute(query)]
+
+    def append_item_event(self, conn: Connection, event: Event, item_id: int) -> Event:
+        """Append an event that does not move the item (publishing outcomes, schedules).
+
+        The item's row is locked for the append, so concurrent appends queue instead of
+        conflicting.
+        """
+        row = conn.execute(sa.select(t.items.c.version, t.items.c.head_hash)
+                           .where(t.items.c.id == item_id).with_for_update()).one()
+        sealed = attrs.evolve(event, stream=f"item:{item_id}", seq=row.version + 1,
+                              prev_hash=row.head_hash).sealed()
+        conn.execute(t.items.update().where(t.items.c.id == item_id,
+                                            t.items.c.version == row.version)
+                     .values(version=sealed.seq, head_hash=sealed.hash))
+        conn.execute(t.events.insert().values(**_event_row(sealed)))
+        return sealed
+
+    def set_post_at(self, conn: Connection, org: str, item_id: int,
+                    when: dt.datetime | None, by: str | None) -> None:
+        """Set (or clear) when the item is due to be posted, and by whose authority."""
+        conn.execute(t.items.update().where(t.items.c.id == item_id, t.items.c.org == org)
+                     .values(post_at=when, post_by=by))
+
+    def due_items(self, org: str | None, now: dt.datetime,
+                  limit: int = 100) -> list[tuple[str, int, str]]:
+        """(org, item id, authorising actor) of items whose posting is due."""
+        i = t.items.c
+        query = (sa.select(i.org, i.id, i.post_by)
+                 .where(i.post_at <= now, i.state.not_in(["posted", "cancelled"]))
+                 .order_by(i.post_at, i.id).limit(limit))
+        if org is not None:
+            query = query.where(i.org == org)
+        with self.reading() as conn:
+            return [(r.org, r.id, r.post_by) for r in conn.execute(query)]
 
 
 def _tune_sqlite(engine: Engine) -> None:
@@ -464,4 +566,6 @@ def _publication(row: Any) -> Publication:
     return Publication(item_id=row.item_id, channel=row.channel, state=row.state,
                        attempts=row.attempts, platform_id=row.platform_id, url=row.url,
                        error_class=row.error_class, error_message=row.error_message,
-                       updated_at=row.updated_at)
+                       updated_at=row.updated_at, next_attempt_at=row.next_attempt_at,
+                       claimed_by=row.claimed_by, lease_until=row.lease_until,
+                       progress=row.progress or {})

@@ -1,0 +1,47 @@
+"""The manual publisher: for platforms without an API.
+
+Posting marks the channel as ``waiting``; a person posts by hand and confirms with the
+public URL (``humasflow confirm ITEM CHANNEL --url …`` or ``Office.confirm``). Until
+then the item stays at the posting step, and it is listed as waiting for a person.
+
+Settings: ``instructions`` (optional text shown to the person, e.g. which account).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from humasflow.errors import WaitingForPerson
+from humasflow.hookspecs import hookimpl
+from humasflow.models import ChannelConfig
+from humasflow.publishing.contract import Post, Problem, PublisherContext, Receipt
+
+__all__ = ["ManualPublisher"]
+
+
+class ManualPublisher:
+    """Asks a person to post, then waits for their confirmation."""
+
+    def __init__(self, channel: ChannelConfig, context: PublisherContext) -> None:
+        self.channel = channel.name
+        self.instructions = str(channel.settings.get("instructions", ""))
+
+    def validate(self, post: Post) -> list[Problem]:
+        """A person can post anything; nothing to check."""
+        return []
+
+    def publish(self, post: Post, progress: Any = None) -> Receipt:
+        """Never posts: raises :class:`WaitingForPerson`."""
+        how = f" ({self.instructions})" if self.instructions else ""
+        raise WaitingForPerson(
+            f"post item {post.item_id} on {self.channel} by hand{how}, then confirm it: "
+            f"humasflow confirm {post.item_id} {self.channel} --url <public URL>",
+            channel=self.channel)
+
+    def check(self) -> None:
+        """No credentials to check."""
+
+
+@hookimpl
+def register_publishers(register: Any) -> None:
+    register("manual", ManualPublisher)
