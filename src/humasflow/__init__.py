@@ -31,6 +31,7 @@ from humasflow.errors import (
     RoleRequired,
     SOPNotFound,
     StorageError,
+    WaitingForPerson,
 )
 from humasflow.evaluation import Breach, StepRun
 from humasflow.hookspecs import hookimpl
@@ -100,6 +101,7 @@ __all__ = [
     "StepRun",
     "StorageError",
     "Store",
+    "WaitingForPerson",
     "bundled_sop",
     "hookimpl",
     "load_sop",

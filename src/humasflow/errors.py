@@ -269,8 +269,10 @@ class ConflictError(HumasflowError):
     def __init__(self, item_id: str, expected_version: int) -> None:
         self.item_id = item_id
         self.expected_version = expected_version
+        what = (f"the record of organisation {item_id[4:]!r}" if item_id.startswith("org:")
+                else f"item {item_id!r}")
         super().__init__(
-            f"item {item_id!r} was changed by someone else (expected version "
+            f"{what} was changed by someone else (expected version "
             f"{expected_version}); nothing was written: reload it and try again"
         )
 

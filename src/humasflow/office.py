@@ -16,6 +16,7 @@ import datetime as dt
 import logging
 import os
 import threading
+import zoneinfo
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import IO, Any
 
@@ -27,6 +28,7 @@ from humasflow.clock import Clock, system_clock
 from humasflow.errors import (
     ActorNotFound,
     ConfigurationError,
+    ConflictError,
     CredentialMissing,
     HumasflowError,
     ItemNotFound,
@@ -103,7 +105,18 @@ class Office:
         plugins.load_plugins()
 
     def __repr__(self) -> str:
-        return f"<Office org={self.org!r} store={self.store.engine.url!r}>"
+        url = self.store.engine.url.render_as_string(hide_password=True)
+        return f"<Office org={self.org!r} store={url!r}>"
+
+    def close(self) -> None:
+        """Release the store's connections."""
+        self.store.close()
+
+    def __enter__(self) -> Office:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def _now(self) -> dt.datetime:
         now = self.clock()
@@ -131,7 +144,9 @@ class Office:
         by = by or sop.header.approved_by_name or "unknown"
         effective = effective or sop.header.effective
         if not isinstance(effective, dt.datetime):
-            effective = dt.datetime.combine(effective, dt.time(), tzinfo=dt.timezone.utc)
+            # A date is a day of the SOP's own calendar: it starts at midnight in its zone.
+            zone = zoneinfo.ZoneInfo(sop.header.timezone)
+            effective = dt.datetime.combine(effective, dt.time(), tzinfo=zone)
         now = self._now()
         data = _jsonable(sop.data)
         with self.store.writing() as conn:
@@ -414,18 +429,9 @@ class Office:
             raise ItemNotFound(str(item_id), self.org)
         item, head = found
         if expected_version is not None and expected_version != item.version:
-            from humasflow.errors import ConflictError
-
             raise ConflictError(str(item.id), expected_version)
         engine = self.engine(item.sop_revision)
-        step = engine.step(item.state)
-        if action == "complete" and step is not None and step.output == "publication":
-            # Completing the posting step without posting would close the item although
-            # no channel received it: only post() (which records each channel) may.
-            raise Refused(
-                f"item {item.id} is at the posting step {item.state!r}: post it with "
-                "Office.post(), which publishes to its channels and then completes the step",
-                item_id=str(item.id), step=item.state, action=action)
+        self._check_not_live(item, engine, action)
         validate = self._validator() if action in ("complete", "approve") else None
         move = engine.run(item, action, actor, note=note, payload=payload, validate=validate)
         return self._record(engine, item, head, move, actor)
@@ -455,38 +461,70 @@ class Office:
         return item
 
     def complete(self, item_id: int, *, by: str | Actor, note: str = "",
-                 **payload: Any) -> ContentItem:
+                 expected_version: int | None = None, **payload: Any) -> ContentItem:
         """Complete the item's current step with its output (see :meth:`act`)."""
-        return self.act(item_id, "complete", by=by, note=note, **payload)
+        return self.act(item_id, "complete", by=by, note=note,
+                        expected_version=expected_version, **payload)
 
-    def approve(self, item_id: int, *, by: str | Actor, answer: str = "") -> ContentItem:
+    def approve(self, item_id: int, *, by: str | Actor, answer: str = "",
+                expected_version: int | None = None) -> ContentItem:
         """Approve the concept as it stands now (coordinator; not its author)."""
-        return self.act(item_id, "approve", by=by, note=answer)
+        return self.act(item_id, "approve", by=by, note=answer,
+                        expected_version=expected_version)
 
-    def reject(self, item_id: int, *, by: str | Actor, reason: str) -> ContentItem:
+    def reject(self, item_id: int, *, by: str | Actor, reason: str,
+               expected_version: int | None = None) -> ContentItem:
         """Reject the concept with a reason; it returns to the step the SOP names."""
-        return self.act(item_id, "reject", by=by, note=reason)
+        return self.act(item_id, "reject", by=by, note=reason,
+                        expected_version=expected_version)
 
-    def pass_recheck(self, item_id: int, *, by: str | Actor, note: str = "") -> ContentItem:
+    def pass_recheck(self, item_id: int, *, by: str | Actor, note: str = "",
+                     expected_version: int | None = None) -> ContentItem:
         """Record a passed recheck of the produced content."""
-        return self.act(item_id, "pass", by=by, note=note)
+        return self.act(item_id, "pass", by=by, note=note, expected_version=expected_version)
 
-    def rework(self, item_id: int, *, by: str | Actor, findings: str) -> ContentItem:
+    def rework(self, item_id: int, *, by: str | Actor, findings: str,
+               expected_version: int | None = None) -> ContentItem:
         """Record a failed recheck with findings; it returns to production."""
-        return self.act(item_id, "rework", by=by, note=findings)
+        return self.act(item_id, "rework", by=by, note=findings,
+                        expected_version=expected_version)
 
     def revise(self, item_id: int, *, by: str | Actor, note: str = "",
-               **changes: Any) -> ContentItem:
+               expected_version: int | None = None, **changes: Any) -> ContentItem:
         """Change the concept or design; after approval this asks for approval again."""
-        return self.act(item_id, "revise", by=by, note=note, **changes)
+        return self.act(item_id, "revise", by=by, note=note,
+                        expected_version=expected_version, **changes)
 
-    def cancel(self, item_id: int, *, by: str | Actor, reason: str) -> ContentItem:
+    def cancel(self, item_id: int, *, by: str | Actor, reason: str,
+               expected_version: int | None = None) -> ContentItem:
         """Cancel an item that is not posted yet, with a reason."""
-        return self.act(item_id, "cancel", by=by, note=reason)
+        return self.act(item_id, "cancel", by=by, note=reason,
+                        expected_version=expected_version)
+
+    def _check_not_live(self, item: ContentItem, engine: Engine, action: str) -> None:
+        """At the posting step, refuse what would bypass or contradict the channels."""
+        step = engine.step(item.state)
+        if step is None or step.output != "publication":
+            return
+        if action == "complete":
+            # Completing the posting step without posting would close the item although
+            # no channel received it: only post() (which records each channel) may.
+            raise Refused(
+                f"item {item.id} is at the posting step {item.state!r}: post it with "
+                "Office.post(), which publishes to its channels and then completes the step",
+                item_id=str(item.id), step=item.state, action=action)
+        if action in ("revise", "cancel"):
+            live = [c for c, p in self.store.publications(self.org, item.id).items()
+                    if p.state in ("posted", "in_flight", "unknown", "waiting")]
+            if live:
+                raise Refused(
+                    f"item {item.id} cannot {action}: it is posted, or may be, on "
+                    f"{', '.join(live)}; settle those channels first (confirm or skip)",
+                    item_id=str(item.id), step=item.state, action=action)
 
     # -- publishing ---------------------------------------------------------------------------
 
-    def _publisher(self, channel: ChannelConfig) -> Any:
+    def _publisher(self, channel: ChannelConfig, *, credentials_required: bool = True) -> Any:
         factories = plugins.publisher_factories()
         factory = factories.get(channel.publisher)
         if factory is None:
@@ -496,9 +534,10 @@ class Office:
         credentials = {}
         for key, var in channel.credentials.items():
             value = self.environ.get(var)
-            if not value:
+            if not value and credentials_required:
                 raise CredentialMissing(channel.name, var)
-            credentials[key] = value
+            # Validation needs no network, so it works where the secrets are not set.
+            credentials[key] = value or ""
         context = PublisherContext(credentials=credentials, session=self.session_factory(),
                                    clock=self.clock)
         return factory(channel, context)
@@ -540,7 +579,7 @@ class Office:
                     problems.append(Problem(name, "channels", "configured",
                                             f"no channel named {name!r} is configured"))
                     continue
-                publisher = self._publisher(channel)
+                publisher = self._publisher(channel, credentials_required=False)
                 problems.extend(publisher.validate(self.post_for(probe, name)))
             return problems
         return validate

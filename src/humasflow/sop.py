@@ -328,8 +328,18 @@ class _Reader:
         steps = self.steps(data.get("steps"), roles)
         return SOP(header=header, roles=roles, steps=steps, source=self.source, data=data)
 
+    def only(self, data: Mapping[str, Any], path: str, known: set[str], what: str) -> None:
+        """Refuse keys the format does not know (a misspelt key must not pass silently)."""
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise self.fail(_join(path, unknown[0]), f"is not a known {what} key",
+                            "one of " + ", ".join(sorted(known)))
+
     def header(self, h: Mapping[str, Any]) -> Header:
         p = "sop"
+        self.only(h, p, {"number", "title", "effective", "made", "revised", "institution",
+                         "ministry", "approved_by", "legal_basis", "qualifications", "related",
+                         "equipment", "warnings", "recording", "timezone", "four_eyes"}, "header")
         four_eyes = h.get("four_eyes", True)
         if not isinstance(four_eyes, bool):
             raise self.fail("sop.four_eyes", f"is {four_eyes!r}", "true or false")
@@ -345,6 +355,7 @@ class _Reader:
         if not isinstance(approved, Mapping):
             raise self.fail("sop.approved_by", f"is a {_kind(approved)}", "a table")
         pa = "sop.approved_by"
+        self.only(approved, pa, {"name", "position", "nip"}, "approved_by")
         effective = self.date(h, "effective", p)
         assert effective is not None
         return Header(
@@ -377,6 +388,7 @@ class _Reader:
             path = f"roles[{i}]"
             if not isinstance(r, Mapping):
                 raise self.fail(path, f"is a {_kind(r)}", "a table")
+            self.only(r, path, {"key", "name"}, "role")
             key = self.key(r, "key", path)
             if key in roles:
                 raise self.fail(f"{path}.key", f"repeats the role {key!r}", "unique role keys")

@@ -149,6 +149,7 @@ class Engine:
         note: str = "",
         payload: Mapping[str, Any] | None = None,
         validate: Validator | None = None,
+        label: str | None = None,
     ) -> Move:
         """Check and apply ``action`` to a snapshot of ``item``.
 
@@ -160,6 +161,8 @@ class Engine:
             payload: The step's output (``text``, ``notes``, ``media``…).
             validate: Called with the item and its post before an approval is asked
                 for or given; returns the list of problems.
+            label: The name of the action in refusal messages (e.g. ``post`` for the
+                posting step's checks), if not ``action``.
 
         Returns:
             The move to record.
@@ -172,6 +175,7 @@ class Engine:
             raise NotAllowedNow(item_id=str(item.id), step=item.state, action=action,
                                 allowed=allowed)
         ctx = _Context(self, item, action, actor, note.strip(), dict(payload or {}), validate)
+        ctx.action = label or action
         binding = _Binding(item.state)
         with self._lock:
             self.machine.add_model(binding, initial=item.state)
@@ -210,7 +214,8 @@ class _Context:
         self.engine = engine
         self.original = item
         self.item: ContentItem = item
-        self.action = action
+        self.trigger = action
+        self.action = action  # as named in refusals
         self.actor = actor
         self.note = note
         self.payload = payload
@@ -226,18 +231,18 @@ class _Context:
 
     def check_and_apply(self) -> None:
         self.check_role()
-        handler = getattr(self, f"_do_{self.action}")
+        handler = getattr(self, f"_do_{self.trigger}")
         handler()
 
     def check_role(self) -> None:
-        if self.action == "cancel":
+        if self.trigger == "cancel":
             role_ok = any(self.actor.has_role(r) for r in self.engine.sop.roles)
             if not role_ok:
                 raise RoleRequired(item_id=str(self.item.id), step=self.step.key,
                                    action=self.action, actor_id=self.actor.id,
                                    role=" or ".join(self.engine.sop.roles))
             return
-        role = self.engine._content_role if self.action == "revise" else self.step.actor
+        role = self.engine._content_role if self.trigger == "revise" else self.step.actor
         assert role is not None
         if not self.actor.has_role(role):
             raise RoleRequired(item_id=str(self.item.id), step=self.step.key,
@@ -381,6 +386,9 @@ class _Context:
         if "text" in changes:
             changes["text"] = str(changes["text"]).strip()
         self.with_post(**changes)
+        if self.item.post == self.original.post:
+            raise self.refuse_output("revision",
+                                     "the changes equal the current content; nothing to revise")
         if self.item.approved_digest is not None and not self.item.is_approved:
             self.item = attrs.evolve(self.item, approved_digest=None)
             self.data["approval_withdrawn"] = True

@@ -18,6 +18,7 @@ record and follows the publishing safety contract:
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import random
 import socket
@@ -29,12 +30,15 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from humasflow.errors import (
+    AuthenticationFailed,
     ConflictError,
     ContentInvalid,
     HumasflowError,
     NotAllowedNow,
     OutcomeUnknown,
+    PlatformError,
     PublishError,
+    RateLimited,
     Refused,
     RoleRequired,
     WaitingForPerson,
@@ -46,6 +50,8 @@ if TYPE_CHECKING:
     from humasflow.office import Office
 
 __all__ = ["Dispatcher", "PostReport", "Progress"]
+
+log = logging.getLogger("humasflow")
 
 _OPEN_FOR_CONFIRM = ("unknown", "waiting", "failed")
 
@@ -166,10 +172,13 @@ class Dispatcher:
         for _, item_id, by in self.office.store.due_items(self.office.org, now, limit):
             try:
                 actor = self.office.actor(by)
-                reports.append(self._run(item_id, actor))
+                reports.append(self._run(item_id, actor, due=now))
             except HumasflowError as exc:
                 # One bad item must not stop the others; its state says what is wrong.
                 self.office._log_failure(item_id, exc)
+            except Exception:  # e.g. a media host that is down: tried on the next run
+                log.exception("item %s of %s could not be posted; it is tried again on the "
+                              "next run", item_id, self.office.org)
         return reports
 
     # -- a person's answers -----------------------------------------------------------------
@@ -192,8 +201,12 @@ class Dispatcher:
                 item_id=str(item.id), step=item.state, action="confirm")
         now = self.office._now()
         if not_posted:
+            # A person found no post: what an earlier attempt saved (a published
+            # container, a post id) is stale, and resuming from it would record a
+            # post that is not there. The next attempt starts afresh.
             values: dict[str, Any] = {"state": "pending", "error_class": None,
-                                      "error_message": None, "next_attempt_at": None}
+                                      "error_message": None, "next_attempt_at": None,
+                                      "progress": {}}
         else:
             values = {"state": "posted", "url": url, "platform_id": platform_id or url,
                       "error_class": None, "error_message": None, "next_attempt_at": None}
@@ -226,17 +239,23 @@ class Dispatcher:
         self._settle(item, channel, {"state": "skipped", "next_attempt_at": None},
                      actor.id, "channel_skipped", self.office._now(), note=reason,
                      states=("pending", "failed", "unknown", "waiting"))
-        self._close_if_done(item.id, actor)
+        # The coordinator does not hold the posting step's role, so the step is
+        # completed on the authority of whoever had the item posted.
+        try:
+            self._close_if_done(item.id, self._posting_authority(item))
+        except Refused as exc:  # the skip stands; the next post by the staff closes it
+            self.office._log_failure(item.id, exc)
         return self._report(item.id)
 
     # -- the run --------------------------------------------------------------------------------
 
-    def _run(self, item_id: int, actor: Actor) -> PostReport:
+    def _run(self, item_id: int, actor: Actor, due: dt.datetime | None = None) -> PostReport:
         item = self._item(item_id)
         if item.state == "posted":
             return self._report(item.id)
         office, store = self.office, self.office.store
         now = office._now()
+        due = due or now  # failed channels whose retry time has come by then are tried
         store.ensure_publications(office.org, item.id, item.post.channels, now)
         for stale in store.expired_leases(office.org, now, item.id):
             self._settle(item, stale.channel, {
@@ -249,15 +268,19 @@ class Dispatcher:
         for name, pub in pubs.items():
             if pub.state == "unknown" and name in channels:
                 self._reconcile(item, channels[name], pub)
-        problems = {p.channel for p in office.validate(item)}
+        problems: dict[str, list[str]] = {}
+        for problem in office.validate(item):
+            problems.setdefault(problem.channel, []).append(f"{problem.field}: {problem.message}")
         targets = []
+        records = store.publications(office.org, item.id)
         for name in item.post.channels:
-            pub = store.publications(office.org, item.id).get(name)
-            if pub is None or not _claimable(pub, now):
+            record = records.get(name)
+            if record is None or not _claimable(record, due):
                 continue
             if name in problems:
                 self._settle(item, name, {"state": "failed", "error_class": "ContentRejected",
-                                          "error_message": "the post breaks the channel's rules",
+                                          "error_message": "the post breaks the channel's "
+                                          f"rules: {'; '.join(problems[name])}",
                                           "next_attempt_at": None},
                              self.worker_id, "channel_failed", now,
                              states=("pending", "failed"))
@@ -265,57 +288,78 @@ class Dispatcher:
             targets.append(channels[name])
         if len(targets) == 1 or office.store.engine.url.database in (None, "", ":memory:"):
             for channel in targets:
-                self._attempt(item, channel)
+                self._attempt(item, channel, due)
         elif targets:
             with ThreadPoolExecutor(max_workers=min(len(targets), self.max_threads),
                                     thread_name_prefix="humasflow-post") as pool:
-                for future in [pool.submit(self._attempt, item, c) for c in targets]:
+                for future in [pool.submit(self._attempt, item, c, due) for c in targets]:
                     future.result()
         self._close_if_done(item.id, actor)
         return self._report(item.id)
 
-    def _attempt(self, item: ContentItem, channel: ChannelConfig) -> None:
+    def _attempt(self, item: ContentItem, channel: ChannelConfig,
+                 due: dt.datetime | None = None) -> None:
         office = self.office
         now = office._now()
         pub = office.store.claim(office.org, item.id, channel.name, self.worker_id, now,
-                                 now + self.lease)
+                                 now + self.lease, due=due)
         if pub is None:
             return  # another worker holds it, or it is not due
-        post = office.post_for(item, channel.name)
         progress = Progress(office, item.id, channel.name, self.worker_id, pub.progress)
+        policy = RetryPolicy.from_settings(channel.settings.get("retry"))
         try:
+            # Nothing is sent before publish(): a failure while preparing (a credential
+            # variable not set, a media host that is down) is a failed attempt, never an
+            # unknown outcome left in flight.
+            post = office.post_for(item, channel.name)
             publisher = office._publisher(channel)
-            receipt = publisher.publish(post, progress)
-        except WaitingForPerson as exc:
-            values: dict[str, Any] = {"state": "waiting", "error_class": type(exc).__name__,
-                                      "error_message": str(exc)}
-            action = "channel_waiting"
-        except OutcomeUnknown as exc:
-            values = {"state": "unknown", "error_class": type(exc).__name__,
-                      "error_message": str(exc)}
-            action = "channel_unknown"
-        except PublishError as exc:
-            policy = RetryPolicy.from_settings(channel.settings.get("retry"))
-            with self._rng_lock:
-                retry_at = policy.next_attempt(exc, pub.attempts, office._now(), self.rng)
-            values = {"state": "failed", "error_class": type(exc).__name__,
-                      "error_message": str(exc), "next_attempt_at": retry_at}
-            action = "channel_failed"
         except HumasflowError as exc:  # e.g. a credential variable is not set
-            values = {"state": "failed", "error_class": type(exc).__name__,
-                      "error_message": str(exc), "next_attempt_at": None}
+            values: dict[str, Any] = {"state": "failed", "error_class": type(exc).__name__,
+                                      "error_message": str(exc), "next_attempt_at": None}
             action = "channel_failed"
-        except Exception as exc:  # noqa: BLE001 - after sending, a crash may have posted
-            values = {"state": "unknown", "error_class": type(exc).__name__,
-                      "error_message": f"{exc}; the post may or may not be on the platform"}
-            action = "channel_unknown"
+        except Exception as exc:  # recorded on the channel, retried later
+            with self._rng_lock:
+                retry_at = policy.next_attempt(PlatformError(str(exc)), pub.attempts,
+                                               office._now(), self.rng)
+            values = {"state": "failed", "error_class": type(exc).__name__,
+                      "error_message": f"{exc} (while preparing the post; nothing was sent)",
+                      "next_attempt_at": retry_at}
+            action = "channel_failed"
         else:
-            values = {"state": "posted", "platform_id": receipt.platform_id,
-                      "url": receipt.url, "error_class": None, "error_message": None}
-            action = "channel_posted"
+            values, action = self._publish(item, channel, publisher, post, progress,
+                                           pub.attempts, policy)
         values.update(claimed_by=None, lease_until=None)
         self._settle(item, channel.name, values, self.worker_id, action, office._now(),
                      states=("in_flight", "unknown"), claimed_by=self.worker_id)
+
+    def _publish(self, item: ContentItem, channel: ChannelConfig, publisher: Any, post: Any,
+                 progress: Progress, attempts: int,
+                 policy: RetryPolicy) -> tuple[dict[str, Any], str]:
+        """Make the platform call; return the channel's new values and the event action."""
+        try:
+            receipt = publisher.publish(post, progress)
+        except WaitingForPerson as exc:
+            return {"state": "waiting", "error_class": type(exc).__name__,
+                    "error_message": str(exc)}, "channel_waiting"
+        except OutcomeUnknown as exc:
+            return {"state": "unknown", "error_class": type(exc).__name__,
+                    "error_message": str(exc)}, "channel_unknown"
+        except PublishError as exc:
+            with self._rng_lock:
+                retry_at = policy.next_attempt(exc, attempts, self.office._now(), self.rng)
+            return {"state": "failed", "error_class": type(exc).__name__,
+                    "error_message": _what_to_do(exc, channel, item.id, attempts, policy,
+                                                 retry_at),
+                    "next_attempt_at": retry_at}, "channel_failed"
+        except HumasflowError as exc:
+            return {"state": "failed", "error_class": type(exc).__name__,
+                    "error_message": str(exc), "next_attempt_at": None}, "channel_failed"
+        except Exception as exc:  # after sending, a crash may have posted
+            return {"state": "unknown", "error_class": type(exc).__name__,
+                    "error_message": f"{exc}; the post may or may not be on the platform"
+                    }, "channel_unknown"
+        return {"state": "posted", "platform_id": receipt.platform_id, "url": receipt.url,
+                "error_class": None, "error_message": None}, "channel_posted"
 
     def _reconcile(self, item: ContentItem, channel: ChannelConfig, pub: Publication) -> None:
         office = self.office
@@ -416,7 +460,7 @@ class Dispatcher:
         item = self._item(item_id)
         engine = self.office.engine(item.sop_revision)
         try:
-            engine.run(item, "complete", actor)
+            engine.run(item, "complete", actor, label=action)
         except Refused as exc:
             if isinstance(exc, NotAllowedNow) or item.state != _posting_key(self, item):
                 raise NotAllowedNow(item_id=str(item.id), step=item.state, action=action,
@@ -426,6 +470,13 @@ class Dispatcher:
             raise NotAllowedNow(item_id=str(item.id), step=item.state, action=action,
                                 allowed=engine.allowed(item.state))
         return item
+
+    def _posting_authority(self, item: ContentItem) -> Actor:
+        """Who had the item posted (the last ``post`` or ``schedule``), else its assignee."""
+        for event in reversed(self.office.history(item.id)):
+            if event.action in ("post", "schedule"):
+                return self.office.actor(event.actor)
+        return self.office.actor(item.assignee or item.created_by)
 
     def _publication(self, item: ContentItem, channel: str) -> Publication:
         pub = self.office.store.publications(self.office.org, item.id).get(channel)
@@ -451,6 +502,30 @@ def _claimable(pub: Publication, now: dt.datetime) -> bool:
     if pub.state == "pending":
         return True
     return pub.state == "failed" and pub.next_attempt_at is not None and pub.next_attempt_at <= now
+
+
+def _what_to_do(error: PublishError, channel: ChannelConfig, item_id: int, attempts: int,
+                policy: RetryPolicy, retry_at: dt.datetime | None) -> str:
+    """The error's message, ending with what a person should do when it is not retried."""
+    message = str(error)
+    if retry_at is not None:
+        return message
+    again = f"humasflow confirm {item_id} {channel.name} --not-posted"
+    if isinstance(error, AuthenticationFailed):
+        names = [error.credential] if error.credential else sorted(channel.credentials)
+        variables = [channel.credentials[n] for n in names if n in channel.credentials]
+        if variables and all(v in message for v in variables):
+            return message  # the publisher already said which one
+        which = ", ".join(f"{n!r} (environment variable {channel.credentials[n]})"
+                          if n in channel.credentials else repr(n) for n in names)
+        what = f"the credential {which}" if which else "the credentials"
+        return f"{message}; renew {what} of channel {channel.name!r}, then post again: {again}"
+    if isinstance(error, RateLimited) and error.reset_at is not None:
+        return (f"{message}; the limit resets at {error.reset_at.isoformat()}, later than the "
+                f"longest wait ({policy.max_reset_wait}); post again then: {again}")
+    if error.retryable:
+        return f"{message}; gave up after {attempts} attempts; to try again: {again}"
+    return message
 
 
 def _plain(value: Any) -> Any:

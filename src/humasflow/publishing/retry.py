@@ -62,8 +62,16 @@ class RetryPolicy:
             if key in ("base_delay", "max_delay", "max_reset_wait"):
                 values[key] = dt.timedelta(seconds=value)
             elif key == "max_attempts":
+                if value != int(value) or value < 1:
+                    raise ConfigurationError(
+                        f"retry setting 'max_attempts' is {value!r}; expected a whole number "
+                        ">= 1 (the first attempt included)")
                 values[key] = int(value)
             else:
+                if value > 1:
+                    # A shortening by more than the whole delay would retry in the past.
+                    raise ConfigurationError(
+                        f"retry setting 'jitter' is {value!r}; expected a fraction from 0 to 1")
                 values[key] = float(value)
         return cls(**values)
 
@@ -82,6 +90,13 @@ class RetryPolicy:
             return reset if reset - now <= self.max_reset_wait else None
         if not isinstance(error, (PlatformError, RateLimited)):
             return None
-        delay = min(self.max_delay, self.base_delay * (2 ** max(attempts - 1, 0)))
+        # In whole microseconds: Python's integers do not overflow where a timedelta
+        # doubled forty-odd times would.
+        grown = _micros(self.base_delay) * 2 ** max(attempts - 1, 0)
+        delay = dt.timedelta(microseconds=min(_micros(self.max_delay), grown))
         shorten = (rng or random).uniform(0, self.jitter) if self.jitter else 0.0
         return now + delay * (1 - shorten)
+
+
+def _micros(delta: dt.timedelta) -> int:
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds

@@ -67,12 +67,18 @@ class Store:
             try:
                 self.engine = sa.create_engine(url, **options)
             except (sa.exc.ArgumentError, ImportError) as exc:
-                raise StorageError(f"cannot open store {url!r}: {exc}") from exc
+                raise StorageError(f"cannot open store {_safe(url)!r}: {exc}") from exc
         if self.engine.dialect.name == "sqlite":
             _tune_sqlite(self.engine)
         self.is_postgres = self.engine.dialect.name == "postgresql"
         if migrate:
-            self.migrate()
+            try:
+                self.migrate()
+            except BaseException:
+                # No Store is returned, so nobody could close the connections it opened.
+                if not isinstance(target, Engine):
+                    self.engine.dispose()
+                raise
 
     def close(self) -> None:
         """Release the store's connections."""
@@ -140,6 +146,9 @@ class Store:
 
     def ensure_org(self, org: str, *, name: str = "", timezone: str = "Asia/Jakarta") -> None:
         """Create the organisation if it does not exist yet."""
+        with self.reading() as conn:
+            if conn.execute(sa.select(t.orgs.c.id).where(t.orgs.c.id == org)).first():
+                return  # the common case takes no write lock
         with self.writing() as conn:
             if conn.execute(sa.select(t.orgs.c.id).where(t.orgs.c.id == org)).first():
                 return
@@ -383,9 +392,16 @@ class Store:
     def ensure_publications(self, org: str, item_id: int, channels: Sequence[str],
                             now: dt.datetime) -> None:
         """Create a ``pending`` record for each channel that has none yet."""
+        query = sa.select(t.publications.c.channel).where(t.publications.c.item_id == item_id)
+        with self.reading() as conn:
+            if set(channels) <= set(conn.execute(query).scalars()):
+                return  # the usual case on a retry: no write transaction needed
         with self.writing() as conn:
-            have = set(conn.execute(sa.select(t.publications.c.channel).where(
-                t.publications.c.item_id == item_id)).scalars())
+            # Lock the item's row first: two workers starting the same item would
+            # otherwise both see no record and both insert (a key violation on PostgreSQL).
+            conn.execute(sa.select(t.items.c.id).where(t.items.c.id == item_id)
+                         .with_for_update())
+            have = set(conn.execute(query).scalars())
             for channel in channels:
                 if channel not in have:
                     conn.execute(t.publications.insert().values(
@@ -393,15 +409,16 @@ class Store:
                         attempts=0, updated_at=now, progress={}))
 
     def claim(self, org: str, item_id: int, channel: str, worker: str, now: dt.datetime,
-              lease_until: dt.datetime) -> Publication | None:
+              lease_until: dt.datetime, *, due: dt.datetime | None = None) -> Publication | None:
         """Take one channel's next attempt, recording it in flight before any call.
 
-        Only a ``pending`` record, or a ``failed`` one whose retry time has come, can be
-        claimed; the conditional update makes the claim exclusive between workers.
+        Only a ``pending`` record, or a ``failed`` one whose retry time has come (by
+        ``due``, default ``now``), can be claimed; the conditional update makes the
+        claim exclusive between workers.
         """
         p = t.publications.c
         claimable = sa.or_(p.state == "pending",
-                           sa.and_(p.state == "failed", p.next_attempt_at <= now))
+                           sa.and_(p.state == "failed", p.next_attempt_at <= (due or now)))
         with self.writing() as conn:
             query = sa.select(p.channel).where(p.item_id == item_id, p.channel == channel,
                                                p.org == org, claimable)
@@ -476,15 +493,36 @@ class Store:
 
     def due_items(self, org: str | None, now: dt.datetime,
                   limit: int = 100) -> list[tuple[str, int, str]]:
-        """(org, item id, authorising actor) of items whose posting is due."""
-        i = t.items.c
+        """(org, item id, authorising actor) of items whose posting is due.
+
+        Items that wait only for a person (a manual channel, a channel failed for good)
+        are left out, so that they cannot fill every batch and starve the others.
+        """
+        i, p = t.items.c, t.publications.c
+        records = sa.select(p.item_id).where(p.item_id == i.id)
+        work = sa.or_(
+            # Never tried, or every channel settled and the item still to be closed.
+            ~sa.exists(records.where(p.state.not_in(["posted", "skipped"]))),
+            sa.exists(records.where(sa.or_(
+                p.state.in_(["pending", "unknown"]),  # unknown: to be reconciled
+                sa.and_(p.state == "failed", p.next_attempt_at <= now),
+                sa.and_(p.state == "in_flight", p.lease_until < now)))),
+        )
         query = (sa.select(i.org, i.id, i.post_by)
-                 .where(i.post_at <= now, i.state.not_in(["posted", "cancelled"]))
+                 .where(i.post_at <= now, i.state.not_in(["posted", "cancelled"]), work)
                  .order_by(i.post_at, i.id).limit(limit))
         if org is not None:
             query = query.where(i.org == org)
         with self.reading() as conn:
             return [(r.org, r.id, r.post_by) for r in conn.execute(query)]
+
+
+def _safe(url: str) -> str:
+    """The URL with any password masked, for messages."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url.split("@")[-1] if "@" in url else url
 
 
 def _tune_sqlite(engine: Engine) -> None:
