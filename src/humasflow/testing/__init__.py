@@ -1,5 +1,10 @@
 """Test helpers for plugin authors and embedders.
 
+Beside the helpers here: :mod:`humasflow.testing.platform` (a fake social platform on
+127.0.0.1 and a three-step publisher for it), :mod:`humasflow.testing.faults` (crashes
+and timeouts at any call of a posting run) and :mod:`humasflow.testing.conformance`
+(the test suite every publisher distribution runs; needs pytest).
+
 >>> from humasflow.testing import SteerableClock, temp_office
 >>> clock = SteerableClock()
 >>> with temp_office(clock=clock) as office:
@@ -22,15 +27,24 @@ import attrs
 from humasflow import plugins
 from humasflow.errors import PublishError
 from humasflow.hookspecs import hookimpl
-from humasflow.models import ChannelConfig
+from humasflow.models import ChannelConfig, ContentItem, Media
 from humasflow.office import DEFAULT_ORG, Office
 from humasflow.publishing.contract import Post, Problem, PublisherContext, Receipt
 from humasflow.storage.store import Store
+from humasflow.testing.faults import Crash, FaultInjector, MemoryProgress
+from humasflow.testing.platform import FakePlatform, FakePlatformPlugin, StepPublisher
 
 __all__ = [
+    "Crash",
+    "FakePlatform",
+    "FakePlatformPlugin",
     "FakePublisher",
+    "FaultInjector",
+    "MemoryProgress",
     "SteerableClock",
+    "StepPublisher",
     "fake_publisher_plugin",
+    "item_ready_to_post",
     "plugin_registered",
     "staffed_office",
     "temp_office",
@@ -157,3 +171,28 @@ def staffed_office(office: Office) -> Office:
     office.add_actor("sari", "Sari Dewi", email="sari@example.ac.id", roles=["staff"])
     office.add_actor("budi", "Budi Santoso", email="budi@example.ac.id", roles=["coordinator"])
     return office
+
+
+def item_ready_to_post(
+    office: Office,
+    *,
+    text: str,
+    media: Any,
+    link: str = "",
+    channels: Any = None,
+    title: str = "Dies Natalis",
+) -> ContentItem:
+    """Walk a new item through the SOP up to its posting step.
+
+    Needs the cast of :func:`staffed_office`: ``rina`` writes and produces, ``budi``
+    approves, ``sari`` rechecks. ``media`` (paths, URLs or :class:`Media`) is both the
+    design and the produced media.
+    """
+    media = [m if isinstance(m, Media) else Media(str(m)) for m in media]
+    item = office.new_item(title, by="rina", channels=channels, link=link)
+    office.complete(item.id, by="rina", text=text)
+    office.complete(item.id, by="rina", notes="template and assets")
+    office.complete(item.id, by="rina", media=media)
+    office.approve(item.id, by="budi", answer="OK by email")
+    office.complete(item.id, by="rina", media=media)
+    return office.pass_recheck(item.id, by="sari")
