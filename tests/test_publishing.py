@@ -1,0 +1,541 @@
+"""Posting an item: validated twice, recorded per channel, never posted twice.
+
+Every test runs on SQLite and PostgreSQL (the ``office`` fixture) with fake publishers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from typing import Any
+
+import attrs
+import pytest
+
+from humasflow.errors import (
+    ContentInvalid,
+    ContentRejected,
+    NotAllowedNow,
+    OutcomeUnknown,
+    PlatformError,
+    Refused,
+    RoleRequired,
+)
+from humasflow.hookspecs import hookimpl
+from humasflow.publishing.contract import Problem, Receipt
+from humasflow.testing import FakePublisher, fake_publisher_plugin, plugin_registered
+
+S = dt.timedelta(seconds=1)
+
+
+@pytest.fixture
+def fake(office):
+    plugin = fake_publisher_plugin()
+    with plugin_registered(plugin):
+        office.add_channel("x", "fake")
+        office.add_channel("fb", "fake")
+        office.add_channel("ig", "fake", settings={"retry": {"jitter": 0, "base_delay": 60}})
+        yield plugin
+
+
+class Hooks:
+    """Records the publishing hooks (they may fire from the posting threads)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def named(self, name: str) -> list[dict[str, Any]]:
+        return [kwargs for hook, kwargs in self.calls if hook == name]
+
+    @hookimpl
+    def channel_posted(self, office, item, publication):
+        self.calls.append(("channel_posted", {"item": item, "publication": publication}))
+
+    @hookimpl
+    def channel_failed(self, office, item, publication):
+        self.calls.append(("channel_failed", {"item": item, "publication": publication}))
+
+    @hookimpl
+    def channel_unknown(self, office, item, publication):
+        self.calls.append(("channel_unknown", {"item": item, "publication": publication}))
+
+    @hookimpl
+    def item_posted(self, office, item, publications):
+        self.calls.append(("item_posted", {"item": item, "publications": publications}))
+
+
+@pytest.fixture
+def hooks():
+    recorder = Hooks()
+    with plugin_registered(recorder):
+        yield recorder
+
+
+def publisher(plugin, name: str) -> FakePublisher:
+    return plugin.publishers.setdefault(name, FakePublisher(channel=name))
+
+
+def posts(plugin, names=("fb", "ig", "x")) -> dict[str, int]:
+    """How many posts each channel's platform received."""
+    return {name: len(publisher(plugin, name).posted) for name in names}
+
+
+def ready(office, image, channels=("x", "fb", "ig")) -> int:
+    """An item at the posting step, approved and rechecked."""
+    item = office.new_item("Dies Natalis", by="rina", channels=list(channels))
+    office.complete(item.id, by="rina", text="Selamat Dies Natalis ke-38 FISIP UB")
+    office.complete(item.id, by="rina", notes="Canva template 'dies'")
+    office.complete(item.id, by="rina", media=[image])
+    office.approve(item.id, by="budi", answer="OK by email")
+    office.complete(item.id, by="rina", media=[image])
+    office.pass_recheck(item.id, by="sari")
+    return item.id
+
+
+def actions(office, item_id: int) -> list[tuple[str, str | None]]:
+    return [(e.action, e.data.get("channel")) for e in office.history(item_id)]
+
+
+TOO_LONG = Problem("x", "text", "max_length", "the text is 301 characters; at most 280",
+                   limit=280, actual=301)
+
+
+# -- validation: before approval, and again right before posting -------------------------------
+
+
+def test_the_design_step_refuses_a_post_a_channel_cannot_take(office, fake, image):
+    publisher(fake, "x").problems = [TOO_LONG]
+    item = office.new_item("Dies Natalis", by="rina", channels=["x", "fb"])
+    office.complete(item.id, by="rina", text="Selamat Dies Natalis")
+    office.complete(item.id, by="rina", notes="Canva")
+
+    with pytest.raises(ContentInvalid) as info:
+        office.complete(item.id, by="rina", media=[image])
+    assert info.value.problems == (TOO_LONG,)
+    assert (info.value.problems[0].channel, info.value.problems[0].field,
+            info.value.problems[0].rule) == ("x", "text", "max_length")
+    assert "x: text: the text is 301 characters; at most 280" in str(info.value)
+    assert office.item(item.id).state == "design"
+
+
+def test_approval_is_refused_while_a_channel_reports_problems(office, fake, image):
+    item = office.new_item("Dies Natalis", by="rina", channels=["x", "fb"])
+    office.complete(item.id, by="rina", text="Selamat Dies Natalis")
+    office.complete(item.id, by="rina", notes="Canva")
+    office.complete(item.id, by="rina", media=[image])
+    publisher(fake, "x").problems = [TOO_LONG]
+
+    with pytest.raises(ContentInvalid, match="x: text:") as info:
+        office.approve(item.id, by="budi")
+    assert info.value.action == "approve"
+    assert office.item(item.id).approved_digest is None
+
+    publisher(fake, "x").problems = []
+    assert office.approve(item.id, by="budi").is_approved
+
+
+def test_posting_checks_again_and_posts_nothing_when_a_channel_objects(office, fake, image):
+    item_id = ready(office, image)
+    publisher(fake, "x").problems = [TOO_LONG]  # e.g. the platform's limit changed
+
+    with pytest.raises(ContentInvalid) as info:
+        office.post(item_id, by="rina")
+    assert info.value.action == "post"
+    assert posts(fake) == {"fb": 0, "ig": 0, "x": 0}
+    assert office.publications(item_id) == {}
+
+
+def test_a_scheduled_post_that_became_invalid_fails_that_channel_only(
+        office, fake, clock, image):
+    item_id = ready(office, image)
+    office.schedule(item_id, clock() + dt.timedelta(hours=1), by="rina")
+    publisher(fake, "x").problems = [TOO_LONG]
+
+    clock.advance(hours=1)
+    (report,) = office.run_due()
+    x = report.publications["x"]
+    assert (x.state, x.error_class, x.next_attempt_at) == ("failed", "ContentRejected", None)
+    assert "text: the text is 301 characters; at most 280" in x.error_message
+    assert x.attempts == 0  # never claimed, never sent
+    assert posts(fake) == {"fb": 1, "ig": 1, "x": 0}
+    assert not report.done
+
+
+# -- per-channel records --------------------------------------------------------------------
+
+
+def test_each_channel_keeps_its_own_record(office, fake, clock, image):
+    item_id = ready(office, image)
+    report = office.post(item_id, by="rina")
+
+    assert report.done
+    assert report.item.state == "posted"
+    assert sorted(report.publications) == ["fb", "ig", "x"]
+    for name, pub in report.publications.items():
+        assert pub.item_id == item_id
+        assert pub.state == "posted"
+        assert pub.attempts == 1
+        assert pub.platform_id == "fake-1"
+        assert pub.url == f"https://fake.example/{name}/1"
+        assert (pub.error_class, pub.error_message, pub.next_attempt_at) == (None, None, None)
+        assert (pub.claimed_by, pub.lease_until) == (None, None)
+        assert pub.updated_at == clock()
+    assert office.publications(item_id) == report.publications
+
+
+def test_each_attempt_is_recorded_in_flight_before_the_platform_call(office, fake, image):
+    seen = {}
+
+    @attrs.define
+    class Peeking(FakePublisher):
+        def publish(self, post, progress=None):
+            seen[post.channel] = office.publications(post.item_id)[post.channel]
+            return super().publish(post, progress)
+
+    fake.publishers["x"] = Peeking(channel="x")
+    item_id = ready(office, image, ["x"])
+    office.post(item_id, by="rina")
+
+    during = seen["x"]
+    assert (during.state, during.attempts) == ("in_flight", 1)
+    assert during.claimed_by
+    assert during.lease_until is not None
+
+
+def test_a_failed_channel_is_retried_alone(office, fake, clock, image):
+    item_id = ready(office, image)
+    publisher(fake, "ig").fail_with = PlatformError("503 Service Unavailable", code=503)
+
+    report = office.post(item_id, by="rina")
+    assert report.failed == ["ig"]
+    assert not report.done
+    assert report.item.state == "post"
+    assert posts(fake) == {"fb": 1, "ig": 0, "x": 1}
+
+    # Posting again before ig's retry time re-posts nothing.
+    report = office.post(item_id, by="rina")
+    assert posts(fake) == {"fb": 1, "ig": 0, "x": 1}
+    assert report.publications["ig"].attempts == 1
+
+    clock.advance(seconds=60)
+    (report,) = office.run_due()
+    assert report.done
+    assert posts(fake) == {"fb": 1, "ig": 1, "x": 1}
+    assert {n: p.attempts for n, p in report.publications.items()} == {"fb": 1, "ig": 2, "x": 1}
+    posted = [c for a, c in actions(office, item_id) if a == "channel_posted"]
+    assert sorted(posted) == ["fb", "ig", "x"]
+    assert office.verify().ok
+
+
+# -- a person's answers: skip, confirm, manual channels -----------------------------------------
+
+
+def test_the_coordinator_skips_a_channel_and_the_item_closes(office, fake, hooks, image):
+    item_id = ready(office, image)
+    publisher(fake, "ig").fail_with = ContentRejected("the platform refused the image")
+    office.post(item_id, by="rina")
+
+    with pytest.raises(RoleRequired):
+        office.skip(item_id, "ig", by="rina", reason="not our call")
+    with pytest.raises(ValueError, match="why"):
+        office.skip(item_id, "ig", by="budi", reason=" ")
+    with pytest.raises(Refused, match="'posted'"):
+        office.skip(item_id, "x", by="budi", reason="already out")
+
+    report = office.skip(item_id, "ig", by="budi", reason="the poster is not for Instagram")
+    assert report.done
+    assert report.publications["ig"].state == "skipped"
+    assert posts(fake) == {"fb": 1, "ig": 0, "x": 1}
+    skipped = [e for e in office.history(item_id) if e.action == "channel_skipped"]
+    assert [(e.actor, e.note, e.data["channel"]) for e in skipped] == [
+        ("budi", "the poster is not for Instagram", "ig")]
+    closing = office.history(item_id)[-1]
+    assert (closing.action, closing.from_state, closing.to_state) == ("complete", "post",
+                                                                      "posted")
+    assert closing.data["channels"]["ig"]["state"] == "skipped"
+    (done,) = hooks.named("item_posted")
+    assert done["item"].state == "posted"
+    assert office.verify().ok
+
+
+def test_an_unknown_outcome_is_confirmed_by_a_person_with_its_url(office, fake, image):
+    item_id = ready(office, image)
+    publisher(fake, "x").fail_with = OutcomeUnknown("timed out after sending")
+
+    report = office.post(item_id, by="rina")
+    assert report.publications["x"].state == "unknown"
+    assert report.needs_person == ["x"]
+    assert not report.done
+    assert office.run_due() != []  # unknown outcomes are looked at again (reconciliation)
+    assert posts(fake)["x"] == 0
+
+    with pytest.raises(ValueError, match="either"):
+        office.confirm(item_id, "x", by="rina")
+    with pytest.raises(ValueError, match="either"):
+        office.confirm(item_id, "x", by="rina", url="https://x.com/fisipub/status/1",
+                       not_posted=True)
+    with pytest.raises(RoleRequired):
+        office.confirm(item_id, "x", by="budi", url="https://x.com/fisipub/status/1")
+    with pytest.raises(Refused, match="no record for channel 'threads'"):
+        office.confirm(item_id, "threads", by="rina", url="https://threads.net/1")
+    with pytest.raises(Refused, match="'posted'"):
+        office.confirm(item_id, "fb", by="rina", url="https://facebook.com/1")
+
+    report = office.confirm(item_id, "x", by="rina", url="https://x.com/fisipub/status/1")
+    x = report.publications["x"]
+    assert (x.state, x.url, x.platform_id) == ("posted", "https://x.com/fisipub/status/1",
+                                               "https://x.com/fisipub/status/1")
+    assert report.done
+    assert posts(fake)["x"] == 0  # nobody posted it twice
+    assert ("channel_confirmed", "x") in actions(office, item_id)
+
+
+def test_confirming_not_posted_posts_that_channel_again(office, fake, image):
+    item_id = ready(office, image)
+    publisher(fake, "x").fail_with = OutcomeUnknown("connection reset")
+    office.post(item_id, by="rina")
+
+    report = office.confirm(item_id, "x", by="rina", not_posted=True)
+    assert report.done
+    assert report.publications["x"].attempts == 2
+    assert posts(fake) == {"fb": 1, "ig": 1, "x": 1}
+
+
+def test_a_manual_channel_waits_for_a_person_and_their_confirmation_closes_it(
+        office, fake, hooks, image):
+    office.add_channel("tiktok", "manual", settings={"instructions": "account @fisipub"})
+    item_id = ready(office, image, ["x", "tiktok"])
+
+    report = office.post(item_id, by="rina")
+    tiktok = report.publications["tiktok"]
+    assert tiktok.state == "waiting"
+    assert "account @fisipub" in tiktok.error_message
+    assert f"humasflow confirm {item_id} tiktok --url" in tiktok.error_message
+    assert report.needs_person == ["tiktok"]
+    assert not report.done
+    assert report.item.state == "post"
+    assert office.run_due() == []  # nothing a worker can do: it does not keep coming back
+    (waiting,) = hooks.named("channel_unknown")
+    assert waiting["publication"].state == "waiting"
+
+    report = office.confirm(item_id, "tiktok", by="rina",
+                            url="https://www.tiktok.com/@fisipub/video/1")
+    assert report.done
+    assert report.publications["tiktok"].url == "https://www.tiktok.com/@fisipub/video/1"
+    assert len(hooks.named("item_posted")) == 1
+
+
+def test_the_item_closes_only_when_every_channel_is_posted_or_skipped(
+        office, fake, clock, image):
+    item_id = ready(office, image)
+    publisher(fake, "fb").fail_with = OutcomeUnknown("timeout")
+    publisher(fake, "ig").fail_with = PlatformError("502 Bad Gateway")
+
+    assert office.post(item_id, by="rina").item.state == "post"   # fb unknown, ig failed
+    office.confirm(item_id, "fb", by="rina", url="https://facebook.com/fisipub/posts/1")
+    assert office.item(item_id).state == "post"                     # ig still failed
+    clock.advance(seconds=60)
+    office.run_due()
+    assert office.item(item_id).state == "posted"
+
+
+# -- scheduling ---------------------------------------------------------------------------------
+
+
+def test_a_scheduled_item_is_posted_by_run_due_when_its_time_comes(office, fake, clock, image):
+    item_id = ready(office, image)
+    at = clock() + dt.timedelta(hours=2)
+
+    with pytest.raises(ValueError, match="naive"):
+        office.schedule(item_id, at.replace(tzinfo=None), by="rina")
+    with pytest.raises(RoleRequired):
+        office.schedule(item_id, at, by="budi")
+    item = office.schedule(item_id, at, by="rina")
+    assert item.state == "post"
+    assert office.history(item_id)[-1].data == {"post_at": at.isoformat()}
+
+    assert office.run_due() == []
+    clock.advance(dt.timedelta(hours=2) - S)
+    assert office.run_due() == []
+    assert posts(fake) == {"fb": 0, "ig": 0, "x": 0}
+
+    clock.advance(S)
+    (report,) = office.run_due()
+    assert report.done
+    assert posts(fake) == {"fb": 1, "ig": 1, "x": 1}
+    assert office.run_due() == []
+
+
+def test_items_waiting_for_a_person_never_fill_a_run_and_starve_the_others(
+        office, fake, clock, image):
+    office.add_channel("tiktok", "manual")
+    waiting = [ready(office, image, ["tiktok"]) for _ in range(2)]
+    for item_id in waiting:
+        office.post(item_id, by="rina")  # each now waits for a person
+    publisher(fake, "x").fail_with = ContentRejected("refused")
+    failed = ready(office, image, ["x"])
+    office.post(failed, by="rina")  # failed for good: a person decides
+    due = ready(office, image, ["fb"])
+    office.schedule(due, clock(), by="rina")
+
+    (report,) = office.run_due(limit=1)
+    assert report.item.id == due
+    assert report.done
+
+
+def test_only_an_item_at_the_posting_step_can_be_scheduled(office, fake, clock):
+    item = office.new_item("Dies Natalis", by="rina", channels=["x"])
+    with pytest.raises(NotAllowedNow):
+        office.schedule(item.id, clock(), by="rina")
+
+
+# -- hooks and the record ---------------------------------------------------------------------
+
+
+def test_hooks_report_each_channel_and_the_item_with_enough_to_act_on(
+        office, fake, hooks, clock, image):
+    item_id = ready(office, image)
+    publisher(fake, "fb").fail_with = OutcomeUnknown("timeout")
+    publisher(fake, "ig").fail_with = PlatformError("503")
+    office.post(item_id, by="rina")
+
+    posted = {k["publication"].channel: k for k in hooks.named("channel_posted")}
+    assert list(posted) == ["x"]
+    assert posted["x"]["item"].id == item_id
+    assert posted["x"]["publication"].url == "https://fake.example/x/1"
+    (failed,) = hooks.named("channel_failed")
+    assert failed["publication"].channel == "ig"
+    assert failed["publication"].error_message == "503"
+    assert failed["publication"].next_attempt_at == clock() + 60 * S
+    (unknown,) = hooks.named("channel_unknown")
+    assert (unknown["publication"].channel, unknown["publication"].error_message) == (
+        "fb", "timeout")
+    assert hooks.named("item_posted") == []
+
+    office.confirm(item_id, "fb", by="rina", url="https://facebook.com/fisipub/posts/9")
+    clock.advance(seconds=60)
+    office.run_due()
+    (done,) = hooks.named("item_posted")
+    assert done["item"].id == item_id
+    assert done["item"].state == "posted"
+    assert {n: p.state for n, p in done["publications"].items()} == {
+        "fb": "posted", "ig": "posted", "x": "posted"}
+    assert done["publications"]["fb"].url == "https://facebook.com/fisipub/posts/9"
+
+
+def test_the_record_holds_every_channel_outcome_and_stays_verifiable(
+        office, fake, clock, image):
+    item_id = ready(office, image)
+    publisher(fake, "ig").fail_with = PlatformError("503")
+    office.post(item_id, by="rina")
+    retry_at = clock() + 60 * S
+    clock.set(retry_at)
+    office.run_due()
+
+    events = [e for e in office.history(item_id) if e.action.startswith("channel_")]
+    outcomes = sorted((e.action, e.data["channel"], e.data["state"]) for e in events)
+    assert outcomes == [("channel_failed", "ig", "failed"), ("channel_posted", "fb", "posted"),
+                        ("channel_posted", "ig", "posted"), ("channel_posted", "x", "posted")]
+    ig_posted = next(e for e in events if e.action == "channel_posted"
+                     and e.data["channel"] == "ig")
+    assert ig_posted.data["url"] == "https://fake.example/ig/1"
+    assert ig_posted.data["platform_id"] == "fake-1"
+    failed = next(e for e in events if e.action == "channel_failed")
+    assert failed.data["error_class"] == "PlatformError"
+    assert failed.data["next_attempt_at"] == retry_at.isoformat()
+    closing = office.history(item_id)[-1]
+    assert closing.to_state == "posted"
+    assert set(closing.data["channels"]) == {"fb", "ig", "x"}
+    assert office.verify().ok
+
+
+# -- the safety net: crashes and reconciliation ----------------------------------------------
+
+
+def test_an_attempt_cut_off_by_a_crash_becomes_unknown_never_a_blind_repost(
+        office, fake, hooks, clock, image):
+    item_id = ready(office, image, ["x", "fb"])
+    office.schedule(item_id, clock(), by="rina")
+    office.store.ensure_publications(office.org, item_id, ["x", "fb"], clock())
+    # A worker claims x, then its machine dies before the answer is recorded.
+    assert office.store.claim(office.org, item_id, "x", "dead-worker", clock(),
+                              clock() + dt.timedelta(minutes=15)) is not None
+
+    (report,) = office.run_due()  # lease still running: x is left alone
+    assert report.publications["x"].state == "in_flight"
+    assert posts(fake, ["fb", "x"]) == {"fb": 1, "x": 0}
+
+    clock.advance(minutes=16)
+    (report,) = office.run_due()
+    x = report.publications["x"]
+    assert (x.state, x.error_class) == ("unknown", "Interrupted")
+    assert "dead-worker" in x.error_message
+    assert posts(fake, ["fb", "x"]) == {"fb": 1, "x": 0}  # x was never posted blindly
+    assert hooks.named("channel_unknown")[-1]["publication"].channel == "x"
+
+
+@attrs.define
+class Searchable(FakePublisher):
+    """A fake that can look a post up after an unknown outcome."""
+
+    found: Any = None
+    lookups: int = 0
+
+    def reconcile(self, post, progress):
+        self.lookups += 1
+        if isinstance(self.found, Exception):
+            raise self.found
+        return self.found
+
+
+@pytest.mark.parametrize(("found", "state", "reposted"), [
+    (Receipt("1790001", "https://x.com/fisipub/status/1790001"), "posted", 0),
+    (None, "posted", 1),
+    (OutcomeUnknown("search is down"), "unknown", 0),
+])
+def test_an_unknown_outcome_is_reconciled_with_the_platform(
+        office, fake, image, found, state, reposted):
+    fake.publishers["x"] = x = Searchable(channel="x", found=found)
+    item_id = ready(office, image, ["x"])
+    x.fail_with = OutcomeUnknown("timed out after sending")
+    office.post(item_id, by="rina")
+
+    (report,) = office.run_due()
+    assert x.lookups == 1
+    assert report.publications["x"].state == state
+    assert len(x.posted) == reposted
+    if isinstance(found, Receipt):
+        assert report.publications["x"].url == found.url
+        assert ("channel_posted", "x") in actions(office, item_id)
+
+
+# -- fan-out ------------------------------------------------------------------------------------
+
+
+def test_the_channels_of_an_item_are_posted_at_the_same_time(office, fake, image):
+    barrier = threading.Barrier(3, timeout=10)
+    lock = threading.Lock()
+    in_flight = [0, 0]  # now, most seen
+
+    @attrs.define
+    class Meeting(FakePublisher):
+        def publish(self, post, progress=None):
+            with lock:
+                in_flight[0] += 1
+                in_flight[1] = max(in_flight)
+            try:
+                barrier.wait()  # breaks (and the channel fails) unless all three arrive
+            finally:
+                with lock:
+                    in_flight[0] -= 1
+            return super().publish(post, progress)
+
+    for name in ("x", "fb", "ig"):
+        fake.publishers[name] = Meeting(channel=name)
+    item_id = ready(office, image)
+
+    report = office.post(item_id, by="rina")
+    assert {n: p.state for n, p in report.publications.items()} == {
+        "fb": "posted", "ig": "posted", "x": "posted"}, report.publications
+    assert in_flight[1] == 3
+    assert report.done
