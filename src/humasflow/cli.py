@@ -1,0 +1,1193 @@
+"""The ``humasflow`` command: run the SOP from a terminal.
+
+Every command works on one store (``--db``, a SQLite file or a ``postgresql://`` URL)
+and one organisation (``--org``). Times are stored in UTC and shown in the SOP's time
+zone (``--tz`` to choose another). Every :class:`~humasflow.errors.HumasflowError`
+becomes a one-line ``Error: ...`` on stderr with exit code 1.
+
+Embedders (and tests) can hand the command a clock and a credentials source through
+click's context object::
+
+    cli.main(["list", "--overdue"], obj={"clock": my_clock, "environ": {}})
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import struct
+import sys
+import tempfile
+import textwrap
+import zlib
+import zoneinfo
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NoReturn, cast
+
+import attrs
+import click
+from transitions import State
+from transitions.extensions.diagrams import GraphMachine
+
+import humasflow
+from humasflow import plugins as registry
+from humasflow.clock import Clock, system_clock
+from humasflow.errors import HumasflowError
+from humasflow.evaluation import timeline
+from humasflow.models import ContentItem, Event
+from humasflow.office import DEFAULT_ORG, Office, PostReport
+from humasflow.publishing import worker
+from humasflow.sop import PHASES, SOP, Label, load_sop
+from humasflow.testing import SteerableClock, staffed_office
+
+__all__ = ["cli", "main"]
+
+DEFAULT_DB = "humasflow.db"
+DEFAULT_ZONE = "Asia/Jakarta"
+_CLOSED = ("posted", "cancelled")
+
+
+# -- plumbing -------------------------------------------------------------------------------
+
+
+class _Group(click.Group):
+    """A group that turns every humasflow error into a one-line ``Error: ...``."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except HumasflowError as exc:
+            raise click.ClickException(" ".join(str(exc).split())) from exc
+
+
+@attrs.define
+class _Session:
+    """The global options of one invocation, and the office they open (lazily)."""
+
+    db: str
+    org: str
+    lang: str
+    tz: str | None
+    clock: Clock = system_clock
+    environ: Mapping[str, str] | None = None
+    _office: Office | None = None
+    _zone: zoneinfo.ZoneInfo | None = None
+
+    def office(self, *, create: bool = False) -> Office:
+        """The office; unless ``create``, a SQLite store must exist already."""
+        if self._office is None:
+            if not create and _is_sqlite_path(self.db) and not Path(self.db).exists():
+                _fail(f"no humasflow store at {self.db!r}; create one with `humasflow init` "
+                      "(or point --db / HUMASFLOW_DB at an existing one)")
+            self._office = humasflow.open(self.db, org=self.org, clock=self.clock,
+                                          environ=self.environ, establish=False)
+            click.get_current_context().call_on_close(self._office.store.close)
+        return self._office
+
+    def zone(self) -> zoneinfo.ZoneInfo:
+        """The display time zone: ``--tz``, else the current SOP's, else Asia/Jakarta."""
+        if self._zone is None:
+            name = self.tz
+            if name is None:
+                office = self.office()
+                has_sop = bool(office.store.sop_revisions(office.org))
+                name = office.sop().header.timezone if has_sop else DEFAULT_ZONE
+            self._zone = zoneinfo.ZoneInfo(name)
+        return self._zone
+
+    def now(self) -> dt.datetime:
+        """The current time from the injected clock (aware, UTC)."""
+        return self.clock().astimezone(dt.timezone.utc)
+
+
+def _fail(message: str) -> NoReturn:
+    raise click.ClickException(message)
+
+
+def _is_sqlite_path(target: str) -> bool:
+    return "://" not in target and target != ":memory:"
+
+
+def _display_target(office: Office) -> str:
+    url = office.store.engine.url
+    if url.get_backend_name() == "sqlite":
+        return str(Path(url.database).resolve()) if url.database else ":memory:"
+    # Never print a password that came with the URL.
+    return url.render_as_string(hide_password=True)
+
+
+def _zone_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise click.BadParameter(f"{value!r} is not a known time zone (try Asia/Jakarta)") from exc
+    return value
+
+
+def _pairs(values: Iterable[str], what: str) -> dict[str, str]:
+    """Turn ``key=value`` arguments into a dict."""
+    result: dict[str, str] = {}
+    for value in values:
+        key, sep, rest = value.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{value!r} is not {what} (write key=value)")
+        result[key.strip()] = rest.strip()
+    return result
+
+
+def _media_paths(values: Sequence[str]) -> list[str]:
+    """Check local media files exist; store them as absolute paths (URLs stay as given)."""
+    paths = []
+    for value in values:
+        if value.startswith(("http://", "https://")):
+            paths.append(value)
+            continue
+        path = Path(value).expanduser()
+        if not path.is_file():
+            raise click.BadParameter(f"no file at {value!r}", param_hint="--media")
+        paths.append(str(path.resolve()))
+    return paths
+
+
+# -- formatting -----------------------------------------------------------------------------
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[object]], *,
+           spaced: bool = False) -> str:
+    """Plain-text columns, aligned, with a rule under the headers.
+
+    A cell may hold several lines (``"\\n"``); its row grows to fit them. ``spaced``
+    puts a blank line between rows, so that multi-line rows stay apart.
+    """
+    cells = [[str(c).split("\n") for c in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in cells:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], *map(len, cell))
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()
+
+    lines = [line(headers), line(["-" * w for w in widths])]
+    for i, row in enumerate(cells):
+        if spaced and i:
+            lines.append("")
+        for n in range(max(len(cell) for cell in row)):
+            lines.append(line([cell[n] if n < len(cell) else "" for cell in row]))
+    return "\n".join(lines)
+
+
+def _local(when: dt.datetime | None, zone: dt.tzinfo, *, seconds: bool = False) -> str:
+    """A UTC time shown in ``zone``."""
+    if when is None:
+        return "-"
+    return when.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+def _zone_name(zone: dt.tzinfo, at: dt.datetime) -> str:
+    return at.astimezone(zone).strftime("%Z") or str(zone)
+
+
+def _duration(delta: dt.timedelta) -> str:
+    """A short duration: ``45s``, ``7m``, ``7m30s``, ``1h05m``, ``2d03h``."""
+    total = round(delta.total_seconds())
+    sign, total = ("-" if total < 0 else ""), abs(total)
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        text = f"{days}d{hours:02d}h" if hours else f"{days}d"
+    elif hours:
+        text = f"{hours}h{minutes:02d}m"
+    elif minutes:
+        text = f"{minutes}m{secs:02d}s" if secs else f"{minutes}m"
+    else:
+        text = f"{secs}s"
+    return sign + text
+
+
+def _short(text: str, width: int = 40) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _label(label: Label | None, lang: str) -> str:
+    return label.get(lang) if label is not None else "-"
+
+
+def _step_name(office: Office, revision: int, state: str | None) -> str:
+    """``"5 approve"`` for a step, the bare state for ``posted``/``cancelled``."""
+    if not state:
+        return "-"
+    step = office.engine(revision).step(state)
+    return f"{step.number} {state}" if step is not None else state
+
+
+def _awaits_approval(office: Office, item: ContentItem) -> bool:
+    return item.state == office.engine(item.sop_revision).approval_step.key
+
+
+def _flags(office: Office, item: ContentItem, now: dt.datetime) -> str:
+    flags = []
+    if _awaits_approval(office, item):
+        flags.append("AWAITS APPROVAL")
+    if item.is_overdue(now):
+        assert item.due_at is not None
+        flags.append(f"OVERDUE +{_duration(now - item.due_at)}")
+    return ", ".join(flags)
+
+
+def _timeline_table(office: Office, item: ContentItem, history: Sequence[Event],
+                    zone: dt.tzinfo, now: dt.datetime) -> str:
+    """Each step visit: who ended it, when it started, its duration against the standard."""
+    runs = timeline(office.sop(item.sop_revision), history)
+    # The events that move the item, as timeline() reads them: visit k ends with move k + 1.
+    moves = [e for e in history if e.action == "create" or e.from_state != e.to_state]
+    rows = []
+    for k, run in enumerate(runs):
+        took = _duration(run.duration(now))
+        if run.standard is not None:
+            took += f" / {_duration(run.standard)}"
+        over = run.over(now)
+        outcome = run.outcome or "(current step)"
+        if run.ended_at is not None and k + 1 < len(moves):
+            outcome += f" -> {_step_name(office, item.sop_revision, moves[k + 1].to_state)}"
+        rows.append((run.number, run.step, run.ended_by or "-", _local(run.started_at, zone),
+                     took, f"LATE +{_duration(over)}" if over else "", outcome))
+    headers = ("#", "Step", "Ended by", f"Started ({_zone_name(zone, now)})", "Took / standard",
+               "Late", "Outcome")
+    return _table(headers, rows)
+
+
+def _move_line(office: Office, before: ContentItem, after: ContentItem, actor: str,
+               zone: dt.tzinfo, now: dt.datetime) -> str:
+    """What one action did, in one line (plus where the item waits now)."""
+    rev = before.sop_revision
+    if before.state == after.state:
+        line = f"Item {after.id}: {actor} revised it at step {_step_name(office, rev, after.state)}"
+        if before.is_approved and not after.is_approved:
+            line += "; the approval is withdrawn, it needs the coordinator again"
+        return line + "."
+    took = ""
+    if before.step_started_at is not None:
+        step = office.engine(rev).step(before.state)
+        took = f" (took {_duration(now - before.step_started_at)}"
+        if step is not None and step.standard_time is not None:
+            took += f" / {_duration(step.standard_time)}"
+            late = now - before.step_started_at - step.standard_time
+            if late > dt.timedelta(0):
+                took += f", LATE +{_duration(late)}"
+        took += ")"
+    line = (f"Item {after.id}: {_step_name(office, rev, before.state)} -> "
+            f"{_step_name(office, rev, after.state)} by {actor}{took}.")
+    if after.is_open and after.due_at is not None:
+        line += f" Due {_local(after.due_at, zone)}."
+    if _awaits_approval(office, after):
+        line += " Waits for the coordinator's approval."
+    return line
+
+
+def _event_note(event: Event, zone: dt.tzinfo) -> str:
+    """The event's note, or a short summary of its data."""
+    if event.note:
+        return event.note
+    data = event.data
+    if event.action == "create":
+        return f"title {data.get('title', '')!r}"
+    if event.action == "establish":
+        return f"SOP revision {data.get('revision')}: {data.get('number', '')}"
+    if event.action == "actor":
+        return f"{data.get('id')} ({', '.join(data.get('roles', []))})"
+    if event.action == "channel":
+        return f"{data.get('name')} via {data.get('publisher')}"
+    if "post_at" in data:
+        return f"post at {_local(dt.datetime.fromisoformat(data['post_at']), zone)}"
+    if "channel" in data:
+        detail = data.get("url") or data.get("error_message") or ""
+        return f"{data['channel']}: {data.get('state', '')} {detail}".rstrip()
+    if isinstance(data.get("channels"), Mapping):
+        return "posted to " + ", ".join(sorted(data["channels"]))
+    return ""
+
+
+# -- the command group ----------------------------------------------------------------------
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(humasflow.__version__, prog_name="humasflow")
+@click.option("--db", envvar="HUMASFLOW_DB", default=DEFAULT_DB, show_default=True,
+              show_envvar=True, help="The store: a SQLite file, or a postgresql:// URL.")
+@click.option("--org", envvar="HUMASFLOW_ORG", default=DEFAULT_ORG, show_default=True,
+              show_envvar=True, help="The organisation (faculty or unit).")
+@click.option("--lang", type=click.Choice(["en", "id"]), default="en", show_default=True,
+              help="The language of the SOP's labels.")
+@click.option("--tz", callback=_zone_option, metavar="ZONE",
+              help="Show times in this zone (default: the SOP's, Asia/Jakarta).")
+@click.pass_context
+def cli(ctx: click.Context, db: str, org: str, lang: str, tz: str | None) -> None:
+    """Run a PR office's social-media SOP: items, approvals, records and posting."""
+    seam = ctx.obj if isinstance(ctx.obj, Mapping) else {}
+    ctx.obj = _Session(db=db, org=org, lang=lang, tz=tz,
+                       clock=seam.get("clock", system_clock), environ=seam.get("environ"))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The console-script entry point."""
+    cli.main(args=list(argv) if argv is not None else None, prog_name="humasflow")
+
+
+# -- init and the SOP -----------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--sop", "sop_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Establish this SOP file (always, even if the org has one).")
+@click.option("--outbox", type=click.Path(file_okay=False, path_type=Path),
+              help="Add a channel named 'outbox' that writes posts into this folder.")
+@click.pass_obj
+def init(session: _Session, sop_file: Path | None, outbox: Path | None) -> None:
+    """Create or migrate the store and establish the SOP (step 1)."""
+    office = session.office(create=True)
+    click.echo(f"Store: {_display_target(office)} (schema version {office.store.schema_version})")
+    click.echo(f"Organisation: {office.org}")
+    if sop_file is not None or not office.revisions():
+        sop = load_sop(sop_file) if sop_file is not None else None
+        rev = office.establish(sop)
+        sop = office.sop(rev)
+        click.echo(f"Established SOP revision {rev}: {sop.header.number} "
+                   f"({sop.header.title.get(session.lang)}), effective {sop.header.effective}")
+    else:
+        latest = office.revisions()[-1]
+        click.echo(f"SOP already established: revision {latest['id']} ({latest['number']})")
+    if outbox is not None:
+        folder = outbox.expanduser().resolve()
+        office.add_channel("outbox", "outbox", settings={"path": str(folder)})
+        click.echo(f"Channel 'outbox' writes posts into {folder}")
+
+
+@cli.group()
+def sop() -> None:
+    """Show, draw and register the SOP."""
+
+
+@sop.command("show")
+@click.option("--revision", type=int, help="A registered revision (default: the current one).")
+@click.pass_obj
+def sop_show(session: _Session, revision: int | None) -> None:
+    """The SOP: its header facts and its steps."""
+    office = session.office()
+    rev = revision if revision is not None else office.current_revision()
+    definition = office.sop(rev)
+    meta = next(r for r in office.revisions() if r["id"] == rev)
+    click.echo(_sop_text(definition, meta, session.lang, session.zone()))
+
+
+_WORDS: Mapping[str, tuple[str, str]] = {
+    # key: (Indonesian, English) — the headings of the signed SOP form.
+    "number": ("Nomor SOP", "SOP number"),
+    "title": ("Nama SOP", "Title"),
+    "institution": ("Unit", "Institution"),
+    "made": ("Tanggal pembuatan", "Made"),
+    "revised": ("Tanggal revisi", "Revised"),
+    "effective": ("Tanggal efektif", "Effective"),
+    "approved": ("Disahkan oleh", "Approved by"),
+    "revision": ("Revisi terdaftar", "Registered revision"),
+    "legal_basis": ("Dasar hukum", "Legal basis"),
+    "qualifications": ("Kualifikasi pelaksana", "Executor qualifications"),
+    "related": ("Keterkaitan", "Related SOPs"),
+    "equipment": ("Peralatan/perlengkapan", "Equipment"),
+    "warnings": ("Peringatan", "Warnings"),
+    "recording": ("Pencatatan dan pendataan", "Recording"),
+    "roles": ("Pelaksana", "Roles"),
+    "no": ("No", "No"),
+    "activity": ("Kegiatan", "Activity"),
+    "actor": ("Pelaksana", "Actor"),
+    "time": ("Waktu", "Standard time"),
+    "output": ("Output", "Output"),
+    "kit": ("Kelengkapan", "Equipment"),
+    "phase": ("Tahap", "Phase"),
+}
+
+
+def _word(key: str, lang: str) -> str:
+    indonesian, english = _WORDS[key]
+    return indonesian if lang == "id" else english
+
+
+def _sop_text(sop: SOP, meta: Mapping[str, Any], lang: str, zone: dt.tzinfo) -> str:
+    h = sop.header
+
+    def w(key: str) -> str:
+        return _word(key, lang)
+
+    approver = h.approved_by_name or "-"
+    if h.approved_by_position is not None:
+        approver += f", {h.approved_by_position.get(lang)}"
+    if h.approved_by_nip:
+        approver += f" (NIP {h.approved_by_nip})"
+    facts = [
+        (w("number"), h.number),
+        (w("title"), h.title.get(lang)),
+        (w("institution"), _label(h.institution, lang)),
+        (w("made"), str(h.made or "-")),
+        (w("revised"), str(h.revised or "-")),
+        (w("effective"), str(h.effective)),
+        (w("approved"), approver),
+        (w("revision"), f"{meta['id']}, {meta['established_by']}, "
+                        f"{_local(meta['established_at'], zone)}"),
+        (w("recording"), _label(h.recording, lang)),
+    ]
+    width = max(len(k) for k, _ in facts)
+    lines = [f"{k.ljust(width)}  {v}" for k, v in facts]
+    for key, labels in (("legal_basis", h.legal_basis), ("qualifications", h.qualifications),
+                        ("related", h.related), ("equipment", h.equipment),
+                        ("warnings", h.warnings)):
+        if labels:
+            lines += ["", f"{w(key)}:"]
+            lines += [f"  {i}. {label.get(lang)}" for i, label in enumerate(labels, 1)]
+    lines += ["", f"{w('roles')}:"]
+    lines += [f"  {role.key}: {role.name.get(lang)}" for role in sop.roles.values()]
+    rows = []
+    for step in sop.steps:
+        role = sop.roles[step.actor].name.get(lang) if step.actor else "-"
+        rows.append((step.number, "\n".join(textwrap.wrap(step.activity.get(lang), 44)),
+                     role, _duration(step.standard_time) if step.standard_time else "-",
+                     _label(step.output_label, lang),
+                     "\n".join(e.get(lang) for e in step.equipment) or "-",
+                     PHASES[step.phase][0 if lang == "id" else 1]))
+    headers = tuple(w(k) for k in ("no", "activity", "actor", "time", "output", "kit", "phase"))
+    lines += ["", _table(headers, rows, spaced=True)]
+    return "\n".join(lines)
+
+
+class _LabelledState(State):
+    """A state that carries a display label into transitions' diagrams."""
+
+    def __init__(self, *args: Any, label: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if label:
+            self.label = label
+
+
+class _DiagramMachine(GraphMachine):
+    state_cls = _LabelledState
+
+
+def _mermaid(office: Office, revision: int, lang: str) -> str:
+    """The item lifecycle of a revision as a Mermaid ``stateDiagram-v2``.
+
+    The graph comes from transitions' own Mermaid engine, fed with the states and
+    transitions of the revision's Engine; only the title block is written here, because
+    transitions 0.9.3 puts a bare title where Mermaid expects ``title: ...``.
+    """
+    engine = office.engine(revision)
+    sop = engine.sop
+    states: list[dict[str, Any]] = []
+    for name in engine.machine.states:
+        step = engine.step(name)
+        if step is None:
+            states.append({"name": name, "final": True})
+            continue
+        role = sop.roles[step.actor].name.get(lang) if step.actor else ""
+        states.append({"name": name, "label": f"{step.number}. {name} ({role})"})
+    transitions = [{"trigger": trigger, "source": t.source, "dest": t.dest}
+                   for trigger, event in engine.machine.events.items()
+                   for group in event.transitions.values() for t in group]
+    title = f"{sop.header.title.get(lang)}: content item lifecycle"
+    machine = _DiagramMachine(model=None, states=states, transitions=transitions,
+                              initial=engine.first_step, auto_transitions=False,
+                              graph_engine="mermaid", title=title)
+    # A graph of the machine itself, not of a model: no state is marked as active.
+    # (The stub types the argument as the machine class; the engine takes the instance.)
+    graph = cast(Callable[[GraphMachine], Any], machine.graph_cls)(machine)
+    source = str(graph.get_graph(title=title).draw(None))
+    lines = source.splitlines()
+    body = lines[next(i for i, line in enumerate(lines) if line.startswith("stateDiagram")):]
+    body += [f"  {name} --> [*]" for name in _CLOSED]
+    return "\n".join(["---", f"title: {json.dumps(title, ensure_ascii=False)}", "---", *body])
+
+
+@sop.command("diagram")
+@click.option("--revision", type=int, help="A registered revision (default: the current one).")
+@click.pass_obj
+def sop_diagram(session: _Session, revision: int | None) -> None:
+    """The item lifecycle as a Mermaid state diagram."""
+    office = session.office()
+    rev = revision if revision is not None else office.current_revision()
+    click.echo(_mermaid(office, rev, session.lang))
+
+
+@sop.command("register")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--by", help="Who establishes it (default: the approver named in the file).")
+@click.option("--effective", type=click.DateTime(["%Y-%m-%d"]), metavar="YYYY-MM-DD",
+              help="From when it applies (default: the file's effective date).")
+@click.pass_obj
+def sop_register(session: _Session, file: Path, by: str | None,
+                 effective: dt.datetime | None) -> None:
+    """Establish a new revision of the SOP from FILE (step 1)."""
+    definition = load_sop(file)
+    office = session.office()
+    rev = office.establish(definition, by=by,
+                           effective=effective.date() if effective is not None else None)
+    meta = next(r for r in office.revisions() if r["id"] == rev)
+    click.echo(f"Established SOP revision {rev}: {definition.header.number} "
+               f"({definition.header.title.get(session.lang)}) by {meta['established_by']}, "
+               f"effective {_local(meta['effective_from'], session.zone())}")
+    if office.current_revision() != rev:
+        click.echo(f"Not in effect yet: new items use revision {office.current_revision()} "
+                   "until then. Items keep the revision they started under.")
+
+
+# -- actors and channels --------------------------------------------------------------------
+
+
+@cli.group()
+def actor() -> None:
+    """Add and list the people who act on items."""
+
+
+@actor.command("add")
+@click.argument("actor_id", metavar="ID")
+@click.option("--name", required=True, help="The person's name.")
+@click.option("--email", default="", help="Their email address.")
+@click.option("--role", "roles", multiple=True, required=True,
+              help="A role of the SOP (repeat for several).")
+@click.option("--by", default="admin", show_default=True, help="Who records this.")
+@click.pass_obj
+def actor_add(session: _Session, actor_id: str, name: str, email: str,
+              roles: tuple[str, ...], by: str) -> None:
+    """Add an actor (or replace their name, email and roles)."""
+    if not actor_id.strip():
+        raise click.BadParameter("the id is empty: use a stable id such as a username")
+    office = session.office()
+    known = {key for r in office.revisions() for key in office.sop(int(r["id"])).roles}
+    unknown = sorted(set(roles) - known) if known else []
+    if unknown:
+        _fail(f"the SOP has no role {unknown[0]!r}; its roles: {', '.join(sorted(known))}")
+    added = office.add_actor(actor_id.strip(), name, email=email, roles=roles, by=by)
+    click.echo(f"Actor {added.id} ({added.name}): {', '.join(sorted(added.roles))}")
+
+
+@actor.command("list")
+@click.pass_obj
+def actor_list(session: _Session) -> None:
+    """The organisation's actors."""
+    office = session.office()
+    actors = office.actors()
+    if not actors:
+        click.echo("No actors yet; add one with `humasflow actor add`.")
+        return
+    roles: dict[str, str] = {}
+    if office.revisions():
+        roles = {k: r.name.get(session.lang) for k, r in office.sop().roles.items()}
+    click.echo(_table(("ID", "Name", "Email", "Roles"), [
+        (a.id, a.name, a.email or "-",
+         ", ".join(f"{r} ({roles[r]})" if r in roles else r for r in sorted(a.roles)))
+        for a in actors]))
+
+
+@cli.group()
+def channel() -> None:
+    """Add and list the channels items are posted to."""
+
+
+@channel.command("add")
+@click.argument("name")
+@click.option("--publisher", required=True, help="An installed publisher, e.g. outbox.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="A publisher setting (repeatable).")
+@click.option("--credential", "credentials", multiple=True, metavar="KEY=ENV_VAR",
+              help="A credential, as the environment variable holding it (repeatable).")
+@click.option("--by", default="admin", show_default=True, help="Who records this.")
+@click.pass_obj
+def channel_add(session: _Session, name: str, publisher: str, settings: tuple[str, ...],
+                credentials: tuple[str, ...], by: str) -> None:
+    """Configure a target channel (or replace its configuration)."""
+    office = session.office()
+    added = office.add_channel(name, publisher, settings=_pairs(settings, "a setting"),
+                               credentials=_pairs(credentials, "a credential"), by=by)
+    click.echo(f"Channel {added.name!r} posts via {added.publisher}")
+
+
+@channel.command("list")
+@click.pass_obj
+def channel_list(session: _Session) -> None:
+    """The organisation's channels (credentials by variable name, never their value)."""
+    office = session.office()
+    channels = office.channels()
+    if not channels:
+        click.echo("No channels yet; add one with `humasflow channel add`.")
+        return
+    environ = office.environ
+    rows = []
+    for c in channels.values():
+        settings = ", ".join(f"{k}={v}" for k, v in sorted(c.settings.items())) or "-"
+        creds = ", ".join(f"{k}={var} ({'set' if environ.get(var) else 'NOT SET'})"
+                          for k, var in sorted(c.credentials.items())) or "-"
+        rows.append((c.name, c.publisher, settings, creds))
+    click.echo(_table(("Name", "Publisher", "Settings", "Credentials"), rows))
+
+
+# -- items ----------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("title")
+@click.option("--as", "by", required=True, metavar="ACTOR", help="Who creates it.")
+@click.option("--text", default="", help="A first draft of the post text.")
+@click.option("--media", multiple=True, metavar="PATH", help="A media file or URL (repeatable).")
+@click.option("--link", default="", help="A link to share.")
+@click.option("--channel", "channels", multiple=True, metavar="NAME",
+              help="A target channel (repeatable; default: every channel).")
+@click.option("--assignee", help="Who is responsible (default: the creator).")
+@click.pass_obj
+def new(session: _Session, title: str, by: str, text: str, media: tuple[str, ...], link: str,
+        channels: tuple[str, ...], assignee: str | None) -> None:
+    """Create a content item at the SOP's first content step; print its id."""
+    if not title.strip():
+        raise click.BadParameter("the title is empty: give the item a short title")
+    office = session.office()
+    item = office.new_item(title, by=by, text=text, media=_media_paths(media), link=link,
+                           channels=list(channels) or None, assignee=assignee)
+    click.echo(item.id)
+    click.echo(f"Created item {item.id} {item.title!r} at step "
+               f"{_step_name(office, item.sop_revision, item.state)}, due "
+               f"{_local(item.due_at, session.zone())}.", err=True)
+    if not item.post.channels:
+        click.echo("Warning: the item has no target channel; add one with "
+                   "`humasflow channel add` before it goes to approval.", err=True)
+
+
+@cli.command("list")
+@click.option("--state", help="Only items at this step (its key, e.g. approve).")
+@click.option("--open", "open_only", is_flag=True, help="Only items not posted or cancelled.")
+@click.option("--overdue", is_flag=True, help="Only items past their step's standard time.")
+@click.option("--assignee", help="Only items this actor is responsible for.")
+@click.pass_obj
+def list_(session: _Session, state: str | None, open_only: bool, overdue: bool,
+          assignee: str | None) -> None:
+    """The items, newest first, with what waits for approval and what is late."""
+    office = session.office()
+    items = office.items(state=state or ("open" if open_only else None), overdue=overdue,
+                         assignee=assignee)
+    if open_only:
+        items = [i for i in items if i.is_open]
+    if not items:
+        click.echo("No items.")
+        return
+    zone, now = session.zone(), session.now()
+    rows = [(i.id, _short(i.title), _step_name(office, i.sop_revision, i.state),
+             i.assignee or "-", _local(i.due_at, zone) if i.is_open else "-",
+             _flags(office, i, now)) for i in items]
+    headers = ("ID", "Title", "Step", "Assignee", f"Due ({_zone_name(zone, now)})", "Flags")
+    click.echo(_table(headers, rows))
+    waiting = sum(1 for i in items if _awaits_approval(office, i))
+    late = sum(1 for i in items if i.is_overdue(now))
+    click.echo(f"\n{len(items)} item(s); {waiting} awaiting approval; {late} overdue.")
+
+
+@cli.command()
+@click.argument("item_id", metavar="ID", type=int)
+@click.pass_obj
+def show(session: _Session, item_id: int) -> None:
+    """One item: its post, approval, timeline and publications."""
+    office = session.office()
+    item = office.item(item_id)
+    click.echo(_item_text(office, item, session.lang, session.zone(), session.now()))
+
+
+def _approval_status(office: Office, item: ContentItem) -> str:
+    approval = item.outputs.get("approval") or {}
+    if item.is_approved:
+        return f"approved by {approval.get('by', '?')}: {approval.get('answer', '')}"
+    decisions = [e for e in office.history(item.id) if e.action in ("approve", "reject")]
+    last = decisions[-1] if decisions else None
+    if last is not None and last.action == "reject":
+        return f"rejected by {last.actor}: {last.note}"
+    if last is not None or item.approved_digest is not None:
+        return "withdrawn: the content changed after approval; it needs approval again"
+    if _awaits_approval(office, item):
+        return "waiting for the coordinator"
+    return "not approved yet"
+
+
+def _commands(office: Office, item: ContentItem) -> list[str]:
+    """The commands that can move the item now (``complete`` is ``post`` at the last step)."""
+    step = office.engine(item.sop_revision).step(item.state)
+    posting = step is not None and step.output == "publication"
+    return ["post" if posting and a == "complete" else a for a in office.allowed(item.id)]
+
+
+def _item_text(office: Office, item: ContentItem, lang: str, zone: dt.tzinfo,
+               now: dt.datetime) -> str:
+    step = office.engine(item.sop_revision).step(item.state)
+    where = _step_name(office, item.sop_revision, item.state)
+    if step is not None:
+        where += f": {step.activity.get(lang)}"
+    facts = [
+        ("Item", f"{item.id} {item.title!r}"),
+        ("State", where),
+        ("Assignee", item.assignee or "-"),
+        ("Created", f"{_local(item.created_at, zone)} by {item.created_by}"),
+    ]
+    if item.is_open:
+        due = _local(item.due_at, zone)
+        flags = _flags(office, item, now)
+        facts.append(("Due", f"{due}  {flags}".rstrip()))
+        facts.append(("Next", ", ".join(_commands(office, item)) or "-"))
+    facts += [
+        ("Text", item.post.text or "-"),
+        ("Link", item.post.link or "-"),
+        ("Media", ", ".join(m.source for m in item.post.media) or "-"),
+        ("Produced", ", ".join(m.source for m in item.produced) or "-"),
+        ("Channels", ", ".join(item.post.channels) or "-"),
+        ("Approval", _approval_status(office, item)),
+    ]
+    if item.outputs.get("notes"):
+        facts.append(("Notes", str(item.outputs["notes"])))
+    recheck = item.outputs.get("recheck")
+    if isinstance(recheck, Mapping):
+        note = f": {recheck.get('note')}" if recheck.get("note") else ""
+        facts.append(("Recheck", f"{recheck.get('result')} by {recheck.get('by')}{note}"))
+    facts.append(("SOP revision", str(item.sop_revision)))
+    width = max(len(k) for k, _ in facts)
+    lines = [f"{k + ':':<{width + 1}}  {v}" for k, v in facts]
+    history = office.history(item.id)
+    lines += ["", "Timeline:", _timeline_table(office, item, history, zone, now)]
+    publications = office.publications(item.id)
+    lines += ["", "Publications:"]
+    if not publications:
+        lines.append("  none yet")
+    for name, pub in sorted(publications.items()):
+        detail = pub.url or pub.platform_id or ""
+        if pub.error_message:
+            detail = f"{pub.error_class}: {pub.error_message}"
+        lines.append(f"  {name}: {pub.state} (attempts {pub.attempts}) {detail}".rstrip())
+    return "\n".join(lines)
+
+
+# -- step actions ---------------------------------------------------------------------------
+
+
+def _act(session: _Session, item_id: int, action: str, by: str, note: str = "",
+         **payload: Any) -> None:
+    office = session.office()
+    before = office.item(item_id)
+    after = office.act(item_id, action, by=by, note=note, **payload)
+    click.echo(_move_line(office, before, after, by, session.zone(), session.now()))
+
+
+_as_option = click.option("--as", "by", required=True, metavar="ACTOR", help="Who acts.")
+_item_argument = click.argument("item_id", metavar="ID", type=int)
+
+
+def _post_payload(text: str | None, media: Sequence[str], link: str | None) -> dict[str, Any]:
+    payload: dict[str, Any] = {}
+    if text is not None:
+        payload["text"] = text
+    if media:
+        payload["media"] = _media_paths(media)
+    if link is not None:
+        payload["link"] = link
+    return payload
+
+
+@cli.command()
+@_item_argument
+@_as_option
+@click.option("--text", help="The concept text (concept step, or design step).")
+@click.option("--notes", help="The technical notes (preparation step).")
+@click.option("--media", multiple=True, metavar="PATH", help="Design or produced media.")
+@click.option("--link", help="A link to share (concept step).")
+@click.pass_obj
+def complete(session: _Session, item_id: int, by: str, text: str | None, notes: str | None,
+             media: tuple[str, ...], link: str | None) -> None:
+    """Complete the item's current step with its output."""
+    payload = _post_payload(text, media, link)
+    if notes is not None:
+        payload["notes"] = notes
+    _act(session, item_id, "complete", by, **payload)
+
+
+@cli.command()
+@_item_argument
+@_as_option
+@click.option("--answer", default="", help="The coordinator's answer (e.g. the email reply).")
+@click.pass_obj
+def approve(session: _Session, item_id: int, by: str, answer: str) -> None:
+    """Approve the concept as it stands (coordinator)."""
+    _act(session, item_id, "approve", by, answer)
+
+
+@cli.command()
+@_item_argument
+@_as_option
+@click.option("--reason", required=True, help="Why it is rejected.")
+@click.pass_obj
+def reject(session: _Session, item_id: int, by: str, reason: str) -> None:
+    """Reject the concept; it returns to the staff with the reason."""
+    _act(session, item_id, "reject", by, reason)
+
+
+@cli.command("pass")
+@_item_argument
+@_as_option
+@click.option("--note", default="", help="A remark on the recheck.")
+@click.pass_obj
+def pass_(session: _Session, item_id: int, by: str, note: str) -> None:
+    """Record a passed recheck of the produced content."""
+    _act(session, item_id, "pass", by, note)
+
+
+@cli.command()
+@_item_argument
+@_as_option
+@click.option("--findings", required=True, help="What must be reworked.")
+@click.pass_obj
+def rework(session: _Session, item_id: int, by: str, findings: str) -> None:
+    """Record a failed recheck; the item returns to production."""
+    _act(session, item_id, "rework", by, findings)
+
+
+@cli.command()
+@_item_argument
+@_as_option
+@click.option("--text", help="The new post text.")
+@click.option("--media", multiple=True, metavar="PATH", help="The new design media.")
+@click.option("--link", help="The new link.")
+@click.option("--note", default="", help="Why it changes.")
+@click.pass_obj
+def revise(session: _Session, item_id: int, by: str, text: str | None, media: tuple[str, ...],
+           link: str | None, note: str) -> None:
+    """Change the concept or design (after approval it needs approval again)."""
+    _act(session, item_id, "revise", by, note, **_post_payload(text, media, link))
+
+
+@cli.command()
+@_item_argument
+@_as_option
+@click.option("--reason", required=True, help="Why it is cancelled.")
+@click.pass_obj
+def cancel(session: _Session, item_id: int, by: str, reason: str) -> None:
+    """Cancel an item that is not posted yet."""
+    _act(session, item_id, "cancel", by, reason)
+
+
+def _echo_report(report: PostReport) -> None:
+    """Each channel's outcome, then a failure unless the item is posted or waits for a person."""
+    item_id = report.item.id
+    for name, pub in sorted(report.publications.items()):
+        detail = pub.url or ""
+        if pub.state != "posted" and pub.error_message:
+            detail = pub.error_message
+        click.echo(f"  {name}: {pub.state} {detail}".rstrip())
+    if report.done:
+        click.echo(f"Item {item_id} posted.")
+        return
+    stuck = [name for name in report.failed if report.publications[name].state != "waiting"]
+    if stuck:
+        _fail(f"item {item_id} is not posted on every channel yet ({', '.join(stuck)}); "
+              f"see `humasflow show {item_id}`")
+    click.echo(f"Item {item_id} waits for a person to post on {', '.join(report.failed)} "
+               f"and confirm it with `humasflow confirm {item_id} CHANNEL --as ACTOR --url URL`.")
+
+
+@cli.command()
+@_item_argument
+@_as_option
+@click.pass_obj
+def post(session: _Session, item_id: int, by: str) -> None:
+    """Post the item to its channels now (the last step)."""
+    _echo_report(session.office().post(item_id, by=by))
+
+
+@cli.command()
+@_item_argument
+@_as_option
+@click.option("--at", "when", required=True, type=click.DateTime(["%Y-%m-%d %H:%M"]),
+              metavar="'YYYY-MM-DD HH:MM'", help="When to post, in the display time zone.")
+@click.pass_obj
+def schedule(session: _Session, item_id: int, by: str, when: dt.datetime) -> None:
+    """Have the item posted later, by `humasflow run-due` (from cron)."""
+    zone = session.zone()
+    item = session.office().schedule(item_id, when.replace(tzinfo=zone), by=by)
+    click.echo(f"Item {item.id} will be posted at {_local(when.replace(tzinfo=zone), zone)} "
+               "by the next `humasflow run-due`.")
+
+
+@cli.command("run-due")
+@click.pass_obj
+def run_due(session: _Session) -> None:
+    """Post what is due in every organisation of the store (one pass, for cron)."""
+    office = session.office()
+    reports = worker.run_due(office.store, clock=session.clock, environ=session.environ)
+    if not reports:
+        click.echo("Nothing is due.")
+    for report in reports:
+        item = report.item
+        org = f" ({item.org})" if item.org != office.org else ""
+        click.echo(f"Item {item.id}{org} {item.title!r}: {item.state}")
+        for name, pub in sorted(report.publications.items()):
+            click.echo(f"  {name}: {pub.state} {pub.url or pub.error_message or ''}".rstrip())
+
+
+@cli.command()
+@_item_argument
+@click.argument("channel_name", metavar="CHANNEL")
+@_as_option
+@click.option("--url", help="The public URL of the post a person found or made.")
+@click.option("--platform-id", help="The platform's id of the post.")
+@click.option("--not-posted", is_flag=True, help="The post is not on the platform.")
+@click.pass_obj
+def confirm(session: _Session, item_id: int, channel_name: str, by: str, url: str | None,
+            platform_id: str | None, not_posted: bool) -> None:
+    """Settle a channel a person checked: posted at --url, or --not-posted (posts again)."""
+    if not_posted == bool(url or platform_id):
+        raise click.UsageError("give either --url (or --platform-id) or --not-posted")
+    _echo_report(session.office().confirm(item_id, channel_name, by=by, url=url,
+                                          platform_id=platform_id, not_posted=not_posted))
+
+
+@cli.command()
+@_item_argument
+@click.argument("channel_name", metavar="CHANNEL")
+@_as_option
+@click.option("--reason", required=True, help="Why the channel is dropped.")
+@click.pass_obj
+def skip(session: _Session, item_id: int, channel_name: str, by: str, reason: str) -> None:
+    """Drop one channel of the item (coordinator), so the others can close it."""
+    if not reason.strip():
+        raise click.BadParameter("the reason is empty", param_hint="--reason")
+    _echo_report(session.office().skip(item_id, channel_name, by=by, reason=reason))
+
+
+# -- the record -----------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("item_id", metavar="[ID]", type=int, required=False)
+@click.pass_obj
+def log(session: _Session, item_id: int | None) -> None:
+    """The recorded events, of one item or of the whole organisation."""
+    office = session.office()
+    if item_id is not None:
+        events = office.history(item_id)
+    else:
+        events = sorted(office.store.events(office.org), key=lambda e: e.at)
+    if not events:
+        click.echo("No events.")
+        return
+    zone = session.zone()
+    rows = []
+    for e in events:
+        moved = e.to_state or ""
+        if e.from_state and e.from_state != e.to_state:
+            moved = f"{e.from_state}->{e.to_state}"
+        stream = "org" if e.stream == "org" else f"item {e.stream.partition(':')[2]}"
+        rows.append((_local(e.at, zone, seconds=True), stream, e.actor, e.action, moved,
+                     _short(_event_note(e, zone), 60)))
+    headers = (f"Time ({_zone_name(zone, session.now())})", "Record", "Actor", "Action",
+               "From->To", "Note")
+    click.echo(_table(headers, rows))
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl",
+              show_default=True, help="The file format.")
+@click.option("--output", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              help="Write to this file (default: standard output).")
+@click.option("--item", "item_id", type=int, help="Only this item's events.")
+@click.pass_obj
+def export(session: _Session, fmt: str, output: Path | None, item_id: int | None) -> None:
+    """Export the record (every event, with its hashes)."""
+    office = session.office()
+    if item_id is not None:
+        office.item(item_id)
+    if output is None:
+        office.export(sys.stdout, format=fmt, item_id=item_id)
+        return
+    with output.open("w", encoding="utf-8", newline="") as out:
+        count = office.export(out, format=fmt, item_id=item_id)
+    click.echo(f"Wrote {count} event(s) to {output}", err=True)
+
+
+@cli.group()
+def audit() -> None:
+    """Check the electronic record."""
+
+
+@audit.command("verify")
+@click.pass_obj
+def audit_verify(session: _Session) -> None:
+    """Check that no recorded event was edited, deleted or reordered (exit 1 if so)."""
+    report = session.office().verify()
+    if report.ok:
+        click.echo(f"OK: {report.events} events in {report.streams} records, no break found.")
+        return
+    for finding in report.findings:
+        click.echo(f"BROKEN {finding}")
+    click.echo(f"{len(report.findings)} finding(s) in {report.events} events: "
+               "the record was changed outside humasflow.")
+    click.get_current_context().exit(1)
+
+
+@cli.command("check-sla")
+@click.pass_obj
+def check_sla(session: _Session) -> None:
+    """Report each new breach of a step's standard time (once per breach)."""
+    office = session.office()
+    breaches = office.check_sla(session.now())
+    if not breaches:
+        click.echo("No new breach of a standard time.")
+        return
+    zone, now = session.zone(), session.now()
+    rows = [(b.item.id, _short(b.item.title), _step_name(office, b.item.sop_revision, b.step),
+             b.item.assignee or "-", _local(b.due_at, zone), f"+{_duration(b.late_by)}")
+            for b in breaches]
+    headers = ("ID", "Title", "Step", "Assignee", f"Due ({_zone_name(zone, now)})", "Late")
+    click.echo(_table(headers, rows))
+    click.echo(f"\n{len(breaches)} new breach(es) reported.")
+
+
+@cli.command()
+def plugins() -> None:
+    """The loaded plugins, the hooks each implements, and the publishers."""
+    click.echo(_table(("Plugin", "Hooks"), [(p["name"], ", ".join(p["hooks"]))
+                                            for p in registry.get_plugins()]))
+    click.echo(f"\nPublishers: {', '.join(sorted(registry.publisher_factories()))}")
+
+
+# -- the demo -------------------------------------------------------------------------------
+
+
+def _png(width: int, height: int, top: tuple[int, int, int],
+         bottom: tuple[int, int, int]) -> bytes:
+    """A small two-colour PNG, written without any imaging library."""
+    rows = b"".join(b"\x00" + bytes(top if y < height // 2 else bottom) * width
+                    for y in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
+            + chunk(b"IEND", b""))
+
+
+def _demo_media(folder: Path) -> dict[str, str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    colours = {
+        "design-v1": ((0, 51, 102), (255, 204, 0)),
+        "design-v2": ((0, 51, 102), (255, 255, 255)),
+        "final-v1": ((0, 82, 155), (255, 204, 0)),
+        "final-v2": ((0, 82, 155), (255, 255, 255)),
+    }
+    paths = {}
+    for name, (top, bottom) in colours.items():
+        path = folder / f"dies-natalis-{name}.png"
+        path.write_bytes(_png(120, 120, top, bottom))
+        paths[name] = str(path.resolve())
+    return paths
+
+
+def _demo_script(media: Mapping[str, str]) -> list[tuple[int, str, str, str, dict[str, Any]]]:
+    """(minutes after the previous action, actor, action, note, output) for one item."""
+    text = ("Selamat Dies Natalis FISIP Universitas Brawijaya! Terima kasih kepada seluruh "
+            "sivitas akademika. #FISIPUB #DiesNatalis")
+    return [
+        (4, "rina", "complete", "", {"text": text}),
+        (8, "rina", "complete", "", {"notes": "Canva template 'Dies Natalis', official logo "
+                                               "pack, 1080x1080 feed format"}),
+        (9, "rina", "complete", "", {"media": [media["design-v1"]]}),
+        (6, "budi", "reject", "The faculty logo is too small; use the official logo.", {}),
+        (12, "rina", "complete", "", {"media": [media["design-v2"]]}),
+        (4, "budi", "approve", "Approved by email reply: OK to produce.", {}),
+        (9, "rina", "complete", "", {"media": [media["final-v1"]]}),
+        (7, "rina", "rework", "The date on the poster is wrong; fix it before posting.", {}),
+        (8, "rina", "complete", "", {"media": [media["final-v2"]]}),
+        (6, "rina", "pass", "Checked against the coordinator's email.", {}),
+    ]
+
+
+@cli.command()
+@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="A new SQLite file (must not exist; default: in a new temporary folder).")
+@click.option("--outbox", type=click.Path(file_okay=False, path_type=Path),
+              help="The outbox folder (default: 'outbox' next to the demo store).")
+@click.pass_obj
+def demo(session: _Session, db_path: Path | None, outbox: Path | None) -> None:
+    """Walk one item through the whole SOP on a fresh store, offline."""
+    if db_path is None:
+        db_path = Path(tempfile.mkdtemp(prefix="humasflow-demo-")) / "humasflow.db"
+    elif db_path.exists():
+        _fail(f"{str(db_path)!r} already exists; the demo only writes a fresh store: "
+              "give a new path, or leave --db out to use a temporary folder")
+    db_path = db_path.expanduser().resolve()
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    outbox = (outbox or db_path.parent / "outbox").expanduser().resolve()
+    if outbox.exists() and any(outbox.iterdir()):
+        _fail(f"the outbox folder {str(outbox)!r} is not empty; the demo writes into an "
+              "empty or new folder only")
+    media = _demo_media(db_path.parent / "demo-media")
+    script = _demo_script(media)
+    total = dt.timedelta(minutes=sum(step[0] for step in script) + 3)
+    # The walk ends about now, so the store can be explored afterwards with the real clock.
+    start = (system_clock() - total).replace(second=0, microsecond=0)
+    clock = SteerableClock(start)
+    office = humasflow.open(str(db_path), clock=clock, environ={})
+    try:
+        zone = zoneinfo.ZoneInfo(session.tz or office.sop().header.timezone)
+        _demo_walk(office, clock, db_path, outbox, media, script, zone, session.lang)
+    finally:
+        office.store.close()
+
+
+def _demo_walk(office: Office, clock: SteerableClock, db_path: Path, outbox: Path,
+               media: Mapping[str, str],
+               script: Sequence[tuple[int, str, str, str, Mapping[str, Any]]],
+               zone: zoneinfo.ZoneInfo, lang: str) -> None:
+    staffed_office(office)
+    office.add_channel("outbox", "outbox", settings={"path": str(outbox)})
+    echo = click.echo
+    echo(f"Demo store:   {db_path}")
+    echo(f"Outbox:       {outbox}")
+    echo(f"Media files:  {Path(media['design-v1']).parent}")
+    echo(f"SOP:          {office.sop().header.number} (revision {office.current_revision()})")
+    echo("Staff rina and sari, coordinator budi; channel 'outbox'.\n")
+
+    item = office.new_item("Dies Natalis FISIP UB", by="rina")
+    echo(f"[{_local(clock(), zone)}] create   Item {item.id} {item.title!r} by rina at step "
+         f"{_step_name(office, item.sop_revision, item.state)}. Due {_local(item.due_at, zone)}.")
+    for minutes, actor, action, note, payload in script:
+        clock.advance(minutes=minutes)
+        before = office.item(item.id)
+        item = office.act(item.id, action, by=actor, note=note, **payload)
+        line = _move_line(office, before, item, actor, zone, clock())
+        echo(f"[{_local(clock(), zone)}] {action:<8} {line}")
+        if note:
+            echo(f"{'':19}{note}")
+    clock.advance(minutes=3)
+    before = office.item(item.id)
+    report = office.post(item.id, by="rina")
+    item = report.item
+    line = _move_line(office, before, item, "rina", zone, clock())
+    echo(f"[{_local(clock(), zone)}] post     {line}")
+    for name, pub in sorted(report.publications.items()):
+        echo(f"{'':19}{name}: {pub.state} {pub.url or pub.error_message or ''}".rstrip())
+
+    echo("\n" + _item_text(office, item, lang, zone, clock()))
+    verdict = office.verify()
+    echo("\nAudit: " + (f"OK: {verdict.events} events in {verdict.streams} records, "
+                        "no break found." if verdict.ok else
+                        f"BROKEN: {len(verdict.findings)} finding(s)"))
+    posted = report.publications.get("outbox")
+    folder = outbox / (posted.platform_id if posted is not None and posted.platform_id
+                       else f"item-{item.id}-outbox")
+    echo(f"The outbox post was written to {folder / 'post.json'}")
+    echo(f"\nExplore it: humasflow --db {db_path} show {item.id}")
+    if not verdict.ok or not report.done:
+        click.get_current_context().exit(1)
