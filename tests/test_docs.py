@@ -1,0 +1,208 @@
+"""The documentation cannot rot: its examples run, its site builds, README agrees with CI.
+
+- every ``>>>`` example in a fenced block of ``docs/*.md`` and ``README.md`` runs as a
+  doctest and prints what the page says;
+- ``mkdocs build --strict`` succeeds (broken links between pages fail it);
+- README's Quick start has exactly two shell commands, the second being the command
+  ``.ci/run`` runs;
+- the doctests in the docstrings of every ``humasflow`` module pass;
+- the TOML and Python examples in the docs are valid, the bundled SOP shown in
+  ``docs/sop-format.md`` is the bundled file, verbatim, and the example publisher of
+  ``docs/publishing.md`` passes the example tests of ``docs/plugins.md``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import doctest
+import importlib
+import os
+import pkgutil
+import re
+import subprocess
+import sys
+from collections.abc import Iterator, MutableMapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import humasflow
+from humasflow.office import Office
+from humasflow.sop import BUNDLED_SOP
+from humasflow.storage.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+PAGES = [*sorted(DOCS.glob("*.md")), ROOT / "README.md"]
+FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+FENCE = re.compile(r"^(?P<indent> *)(?P<fence>`{3,}|~{3,})(?P<lang>[\w+-]*)[^\n]*$")
+
+
+def fenced_blocks(text: str) -> Iterator[tuple[str, int, list[str]]]:
+    """Yield (language, first body line index, body lines) of each fenced code block."""
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        opening = FENCE.match(lines[i])
+        if opening is None:
+            i += 1
+            continue
+        fence, indent = opening["fence"], len(opening["indent"])
+        body_start = j = i + 1
+        while j < len(lines) and not (
+            lines[j].strip().startswith(fence) and not lines[j].strip().strip(fence[0])
+        ):
+            j += 1
+        yield opening["lang"], body_start, [line[indent:] for line in lines[body_start:j]]
+        i = j + 1
+
+
+def doctest_source(text: str) -> str:
+    """The page with everything but fenced ``>>>`` examples blanked out.
+
+    Line numbers stay those of the page, so a failure report points at the right line,
+    and a closing fence is never mistaken for expected output.
+    """
+    kept = [""] * len(text.splitlines())
+    for _, start, body in fenced_blocks(text):
+        if any(line.startswith(">>>") for line in body):
+            kept[start:start + len(body)] = body
+    return "\n".join(kept) + "\n"
+
+
+def close_resources(namespace: MutableMapping[str, Any]) -> None:
+    """Close what an example left open (stores, exit stacks), then forget it."""
+    for value in list(namespace.values()):
+        if isinstance(value, contextlib.ExitStack):
+            value.close()
+        elif isinstance(value, Office):
+            value.store.close()
+        elif isinstance(value, Store):
+            value.close()
+    namespace.clear()
+
+
+def run_doctest(test: doctest.DocTest) -> tuple[int, str]:
+    """Run one doctest; return the number of failures and the runner's report."""
+    report: list[str] = []
+    runner = doctest.DocTestRunner(optionflags=FLAGS)
+    try:
+        runner.run(test, out=report.append, clear_globs=False)
+    finally:
+        close_resources(test.globs)
+    return runner.failures, "".join(report)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_examples_in_the_docs_run(page: Path, tmp_path: Path, monkeypatch) -> None:
+    """Each page's ``>>>`` examples, run in order in one namespace, print what they show."""
+    monkeypatch.chdir(tmp_path)  # files the examples create land in a fresh folder
+    source = doctest_source(page.read_text("utf-8"))
+    test = doctest.DocTestParser().get_doctest(
+        source, {"__name__": f"docs.{page.stem}"}, page.name, str(page), 0)
+    failures, report = run_doctest(test)
+    assert failures == 0, report
+
+
+LINK = re.compile(r"\]\((?P<target>[^)\s]+)\)")
+
+
+def test_site_builds_strictly(tmp_path: Path) -> None:
+    """The site builds without warnings, and every link to a section finds its heading."""
+    site = tmp_path / "site"
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(site)],
+        cwd=ROOT, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    broken = []
+    for page in sorted(DOCS.glob("*.md")):
+        for link in LINK.finditer(page.read_text("utf-8")):
+            target = link["target"]
+            if "://" in target or "#" not in target:
+                continue
+            name, _, anchor = target.partition("#")
+            stem = Path(name).stem if name else page.stem
+            html = site / ("index.html" if stem == "index" else f"{stem}/index.html")
+            if not html.is_file() or f'id="{anchor}"' not in html.read_text("utf-8"):
+                broken.append(f"{page.name}: {target}")
+    assert not broken, "links to missing sections: " + ", ".join(broken)
+
+
+def test_readme_quick_start_matches_ci() -> None:
+    """README's Quick start is two shell commands; the second is what ``.ci/run`` runs."""
+    readme = (ROOT / "README.md").read_text("utf-8")
+    section = re.search(r"^## Quick start\n(.*?)(?=^## )", readme, re.M | re.S)
+    assert section is not None, "README.md has no '## Quick start' section"
+    blocks = list(fenced_blocks(section[1]))
+    assert [lang for lang, _, _ in blocks] == ["sh", "sh"], blocks
+    commands = [[line for line in body if line.strip()] for _, _, body in blocks]
+    assert all(len(c) == 1 for c in commands), commands
+    ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text("utf-8").splitlines()
+                if line.strip() and not line.lstrip().startswith("#")]
+    assert commands[1][0].strip() == ci_lines[-1]
+
+
+MODULES = sorted(
+    m.name for m in pkgutil.walk_packages(humasflow.__path__, "humasflow."))
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples_run(name: str, tmp_path: Path, monkeypatch) -> None:
+    """The ``>>>`` examples in each module's docstrings pass."""
+    monkeypatch.chdir(tmp_path)
+    module = importlib.import_module(name)
+    failures = []
+    for test in doctest.DocTestFinder().find(module):
+        if test.examples:
+            failed, report = run_doctest(test)
+            if failed:
+                failures.append(report)
+    assert not failures, "\n".join(failures)
+
+
+def test_sop_examples_are_valid() -> None:
+    """Every complete SOP shown in the docs loads; the bundled one is shown verbatim."""
+    bundled = resources.files("humasflow").joinpath("sops", BUNDLED_SOP).read_text("utf-8")
+    shown = []
+    for page in sorted(DOCS.glob("*.md")):
+        for lang, start, body in fenced_blocks(page.read_text("utf-8")):
+            text = "\n".join(body) + "\n"
+            if lang == "toml" and re.search(r"^format = ", text, re.M):
+                humasflow.parse_sop(text, source=f"{page.name}, line {start + 1}")
+                shown.append(text)
+    assert bundled in shown, "docs/sop-format.md must show the bundled SOP file verbatim"
+    assert len(shown) >= 2, "docs/sop-format.md shows a custom SOP too"
+
+
+def python_block(page: str, marker: str) -> str:
+    """The first ``python`` block of ``docs/<page>`` that contains ``marker``."""
+    for lang, _, body in fenced_blocks((DOCS / page).read_text("utf-8")):
+        text = "\n".join(body) + "\n"
+        if lang == "python" and marker in text:
+            return text
+    raise AssertionError(f"docs/{page} has no python block containing {marker!r}")
+
+
+def test_example_publisher_passes_the_example_tests(tmp_path: Path) -> None:
+    """The publisher in publishing.md passes the plugin tests shown in plugins.md."""
+    (tmp_path / "humasflow_webhook.py").write_text(
+        python_block("publishing.md", "class WebhookPublisher"), "utf-8")
+    (tmp_path / "test_webhook.py").write_text(
+        python_block("plugins.md", "def test_a_post_reaches_the_hook"), "utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error",
+         "--rootdir", str(tmp_path), str(tmp_path / "test_webhook.py")],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 passed" in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_python_examples_compile(page: Path) -> None:
+    """Every ``python`` block in the docs is valid Python (they are not run)."""
+    for lang, start, body in fenced_blocks(page.read_text("utf-8")):
+        if lang == "python":
+            compile("\n".join(body), f"{page.name}, line {start + 1}", "exec")
