@@ -1,0 +1,170 @@
+"""Cold ``import humasflow`` time, against its dependencies' own import time.
+
+Run by hand::
+
+    .venv/bin/python bench/import_time.py             # 5 runs of each command
+    .venv/bin/python bench/import_time.py --runs 11
+
+Each command runs in a fresh interpreter (``sys.executable -I -X importtime -c ...``,
+from a temporary folder so nothing local shadows a module), with the commands
+interleaved run by run; the median wall time of each is reported:
+
+- ``pass``: the interpreter's own start-up;
+- ``import sqlalchemy, transitions, pluggy, attrs, click``: the dependencies' cost;
+- the same plus ``requests`` (humasflow imports requests at import time too);
+- ``import humasflow``.
+
+humasflow's own share is ``humasflow - dependencies``. From the ``-X importtime`` report
+of the humasflow runs it also lists the ten biggest cumulative imports and the self time
+by top-level package (medians over the runs). Byte-code caches are warmed by one
+untimed run of each command first, so "cold" means a new process, not a cold disk.
+"""
+
+from __future__ import annotations
+
+# ruff: noqa: E402 - the imports below come after the import path fix
+import os
+import sys
+
+# bench/transitions.py shares its name with the ``transitions`` library; keep this
+# folder off the import path.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+
+import argparse
+import datetime as dt
+import platform
+import re
+import statistics
+import subprocess
+import tempfile
+import time
+from collections import defaultdict
+
+DEPS = "sqlalchemy, transitions, pluggy, attrs, click"
+COMMANDS = {
+    "python -c pass": "pass",
+    f"import {DEPS}": f"import {DEPS}",
+    f"import {DEPS}, requests": f"import {DEPS}, requests",
+    "import humasflow": "import humasflow",
+}
+LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)\s*$")
+
+
+def run(code: str, cwd: str) -> tuple[float, str]:
+    """Run ``code`` in a new interpreter; return the wall seconds and its stderr."""
+    argv = [sys.executable, "-I", "-X", "importtime", "-c", code]
+    start = time.perf_counter()
+    done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)  # noqa: S603
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{code!r} failed:\n{done.stderr[-2000:]}")
+    return elapsed, done.stderr
+
+
+def parse(report: str) -> list[tuple[str, int, int, int]]:
+    """(module, depth, self us, cumulative us) for each line of an importtime report."""
+    rows = []
+    for line in report.splitlines():
+        m = LINE.match(line)
+        if m:
+            depth = (len(m.group(3)) - 1) // 2
+            rows.append((m.group(4), depth, int(m.group(1)), int(m.group(2))))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=5, help="runs of each command (default 5)")
+    parser.add_argument("--top", type=int, default=10, help="imports to list (default 10)")
+    args = parser.parse_args(argv)
+
+    walls: dict[str, list[float]] = defaultdict(list)
+    parsed: dict[str, list[list[tuple[str, int, int, int]]]] = defaultdict(list)
+    with tempfile.TemporaryDirectory(prefix="humasflow-import-") as cwd:
+        for code in COMMANDS.values():
+            run(code, cwd)  # byte-code caches, OS file cache
+        for i in range(args.runs):
+            names = list(COMMANDS) if i % 2 == 0 else list(COMMANDS)[::-1]
+            for name in names:
+                elapsed, stderr = run(COMMANDS[name], cwd)
+                walls[name].append(elapsed)
+                parsed[name].append(parse(stderr))
+    reports = parsed["import humasflow"]
+
+    med = {name: statistics.median(v) * 1e3 for name, v in walls.items()}
+    start_up = med["python -c pass"]
+    deps = med[f"import {DEPS}"]
+    deps_req = med[f"import {DEPS}, requests"]
+    total = med["import humasflow"]
+
+    print(f"humasflow import time - {dt.date.today().isoformat()} - Python "
+          f"{platform.python_version()} ({sys.executable}); {args.runs} runs each, interleaved, "
+          "-I -X importtime")
+    print()
+    print(f"{'command':<64} {'median ms':>9} {'min':>7} {'max':>7} {'- start-up':>10}")
+    print("-" * 101)
+    for name in COMMANDS:
+        v = [x * 1e3 for x in walls[name]]
+        print(f"{name:<64} {med[name]:9.1f} {min(v):7.1f} {max(v):7.1f} "
+              f"{med[name] - start_up:10.1f}")
+    print()
+    own = total - deps
+    print(f"humasflow's own share = import humasflow - dependencies = {total:.1f} - {deps:.1f} "
+          f"= {own:.1f} ms ({own / (total - start_up):.0%} of the import above start-up)")
+    print(f"  (wall-time differences; with requests in the baseline: {total - deps_req:.1f} ms, "
+          f"requests alone: {deps_req - deps:.1f} ms)")
+
+    # The same share from inside the process, less exposed to noise: the self time of
+    # every module `import humasflow` loads that the dependency baseline does not.
+    baseline = {m for report in parsed[f"import {DEPS}"] for m, *_ in report}
+    extra_total: list[int] = []
+    extra_by_package: dict[str, list[int]] = defaultdict(list)
+    for report in reports:
+        per_package: dict[str, int] = defaultdict(int)
+        for module, _, self_us, _ in report:
+            if module not in baseline:
+                per_package[module.split(".")[0]] += self_us
+        extra_total.append(sum(per_package.values()))
+        for package, us in per_package.items():
+            extra_by_package[package].append(us)
+    extra = sorted(extra_by_package, key=lambda p: statistics.median(extra_by_package[p]),
+                   reverse=True)
+    print(f"modules loaded by `import humasflow` but not by the dependency baseline: "
+          f"{statistics.median(extra_total) / 1e3:.1f} ms of self time (-X importtime, median); "
+          "by top-level package:")
+    print("  " + ", ".join(f"{p} {statistics.median(extra_by_package[p]) / 1e3:.1f}"
+                           for p in extra[:12]))
+
+    # Medians over the runs, per module, from the -X importtime reports.
+    cumulative: dict[str, list[int]] = defaultdict(list)
+    depth: dict[str, int] = {}
+    self_by_package: dict[str, list[int]] = defaultdict(list)
+    for report in reports:
+        per_package: dict[str, int] = defaultdict(int)
+        for module, level, self_us, cum_us in report:
+            cumulative[module].append(cum_us)
+            depth[module] = level
+            per_package[module.split(".")[0]] += self_us
+        for package, us in per_package.items():
+            self_by_package[package].append(us)
+    top = sorted(cumulative, key=lambda m: statistics.median(cumulative[m]), reverse=True)
+    print()
+    print(f"top {args.top} cumulative imports in `import humasflow` (-X importtime, median us "
+          "over the runs; depth 0 = imported by the -c code or at start-up):")
+    print(f"  {'cumulative ms':>13} {'depth':>5}  module")
+    for module in top[:args.top]:
+        print(f"  {statistics.median(cumulative[module]) / 1e3:13.1f} {depth[module]:>5}  "
+              f"{module}")
+    print()
+    print("self time of all of `import humasflow` by top-level package (median ms, biggest "
+          "first):")
+    packages = sorted(self_by_package, key=lambda p: statistics.median(self_by_package[p]),
+                      reverse=True)
+    shown = [f"{p} {statistics.median(self_by_package[p]) / 1e3:.1f}" for p in packages[:14]]
+    print("  " + ", ".join(shown))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
