@@ -54,8 +54,10 @@ def test_first_command_sets_up_and_runs_the_demo(tmp_path):
     result = subprocess.run(quickstart_commands()[0], shell=True, cwd=clone, env=env,
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "posted" in result.stdout
-    assert "record intact" in result.stdout.lower() or "ok" in result.stdout.lower()
+    assert "outbox: posted" in result.stdout
+    assert "Audit: OK" in result.stdout
+    written = re.search(r"The outbox post was written to (\S+)", result.stdout)
+    assert written and Path(written.group(1)).is_file()
 
 
 def test_second_command_sets_up_and_collects_the_suite(tmp_path):

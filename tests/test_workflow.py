@@ -329,21 +329,30 @@ def test_content_items_have_no_to_state_methods_and_are_frozen(crew, image):
     assert crew.item(item.id).state == "recheck"
 
 
-def test_the_bound_object_has_no_to_state_methods_and_is_released(crew, image, monkeypatch):
+def test_the_bound_object_has_no_to_state_methods_and_is_released(crew, image):
+    """The machine holds one identity-compared adapter, never an item; it has no
+    to_<state> shortcut, and it carries an item's state only while an action runs."""
     item = at_step(crew, image, "concept")
     engine = crew.engine(item.sop_revision)
     seen = []
-    real_add = engine.machine.add_model
 
-    def spy(model, *args, **kwargs):
-        real_add(model, *args, **kwargs)
-        seen.append((model, [a for a in dir(model) if not a.startswith("__")]))
+    def spy(event):
+        seen.append((event.model, event.model.state))
+        return True
 
-    monkeypatch.setattr(engine.machine, "add_model", spy)
-    crew.complete(item.id, by="rina", text="Konsep")
-    assert len(seen) == 1
-    model, names = seen[0]
-    assert "complete" in names  # the spy saw the bound object with its triggers
+    engine.machine.events["complete"].transitions["concept"][0].conditions[0].func = (
+        lambda event, real=engine._guard: spy(event) and real(event))
+    try:
+        crew.complete(item.id, by="rina", text="Konsep")
+    finally:
+        engine.machine.events["complete"].transitions["concept"][0].conditions[0].func = (
+            engine._guard)
+    assert len(engine.machine.models) == 1
+    (model, state_during), = seen
+    assert model is engine.machine.models[0]
+    assert state_during == "concept"
+    names = [a for a in dir(model) if not a.startswith("__")]
+    assert "complete" in names  # the adapter carries the triggers
     assert not [n for n in names if n.startswith("to_")]
     assert not isinstance(model, ContentItem)
-    assert model not in engine.machine.models  # bound only for the action
+    assert model.state == ""  # released: it points at no item between actions

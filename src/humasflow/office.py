@@ -13,17 +13,20 @@ commit.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import threading
 import zoneinfo
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import attrs
-import requests
 
 from humasflow import audit, plugins
+
+if TYPE_CHECKING:
+    import requests
 from humasflow.clock import Clock, system_clock
 from humasflow.errors import (
     ActorNotFound,
@@ -46,9 +49,9 @@ from humasflow.models import (
     PostContent,
     Publication,
 )
-from humasflow.publishing.contract import Post, Problem, PublisherContext
+from humasflow.publishing.contract import Post, Problem, PublisherContext, new_session
 from humasflow.publishing.dispatch import Dispatcher, PostReport
-from humasflow.sop import SOP, bundled_sop, from_data
+from humasflow.sop import SOP, Step, bundled_sop, from_data
 from humasflow.storage.store import Store
 from humasflow.workflow import Engine, Move
 
@@ -91,7 +94,7 @@ class Office:
         *,
         clock: Clock = system_clock,
         environ: Mapping[str, str] | None = None,
-        session_factory: Callable[[], requests.Session] = requests.Session,
+        session_factory: Callable[[], requests.Session] = new_session,
         media_host: Callable[[Media], str | None] | None = None,
     ) -> None:
         self.store = store
@@ -101,6 +104,9 @@ class Office:
         self.session_factory = session_factory
         self.media_host = media_host
         self._revisions: dict[int, SOP] = {}
+        self._engines: dict[int, Engine] = {}
+        # Publishers used only to validate (no network, no secrets), by configuration.
+        self._validating: dict[str, Any] = {}
         store.ensure_org(org)
         plugins.load_plugins()
 
@@ -185,7 +191,10 @@ class Office:
 
     def engine(self, revision: int) -> Engine:
         """The state machine of a revision."""
-        return _engine_for(self.sop(revision), revision)
+        engine = self._engines.get(revision)
+        if engine is None:
+            engine = self._engines[revision] = _engine_for(self.sop(revision), revision)
+        return engine
 
     # -- actors and channels ------------------------------------------------------------------
 
@@ -197,6 +206,13 @@ class Office:
         actor = Actor(id=actor_id, name=name, email=email, roles=frozenset(roles), org=self.org)
         if not actor_id.strip():
             raise ValueError("actor_id is empty: give the actor a stable id (e.g. a username)")
+        known = {role for rev in self.store.sop_revisions(self.org)
+                 for role in self.sop(int(rev["id"])).roles}
+        unknown = sorted(actor.roles - known) if known else []
+        if unknown:
+            raise ValueError(
+                f"role {unknown[0]!r} is not a role of this organisation's SOP; "
+                f"roles: {', '.join(sorted(known))}")
         with self.store.writing() as conn:
             self.store.put_actor(conn, actor)
             self.store.append_org_event(conn, Event(
@@ -381,10 +397,15 @@ class Office:
 
     def assign(self, item_id: int, assignee: str, *, by: str | Actor) -> ContentItem:
         """Make ``assignee`` responsible for the item."""
-        self.actor(by)
+        actor = self.actor(by)
         self.actor(assignee)
-        self.item(item_id)
-        self.store.set_assignee(self.org, int(item_id), assignee)
+        item = self.item(item_id)
+        with self.store.writing() as conn:
+            self.store.set_assignee(conn, self.org, item.id, assignee)
+            self.store.append_item_event(conn, Event(
+                org=self.org, stream="", seq=0, at=self._now(), actor=actor.id,
+                action="assign", from_state=item.state, to_state=item.state,
+                data={"assignee": assignee, "previous": item.assignee}), item.id)
         return self.item(item_id)
 
     # -- actions ------------------------------------------------------------------------------
@@ -423,21 +444,40 @@ class Office:
             Refused: A subclass saying why the SOP does not allow it.
             ConflictError: The item changed meanwhile; nothing was written.
         """
-        actor = self.actor(by)
-        found = self.store.item_with_head(self.org, int(item_id))
-        if found is None:
-            raise ItemNotFound(str(item_id), self.org)
-        item, head = found
-        if expected_version is not None and expected_version != item.version:
-            raise ConflictError(str(item.id), expected_version)
-        engine = self.engine(item.sop_revision)
-        self._check_not_live(item, engine, action)
-        validate = self._validator() if action in ("complete", "approve") else None
-        move = engine.run(item, action, actor, note=note, payload=payload, validate=validate)
-        return self._record(engine, item, head, move, actor)
+        actor_id = by.id if isinstance(by, Actor) else by
+        # One transition = one transaction: read, check the guards, write, commit.
+        with self.store.writing() as conn:
+            actor, found = self.store.snapshot(conn, self.org, int(item_id), actor_id)
+            if actor is None:
+                raise ActorNotFound(actor_id, self.org)
+            if found is None:
+                raise ItemNotFound(str(item_id), self.org)
+            item, head = found
+            if expected_version is not None and expected_version != item.version:
+                raise ConflictError(str(item.id), expected_version)
+            engine = self.engine(item.sop_revision)
+            self._check_not_live(item, engine, action, conn)
+            validate = None
+            if action in ("complete", "approve"):
+                validate = self._validator(self.store.channels(self.org, conn))
+            move = engine.run(item, action, actor, note=note, payload=payload,
+                              validate=validate)
+            recorded, sealed, entered = self._write(conn, engine, item, head, move, actor)
+        self._after(recorded, sealed, entered)
+        return recorded
 
     def _record(self, engine: Engine, before: ContentItem, head: str, move: Move,
                 actor: Actor, extra: Mapping[str, Any] | None = None) -> ContentItem:
+        """Write a move computed from a snapshot read earlier (optimistic check)."""
+        with self.store.writing() as conn:
+            recorded, sealed, entered = self._write(conn, engine, before, head, move, actor,
+                                                    extra)
+        self._after(recorded, sealed, entered)
+        return recorded
+
+    def _write(self, conn: Any, engine: Engine, before: ContentItem, head: str, move: Move,
+               actor: Actor, extra: Mapping[str, Any] | None = None,
+               ) -> tuple[ContentItem, Event, Step | None]:
         now = self._now()
         new_step = move.to_state != move.from_state
         item = move.item
@@ -452,12 +492,14 @@ class Office:
         event = Event(org=self.org, stream="", seq=0, at=now, actor=actor.id,
                       action=move.action, from_state=move.from_state, to_state=move.to_state,
                       note=move.note, data=_jsonable(data))
-        with self.store.writing() as conn:
-            sealed = self.store.apply(conn, item, before.version, head, event, new_step=new_step)
-        item = attrs.evolve(item, version=sealed.seq)
+        sealed = self.store.apply(conn, item, before.version, head, event, new_step=new_step)
+        return attrs.evolve(item, version=sealed.seq), sealed, step if new_step else None
+
+    def _after(self, item: ContentItem, sealed: Event, entered: Step | None) -> None:
+        """Hooks run after the commit: a failing plugin cannot undo a recorded action."""
         self._hook("transition_done", item=item, event=sealed)
-        if new_step and step is not None:
-            self._hook("step_entered", item=item, step=step, at=now)
+        if entered is not None:
+            self._hook("step_entered", item=item, step=entered, at=sealed.at)
         return item
 
     def complete(self, item_id: int, *, by: str | Actor, note: str = "",
@@ -501,7 +543,8 @@ class Office:
         return self.act(item_id, "cancel", by=by, note=reason,
                         expected_version=expected_version)
 
-    def _check_not_live(self, item: ContentItem, engine: Engine, action: str) -> None:
+    def _check_not_live(self, item: ContentItem, engine: Engine, action: str,
+                        conn: Any = None) -> None:
         """At the posting step, refuse what would bypass or contradict the channels."""
         step = engine.step(item.state)
         if step is None or step.output != "publication":
@@ -514,7 +557,7 @@ class Office:
                 "Office.post(), which publishes to its channels and then completes the step",
                 item_id=str(item.id), step=item.state, action=action)
         if action in ("revise", "cancel"):
-            live = [c for c, p in self.store.publications(self.org, item.id).items()
+            live = [c for c, p in self.store.publications(self.org, item.id, conn).items()
                     if p.state in ("posted", "in_flight", "unknown", "waiting")]
             if live:
                 raise Refused(
@@ -564,14 +607,14 @@ class Office:
 
     def validate(self, item: ContentItem, post: PostContent | None = None) -> list[Problem]:
         """Check the item's post against every target channel's publisher."""
-        return self._validator()(item, post or item.post)
+        return self._validator(self.channels())(item, post or item.post)
 
-    def _validator(self) -> Callable[[ContentItem, PostContent], list[Problem]]:
+    def _validator(self, configured: Mapping[str, ChannelConfig],
+                   ) -> Callable[[ContentItem, PostContent], list[Problem]]:
         def validate(item: ContentItem, post: PostContent) -> list[Problem]:
             problems: list[Problem] = []
             if not post.channels:
                 return [Problem("-", "channels", "required", "the post has no target channel")]
-            configured = self.channels()
             probe = attrs.evolve(item, post=post)
             for name in post.channels:
                 channel = configured.get(name)
@@ -579,10 +622,19 @@ class Office:
                     problems.append(Problem(name, "channels", "configured",
                                             f"no channel named {name!r} is configured"))
                     continue
-                publisher = self._publisher(channel, credentials_required=False)
-                problems.extend(publisher.validate(self.post_for(probe, name)))
+                problems.extend(self._validating_publisher(channel)
+                                .validate(self.post_for(probe, name)))
             return problems
         return validate
+
+    def _validating_publisher(self, channel: ChannelConfig) -> Any:
+        key = json.dumps([channel.name, channel.publisher, channel.settings,
+                          sorted(channel.credentials)], sort_keys=True, default=str)
+        publisher = self._validating.get(key)
+        if publisher is None:
+            publisher = self._publisher(channel, credentials_required=False)
+            self._validating[key] = publisher
+        return publisher
 
     def dispatcher(self, **options: Any) -> Dispatcher:
         """A :class:`~humasflow.publishing.dispatch.Dispatcher` for this office."""

@@ -2,9 +2,10 @@
 
 One :class:`Engine` (one ``Machine``) is built per SOP revision, with
 ``auto_transitions=False`` so that no ``to_<state>()`` shortcut can skip the
-coordinator's approval. An item is bound to the machine only while an action runs,
-through a throw-away :class:`_Binding` that compares by identity. The engine works on
-snapshots and returns a :class:`Move`; it never touches the store — the
+coordinator's approval. Items are never added to the machine: one :class:`_Binding`
+adapter (identity-compared) is registered once, and an action points it at the item's
+state under a lock only while it runs, so the machine never holds more than one model.
+The engine works on snapshots and returns a :class:`Move`; it never touches the store: the
 :class:`~humasflow.office.Office` writes the move in one transaction.
 
 The triggers:
@@ -112,6 +113,11 @@ class Engine:
             auto_transitions=False,
             send_event=True,
         )
+        # One adapter stays registered with the machine; an action points it at the item's
+        # state under the lock and clears it after. add_model/remove_model per action cost
+        # more than the rest of the engine, and items themselves are never bound.
+        self._binding = _Binding(self.first_step)
+        self.machine.add_model(self._binding)
         guard = [self._guard]
         approval_index = self._index[self.approval_step.key]
         for i, step in enumerate(life):
@@ -176,17 +182,17 @@ class Engine:
                                 allowed=allowed)
         ctx = _Context(self, item, action, actor, note.strip(), dict(payload or {}), validate)
         ctx.action = label or action
-        binding = _Binding(item.state)
         with self._lock:
-            self.machine.add_model(binding, initial=item.state)
+            binding = self._binding
+            binding.state = item.state  # the item's state is bound for this action only
             try:
                 binding.trigger(action, ctx=ctx)  # type: ignore[attr-defined]
             except MachineError as exc:  # pragma: no cover - allowed() screens these
                 raise NotAllowedNow(item_id=str(item.id), step=item.state, action=action,
                                     allowed=allowed) from exc
             finally:
-                self.machine.remove_model(binding)
-        new_state: str = binding.state
+                new_state: str = binding.state
+                binding.state = ""
         assert ctx.item is not None
         new_item = attrs.evolve(ctx.item, state=new_state)
         return Move(action=action, from_state=item.state, to_state=new_state, item=new_item,

@@ -35,13 +35,15 @@ object with these methods:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
-import requests
 
 from humasflow.clock import Clock, system_clock
 from humasflow.models import Media
+
+if TYPE_CHECKING:
+    import requests
 
 __all__ = ["Post", "Problem", "Publisher", "PublisherContext", "Receipt"]
 
@@ -111,8 +113,15 @@ class PublisherContext:
     """
 
     credentials: Mapping[str, str] = attrs.field(factory=dict, repr=False)
-    session: requests.Session = attrs.field(factory=requests.Session, repr=False)
+    session: requests.Session = attrs.field(factory=lambda: new_session(), repr=False)
     clock: Clock = system_clock
+
+
+def new_session() -> requests.Session:
+    """A new HTTP session (``requests`` is imported on first use, not at import time)."""
+    import requests
+
+    return requests.Session()
 
 
 @runtime_checkable

@@ -173,7 +173,14 @@ def _initial(conn: Connection) -> None:
         table.create(conn)
 
 
+def _list_indexes(conn: Connection) -> None:
+    # What a coordinator opens most: late items and one person's items, per organisation.
+    conn.execute(sa.text("CREATE INDEX ix_items_org_due ON items (org, due_at)"))
+    conn.execute(sa.text("CREATE INDEX ix_items_org_assignee ON items (org, assignee)"))
+
+
 #: The ordered schema migrations: (version, name, function).
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema", _initial),
+    (2, "indexes for overdue and assignee lists", _list_indexes),
 ]

@@ -211,12 +211,12 @@ class Store:
 
     def actor(self, org: str, actor_id: str, conn: Connection | None = None) -> Actor | None:
         """One actor of the organisation, or ``None``."""
-        query = sa.select(t.actors).where(t.actors.c.org == org, t.actors.c.id == actor_id)
+        params = {"b_org": org, "b_id": actor_id}
         if conn is None:
             with self.reading() as c:
-                row = c.execute(query).first()
+                row = c.execute(_SELECT_ACTOR, params).first()
         else:
-            row = conn.execute(query).first()
+            row = conn.execute(_SELECT_ACTOR, params).first()
         return _actor(row) if row else None
 
     def actors(self, org: str) -> list[Actor]:
@@ -253,9 +253,21 @@ class Store:
     def item_with_head(self, org: str, item_id: int) -> tuple[ContentItem, str] | None:
         """An item together with the hash of its latest event."""
         with self.reading() as conn:
-            row = conn.execute(sa.select(t.items).where(
-                t.items.c.id == item_id, t.items.c.org == org)).first()
+            row = conn.execute(_SELECT_ITEM, {"b_id": item_id, "b_org": org}).first()
             return (_item(row), row.head_hash) if row else None
+
+    def snapshot(self, conn: Connection, org: str, item_id: int,
+                 actor_id: str) -> tuple[Actor | None, tuple[ContentItem, str] | None]:
+        """The acting actor and the item with its head hash, read in ``conn``."""
+        row = conn.execute(_SELECT_SNAPSHOT,
+                           {"b_id": item_id, "b_org": org, "b_actor": actor_id}).first()
+        if row is None:  # no such item: say whether the actor exists, for the right error
+            return self.actor(org, actor_id, conn), None
+        actor = None
+        if row.a_id is not None:
+            actor = Actor(id=row.a_id, name=row.a_name, email=row.a_email,
+                          roles=frozenset(r for r in row.a_roles.split(",") if r), org=org)
+        return actor, (_item(row), row.head_hash)
 
     def items(
         self,
@@ -293,31 +305,29 @@ class Store:
         values = _item_values(item)
         for key in ("id", "org", "sop_revision", "created_by", "created_at"):
             values.pop(key)
-        if not new_step:
-            for key in ("step_started_at", "due_at"):
-                values.pop(key)
-        else:
+        if new_step:
             # A new step: the breach report and any posting schedule start afresh.
             values.update(breach_reported=None, post_at=None, post_by=None)
-        values.update(version=sealed.seq, head_hash=sealed.hash)
-        updated = conn.execute(
-            t.items.update()
-            .where(t.items.c.id == item.id, t.items.c.org == item.org,
-                   t.items.c.version == expected_version)
-            .values(**values))
+        else:
+            for key in ("step_started_at", "due_at"):
+                values.pop(key)
+        values.update(version=sealed.seq, head_hash=sealed.hash,
+                      b_id=item.id, b_org=item.org, b_version=expected_version)
+        statement = _UPDATE_NEW_STEP if new_step else _UPDATE_SAME_STEP
+        updated = conn.execute(statement, values)
         if updated.rowcount != 1:
             raise ConflictError(str(item.id), expected_version)
         try:
-            conn.execute(t.events.insert().values(**_event_row(sealed)))
+            conn.execute(_INSERT_EVENT, _event_row(sealed))
         except sa.exc.IntegrityError as exc:
             raise ConflictError(str(item.id), expected_version) from exc
         return sealed
 
-    def set_assignee(self, org: str, item_id: int, assignee: str | None) -> None:
-        """Change who is responsible for an item (not a step of the SOP)."""
-        with self.writing() as conn:
-            conn.execute(t.items.update().where(t.items.c.id == item_id, t.items.c.org == org)
-                         .values(assignee=assignee))
+    def set_assignee(self, conn: Connection, org: str, item_id: int,
+                     assignee: str | None) -> None:
+        """Change who is responsible for an item (the caller records the event)."""
+        conn.execute(t.items.update().where(t.items.c.id == item_id, t.items.c.org == org)
+                     .values(assignee=assignee))
 
     def mark_breach(self, org: str, item_id: int, version: int) -> bool:
         """Mark the item's current step as reported late; ``False`` if already reported."""
@@ -367,14 +377,16 @@ class Store:
         if updated.rowcount == 0:
             conn.execute(t.channels.insert().values(org=channel.org, name=channel.name, **values))
 
-    def channels(self, org: str) -> dict[str, ChannelConfig]:
+    def channels(self, org: str, conn: Connection | None = None) -> dict[str, ChannelConfig]:
         """The organisation's channels by name."""
-        with self.reading() as conn:
-            rows = conn.execute(sa.select(t.channels).where(t.channels.c.org == org)
-                                .order_by(t.channels.c.name))
-            return {r.name: ChannelConfig(name=r.name, publisher=r.publisher,
-                                          settings=r.settings, credentials=r.credentials,
-                                          org=r.org) for r in rows}
+        if conn is None:
+            with self.reading() as c:
+                rows = c.execute(_SELECT_CHANNELS, {"b_org": org}).fetchall()
+        else:
+            rows = conn.execute(_SELECT_CHANNELS, {"b_org": org}).fetchall()
+        return {r.name: ChannelConfig(name=r.name, publisher=r.publisher,
+                                      settings=r.settings, credentials=r.credentials,
+                                      org=r.org) for r in rows}
 
     def publications(self, org: str, item_id: int,
                      conn: Connection | None = None) -> dict[str, Publication]:
@@ -517,6 +529,37 @@ class Store:
             return [(r.org, r.id, r.post_by) for r in conn.execute(query)]
 
 
+# Statements built once: the hot path (one action) only binds values to them.
+_SELECT_ITEM = sa.select(t.items).where(t.items.c.id == sa.bindparam("b_id"),
+                                        t.items.c.org == sa.bindparam("b_org"))
+_SELECT_ACTOR = sa.select(t.actors).where(t.actors.c.org == sa.bindparam("b_org"),
+                                          t.actors.c.id == sa.bindparam("b_id"))
+_INSERT_EVENT = t.events.insert()
+_SELECT_SNAPSHOT = (
+    sa.select(t.items, t.actors.c.id.label("a_id"), t.actors.c.name.label("a_name"),
+              t.actors.c.email.label("a_email"), t.actors.c.roles.label("a_roles"))
+    .select_from(t.items.outerjoin(t.actors, sa.and_(t.actors.c.org == t.items.c.org,
+                                                     t.actors.c.id == sa.bindparam("b_actor"))))
+    .where(t.items.c.id == sa.bindparam("b_id"), t.items.c.org == sa.bindparam("b_org")))
+_SELECT_CHANNELS = (sa.select(t.channels).where(t.channels.c.org == sa.bindparam("b_org"))
+                    .order_by(t.channels.c.name))
+
+
+def _update_item(columns: Sequence[str]) -> sa.Update:
+    c = t.items.c
+    return (t.items.update()
+            .where(c.id == sa.bindparam("b_id"), c.org == sa.bindparam("b_org"),
+                   c.version == sa.bindparam("b_version"))
+            .values({name: sa.bindparam(name, type_=c[name].type) for name in columns}))
+
+
+_MOVE_COLUMNS = ("title", "state", "version", "head_hash", "post", "produced", "outputs",
+                 "authors", "approved_digest", "assignee")
+_UPDATE_SAME_STEP = _update_item(_MOVE_COLUMNS)
+_UPDATE_NEW_STEP = _update_item(_MOVE_COLUMNS + ("step_started_at", "due_at",
+                                                 "breach_reported", "post_at", "post_by"))
+
+
 def _safe(url: str) -> str:
     """The URL with any password masked, for messages."""
     try:
@@ -540,7 +583,9 @@ def _tune_sqlite(engine: Engine) -> None:
     @sa_event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         write = conn.get_execution_options().get("humasflow_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        # Straight to the driver: this runs once per transaction, on the hot path.
+        conn.connection.driver_connection.execute(  # type: ignore[union-attr]
+            "BEGIN IMMEDIATE" if write else "BEGIN")
 
 
 def _utcnow() -> dt.datetime:
