@@ -500,7 +500,6 @@ class Office:
         self._hook("transition_done", item=item, event=sealed)
         if entered is not None:
             self._hook("step_entered", item=item, step=entered, at=sealed.at)
-        return item
 
     def complete(self, item_id: int, *, by: str | Actor, note: str = "",
                  expected_version: int | None = None, **payload: Any) -> ContentItem:
@@ -760,7 +759,7 @@ class Office:
             log.exception("a humasflow plugin failed in hook %s", name)
 
 
-def open(  # noqa: A001 - mirrors the built-in for a familiar humasflow.open(...)
+def open(
     target: str = "humasflow.db",
     *,
     org: str = DEFAULT_ORG,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -27,24 +28,32 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
 pm = pluggy.PluginManager("humasflow")
 pm.add_hookspecs(hookspecs)
 _loaded = False
+_loading = threading.Lock()
 
 
 def load_plugins() -> None:
-    """Register the built-ins and the installed entry points (once)."""
+    """Register the built-ins and the installed entry points (once, thread-safe).
+
+    If loading fails (a broken entry point, a misspelt hook), the error is raised, and
+    raised again on the next call: humasflow never runs with half its plugins.
+    """
     global _loaded
     if _loaded:
         return
-    _loaded = True
-    for name in DEFAULT_PLUGINS:
-        module = importlib.import_module(name)
-        pm.register(module, name)
-    wanted = os.environ.get("HUMASFLOW_LOAD_PLUGINS")
-    if wanted is None:
-        pm.load_setuptools_entrypoints("humasflow")
-    else:
-        for name in filter(None, (w.strip() for w in wanted.split(","))):
-            pm.load_setuptools_entrypoints("humasflow", name=name)
-    pm.check_pending()
+    with _loading:
+        if _loaded:
+            return
+        for name in DEFAULT_PLUGINS:
+            if pm.get_plugin(name) is None:
+                pm.register(importlib.import_module(name), name)
+        wanted = os.environ.get("HUMASFLOW_LOAD_PLUGINS")
+        if wanted is None:
+            pm.load_setuptools_entrypoints("humasflow")
+        else:
+            for name in filter(None, (w.strip() for w in wanted.split(","))):
+                pm.load_setuptools_entrypoints("humasflow", name=name)
+        pm.check_pending()
+        _loaded = True
 
 
 def publisher_factories() -> dict[str, Callable[..., Any]]:

@@ -27,7 +27,7 @@ from humasflow.errors import DefinitionError
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
+    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
 
 __all__ = [
     "BUNDLED_SOP",
@@ -198,7 +198,7 @@ class SOP:
 
 def bundled_sop() -> SOP:
     """Return the bundled SOP of FISIP Universitas Brawijaya (the default)."""
-    text = resources.files("humasflow").joinpath("sops", BUNDLED_SOP).read_text("utf-8")
+    text = resources.files("humasflow").joinpath("sops").joinpath(BUNDLED_SOP).read_text("utf-8")
     return parse_sop(text, source=f"humasflow/sops/{BUNDLED_SOP}")
 
 

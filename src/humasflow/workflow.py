@@ -44,7 +44,7 @@ from humasflow.errors import (
 from humasflow.models import Actor, ContentItem, Media, PostContent
 from humasflow.sop import SOP, Step
 
-__all__ = ["CLOSED_STATES", "Engine", "Move", "TRIGGERS"]
+__all__ = ["CLOSED_STATES", "TRIGGERS", "Engine", "Move"]
 
 CLOSED_STATES = ("posted", "cancelled")
 TRIGGERS = ("complete", "approve", "reject", "pass", "rework", "revise", "cancel")
@@ -118,7 +118,7 @@ class Engine:
         # more than the rest of the engine, and items themselves are never bound.
         self._binding = _Binding(self.first_step)
         self.machine.add_model(self._binding)
-        guard = [self._guard]
+        guard: list[str | Callable[..., bool | None]] = [self._guard]
         approval_index = self._index[self.approval_step.key]
         for i, step in enumerate(life):
             after = life[i + 1].key if i + 1 < len(life) else "posted"
@@ -255,6 +255,10 @@ class _Context:
                                action=self.action, actor_id=self.actor.id, role=role)
 
     def check_payload(self, allowed: frozenset[str]) -> None:
+        for key, value in self.payload.items():
+            problem = _payload_problem(key, value)
+            if problem:
+                raise TypeError(f"{key}= {problem}, got {type(value).__name__} {value!r:.60}")
         extra = sorted(set(self.payload) - allowed)
         if extra:
             where = ", ".join(sorted(allowed)) or "nothing but a note"
@@ -403,6 +407,27 @@ class _Context:
         self.check_payload(frozenset())
         if not self.note:
             raise self.refuse_output("reason", "say why the item is cancelled (note=...)")
+
+
+def _payload_problem(key: str, value: Any) -> str:
+    """What is wrong with one output value's type, or ``""``."""
+    if key in ("text", "notes", "link"):
+        return "" if isinstance(value, str) else "must be a string"
+    if key == "variants":
+        ok = isinstance(value, Mapping) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+        return "" if ok else "must map channel names to texts ({'x': '...'})"
+    if key == "channels":
+        ok = not isinstance(value, str) and isinstance(value, (list, tuple, set, frozenset)) \
+            and all(isinstance(c, str) for c in value)
+        return "" if ok else "must be a list of channel names"
+    if key == "media":
+        items = [value] if isinstance(value, (str, Media, Mapping)) else value
+        ok = isinstance(items, (list, tuple)) and all(
+            isinstance(m, (str, Media)) or (isinstance(m, Mapping) and "source" in m)
+            for m in items)
+        return "" if ok else "must be a path, a URL, a Media, or a list of them"
+    return ""
 
 
 def _media(value: Any) -> tuple[Media, ...]:

@@ -556,8 +556,8 @@ def _update_item(columns: Sequence[str]) -> sa.Update:
 _MOVE_COLUMNS = ("title", "state", "version", "head_hash", "post", "produced", "outputs",
                  "authors", "approved_digest", "assignee")
 _UPDATE_SAME_STEP = _update_item(_MOVE_COLUMNS)
-_UPDATE_NEW_STEP = _update_item(_MOVE_COLUMNS + ("step_started_at", "due_at",
-                                                 "breach_reported", "post_at", "post_by"))
+_UPDATE_NEW_STEP = _update_item((*_MOVE_COLUMNS, "step_started_at", "due_at",
+                                  "breach_reported", "post_at", "post_by"))
 
 
 def _safe(url: str) -> str:

@@ -115,7 +115,7 @@ class FakePublisher:
         self.checked += 1
 
 
-class fake_publisher_plugin:  # noqa: N801 - used like a module-level plugin object
+class fake_publisher_plugin:
     """A plugin registering the publisher ``fake``, backed by one :class:`FakePublisher`
     per channel name (``plugin.publishers[name]``)."""
 
