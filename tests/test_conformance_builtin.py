@@ -25,7 +25,8 @@ REVOKED = "tok-revoked-77e1b0d3"
 
 
 class OutboxWire:
-    """The outbox's "platform" is its folder: a post is a folder with ``post.json``."""
+    """The outbox's "platform" is its folder: a post is a folder with ``post.json``
+    (a hidden temporary folder is a write in progress, not a post)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -55,8 +56,8 @@ class TestOutboxConformance(PublisherConformance):
     not_applicable: ClassVar = {
         "authentication": "the outbox has no credentials for a platform to refuse",
         "rate_limit": "a local folder has no rate limit",
-        "server_error": "there is no server; a failing disk raises OSError, an unknown "
-                        "outcome",
+        "server_error": "there is no server; a failing disk raises OSError: an unknown "
+                        "outcome, settled by looking for the post's folder (reconcile)",
         "server_error_after_send": "there is no server",
         "timeout": "the outbox makes no network call that could time out",
         "check_bad_credentials": "the outbox takes no credentials",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import datetime as dt
 import json
 import os
 import re
@@ -34,7 +35,7 @@ import pytest
 import humasflow
 from humasflow import Office, Store
 from humasflow.errors import Refused
-from humasflow.publishing.dispatch import PostReport
+from humasflow.publishing.dispatch import ManualHeartbeat, PostReport
 from humasflow.testing import (
     Crash,
     FakePlatform,
@@ -101,8 +102,9 @@ class World:
 
 
 def _world(platform: FakePlatform, store_url: str, publisher: str,
-           channels: tuple[str, ...] = ("fisip", "ub")) -> World:
-    clock = SteerableClock()
+           channels: tuple[str, ...] = ("fisip", "ub"),
+           clock: SteerableClock | None = None) -> World:
+    clock = clock or SteerableClock()
     injector = FaultInjector()
     store = injector.watch(Store(store_url))
     office = Office(store, clock=clock, environ=ENVIRON, session_factory=injector.session)
@@ -289,30 +291,105 @@ def test_a_post_deleted_on_the_platform_is_not_posted_again_by_itself(platform, 
         world.office.store.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known gap: a lease is not renewed while publish() runs, and a worker whose lease "
-    "ran out is not stopped before its next call; a publish slower than the lease can "
-    "post twice"))
+LEASE = dt.timedelta(minutes=15)
+
+
+class BeatingClock(SteerableClock):
+    """A steered clock along which a heartbeat beats every third of the lease, as the
+    dispatcher's real heartbeat does while real time passes."""
+
+    def __init__(self, heartbeat: ManualHeartbeat) -> None:
+        super().__init__()
+        self.heartbeat = heartbeat
+
+    def advance(self, delta: dt.timedelta | None = None, **kwargs: float) -> dt.datetime:
+        left = delta if delta is not None else dt.timedelta(**kwargs)
+        while left > dt.timedelta(0):
+            step = min(left, LEASE / 3)
+            super().advance(step)
+            left -= step
+            self.heartbeat.beat()
+        return self()
+
+
+def _slow_post(world: World, item_id: int, call: int, heartbeat: ManualHeartbeat,
+               worker: str = "slow") -> tuple[threading.Thread, threading.Event,
+                                              list[BaseException]]:
+    """Start posting in a thread that stalls just before its ``call``-th request."""
+    paused, go_on = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def slow_network() -> None:
+        paused.set()
+        go_on.wait(30)
+
+    def post() -> None:
+        try:
+            world.office.dispatcher(worker_id=worker, heartbeat=heartbeat).post(
+                item_id, world.office.actor("rina"))
+        except BaseException as exc:  # reported by the test
+            errors.append(exc)
+
+    world.injector.before_call(call, slow_network)
+    slow = threading.Thread(target=post)
+    slow.start()
+    assert paused.wait(30)
+    return slow, go_on, errors
+
+
 def test_a_worker_slower_than_its_lease_does_not_post_twice(platform, store_url):
-    world = _world(platform, store_url, "fake-platform", channels=("fisip",))
+    """The heartbeat renews the lease while publish() runs, so a restarted worker finds
+    the channel still in flight and leaves it alone."""
+    heartbeat = ManualHeartbeat()
+    world = _world(platform, store_url, "fake-platform", channels=("fisip",),
+                   clock=BeatingClock(heartbeat))
+    go_on = threading.Event()
     try:
         item = item_ready_to_post(world.office, text=TEXT, media=MEDIA)
-        paused, go_on = threading.Event(), threading.Event()
-
-        def slow_network() -> None:
-            paused.set()
-            go_on.wait(30)
-
-        world.injector.before_call(3, slow_network)  # just before the publish call
-        slow = threading.Thread(target=world.office.post, args=(item.id,),
-                                kwargs={"by": "rina"})
-        slow.start()
-        assert paused.wait(30)
-        # Meanwhile the lease runs out, and another worker takes the channel over.
+        # It stalls just before the publish call.
+        slow, go_on, errors = _slow_post(world, item.id, 3, heartbeat)
+        # Meanwhile more than a lease's time passes, and another worker runs.
         resume_after_restart(world.make_office, world.clock, rounds=1)
         go_on.set()
         slow.join(30)
         assert len(platform.posts("fisip")) == 1
+        assert errors == []
+        assert heartbeat.running == 0  # the attempt's heartbeat ended with it
+        _assert_one_post_each(world, item.id, accounts=("fisip",))
+        assert world.publish_calls("fisip") == 1
+    finally:
+        go_on.set()
+        world.office.store.close()
+
+
+def test_a_worker_that_lost_its_claim_stops_before_its_next_call(platform, store_url):
+    """A worker frozen longer than its lease (no heartbeat got through) finds, at its next
+    ``progress.save``, that its channel was taken over: it makes no further call and
+    records nothing over the new owner's record."""
+    world = _world(platform, store_url, "fake-platform", channels=("fisip",))
+    go_on = threading.Event()
+    try:
+        item = item_ready_to_post(world.office, text=TEXT, media=MEDIA)
+        # Frozen after uploading the poster, just before creating the container.
+        slow, go_on, errors = _slow_post(world, item.id, 2, ManualHeartbeat())
+        resume_after_restart(world.make_office, world.clock, rounds=1)
+        taken_over = world.status(item.id).publications["fisip"]
+        assert (taken_over.state, taken_over.attempts) == ("posted", 2)
+        go_on.set()  # it wakes up: its container call goes out, then it must stop
+        slow.join(30)
+        assert errors == []
+        assert len(platform.posts("fisip")) == 1
+        assert world.publish_calls("fisip") == 1
+        assert len(platform.calls("/accounts/fisip/containers")) == 3  # 2 creates, 1 publish
+        assert world.status(item.id).publications["fisip"] == taken_over
+        office = world.make_office()
+        try:
+            workers = {e.data.get("worker") for e in office.history(item.id)
+                       if e.action.startswith("channel_")}
+            assert workers == {"restarted-1"}  # the frozen worker recorded nothing
+        finally:
+            office.store.close()
+        _assert_one_post_each(world, item.id, accounts=("fisip",))
     finally:
         go_on.set()
         world.office.store.close()

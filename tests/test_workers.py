@@ -95,7 +95,8 @@ def test_a_pass_posts_what_is_due_in_every_organisation(office, other, fake, clo
     assert all(r.done for r in reports)
     assert office.item(later).state == "post"
     posted = [e for e in office.history(mine) if e.action == "channel_posted"]
-    assert {e.actor for e in posted} == {"worker-1"}  # the record names the worker
+    # The record names who had it posted, and the worker that did it.
+    assert {(e.actor, e.data["worker"]) for e in posted} == {("rina", "worker-1")}
     assert worker.run_once() == []
 
 

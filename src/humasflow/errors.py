@@ -19,6 +19,7 @@ involved as attributes, and its message says what to do next::
     │   ├── ApprovalStale          the content changed after it was approved
     │   └── ContentInvalid         the post breaks a target channel's rules
     ├── ConflictError              someone else changed the item first (stale version)
+    ├── ClaimLost                  a worker's attempt at a channel was taken over: it stops
     ├── PublishError               one channel's publishing failed
     │   ├── AuthenticationFailed   token expired or revoked: renew the credential
     │   ├── ContentRejected        the platform refused the content: not retried
@@ -45,6 +46,7 @@ __all__ = [
     "ActorNotFound",
     "ApprovalStale",
     "AuthenticationFailed",
+    "ClaimLost",
     "ConfigurationError",
     "ConflictError",
     "ContentInvalid",
@@ -275,6 +277,35 @@ class ConflictError(HumasflowError):
             f"{what} was changed by someone else (expected version "
             f"{expected_version}); nothing was written: reload it and try again"
         )
+
+
+class ClaimLost(HumasflowError):
+    """This worker no longer holds its attempt at a channel: stop before the next call.
+
+    Raised by ``progress.save`` in a publisher when the attempt's lease ran out and the
+    channel was taken over (marked ``unknown``, reconciled, or claimed by another
+    worker). The platform must not be called again in this attempt, and nothing is
+    recorded over the new owner's record. A publisher lets it propagate.
+
+    It is not a :class:`PublishError`: it says nothing about the platform's answer, so
+    it must never be recorded as a channel's outcome (nor translated into one). It is
+    not a :class:`BaseException` either: a lost claim is an orderly stop, not a crash,
+    and the publisher's own ``finally`` and ``except Exception`` clean-ups still run.
+
+    Attributes:
+        item_id: The content item.
+        channel: The channel name.
+        worker: The worker that lost the claim.
+    """
+
+    def __init__(self, *, item_id: int | str, channel: str, worker: str) -> None:
+        self.item_id = item_id
+        self.channel = channel
+        self.worker = worker
+        super().__init__(
+            f"worker {worker!r} no longer holds the attempt at channel {channel!r} of item "
+            f"{item_id}: its lease ran out and the channel was taken over; this attempt "
+            "stops before its next call to the platform, and the new owner's record stands")
 
 
 class PublishError(HumasflowError):

@@ -6,31 +6,43 @@ record and follows the publishing safety contract:
 1. An in-flight attempt whose worker stopped answering (its lease ran out) becomes
    ``unknown``: the request may have reached the platform.
 2. An ``unknown`` channel is reconciled: the publisher looks the post up. Found → it is
-   ``posted``; confirmed absent → ``pending`` again; can't tell → it waits for a person
-   (:meth:`Dispatcher.confirm`). It is never re-posted blindly.
+   ``posted``; confirmed absent → ``pending`` again; can't tell → it is looked up again
+   later, with a backoff. A publisher that cannot look posts up leaves the channel to a
+   person (:meth:`Dispatcher.confirm`). It is never re-posted blindly.
 3. A channel is *claimed* (recorded in flight, exclusively) before the platform call,
    and its outcome is recorded, with an event in the item's record, after it.
-4. The channels of one item are posted concurrently, each in its own thread.
-5. When every channel is posted (or skipped by the coordinator), the item's posting step
+4. While the attempt runs, a heartbeat renews its lease, and every ``progress.save``
+   renews it too. A worker whose claim was taken over anyway (it stalled longer than
+   the lease) is stopped by :class:`~humasflow.errors.ClaimLost` at its next
+   ``progress.save``, before its next platform call, and never records over the new
+   owner's record.
+5. The channels of one item are posted concurrently, each in its own thread.
+6. When every channel is posted (or skipped by the coordinator), the item's posting step
    completes and the item is closed.
+
+Outcome events name as their actor the person on whose authority the item is posted;
+the worker that made the attempt is in the event's ``data["worker"]``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import itertools
 import logging
 import os
 import random
 import socket
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
 from humasflow.errors import (
     AuthenticationFailed,
+    ClaimLost,
     ConflictError,
     ContentInvalid,
     HumasflowError,
@@ -49,7 +61,8 @@ from humasflow.publishing.retry import RetryPolicy
 if TYPE_CHECKING:
     from humasflow.office import Office
 
-__all__ = ["Dispatcher", "PostReport", "Progress"]
+__all__ = ["Dispatcher", "Heartbeat", "HeartbeatLike", "ManualHeartbeat", "PostReport",
+           "Progress"]
 
 log = logging.getLogger("humasflow")
 
@@ -81,21 +94,63 @@ class PostReport:
                 or (p.state == "failed" and p.next_attempt_at is None)]
 
 
+class _Claim:
+    """One worker's hold on one channel's attempt (number ``attempt``)."""
+
+    def __init__(self, office: Office, item_id: int, channel: str, worker: str, attempt: int,
+                 lease: dt.timedelta) -> None:
+        self.office = office
+        self.item_id = item_id
+        self.channel = channel
+        self.worker = worker
+        self.attempt = attempt
+        self.lease = lease
+        self.lost = threading.Event()
+
+    def until(self) -> dt.datetime:
+        """The end of a lease renewed now."""
+        return self.office._now() + self.lease
+
+    def renew(self) -> bool:
+        """Extend the lease; ``False`` (and :attr:`lost` set) if the claim was taken over."""
+        if self.lost.is_set():
+            return False
+        if self.office.store.renew_lease(self.office.org, self.item_id, self.channel,
+                                         self.worker, self.attempt, self.until()):
+            return True
+        self.lose()
+        return False
+
+    def lose(self) -> None:
+        if not self.lost.is_set():
+            self.lost.set()
+            log.warning("worker %s lost its claim on channel %r of item %s (attempt %d): "
+                        "its lease ran out and the channel was taken over", self.worker,
+                        self.channel, self.item_id, self.attempt)
+
+    def error(self) -> ClaimLost:
+        return ClaimLost(item_id=self.item_id, channel=self.channel, worker=self.worker)
+
+
 class Progress(Mapping[str, Any]):
     """What a multi-step publisher has done so far for one channel, kept durably.
 
     A publisher calls :meth:`save` after each step that creates something on the
     platform (an uploaded media id, an Instagram container id); the value is committed
-    before the next call, so reconciliation after a crash can find it.
+    before the next call, so reconciliation after a crash can find it. Each save also
+    renews the attempt's lease; if the attempt was taken over meanwhile, :meth:`save`
+    raises :class:`~humasflow.errors.ClaimLost`, and the publisher must make no further
+    call (it lets the error propagate).
     """
 
     def __init__(self, office: Office, item_id: int, channel: str, worker: str,
-                 initial: Mapping[str, Any]) -> None:
+                 initial: Mapping[str, Any], *, claim: _Claim | None = None) -> None:
         self._office = office
         self._item_id = item_id
         self._channel = channel
         self._worker = worker
         self._data = dict(initial)
+        self._claim = claim
 
     def __getitem__(self, key: str) -> Any:
         return self._data[key]
@@ -107,10 +162,117 @@ class Progress(Mapping[str, Any]):
         return len(self._data)
 
     def save(self, **values: Any) -> None:
-        """Record ``values`` durably at once."""
+        """Record ``values`` durably at once, and renew the attempt's lease.
+
+        Raises:
+            ClaimLost: The attempt was taken over (its lease ran out); nothing was saved.
+                Make no further call to the platform.
+        """
         self._data.update(values)
-        self._office.store.save_progress(self._office.org, self._item_id, self._channel,
-                                         self._worker, self._data)
+        store, org = self._office.store, self._office.org
+        claim = self._claim
+        if claim is None:  # reconciling: nobody holds the record, nothing to renew
+            store.save_progress(org, self._item_id, self._channel, self._worker, self._data)
+            return
+        if not claim.lost.is_set() and store.save_progress(
+                org, self._item_id, self._channel, self._worker, self._data,
+                lease_until=claim.until(), attempt=claim.attempt):
+            return
+        claim.lose()
+        raise claim.error()
+
+
+class HeartbeatLike(Protocol):
+    """What :class:`Dispatcher` needs from a heartbeat: keep an attempt alive while it runs.
+
+    ``keep(renew)`` is a context manager; inside it, the heartbeat calls ``renew()``
+    from time to time (it returns ``False`` once the claim is lost: no need to call it
+    again).
+    """
+
+    def keep(self, renew: Callable[[], bool]) -> contextlib.AbstractContextManager[Any]:
+        """Call ``renew`` periodically until the block ends."""
+
+
+class Heartbeat:
+    """Renews a running attempt's lease every ``interval`` of real time.
+
+    Each attempt gets a small daemon thread for as long as it runs. A renewal that fails
+    because the store does not answer is logged and tried again at the next beat; the
+    lease gives several beats' grace (the default interval is a third of the lease).
+
+    Args:
+        interval: Seconds, or a :class:`~datetime.timedelta`, between two renewals.
+    """
+
+    def __init__(self, interval: float | dt.timedelta) -> None:
+        seconds = interval.total_seconds() if isinstance(interval, dt.timedelta) else interval
+        if not seconds > 0:
+            raise ValueError(f"the heartbeat interval is {interval!r}; give a positive one")
+        self.interval = float(seconds)
+
+    def __repr__(self) -> str:
+        return f"<Heartbeat every {self.interval:g}s>"
+
+    @contextlib.contextmanager
+    def keep(self, renew: Callable[[], bool]) -> Iterator[None]:
+        """Call ``renew`` every :attr:`interval` seconds in a daemon thread until the
+        block ends (or ``renew`` says the claim is lost)."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(self.interval):
+                try:
+                    if not renew():
+                        return  # the claim is lost: nothing left to keep alive
+                except Exception:
+                    log.warning("a heartbeat could not renew a lease; trying again in %gs",
+                                self.interval, exc_info=True)
+
+        thread = threading.Thread(target=beat, name="humasflow-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=5)
+
+
+class ManualHeartbeat:
+    """A heartbeat that beats only when told to (:meth:`beat`).
+
+    For tests that steer time: move the clock, call :meth:`beat`, and every running
+    attempt renews its lease from the clock's new time, deterministically.
+    """
+
+    def __init__(self) -> None:
+        self._running: dict[int, Callable[[], bool]] = {}
+        self._ids = itertools.count()
+        self._lock = threading.Lock()
+
+    @property
+    def running(self) -> int:
+        """How many attempts are being kept alive now."""
+        with self._lock:
+            return len(self._running)
+
+    @contextlib.contextmanager
+    def keep(self, renew: Callable[[], bool]) -> Iterator[None]:
+        """Register ``renew`` until the block ends."""
+        key = next(self._ids)
+        with self._lock:
+            self._running[key] = renew
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running.pop(key, None)
+
+    def beat(self) -> int:
+        """Renew every running attempt's lease now; return how many were renewed."""
+        with self._lock:
+            renewals = list(self._running.values())
+        return sum(1 for renew in renewals if renew())
 
 
 class Dispatcher:
@@ -120,8 +282,15 @@ class Dispatcher:
         office: The office whose items are posted.
         worker_id: Names this process in claims (default: host and process id).
         max_threads: The most channels posted at once.
-        lease: How long an attempt may run before it counts as interrupted.
+        lease: How long an attempt counts as alive without a renewal (after that it
+            counts as interrupted, and its outcome as unknown).
         rng: Random source for retry jitter (tests pass a seeded one).
+        heartbeat: What renews the leases of running attempts: seconds or a
+            :class:`~datetime.timedelta` between renewals (real time), or a
+            :class:`HeartbeatLike` object such as :class:`ManualHeartbeat` (tests with a
+            steered clock). Default: a third of the lease. A store in memory has no
+            heartbeat unless one is given: its single connection cannot serve two
+            threads at once, and no other process can take its attempts over.
     """
 
     def __init__(
@@ -132,13 +301,24 @@ class Dispatcher:
         max_threads: int = 8,
         lease: dt.timedelta = dt.timedelta(minutes=15),
         rng: random.Random | None = None,
+        heartbeat: float | dt.timedelta | HeartbeatLike | None = None,
     ) -> None:
         self.office = office
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
         self.max_threads = max_threads
         self.lease = lease
-        self.rng = rng or random.Random()
+        self.rng = rng or random.Random()  # noqa: S311 - retry jitter, not secrecy
         self._rng_lock = threading.Lock()
+        if heartbeat is None:
+            heartbeat = None if _in_memory(office) else Heartbeat(lease / 3)
+        elif isinstance(heartbeat, (int, float, dt.timedelta)):
+            every = (heartbeat if isinstance(heartbeat, dt.timedelta)
+                     else dt.timedelta(seconds=heartbeat))
+            if every >= lease:
+                raise ValueError(f"the heartbeat ({every}) must beat more often than the "
+                                 f"lease ({lease}) runs out")
+            heartbeat = Heartbeat(every)
+        self.heartbeat: HeartbeatLike | None = heartbeat
 
     # -- entry points ---------------------------------------------------------------------
 
@@ -169,7 +349,7 @@ class Dispatcher:
         """Post every item of the office whose posting time has come; retry due channels."""
         now = now or self.office._now()
         reports = []
-        for _, item_id, by in self.office.store.due_items(self.office.org, now, limit):
+        for _, item_id, by in self.office.store.due_for_posting(self.office.org, now, limit):
             try:
                 actor = self.office.actor(by)
                 reports.append(self._run(item_id, actor, due=now))
@@ -250,24 +430,36 @@ class Dispatcher:
     # -- the run --------------------------------------------------------------------------------
 
     def _run(self, item_id: int, actor: Actor, due: dt.datetime | None = None) -> PostReport:
+        """Post the item's channels on the authority of ``actor``.
+
+        ``due`` is given by a pass (:meth:`run_due`): then only what is due by then is
+        done. Without it a person asked (post, confirm): every unknown channel that can
+        be looked up is looked up now, whatever its backoff.
+        """
         item = self._item(item_id)
         if item.state == "posted":
             return self._report(item.id)
         office, store = self.office, self.office.store
         now = office._now()
+        asked = due is None
         due = due or now  # failed channels whose retry time has come by then are tried
         store.ensure_publications(office.org, item.id, item.post.channels, now)
+        channels = office.channels()
         for stale in store.expired_leases(office.org, now, item.id):
+            look_up = now if self._can_reconcile(channels.get(stale.channel)) else None
             self._settle(item, stale.channel, {
                 "state": "unknown", "error_class": "Interrupted",
                 "error_message": f"the attempt by {stale.claimed_by} stopped without an "
-                                 "answer; the post may or may not be on the platform"},
-                self.worker_id, "channel_unknown", now, states=("in_flight",))
-        channels = office.channels()
+                                 "answer; the post may or may not be on the platform",
+                "next_attempt_at": look_up},
+                actor.id, "channel_unknown", now, states=("in_flight",),
+                worker=self.worker_id, guard=_still_expired(stale, now))
         pubs = store.publications(office.org, item.id)
         for name, pub in pubs.items():
-            if pub.state == "unknown" and name in channels:
-                self._reconcile(item, channels[name], pub)
+            if pub.state != "unknown" or name not in channels:
+                continue
+            if asked or (pub.next_attempt_at is not None and pub.next_attempt_at <= due):
+                self._reconcile(item, channels[name], pub, actor)
         problems: dict[str, list[str]] = {}
         for problem in office.validate(item):
             problems.setdefault(problem.channel, []).append(f"{problem.field}: {problem.message}")
@@ -282,22 +474,23 @@ class Dispatcher:
                                           "error_message": "the post breaks the channel's "
                                           f"rules: {'; '.join(problems[name])}",
                                           "next_attempt_at": None},
-                             self.worker_id, "channel_failed", now,
-                             states=("pending", "failed"))
+                             actor.id, "channel_failed", now,
+                             states=("pending", "failed"), worker=self.worker_id)
                 continue
             targets.append(channels[name])
-        if len(targets) == 1 or office.store.engine.url.database in (None, "", ":memory:"):
+        if len(targets) == 1 or _in_memory(office):
             for channel in targets:
-                self._attempt(item, channel, due)
+                self._attempt(item, channel, actor, due)
         elif targets:
             with ThreadPoolExecutor(max_workers=min(len(targets), self.max_threads),
                                     thread_name_prefix="humasflow-post") as pool:
-                for future in [pool.submit(self._attempt, item, c, due) for c in targets]:
+                for future in [pool.submit(self._attempt, item, c, actor, due)
+                               for c in targets]:
                     future.result()
         self._close_if_done(item.id, actor)
         return self._report(item.id)
 
-    def _attempt(self, item: ContentItem, channel: ChannelConfig,
+    def _attempt(self, item: ContentItem, channel: ChannelConfig, actor: Actor,
                  due: dt.datetime | None = None) -> None:
         office = self.office
         now = office._now()
@@ -305,45 +498,71 @@ class Dispatcher:
                                  now + self.lease, due=due)
         if pub is None:
             return  # another worker holds it, or it is not due
-        progress = Progress(office, item.id, channel.name, self.worker_id, pub.progress)
+        claim = _Claim(office, item.id, channel.name, self.worker_id, pub.attempts, self.lease)
+        progress = Progress(office, item.id, channel.name, self.worker_id, pub.progress,
+                            claim=claim)
         policy = RetryPolicy.from_settings(channel.settings.get("retry"))
-        try:
-            # Nothing is sent before publish(): a failure while preparing (a credential
-            # variable not set, a media host that is down) is a failed attempt, never an
-            # unknown outcome left in flight.
-            post = office.post_for(item, channel.name)
-            publisher = office._publisher(channel)
-        except HumasflowError as exc:  # e.g. a credential variable is not set
-            values: dict[str, Any] = {"state": "failed", "error_class": type(exc).__name__,
-                                      "error_message": str(exc), "next_attempt_at": None}
-            action = "channel_failed"
-        except Exception as exc:  # recorded on the channel, retried later
-            with self._rng_lock:
-                retry_at = policy.next_attempt(PlatformError(str(exc)), pub.attempts,
-                                               office._now(), self.rng)
-            values = {"state": "failed", "error_class": type(exc).__name__,
-                      "error_message": f"{exc} (while preparing the post; nothing was sent)",
-                      "next_attempt_at": retry_at}
-            action = "channel_failed"
-        else:
-            values, action = self._publish(item, channel, publisher, post, progress,
-                                           pub.attempts, policy)
+        with self._kept_alive(claim):
+            try:
+                # Nothing is sent before publish(): a failure while preparing (a credential
+                # variable not set, a media host that is down) is a failed attempt, never
+                # an unknown outcome left in flight.
+                post = office.post_for(item, channel.name)
+                publisher = office._publisher(channel)
+            except HumasflowError as exc:  # e.g. a credential variable is not set
+                values: dict[str, Any] | None = {
+                    "state": "failed", "error_class": type(exc).__name__,
+                    "error_message": str(exc), "next_attempt_at": None}
+                action = "channel_failed"
+            except Exception as exc:  # recorded on the channel, retried later
+                with self._rng_lock:
+                    retry_at = policy.next_attempt(PlatformError(str(exc)), pub.attempts,
+                                                   office._now(), self.rng)
+                values = {"state": "failed", "error_class": type(exc).__name__,
+                          "error_message": f"{exc} (while preparing the post; nothing was "
+                                           "sent)",
+                          "next_attempt_at": retry_at}
+                action = "channel_failed"
+            else:
+                values, action = self._publish(item, channel, publisher, post, progress,
+                                               pub.attempts, policy)
+        if values is None or (claim.lost.is_set() and values["state"] != "posted"):
+            # Taken over: the new owner's record stands. Only a post this attempt made
+            # is worth recording late (over an unknown nobody has settled yet).
+            log.warning("worker %s stopped its attempt at channel %r of item %s: its claim "
+                        "was taken over; nothing recorded", self.worker_id, channel.name,
+                        item.id)
+            return
         values.update(claimed_by=None, lease_until=None)
-        self._settle(item, channel.name, values, self.worker_id, action, office._now(),
-                     states=("in_flight", "unknown"), claimed_by=self.worker_id)
+        recorded = self._settle(item, channel.name, values, actor.id, action, office._now(),
+                                states=("in_flight", "unknown"), claimed_by=self.worker_id,
+                                worker=self.worker_id, guard=_same_attempt(pub.attempts))
+        if not recorded:
+            log.warning("worker %s: the outcome %r of channel %r of item %s was not recorded: "
+                        "the channel was taken over meanwhile", self.worker_id,
+                        values["state"], channel.name, item.id)
+
+    def _kept_alive(self, claim: _Claim) -> contextlib.AbstractContextManager[Any]:
+        if self.heartbeat is None:
+            return contextlib.nullcontext()
+        return self.heartbeat.keep(claim.renew)
 
     def _publish(self, item: ContentItem, channel: ChannelConfig, publisher: Any, post: Any,
                  progress: Progress, attempts: int,
-                 policy: RetryPolicy) -> tuple[dict[str, Any], str]:
-        """Make the platform call; return the channel's new values and the event action."""
+                 policy: RetryPolicy) -> tuple[dict[str, Any] | None, str]:
+        """Make the platform call; return the channel's new values and the event action
+        (no values: the claim was lost, nothing is to be recorded)."""
         try:
             receipt = publisher.publish(post, progress)
+        except ClaimLost:
+            return None, ""
         except WaitingForPerson as exc:
             return {"state": "waiting", "error_class": type(exc).__name__,
-                    "error_message": str(exc)}, "channel_waiting"
+                    "error_message": str(exc), "next_attempt_at": None}, "channel_waiting"
         except OutcomeUnknown as exc:
             return {"state": "unknown", "error_class": type(exc).__name__,
-                    "error_message": str(exc)}, "channel_unknown"
+                    "error_message": str(exc),
+                    "next_attempt_at": self._look_up_at(publisher)}, "channel_unknown"
         except PublishError as exc:
             with self._rng_lock:
                 retry_at = policy.next_attempt(exc, attempts, self.office._now(), self.rng)
@@ -356,47 +575,103 @@ class Dispatcher:
                     "error_message": str(exc), "next_attempt_at": None}, "channel_failed"
         except Exception as exc:  # after sending, a crash may have posted
             return {"state": "unknown", "error_class": type(exc).__name__,
-                    "error_message": f"{exc}; the post may or may not be on the platform"
-                    }, "channel_unknown"
+                    "error_message": f"{exc}; the post may or may not be on the platform",
+                    "next_attempt_at": self._look_up_at(publisher)}, "channel_unknown"
         return {"state": "posted", "platform_id": receipt.platform_id, "url": receipt.url,
                 "error_class": None, "error_message": None}, "channel_posted"
 
-    def _reconcile(self, item: ContentItem, channel: ChannelConfig, pub: Publication) -> None:
+    def _look_up_at(self, publisher: Any) -> dt.datetime | None:
+        """When to look up an unknown outcome: at the next pass if the publisher can,
+        else never (a person confirms)."""
+        return self.office._now() if getattr(publisher, "reconcile", None) else None
+
+    def _can_reconcile(self, channel: ChannelConfig | None) -> bool:
+        if channel is None:
+            return False
+        try:
+            publisher = self.office._publisher(channel)
+        except HumasflowError:
+            return True  # it cannot be built now; the look-up pass retries with a backoff
+        return getattr(publisher, "reconcile", None) is not None
+
+    def _reconcile(self, item: ContentItem, channel: ChannelConfig, pub: Publication,
+                   actor: Actor) -> None:
         office = self.office
+        policy = _policy(channel)
         try:
             publisher = office._publisher(channel)
-        except HumasflowError:
+        except HumasflowError as exc:  # e.g. a credential variable is not set
+            self._look_up_later(item, channel.name, pub, policy, f"cannot look it up: {exc}")
             return
         reconcile = getattr(publisher, "reconcile", None)
         if reconcile is None:
-            return  # this platform cannot be searched: a person confirms
-        post = office.post_for(item, channel.name)
+            # This platform cannot be searched: a person confirms. No more passes for it.
+            if pub.next_attempt_at is not None:
+                self._reschedule(item, channel.name, None)
+            return
         progress = Progress(office, item.id, channel.name, pub.claimed_by or self.worker_id,
                             pub.progress)
         try:
+            post = office.post_for(item, channel.name)
             receipt = reconcile(post, progress)
-        except Exception:  # noqa: BLE001 - still unknown; a person or a later run decides
+        except Exception as exc:  # still unknown; a later pass or a person decides
+            self._look_up_later(item, channel.name, pub, policy, str(exc))
             return
         now = office._now()
         if receipt is None:
             values: dict[str, Any] = {"state": "pending", "error_class": None,
-                                      "error_message": None}
+                                      "error_message": None, "next_attempt_at": None}
             action = "channel_absent"
         else:
             values = {"state": "posted", "platform_id": receipt.platform_id,
-                      "url": receipt.url, "error_class": None, "error_message": None}
+                      "url": receipt.url, "error_class": None, "error_message": None,
+                      "next_attempt_at": None}
             action = "channel_posted"
-        self._settle(item, channel.name, values, self.worker_id, action, now,
-                     states=("unknown",), note="reconciled with the platform")
+        self._settle(item, channel.name, values, actor.id, action, now,
+                     states=("unknown",), note="reconciled with the platform",
+                     worker=self.worker_id)
+
+    def _look_up_later(self, item: ContentItem, channel: str, pub: Publication,
+                       policy: RetryPolicy, why: str) -> None:
+        """Schedule the next look-up of an unknown channel, each wait twice the last."""
+        now = self.office._now()
+        last = dt.timedelta(0)
+        if pub.next_attempt_at is not None and pub.updated_at is not None:
+            last = max(pub.next_attempt_at - pub.updated_at, last)
+        wait = min(policy.max_delay, max(policy.base_delay, 2 * last))
+        log.info("channel %r of item %s is still unknown (%s); looked up again at %s",
+                 channel, item.id, why, (now + wait).isoformat())
+        self._reschedule(item, channel, now + wait)
+
+    def _reschedule(self, item: ContentItem, channel: str, when: dt.datetime | None) -> None:
+        """Set when an unknown channel is looked up next (no event: nothing happened)."""
+        store = self.office.store
+        with store.writing() as conn:
+            store.update_publication(conn, self.office.org, item.id, channel,
+                                     {"next_attempt_at": when,
+                                      "updated_at": self.office._now()},
+                                     states=("unknown",))
 
     # -- recording ------------------------------------------------------------------------------
 
     def _settle(self, item: ContentItem, channel: str, values: Mapping[str, Any],
                 actor_id: str, action: str, now: dt.datetime, *, note: str = "",
-                states: tuple[str, ...] = (), claimed_by: str | None = None) -> bool:
-        """Change one channel's record and append the matching event, in one transaction."""
+                states: tuple[str, ...] = (), claimed_by: str | None = None,
+                worker: str | None = None,
+                guard: Callable[[Publication], bool] | None = None) -> bool:
+        """Change one channel's record and append the matching event, in one transaction.
+
+        The record changes only if it is in one of ``states``, held by ``claimed_by``,
+        and (checked with the record locked) ``guard`` accepts it. The event's actor is
+        ``actor_id``, the person on whose authority it happened; ``worker`` (the worker
+        that did it) goes into the event's data.
+        """
         store = self.office.store
         with store.writing() as conn:
+            if guard is not None:
+                current = store.publication_for_update(conn, self.office.org, item.id, channel)
+                if current is None or not guard(current):
+                    return False
             changed = store.update_publication(conn, self.office.org, item.id, channel,
                                                {**values, "updated_at": now}, states=states,
                                                claimed_by=claimed_by)
@@ -406,6 +681,8 @@ class Dispatcher:
                                            if k in ("state", "platform_id", "url",
                                                     "error_class", "error_message",
                                                     "next_attempt_at")}}
+            if worker is not None:
+                data["worker"] = worker
             sealed = store.append_item_event(conn, Event(
                 org=self.office.org, stream="", seq=0, at=now, actor=actor_id, action=action,
                 from_state=item.state, to_state=item.state, note=note, data=data), item.id)
@@ -498,6 +775,34 @@ def _posting_key(dispatcher: Dispatcher, item: ContentItem) -> str:
     return step.key
 
 
+def _in_memory(office: Office) -> bool:
+    """Whether the office's store is an in-memory SQLite database (one shared connection)."""
+    return office.store.engine.url.database in (None, "", ":memory:")
+
+
+def _policy(channel: ChannelConfig) -> RetryPolicy:
+    try:
+        return RetryPolicy.from_settings(channel.settings.get("retry"))
+    except HumasflowError:
+        return RetryPolicy()
+
+
+def _still_expired(stale: Publication, now: dt.datetime) -> Callable[[Publication], bool]:
+    """Accept the record only if it is still the attempt whose lease ran out (a heartbeat
+    may have renewed it since it was read)."""
+    def guard(pub: Publication) -> bool:
+        return (pub.state == "in_flight" and pub.claimed_by == stale.claimed_by
+                and pub.attempts == stale.attempts
+                and pub.lease_until is not None and pub.lease_until < now)
+    return guard
+
+
+def _same_attempt(attempt: int) -> Callable[[Publication], bool]:
+    """Accept the record only if no later attempt was claimed since (by any worker, this
+    one's id included)."""
+    return lambda pub: pub.attempts == attempt
+
+
 def _claimable(pub: Publication, now: dt.datetime) -> bool:
     if pub.state == "pending":
         return True
@@ -510,7 +815,7 @@ def _what_to_do(error: PublishError, channel: ChannelConfig, item_id: int, attem
     message = str(error)
     if retry_at is not None:
         return message
-    again = f"humasflow confirm {item_id} {channel.name} --not-posted"
+    again = f"humasflow confirm {item_id} {channel.name} --not-posted --as <your id>"
     if isinstance(error, AuthenticationFailed):
         names = [error.credential] if error.credential else sorted(channel.credentials)
         variables = [channel.credentials[n] for n in names if n in channel.credentials]

@@ -1,7 +1,7 @@
 """The manual publisher: for platforms without an API.
 
 Posting marks the channel as ``waiting``; a person posts by hand and confirms with the
-public URL (``humasflow confirm ITEM CHANNEL --url …`` or ``Office.confirm``). Until
+public URL (``humasflow confirm ITEM CHANNEL --url … --as …`` or ``Office.confirm``). Until
 then the item stays at the posting step, and it is listed as waiting for a person.
 
 Settings: ``instructions`` (optional text shown to the person, e.g. which account).
@@ -35,7 +35,7 @@ class ManualPublisher:
         how = f" ({self.instructions})" if self.instructions else ""
         raise WaitingForPerson(
             f"post item {post.item_id} on {self.channel} by hand{how}, then confirm it: "
-            f"humasflow confirm {post.item_id} {self.channel} --url <public URL>",
+            f"humasflow confirm {post.item_id} {self.channel} --url <public URL> --as <your id>",
             channel=self.channel)
 
     def check(self) -> None:

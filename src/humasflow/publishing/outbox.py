@@ -4,6 +4,13 @@ Each post becomes a folder ``<path>/item-<id>-<channel>/`` holding ``post.json``
 copies of its local media files. It needs no credentials and no network, so a PR office
 can try humasflow, and a deployment can hand posts to another system, safely.
 
+A post is written into a hidden temporary folder and renamed into place in one step, so
+the folder exists (with its ``post.json``) exactly when the post was made. That makes
+the outbox searchable: after a crash, :meth:`OutboxPublisher.reconcile` looks for the
+folder, and the channel settles itself, posted or posted again, without a person. (A
+system that takes posts out of the outbox should not do so within the dispatcher's
+lease of them being written, or a crash in that window looks like "not posted".)
+
 Settings: ``path`` (default ``"outbox"``).
 """
 
@@ -45,7 +52,7 @@ class OutboxPublisher:
 
     def publish(self, post: Post, progress: Any = None) -> Receipt:
         """Write the post; the folder's name is the platform id."""
-        name = f"item-{post.item_id}-{post.channel}"
+        name = self._name(post)
         folder = self.path / name
         tmp = self.path / f".{name}.tmp"
         if tmp.exists():
@@ -70,11 +77,32 @@ class OutboxPublisher:
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(tmp, folder)
-        return Receipt(platform_id=name, url=folder.resolve().as_uri())
+        return self._receipt(folder)
+
+    def reconcile(self, post: Post, progress: Any = None) -> Receipt | None:
+        """Look for the post's folder after an unknown outcome.
+
+        Returns:
+            The post's receipt if its folder holds a ``post.json``, else ``None``: the
+            rename that makes a post is atomic, so a missing folder (or a left-over
+            hidden temporary one) means it certainly was not made.
+        """
+        folder = self.path / self._name(post)
+        if (folder / "post.json").is_file():
+            return self._receipt(folder)
+        return None
 
     def check(self) -> None:
         """The outbox needs no credentials; check the folder can be written."""
         self.path.mkdir(parents=True, exist_ok=True)
+
+    @staticmethod
+    def _name(post: Post) -> str:
+        return f"item-{post.item_id}-{post.channel}"
+
+    @staticmethod
+    def _receipt(folder: Path) -> Receipt:
+        return Receipt(platform_id=folder.name, url=folder.resolve().as_uri())
 
 
 @hookimpl

@@ -464,11 +464,26 @@ class Store:
         return bool(conn.execute(query.values(**values)).rowcount == 1)
 
     def save_progress(self, org: str, item_id: int, channel: str, worker: str,
-                      progress: Mapping[str, Any]) -> None:
-        """Persist a multi-step publisher's progress at once (its own transaction)."""
+                      progress: Mapping[str, Any], *, lease_until: dt.datetime | None = None,
+                      attempt: int | None = None) -> bool:
+        """Persist a multi-step publisher's progress at once (its own transaction).
+
+        It is saved only while ``worker`` holds the channel's in-flight attempt (number
+        ``attempt``, when given); with ``lease_until`` the lease is renewed as well.
+
+        Returns:
+            Whether it was saved; ``False`` means the claim was lost.
+        """
+        values: dict[str, Any] = {"progress": dict(progress)}
+        if lease_until is not None:
+            values["lease_until"] = lease_until
         with self.writing() as conn:
-            self.update_publication(conn, org, item_id, channel, {"progress": dict(progress)},
-                                    states=("in_flight",), claimed_by=worker)
+            if attempt is not None:
+                held = self.publication_for_update(conn, org, item_id, channel)
+                if held is None or held.attempts != attempt:
+                    return False
+            return self.update_publication(conn, org, item_id, channel, values,
+                                           states=("in_flight",), claimed_by=worker)
 
     def expired_leases(self, org: str, now: dt.datetime,
                        item_id: int | None = None) -> list[Publication]:
@@ -480,6 +495,57 @@ class Store:
             query = query.where(p.item_id == item_id)
         with self.reading() as conn:
             return [_publication(r) for r in conn.execute(query)]
+
+    def renew_lease(self, org: str, item_id: int, channel: str, worker: str, attempt: int,
+                    lease_until: dt.datetime) -> bool:
+        """Extend an in-flight attempt's lease while ``worker`` still holds attempt number
+        ``attempt``; ``False`` means the claim was lost (it ran out and was taken over)."""
+        p = t.publications.c
+        with self.writing() as conn:
+            updated = conn.execute(
+                t.publications.update()
+                .where(p.org == org, p.item_id == item_id, p.channel == channel,
+                       p.state == "in_flight", p.claimed_by == worker, p.attempts == attempt)
+                .values(lease_until=lease_until))
+            return bool(updated.rowcount == 1)
+
+    def publication_for_update(self, conn: Connection, org: str, item_id: int,
+                               channel: str) -> Publication | None:
+        """One channel's record, locked until ``conn``'s transaction ends (a row lock on
+        PostgreSQL; a SQLite write transaction holds the whole database anyway)."""
+        p = t.publications.c
+        row = conn.execute(sa.select(t.publications)
+                           .where(p.org == org, p.item_id == item_id, p.channel == channel)
+                           .with_for_update()).first()
+        return _publication(row) if row is not None else None
+
+    def due_for_posting(self, org: str | None, now: dt.datetime,
+                        limit: int = 100) -> list[tuple[str, int, str]]:
+        """(org, item id, authorising actor) of items a posting pass has work for.
+
+        Like :meth:`due_items`, except that an ``unknown`` channel counts only when its
+        next look-up is due (``next_attempt_at``): one whose platform cannot be searched
+        has none and waits for a person, and a look-up that could not tell is repeated
+        with a backoff. So items that wait only for a person never come back on every
+        pass, and cannot fill a batch and starve the others.
+        """
+        i, p = t.items.c, t.publications.c
+        records = sa.select(p.item_id).where(p.item_id == i.id)
+        work = sa.or_(
+            # Never tried, or every channel settled and the item still to be closed.
+            ~sa.exists(records.where(p.state.not_in(["posted", "skipped"]))),
+            sa.exists(records.where(sa.or_(
+                p.state == "pending",
+                sa.and_(p.state.in_(["failed", "unknown"]), p.next_attempt_at <= now),
+                sa.and_(p.state == "in_flight", p.lease_until < now)))),
+        )
+        query = (sa.select(i.org, i.id, i.post_by)
+                 .where(i.post_at <= now, i.state.not_in(["posted", "cancelled"]), work)
+                 .order_by(i.post_at, i.id).limit(limit))
+        if org is not None:
+            query = query.where(i.org == org)
+        with self.reading() as conn:
+            return [(r.org, r.id, r.post_by) for r in conn.execute(query)]
 
     def append_item_event(self, conn: Connection, event: Event, item_id: int) -> Event:
         """Append an event that does not move the item (publishing outcomes, schedules).
