@@ -3,8 +3,11 @@
 Rules checked here: every step of the SOP can be driven from the command line; what a
 coordinator needs at a glance (waiting for approval, overdue) shows in ``list``; a
 refusal is a one-line ``Error:`` with exit code 1 and no traceback; a broken record makes
-``audit verify`` exit 1; the demo runs offline on a fresh store; and the installed
-console script works.
+``audit verify`` exit 1; posting prints each channel's outcome and says what a person
+must do, ``status`` shows every channel's record, ``run-due`` and ``worker`` report each
+item they handle and exit 1 only for a channel that failed for good, ``channels check``
+names a missing credential variable and never prints a secret; the demo runs offline on a
+fresh store; and the installed console script works.
 """
 
 from __future__ import annotations
@@ -12,33 +15,44 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
+import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 from importlib import resources
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
+from humasflow import cli as cli_module
 from humasflow.cli import cli
+from humasflow.errors import AuthenticationFailed, OutcomeUnknown, PlatformError
+from humasflow.publishing.contract import Receipt
+from humasflow.testing import FakePublisher, fake_publisher_plugin, plugin_registered
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT = "Selamat Dies Natalis FISIP UB! #FISIPUB"
 
 
 class Humasflow:
-    """Runs the command against one store, with the test's clock."""
+    """Runs the command against one store (and organisation), with the test's clock."""
 
-    def __init__(self, db: Path, clock) -> None:
+    def __init__(self, db: Path, clock, org: str | None = None) -> None:
         self.db = db
         self.clock = clock
+        self.org = org
         self.runner = CliRunner()
 
-    def __call__(self, *args: str, code: int = 0, env=None) -> Result:
-        result = self.runner.invoke(cli, ["--db", str(self.db), *args], env=env,
-                                    obj={"clock": self.clock, "environ": {}})
+    def __call__(self, *args: str, code: int = 0, env=None, environ=None, sleep=None) -> Result:
+        org = ["--org", self.org] if self.org else []
+        seam = {"clock": self.clock, "environ": environ or {}}
+        if sleep is not None:
+            seam["sleep"] = sleep
+        result = self.runner.invoke(cli, ["--db", str(self.db), *org, *args], env=env, obj=seam)
         assert result.exit_code == code, (result.output, result.exception)
         if code == 0:
             assert result.exception is None or isinstance(result.exception, SystemExit)
@@ -144,7 +158,7 @@ def test_an_item_walks_the_whole_sop_through_commands(hf, image, clock, tmp_path
     clock.advance(minutes=2)
     out = hf("post", str(item), "--as", "rina").output
     assert "outbox: posted" in out
-    assert f"Item {item} posted." in out
+    assert f"Item {item} is posted: 1 posted." in out
     assert (tmp_path / "outbox" / f"item-{item}-outbox" / "post.json").is_file()
     shown = hf("show", str(item)).output
     assert re.search(r"State:\s+posted", shown)
@@ -171,10 +185,13 @@ def test_a_manual_channel_waits_for_a_person_to_confirm(hf, image):
     assert "instagram: waiting" in waiting
     assert "outbox: posted" in waiting
     assert f"Item {item} waits for a person to post on instagram" in waiting
+    assert f"instagram: post it on instagram by hand, then: humasflow confirm {item} instagram " \
+           "--as rina --url URL" in waiting
     url = "https://www.instagram.com/p/abc/"
     done = hf("confirm", str(item), "instagram", "--as", "rina", "--url", url).output
     assert f"instagram: posted {url}" in done
-    assert f"Item {item} posted." in done
+    assert "outbox: posted" in done
+    assert f"Item {item} is posted: 2 posted." in done
 
 
 def test_a_scheduled_item_is_posted_by_run_due(hf, image, clock):
@@ -186,7 +203,304 @@ def test_a_scheduled_item_is_posted_by_run_due(hf, image, clock):
     due = hf("run-due").output
     assert f"Item {item} 'Dies Natalis': posted" in due
     assert "outbox: posted" in due
+    assert due.endswith("1 item(s) handled: 1 posted; channels: 1 posted.\n")
     assert re.search(r"State:\s+posted", hf("show", str(item)).output)
+
+
+# -- publishing, status, run-due, worker ----------------------------------------------------
+
+
+@pytest.fixture
+def fake():
+    """The publisher ``fake`` (one FakePublisher per channel name), registered for the test."""
+    plugin = fake_publisher_plugin()
+    with plugin_registered(plugin):
+        yield plugin
+
+
+def failing(fake, channel: str, error: BaseException) -> FakePublisher:
+    """Make the next post to ``channel`` raise ``error`` (once)."""
+    publisher = fake.publishers[channel] = FakePublisher(channel=channel, fail_with=error)
+    return publisher
+
+
+def test_publish_prints_each_channel_and_post_is_the_same_command(hf, image, fake):
+    hf("channel", "add", "x", "--publisher", "fake")
+    item = to_posting(hf, image)
+    out = hf("publish", str(item), "--as", "rina").output
+    assert "  outbox: posted file://" in out
+    assert "  x: posted https://fake.example/x/1" in out
+    assert out.endswith(f"Item {item} is posted: 2 posted.\n")
+    again = hf("post", str(item), "--as", "rina", code=1)
+    assert again.stderr == (f"Error: item '{item}' is at step 'posted', where 'post' is not "
+                            "possible; possible now: nothing (the item is closed)\n")
+    listed = hf("--help").output
+    assert "publish" in listed
+    assert not re.search(r"^\s+post\s", listed, re.M)
+    assert "Post the item now" in hf("post", "--help").output
+
+
+def test_a_failed_channel_exits_1_and_run_due_retries_it_after_the_clock_moves(
+        hf, image, fake, clock):
+    hf("channel", "add", "x", "--publisher", "fake")
+    item = to_posting(hf, image)
+    failing(fake, "x", PlatformError("the server answered 503"))
+    result = hf("publish", str(item), "--as", "rina", code=1)
+    out = result.stdout
+    assert "  outbox: posted file://" in out
+    assert re.search(r"  x: failed after 1 attempt\(s\): PlatformError: the server answered "
+                     r"503; retried automatically at 2026-01-05 09:00:\d\d WIB", out)
+    assert f"Item {item} is not posted yet: 1 posted, 1 failed." in out
+    assert "x: nothing: it is retried at 2026-01-05 09:00:" in out
+    assert result.stderr == (f"Error: item {item} is not posted on every channel (x failed); "
+                             f"see `humasflow status {item}`\n")
+
+    status = hf("status", str(item)).output
+    assert f"Item {item} 'Dies Natalis': at step 8 post, not posted yet: 1 posted, 1 failed." \
+        in status
+    assert "Published by rina at 2026-01-05 09:00:00 WIB." in status
+    block = status.split("\nx: failed\n")[1]
+    assert re.search(r"attempts:\s+1\n", block)
+    assert re.search(r"platform id:\s+-\n", block)
+    assert re.search(r"last error:\s+PlatformError: the server answered 503\n", block)
+    assert re.search(r"next retry:\s+2026-01-05 09:00:\d\d WIB\n", block)
+    assert "to do:        nothing: it is retried at" in block
+    outbox = status.split("\noutbox: posted\n")[1]
+    assert re.search(rf"platform id:\s+item-{item}-outbox\n", outbox)
+    assert re.search(r"url:\s+file://", outbox)
+    assert re.search(r"next retry:\s+2026-01-05 02:00:\d\d UTC",
+                     hf("--tz", "UTC", "status", str(item)).output)
+
+    assert hf("run-due").output == "Nothing is due.\n"  # the retry time has not come
+    clock.advance(minutes=1)
+    due = hf("run-due").output
+    assert due == (f"Item {item} 'Dies Natalis': posted\n"
+                   "  x: posted https://fake.example/x/1\n"
+                   "1 item(s) handled: 1 posted; channels: 1 posted.\n")
+    status = hf("status", str(item)).output
+    assert f"Item {item} 'Dies Natalis': posted." in status
+    assert re.search(r"x: posted\n  attempts:\s+2\n  platform id:\s+fake-1\n", status)
+
+
+def test_a_channel_failed_for_good_in_run_due_exits_1_once(hf, image, fake, clock):
+    hf("channel", "add", "x", "--publisher", "fake")
+    item = to_posting(hf, image)
+    hf("schedule", str(item), "--as", "rina", "--at", "2026-01-05 09:05")
+    failing(fake, "x", AuthenticationFailed("the access token was revoked"))
+    clock.advance(minutes=5)
+    result = hf("run-due", code=1)
+    assert f"Item {item} 'Dies Natalis': still open (1 posted, 1 failed)\n" in result.stdout
+    assert ("x: failed after 1 attempt(s): AuthenticationFailed: the access token was revoked"
+            in result.stdout)
+    assert "not retried automatically" in result.stdout
+    assert "1 item(s) handled: 0 posted, 1 still open; channels: 1 posted, 1 failed." \
+        in result.stdout
+    assert f"x of item {item} failed for good: see `humasflow status {item}`" in result.stdout
+    # Only a person can move it now: later passes leave it alone and exit 0.
+    clock.advance(hours=1)
+    assert hf("run-due").output == "Nothing is due.\n"
+    status = hf("status", str(item)).output
+    assert (f"to do:        fix the cause of the error, then post it again: humasflow confirm "
+            f"{item} x --as rina --not-posted") in status
+    assert f"or drop the channel: humasflow skip {item} x --as budi --reason TEXT" in status
+    skipped = hf("skip", str(item), "x", "--as", "budi", "--reason", "Account suspended").output
+    assert skipped == ("  x: skipped\n"
+                       f"  outbox: posted file://{hf.db.parent / 'outbox' / f'item-{item}-outbox'}"
+                       " (earlier)\n"
+                       f"Item {item} is posted: 1 posted, 1 skipped.\n")
+
+
+def test_an_unknown_outcome_waits_for_a_person_who_confirms_it(hf, image, fake):
+    hf("channel", "add", "x", "--publisher", "fake")
+    item = to_posting(hf, image)
+    failing(fake, "x", OutcomeUnknown("no answer within 30s after sending"))
+    out = hf("publish", str(item), "--as", "rina").output  # exit 0: a person decides
+    assert "  x: unknown no answer within 30s after sending" in out
+    assert f"Item {item} waits for a person to check x." in out
+    assert f"if it is:     humasflow confirm {item} x --as rina --url URL" in out
+    assert f"if it is not: humasflow confirm {item} x --as rina --not-posted" in out
+
+    status = hf("status", str(item)).output
+    block = status.split("\nx: unknown\n")[1]
+    assert re.search(r"last error:\s+OutcomeUnknown: no answer within 30s after sending", block)
+    assert re.search(r"to do:\s+check whether the post is on x", block)
+    assert f"humasflow confirm {item} x --as rina --url URL" in block
+
+    missing = hf("confirm", str(item), "tiktok", "--as", "rina", "--url", "https://t", code=1)
+    assert missing.stderr.startswith(f"Error: item {item} has no record for channel 'tiktok'")
+    url = "https://fake.example/x/found"
+    done = hf("confirm", str(item), "x", "--as", "rina", "--url", url).output
+    assert f"  x: posted {url}" in done
+    assert "  outbox: posted file://" in done
+    assert f"Item {item} is posted: 2 posted." in done
+    assert fake.publishers["x"].posted == []  # confirmed, never posted a second time
+    again = hf("confirm", str(item), "x", "--as", "rina", "--url", url, code=1)
+    assert again.stderr.startswith("Error: ")
+
+
+def test_an_unknown_outcome_the_platform_can_be_asked_about_is_looked_up(hf, image, fake):
+    class Searchable(FakePublisher):
+        def reconcile(self, post, progress=None):
+            return Receipt(platform_id="found-7", url="https://fake.example/x/found-7")
+
+    fake.publishers["x"] = Searchable(channel="x", fail_with=OutcomeUnknown("connection reset"))
+    hf("channel", "add", "x", "--publisher", "fake")
+    item = to_posting(hf, image)
+    out = hf("publish", str(item), "--as", "rina").output
+    assert "  x: unknown connection reset; looked up on the platform at 2026-01-05 09:00:00 WIB" \
+        in out
+    assert "waits for a person" not in out
+    assert "x: nothing yet: it is looked up on x at 2026-01-05 09:00:00 WIB" in out
+    due = hf("run-due").output
+    assert "  x: posted https://fake.example/x/found-7" in due
+    assert f"Item {item} 'Dies Natalis': posted" in due
+    assert fake.publishers["x"].posted == []  # found, not posted a second time
+
+def test_confirm_not_posted_posts_the_channel_again(hf, image, fake):
+    hf("channel", "add", "x", "--publisher", "fake")
+    item = to_posting(hf, image)
+    failing(fake, "x", OutcomeUnknown("the connection dropped"))
+    hf("publish", str(item), "--as", "rina")
+    out = hf("confirm", str(item), "x", "--as", "rina", "--not-posted").output
+    assert "  x: posted https://fake.example/x/1" in out
+    assert f"Item {item} is posted" in out
+
+
+def test_status_before_posting_says_what_comes_next(hf, image):
+    item = new_item(hf)
+    out = hf("status", str(item)).output
+    assert f"Item {item} 'Dies Natalis': at step 2 concept; it is posted at step 8 post." in out
+    assert "outbox: not tried yet" in out
+    assert "to do:        nothing yet" in out
+    ready = to_posting(hf, image, "Open house")
+    assert f"to do:        post it: humasflow publish {ready} --as rina" in \
+        hf("status", str(ready)).output
+    hf("schedule", str(ready), "--as", "rina", "--at", "2026-01-05 10:30")
+    scheduled = hf("status", str(ready)).output
+    assert "Scheduled by rina for 2026-01-05 10:30:00 WIB." in scheduled
+    assert "to do:        nothing: it is posted at 2026-01-05 10:30:00 WIB" in scheduled
+    assert "no content item '99'" in hf("status", "99", code=1).stderr
+
+
+def test_run_due_covers_every_organisation_and_honours_the_limit(hf, image, clock, tmp_path):
+    fisip = Humasflow(hf.db, clock, org="fisip")
+    fisip("init", "--outbox", str(tmp_path / "fisip-outbox"))
+    fisip("actor", "add", "rina", "--name", "Rina", "--role", "staff")
+    fisip("actor", "add", "sari", "--name", "Sari", "--role", "staff")
+    fisip("actor", "add", "budi", "--name", "Budi", "--role", "coordinator")
+    first = to_posting(hf, image, "Dies Natalis")
+    second = to_posting(hf, image, "Webinar")
+    other = to_posting(fisip, image, "Open house")
+    for run, item in ((hf, first), (hf, second), (fisip, other)):
+        run("schedule", str(item), "--as", "rina", "--at", "2026-01-05 09:10")
+    clock.advance(minutes=10)
+    limited = hf("run-due", "--limit", "1").output
+    assert limited.count("': posted\n") == 2  # one item of each organisation
+    assert f"Item {other} (fisip) 'Open house': posted" in limited
+    assert "2 item(s) handled: 2 posted; channels: 2 posted." in limited
+    rest = hf("run-due").output
+    assert "1 item(s) handled: 1 posted" in rest
+    assert "Nothing is due." in hf("run-due").output
+    assert "Invalid value for '--limit'" in hf("run-due", "--limit", "0", code=2).output
+
+
+def test_run_due_shows_a_progress_bar_on_a_terminal(hf, image, clock, monkeypatch):
+    monkeypatch.setattr(cli_module, "_stdout_is_tty", lambda: True)
+    monkeypatch.setattr(cli_module, "_BAR_FROM", 2)
+    items = [to_posting(hf, image, f"Item {n}") for n in range(2)]
+    for item in items:
+        hf("schedule", str(item), "--as", "rina", "--at", "2026-01-05 09:05")
+    clock.advance(minutes=5)
+    out = hf("run-due").output
+    # The runner's output is no terminal, so click shows the bar's label only.
+    assert out.startswith("Posting 2 due item(s)")
+    for item in items:
+        assert out.index("Posting 2 due") < out.index(f"Item {item} 'Item")
+    assert out.endswith("2 item(s) handled: 2 posted; channels: 2 posted.\n")
+
+
+def test_worker_reports_busy_passes_and_sums_up_quiet_ones(hf, image, clock):
+    item = to_posting(hf, image)
+    hf("schedule", str(item), "--as", "rina", "--at", "2026-01-05 09:02")
+    out = hf("worker", "--interval", "60", "--max-loops", "4",
+             sleep=lambda seconds: clock.advance(seconds=seconds)).output
+    lines = out.splitlines()
+    assert lines[0].startswith("Worker ")
+    assert "a pass every 1m over every organisation" in lines[0]
+    assert "Ctrl-C or SIGTERM" in lines[0]
+    assert lines[1:] == [
+        "[2026-01-05 09:00:00 WIB] passes 1-2: nothing due (until 2026-01-05 09:01:00 WIB)",
+        f"Item {item} 'Dies Natalis': posted",
+        f"  outbox: posted file://{hf.db.parent / 'outbox' / f'item-{item}-outbox'}",
+        "[2026-01-05 09:02:00 WIB] pass 3: 1 item(s) handled: 1 posted; channels: 1 posted",
+        "[2026-01-05 09:03:00 WIB] pass 4: nothing due",
+        "Worker stopped after 4 pass(es) (--max-loops 4): 1 item(s) handled: 1 posted; "
+        "channels: 1 posted.",
+    ]
+
+
+def test_worker_reports_a_long_quiet_stretch_every_hour(hf, clock):
+    out = hf("worker", "--interval", "1200", "--max-loops", "5",
+             sleep=lambda seconds: clock.advance(seconds=seconds)).output
+    assert out.splitlines()[1:] == [
+        "[2026-01-05 09:00:00 WIB] passes 1-4: nothing due (until 2026-01-05 10:00:00 WIB)",
+        "[2026-01-05 10:20:00 WIB] pass 5: nothing due",
+        "Worker stopped after 5 pass(es) (--max-loops 5): nothing due.",
+    ]
+
+
+def test_worker_finishes_its_pass_and_stops_on_sigterm(hf, image, clock):
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers are installed from the main thread only")
+    item = to_posting(hf, image)
+    hf("schedule", str(item), "--as", "rina", "--at", "2026-01-05 09:00")
+
+    def terminate(seconds):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    before = signal.getsignal(signal.SIGTERM)
+    out = hf("worker", "--max-loops", "10", sleep=terminate).output
+    assert f"Item {item} 'Dies Natalis': posted" in out
+    assert out.endswith("Worker stopped after 1 pass(es): 1 item(s) handled: 1 posted; "
+                        "channels: 1 posted.\n")
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_channels_check_names_a_missing_credential_variable(hf, fake):
+    hf("channel", "add", "x", "--publisher", "fake", "--credential", "token=HF_TEST_X_TOKEN")
+    result = hf("channels", "check", code=1)
+    assert "  outbox (outbox): OK" in result.stdout
+    assert ("  x (fake): FAILED CredentialMissing: channel 'x' needs the environment variable "
+            "HF_TEST_X_TOKEN to be set") in result.stdout
+    assert result.stdout.endswith("1 of 2 channel(s) failed the check.\n")
+    secret = "s3cret-token-value"
+    ok = hf("channel", "check", environ={"HF_TEST_X_TOKEN": secret}).output
+    assert "  x (fake): OK" in ok
+    assert ok.endswith("All 2 channel(s) OK.\n")
+    assert secret not in ok
+    assert fake.publishers["x"].checked == 1  # checked, nothing posted
+    assert fake.publishers["x"].posted == []
+
+
+def test_channels_check_never_prints_a_secret(hf, fake):
+    secret = "s3cret-token-value"
+
+    class Leaky(FakePublisher):
+        def check(self):
+            raise AuthenticationFailed(f"the platform refused the token {secret}")
+
+    fake.publishers["x"] = Leaky(channel="x")
+    hf("channel", "add", "x", "--publisher", "fake", "--credential", "token=HF_TEST_X_TOKEN")
+    result = hf("channels", "check", code=1, environ={"HF_TEST_X_TOKEN": secret})
+    assert "x (fake): FAILED AuthenticationFailed: the platform refused the token ***" \
+        in result.stdout
+    assert secret not in result.output
+
+
+def test_channels_check_without_channels(tmp_path, clock):
+    run = Humasflow(tmp_path / "bare.db", clock)
+    run("init")
+    assert "No channels yet" in run("channels", "check").output
 
 
 def test_plugins_lists_the_built_in_publishers(hf):
@@ -411,9 +725,21 @@ def _commands(group, prefix=""):
             yield from _commands(command, f"{prefix}{name} ")
 
 
-def test_every_command_is_in_the_cli_reference():
+def test_every_command_has_a_section_with_an_example_in_the_cli_reference():
     reference = (ROOT / "docs" / "cli.md").read_text("utf-8")
-    headings = set(re.findall(r"^#{2,3} `humasflow ([a-z -]+?)`", reference, re.M))
-    missing = [c for c in _commands(cli) if c not in headings
-               and not hasattr(cli.commands.get(c), "commands")]
+    sections = dict(re.findall(r"^#{2,3} `humasflow ([a-z -]+?)`\n(.*?)(?=^#{2,3} |\Z)",
+                               reference, re.M | re.S))
+    commands = [c for c in _commands(cli) if not hasattr(cli.commands.get(c), "commands")]
+    missing = [c for c in commands if c not in sections]
     assert not missing, f"docs/cli.md has no section for: {missing}"
+
+    def spellings(command):  # the command's names, aliases included (`channels check`)
+        first, _, rest = command.partition(" ")
+        names = [first, *(a for a, target in cli.aliases.items() if target == first)]
+        return "|".join(re.escape(f"{name} {rest}".strip()) for name in names)
+
+    example = {c: re.compile(rf"^\$ .*\bhumasflow\b.*(?<![\w-])(?:{spellings(c)})(?![\w-])",
+                             re.M) for c in commands}
+    without = [c for c in commands
+               if "```console" not in sections[c] or not example[c].search(sections[c])]
+    assert not without, f"docs/cli.md has no example run in the section of: {without}"

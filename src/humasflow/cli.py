@@ -5,23 +5,28 @@ and one organisation (``--org``). Times are stored in UTC and shown in the SOP's
 zone (``--tz`` to choose another). Every :class:`~humasflow.errors.HumasflowError`
 becomes a one-line ``Error: ...`` on stderr with exit code 1.
 
-Embedders (and tests) can hand the command a clock and a credentials source through
-click's context object::
+Embedders (and tests) can hand the command a clock, a credentials source and the
+worker's wait between passes through click's context object::
 
     cli.main(["list", "--overdue"], obj={"clock": my_clock, "environ": {}})
+    cli.main(["worker", "--max-loops", "3"], obj={"clock": my_clock, "sleep": my_sleep})
+
+Some commands have a second name: ``post`` is ``publish``, ``channels`` is ``channel``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import struct
 import sys
 import tempfile
 import textwrap
+import threading
 import zlib
 import zoneinfo
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, cast
 
@@ -35,10 +40,12 @@ from humasflow import plugins as registry
 from humasflow.clock import Clock, system_clock
 from humasflow.errors import HumasflowError
 from humasflow.evaluation import timeline
-from humasflow.models import ContentItem, Event
+from humasflow.hookspecs import hookimpl
+from humasflow.models import ContentItem, Event, Publication
 from humasflow.office import DEFAULT_ORG, Office, PostReport
 from humasflow.publishing import worker
 from humasflow.sop import PHASES, SOP, Label, load_sop
+from humasflow.storage.store import Store
 from humasflow.testing import SteerableClock, staffed_office
 
 __all__ = ["cli", "main"]
@@ -52,7 +59,21 @@ _CLOSED = ("posted", "cancelled")
 
 
 class _Group(click.Group):
-    """A group that turns every humasflow error into a one-line ``Error: ...``."""
+    """A group that turns every humasflow error into a one-line ``Error: ...``.
+
+    ``aliases`` maps other names to commands; they work but are not listed in the help.
+    """
+
+    def __init__(self, *args: Any, aliases: Mapping[str, str] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.aliases = dict(aliases or {})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        found = super().get_command(ctx, cmd_name)
+        if found is None and cmd_name in self.aliases:
+            found = super().get_command(ctx, self.aliases[cmd_name])
+        return found
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -71,6 +92,7 @@ class _Session:
     tz: str | None
     clock: Clock = system_clock
     environ: Mapping[str, str] | None = None
+    sleep: Callable[[float], Any] | None = None
     _office: Office | None = None
     _zone: zoneinfo.ZoneInfo | None = None
 
@@ -315,7 +337,8 @@ def _event_note(event: Event, zone: dt.tzinfo) -> str:
 # -- the command group ----------------------------------------------------------------------
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]},
+             aliases={"post": "publish", "channels": "channel"})
 @click.version_option(humasflow.__version__, prog_name="humasflow")
 @click.option("--db", envvar="HUMASFLOW_DB", default=DEFAULT_DB, show_default=True,
               show_envvar=True, help="The store: a SQLite file, or a postgresql:// URL.")
@@ -330,7 +353,8 @@ def cli(ctx: click.Context, db: str, org: str, lang: str, tz: str | None) -> Non
     """Run a PR office's social-media SOP: items, approvals, records and posting."""
     seam = ctx.obj if isinstance(ctx.obj, Mapping) else {}
     ctx.obj = _Session(db=db, org=org, lang=lang, tz=tz,
-                       clock=seam.get("clock", system_clock), environ=seam.get("environ"))
+                       clock=seam.get("clock", system_clock), environ=seam.get("environ"),
+                       sleep=seam.get("sleep"))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -589,9 +613,9 @@ def actor_list(session: _Session) -> None:
         for a in actors]))
 
 
-@cli.group()
+@cli.group(short_help="Add, list and check channels (also: channels).")
 def channel() -> None:
-    """Add and list the channels items are posted to."""
+    """Add, list and check the channels items are posted to (also: `channels`)."""
 
 
 @channel.command("add")
@@ -629,6 +653,46 @@ def channel_list(session: _Session) -> None:
                           for k, var in sorted(c.credentials.items())) or "-"
         rows.append((c.name, c.publisher, settings, creds))
     click.echo(_table(("Name", "Publisher", "Settings", "Credentials"), rows))
+
+
+@channel.command("check")
+@click.pass_obj
+def channel_check(session: _Session) -> None:
+    """Check every channel's credentials with its platform, without posting.
+
+    Prints OK or the error for each channel (never a secret); exits 1 if any failed.
+    """
+    office = session.office()
+    channels = office.channels()
+    if not channels:
+        click.echo("No channels yet; add one with `humasflow channel add`.")
+        return
+    # A publisher's message should never hold a secret; if one does, it is masked here.
+    secrets = sorted({v for c in channels.values() for var in c.credentials.values()
+                      if (v := office.environ.get(var))}, key=len, reverse=True)
+
+    def masked(text: str) -> str:
+        for secret in secrets:
+            text = text.replace(secret, "***")
+        return " ".join(text.split())
+
+    try:
+        results = office.check_channels()
+    except Exception as exc:
+        _fail(masked(f"checking the channels stopped: {type(exc).__name__}: {exc}"))
+    failed = 0
+    for name, error in sorted(results.items()):
+        via = f"{name} ({channels[name].publisher})" if name in channels else name
+        if error is None:
+            click.echo(f"  {via}: OK")
+        else:
+            failed += 1
+            click.echo(f"  {via}: FAILED {type(error).__name__}: {masked(str(error))}")
+    if not failed:
+        click.echo(f"All {len(results)} channel(s) OK.")
+        return
+    click.echo(f"{failed} of {len(results)} channel(s) failed the check.")
+    click.get_current_context().exit(1)
 
 
 # -- items ----------------------------------------------------------------------------------
@@ -715,10 +779,11 @@ def _approval_status(office: Office, item: ContentItem) -> str:
 
 
 def _commands(office: Office, item: ContentItem) -> list[str]:
-    """The commands that can move the item now (``complete`` is ``post`` at the last step)."""
+    """The commands that can move the item now (``complete`` is ``publish`` at the last
+    step)."""
     step = office.engine(item.sop_revision).step(item.state)
     posting = step is not None and step.output == "publication"
-    return ["post" if posting and a == "complete" else a for a in office.allowed(item.id)]
+    return ["publish" if posting and a == "complete" else a for a in office.allowed(item.id)]
 
 
 def _item_text(office: Office, item: ContentItem, lang: str, zone: dt.tzinfo,
@@ -876,32 +941,221 @@ def cancel(session: _Session, item_id: int, by: str, reason: str) -> None:
     _act(session, item_id, "cancel", by, reason)
 
 
-def _echo_report(report: PostReport) -> None:
-    """Each channel's outcome, then a failure unless the item is posted or waits for a person."""
-    item_id = report.item.id
-    for name, pub in sorted(report.publications.items()):
-        detail = pub.url or ""
-        if pub.state != "posted" and pub.error_message:
-            detail = pub.error_message
-        click.echo(f"  {name}: {pub.state} {detail}".rstrip())
+# -- posting --------------------------------------------------------------------------------
+
+#: The order in which channel states are counted in summaries.
+_STATE_ORDER = ("posted", "skipped", "waiting", "unknown", "failed", "in_flight", "pending")
+#: From this many due items on, `run-due` on a terminal shows a progress bar.
+_BAR_FROM = 5
+#: A worker reports a stretch of quiet passes at least this often.
+_QUIET_REPORT_EVERY = dt.timedelta(hours=1)
+
+
+def _stdout_is_tty() -> bool:
+    return sys.stdout.isatty()
+
+
+def _when(at: dt.datetime, zone: dt.tzinfo) -> str:
+    """A time to the second, in ``zone``, with the zone's name."""
+    return f"{_local(at, zone, seconds=True)} {_zone_name(zone, at)}"
+
+
+def _counts(pubs: Iterable[Publication]) -> str:
+    """``"1 posted, 1 failed"``: how many channels are in each state."""
+    states = [p.state for p in pubs]
+    order = [s for s in _STATE_ORDER if s in states] + sorted(set(states) - set(_STATE_ORDER))
+    return ", ".join(f"{states.count(s)} {s.replace('_', ' ')}" for s in order) or "no channels"
+
+
+def _error_text(pub: Publication) -> str:
+    if pub.error_class and pub.error_message:
+        return f"{pub.error_class}: {pub.error_message}"
+    return pub.error_message or pub.error_class or ""
+
+
+def _channel_line(name: str, pub: Publication, zone: dt.tzinfo, *, earlier: bool = False) -> str:
+    """One channel's outcome in one line: ``"  x: failed after 1 attempt(s): ..."``."""
+    detail = ""
+    if pub.state == "posted":
+        detail = pub.url or pub.platform_id or ""
+    elif pub.state == "failed":
+        detail = f"after {pub.attempts} attempt(s): {_error_text(pub)}; "
+        detail += (f"retried automatically at {_when(pub.next_attempt_at, zone)}"
+                   if pub.next_attempt_at is not None else "not retried automatically")
+    elif pub.state in ("waiting", "unknown"):
+        detail = pub.error_message or ""
+        if pub.state == "unknown" and pub.next_attempt_at is not None:
+            detail += f"; looked up on the platform at {_when(pub.next_attempt_at, zone)}"
+    elif pub.state == "in_flight" and pub.claimed_by:
+        detail = f"by {pub.claimed_by}"
+    if earlier and pub.state in ("posted", "skipped"):
+        detail = f"{detail} (earlier)".lstrip()
+    return f"  {name}: {pub.state.replace('_', ' ')} {detail}".rstrip()
+
+
+def _poster(office: Office, item: ContentItem) -> str:
+    """Who answers for posting the item: whoever last had it posted or scheduled, else its
+    assignee (the posting step's role may confirm its channels)."""
+    for event in reversed(office.history(item.id)):
+        if event.action in ("post", "schedule"):
+            return event.actor
+    return item.assignee or item.created_by
+
+
+def _coordinator(office: Office, item: ContentItem) -> str:
+    """An actor who may skip a channel (the approval step's role), for suggested commands."""
+    role = office.engine(item.sop_revision).approval_step.actor
+    found = sorted(a.id for a in office.actors() if role and a.has_role(role))
+    return found[0] if found else "COORDINATOR"
+
+
+def _advice(office: Office, item: ContentItem, name: str, pub: Publication, who: str,
+            zone: dt.tzinfo) -> list[str]:
+    """What to do about one channel that is not settled, with the exact commands."""
+    i = item.id
+    if pub.state == "waiting":
+        return [f"post it on {name} by hand, then: "
+                f"humasflow confirm {i} {name} --as {who} --url URL"]
+    if pub.state == "unknown":
+        lookup = []
+        if pub.next_attempt_at is not None:
+            lookup = [f"nothing yet: it is looked up on {name} at "
+                      f"{_when(pub.next_attempt_at, zone)} by `humasflow run-due` or a "
+                      "running `humasflow worker`; or settle it yourself:"]
+        return [*lookup,
+                f"check whether the post is on {name} (the last attempt may have posted it)",
+                f"if it is:     humasflow confirm {i} {name} --as {who} --url URL",
+                f"if it is not: humasflow confirm {i} {name} --as {who} --not-posted "
+                "(it is posted again)"]
+    if pub.state == "failed" and pub.next_attempt_at is not None:
+        return [f"nothing: it is retried at {_when(pub.next_attempt_at, zone)} by "
+                "`humasflow run-due` (cron) or a running `humasflow worker`"]
+    if pub.state == "failed":
+        return ["fix the cause of the error, then post it again: "
+                f"humasflow confirm {i} {name} --as {who} --not-posted",
+                f"or drop the channel: humasflow skip {i} {name} "
+                f"--as {_coordinator(office, item)} --reason TEXT"]
+    if pub.state == "in_flight":
+        until = f" after {_when(pub.lease_until, zone)}" if pub.lease_until else ""
+        return [f"wait: an attempt by {pub.claimed_by or 'a worker'} is under way; if it "
+                f"stopped, it counts as interrupted{until} and is checked again"]
+    return []
+
+
+class _Listener:
+    """Hears each channel's outcome the moment it is recorded, through the publishing hooks.
+
+    Registered as a plugin only while a command posts; it hears only the store (or the
+    office) it was made for.
+    """
+
+    def __init__(self, on_channel: Callable[[ContentItem, Publication], None], *,
+                 store: Store | None = None, office: Office | None = None) -> None:
+        self.on_channel = on_channel
+        self.store = store
+        self.office = office
+
+    def _hear(self, office: Office, item: ContentItem, publication: Publication) -> None:
+        if self.office is not None and office is not self.office:
+            return
+        if self.store is not None and office.store is not self.store:
+            return
+        self.on_channel(item, publication)
+
+    @hookimpl
+    def channel_posted(self, office: Office, item: ContentItem,
+                       publication: Publication) -> None:
+        self._hear(office, item, publication)
+
+    @hookimpl
+    def channel_failed(self, office: Office, item: ContentItem,
+                       publication: Publication) -> None:
+        self._hear(office, item, publication)
+
+    @hookimpl
+    def channel_unknown(self, office: Office, item: ContentItem,
+                        publication: Publication) -> None:
+        self._hear(office, item, publication)
+
+
+@contextlib.contextmanager
+def _listening(listener: _Listener) -> Iterator[_Listener]:
+    registry.load_plugins()
+    registry.pm.register(listener)
+    try:
+        yield listener
+    finally:
+        registry.pm.unregister(listener)
+
+
+def _report_command(session: _Session, item_id: int, who: str | None,
+                    run: Callable[[Office], PostReport], changed: str | None = None) -> None:
+    """Run a posting action, print each channel as it settles, then the outcome.
+
+    ``changed`` names a channel the action settles without a hook (a skip): it is shown
+    first, and not as settled earlier.
+
+    Exits 1 (``Error: ...``) when a channel failed or is still being posted elsewhere;
+    0 when the item is posted or waits only for a person (said how).
+    """
+    office = session.office()
+    zone = session.zone()
+    heard: set[str] = set()
+    lock = threading.Lock()
+
+    def on_channel(item: ContentItem, pub: Publication) -> None:
+        if item.id != item_id:
+            return
+        with lock:
+            heard.add(pub.channel)
+            click.echo(_channel_line(pub.channel, pub, zone))
+
+    with _listening(_Listener(on_channel, office=office)):
+        report = run(office)
+    item, pubs = report.item, report.publications
+    if changed is not None and changed in pubs and changed not in heard:
+        heard.add(changed)
+        click.echo(_channel_line(changed, pubs[changed], zone))
+    for name, pub in sorted(pubs.items()):
+        if name not in heard:
+            click.echo(_channel_line(name, pub, zone, earlier=True))
     if report.done:
-        click.echo(f"Item {item_id} posted.")
+        click.echo(f"Item {item.id} is posted: {_counts(pubs.values())}.")
         return
-    stuck = [name for name in report.failed if report.publications[name].state != "waiting"]
+    click.echo(f"Item {item.id} is not posted yet: {_counts(pubs.values())}.")
+    who = who or _poster(office, item)
+    waiting = sorted(n for n, p in pubs.items() if p.state == "waiting")
+    # An unknown outcome the platform will be asked about is no person's task yet.
+    unknown = sorted(n for n, p in pubs.items()
+                     if p.state == "unknown" and p.next_attempt_at is None)
+    if waiting or unknown:
+        tasks = ([f"post on {', '.join(waiting)}"] if waiting else []) + (
+            [f"check {', '.join(unknown)}"] if unknown else [])
+        click.echo(f"Item {item.id} waits for a person to {' and '.join(tasks)}.")
+    for name, pub in sorted(pubs.items()):
+        first, *rest = _advice(office, item, name, pub, who, zone) or [""]
+        if first:
+            click.echo(f"  {name}: {first}")
+            for line in rest:
+                click.echo(f"  {'':{len(name) + 1}} {line}")
+    stuck = [f"{n} {p.state.replace('_', ' ')}" for n, p in sorted(pubs.items())
+             if p.state in ("failed", "in_flight", "pending")]
     if stuck:
-        _fail(f"item {item_id} is not posted on every channel yet ({', '.join(stuck)}); "
-              f"see `humasflow show {item_id}`")
-    click.echo(f"Item {item_id} waits for a person to post on {', '.join(report.failed)} "
-               f"and confirm it with `humasflow confirm {item_id} CHANNEL --as ACTOR --url URL`.")
+        _fail(f"item {item.id} is not posted on every channel ({', '.join(stuck)}); "
+              f"see `humasflow status {item.id}`")
 
 
-@cli.command()
+@cli.command(short_help="Post the item now to its channels (also: post).")
 @_item_argument
 @_as_option
 @click.pass_obj
-def post(session: _Session, item_id: int, by: str) -> None:
-    """Post the item to its channels now (the last step)."""
-    _echo_report(session.office().post(item_id, by=by))
+def publish(session: _Session, item_id: int, by: str) -> None:
+    """Post the item now to every channel not posted yet (also: `post`).
+
+    Prints each channel as it settles, then what is left to do. Exits 1 when a channel
+    failed, 0 when the item is posted or waits only for a person.
+    """
+    _report_command(session, item_id, by, lambda office: office.post(item_id, by=by))
 
 
 @cli.command()
@@ -911,27 +1165,315 @@ def post(session: _Session, item_id: int, by: str) -> None:
               metavar="'YYYY-MM-DD HH:MM'", help="When to post, in the display time zone.")
 @click.pass_obj
 def schedule(session: _Session, item_id: int, by: str, when: dt.datetime) -> None:
-    """Have the item posted later, by `humasflow run-due` (from cron)."""
+    """Have the item posted later, by `humasflow run-due` (cron) or `humasflow worker`."""
     zone = session.zone()
     item = session.office().schedule(item_id, when.replace(tzinfo=zone), by=by)
     click.echo(f"Item {item.id} will be posted at {_local(when.replace(tzinfo=zone), zone)} "
-               "by the next `humasflow run-due`.")
+               "by the next `humasflow run-due` (or a running `humasflow worker`).")
+
+
+@cli.command()
+@_item_argument
+@click.pass_obj
+def status(session: _Session, item_id: int) -> None:
+    """Each channel of the item: state, attempts, post, last error, retry, what to do."""
+    office = session.office()
+    report = office.status(item_id)
+    item, pubs = report.item, report.publications
+    zone, now = session.zone(), session.now()
+    posting = office.sop(item.sop_revision).step_for_output("publication")
+    at_posting = posting is not None and item.state == posting.key
+    title = f"Item {item.id} {item.title!r}"
+    if item.state in _CLOSED:
+        click.echo(f"{title}: {item.state}.")
+    elif at_posting:
+        tried = _counts(pubs.values()) if pubs else "no channel tried yet"
+        click.echo(f"{title}: at step {_step_name(office, item.sop_revision, item.state)}, "
+                   f"not posted yet: {tried}.")
+    else:
+        step = f" {posting.number} {posting.key}" if posting is not None else ""
+        click.echo(f"{title}: at step {_step_name(office, item.sop_revision, item.state)}; "
+                   f"it is posted at step{step}.")
+    asked = next((e for e in reversed(office.history(item.id))
+                  if e.action in ("post", "schedule")), None)
+    post_at = None
+    if asked is not None and asked.data.get("post_at"):
+        post_at = dt.datetime.fromisoformat(asked.data["post_at"])
+        if asked.action == "post":
+            click.echo(f"Published by {asked.actor} at {_when(post_at, zone)}.")
+        else:
+            click.echo(f"Scheduled by {asked.actor} for {_when(post_at, zone)}.")
+    names = list(dict.fromkeys([*item.post.channels, *sorted(pubs)]))
+    if not names:
+        click.echo("The item has no target channel.")
+        return
+    who = _poster(office, item)
+    for name in names:
+        pub = pubs.get(name)
+        click.echo("")
+        if pub is None:
+            click.echo(f"{name}: not tried yet")
+            pub = Publication(item_id=item.id, channel=name, state="pending")
+        else:
+            click.echo(f"{name}: {pub.state.replace('_', ' ')}")
+        facts = [
+            ("attempts", str(pub.attempts)),
+            ("platform id", pub.platform_id or "-"),
+            ("url", pub.url or "-"),
+            ("last error", _error_text(pub) or "-"),
+            ("next retry", _when(pub.next_attempt_at, zone)
+             if pub.next_attempt_at is not None else "-"),
+        ]
+        todo = _advice(office, item, name, pub, who, zone)
+        if pub.state == "pending" and item.is_open:
+            if not at_posting:
+                todo = ["nothing yet: it is posted when the item has passed its earlier steps"]
+            elif post_at is not None and post_at > now:
+                todo = [f"nothing: it is posted at {_when(post_at, zone)} by `humasflow "
+                        "run-due` (cron) or a running `humasflow worker`"]
+            else:
+                todo = [f"post it: humasflow publish {item.id} --as {who}"]
+        for label, value in facts + [("to do", line) for line in todo[:1]]:
+            click.echo(f"  {label + ':':<13} {value}")
+        for line in todo[1:]:
+            click.echo(f"  {'':<13} {line}")
+
+
+@attrs.define
+class _Tally:
+    """What one pass over the due work did."""
+
+    items: int = 0
+    closed: int = 0
+    channels: list[Publication] = attrs.field(factory=list)
+    for_good: list[tuple[ContentItem, str]] = attrs.field(factory=list)
+    person: list[tuple[ContentItem, str]] = attrs.field(factory=list)
+
+    def text(self) -> str:
+        if not self.items:
+            return "nothing due"
+        line = f"{self.items} item(s) handled: {self.closed} posted"
+        if self.items - self.closed:
+            line += f", {self.items - self.closed} still open"
+        if self.channels:
+            line += f"; channels: {_counts(self.channels)}"
+        return line
+
+    def add(self, other: _Tally) -> None:
+        self.items += other.items
+        self.closed += other.closed
+        self.channels += other.channels
+        self.for_good += other.for_good
+        self.person += other.person
+
+
+class _PassPrinter:
+    """Prints each item of a pass over the due work as soon as it is done.
+
+    A pass posts items one after another, so an outcome heard for a new item means the
+    previous one is finished; the last one is printed when the pass returns.
+    """
+
+    def __init__(self, store: Store, org: str, zone: dt.tzinfo,
+                 echo: Callable[[str], None]) -> None:
+        self.store = store
+        self.org = org
+        self.zone = zone
+        self.echo = echo
+        self.on_item: Callable[[], None] = lambda: None
+        self._lock = threading.Lock()
+        self.begin()
+
+    def begin(self) -> None:
+        self._current: tuple[str, int] | None = None
+        self._heard: dict[tuple[str, int], dict[str, Publication]] = {}
+        self._printed: set[tuple[str, int]] = set()
+        self.tally = _Tally()
+
+    def heard(self, item: ContentItem, pub: Publication) -> None:
+        key = (item.org, item.id)
+        with self._lock:
+            if self._current is not None and self._current != key:
+                self._print(self._current)
+            self._current = key
+            self._heard.setdefault(key, {})[pub.channel] = pub
+
+    def finish(self, reports: Sequence[PostReport]) -> _Tally:
+        with self._lock:
+            for report in reports:
+                key = (report.item.org, report.item.id)
+                if key not in self._printed:
+                    self._print(key, report.item, report.publications)
+            for key in list(self._heard):
+                if key not in self._printed:
+                    self._print(key)
+            return self.tally
+
+    def _print(self, key: tuple[str, int], item: ContentItem | None = None,
+               pubs: Mapping[str, Publication] | None = None) -> None:
+        org, item_id = key
+        item = item or self.store.item(org, item_id)
+        if item is None:
+            return
+        pubs = pubs if pubs is not None else self.store.publications(org, item_id)
+        self._printed.add(key)
+        heard = self._heard.get(key, {})
+        where = f" ({org})" if org != self.org else ""
+        state = item.state if item.state in _CLOSED else f"still open ({_counts(pubs.values())})"
+        self.echo(f"Item {item.id}{where} {item.title!r}: {state}")
+        for name in sorted(heard or pubs):
+            if name in pubs:
+                self.echo(_channel_line(name, pubs[name], self.zone))
+        tally = self.tally
+        tally.items += 1
+        tally.closed += item.state == "posted"
+        for name, pub in sorted(heard.items()):
+            tally.channels.append(pub)
+            if pub.state == "failed" and pub.next_attempt_at is None:
+                tally.for_good.append((item, name))
+            elif pub.state == "waiting" or (pub.state == "unknown"
+                                            and pub.next_attempt_at is None):
+                tally.person.append((item, name))
+        self.on_item()
+
+
+def _needs_people(tally: _Tally, org: str) -> list[str]:
+    """Lines naming the channels of a pass that now need a person."""
+    lines = []
+    for what, found in (("failed for good", tally.for_good),
+                        ("waits for a person", tally.person)):
+        for item, name in found:
+            where = f" --org {item.org}" if item.org != org else ""
+            lines.append(f"{name} of item {item.id} {what}: see "
+                         f"`humasflow{where} status {item.id}`")
+    return lines
 
 
 @cli.command("run-due")
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True,
+              metavar="N", help="At most N items of each organisation in this pass.")
 @click.pass_obj
-def run_due(session: _Session) -> None:
-    """Post what is due in every organisation of the store (one pass, for cron)."""
+def run_due(session: _Session, limit: int) -> None:
+    """Post what is due in every organisation of the store (one pass, for cron).
+
+    Prints each item handled and a summary. Exits 1 only if a channel failed for good
+    (it is not retried) in this pass.
+    """
     office = session.office()
-    reports = worker.run_due(office.store, clock=session.clock, environ=session.environ)
-    if not reports:
+    store, zone, now = office.store, session.zone(), session.now()
+    due = sum(len(store.due_items(org, now, limit)) for org in store.orgs())
+    bar_shown = due >= _BAR_FROM and _stdout_is_tty()
+    held: list[str] = []
+    printer = _PassPrinter(store, office.org, zone, held.append if bar_shown else click.echo)
+    one_pass = worker.Worker(store, clock=session.clock, environ=session.environ, batch=limit)
+    with _listening(_Listener(printer.heard, store=store)):
+        if bar_shown:
+            with click.progressbar(length=due, label=f"Posting {due} due item(s)") as bar:
+                printer.on_item = lambda: bar.update(1)
+                tally = printer.finish(one_pass.run_once())
+                bar.update(max(due - tally.items, 0))
+            for line in held:
+                click.echo(line)
+        else:
+            tally = printer.finish(one_pass.run_once())
+    if not tally.items:
         click.echo("Nothing is due.")
-    for report in reports:
-        item = report.item
-        org = f" ({item.org})" if item.org != office.org else ""
-        click.echo(f"Item {item.id}{org} {item.title!r}: {item.state}")
-        for name, pub in sorted(report.publications.items()):
-            click.echo(f"  {name}: {pub.state} {pub.url or pub.error_message or ''}".rstrip())
+        return
+    click.echo(f"{tally.text()[0].upper()}{tally.text()[1:]}.")
+    for line in _needs_people(tally, office.org):
+        click.echo(line)
+    if tally.for_good:
+        click.get_current_context().exit(1)
+
+
+class _EchoWorker(worker.Worker):
+    """A :class:`~humasflow.publishing.worker.Worker` that reports each pass on the terminal:
+    the items of a pass with work as they are done, then a line for the pass; a stretch
+    of quiet passes in one line (at the next busy pass, at least hourly, and on stopping).
+    """
+
+    def __init__(self, store: Store, printer: _PassPrinter, *, clock: Clock,
+                 **options: Any) -> None:
+        super().__init__(store, clock=clock, **options)
+        self.printer = printer
+        self.passes = 0
+        self.total = _Tally()
+        #: The quiet stretch not reported yet: first and last pass, and their times.
+        self._quiet: tuple[int, int, dt.datetime, dt.datetime] | None = None
+        self._pass_at = clock()
+        shown = printer.echo
+
+        def echo(line: str) -> None:
+            self.flush_quiet()
+            shown(line)
+
+        printer.echo = echo
+        self._shown = shown
+
+    def run_once(self, now: dt.datetime | None = None) -> list[PostReport]:
+        self.passes += 1
+        self._pass_at = now or self.clock()
+        self.printer.begin()
+        reports = super().run_once(now)
+        tally = self.printer.finish(reports)
+        self.total.add(tally)
+        zone = self.printer.zone
+        if tally.items:
+            self.printer.echo(f"[{_when(self._pass_at, zone)}] pass {self.passes}: "
+                              f"{tally.text()}")
+            for line in _needs_people(tally, self.printer.org):
+                self.printer.echo(f"  {line}")
+        else:
+            first, _, since, _ = self._quiet or (self.passes, 0, self._pass_at, self._pass_at)
+            self._quiet = (first, self.passes, since, self._pass_at)
+            if self._pass_at - since >= _QUIET_REPORT_EVERY:
+                self.flush_quiet()
+        return reports
+
+    def flush_quiet(self) -> None:
+        """Print the stretch of quiet passes not reported yet."""
+        if self._quiet is None:
+            return
+        first, last_pass, since, last = self._quiet
+        self._quiet = None
+        zone = self.printer.zone
+        passes = f"pass {first}" if first == last_pass else f"passes {first}-{last_pass}"
+        until = f" (until {_when(last, zone)})" if last != since else ""
+        self._shown(f"[{_when(since, zone)}] {passes}: nothing due{until}")
+
+
+@cli.command("worker")
+@click.option("--interval", type=click.FloatRange(min=0), default=30.0, show_default=True,
+              metavar="SECONDS", help="The wait between two passes.")
+@click.option("--max-loops", type=click.IntRange(min=1), metavar="N",
+              help="Stop after N passes (default: run until stopped).")
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True,
+              metavar="N", help="At most N items of each organisation in one pass.")
+@click.pass_obj
+def worker_command(session: _Session, interval: float, max_loops: int | None,
+                   limit: int) -> None:
+    """Post what is due, pass after pass, until stopped (Ctrl-C or SIGTERM).
+
+    Prints the items of each pass with work, then a line for the pass; quiet passes are
+    summed up in one line. A stop request lets the current pass finish.
+    """
+    office = session.office()
+    store, zone = office.store, session.zone()
+    printer = _PassPrinter(store, office.org, zone, click.echo)
+    options: dict[str, Any] = {"poll_interval": interval, "environ": session.environ,
+                               "batch": limit}
+    if session.sleep is not None:
+        options["sleep"] = session.sleep
+    loop = _EchoWorker(store, printer, clock=session.clock, **options)
+    click.echo(f"Worker {loop.worker_id} started on {_display_target(office)}: a pass every "
+               f"{_duration(dt.timedelta(seconds=interval))} over every organisation. "
+               "Stop it with Ctrl-C or SIGTERM; the current pass finishes first.")
+    with _listening(_Listener(printer.heard, store=store)):
+        passes = loop.run(max_loops=max_loops)
+    loop.flush_quiet()
+    why = "" if max_loops is None or passes < max_loops else f" (--max-loops {max_loops})"
+    done = loop.total
+    click.echo(f"Worker stopped after {passes} pass(es){why}: {done.text()}.")
 
 
 @cli.command()
@@ -947,8 +1489,9 @@ def confirm(session: _Session, item_id: int, channel_name: str, by: str, url: st
     """Settle a channel a person checked: posted at --url, or --not-posted (posts again)."""
     if not_posted == bool(url or platform_id):
         raise click.UsageError("give either --url (or --platform-id) or --not-posted")
-    _echo_report(session.office().confirm(item_id, channel_name, by=by, url=url,
-                                          platform_id=platform_id, not_posted=not_posted))
+    _report_command(session, item_id, by, lambda office: office.confirm(
+        item_id, channel_name, by=by, url=url, platform_id=platform_id,
+        not_posted=not_posted))
 
 
 @cli.command()
@@ -961,7 +1504,10 @@ def skip(session: _Session, item_id: int, channel_name: str, by: str, reason: st
     """Drop one channel of the item (coordinator), so the others can close it."""
     if not reason.strip():
         raise click.BadParameter("the reason is empty", param_hint="--reason")
-    _echo_report(session.office().skip(item_id, channel_name, by=by, reason=reason))
+    # The coordinator cannot confirm channels: suggestions name who had it posted.
+    _report_command(session, item_id, None,
+                    lambda office: office.skip(item_id, channel_name, by=by, reason=reason),
+                    changed=channel_name)
 
 
 # -- the record -----------------------------------------------------------------------------
