@@ -38,7 +38,7 @@ def _pg_reachable() -> str | None:
         with engine.connect() as conn:
             conn.execute(sa.text("select 1"))
         engine.dispose()
-    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+    except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
     return None
 

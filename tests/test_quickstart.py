@@ -34,7 +34,8 @@ def _fresh_clone(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
     env = {k: v for k, v in os.environ.items()
-           if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME") and not k.startswith("HUMASFLOW_")}
+           if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")
+           and not k.startswith("HUMASFLOW_")}
     venv_bin = str(Path(sys.executable).parent)
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
                                   if p != venv_bin)
@@ -57,7 +58,8 @@ def test_first_command_sets_up_and_runs_the_demo(tmp_path):
     assert "outbox: posted" in result.stdout
     assert "Audit: OK" in result.stdout
     written = re.search(r"The outbox post was written to (\S+)", result.stdout)
-    assert written and Path(written.group(1)).is_file()
+    assert written, result.stdout[-2000:]
+    assert Path(written.group(1)).is_file()
 
 
 def test_second_command_sets_up_and_collects_the_suite(tmp_path):

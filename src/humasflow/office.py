@@ -33,7 +33,6 @@ from humasflow.errors import (
     ConfigurationError,
     ConflictError,
     CredentialMissing,
-    HumasflowError,
     ItemNotFound,
     Refused,
     RoleRequired,
@@ -676,13 +675,18 @@ class Office:
         item = self.item(item_id)
         return PostReport(item=item, publications=self.store.publications(self.org, item.id))
 
-    def check_channels(self) -> dict[str, HumasflowError | None]:
-        """Verify every channel's credentials through its publisher, without posting."""
-        results: dict[str, HumasflowError | None] = {}
+    def check_channels(self) -> dict[str, Exception | None]:
+        """Verify every channel's credentials through its publisher, without posting.
+
+        Returns each channel's error (``None`` when it passed); one channel's failure,
+        whatever its kind (a refused token, an unreachable platform), never stops the
+        others from being checked.
+        """
+        results: dict[str, Exception | None] = {}
         for name, channel in self.channels().items():
             try:
                 self._publisher(channel).check()
-            except HumasflowError as exc:
+            except Exception as exc:
                 results[name] = exc
             else:
                 results[name] = None
