@@ -338,7 +338,7 @@ CHILD = textwrap.dedent('''
                 time.sleep(0.01)
             passes = reports = 0
             deadline = time.monotonic() + 120
-            while store.due_items(None, system_clock()):
+            while store.due_for_posting(None, system_clock()):
                 if time.monotonic() > deadline:
                     sys.exit("items still due after 120 s")
                 reports += len(worker.run_once())
@@ -411,6 +411,6 @@ def test_worker_processes_post_every_channel_exactly_once(store_url, tmp_path):
             for channel, pub in report.publications.items():
                 assert (pub.state, pub.attempts) == ("posted", 1)
                 assert pub.platform_id == f"{item_id}-{channel}-{by_call[item_id, channel]}"
-        assert store.due_items(None, system_clock()) == []
+        assert store.due_for_posting(None, system_clock()) == []
         assert office.verify().ok
     store.close()

@@ -1361,7 +1361,7 @@ def run_due(session: _Session, limit: int) -> None:
     """
     office = session.office()
     store, zone, now = office.store, session.zone(), session.now()
-    due = sum(len(store.due_items(org, now, limit)) for org in store.orgs())
+    due = sum(len(store.due_for_posting(org, now, limit)) for org in store.orgs())
     bar_shown = due >= _BAR_FROM and _stdout_is_tty()
     held: list[str] = []
     printer = _PassPrinter(store, office.org, zone, held.append if bar_shown else click.echo)

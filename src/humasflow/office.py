@@ -458,7 +458,8 @@ class Office:
             self._check_not_live(item, engine, action, conn)
             validate = None
             if action in ("complete", "approve"):
-                validate = self._validator(self.store.channels(self.org, conn))
+                # Read the channels only if the step validates (design and approval).
+                validate = self._validator(lambda: self.store.channels(self.org, conn))
             move = engine.run(item, action, actor, note=note, payload=payload,
                               validate=validate)
             recorded, sealed, entered = self._write(conn, engine, item, head, move, actor)
@@ -605,14 +606,15 @@ class Office:
 
     def validate(self, item: ContentItem, post: PostContent | None = None) -> list[Problem]:
         """Check the item's post against every target channel's publisher."""
-        return self._validator(self.channels())(item, post or item.post)
+        return self._validator(self.channels)(item, post or item.post)
 
-    def _validator(self, configured: Mapping[str, ChannelConfig],
+    def _validator(self, channels: Callable[[], Mapping[str, ChannelConfig]],
                    ) -> Callable[[ContentItem, PostContent], list[Problem]]:
         def validate(item: ContentItem, post: PostContent) -> list[Problem]:
             problems: list[Problem] = []
             if not post.channels:
                 return [Problem("-", "channels", "required", "the post has no target channel")]
+            configured = channels()
             probe = attrs.evolve(item, post=post)
             for name in post.channels:
                 channel = configured.get(name)

@@ -523,10 +523,9 @@ class Store:
                         limit: int = 100) -> list[tuple[str, int, str]]:
         """(org, item id, authorising actor) of items a posting pass has work for.
 
-        Like :meth:`due_items`, except that an ``unknown`` channel counts only when its
-        next look-up is due (``next_attempt_at``): one whose platform cannot be searched
-        has none and waits for a person, and a look-up that could not tell is repeated
-        with a backoff. So items that wait only for a person never come back on every
+        An ``unknown`` channel counts only when its next look-up is due
+        (``next_attempt_at``): one whose platform cannot be searched has none and waits
+        for a person, and a look-up that could not tell is repeated with a backoff. So items that wait only for a person never come back on every
         pass, and cannot fill a batch and starve the others.
         """
         i, p = t.items.c, t.publications.c
@@ -568,31 +567,6 @@ class Store:
         """Set (or clear) when the item is due to be posted, and by whose authority."""
         conn.execute(t.items.update().where(t.items.c.id == item_id, t.items.c.org == org)
                      .values(post_at=when, post_by=by))
-
-    def due_items(self, org: str | None, now: dt.datetime,
-                  limit: int = 100) -> list[tuple[str, int, str]]:
-        """(org, item id, authorising actor) of items whose posting is due.
-
-        Items that wait only for a person (a manual channel, a channel failed for good)
-        are left out, so that they cannot fill every batch and starve the others.
-        """
-        i, p = t.items.c, t.publications.c
-        records = sa.select(p.item_id).where(p.item_id == i.id)
-        work = sa.or_(
-            # Never tried, or every channel settled and the item still to be closed.
-            ~sa.exists(records.where(p.state.not_in(["posted", "skipped"]))),
-            sa.exists(records.where(sa.or_(
-                p.state.in_(["pending", "unknown"]),  # unknown: to be reconciled
-                sa.and_(p.state == "failed", p.next_attempt_at <= now),
-                sa.and_(p.state == "in_flight", p.lease_until < now)))),
-        )
-        query = (sa.select(i.org, i.id, i.post_by)
-                 .where(i.post_at <= now, i.state.not_in(["posted", "cancelled"]), work)
-                 .order_by(i.post_at, i.id).limit(limit))
-        if org is not None:
-            query = query.where(i.org == org)
-        with self.reading() as conn:
-            return [(r.org, r.id, r.post_by) for r in conn.execute(query)]
 
 
 # Statements built once: the hot path (one action) only binds values to them.
