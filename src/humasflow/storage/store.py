@@ -525,8 +525,9 @@ class Store:
 
         An ``unknown`` channel counts only when its next look-up is due
         (``next_attempt_at``): one whose platform cannot be searched has none and waits
-        for a person, and a look-up that could not tell is repeated with a backoff. So items that wait only for a person never come back on every
-        pass, and cannot fill a batch and starve the others.
+        for a person, and a look-up that could not tell is repeated with a backoff. So
+        items that wait only for a person never come back on every pass, and cannot fill
+        a batch and starve the others.
         """
         i, p = t.items.c, t.publications.c
         records = sa.select(p.item_id).where(p.item_id == i.id)
