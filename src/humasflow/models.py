@@ -86,7 +86,10 @@ class Media:
 
 
 def _media_tuple(value: Any) -> tuple[Media, ...]:
-    return tuple(m if isinstance(m, Media) else Media(**m) if isinstance(m, dict) else Media(m)
+    """One media or several, each a :class:`Media`, a path/URL or a ``to_dict`` mapping."""
+    if isinstance(value, (str, Media)):
+        value = [value]
+    return tuple(m if isinstance(m, Media) else Media(**m) if isinstance(m, dict) else Media(str(m))
                  for m in value)
 
 

@@ -24,6 +24,7 @@ from typing import IO, TYPE_CHECKING, Any
 import attrs
 
 from humasflow import audit, plugins
+from humasflow._data import plain
 
 if TYPE_CHECKING:
     import requests
@@ -153,7 +154,7 @@ class Office:
             zone = zoneinfo.ZoneInfo(sop.header.timezone)
             effective = dt.datetime.combine(effective, dt.time(), tzinfo=zone)
         now = self._now()
-        data = _jsonable(sop.data)
+        data = plain(sop.data)
         with self.store.writing() as conn:
             rev = self.store.add_sop_revision(conn, {
                 "org": self.org, "number": sop.header.number, "title": sop.header.title.id,
@@ -486,12 +487,11 @@ class Office:
             standard = step.standard_time if step else None
             item = attrs.evolve(item, step_started_at=now,
                                 due_at=now + standard if standard else None)
-        data = dict(move.data)
-        if extra:
-            data.update(extra)
+        # The engine hands over plain data already; only the caller's extra needs it.
+        data = {**move.data, **plain(extra or {})}
         event = Event(org=self.org, stream="", seq=0, at=now, actor=actor.id,
                       action=move.action, from_state=move.from_state, to_state=move.to_state,
-                      note=move.note, data=_jsonable(data))
+                      note=move.note, data=data)
         sealed = self.store.apply(conn, item, before.version, head, event, new_step=new_step)
         return attrs.evolve(item, version=sealed.seq), sealed, step if new_step else None
 
@@ -786,15 +786,3 @@ def open(
     if establish and not office.store.sop_revisions(org):
         office.establish()
     return office
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (dt.date, dt.datetime, dt.time)):
-        return value.isoformat()
-    if isinstance(value, Media):
-        return value.to_dict()
-    return value

@@ -32,6 +32,7 @@ from typing import Any
 import attrs
 from transitions import EventData, Machine, MachineError
 
+from humasflow._data import plain
 from humasflow.errors import (
     ApprovalStale,
     ContentInvalid,
@@ -41,7 +42,7 @@ from humasflow.errors import (
     Refused,
     RoleRequired,
 )
-from humasflow.models import Actor, ContentItem, Media, PostContent
+from humasflow.models import Actor, ContentItem, Media, PostContent, _media_tuple
 from humasflow.sop import SOP, Step
 
 __all__ = ["CLOSED_STATES", "TRIGGERS", "Engine", "Move"]
@@ -284,7 +285,7 @@ class _Context:
         post = attrs.evolve(self.item.post, **changes)
         authors = self.item.authors | {self.actor.id}
         self.item = attrs.evolve(self.item, post=post, authors=authors)
-        self.data.update({k: _plain(v) for k, v in changes.items()})
+        self.data.update({k: plain(v) for k, v in changes.items()})
 
     # -- the actions --------------------------------------------------------------------
 
@@ -317,7 +318,7 @@ class _Context:
     def _output_design(self) -> None:
         changes: dict[str, Any] = {}
         if "media" in self.payload:
-            changes["media"] = _media(self.payload["media"])
+            changes["media"] = _media_tuple(self.payload["media"])
         if "text" in self.payload:
             changes["text"] = str(self.payload["text"]).strip()
         if changes:
@@ -331,14 +332,14 @@ class _Context:
 
     def _output_production(self) -> None:
         self.check_fresh_approval()
-        produced = _media(self.payload["media"]) if "media" in self.payload else ()
+        produced = _media_tuple(self.payload["media"]) if "media" in self.payload else ()
         produced = produced or self.item.produced
         if not produced:
             raise self.refuse_output(
                 "production", "attach at least one produced design or video (media=[...])")
         self.item = attrs.evolve(self.item, produced=produced)
         if "media" in self.payload:
-            self.data["media"] = _plain(produced)
+            self.data["media"] = plain(produced)
 
     def _output_publication(self) -> None:
         self.check_fresh_approval()
@@ -390,7 +391,7 @@ class _Context:
             raise self.refuse_output("revision", "give what changes (text=, media=, link=...)")
         changes = dict(self.payload)
         if "media" in changes:
-            changes["media"] = _media(changes["media"])
+            changes["media"] = _media_tuple(changes["media"])
         if "channels" in changes:
             changes["channels"] = tuple(changes["channels"])
         if "text" in changes:
@@ -430,18 +431,3 @@ def _payload_problem(key: str, value: Any) -> str:
     return ""
 
 
-def _media(value: Any) -> tuple[Media, ...]:
-    if isinstance(value, (str, Media)):
-        value = [value]
-    return tuple(m if isinstance(m, Media) else Media(**m) if isinstance(m, dict) else Media(str(m))
-                 for m in value)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Media):
-        return value.to_dict()
-    if isinstance(value, (tuple, list)):
-        return [_plain(v) for v in value]
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    return value

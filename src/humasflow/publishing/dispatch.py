@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
+from humasflow._data import plain
 from humasflow.errors import (
     AuthenticationFailed,
     ClaimLost,
@@ -677,7 +678,7 @@ class Dispatcher:
                                                claimed_by=claimed_by)
             if not changed:
                 return False
-            data = {"channel": channel, **{k: _plain(v) for k, v in values.items()
+            data = {"channel": channel, **{k: plain(v) for k, v in values.items()
                                            if k in ("state", "platform_id", "url",
                                                     "error_class", "error_message",
                                                     "next_attempt_at")}}
@@ -831,9 +832,3 @@ def _what_to_do(error: PublishError, channel: ChannelConfig, item_id: int, attem
     if error.retryable:
         return f"{message}; gave up after {attempts} attempts; to try again: {again}"
     return message
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.timezone.utc).isoformat()
-    return value
