@@ -24,7 +24,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from humasflow import Refused, RoleRequired
+from humasflow import ItemChanged, Refused, RoleRequired
+from humasflow.publishing.dispatch import Dispatcher
 from humasflow.testing import SteerableClock, staffed_office, temp_office
 from humasflow.workflow import CLOSED_STATES, TRIGGERS
 
@@ -177,6 +178,43 @@ class SOPMachine(RuleBasedStateMachine):
     def someone_posts_an_item_at_the_posting_step(self, by: str) -> None:
         self._attempt(self._items_at("post")[0], "post", by, "", {})
 
+    @precondition(lambda self: self._items_at("post"))
+    @rule(cut_in=st.sampled_from(["revise", "cancel", "rework-free"]),
+          at=st.sampled_from(["claim", "schedule"]))
+    def a_revise_or_cancel_commits_between_the_checks_and_the_claim(
+            self, cut_in: str, at: str) -> None:
+        """The race the claim's own condition exists for: the posting checks pass, then a
+        revise or cancel commits, then the channel would be claimed."""
+        item_id = self._items_at("post")[0]
+        # Just before the claim, or just before the "post" record's own transaction.
+        owner = self.office.store if at == "claim" else Dispatcher
+        method = "claim" if at == "claim" else "_schedule"
+        real = getattr(owner, method)
+        done: list[str] = []
+
+        def cut(*args, **kwargs):
+            if not done:
+                done.append(cut_in)
+                if cut_in == "revise":
+                    self.office.revise(item_id, by="rina", text="Teks yang belum disetujui")
+                elif cut_in == "cancel":
+                    self.office.cancel(item_id, by="budi", reason="acara batal")
+            return real(*args, **kwargs)
+
+        setattr(owner, method, cut)
+        try:
+            report = self.office.post(item_id, by="rina")
+        except ItemChanged:
+            assert cut_in != "rework-free"
+            REACHED.add("post stopped by a change")
+            pubs = self.office.publications(item_id)
+            assert all(p.state != "posted" for p in pubs.values())
+        else:
+            assert cut_in == "rework-free"
+            assert report.item.state == "posted"
+        finally:
+            setattr(owner, method, real)
+
     def _attempt(self, item_id: int, action: str, by: str, note: str, payload: dict) -> bool:
         """Try one action and check what it did; return whether it was recorded."""
         before = self.office.item(item_id)
@@ -222,9 +260,12 @@ class SOPMachine(RuleBasedStateMachine):
             assert (events[0].action, events[0].to_state) == ("create", engine.first_step)
             state = engine.first_step
             for event in events[1:]:
+                # Every event, publishing records included, names the state the item
+                # was really in.
+                assert event.from_state == state, (event, state)
                 if event.action not in TRIGGERS:
+                    assert event.to_state == state
                     continue  # publishing records: they do not move the item
-                assert event.from_state == state
                 assert (event.action, event.from_state, event.to_state) in moves
                 state = event.to_state
             assert state == item.state
@@ -246,6 +287,19 @@ class SOPMachine(RuleBasedStateMachine):
             assert "reject" not in after
 
     @invariant()
+    def a_channel_is_posted_only_from_the_posting_step(self) -> None:
+        for item_id in self.item_ids:
+            item = self.office.item(item_id)
+            posted = [c for c, p in self.office.publications(item_id).items()
+                      if p.state == "posted"]
+            if posted:
+                assert item.state in ("post", "posted"), (item.state, posted)
+                assert item.is_approved
+            for event in self.office.history(item_id):
+                if event.action == "channel_posted":
+                    assert event.from_state == "post"
+
+    @invariant()
     def the_record_verifies(self) -> None:
         report = self.office.verify()
         assert report.ok, report.findings
@@ -256,4 +310,4 @@ def test_any_sequence_of_actions_by_anyone_keeps_the_sop():
     run_state_machine_as_test(SOPMachine, settings=settings(
         max_examples=60, stateful_step_count=40, deadline=None,
         suppress_health_check=[HealthCheck.too_slow]))
-    assert {"posted", "revised after approval"} == REACHED
+    assert {"posted", "revised after approval", "post stopped by a change"} == REACHED

@@ -113,6 +113,12 @@ def ready(office, image, channels=("x", "fb", "ig")) -> int:
     return item.id
 
 
+def gate(office, item_id: int) -> tuple[str, str]:
+    """What a worker's posting checks saw: the item's state and content digest."""
+    item = office.item(item_id)
+    return item.state, item.content_digest
+
+
 def actions(office, item_id: int) -> list[tuple[str, str | None]]:
     return [(e.action, e.data.get("channel")) for e in office.history(item_id)]
 
@@ -482,7 +488,8 @@ def test_an_attempt_cut_off_by_a_crash_becomes_unknown_never_a_blind_repost(
     office.store.ensure_publications(office.org, item_id, ["x", "fb"], clock())
     # A worker claims x, then its machine dies before the answer is recorded.
     assert office.store.claim(office.org, item_id, "x", "dead-worker", clock(),
-                              clock() + dt.timedelta(minutes=15)) is not None
+                              clock() + dt.timedelta(minutes=15),
+                              gate=gate(office, item_id)) is not None
 
     (report,) = office.run_due()  # lease still running: x is left alone
     assert report.publications["x"].state == "in_flight"
@@ -633,7 +640,7 @@ def test_a_lease_renewed_after_it_was_seen_expired_is_not_taken_over(
     item_id = ready(office, image, ["x"])
     office.store.ensure_publications(office.org, item_id, ["x"], clock())
     claimed = office.store.claim(office.org, item_id, "x", "slow-worker", clock(),
-                                 clock() + LEASE)
+                                 clock() + LEASE, gate=gate(office, item_id))
     clock.advance(minutes=16)
     stale = office.store.expired_leases(office.org, clock(), item_id)
     assert [p.channel for p in stale] == ["x"]

@@ -19,6 +19,7 @@ involved as attributes, and its message says what to do next::
     │   ├── ApprovalStale          the content changed after it was approved
     │   └── ContentInvalid         the post breaks a target channel's rules
     ├── ConflictError              someone else changed the item first (stale version)
+    │   └── ItemChanged            the item changed after the posting checks: not posted
     ├── ClaimLost                  a worker's attempt at a channel was taken over: it stops
     ├── PublishError               one channel's publishing failed
     │   ├── AuthenticationFailed   token expired or revoked: renew the credential
@@ -55,6 +56,7 @@ __all__ = [
     "DefinitionError",
     "FourEyesRequired",
     "HumasflowError",
+    "ItemChanged",
     "ItemNotFound",
     "NotAllowedNow",
     "NotFound",
@@ -270,13 +272,33 @@ class ConflictError(HumasflowError):
 
     def __init__(self, item_id: str, expected_version: int) -> None:
         self.item_id = item_id
-        self.expected_version = expected_version
+        self.expected_version: int | None = expected_version
         what = (f"the record of organisation {item_id[4:]!r}" if item_id.startswith("org:")
                 else f"item {item_id!r}")
         super().__init__(
             f"{what} was changed by someone else (expected version "
             f"{expected_version}); nothing was written: reload it and try again"
         )
+
+
+class ItemChanged(ConflictError):
+    """The item moved or changed after the posting checks: nothing was posted.
+
+    A channel is claimed only while the item is still at the posting step with the
+    content, approval and recheck that were checked; a revise, rework or cancel that
+    committed in between wins, and the channels it stopped stay unposted.
+    """
+
+    def __init__(self, item_id: str, channel: str = "") -> None:
+        self.item_id = item_id
+        self.expected_version = None
+        self.channel = channel
+        where = f"channel {channel!r} was" if channel else "its channels were"
+        HumasflowError.__init__(
+            self,
+            f"item {item_id} changed after the posting checks (revised, sent back, "
+            f"cancelled or already moved on), so {where} not posted; look at it with "
+            f"'humasflow show {item_id}' and post again once it is back at the posting step")
 
 
 class ClaimLost(HumasflowError):

@@ -217,6 +217,18 @@ class ContentItem:
         """The produced media if any, else the approved design media."""
         return self.produced or self.post.media
 
+    @property
+    def content_digest(self) -> str:
+        """A SHA-256 of everything posting depends on: the post, the produced media, the
+        step outputs (approval answer, recheck result) and the approved digest.
+
+        A channel is claimed only while the stored item still has the digest that the
+        posting checks saw, so a revise, rework or cancel that commits in between stops
+        the post instead of being overtaken by it.
+        """
+        return content_digest(self.post.to_dict(), [m.to_dict() for m in self.produced],
+                              self.outputs, self.approved_digest)
+
 
 @attrs.frozen
 class Event:
@@ -337,6 +349,15 @@ class Publication:
     def is_settled(self) -> bool:
         """Whether this channel needs nothing more (posted or skipped)."""
         return self.state in ("posted", "skipped")
+
+
+def content_digest(post: Mapping[str, Any], produced: Any, outputs: Mapping[str, Any],
+                   approved_digest: str | None) -> str:
+    """The :attr:`ContentItem.content_digest` of an item's stored (plain) values."""
+    blob = json.dumps({"post": post, "produced": produced, "outputs": outputs,
+                       "approved": approved_digest},
+                      sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def _utc_iso(value: dt.datetime) -> str:

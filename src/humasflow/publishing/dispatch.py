@@ -440,6 +440,9 @@ class Dispatcher:
         item = self._item(item_id)
         if item.state == "posted":
             return self._report(item.id)
+        # The checks run on the snapshot whose content is posted, and every claim below
+        # holds only while the stored item still has that state and content digest.
+        self._checked(item, actor, "post")
         office, store = self.office, self.office.store
         now = office._now()
         asked = due is None
@@ -496,7 +499,8 @@ class Dispatcher:
         office = self.office
         now = office._now()
         pub = office.store.claim(office.org, item.id, channel.name, self.worker_id, now,
-                                 now + self.lease, due=due)
+                                 now + self.lease, gate=(item.state, item.content_digest),
+                                 due=due)
         if pub is None:
             return  # another worker holds it, or it is not due
         claim = _Claim(office, item.id, channel.name, self.worker_id, pub.attempts, self.lease)
@@ -698,7 +702,8 @@ class Dispatcher:
     def _schedule(self, item: ContentItem, actor: Actor, when: dt.datetime, action: str) -> None:
         store = self.office.store
         with store.writing() as conn:
-            store.set_post_at(conn, self.office.org, item.id, when, actor.id)
+            store.set_post_at(conn, self.office.org, item.id, when, actor.id,
+                              gate=(item.state, item.content_digest))
             store.append_item_event(conn, Event(
                 org=self.office.org, stream="", seq=0, at=self.office._now(), actor=actor.id,
                 action=action, from_state=item.state, to_state=item.state,
@@ -735,7 +740,10 @@ class Dispatcher:
 
     def _check(self, item_id: int, actor: Actor, action: str) -> ContentItem:
         """The posting step's checks (step, role, fresh approval) as a dry run."""
-        item = self._item(item_id)
+        return self._checked(self._item(item_id), actor, action)
+
+    def _checked(self, item: ContentItem, actor: Actor, action: str) -> ContentItem:
+        """Run the posting step's checks on the snapshot ``item``; return it."""
         engine = self.office.engine(item.sop_revision)
         try:
             engine.run(item, "complete", actor, label=action)

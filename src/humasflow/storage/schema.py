@@ -110,6 +110,8 @@ items = sa.Table(
     # When posting is due (set by schedule() or post()), and by whose authority.
     sa.Column("post_at", UTCDateTime),
     sa.Column("post_by", sa.String(200)),
+    # ContentItem.content_digest as written (migration 3): what posting claims check.
+    sa.Column("content_digest", sa.String(64)),
     sa.Index("ix_items_org_state", "org", "state"),
     sa.Index("ix_items_due", "due_at"),
     sa.Index("ix_items_post_at", "post_at"),
@@ -179,8 +181,25 @@ def _list_indexes(conn: Connection) -> None:
     conn.execute(sa.text("CREATE INDEX ix_items_org_assignee ON items (org, assignee)"))
 
 
+def _content_digest(conn: Connection) -> None:
+    # Posting claims a channel only while the item still has the content that was
+    # checked; the digest makes that one condition of the claim's own transaction.
+    from humasflow.models import content_digest
+
+    # A new store's tables are created from this module's (latest) definitions.
+    if "content_digest" not in {c["name"] for c in sa.inspect(conn).get_columns("items")}:
+        conn.execute(sa.text("ALTER TABLE items ADD COLUMN content_digest VARCHAR(64)"))
+    rows = conn.execute(sa.select(items.c.id, items.c.post, items.c.produced, items.c.outputs,
+                                  items.c.approved_digest)).fetchall()
+    for row in rows:
+        conn.execute(items.update().where(items.c.id == row.id).values(
+            content_digest=content_digest(row.post, row.produced, row.outputs,
+                                          row.approved_digest)))
+
+
 #: The ordered schema migrations: (version, name, function).
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema", _initial),
     (2, "indexes for overdue and assignee lists", _list_indexes),
+    (3, "content digest of items, checked by posting claims", _content_digest),
 ]

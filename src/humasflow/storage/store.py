@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Connection, Engine
 
-from humasflow.errors import ConflictError, StorageError
+from humasflow.errors import ConflictError, ItemChanged, StorageError
 from humasflow.models import Actor, ChannelConfig, ContentItem, Event, PostContent, Publication
 from humasflow.storage import schema as t
 
@@ -258,8 +258,13 @@ class Store:
 
     def snapshot(self, conn: Connection, org: str, item_id: int,
                  actor_id: str) -> tuple[Actor | None, tuple[ContentItem, str] | None]:
-        """The acting actor and the item with its head hash, read in ``conn``."""
-        row = conn.execute(_SELECT_SNAPSHOT,
+        """The acting actor and the item with its head hash, read in ``conn``.
+
+        The item's row stays locked until the transaction ends (PostgreSQL: ``FOR
+        UPDATE``; SQLite's write transaction holds the database), so a posting claim
+        cannot slip in between an action's checks and its write.
+        """
+        row = conn.execute(_SELECT_SNAPSHOT_LOCKED if self.is_postgres else _SELECT_SNAPSHOT,
                            {"b_id": item_id, "b_org": org, "b_actor": actor_id}).first()
         if row is None:  # no such item: say whether the actor exists, for the right error
             return self.actor(org, actor_id, conn), None
@@ -421,23 +426,44 @@ class Store:
                         attempts=0, updated_at=now, progress={}))
 
     def claim(self, org: str, item_id: int, channel: str, worker: str, now: dt.datetime,
-              lease_until: dt.datetime, *, due: dt.datetime | None = None) -> Publication | None:
+              lease_until: dt.datetime, *, gate: tuple[str, str],
+              due: dt.datetime | None = None) -> Publication | None:
         """Take one channel's next attempt, recording it in flight before any call.
 
         Only a ``pending`` record, or a ``failed`` one whose retry time has come (by
         ``due``, default ``now``), can be claimed; the conditional update makes the
         claim exclusive between workers.
+
+        ``gate`` is the (state, :attr:`~humasflow.models.ContentItem.content_digest`) the
+        posting checks saw. The claim holds only if the item still has both, checked in
+        this transaction with the item's row locked (PostgreSQL: ``FOR SHARE``, which an
+        action's ``FOR UPDATE`` waits for; SQLite: the write transaction), so a revise or
+        cancel either commits first and the claim fails, or waits for it and then sees
+        the channel in flight and is refused.
+
+        Raises:
+            ItemChanged: The item moved or changed since it was checked; nothing was
+                claimed.
         """
-        p = t.publications.c
+        p, i = t.publications.c, t.items.c
         claimable = sa.or_(p.state == "pending",
                            sa.and_(p.state == "failed", p.next_attempt_at <= (due or now)))
         with self.writing() as conn:
+            # The channel's row first, then the item's: the order every other writer of
+            # both (outcome recording) takes too, so the two cannot deadlock.
             query = sa.select(p.channel).where(p.item_id == item_id, p.channel == channel,
                                                p.org == org, claimable)
             if self.is_postgres:
                 query = query.with_for_update(skip_locked=True)
             if conn.execute(query).first() is None:
                 return None
+            state, digest = gate
+            held = sa.select(i.id).where(i.id == item_id, i.org == org, i.state == state,
+                                         i.content_digest == digest)
+            if self.is_postgres:
+                held = held.with_for_update(read=True)
+            if conn.execute(held).first() is None:
+                raise ItemChanged(str(item_id), channel)
             updated = conn.execute(
                 t.publications.update()
                 .where(p.item_id == item_id, p.channel == channel, claimable)
@@ -551,12 +577,16 @@ class Store:
         """Append an event that does not move the item (publishing outcomes, schedules).
 
         The item's row is locked for the append, so concurrent appends queue instead of
-        conflicting.
+        conflicting, and the event's ``from_state``/``to_state`` are the state the item
+        is in at that moment, whatever the caller read before.
         """
-        row = conn.execute(sa.select(t.items.c.version, t.items.c.head_hash)
+        row = conn.execute(sa.select(t.items.c.version, t.items.c.head_hash, t.items.c.state)
                            .where(t.items.c.id == item_id).with_for_update()).one()
+        # The state as it is now, with the row locked: the caller's snapshot may be older
+        # than an action that moved the item meanwhile.
         sealed = attrs.evolve(event, stream=f"item:{item_id}", seq=row.version + 1,
-                              prev_hash=row.head_hash).sealed()
+                              prev_hash=row.head_hash, from_state=row.state,
+                              to_state=row.state).sealed()
         conn.execute(t.items.update().where(t.items.c.id == item_id,
                                             t.items.c.version == row.version)
                      .values(version=sealed.seq, head_hash=sealed.hash))
@@ -564,10 +594,22 @@ class Store:
         return sealed
 
     def set_post_at(self, conn: Connection, org: str, item_id: int,
-                    when: dt.datetime | None, by: str | None) -> None:
-        """Set (or clear) when the item is due to be posted, and by whose authority."""
-        conn.execute(t.items.update().where(t.items.c.id == item_id, t.items.c.org == org)
-                     .values(post_at=when, post_by=by))
+                    when: dt.datetime | None, by: str | None, *,
+                    gate: tuple[str, str] | None = None) -> None:
+        """Set (or clear) when the item is due to be posted, and by whose authority.
+
+        With ``gate`` (state, content digest), only while the item still has both.
+
+        Raises:
+            ItemChanged: The item moved or changed since ``gate`` was read.
+        """
+        i = t.items.c
+        query = t.items.update().where(i.id == item_id, i.org == org)
+        if gate is not None:
+            query = query.where(i.state == gate[0], i.content_digest == gate[1])
+        if conn.execute(query.values(post_at=when, post_by=by)).rowcount != 1 \
+                and gate is not None:
+            raise ItemChanged(str(item_id))
 
 
 # Statements built once: the hot path (one action) only binds values to them.
@@ -582,6 +624,7 @@ _SELECT_SNAPSHOT = (
     .select_from(t.items.outerjoin(t.actors, sa.and_(t.actors.c.org == t.items.c.org,
                                                      t.actors.c.id == sa.bindparam("b_actor"))))
     .where(t.items.c.id == sa.bindparam("b_id"), t.items.c.org == sa.bindparam("b_org")))
+_SELECT_SNAPSHOT_LOCKED = _SELECT_SNAPSHOT.with_for_update(of=t.items)
 _SELECT_CHANNELS = (sa.select(t.channels).where(t.channels.c.org == sa.bindparam("b_org"))
                     .order_by(t.channels.c.name))
 
@@ -595,7 +638,7 @@ def _update_item(columns: Sequence[str]) -> sa.Update:
 
 
 _MOVE_COLUMNS = ("title", "state", "version", "head_hash", "post", "produced", "outputs",
-                 "authors", "approved_digest", "assignee")
+                 "authors", "approved_digest", "assignee", "content_digest")
 _UPDATE_SAME_STEP = _update_item(_MOVE_COLUMNS)
 _UPDATE_NEW_STEP = _update_item((*_MOVE_COLUMNS, "step_started_at", "due_at",
                                   "breach_reported", "post_at", "post_by"))
@@ -657,6 +700,7 @@ def _item_values(item: ContentItem) -> dict[str, Any]:
         "created_at": item.created_at,
         "step_started_at": item.step_started_at,
         "due_at": item.due_at,
+        "content_digest": item.content_digest,
     }
 
 
