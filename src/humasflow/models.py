@@ -85,7 +85,7 @@ class Media:
                    url=data.get("url", ""))
 
 
-def _media_tuple(value: Any) -> tuple[Media, ...]:
+def media_tuple(value: Any) -> tuple[Media, ...]:
     """One media or several, each a :class:`Media`, a path/URL or a ``to_dict`` mapping."""
     if isinstance(value, (str, Media)):
         value = [value]
@@ -106,7 +106,7 @@ class PostContent:
     """
 
     text: str = ""
-    media: tuple[Media, ...] = attrs.field(default=(), converter=_media_tuple)
+    media: tuple[Media, ...] = attrs.field(default=(), converter=media_tuple)
     link: str = ""
     variants: Mapping[str, str] = attrs.field(factory=dict)
     channels: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
@@ -188,7 +188,7 @@ class ContentItem:
     version: int
     sop_revision: int
     post: PostContent
-    produced: tuple[Media, ...] = attrs.field(default=(), converter=_media_tuple)
+    produced: tuple[Media, ...] = attrs.field(default=(), converter=media_tuple)
     outputs: Mapping[str, Any] = attrs.field(factory=dict)
     authors: frozenset[str] = attrs.field(default=frozenset(), converter=_frozenset)
     approved_digest: str | None = None

@@ -636,9 +636,24 @@ class Office:
             self._validating[key] = publisher
         return publisher
 
+    def publisher(self, channel: str | ChannelConfig) -> Any:
+        """The channel's publisher, built with its credentials (for checks and tests).
+
+        Raises:
+            ConfigurationError: No such channel, or its publisher is not installed.
+            CredentialMissing: A credential the channel names is not set.
+        """
+        if isinstance(channel, str):
+            found = self.channels().get(channel)
+            if found is None:
+                self._check_channels([channel])
+            assert found is not None
+            channel = found
+        return self._publisher(channel)
+
     def dispatcher(self, **options: Any) -> Dispatcher:
         """A :class:`~humasflow.publishing.dispatch.Dispatcher` for this office."""
-        return Dispatcher(self, **options)
+        return Dispatcher(_PostingDesk(self), **options)
 
     def post(self, item_id: int, *, by: str | Actor) -> PostReport:
         """Post the item now to every target channel that is not posted yet (last step).
@@ -763,6 +778,33 @@ class Office:
             # The action is already committed; a failing hook must not look like a
             # failed action. It is logged with its traceback instead.
             log.exception("a humasflow plugin failed in hook %s", name)
+
+
+class _PostingDesk:
+    """The office as the dispatcher sees it (:class:`~humasflow.publishing.dispatch.
+    PostingOffice`): the few services posting needs, under public names."""
+
+    def __init__(self, office: Office) -> None:
+        self._office = office
+        self.org = office.org
+        self.store = office.store
+        self.actor = office.actor
+        self.engine = office.engine
+        self.sop = office.sop
+        self.channels = office.channels
+        self.history = office.history
+        self.post_for = office.post_for
+        self.publisher = office.publisher
+        self.now = office._now
+        self.record = office._record
+        self.notify = office._hook
+        self.report_failure = office._log_failure
+
+    def item(self, item_id: int) -> ContentItem:
+        return self._office.item(item_id)
+
+    def validate(self, item: ContentItem) -> list[Problem]:
+        return self._office.validate(item)
 
 
 def open(

@@ -42,7 +42,7 @@ from humasflow.errors import (
     Refused,
     RoleRequired,
 )
-from humasflow.models import Actor, ContentItem, Media, PostContent, _media_tuple
+from humasflow.models import Actor, ContentItem, Media, PostContent, media_tuple
 from humasflow.sop import SOP, Step
 
 __all__ = ["CLOSED_STATES", "TRIGGERS", "Engine", "Move"]
@@ -318,7 +318,7 @@ class _Context:
     def _output_design(self) -> None:
         changes: dict[str, Any] = {}
         if "media" in self.payload:
-            changes["media"] = _media_tuple(self.payload["media"])
+            changes["media"] = media_tuple(self.payload["media"])
         if "text" in self.payload:
             changes["text"] = str(self.payload["text"]).strip()
         if changes:
@@ -332,7 +332,7 @@ class _Context:
 
     def _output_production(self) -> None:
         self.check_fresh_approval()
-        produced = _media_tuple(self.payload["media"]) if "media" in self.payload else ()
+        produced = media_tuple(self.payload["media"]) if "media" in self.payload else ()
         produced = produced or self.item.produced
         if not produced:
             raise self.refuse_output(
@@ -391,7 +391,7 @@ class _Context:
             raise self.refuse_output("revision", "give what changes (text=, media=, link=...)")
         changes = dict(self.payload)
         if "media" in changes:
-            changes["media"] = _media_tuple(changes["media"])
+            changes["media"] = media_tuple(changes["media"])
         if "channels" in changes:
             changes["channels"] = tuple(changes["channels"])
         if "text" in changes:

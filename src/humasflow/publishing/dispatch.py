@@ -60,14 +60,68 @@ from humasflow.models import Actor, ChannelConfig, ContentItem, Event, Publicati
 from humasflow.publishing.retry import RetryPolicy
 
 if TYPE_CHECKING:
-    from humasflow.office import Office
+    from humasflow.publishing.contract import Post, Problem
+    from humasflow.sop import SOP
+    from humasflow.storage.store import Store
+    from humasflow.workflow import Engine, Move
 
 __all__ = ["Dispatcher", "Heartbeat", "HeartbeatLike", "ManualHeartbeat", "PostReport",
-           "Progress"]
+           "PostingOffice", "Progress"]
 
 log = logging.getLogger("humasflow")
 
 _OPEN_FOR_CONFIRM = ("unknown", "waiting", "failed")
+
+
+class PostingOffice(Protocol):
+    """What the dispatcher needs from the office it posts for, and nothing more.
+
+    :meth:`humasflow.office.Office.dispatcher` hands the dispatcher such an object;
+    the dispatcher never reaches into the office itself.
+    """
+
+    org: str
+    store: Store
+
+    def now(self) -> dt.datetime:
+        """The current time (aware, UTC) from the office's clock."""
+
+    def actor(self, actor: str | Actor) -> Actor:
+        """The stored actor."""
+
+    def item(self, item_id: int) -> ContentItem:
+        """One item of the office's organisation."""
+
+    def engine(self, revision: int) -> Engine:
+        """The state machine of an SOP revision."""
+
+    def sop(self, revision: int) -> SOP:
+        """The SOP of a revision."""
+
+    def channels(self) -> dict[str, ChannelConfig]:
+        """The organisation's channels by name."""
+
+    def history(self, item_id: int) -> list[Event]:
+        """The item's events, oldest first."""
+
+    def validate(self, item: ContentItem) -> list[Problem]:
+        """The item's post checked against every target channel."""
+
+    def post_for(self, item: ContentItem, channel: str) -> Post:
+        """The post as ``channel`` receives it."""
+
+    def publisher(self, channel: ChannelConfig) -> Any:
+        """The channel's publisher, built with its credentials."""
+
+    def record(self, engine: Engine, before: ContentItem, head: str, move: Move,
+               actor: Actor, extra: Mapping[str, Any] | None = None) -> ContentItem:
+        """Write a move computed from a snapshot (optimistic check), then run hooks."""
+
+    def notify(self, name: str, **kwargs: Any) -> None:
+        """Run an event hook after a commit; a failing plugin is logged, not raised."""
+
+    def report_failure(self, item_id: int, error: Exception) -> None:
+        """Log that an item could not be posted in a pass."""
 
 
 @attrs.frozen
@@ -98,8 +152,8 @@ class PostReport:
 class _Claim:
     """One worker's hold on one channel's attempt (number ``attempt``)."""
 
-    def __init__(self, office: Office, item_id: int, channel: str, worker: str, attempt: int,
-                 lease: dt.timedelta) -> None:
+    def __init__(self, office: PostingOffice, item_id: int, channel: str, worker: str,
+                 attempt: int, lease: dt.timedelta) -> None:
         self.office = office
         self.item_id = item_id
         self.channel = channel
@@ -110,7 +164,7 @@ class _Claim:
 
     def until(self) -> dt.datetime:
         """The end of a lease renewed now."""
-        return self.office._now() + self.lease
+        return self.office.now() + self.lease
 
     def renew(self) -> bool:
         """Extend the lease; ``False`` (and :attr:`lost` set) if the claim was taken over."""
@@ -144,7 +198,7 @@ class Progress(Mapping[str, Any]):
     call (it lets the error propagate).
     """
 
-    def __init__(self, office: Office, item_id: int, channel: str, worker: str,
+    def __init__(self, office: PostingOffice, item_id: int, channel: str, worker: str,
                  initial: Mapping[str, Any], *, claim: _Claim | None = None) -> None:
         self._office = office
         self._item_id = item_id
@@ -296,7 +350,7 @@ class Dispatcher:
 
     def __init__(
         self,
-        office: Office,
+        office: PostingOffice,
         *,
         worker_id: str | None = None,
         max_threads: int = 8,
@@ -335,7 +389,7 @@ class Dispatcher:
         if problems:
             raise ContentInvalid(item_id=str(item.id), step=item.state, action="post",
                                  problems=problems)
-        self._schedule(item, actor, self.office._now(), "post")
+        self._schedule(item, actor, self.office.now(), "post")
         return self._run(item.id, actor)
 
     def schedule(self, item_id: int, when: dt.datetime, actor: Actor) -> ContentItem:
@@ -348,7 +402,7 @@ class Dispatcher:
 
     def run_due(self, now: dt.datetime | None = None, *, limit: int = 100) -> list[PostReport]:
         """Post every item of the office whose posting time has come; retry due channels."""
-        now = now or self.office._now()
+        now = now or self.office.now()
         reports = []
         for _, item_id, by in self.office.store.due_for_posting(self.office.org, now, limit):
             try:
@@ -356,7 +410,7 @@ class Dispatcher:
                 reports.append(self._run(item_id, actor, due=now))
             except HumasflowError as exc:
                 # One bad item must not stop the others; its state says what is wrong.
-                self.office._log_failure(item_id, exc)
+                self.office.report_failure(item_id, exc)
             except Exception:  # e.g. a media host that is down: tried on the next run
                 log.exception("item %s of %s could not be posted; it is tried again on the "
                               "next run", item_id, self.office.org)
@@ -380,7 +434,7 @@ class Dispatcher:
                 f"channel {channel!r} of item {item.id} is {pub.state!r}; only an unknown, "
                 "manual or failed channel is confirmed by a person",
                 item_id=str(item.id), step=item.state, action="confirm")
-        now = self.office._now()
+        now = self.office.now()
         if not_posted:
             # A person found no post: what an earlier attempt saved (a published
             # container, a post id) is stale, and resuming from it would record a
@@ -418,14 +472,14 @@ class Dispatcher:
                           "it cannot be skipped", item_id=str(item.id), step=item.state,
                           action="skip")
         self._settle(item, channel, {"state": "skipped", "next_attempt_at": None},
-                     actor.id, "channel_skipped", self.office._now(), note=reason,
+                     actor.id, "channel_skipped", self.office.now(), note=reason,
                      states=("pending", "failed", "unknown", "waiting"))
         # The coordinator does not hold the posting step's role, so the step is
         # completed on the authority of whoever had the item posted.
         try:
             self._close_if_done(item.id, self._posting_authority(item))
         except Refused as exc:  # the skip stands; the next post by the staff closes it
-            self.office._log_failure(item.id, exc)
+            self.office.report_failure(item.id, exc)
         return self._report(item.id)
 
     # -- the run --------------------------------------------------------------------------------
@@ -444,7 +498,7 @@ class Dispatcher:
         # holds only while the stored item still has that state and content digest.
         self._checked(item, actor, "post")
         office, store = self.office, self.office.store
-        now = office._now()
+        now = office.now()
         asked = due is None
         due = due or now  # failed channels whose retry time has come by then are tried
         store.ensure_publications(office.org, item.id, item.post.channels, now)
@@ -497,7 +551,7 @@ class Dispatcher:
     def _attempt(self, item: ContentItem, channel: ChannelConfig, actor: Actor,
                  due: dt.datetime | None = None) -> None:
         office = self.office
-        now = office._now()
+        now = office.now()
         pub = office.store.claim(office.org, item.id, channel.name, self.worker_id, now,
                                  now + self.lease, gate=(item.state, item.content_digest),
                                  due=due)
@@ -513,7 +567,7 @@ class Dispatcher:
                 # variable not set, a media host that is down) is a failed attempt, never
                 # an unknown outcome left in flight.
                 post = office.post_for(item, channel.name)
-                publisher = office._publisher(channel)
+                publisher = office.publisher(channel)
             except HumasflowError as exc:  # e.g. a credential variable is not set
                 values: dict[str, Any] | None = {
                     "state": "failed", "error_class": type(exc).__name__,
@@ -522,7 +576,7 @@ class Dispatcher:
             except Exception as exc:  # recorded on the channel, retried later
                 with self._rng_lock:
                     retry_at = policy.next_attempt(PlatformError(str(exc)), pub.attempts,
-                                                   office._now(), self.rng)
+                                                   office.now(), self.rng)
                 values = {"state": "failed", "error_class": type(exc).__name__,
                           "error_message": f"{exc} (while preparing the post; nothing was "
                                            "sent)",
@@ -539,7 +593,7 @@ class Dispatcher:
                         item.id)
             return
         values.update(claimed_by=None, lease_until=None)
-        recorded = self._settle(item, channel.name, values, actor.id, action, office._now(),
+        recorded = self._settle(item, channel.name, values, actor.id, action, office.now(),
                                 states=("in_flight", "unknown"), claimed_by=self.worker_id,
                                 worker=self.worker_id, guard=_same_attempt(pub.attempts))
         if not recorded:
@@ -570,7 +624,7 @@ class Dispatcher:
                     "next_attempt_at": self._look_up_at(publisher)}, "channel_unknown"
         except PublishError as exc:
             with self._rng_lock:
-                retry_at = policy.next_attempt(exc, attempts, self.office._now(), self.rng)
+                retry_at = policy.next_attempt(exc, attempts, self.office.now(), self.rng)
             return {"state": "failed", "error_class": type(exc).__name__,
                     "error_message": _what_to_do(exc, channel, item.id, attempts, policy,
                                                  retry_at),
@@ -588,13 +642,13 @@ class Dispatcher:
     def _look_up_at(self, publisher: Any) -> dt.datetime | None:
         """When to look up an unknown outcome: at the next pass if the publisher can,
         else never (a person confirms)."""
-        return self.office._now() if getattr(publisher, "reconcile", None) else None
+        return self.office.now() if getattr(publisher, "reconcile", None) else None
 
     def _can_reconcile(self, channel: ChannelConfig | None) -> bool:
         if channel is None:
             return False
         try:
-            publisher = self.office._publisher(channel)
+            publisher = self.office.publisher(channel)
         except HumasflowError:
             return True  # it cannot be built now; the look-up pass retries with a backoff
         return getattr(publisher, "reconcile", None) is not None
@@ -604,7 +658,7 @@ class Dispatcher:
         office = self.office
         policy = _policy(channel)
         try:
-            publisher = office._publisher(channel)
+            publisher = office.publisher(channel)
         except HumasflowError as exc:  # e.g. a credential variable is not set
             self._look_up_later(item, channel.name, pub, policy, f"cannot look it up: {exc}")
             return
@@ -622,7 +676,7 @@ class Dispatcher:
         except Exception as exc:  # still unknown; a later pass or a person decides
             self._look_up_later(item, channel.name, pub, policy, str(exc))
             return
-        now = office._now()
+        now = office.now()
         if receipt is None:
             values: dict[str, Any] = {"state": "pending", "error_class": None,
                                       "error_message": None, "next_attempt_at": None}
@@ -639,7 +693,7 @@ class Dispatcher:
     def _look_up_later(self, item: ContentItem, channel: str, pub: Publication,
                        policy: RetryPolicy, why: str) -> None:
         """Schedule the next look-up of an unknown channel, each wait twice the last."""
-        now = self.office._now()
+        now = self.office.now()
         last = dt.timedelta(0)
         if pub.next_attempt_at is not None and pub.updated_at is not None:
             last = max(pub.next_attempt_at - pub.updated_at, last)
@@ -654,7 +708,7 @@ class Dispatcher:
         with store.writing() as conn:
             store.update_publication(conn, self.office.org, item.id, channel,
                                      {"next_attempt_at": when,
-                                      "updated_at": self.office._now()},
+                                      "updated_at": self.office.now()},
                                      states=("unknown",))
 
     # -- recording ------------------------------------------------------------------------------
@@ -696,7 +750,7 @@ class Dispatcher:
         hook = {"posted": "channel_posted", "failed": "channel_failed",
                 "unknown": "channel_unknown", "waiting": "channel_unknown"}.get(pub.state)
         if hook is not None:
-            self.office._hook(hook, item=fresh, publication=pub)
+            self.office.notify(hook, item=fresh, publication=pub)
         return True
 
     def _schedule(self, item: ContentItem, actor: Actor, when: dt.datetime, action: str) -> None:
@@ -705,7 +759,7 @@ class Dispatcher:
             store.set_post_at(conn, self.office.org, item.id, when, actor.id,
                               gate=(item.state, item.content_digest))
             store.append_item_event(conn, Event(
-                org=self.office.org, stream="", seq=0, at=self.office._now(), actor=actor.id,
+                org=self.office.org, stream="", seq=0, at=self.office.now(), actor=actor.id,
                 action=action, from_state=item.state, to_state=item.state,
                 data={"post_at": when.astimezone(dt.timezone.utc).isoformat()}), item.id)
 
@@ -726,10 +780,10 @@ class Dispatcher:
                 move = engine.run(item, "complete", actor)
                 results = {n: {"state": p.state, "id": p.platform_id, "url": p.url}
                            for n, p in pubs.items()}
-                closed = office._record(engine, item, head, move, actor, {"channels": results})
+                closed = office.record(engine, item, head, move, actor, {"channels": results})
             except ConflictError:
                 continue  # another worker recorded something meanwhile: look again
-            office._hook("item_posted", item=closed,
+            office.notify("item_posted", item=closed,
                          publications=office.store.publications(office.org, item.id))
             return
 
@@ -784,7 +838,7 @@ def _posting_key(dispatcher: Dispatcher, item: ContentItem) -> str:
     return step.key
 
 
-def _in_memory(office: Office) -> bool:
+def _in_memory(office: PostingOffice) -> bool:
     """Whether the office's store is an in-memory SQLite database (one shared connection)."""
     return office.store.engine.url.database in (None, "", ":memory:")
 

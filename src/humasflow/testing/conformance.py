@@ -172,7 +172,7 @@ class Harness:
         """The channel's publisher, made the way the dispatcher makes it."""
         office = self.office if environ is None else self.make_office(environ)
         try:
-            return office._publisher(office.channels()[self.channel])
+            return office.publisher(self.channel)
         finally:
             if office is not self.office:
                 office.store.close()

@@ -43,7 +43,7 @@ import requests
 from requests.adapters import BaseAdapter, HTTPAdapter
 
 from humasflow.office import Office
-from humasflow.publishing.dispatch import Dispatcher, PostReport
+from humasflow.publishing.dispatch import PostReport
 from humasflow.storage.store import Store
 
 __all__ = [
@@ -297,7 +297,7 @@ def resume_after_restart(
         clock.advance(lease + dt.timedelta(seconds=1))
         office = make_office()
         try:
-            done = Dispatcher(office, worker_id=f"{worker}-{n}", lease=lease).run_due()
+            done = office.dispatcher(worker_id=f"{worker}-{n}", lease=lease).run_due()
         finally:
             office.store.close()
         reports.extend(done)
