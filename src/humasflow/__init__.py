@@ -45,9 +45,17 @@ from humasflow.models import (
     Media,
     PostContent,
     Publication,
+    Variant,
 )
 from humasflow.office import DEFAULT_ORG, Office, PostReport, open
-from humasflow.publishing.contract import Post, Problem, Publisher, PublisherContext, Receipt
+from humasflow.publishing.contract import (
+    Post,
+    Problem,
+    Publisher,
+    PublisherContext,
+    Receipt,
+    unknown_options,
+)
 from humasflow.sop import SOP, Header, Label, Role, Step, bundled_sop, load_sop, parse_sop
 from humasflow.storage.store import Store
 
@@ -105,6 +113,7 @@ __all__ = [
     "StepRun",
     "StorageError",
     "Store",
+    "Variant",
     "WaitingForPerson",
     "bundled_sop",
     "hookimpl",
@@ -112,4 +121,5 @@ __all__ = [
     "open",
     "parse_sop",
     "system_clock",
+    "unknown_options",
 ]

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from humasflow.models import Media
+from humasflow.models import Media, Variant
 
 
 def plain(value: Any) -> Any:
@@ -20,6 +20,8 @@ def plain(value: Any) -> Any:
         return [plain(v) for v in value]
     if isinstance(value, Media):
         return value.to_dict()
+    if isinstance(value, Variant):
+        return plain(value.to_data())
     if isinstance(value, dt.datetime):
         if value.tzinfo is not None:
             value = value.astimezone(dt.timezone.utc)

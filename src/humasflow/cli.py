@@ -41,7 +41,7 @@ from humasflow.clock import Clock, system_clock
 from humasflow.errors import HumasflowError
 from humasflow.evaluation import timeline
 from humasflow.hookspecs import hookimpl
-from humasflow.models import ContentItem, Event, Publication
+from humasflow.models import ContentItem, Event, Publication, Variant
 from humasflow.office import DEFAULT_ORG, Office, PostReport
 from humasflow.publishing import worker
 from humasflow.sop import PHASES, SOP, Label, load_sop
@@ -172,6 +172,53 @@ def _media_paths(values: Sequence[str]) -> list[str]:
             raise click.BadParameter(f"no file at {value!r}", param_hint="--media")
         paths.append(str(path.resolve()))
     return paths
+
+
+def _variant_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options that give a channel its own variant of the post."""
+    for decorator in reversed((
+        click.option("--variant", "variant_texts", multiple=True, metavar="CHANNEL=TEXT",
+                     help="The text for one channel (repeatable)."),
+        click.option("--variant-media", "variant_media", multiple=True,
+                     metavar="CHANNEL=N,N", help="Which of the item's media one channel "
+                     "attaches, by position from 0; empty for none (repeatable)."),
+        click.option("--option", "variant_opts", multiple=True, metavar="CHANNEL.KEY=VALUE",
+                     help="A publisher option for one channel, e.g. x.thread=true; VALUE "
+                     "is read as JSON when it parses, else as text (repeatable)."),
+    )):
+        command = decorator(command)
+    return command
+
+
+def _variants(texts: Sequence[str], media: Sequence[str], options: Sequence[str],
+              current: Mapping[str, Variant] | None = None) -> dict[str, Any] | None:
+    """The variants after the ``--variant*``/``--option`` arguments (``None``: unchanged)."""
+    if not (texts or media or options):
+        return None
+    result: dict[str, dict[str, Any]] = {
+        name: {"text": v.text, "media": None if v.media is None else list(v.media),
+               "options": dict(v.options)} for name, v in (current or {}).items()}
+    for name, text in _pairs(texts, "CHANNEL=TEXT").items():
+        result.setdefault(name, {})["text"] = text
+    for name, positions in _pairs(media, "CHANNEL=N,N").items():
+        try:
+            chosen = [int(p) for p in positions.split(",") if p.strip()]
+        except ValueError:
+            raise click.BadParameter(f"{positions!r} is not a list of media positions "
+                                     "(0,1,...)", param_hint="--variant-media") from None
+        result.setdefault(name, {})["media"] = chosen
+    for key, raw in _pairs(options, "CHANNEL.KEY=VALUE").items():
+        name, dot, option = key.partition(".")
+        if not dot or not name or not option:
+            raise click.BadParameter(f"{key!r}: write CHANNEL.KEY=VALUE, e.g. x.thread=true",
+                                     param_hint="--option")
+        try:
+            value: Any = json.loads(raw)
+        except ValueError:
+            value = raw
+        result.setdefault(name, {}).setdefault("options", {})[option] = value
+    return {name: {k: v for k, v in variant.items() if v is not None and v != {}}
+            for name, variant in result.items()}
 
 
 # -- formatting -----------------------------------------------------------------------------
@@ -707,15 +754,19 @@ def channel_check(session: _Session) -> None:
 @click.option("--channel", "channels", multiple=True, metavar="NAME",
               help="A target channel (repeatable; default: every channel).")
 @click.option("--assignee", help="Who is responsible (default: the creator).")
+@_variant_options
 @click.pass_obj
 def new(session: _Session, title: str, by: str, text: str, media: tuple[str, ...], link: str,
-        channels: tuple[str, ...], assignee: str | None) -> None:
+        channels: tuple[str, ...], assignee: str | None, variant_texts: tuple[str, ...],
+        variant_media: tuple[str, ...], variant_opts: tuple[str, ...]) -> None:
     """Create a content item at the SOP's first content step; print its id."""
     if not title.strip():
         raise click.BadParameter("the title is empty: give the item a short title")
     office = session.office()
+    variants = _variants(variant_texts, variant_media, variant_opts)
     item = office.new_item(title, by=by, text=text, media=_media_paths(media), link=link,
-                           channels=list(channels) or None, assignee=assignee)
+                           channels=list(channels) or None, assignee=assignee,
+                           variants=variants)
     click.echo(item.id)
     click.echo(f"Created item {item.id} {item.title!r} at step "
                f"{_step_name(office, item.sop_revision, item.state)}, due "
@@ -778,6 +829,18 @@ def _approval_status(office: Office, item: ContentItem) -> str:
     return "not approved yet"
 
 
+def _variant_text(variant: Variant) -> str:
+    """One channel's variant as the coordinator approves it."""
+    parts = []
+    if variant.text is not None:
+        parts.append(repr(variant.text))
+    if variant.media is not None:
+        parts.append("media " + (",".join(map(str, variant.media)) or "none"))
+    parts.extend(f"{k}={json.dumps(v, ensure_ascii=False)}"
+                 for k, v in sorted(variant.options.items()))
+    return "; ".join(parts) or "-"
+
+
 def _commands(office: Office, item: ContentItem) -> list[str]:
     """The commands that can move the item now (``complete`` is ``publish`` at the last
     step)."""
@@ -809,8 +872,10 @@ def _item_text(office: Office, item: ContentItem, lang: str, zone: dt.tzinfo,
         ("Media", ", ".join(m.source for m in item.post.media) or "-"),
         ("Produced", ", ".join(m.source for m in item.produced) or "-"),
         ("Channels", ", ".join(item.post.channels) or "-"),
-        ("Approval", _approval_status(office, item)),
     ]
+    for name, variant in sorted(item.post.variants.items()):
+        facts.append((f"Variant {name}", _variant_text(variant)))
+    facts.append(("Approval", _approval_status(office, item)))
     if item.outputs.get("notes"):
         facts.append(("Notes", str(item.outputs["notes"])))
     recheck = item.outputs.get("recheck")
@@ -867,11 +932,16 @@ def _post_payload(text: str | None, media: Sequence[str], link: str | None) -> d
 @click.option("--notes", help="The technical notes (preparation step).")
 @click.option("--media", multiple=True, metavar="PATH", help="Design or produced media.")
 @click.option("--link", help="A link to share (concept step).")
+@_variant_options
 @click.pass_obj
 def complete(session: _Session, item_id: int, by: str, text: str | None, notes: str | None,
-             media: tuple[str, ...], link: str | None) -> None:
+             media: tuple[str, ...], link: str | None, variant_texts: tuple[str, ...],
+             variant_media: tuple[str, ...], variant_opts: tuple[str, ...]) -> None:
     """Complete the item's current step with its output."""
     payload = _post_payload(text, media, link)
+    if variant_texts or variant_media or variant_opts:
+        current = session.office().item(item_id).post.variants
+        payload["variants"] = _variants(variant_texts, variant_media, variant_opts, current)
     if notes is not None:
         payload["notes"] = notes
     _act(session, item_id, "complete", by, **payload)
@@ -924,11 +994,17 @@ def rework(session: _Session, item_id: int, by: str, findings: str) -> None:
 @click.option("--media", multiple=True, metavar="PATH", help="The new design media.")
 @click.option("--link", help="The new link.")
 @click.option("--note", default="", help="Why it changes.")
+@_variant_options
 @click.pass_obj
 def revise(session: _Session, item_id: int, by: str, text: str | None, media: tuple[str, ...],
-           link: str | None, note: str) -> None:
+           link: str | None, note: str, variant_texts: tuple[str, ...],
+           variant_media: tuple[str, ...], variant_opts: tuple[str, ...]) -> None:
     """Change the concept or design (after approval it needs approval again)."""
-    _act(session, item_id, "revise", by, note, **_post_payload(text, media, link))
+    payload = _post_payload(text, media, link)
+    if variant_texts or variant_media or variant_opts:
+        current = session.office().item(item_id).post.variants
+        payload["variants"] = _variants(variant_texts, variant_media, variant_opts, current)
+    _act(session, item_id, "revise", by, note, **payload)
 
 
 @cli.command()

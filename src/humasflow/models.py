@@ -22,6 +22,7 @@ __all__ = [
     "Media",
     "PostContent",
     "Publication",
+    "Variant",
 ]
 
 
@@ -93,6 +94,77 @@ def media_tuple(value: Any) -> tuple[Media, ...]:
                  for m in value)
 
 
+def _positions(value: Any) -> tuple[int, ...] | None:
+    return None if value is None else tuple(value)
+
+
+#: The keys a variant given as a mapping may have.
+VARIANT_KEYS = frozenset({"text", "media", "options"})
+
+
+@attrs.frozen
+class Variant:
+    """What one channel gets instead of the common post: its text, its choice of the
+    item's media, and options for its publisher.
+
+    The coordinator approves the variants with the concept (they are part of
+    :attr:`PostContent.digest`), and each channel's publisher validates its own variant
+    before approval and again before posting.
+
+    Attributes:
+        text: The text for this channel; ``None`` keeps the post's text.
+        media: Positions (from 0) of the item's media to attach on this channel, in
+            this order; ``None`` attaches them all, ``()`` none. The positions are the
+            same for the design and the produced media.
+        options: Publisher options, e.g. ``{"thread": True}`` or ``{"poll": {...}}`` on
+            X, ``{"kind": "reel", "share_to_feed": True}`` on Instagram; what each
+            publisher takes is in its documentation, and it refuses what it does not know.
+    """
+
+    text: str | None = None
+    media: tuple[int, ...] | None = attrs.field(default=None, converter=_positions)
+    options: Mapping[str, Any] = attrs.field(factory=dict)
+
+    @classmethod
+    def of(cls, value: Any) -> Variant:
+        """A variant from its text, a mapping with ``text``/``media``/``options``, or a
+        variant.
+
+        Raises:
+            TypeError: The value has another shape.
+        """
+        if isinstance(value, Variant):
+            return value
+        if isinstance(value, str):
+            return cls(text=value)
+        if isinstance(value, Mapping):
+            unknown = sorted(set(value) - VARIANT_KEYS)
+            if unknown:
+                raise TypeError(f"a variant takes {', '.join(sorted(VARIANT_KEYS))}; "
+                                f"not {unknown[0]!r}")
+            return cls(text=value.get("text"), media=value.get("media"),
+                       options=dict(value.get("options") or {}))
+        raise TypeError(f"a variant is a text or a mapping with "
+                        f"{', '.join(sorted(VARIANT_KEYS))}, not {type(value).__name__}")
+
+    def to_data(self) -> str | dict[str, Any]:
+        """Plain data: just the text when that is all the variant changes."""
+        if self.media is None and not self.options and self.text is not None:
+            return self.text
+        data: dict[str, Any] = {}
+        if self.text is not None:
+            data["text"] = self.text
+        if self.media is not None:
+            data["media"] = list(self.media)
+        if self.options:
+            data["options"] = dict(self.options)
+        return data
+
+
+def _variants(value: Any) -> dict[str, Variant]:
+    return {str(name): Variant.of(v) for name, v in dict(value or {}).items()}
+
+
 @attrs.frozen
 class PostContent:
     """What will be posted.
@@ -101,19 +173,35 @@ class PostContent:
         text: The post text (the concept, once settled).
         media: The design media approved with the concept.
         link: An optional link to share.
-        variants: Per-channel text that replaces ``text`` on that channel.
+        variants: Per-channel :class:`Variant` (its text, media choice and publisher
+            options); a plain text is a variant that only replaces ``text``.
         channels: The names of the target channels.
     """
 
     text: str = ""
     media: tuple[Media, ...] = attrs.field(default=(), converter=media_tuple)
     link: str = ""
-    variants: Mapping[str, str] = attrs.field(factory=dict)
+    variants: Mapping[str, Variant] = attrs.field(factory=dict, converter=_variants)
     channels: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
 
     def text_for(self, channel: str) -> str:
         """Return the text to post on ``channel``."""
-        return self.variants.get(channel, self.text)
+        variant = self.variants.get(channel)
+        return self.text if variant is None or variant.text is None else variant.text
+
+    def media_for(self, channel: str, media: tuple[Media, ...]) -> tuple[Media, ...]:
+        """Return the media of ``media`` (the design or the produced media) that
+        ``channel`` attaches; positions out of range are left out (validation reports
+        them)."""
+        variant = self.variants.get(channel)
+        if variant is None or variant.media is None:
+            return media
+        return tuple(media[i] for i in variant.media if 0 <= i < len(media))
+
+    def options_for(self, channel: str) -> Mapping[str, Any]:
+        """Return the publisher options of ``channel``'s variant."""
+        variant = self.variants.get(channel)
+        return {} if variant is None else dict(variant.options)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the post as plain (JSON-able) data."""
@@ -121,7 +209,7 @@ class PostContent:
             "text": self.text,
             "media": [m.to_dict() for m in self.media],
             "link": self.link,
-            "variants": dict(sorted(self.variants.items())),
+            "variants": {name: v.to_data() for name, v in sorted(self.variants.items())},
             "channels": list(self.channels),
         }
 

@@ -48,6 +48,7 @@ from humasflow.models import (
     Media,
     PostContent,
     Publication,
+    Variant,
 )
 from humasflow.publishing.contract import Post, Problem, PublisherContext, new_session
 from humasflow.publishing.dispatch import Dispatcher, PostReport
@@ -292,7 +293,7 @@ class Office:
         text: str = "",
         media: Sequence[Media | str] = (),
         link: str = "",
-        variants: Mapping[str, str] | None = None,
+        variants: Mapping[str, str | Mapping[str, Any] | Variant] | None = None,
         channels: Sequence[str] | None = None,
         assignee: str | None = None,
     ) -> ContentItem:
@@ -588,14 +589,15 @@ class Office:
         """The post as ``channel`` receives it, local media given public URLs if a media
         host is configured (see the ``public_media_url`` hook)."""
         media = []
-        for m in item.media_to_post:
+        for m in item.post.media_for(channel, item.media_to_post):
             if not m.public_url:
                 url = self._media_url(m, channel)
                 if url:
                     m = attrs.evolve(m, url=url)
             media.append(m)
         return Post(item_id=item.id, channel=channel, title=item.title,
-                    text=item.post.text_for(channel), media=tuple(media), link=item.post.link)
+                    text=item.post.text_for(channel), media=tuple(media), link=item.post.link,
+                    options=item.post.options_for(channel))
 
     def _media_url(self, media: Media, channel: str) -> str | None:
         if self.media_host is not None:
@@ -616,6 +618,7 @@ class Office:
                 return [Problem("-", "channels", "required", "the post has no target channel")]
             configured = channels()
             probe = attrs.evolve(item, post=post)
+            problems.extend(_variant_problems(post, probe.media_to_post))
             for name in post.channels:
                 channel = configured.get(name)
                 if channel is None:
@@ -778,6 +781,24 @@ class Office:
             # The action is already committed; a failing hook must not look like a
             # failed action. It is logged with its traceback instead.
             log.exception("a humasflow plugin failed in hook %s", name)
+
+
+def _variant_problems(post: PostContent, media: Sequence[Media]) -> list[Problem]:
+    """Variants for channels the post does not target, and media positions it lacks."""
+    problems = []
+    for name, variant in sorted(post.variants.items()):
+        if name not in post.channels:
+            problems.append(Problem(
+                name, "variants", "target",
+                f"there is a variant for {name!r}, which is not a target channel of the "
+                f"post; targets: {', '.join(post.channels) or 'none'}", actual=name))
+        for i in variant.media or ():
+            if i >= len(media):
+                problems.append(Problem(
+                    name, "variants.media", "media_index",
+                    f"the variant attaches media number {i} (counted from 0), but the item "
+                    f"has {len(media)} media", limit=len(media) - 1, actual=i))
+    return problems
 
 
 class _PostingDesk:

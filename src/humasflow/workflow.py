@@ -25,6 +25,7 @@ cancel     stop the item before it is posted, with a reason
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -42,7 +43,15 @@ from humasflow.errors import (
     Refused,
     RoleRequired,
 )
-from humasflow.models import Actor, ContentItem, Media, PostContent, media_tuple
+from humasflow.models import (
+    VARIANT_KEYS,
+    Actor,
+    ContentItem,
+    Media,
+    PostContent,
+    Variant,
+    media_tuple,
+)
 from humasflow.sop import SOP, Step
 
 __all__ = ["CLOSED_STATES", "TRIGGERS", "Engine", "Move"]
@@ -410,14 +419,45 @@ class _Context:
             raise self.refuse_output("reason", "say why the item is cancelled (note=...)")
 
 
+def _variant_problem(value: Any) -> str:
+    """What is wrong with one channel's variant, or ``""``."""
+    if isinstance(value, (str, Variant)):
+        return ""
+    if not isinstance(value, Mapping):
+        return "must be a text or a mapping with text, media and options"
+    unknown = sorted(set(value) - VARIANT_KEYS)
+    if unknown:
+        return f"takes text, media and options, not {unknown[0]!r}"
+    if value.get("text") is not None and not isinstance(value["text"], str):
+        return "text must be a string"
+    media = value.get("media")
+    if media is not None and (isinstance(media, (str, bytes)) or not all(
+            isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in media)):
+        return "media must list positions of the item's media (0, 1, ...)"
+    options = value.get("options")
+    if options is not None:
+        if not (isinstance(options, Mapping) and all(isinstance(k, str) for k in options)):
+            return "options must map option names to values"
+        try:
+            json.dumps(options, allow_nan=False)
+        except (TypeError, ValueError):
+            return "options must be plain values (text, numbers, true/false, lists, tables)"
+    return ""
+
+
 def _payload_problem(key: str, value: Any) -> str:
     """What is wrong with one output value's type, or ``""``."""
     if key in ("text", "notes", "link"):
         return "" if isinstance(value, str) else "must be a string"
     if key == "variants":
-        ok = isinstance(value, Mapping) and all(
-            isinstance(k, str) and isinstance(v, str) for k, v in value.items())
-        return "" if ok else "must map channel names to texts ({'x': '...'})"
+        if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+            return ("must map channel names to texts or variants "
+                    "({'x': '...'} or {'x': {'text': ..., 'media': [0], 'options': {...}}})")
+        for name, variant in value.items():
+            problem = _variant_problem(variant)
+            if problem:
+                return f"variant {name!r}: {problem}"
+        return ""
     if key == "channels":
         ok = not isinstance(value, str) and isinstance(value, (list, tuple, set, frozenset)) \
             and all(isinstance(c, str) for c in value)

@@ -34,7 +34,7 @@ object with these methods:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
@@ -45,7 +45,7 @@ from humasflow.models import Media
 if TYPE_CHECKING:
     import requests
 
-__all__ = ["Post", "Problem", "Publisher", "PublisherContext", "Receipt"]
+__all__ = ["Post", "Problem", "Publisher", "PublisherContext", "Receipt", "unknown_options"]
 
 
 @attrs.frozen
@@ -89,8 +89,12 @@ class Post:
         channel: The channel name.
         title: The item's title.
         text: The text for this channel (its variant, if any).
-        media: The media to attach (produced media, else the design).
+        media: The media to attach (produced media, else the design), as the
+            channel's variant chooses them.
         link: A link to share, if any.
+        options: The channel variant's publisher options (thread, poll, reel, album…).
+            A publisher reports options it does not know from ``validate`` (see
+            :func:`unknown_options`), so a mistyped option is caught before approval.
     """
 
     item_id: int
@@ -99,6 +103,7 @@ class Post:
     text: str
     media: tuple[Media, ...] = ()
     link: str = ""
+    options: Mapping[str, Any] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -115,6 +120,21 @@ class PublisherContext:
     credentials: Mapping[str, str] = attrs.field(factory=dict, repr=False)
     session: requests.Session = attrs.field(factory=lambda: new_session(), repr=False)
     clock: Clock = system_clock
+
+
+def unknown_options(post: Post, known: Iterable[str]) -> list[Problem]:
+    """The problems for options of ``post`` that the publisher does not take.
+
+    >>> post = Post(item_id=1, channel="x", title="t", text="hi", options={"thred": True})
+    >>> [str(p) for p in unknown_options(post, ["thread", "poll"])]
+    ["x: options.thred: this channel takes no option 'thred'; it takes poll, thread"]
+    """
+    known = sorted(known)
+    takes = f"it takes {', '.join(known)}" if known else "it takes no options"
+    return [Problem(post.channel, f"options.{name}", "option",
+                    f"this channel takes no option {name!r}; {takes}", limit=tuple(known),
+                    actual=name)
+            for name in sorted(post.options) if name not in known]
 
 
 def new_session() -> requests.Session:

@@ -11,7 +11,8 @@ folder, and the channel settles itself, posted or posted again, without a person
 system that takes posts out of the outbox should not do so within the dispatcher's
 lease of them being written, or a crash in that window looks like "not posted".)
 
-Settings: ``path`` (default ``"outbox"``).
+Settings: ``path`` (default ``"outbox"``). A channel variant's options are written into
+``post.json`` as they are, for the system that takes the posts out.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class OutboxPublisher:
             media.append(entry)
         body = {"item": post.item_id, "channel": post.channel, "title": post.title,
                 "text": post.text, "link": post.link, "media": media,
+                "options": dict(post.options),
                 "posted_at": self.clock().isoformat()}
         (tmp / "post.json").write_text(json.dumps(body, indent=2, ensure_ascii=False) + "\n",
                                        "utf-8")

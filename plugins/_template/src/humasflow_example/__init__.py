@@ -35,6 +35,7 @@ from humasflow import (
     RateLimited,
     Receipt,
     hookimpl,
+    unknown_options,
 )
 
 __all__ = ["ExamplePublisher", "register_publishers"]
@@ -62,7 +63,9 @@ class ExamplePublisher:
 
     def validate(self, post: Post) -> list[Problem]:
         """Check the post against the Example API's rules, without any network call."""
-        problems = []
+        # Example has no per-post options: a channel variant that sets one is a mistake
+        # (a publisher with options lists the names it takes here instead).
+        problems = unknown_options(post, ())
         if not post.text.strip():
             problems.append(Problem(self.channel, "text", "required", "the post has no text"))
         if len(post.text) > MAX_LENGTH:
