@@ -9,6 +9,7 @@ from humasflow.audit import AuditReport, Finding
 from humasflow.clock import Clock, system_clock
 from humasflow.errors import (
     ActorNotFound,
+    AnchorInvalid,
     ApprovalStale,
     AuthenticationFailed,
     ClaimLost,
@@ -57,6 +58,7 @@ __all__ = [
     "SOP",
     "Actor",
     "ActorNotFound",
+    "AnchorInvalid",
     "ApprovalStale",
     "AuditReport",
     "AuthenticationFailed",
