@@ -246,10 +246,11 @@ def _check_rows(tables: Mapping[str, Iterable[Mapping[str, Any]]],
                 seq = entry[2] if entry else 0
                 if want == digest:
                     continue
-                if (table, group) == ("publications", "state") and row["state"] == "in_flight":
-                    # A claim is not an event: in flight follows a claimable state.
-                    if want in (row_digests(table, {"state": s})["state"] for s in _CLAIMABLE):
-                        continue
+                # A claim is not an event: in flight follows a claimable state.
+                if ((table, group) == ("publications", "state") and row["state"] == "in_flight"
+                        and want in {row_digests(table, {"state": s})["state"]
+                                     for s in _CLAIMABLE}):
+                    continue
                 problem = (f"no event records this row's {group!r}" if want is None else
                            f"its {group!r} is not what the record says it became")
                 findings.append(Finding(entry[0] if entry else stream, seq,

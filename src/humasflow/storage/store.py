@@ -199,7 +199,7 @@ class Store:
         """Insert an SOP revision; return its id."""
         row = conn.execute(t.sop_revisions.insert().values(**values)
                            .returning(*t.sop_revisions.c)).one()
-        rows.stash(conn, "sop_revisions", str(row.id), row._mapping)
+        rows.stash(conn, "sop_revisions", str(row.id), dict(row._mapping))
         return int(row.id)
 
     def sop_revisions(self, org: str) -> list[Mapping[str, Any]]:
@@ -233,7 +233,7 @@ class Store:
                    *where: Any) -> None:
         """Digest a row as it now stands, for the event recording its change."""
         row = conn.execute(sa.select(table).where(*where)).one()
-        rows.stash(conn, table.name, key, row._mapping)
+        rows.stash(conn, table.name, key, dict(row._mapping))
 
     def actor(self, org: str, actor_id: str, conn: Connection | None = None) -> Actor | None:
         """One actor of the organisation, or ``None``."""
@@ -261,7 +261,7 @@ class Store:
         row = conn.execute(t.items.insert().values(**values, head_hash="")
                            .returning(*t.items.c)).one()
         new_id = int(row.id)
-        written = {"items": {str(new_id): rows.row_digests("items", row._mapping)}}
+        written = {"items": {str(new_id): rows.row_digests("items", dict(row._mapping))}}
         sealed = attrs.evolve(event, stream=f"item:{new_id}", seq=1, prev_hash="",
                               data=rows.with_rows(event.data, written)).sealed()
         conn.execute(t.items.update().where(t.items.c.id == new_id)
