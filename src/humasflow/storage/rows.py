@@ -105,7 +105,14 @@ def row_key(table: str, values: Mapping[str, Any]) -> str:
     return "/".join(str(values[k]) for k in _KEYS[table])
 
 
+# One encoder, built once: this runs on every transition.
+_ENCODE = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"),
+                           default=str).encode
+
+
 def _canon(value: Any) -> Any:
+    if value is None or isinstance(value, (str, int)):
+        return value
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=dt.timezone.utc)
@@ -129,19 +136,20 @@ def row_digests(table: str, values: Mapping[str, Any], *,
     """
     digests = {}
     wanted = set(groups) if groups is not None else None
+    sha256 = hashlib.sha256
     for group, columns in _LAYOUTS[table].items():
         if wanted is not None and group not in wanted:
             continue
-        present = [c for c in columns if c in values]
-        if not present:
-            continue
-        if len(present) != len(columns):
+        try:
+            blob = _ENCODE([[c, _canon(values[c])] for c in columns])
+        except KeyError:
+            present = [c for c in columns if c in values]
+            if not present:
+                continue
             missing = sorted(set(columns) - set(present))
             raise ValueError(f"a write to {table} stores part of the column group {group!r} "
-                             f"(missing {', '.join(missing)}); store the whole group")
-        blob = json.dumps([[c, _canon(values[c])] for c in columns], sort_keys=True,
-                          ensure_ascii=False, separators=(",", ":"), default=str)
-        digests[group] = hashlib.sha256(blob.encode()).hexdigest()[:32]
+                             f"(missing {', '.join(missing)}); store the whole group") from None
+        digests[group] = sha256(blob.encode()).hexdigest()[:32]
     return digests
 
 
