@@ -108,18 +108,22 @@ def row_key(table: str, values: Mapping[str, Any]) -> str:
 # One encoder, built once: this runs on every transition.
 _ENCODE = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"),
                            default=str).encode
+_UTC = dt.timezone.utc
 
 
-def _canon(value: Any) -> Any:
-    if value is None or isinstance(value, (str, int)):
-        return value
-    if isinstance(value, dt.datetime):
+def _encode(value: Any) -> str:
+    """An unambiguous text for one column's value (``repr`` of scalars, JSON of the rest,
+    timestamps in UTC): the same for a value about to be written and for it read back."""
+    kind = type(value)
+    if value is None or kind is str or kind is int:
+        return repr(value)
+    if kind is dt.datetime:
         if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.timezone.utc)
-        return value.astimezone(dt.timezone.utc).isoformat(timespec="microseconds")
+            value = value.replace(tzinfo=_UTC)
+        return "T" + str(value.astimezone(_UTC).isoformat(timespec="microseconds"))
     if isinstance(value, (frozenset, set)):
-        return sorted(value)
-    return value
+        value = sorted(value)
+    return "J" + _ENCODE(value)
 
 
 def row_digests(table: str, values: Mapping[str, Any], *,
@@ -141,7 +145,7 @@ def row_digests(table: str, values: Mapping[str, Any], *,
         if wanted is not None and group not in wanted:
             continue
         try:
-            blob = _ENCODE([[c, _canon(values[c])] for c in columns])
+            blob = "\0".join([f"{c}\1{_encode(values[c])}" for c in columns])
         except KeyError:
             present = [c for c in columns if c in values]
             if not present:
@@ -149,7 +153,7 @@ def row_digests(table: str, values: Mapping[str, Any], *,
             missing = sorted(set(columns) - set(present))
             raise ValueError(f"a write to {table} stores part of the column group {group!r} "
                              f"(missing {', '.join(missing)}); store the whole group") from None
-        digests[group] = sha256(blob.encode()).hexdigest()[:32]
+        digests[group] = sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()[:32]
     return digests
 
 
