@@ -268,7 +268,7 @@ class Store:
                      .values(head_hash=sealed.hash))
         conn.execute(t.events.insert().values(**_event_row(sealed)))
         # The organisation's stream records every creation, so an item deleted together
-        # with all its events is still missed.
+        # with all its events is still found missing.
         self.append_org_event(conn, Event(
             org=item.org, stream="org", seq=0, at=event.at, actor=event.actor,
             action="item", data={"item": new_id, "stream": sealed.stream,
