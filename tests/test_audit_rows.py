@@ -395,3 +395,19 @@ def test_a_store_written_before_row_digests_verifies_after_its_migration(office,
         assert rows_found(migrated.verify()) == {("items", str(p), "state")}
     finally:
         migrated.close()
+
+
+def test_a_claimed_channel_in_flight_without_an_event_verifies(office, clock, image):
+    # Claims, leases and heartbeats are not events: an attempt in flight is explained.
+    p = item_ready_to_post(office, text="Halo", media=[image]).id
+    office.store.ensure_publications(office.org, p, ["outbox"], clock())
+    assert office.verify().ok
+    claimed = office.store.claim(office.org, p, "outbox", "worker-1", clock(),
+                                 clock() + dt.timedelta(minutes=15))
+    assert claimed is not None
+    assert claimed.state == "in_flight"
+    assert office.store.renew_lease(office.org, p, "outbox", "worker-1", claimed.attempts,
+                                    clock() + dt.timedelta(minutes=30))
+    assert office.verify().ok
+    sql(office, "UPDATE publications SET state = 'posted' WHERE item_id = :p", p=p)
+    assert rows_found(office.verify()) == {("publications", f"{p}/outbox", "state")}
