@@ -743,3 +743,24 @@ def test_every_command_has_a_section_with_an_example_in_the_cli_reference():
     without = [c for c in commands
                if "```console" not in sections[c] or not example[c].search(sections[c])]
     assert not without, f"docs/cli.md has no example run in the section of: {without}"
+
+
+def test_audit_anchor_then_verify_against_it(hf, image, tmp_path):
+    item = to_approval(hf, image)
+    anchor_file = tmp_path / "anchor.json"
+    printed = json.loads(hf("audit", "anchor", "--out", str(anchor_file)).stdout)
+    assert json.loads(anchor_file.read_text("utf-8")) == printed
+    assert {"org", "store", "time", "seq", "hash", "digest"} <= set(printed)
+    hf("approve", str(item), "--as", "budi")  # a later action still extends the anchor
+    ok = hf("audit", "verify", "--anchor", str(anchor_file)).output
+    assert ok.startswith("OK: ")
+    assert "extends the anchor" in ok
+    with sqlite3.connect(hf.db) as conn:
+        conn.execute("UPDATE events SET hash = 'x' WHERE stream = 'org' AND seq = ?",
+                     (printed["seq"],))
+    conn.close()
+    broken = hf("audit", "verify", "--anchor", str(anchor_file), code=1).output
+    assert "does not extend the anchor" in broken
+    (tmp_path / "bad.json").write_text("[]", encoding="utf-8")
+    assert "not a JSON object" in hf("audit", "verify", "--anchor", str(tmp_path / "bad.json"),
+                                     code=1).output

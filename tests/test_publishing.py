@@ -381,7 +381,9 @@ def test_a_scheduled_item_is_posted_by_run_due_when_its_time_comes(office, fake,
         office.schedule(item_id, at, by="budi")
     item = office.schedule(item_id, at, by="rina")
     assert item.state == "post"
-    assert office.history(item_id)[-1].data == {"post_at": at.isoformat()}
+    data = office.history(item_id)[-1].data
+    assert {k: v for k, v in data.items() if k != "rows"} == {"post_at": at.isoformat()}
+    assert set(data["rows"]["items"][str(item_id)]) == {"schedule"}
 
     assert office.run_due() == []
     clock.advance(dt.timedelta(hours=2) - S)

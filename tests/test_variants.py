@@ -105,7 +105,7 @@ def test_a_variant_for_a_missing_media_position_or_a_non_target_is_a_problem(
     assert rules == ["media_index", "target"]
 
 
-@pytest.mark.parametrize("bad, message", [
+@pytest.mark.parametrize(("bad", "message"), [
     ({"x": 5}, "variant 'x'"),
     ({"x": {"media": "0"}}, "positions"),
     ({"x": {"media": [-1]}}, "positions"),

@@ -9,6 +9,7 @@ from humasflow.audit import AuditReport, Finding
 from humasflow.clock import Clock, system_clock
 from humasflow.errors import (
     ActorNotFound,
+    AnchorInvalid,
     ApprovalStale,
     AuthenticationFailed,
     ClaimLost,
@@ -66,6 +67,7 @@ __all__ = [
     "SOP",
     "Actor",
     "ActorNotFound",
+    "AnchorInvalid",
     "ApprovalStale",
     "AuditReport",
     "AuthenticationFailed",

@@ -3,7 +3,11 @@
 Every stream (an item's history, or the organisation's own) is a chain: each event holds
 the hash of the one before it, and the stream's head (sequence and hash) is kept on the
 item's or organisation's row. :func:`verify` detects an edited, deleted, inserted or
-reordered event.
+reordered event; given the organisation's rows it also checks that each row is what the
+latest event that wrote it says (see :mod:`humasflow.storage.rows`), that every item's
+creation is in the organisation's stream, and that every checkpoint's recorded stream
+heads are still there. An anchor (a checkpoint's sequence and hash kept outside the
+database) catches a rewrite of the whole record.
 """
 
 from __future__ import annotations
@@ -11,11 +15,18 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterable, Mapping
-from typing import IO
+from typing import IO, Any
 
 import attrs
 
 from humasflow.models import Event
+from humasflow.storage.rows import (
+    INITIAL_PUBLICATION,
+    TRACKED,
+    heads_digest,
+    row_digests,
+    row_key,
+)
 
 __all__ = ["AuditReport", "Finding", "export_csv", "export_jsonl", "verify"]
 
@@ -25,13 +36,29 @@ _COLUMNS = ("org", "stream", "seq", "at", "actor", "action", "from_state", "to_s
 
 @attrs.frozen
 class Finding:
-    """One break in the record."""
+    """One break in the record.
+
+    Attributes:
+        stream: The stream the break is in, or that should explain the row.
+        seq: The event's sequence number (for a row: of the latest event that explains
+            that part of it, 0 if none does).
+        problem: What is wrong.
+        table: For a row the events do not explain: its table (``items``, ``actors``…).
+        row: The row's key (``"12"``, ``"12/outbox"``, an actor's id…).
+        group: The column group that differs (``state``, ``content``, ``roles``…).
+    """
 
     stream: str
     seq: int
     problem: str
+    table: str = ""
+    row: str = ""
+    group: str = ""
 
     def __str__(self) -> str:
+        if self.table:
+            where = f"{self.table} row {self.row}" + (f" [{self.group}]" if self.group else "")
+            return f"{where} ({self.stream} #{self.seq}): {self.problem}"
         return f"{self.stream} #{self.seq}: {self.problem}"
 
 
@@ -42,6 +69,10 @@ class AuditReport:
     events: int
     streams: int
     findings: tuple[Finding, ...] = ()
+    #: How many table rows were checked against the record.
+    rows: int = 0
+    #: How many checkpoints (and anchors) the streams were checked against.
+    checkpoints: int = 0
 
     @property
     def ok(self) -> bool:
@@ -49,18 +80,40 @@ class AuditReport:
         return not self.findings
 
 
-def verify(events: Iterable[Event], heads: Mapping[str, tuple[int, str]]) -> AuditReport:
-    """Check every chain.
+# Which stream may explain a row of each table.
+_ORG_TABLES = ("actors", "channels", "sop_revisions")
+_ITEM_TABLES = ("items", "publications")
+_CLAIMABLE = ("pending", "failed")
+
+
+def _item_of(key: str) -> str:
+    return f"item:{key.split('/', 1)[0]}"
+
+
+def verify(events: Iterable[Event], heads: Mapping[str, tuple[int, str]],
+           tables: Mapping[str, Iterable[Mapping[str, Any]]] | None = None, *,
+           anchor: Mapping[str, Any] | None = None) -> AuditReport:
+    """Check every chain, and (given ``tables``) every row against the record.
 
     Args:
         events: The events ordered by stream, then sequence.
         heads: Each stream's expected (last sequence, last hash).
+        tables: The organisation's current rows by table (see
+            :data:`humasflow.storage.rows.TRACKED`); each row must be what the latest
+            event that wrote it says it became.
+        anchor: An anchor written earlier (:meth:`humasflow.Office.anchor`): the
+            record must still extend it.
     """
     findings: list[Finding] = []
     count = 0
     seen: set[str] = set()
     stream = None
     expected_seq, prev = 1, ""
+    hashes: dict[str, list[str]] = {}
+    # (table, key) -> group -> (stream, order, seq, digest); order ranks the candidates.
+    explained: dict[tuple[str, str], dict[str, tuple[str, int, int, str]]] = {}
+    created: dict[str, tuple[int, str]] = {}  # item stream -> (org seq, first hash)
+    checkpoints: list[tuple[int, Mapping[str, Any]]] = []
 
     def close(name: str | None, last_seq: int, last_hash: str) -> None:
         if name is None:
@@ -72,6 +125,43 @@ def verify(events: Iterable[Event], heads: Mapping[str, tuple[int, str]]) -> Aud
             findings.append(Finding(name, last_seq,
                                     f"stream ends at #{last_seq} but its head says #{head[0]}: "
                                     "events were deleted or added"))
+
+    def explain(table: str, key: str, groups: Mapping[str, Any], source: str, order: int,
+                seq: int) -> None:
+        known = explained.setdefault((table, key), {})
+        for group, digest in groups.items():
+            current = known.get(group)
+            if current is None or current[1] <= order:
+                known[group] = (source, order, seq, str(digest))
+
+    def learn(event: Event) -> None:
+        data = event.data if isinstance(event.data, Mapping) else {}
+        written = data.get("rows")
+        in_org = event.stream == "org"
+        if in_org and event.action in ("checkpoint", "baseline"):
+            checkpoints.append((event.seq, data.get("streams") or {}))
+        if in_org and event.action == "item":
+            created[str(data.get("stream"))] = (event.seq, str(data.get("hash")))
+        if in_org and event.action == "baseline":
+            for name in data.get("items") or ():
+                created.setdefault(f"item:{name}", (event.seq, ""))
+        if not isinstance(written, Mapping):
+            return
+        streams = data.get("streams") or {}
+        for table, keyed in written.items():
+            if not isinstance(keyed, Mapping):
+                continue
+            for key, groups in keyed.items():
+                if not isinstance(groups, Mapping):
+                    continue
+                if table in _ORG_TABLES and in_org:
+                    explain(table, str(key), groups, "org", event.seq, event.seq)
+                elif table in _ITEM_TABLES and event.stream == _item_of(str(key)):
+                    explain(table, str(key), groups, event.stream, 2 * event.seq, event.seq)
+                elif table in _ITEM_TABLES and in_org and event.action == "baseline":
+                    # A baseline stands at the item's length when it was taken.
+                    at = streams.get(_item_of(str(key)), [0])[0]
+                    explain(table, str(key), groups, "org", 2 * int(at) + 1, event.seq)
 
     for event in events:
         count += 1
@@ -86,12 +176,108 @@ def verify(events: Iterable[Event], heads: Mapping[str, tuple[int, str]]) -> Aud
             findings.append(Finding(stream, event.seq, "does not link to the event before it"))
         if event.compute_hash() != event.hash:
             findings.append(Finding(stream, event.seq, "content does not match its hash: edited"))
+        hashes.setdefault(stream, []).append(event.hash)
         expected_seq, prev = event.seq + 1, event.hash
+        learn(event)
     close(stream, expected_seq - 1, prev)
     for name, (seq, _) in sorted(heads.items()):
         if name not in seen and seq:
             findings.append(Finding(name, seq, "all events of this stream are missing"))
-    return AuditReport(events=count, streams=len(seen), findings=tuple(findings))
+
+    def hash_at(name: str, seq: int) -> str | None:
+        chain = hashes.get(name, [])
+        return chain[seq - 1] if 0 < seq <= len(chain) else None
+
+    for at, streams in checkpoints:
+        for name, head in sorted(streams.items()):
+            seq, digest = int(head[0]), str(head[1])
+            if hash_at(name, seq) != digest:
+                findings.append(Finding(
+                    name, seq, f"the checkpoint at org #{at} recorded this stream at #{seq}; "
+                    "the stream no longer holds that event: truncated or rewritten"))
+    if anchor is not None:
+        findings.extend(_check_anchor(anchor, hash_at, dict(checkpoints)))
+
+    rows = 0
+    if tables is not None:
+        rows = _check_rows(tables, explained, created, hash_at, findings)
+    return AuditReport(events=count, streams=len(seen), findings=tuple(findings), rows=rows,
+                       checkpoints=len(checkpoints) + (anchor is not None))
+
+
+def _check_anchor(anchor: Mapping[str, Any], hash_at: Any,
+                  checkpoints: Mapping[int, Mapping[str, Any]]) -> list[Finding]:
+    try:
+        seq, digest = int(anchor["seq"]), str(anchor["hash"])
+    except (KeyError, TypeError, ValueError):
+        return [Finding("org", 0, "the anchor has no valid 'seq' and 'hash'")]
+    if hash_at("org", seq) != digest:
+        return [Finding("org", seq, "the record does not extend the anchor: the "
+                        "organisation's stream no longer holds the anchored event (rewritten "
+                        "or truncated)")]
+    streams = checkpoints.get(seq)
+    if streams is None:
+        return [Finding("org", seq, "the anchored event is not a checkpoint")]
+    if anchor.get("digest") not in (None, heads_digest(streams)):
+        return [Finding("org", seq, "the anchor's digest does not match its checkpoint's heads")]
+    return []
+
+
+def _check_rows(tables: Mapping[str, Iterable[Mapping[str, Any]]],
+                explained: Mapping[tuple[str, str], Mapping[str, tuple[str, int, int, str]]],
+                created: Mapping[str, tuple[int, str]], hash_at: Any,
+                findings: list[Finding]) -> int:
+    count = 0
+    present: set[tuple[str, str]] = set()
+    initial = row_digests("publications", INITIAL_PUBLICATION)
+    for table in TRACKED:
+        for row in tables.get(table, ()):
+            count += 1
+            key = row_key(table, row)
+            present.add((table, key))
+            stream = _item_of(key) if table in _ITEM_TABLES else "org"
+            known = explained.get((table, key), {})
+            for group, digest in row_digests(table, row).items():
+                if table == "publications" and group == "identity":
+                    continue  # the key itself: the item's own record holds the row
+                entry = known.get(group)
+                want = entry[3] if entry else (initial.get(group) if table == "publications"
+                                               else None)
+                seq = entry[2] if entry else 0
+                if want == digest:
+                    continue
+                # A claim is not an event: in flight follows a claimable state.
+                if ((table, group) == ("publications", "state") and row["state"] == "in_flight"
+                        and want in {row_digests(table, {"state": s})["state"]
+                                     for s in _CLAIMABLE}):
+                    continue
+                problem = (f"no event records this row's {group!r}" if want is None else
+                           f"its {group!r} is not what the record says it became")
+                findings.append(Finding(entry[0] if entry else stream, seq,
+                                        f"{problem}: changed outside humasflow",
+                                        table=table, row=key, group=group))
+            if table == "items":
+                origin = created.get(stream)
+                if origin is None:
+                    findings.append(Finding("org", 0, "the item's creation is not recorded in "
+                                            "the organisation's stream", table=table, row=key,
+                                            group="identity"))
+                elif origin[1] and hash_at(stream, 1) != origin[1]:
+                    findings.append(Finding("org", origin[0], "the item's first event is not "
+                                            "the one its creation record names",
+                                            table=table, row=key, group="identity"))
+    for name, (seq, _) in sorted(created.items()):
+        key = name.split(":", 1)[1]
+        if ("items", key) not in present:
+            findings.append(Finding("org", seq, "the organisation's stream records this item's "
+                                    "creation, but its row is gone: deleted",
+                                    table="items", row=key))
+    for (table, key), groups in sorted(explained.items()):
+        if (table, key) not in present and not (table == "items" and f"item:{key}" in created):
+            entry = max(groups.values(), key=lambda e: e[1])
+            findings.append(Finding(entry[0], entry[2], "the record wrote this row, but it is "
+                                    "gone: deleted", table=table, row=key))
+    return count
 
 
 def _row(event: Event) -> dict[str, object]:

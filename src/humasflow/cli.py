@@ -1642,18 +1642,46 @@ def audit() -> None:
 
 
 @audit.command("verify")
+@click.option("--anchor", "anchor", type=click.Path(dir_okay=False, path_type=Path),
+              help="An anchor file written by 'audit anchor': the record must extend it.")
 @click.pass_obj
-def audit_verify(session: _Session) -> None:
-    """Check that no recorded event was edited, deleted or reordered (exit 1 if so)."""
-    report = session.office().verify()
+def audit_verify(session: _Session, anchor: Path | None) -> None:
+    """Check the whole record (exit 1 if broken).
+
+    No event was edited, deleted or reordered, every row is what the events say it
+    became, and (with --anchor) the record still extends the anchor.
+    """
+    report = session.office().verify(anchor=anchor)
     if report.ok:
-        click.echo(f"OK: {report.events} events in {report.streams} records, no break found.")
+        extends = " It extends the anchor." if anchor is not None else ""
+        click.echo(f"OK: {report.events} events in {report.streams} records and "
+                   f"{report.rows} rows, no break found.{extends}")
         return
     for finding in report.findings:
         click.echo(f"BROKEN {finding}")
     click.echo(f"{len(report.findings)} finding(s) in {report.events} events: "
                "the record was changed outside humasflow.")
     click.get_current_context().exit(1)
+
+
+@audit.command("anchor")
+@click.option("--out", "out", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              help="Also write the anchor to this file (keep it outside the database).")
+@click.pass_obj
+def audit_anchor(session: _Session, out: Path | None) -> None:
+    """Record a checkpoint of every stream and print the anchor (JSON).
+
+    Keep the anchor somewhere the database's writers cannot change (another machine,
+    a signed e-mail, a printout); 'audit verify --anchor FILE' then proves that the
+    record still extends it, so even a rewrite of the whole database is caught.
+    """
+    document = session.office().anchor()
+    text = json.dumps(document, indent=2, sort_keys=True)
+    if out is not None:
+        out.write_text(text + "\n", encoding="utf-8")
+        click.echo(f"Wrote the anchor (organisation stream #{document['seq']}) to {out}",
+                   err=True)
+    click.echo(text)
 
 
 @cli.command("check-sla")

@@ -6,7 +6,8 @@ involved as attributes, and its message says what to do next::
     HumasflowError
     ├── DefinitionError            a bad SOP file: file, key path, problem, expected
     ├── ConfigurationError         a bad channel, plugin or store setting
-    │   └── CredentialMissing      a channel's credential variable is not set
+    │   ├── CredentialMissing      a channel's credential variable is not set
+    │   └── AnchorInvalid          an audit anchor file cannot be read or is not one
     ├── NotFound
     │   ├── ItemNotFound           no such item in this organisation
     │   ├── ActorNotFound          no such actor in this organisation
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ActorNotFound",
+    "AnchorInvalid",
     "ApprovalStale",
     "AuthenticationFailed",
     "ClaimLost",
@@ -116,6 +118,22 @@ class CredentialMissing(ConfigurationError):
             f"channel {channel!r} needs the environment variable {variable} to be set; "
             "set it in the environment of the process that posts"
         )
+
+
+class AnchorInvalid(ConfigurationError):
+    """An audit anchor (see :meth:`humasflow.Office.anchor`) cannot be used.
+
+    Attributes:
+        source: The file or description of the anchor given.
+        problem: What is wrong with it.
+    """
+
+    def __init__(self, source: str, problem: str) -> None:
+        self.source = source
+        self.problem = problem
+        super().__init__(
+            f"audit anchor {source}: {problem}; give the JSON file written by "
+            "'humasflow audit anchor --out FILE' (or Office.anchor())")
 
 
 class NotFound(HumasflowError):

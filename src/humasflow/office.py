@@ -12,6 +12,7 @@ commit.
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import json
 import logging
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 from humasflow.clock import Clock, system_clock
 from humasflow.errors import (
     ActorNotFound,
+    AnchorInvalid,
     ConfigurationError,
     ConflictError,
     CredentialMissing,
@@ -757,9 +759,59 @@ class Office:
                 fired.append(breach)
         return fired
 
-    def verify(self) -> audit.AuditReport:
-        """Check that no event of this organisation was edited, deleted or reordered."""
-        return audit.verify(self.store.events(self.org), self.store.heads(self.org))
+    def verify(self, *, anchor: Mapping[str, Any] | str | os.PathLike[str] | None = None,
+               ) -> audit.AuditReport:
+        """Check the organisation's whole record.
+
+        No event was edited, deleted, inserted or reordered; every row (items, channel
+        records, actors, channels, SOP revisions) is what the latest event that wrote it
+        says; every item's creation is in the organisation's stream; every checkpoint's
+        stream heads are still there. With ``anchor`` (what :meth:`anchor` returned, or
+        the file it was written to) the record must also still extend that anchor.
+
+        Raises:
+            AnchorInvalid: The anchor cannot be read, or is another organisation's.
+        """
+        found = None if anchor is None else self._load_anchor(anchor)
+        events, heads, tables = self.store.record(self.org)
+        return audit.verify(events, heads, tables, anchor=found)
+
+    def anchor(self, *, by: str = "humasflow") -> dict[str, Any]:
+        """Record a checkpoint of every stream's length and head in the organisation's
+        stream, and return the anchor to keep outside the database.
+
+        The anchor is a small JSON-able document: ``org``, ``store``, ``time``, the
+        checkpoint's ``seq`` and ``hash`` in the organisation's stream, and ``digest``
+        (of every stream's head). ``verify(anchor=...)`` proves the record still
+        extends it, so a rewrite of the whole database is caught.
+        """
+        now = self._now()
+        with self.store.writing() as conn:
+            sealed = self.store.checkpoint(conn, Event(
+                org=self.org, stream="org", seq=0, at=now, actor=by, action="checkpoint"))
+        return {"humasflow_anchor": 1, "org": self.org,
+                "store": self.store.engine.url.render_as_string(hide_password=True),
+                "time": now.isoformat(), "seq": sealed.seq, "hash": sealed.hash,
+                "digest": sealed.data["digest"], "streams": len(sealed.data["streams"])}
+
+    def _load_anchor(self, anchor: Mapping[str, Any] | str | os.PathLike[str],
+                     ) -> Mapping[str, Any]:
+        source = "(given)"
+        if not isinstance(anchor, Mapping):
+            source = os.fspath(anchor)
+            try:
+                with builtins.open(source, encoding="utf-8") as handle:
+                    anchor = json.load(handle)
+            except (OSError, UnicodeDecodeError, ValueError) as exc:
+                raise AnchorInvalid(source, f"cannot be read ({exc})") from exc
+            if not isinstance(anchor, Mapping):
+                raise AnchorInvalid(source, "is not a JSON object")
+        if not isinstance(anchor.get("seq"), int) or not isinstance(anchor.get("hash"), str):
+            raise AnchorInvalid(source, "has no integer 'seq' and text 'hash'")
+        if anchor.get("org") != self.org:
+            raise AnchorInvalid(source, f"is organisation {anchor.get('org')!r}'s, not "
+                                f"{self.org!r}'s")
+        return anchor
 
     def export(self, out: IO[str], *, format: str = "jsonl",
                item_id: int | None = None) -> int:

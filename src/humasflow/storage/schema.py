@@ -197,9 +197,18 @@ def _content_digest(conn: Connection) -> None:
                                           row.approved_digest)))
 
 
+def _row_digest_baseline(conn: Connection) -> None:
+    # Rows written before events carried row digests: record what they hold now, so that
+    # verify explains them (it cannot tell what happened to them before).
+    from humasflow.storage.store import record_baseline  # the store imports this module
+
+    record_baseline(conn, "rows as they stood when the record started covering them")
+
+
 #: The ordered schema migrations: (version, name, function).
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema", _initial),
     (2, "indexes for overdue and assignee lists", _list_indexes),
     (3, "content digest of items, checked by posting claims", _content_digest),
+    (4, "row digests: a baseline of existing rows", _row_digest_baseline),
 ]

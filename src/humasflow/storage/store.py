@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from humasflow.errors import ConflictError, ItemChanged, StorageError
 from humasflow.models import Actor, ChannelConfig, ContentItem, Event, PostContent, Publication
+from humasflow.storage import rows
 from humasflow.storage import schema as t
 
 __all__ = ["Store", "database_url"]
@@ -101,8 +102,12 @@ class Store:
         try:
             with self.engine.connect() as conn:
                 conn = conn.execution_options(humasflow_write=True)
-                with conn.begin():
-                    yield conn
+                rows.take(conn)  # nothing left over from an earlier transaction
+                try:
+                    with conn.begin():
+                        yield conn
+                finally:
+                    rows.take(conn)
         except sa.exc.OperationalError as exc:
             raise StorageError(f"the store cannot be written: {exc.orig}") from exc
 
@@ -161,28 +166,41 @@ class Store:
             return list(conn.execute(sa.select(t.orgs.c.id).order_by(t.orgs.c.id)).scalars())
 
     def append_org_event(self, conn: Connection, event: Event) -> Event:
-        """Append ``event`` to the organisation's own stream inside ``conn``'s transaction."""
-        row = conn.execute(
-            sa.select(t.orgs.c.version, t.orgs.c.head_hash)
-            .where(t.orgs.c.id == event.org).with_for_update()
-        ).one()
-        sealed = attrs.evolve(event, stream="org", seq=row.version + 1,
-                              prev_hash=row.head_hash).sealed()
-        updated = conn.execute(
-            t.orgs.update()
-            .where(t.orgs.c.id == event.org, t.orgs.c.version == row.version)
-            .values(version=sealed.seq, head_hash=sealed.hash))
-        if updated.rowcount != 1:
-            raise ConflictError(f"org:{event.org}", row.version)
-        conn.execute(t.events.insert().values(**_event_row(sealed)))
-        return sealed
+        """Append ``event`` to the organisation's own stream inside ``conn``'s transaction.
+
+        The event carries the digests of the rows written before it in the transaction.
+        """
+        return append_org_event(conn, event)
+
+    def checkpoint(self, conn: Connection, event: Event) -> Event:
+        """Append a ``checkpoint`` to the organisation's stream recording every item
+        stream's length and head (``data["streams"]``) and their digest."""
+        return append_org_event(conn, checkpoint_event(conn, event))
+
+    def record(self, org: str) -> tuple[list[Event], dict[str, tuple[int, str]],
+                                        dict[str, list[dict[str, Any]]]]:
+        """The organisation's events, stream heads and tracked rows, read in one snapshot
+        (for :func:`humasflow.audit.verify`)."""
+        try:
+            with self.engine.connect() as conn:
+                if self.is_postgres:
+                    conn = conn.execution_options(isolation_level="REPEATABLE READ")
+                with conn.begin():
+                    query = (sa.select(t.events).where(t.events.c.org == org)
+                             .order_by(t.events.c.stream, t.events.c.seq, t.events.c.id))
+                    events = [_event(r) for r in conn.execute(query)]
+                    return events, _heads(conn, org), rows.current_rows(conn, org)
+        except sa.exc.OperationalError as exc:
+            raise StorageError(f"the store cannot be read: {exc.orig}") from exc
 
     # -- SOP revisions ------------------------------------------------------------------
 
     def add_sop_revision(self, conn: Connection, values: Mapping[str, Any]) -> int:
         """Insert an SOP revision; return its id."""
-        return int(conn.execute(t.sop_revisions.insert().values(**values)
-                                .returning(t.sop_revisions.c.id)).scalar_one())
+        row = conn.execute(t.sop_revisions.insert().values(**values)
+                           .returning(*t.sop_revisions.c)).one()
+        rows.stash(conn, "sop_revisions", str(row.id), dict(row._mapping))
+        return int(row.id)
 
     def sop_revisions(self, org: str) -> list[Mapping[str, Any]]:
         """The organisation's SOP revisions, oldest first."""
@@ -208,6 +226,14 @@ class Store:
                                .values(**values))
         if updated.rowcount == 0:
             conn.execute(t.actors.insert().values(org=actor.org, id=actor.id, **values))
+        self._stash_row(conn, t.actors, actor.id,
+                        t.actors.c.org == actor.org, t.actors.c.id == actor.id)
+
+    def _stash_row(self, conn: Connection, table: sa.Table, key: str,
+                   *where: Any) -> None:
+        """Digest a row as it now stands, for the event recording its change."""
+        row = conn.execute(sa.select(table).where(*where)).one()
+        rows.stash(conn, table.name, key, dict(row._mapping))
 
     def actor(self, org: str, actor_id: str, conn: Connection | None = None) -> Actor | None:
         """One actor of the organisation, or ``None``."""
@@ -232,12 +258,21 @@ class Store:
         """Insert a new item with its first event; return the new id and sealed event."""
         values = _item_values(item)
         values.pop("id")
-        new_id = int(conn.execute(t.items.insert().values(**values, head_hash="")
-                                  .returning(t.items.c.id)).scalar_one())
-        sealed = attrs.evolve(event, stream=f"item:{new_id}", seq=1, prev_hash="").sealed()
+        row = conn.execute(t.items.insert().values(**values, head_hash="")
+                           .returning(*t.items.c)).one()
+        new_id = int(row.id)
+        written = {"items": {str(new_id): rows.row_digests("items", dict(row._mapping))}}
+        sealed = attrs.evolve(event, stream=f"item:{new_id}", seq=1, prev_hash="",
+                              data=rows.with_rows(event.data, written)).sealed()
         conn.execute(t.items.update().where(t.items.c.id == new_id)
                      .values(head_hash=sealed.hash))
         conn.execute(t.events.insert().values(**_event_row(sealed)))
+        # The organisation's stream records every creation, so an item deleted together
+        # with all its events is still found missing.
+        self.append_org_event(conn, Event(
+            org=item.org, stream="org", seq=0, at=event.at, actor=event.actor,
+            action="item", data={"item": new_id, "stream": sealed.stream,
+                                 "hash": sealed.hash}))
         return new_id, sealed
 
     def item(self, org: str, item_id: int, conn: Connection | None = None) -> ContentItem | None:
@@ -305,8 +340,6 @@ class Store:
         Raises:
             ConflictError: The item changed since it was read; nothing was written.
         """
-        sealed = attrs.evolve(event, stream=f"item:{item.id}", seq=expected_version + 1,
-                              prev_hash=prev_hash).sealed()
         values = _item_values(item)
         for key in ("id", "org", "sop_revision", "created_by", "created_at"):
             values.pop(key)
@@ -316,6 +349,11 @@ class Store:
         else:
             for key in ("step_started_at", "due_at"):
                 values.pop(key)
+        written = rows.take(conn)
+        written.setdefault("items", {})[str(item.id)] = rows.row_digests("items", values)
+        sealed = attrs.evolve(event, stream=f"item:{item.id}", seq=expected_version + 1,
+                              prev_hash=prev_hash,
+                              data=rows.with_rows(event.data, written)).sealed()
         values.update(version=sealed.seq, head_hash=sealed.hash,
                       b_id=item.id, b_org=item.org, b_version=expected_version)
         statement = _UPDATE_NEW_STEP if new_step else _UPDATE_SAME_STEP
@@ -333,6 +371,7 @@ class Store:
         """Change who is responsible for an item (the caller records the event)."""
         conn.execute(t.items.update().where(t.items.c.id == item_id, t.items.c.org == org)
                      .values(assignee=assignee))
+        rows.stash(conn, "items", str(item_id), {"assignee": assignee})
 
     def mark_breach(self, org: str, item_id: int, version: int) -> bool:
         """Mark the item's current step as reported late; ``False`` if already reported."""
@@ -362,14 +401,7 @@ class Store:
     def heads(self, org: str) -> dict[str, tuple[int, str]]:
         """Each stream's expected (last seq, last hash), from the items and org rows."""
         with self.reading() as conn:
-            heads = {f"item:{r.id}": (r.version, r.head_hash) for r in conn.execute(
-                sa.select(t.items.c.id, t.items.c.version, t.items.c.head_hash)
-                .where(t.items.c.org == org))}
-            org_row = conn.execute(sa.select(t.orgs.c.version, t.orgs.c.head_hash)
-                                   .where(t.orgs.c.id == org)).first()
-        if org_row is not None and org_row.version:
-            heads["org"] = (org_row.version, org_row.head_hash)
-        return heads
+            return _heads(conn, org)
 
     # -- channels and publications ------------------------------------------------------
 
@@ -381,6 +413,8 @@ class Store:
             t.channels.c.org == channel.org, t.channels.c.name == channel.name).values(**values))
         if updated.rowcount == 0:
             conn.execute(t.channels.insert().values(org=channel.org, name=channel.name, **values))
+        self._stash_row(conn, t.channels, channel.name,
+                        t.channels.c.org == channel.org, t.channels.c.name == channel.name)
 
     def channels(self, org: str, conn: Connection | None = None) -> dict[str, ChannelConfig]:
         """The organisation's channels by name."""
@@ -487,7 +521,10 @@ class Store:
             query = query.where(p.state.in_(list(states)))
         if claimed_by is not None:
             query = query.where(p.claimed_by == claimed_by)
-        return bool(conn.execute(query.values(**values)).rowcount == 1)
+        changed = bool(conn.execute(query.values(**values)).rowcount == 1)
+        if changed:
+            rows.stash(conn, "publications", f"{item_id}/{channel}", values)
+        return changed
 
     def save_progress(self, org: str, item_id: int, channel: str, worker: str,
                       progress: Mapping[str, Any], *, lease_until: dt.datetime | None = None,
@@ -586,7 +623,8 @@ class Store:
         # than an action that moved the item meanwhile.
         sealed = attrs.evolve(event, stream=f"item:{item_id}", seq=row.version + 1,
                               prev_hash=row.head_hash, from_state=row.state,
-                              to_state=row.state).sealed()
+                              to_state=row.state,
+                              data=rows.with_rows(event.data, rows.take(conn))).sealed()
         conn.execute(t.items.update().where(t.items.c.id == item_id,
                                             t.items.c.version == row.version)
                      .values(version=sealed.seq, head_hash=sealed.hash))
@@ -610,6 +648,71 @@ class Store:
         if conn.execute(query.values(post_at=when, post_by=by)).rowcount != 1 \
                 and gate is not None:
             raise ItemChanged(str(item_id))
+        rows.stash(conn, "items", str(item_id), {"post_at": when, "post_by": by})
+
+
+def _heads(conn: Connection, org: str) -> dict[str, tuple[int, str]]:
+    heads = {f"item:{r.id}": (r.version, r.head_hash) for r in conn.execute(
+        sa.select(t.items.c.id, t.items.c.version, t.items.c.head_hash)
+        .where(t.items.c.org == org))}
+    org_row = conn.execute(sa.select(t.orgs.c.version, t.orgs.c.head_hash)
+                           .where(t.orgs.c.id == org)).first()
+    if org_row is not None and org_row.version:
+        heads["org"] = (org_row.version, org_row.head_hash)
+    return heads
+
+
+def append_org_event(conn: Connection, event: Event) -> Event:
+    """Append ``event`` to its organisation's stream in ``conn``'s transaction (also used
+    by migrations, which have no :class:`Store`)."""
+    row = conn.execute(
+        sa.select(t.orgs.c.version, t.orgs.c.head_hash)
+        .where(t.orgs.c.id == event.org).with_for_update()
+    ).one()
+    sealed = attrs.evolve(event, stream="org", seq=row.version + 1,
+                          prev_hash=row.head_hash,
+                          data=rows.with_rows(event.data, rows.take(conn))).sealed()
+    updated = conn.execute(
+        t.orgs.update()
+        .where(t.orgs.c.id == event.org, t.orgs.c.version == row.version)
+        .values(version=sealed.seq, head_hash=sealed.hash))
+    if updated.rowcount != 1:
+        raise ConflictError(f"org:{event.org}", row.version)
+    conn.execute(t.events.insert().values(**_event_row(sealed)))
+    return sealed
+
+
+def checkpoint_event(conn: Connection, event: Event) -> Event:
+    """``event`` with every item stream's (length, head) of its organisation in
+    ``data["streams"]`` and their digest in ``data["digest"]``."""
+    query = (sa.select(t.items.c.id, t.items.c.version, t.items.c.head_hash)
+             .where(t.items.c.org == event.org).order_by(t.items.c.id))
+    streams = {f"item:{r.id}": [r.version, r.head_hash] for r in conn.execute(query)}
+    return attrs.evolve(event, data={**event.data, "streams": streams,
+                                     "digest": rows.heads_digest(streams)})
+
+
+def record_baseline(conn: Connection, note: str) -> int:
+    """Append a ``baseline`` to every organisation's stream: the digests of its rows as
+    they stand now (a checkpoint too), for rows no event has digested yet.
+
+    For migrations: a store written before rows were digested, or a migration that adds
+    a column to a tracked table, records one so that :func:`humasflow.audit.verify`
+    explains today's rows. Returns how many organisations got one.
+    """
+    done = 0
+    for org in list(conn.execute(sa.select(t.orgs.c.id).order_by(t.orgs.c.id)).scalars()):
+        current = rows.current_rows(conn, org)
+        if not any(current.values()):
+            continue
+        digests = {table: {rows.row_key(table, r): rows.row_digests(table, r) for r in found}
+                   for table, found in current.items() if found}
+        event = checkpoint_event(conn, Event(
+            org=org, stream="org", seq=0, at=_utcnow(), actor="humasflow", action="baseline",
+            note=note, data={"rows": digests, "items": [r["id"] for r in current["items"]]}))
+        append_org_event(conn, event)
+        done += 1
+    return done
 
 
 # Statements built once: the hot path (one action) only binds values to them.
