@@ -20,6 +20,7 @@ from humasflow.errors import (
     DefinitionError,
     FourEyesRequired,
     HumasflowError,
+    InputInvalid,
     ItemNotFound,
     NotAllowedNow,
     NotFound,
@@ -32,6 +33,7 @@ from humasflow.errors import (
     RoleRequired,
     SOPNotFound,
     StorageError,
+    StoreLocked,
     WaitingForPerson,
 )
 from humasflow.evaluation import Breach, StepRun
@@ -76,6 +78,7 @@ __all__ = [
     "FourEyesRequired",
     "Header",
     "HumasflowError",
+    "InputInvalid",
     "ItemNotFound",
     "Label",
     "Media",
@@ -103,6 +106,7 @@ __all__ = [
     "StepRun",
     "StorageError",
     "Store",
+    "StoreLocked",
     "WaitingForPerson",
     "bundled_sop",
     "hookimpl",
