@@ -100,13 +100,12 @@ def item_id(value: Any, org: str) -> int:
     found, like any other unknown number."""
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise TypeError(f"item_id must be an item's number, got {type(value).__name__}")
-    if isinstance(value, str):
-        if not value.strip().isdigit() or not value.isascii():
-            raise ItemNotFound(value, org)
-        value = int(value)
-    if not 0 < value <= MAX_ID:
-        raise ItemNotFound(str(value), org)
-    return value
+    if isinstance(value, str) and (not value.strip().isdigit() or not value.isascii()):
+        raise ItemNotFound(value, org)
+    number = int(value)
+    if not 0 < number <= MAX_ID:
+        raise ItemNotFound(str(number), org)
+    return number
 
 
 def moment(field: str, value: Any) -> dt.datetime:

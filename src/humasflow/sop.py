@@ -518,8 +518,7 @@ class _Reader:
                     raise self.fail(path, f"is {value!r}, longer than the limit of {limit} "
                                     "days", f'a duration of at most "{limit}d"')
                 return dt.timedelta(seconds=seconds)
-        raise self.fail(path, f"is {value!r}",
-                        f'a duration such as "5m", "2h" or "1d" (at most "{limit}d")')
+        raise self.fail(path, f"is {value!r}", 'a duration such as "5m", "2h" or "1d"')
 
     def check_lifecycle(self, steps: Sequence[Step]) -> None:
         life = [s for s in steps if s.is_lifecycle]
