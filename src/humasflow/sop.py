@@ -540,22 +540,6 @@ class _Reader:
         if approval is None:
             raise self.fail("steps", "has no approval step",
                             'a step with output = "approval" before the posting step')
-        for s in life:
-            if s.return_to is None:
-                continue
-            where = f"{path_of[s.key]}.return_to"
-            if s.return_to not in index:
-                raise self.fail(where, f"is {s.return_to!r}, not a content step",
-                                "the key of an earlier content step")
-            if index[s.return_to] >= index[s.key]:
-                raise self.fail(where, f"is {s.return_to!r}, which is not earlier",
-                                "the key of an earlier content step")
-            if s.output == "recheck" and index[s.return_to] <= index[approval.key]:
-                raise self.fail(where, f"is {s.return_to!r}, before the approval",
-                                "a step after the approval (revisions go through approval)")
-        if index[approval.key] == 0:
-            raise self.fail(f"{path_of[approval.key]}", "is the first content step",
-                            "content steps before the approval")
         # The approval binds the concept and design, and what follows it relies on it:
         # an order the engine could never complete is refused here, not at the dead end.
         for s in life:
@@ -572,12 +556,28 @@ class _Reader:
                                 "publication (they need an approved concept)")
         recheck = next((s for s in life if s.output == "recheck"), None)
         production = next((s for s in life if s.output == "production"), None)
-        if recheck is not None and (production is None
-                                    or index[recheck.key] < index[production.key]):
+        if recheck is not None and production is not None and \
+                index[recheck.key] < index[production.key]:
             raise self.fail(f"{path_of[recheck.key]}.output",
-                            "is 'recheck' with no production step before it",
+                            f"is 'recheck' before the production step {production.key!r}",
                             "a production step before the recheck (it rechecks the "
                             "produced content)")
+        for s in life:
+            if s.return_to is None:
+                continue
+            where = f"{path_of[s.key]}.return_to"
+            if s.return_to not in index:
+                raise self.fail(where, f"is {s.return_to!r}, not a content step",
+                                "the key of an earlier content step")
+            if index[s.return_to] >= index[s.key]:
+                raise self.fail(where, f"is {s.return_to!r}, which is not earlier",
+                                "the key of an earlier content step")
+            if s.output == "recheck" and index[s.return_to] <= index[approval.key]:
+                raise self.fail(where, f"is {s.return_to!r}, before the approval",
+                                "a step after the approval (revisions go through approval)")
+        if index[approval.key] == 0:
+            raise self.fail(f"{path_of[approval.key]}", "is the first content step",
+                            "content steps before the approval")
 
 
 def _join(path: str, key: str) -> str:

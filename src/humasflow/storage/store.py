@@ -146,7 +146,8 @@ class Store:
         where = f"the store {self.target}"
         if _is_locked(orig):
             return StoreLocked(self.target, self.busy_timeout, postgres=self.is_postgres)
-        if isinstance(exc, sa.exc.DataError) or isinstance(orig, sqlite3.DataError) or (
+        if isinstance(exc, (sa.exc.DataError, OverflowError)) or isinstance(
+                orig, sqlite3.DataError) or (
                 type(orig).__name__ == "DataError" or _sqlstate(orig).startswith("22")):
             return StorageError(
                 f"{where} refused a value: {first}; nothing was written (the value is "
@@ -701,7 +702,7 @@ def _safe(url: str) -> str:
 
 #: What a driver raises, wrapped by SQLAlchemy or (from an event handler) bare.
 _DRIVER_ERRORS = (sa.exc.OperationalError, sa.exc.DataError, sa.exc.IntegrityError,
-                  sa.exc.DatabaseError, sqlite3.Error)
+                  sa.exc.DatabaseError, sqlite3.Error, OverflowError)
 
 
 def _sqlstate(orig: object) -> str:
