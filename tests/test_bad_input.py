@@ -106,7 +106,9 @@ def test_an_up_to_date_store_opens_and_reads_while_another_connection_writes(
     assert isinstance(caught.value, StorageError)
     assert caught.value.timeout == 0.2
     message = str(caught.value)
-    assert "is locked" in message and "0.2 s" in message and "--busy-timeout" in message
+    assert "is locked" in message
+    assert "0.2 s" in message
+    assert "--busy-timeout" in message
     assert "nothing was written" in message
     assert counts(office) == before
 
@@ -128,7 +130,8 @@ def test_the_cli_reads_while_locked_and_a_write_says_what_holds_the_lock(store_u
         assert "rina" in listed.output
         refused = run(store_url, "actor", "add", "sari", "--name", "Sari", "--role", "staff",
                       timeout=0.2, code=1)
-    assert "Error: the store" in refused.output and "is locked" in refused.output
+    assert "Error: the store" in refused.output
+    assert "is locked" in refused.output
     assert "sari" not in run(store_url, "actor", "list").output
 
 
@@ -136,7 +139,8 @@ def test_the_busy_timeout_is_checked():
     with pytest.raises(ValueError, match="busy_timeout"):
         Store(":memory:", busy_timeout=-1)
     result = CliRunner().invoke(cli, ["--busy-timeout", "-1", "list"])
-    assert result.exit_code == 2 and "--busy-timeout" in result.output
+    assert result.exit_code == 2
+    assert "--busy-timeout" in result.output
 
 
 # -- values one database would refuse and the other keep -----------------------------------
@@ -169,14 +173,16 @@ def test_nul_and_surrogates_are_refused_at_the_boundary(office, bad, problem):
             attempt()
         assert caught.value.field == field, field
         assert isinstance(caught.value, ValueError)
-        assert problem in str(caught.value) and "nothing was written" in str(caught.value)
+        assert problem in str(caught.value)
+        assert "nothing was written" in str(caught.value)
     item = office.new_item("fine", by="rina")
-    with pytest.raises(InputInvalid, match="^text contains"):
+    with pytest.raises(InputInvalid, match=r"^text contains"):
         office.complete(item.id, by="rina", text=bad)
-    with pytest.raises(InputInvalid, match="^note contains"):
+    with pytest.raises(InputInvalid, match=r"^note contains"):
         office.cancel(item.id, by="rina", reason=bad)
     after = counts(office)
-    assert after[0] == before[0] + 1 and after[1:] == (before[1] + 1, *before[2:])
+    assert after[0] == before[0] + 1
+    assert after[1:] == (before[1] + 1, *before[2:])
     assert office.item(item.id).version == 1
 
 
@@ -198,7 +204,8 @@ def test_over_long_values_are_refused_with_the_field_limit_and_length(office):
             attempt(limit + 1)
         error = caught.value
         assert (error.field, error.limit, error.length) == (field, limit, limit + 1)
-        assert f"{limit + 1} characters long" in str(error) and str(limit) in str(error)
+        assert f"{limit + 1} characters long" in str(error)
+        assert str(limit) in str(error)
     assert counts(office) == before
     office.new_item("x" * 500, by="rina")  # the limit itself is fine
     office.add_actor("a" * 200, "D" * 300, email="e" * 300, roles=["staff"])
@@ -291,7 +298,8 @@ def test_standard_times_beyond_the_limit_are_refused_naming_file_key_and_limit(
     error = caught.value
     assert error.source == str(path)
     assert error.path.endswith(".standard_time")
-    assert "30 days" in str(error) and duration in str(error)
+    assert "30 days" in str(error)
+    assert duration in str(error)
 
 
 def test_the_longest_standard_time_keeps_new_items_working(tmp_path):
@@ -302,7 +310,8 @@ def test_the_longest_standard_time_keeps_new_items_working(tmp_path):
             'standard_time = "5m"', 'standard_time = "30d"', 1)))
         staffed_office(office)
         item = office.new_item("ok", by="rina")
-        assert item.due_at is not None and item.due_at - item.created_at == dt.timedelta(days=30)
+        assert item.due_at is not None
+        assert item.due_at - item.created_at == dt.timedelta(days=30)
     finally:
         store.close()
 
@@ -323,9 +332,9 @@ def test_a_binary_sop_file_is_a_definition_error(tmp_path, content):
 
 def test_nul_and_over_long_header_texts_in_an_sop_are_definition_errors():
     number = bundled_text().split('number = "', 1)[1].split('"', 1)[0]
-    with pytest.raises(DefinitionError, match="sop.number: contains a NUL"):
+    with pytest.raises(DefinitionError, match=r"sop\.number: contains a NUL"):
         parse_sop(bundled_text().replace(number, "a\\u0000b", 1), source="s.toml")
-    with pytest.raises(DefinitionError, match="sop.number: is 201 characters"):
+    with pytest.raises(DefinitionError, match=r"sop\.number: is 201 characters"):
         parse_sop(bundled_text().replace(number, "N" * 201, 1))
 
 
@@ -351,7 +360,8 @@ def test_an_sop_whose_production_precedes_its_approval_is_refused_at_load_time(o
     with pytest.raises(DefinitionError) as caught:
         parse_sop(_moved(bundled_text(), key, approval), source="wrong-order.toml")
     message = str(caught.value)
-    assert caught.value.source == "wrong-order.toml" and caught.value.path.endswith(".output")
+    assert caught.value.source == "wrong-order.toml"
+    assert caught.value.path.endswith(".output")
     assert "approval step before production, recheck and publication" in message
 
 
@@ -383,7 +393,8 @@ def test_terminal_escape_sequences_in_user_text_are_shown_escaped(store_url, tmp
         for raw in ("\x1b", "\x07", "\u202e", "\x9b"):
             assert raw not in output, output
     shown = "\n".join(outputs[:3])
-    assert "\\x1b[2J" in shown and "\\u202e" in shown
+    assert "\\x1b[2J" in shown
+    assert "\\u202e" in shown
 
 
 def test_csv_exports_neutralise_formulas_and_jsonl_keeps_the_record(office):
@@ -400,7 +411,8 @@ def test_csv_exports_neutralise_formulas_and_jsonl_keeps_the_record(office):
     cells = [value for row in rows for value in row.values()]
     for cell in cells:
         assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), cell
-    assert "'+1+1" in cells and "'-2+3" in cells
+    assert "'+1+1" in cells
+    assert "'-2+3" in cells
     lines = io.StringIO()
     office.export(lines, format="jsonl")
     notes = [json.loads(line)["note"] for line in lines.getvalue().splitlines()]
@@ -469,7 +481,8 @@ def test_cli_schedule_refuses_dst_gaps_and_asks_for_an_offset_in_a_fold(store_ur
     assert "does not exist in America/New_York" in gap.output
     fold = run(store_url, *ny, "schedule", str(item.id), "--as", "rina", "--at",
                "2026-11-01 01:30", clock=clock, code=1)
-    assert "happens twice" in fold.output and "01:30-04:00" in fold.output
+    assert "happens twice" in fold.output
+    assert "01:30-04:00" in fold.output
     bad = run(store_url, "schedule", str(item.id), "--as", "rina", "--at", "tomorrow",
               clock=clock, code=2)
     assert "--at" in bad.output
