@@ -528,3 +528,54 @@ def test_open_closes_the_store_when_the_org_is_refused(tmp_path):
     with pytest.raises(InputInvalid, match="org"):
         humasflow.open(str(tmp_path / "h.db"), org="o" * 101)
     assert Path(tmp_path / "h.db").exists()
+
+
+def test_a_sqlite_file_of_another_application_is_left_alone(tmp_path):
+    other = tmp_path / "contacts.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE contacts (name TEXT)")
+    with pytest.raises(StorageError, match=r"not a humasflow store.*contacts"):
+        Store(str(other))
+    result = run(str(other), "list", code=1)
+    assert "not a humasflow store" in result.output
+    with sqlite3.connect(other) as conn:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    assert tables == ["contacts"]
+
+
+def test_wrong_types_and_values_of_arguments_are_clear_errors(office):
+    before = counts(office)
+    with pytest.raises(TypeError, match="list of channel names"):
+        office.new_item("t", by="rina", channels="outbox")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"roles=\['staff'\]"):
+        office.add_actor("dewi", "Dewi", roles="staff")
+    with pytest.raises(TypeError, match="load_sop"):
+        office.establish("fisip.toml")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="title must be a string"):
+        office.new_item(None, by="rina")  # type: ignore[arg-type]
+    with pytest.raises(InputInvalid, match="limit"):
+        office.items(limit=-1)
+    with pytest.raises(InputInvalid, match="outside the times"):
+        office.establish(effective=dt.date(1, 1, 1))
+    with pytest.raises(TypeError, match="str"):
+        parse_sop(b"format = 1")  # type: ignore[arg-type]
+    assert counts(office) == before
+
+
+def test_cli_refuses_extreme_times_and_unwritable_outputs(store_url, tmp_path, image):
+    clock = SteerableClock()
+    run(store_url, "init", "--outbox", str(tmp_path / "out"), clock=clock)
+    store = Store(store_url)
+    try:
+        office = Office(store, clock=clock, environ={})
+        staffed_office(office)
+        item = item_ready_to_post(office, text="Selamat!", media=[image])
+    finally:
+        store.close()
+    for at in ("0001-01-01 00:00", "9999-12-31 23:59"):
+        result = run(store_url, "schedule", str(item.id), "--as", "rina", "--at", at,
+                     clock=clock, code=1)
+        assert "outside the times" in result.output
+    result = run(store_url, "export", "--output", str(tmp_path / "no" / "such" / "x.csv"),
+                 clock=clock, code=1)
+    assert "cannot write --output" in result.output

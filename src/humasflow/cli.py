@@ -1217,8 +1217,11 @@ def schedule(session: _Session, item_id: int, by: str, when: dt.datetime) -> Non
 def _local_time(naive: dt.datetime, zone: zoneinfo.ZoneInfo) -> dt.datetime:
     """``naive`` as a time of ``zone``'s clock, refusing one the clock skips or repeats."""
     at = naive.replace(tzinfo=zone)
-    back = at.astimezone(dt.timezone.utc).astimezone(zone)
     shown = naive.strftime("%Y-%m-%d %H:%M")
+    try:
+        back = at.astimezone(dt.timezone.utc).astimezone(zone)
+    except (OverflowError, ValueError):
+        _fail(f"--at {shown!r} is outside the times humasflow takes (1900 to 8999)")
     if back.replace(tzinfo=None) != naive:
         _fail(f"--at {shown!r} does not exist in {zone}: the clocks skip it (daylight saving "
               f"starts); give a time that exists, e.g. {back.strftime('%Y-%m-%d %H:%M')}")
@@ -1625,7 +1628,11 @@ def export(session: _Session, fmt: str, output: Path | None, item_id: int | None
             return
         office.export(sys.stdout, format=fmt, item_id=item_id)
         return
-    with output.open("w", encoding="utf-8", newline="") as out:
+    try:
+        out = output.open("w", encoding="utf-8", newline="")
+    except OSError as exc:
+        _fail(f"cannot write --output {str(output)!r}: {exc.strerror}")
+    with out:
         count = office.export(out, format=fmt, item_id=item_id)
     _echo(f"Wrote {count} event(s) to {output}", err=True)
 

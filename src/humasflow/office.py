@@ -166,6 +166,9 @@ class Office:
             effective: From when it applies (default: the document's effective date).
         """
         sop = sop or bundled_sop()
+        if not isinstance(sop, SOP):
+            raise TypeError(f"sop must be an SOP (from load_sop(path) or parse_sop(text)), "
+                            f"got {type(sop).__name__}")
         by = by or sop.header.approved_by_name or "unknown"
         _input.ident("by", by, _input.ACTOR_ID)
         effective = effective or sop.header.effective
@@ -177,7 +180,8 @@ class Office:
         if not isinstance(effective, dt.datetime):
             # A date is a day of the SOP's own calendar: it starts at midnight in its zone.
             zone = zoneinfo.ZoneInfo(sop.header.timezone)
-            effective = dt.datetime.combine(effective, dt.time(), tzinfo=zone)
+            effective = _input.moment(
+                "effective", dt.datetime.combine(effective, dt.time(), tzinfo=zone))
         now = self._now()
         data = plain(sop.data)
         with self.store.writing() as conn:
@@ -233,6 +237,9 @@ class Office:
     ) -> Actor:
         """Add an actor to the organisation, or replace their name, email and roles."""
         _input.ident("actor_id", actor_id, _input.ACTOR_ID)
+        if isinstance(roles, str):
+            raise TypeError(f"roles must be a list of role keys, got the string {roles!r}; "
+                            f"write roles=[{roles!r}]")
         _input.ident("name", name, _input.NAME)
         _input.ident("email", email, _input.EMAIL)
         roles = [_input.ident(f"roles[{i}]", r, _input.ROLES) for i, r in enumerate(roles)]
@@ -363,6 +370,9 @@ class Office:
                                actor_id=actor.id, role=first.actor)
         if channels is None:
             channels = list(self.channels())
+        elif isinstance(channels, str) or not isinstance(channels, Iterable):
+            raise TypeError(f"channels must be a list of channel names, got "
+                            f"{type(channels).__name__} {channels!r:.60}")
         else:
             self._check_channels(channels)
         post = PostContent(text=text.strip(), media=tuple(media), link=link,
@@ -430,6 +440,7 @@ class Office:
         """
         if by is not None:
             self.actor(by)
+        _check_limit(limit)
         states: list[str] = []
         if state == "open":
             states = sorted({s.key for rev in self.store.sop_revisions(self.org)
@@ -722,6 +733,7 @@ class Office:
         """Post what is due now (scheduled items, channels whose retry time came)."""
         if now is not None:
             _input.moment("now", now)
+        _check_limit(limit)
         return self.dispatcher().run_due(now, limit=limit)
 
     def confirm(self, item_id: int, channel: str, *, by: str | Actor, url: str | None = None,
@@ -833,6 +845,15 @@ class Office:
             # The action is already committed; a failing hook must not look like a
             # failed action. It is logged with its traceback instead.
             log.exception("a humasflow plugin failed in hook %s", name)
+
+
+def _check_limit(limit: Any) -> None:
+    if limit is None:
+        return
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise TypeError(f"limit must be a whole number, got {type(limit).__name__}")
+    if not 0 <= limit <= _input.MAX_ID:
+        raise InputInvalid("limit", f"is {limit}", "give a number from 0 up")
 
 
 def _check_post_fields(fields: Mapping[str, Any]) -> None:

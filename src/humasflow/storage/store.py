@@ -194,6 +194,15 @@ class Store:
             raise _too_new(current, latest)
         if current == latest:
             return latest
+        if current == 0 and not self.is_postgres:
+            with self.reading() as conn:
+                others = sorted(sa.inspect(conn).get_table_names())
+            if others:
+                # A SQLite file is one application's database: never add tables to another's.
+                raise StorageError(
+                    f"the store {self.target} is not a humasflow store: it is the SQLite "
+                    f"database of something else (tables: {', '.join(others[:5])}); "
+                    "point --db at a humasflow store, or at a new file")
         with self.writing() as conn:
             if self.is_postgres:
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(7148101)"))
