@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 import humasflow
 from humasflow import (
@@ -579,3 +581,35 @@ def test_cli_refuses_extreme_times_and_unwritable_outputs(store_url, tmp_path, i
     result = run(store_url, "export", "--output", str(tmp_path / "no" / "such" / "x.csv"),
                  clock=clock, code=1)
     assert "cannot write --output" in result.output
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(title=st.text(alphabet=st.characters(blacklist_categories=()), min_size=1,
+                     max_size=40),
+       text=st.text(alphabet=st.characters(blacklist_categories=()), max_size=40))
+@example(title="a\ud800", text="")
+@example(title="t", text="x\x00")
+@example(title="\x1b[2J\u202e", text="")
+def test_any_text_is_kept_exactly_or_refused_with_input_invalid(office, title, text):
+    """The same rule on both databases: a text is stored as given, or refused up front."""
+    before = counts(office)
+
+    def unstorable(value: str) -> bool:
+        return any(c == "\x00" or "\ud800" <= c <= "\udfff" for c in value)
+
+    if unstorable(title) or unstorable(text):
+        with pytest.raises(InputInvalid) as caught:
+            office.new_item(title, by="rina", text=text)
+        assert caught.value.field == ("title" if unstorable(title) else "text")
+        assert counts(office) == before
+        return
+    if not title.strip():
+        with pytest.raises(ValueError, match="title is empty"):
+            office.new_item(title, by="rina", text=text)
+        return
+    item = office.new_item(title, by="rina", text=text)
+    stored = office.item(item.id)
+    assert stored.title == title.strip()
+    assert stored.post.text == text.strip()
+    assert office.history(item.id)[0].data["title"] == title.strip()

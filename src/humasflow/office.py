@@ -886,6 +886,9 @@ def _check_post_fields(fields: Mapping[str, Any]) -> None:
                     _input.ident(f"media[{i}]", source, _input.MEDIA_SOURCE)
                 if isinstance(alt, str):
                     _input.text(f"media[{i}].alt", alt, _input.MEDIA_ALT)
+                if isinstance(m, Media):
+                    _input.ident(f"media[{i}].kind", m.kind, _input.PUBLISHER)
+                    _input.ident(f"media[{i}].url", m.url, _input.URL)
 
 
 def open(
