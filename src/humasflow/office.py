@@ -141,7 +141,10 @@ class Office:
     def _actor_id(self, by: str | Actor, field: str = "by") -> str:
         """The actor id in ``by``; one no store could hold is refused or not found."""
         actor_id = by.id if isinstance(by, Actor) else by
-        _input.text(field, actor_id, limit=len(actor_id) if isinstance(actor_id, str) else 0)
+        if not isinstance(actor_id, str):
+            raise TypeError(f"{field} must be an actor's id or an Actor, got "
+                            f"{type(actor_id).__name__}")
+        _input.text(field, actor_id)  # NUL and lone surrogates are refused
         if len(actor_id) > _input.ACTOR_ID:
             raise ActorNotFound(actor_id[:40] + "...", self.org)
         return actor_id
