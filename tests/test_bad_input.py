@@ -513,6 +513,7 @@ def test_a_directory_or_a_file_that_is_not_a_database_is_a_clear_error(tmp_path)
             assert message in result.output
     result = run(str(tmp_path / "missing" / "deeper" / "h.db"), "init", code=1)
     assert "cannot open" in result.output
+    assert "--db is empty" in run("", "list", code=1).output
 
 
 def test_item_numbers_beyond_the_store_are_not_found_in_the_cli(store_url):

@@ -125,6 +125,9 @@ class _Session:
     def office(self, *, create: bool = False) -> Office:
         """The office; unless ``create``, a SQLite store must exist already."""
         if self._office is None:
+            if not self.db.strip():
+                _fail("--db is empty; give the path of a SQLite file (e.g. humasflow.db) or a "
+                      "postgresql:// URL")
             if _is_sqlite_path(self.db) and Path(self.db).is_dir():
                 _fail(f"--db {self.db!r} is a directory; give the path of a SQLite file "
                       "(e.g. humasflow.db) or a postgresql:// URL")
