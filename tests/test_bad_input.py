@@ -503,6 +503,8 @@ def test_a_directory_or_a_file_that_is_not_a_database_is_a_clear_error(tmp_path)
     text_file.write_text("this is not a database, just some text\n" * 50)
     with pytest.raises(StorageError, match="is a directory"):
         Store(str(tmp_path))
+    with pytest.raises(StorageError, match="target is empty"):
+        Store("")
     with pytest.raises(StorageError, match="not a humasflow store"):
         Store(str(text_file))
     assert text_file.read_text().startswith("this is not a database")

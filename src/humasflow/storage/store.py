@@ -83,6 +83,9 @@ class Store:
         if isinstance(target, Engine):
             self.engine = target
         else:
+            if not str(target).strip():
+                raise StorageError("the store's target is empty; give a SQLite file path "
+                                   "(e.g. humasflow.db), ':memory:' or a database URL")
             url = database_url(target)
             path = sa.engine.make_url(url).database if url.startswith("sqlite") else None
             if path and path != ":memory:" and Path(path).is_dir():
