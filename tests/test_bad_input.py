@@ -9,6 +9,7 @@ import csv
 import datetime as dt
 import io
 import json
+import re
 import sqlite3
 import threading
 import time
@@ -616,3 +617,13 @@ def test_any_text_is_kept_exactly_or_refused_with_input_invalid(office, title, t
     assert stored.title == title.strip()
     assert stored.post.text == text.strip()
     assert office.history(item.id)[0].data["title"] == title.strip()
+
+
+def test_every_line_the_command_writes_goes_through_the_printable_helper():
+    """New output must use ``_echo`` (which escapes user text), never ``click.echo``."""
+    import humasflow.cli
+
+    source = Path(humasflow.cli.__file__).read_text("utf-8")
+    assert source.count("click.echo(") == 1  # inside _echo itself
+    assert "click.secho(" not in source
+    assert not re.search(r"(?<![\w.])print\(", source)
