@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from humasflow import DefinitionError, Office, Store, bundled_sop, load_sop, parse_sop
-from humasflow.sop import PHASES
+from humasflow.sop import MAX_STANDARD_TIME, PHASES
 from humasflow.testing import SteerableClock
 
 SOP_TEXT = resources.files("humasflow").joinpath(
@@ -297,8 +297,13 @@ _UNIT_SECONDS = {"m": 60, "min": 60, "h": 3600, "d": 86400}
 @given(n=st.integers(min_value=1, max_value=100_000), unit=st.sampled_from(sorted(_UNIT_SECONDS)),
        pad=st.sampled_from(["", " "]))
 def test_durations_n_unit_round_trip(n, unit, pad):
-    """'<n>m', '<n>h', '<n>d' (and 'min') read back as exactly n units."""
-    sop = parse_sop(minimal_sop_text(f"{pad}{n}{pad}{unit}{pad}"))
+    """'<n>m', '<n>h', '<n>d' (and 'min') read back as exactly n units, up to the limit."""
+    text = minimal_sop_text(f"{pad}{n}{pad}{unit}{pad}")
+    if n * _UNIT_SECONDS[unit] > MAX_STANDARD_TIME.total_seconds():
+        with pytest.raises(DefinitionError, match="longer than the limit of 30 days"):
+            parse_sop(text)
+        return
+    sop = parse_sop(text)
     standard = sop.step("draft").standard_time
     assert standard == dt.timedelta(seconds=n * _UNIT_SECONDS[unit])
     assert standard is not None

@@ -21,6 +21,7 @@ from humasflow.errors import (
     DefinitionError,
     FourEyesRequired,
     HumasflowError,
+    InputInvalid,
     ItemChanged,
     ItemNotFound,
     NotAllowedNow,
@@ -34,6 +35,7 @@ from humasflow.errors import (
     RoleRequired,
     SOPNotFound,
     StorageError,
+    StoreLocked,
     WaitingForPerson,
 )
 from humasflow.evaluation import Breach, StepRun
@@ -87,6 +89,7 @@ __all__ = [
     "FourEyesRequired",
     "Header",
     "HumasflowError",
+    "InputInvalid",
     "ItemChanged",
     "ItemNotFound",
     "Label",
@@ -115,6 +118,7 @@ __all__ = [
     "StepRun",
     "StorageError",
     "Store",
+    "StoreLocked",
     "Variant",
     "WaitingForPerson",
     "bundled_sop",

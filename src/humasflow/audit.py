@@ -295,14 +295,32 @@ def export_jsonl(events: Iterable[Event], out: IO[str]) -> int:
     return n
 
 
+#: What a spreadsheet reads as the start of a formula (or hides one behind).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: object) -> object:
+    """A CSV cell a spreadsheet shows as text: one that would start a formula gets a
+    leading apostrophe (``'=SUM(A1)``), so opening the export never runs it."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def export_csv(events: Iterable[Event], out: IO[str]) -> int:
-    """Write the events as CSV (``data`` as JSON text); return the number written."""
+    """Write the events as CSV (``data`` as JSON text); return the number written.
+
+    A text cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return
+    is written with a leading ``'``, so that a spreadsheet opening the file shows it
+    instead of evaluating it as a formula. The JSON lines export keeps every value as
+    recorded (it is the one to verify hashes against).
+    """
     writer = csv.DictWriter(out, fieldnames=_COLUMNS)
     writer.writeheader()
     n = 0
     for event in events:
         row = _row(event)
         row["data"] = json.dumps(row["data"], ensure_ascii=False, sort_keys=True)
-        writer.writerow(row)
+        writer.writerow({key: _cell(value) for key, value in row.items()})
         n += 1
     return n

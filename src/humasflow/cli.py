@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import io
 import json
 import struct
 import sys
@@ -57,6 +58,30 @@ _CLOSED = ("posted", "cancelled")
 
 # -- plumbing -------------------------------------------------------------------------------
 
+#: Characters never written to the terminal as they are: C0 controls (but newline and
+#: tab), DEL, C1 controls, the bidirectional overrides and isolates, the line and
+#: paragraph separators, and lone surrogates (which cannot even be encoded).
+_UNSAFE = {c: f"\\x{c:02x}" for c in (*range(0x00, 0x20), *range(0x7F, 0xA0))
+           if c not in (0x09, 0x0A)}
+_UNSAFE.update({c: f"\\u{c:04x}" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A),
+                                             0x2028, 0x2029, *range(0xD800, 0xE000))})
+_ONE_LINE = {**_UNSAFE, 0x09: "\\t", 0x0A: "\\n"}
+
+
+def _printable(text: object, *, one_line: bool = False) -> str:
+    """``text`` safe to show on a terminal: every control character, escape sequence
+    and direction override shown escaped (``\\x1b``), never interpreted.
+
+    ``one_line`` escapes newlines and tabs too (titles, names, ids in tables).
+    Every line the command writes goes through here (see :func:`_echo`).
+    """
+    return str(text).translate(_ONE_LINE if one_line else _UNSAFE)
+
+
+def _echo(message: object = "", *, err: bool = False, nl: bool = True) -> None:
+    """Write a line of output, with user text made printable (:func:`_printable`)."""
+    click.echo(_printable(message), err=err, nl=nl)
+
 
 class _Group(click.Group):
     """A group that turns every humasflow error into a one-line ``Error: ...``.
@@ -79,7 +104,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except HumasflowError as exc:
-            raise click.ClickException(" ".join(str(exc).split())) from exc
+            raise click.ClickException(_printable(" ".join(str(exc).split()))) from exc
 
 
 @attrs.define
@@ -90,6 +115,7 @@ class _Session:
     org: str
     lang: str
     tz: str | None
+    busy_timeout: float | None = None
     clock: Clock = system_clock
     environ: Mapping[str, str] | None = None
     sleep: Callable[[float], Any] | None = None
@@ -99,11 +125,18 @@ class _Session:
     def office(self, *, create: bool = False) -> Office:
         """The office; unless ``create``, a SQLite store must exist already."""
         if self._office is None:
+            if not self.db.strip():
+                _fail("--db is empty; give the path of a SQLite file (e.g. humasflow.db) or a "
+                      "postgresql:// URL")
+            if _is_sqlite_path(self.db) and Path(self.db).is_dir():
+                _fail(f"--db {self.db!r} is a directory; give the path of a SQLite file "
+                      "(e.g. humasflow.db) or a postgresql:// URL")
             if not create and _is_sqlite_path(self.db) and not Path(self.db).exists():
                 _fail(f"no humasflow store at {self.db!r}; create one with `humasflow init` "
                       "(or point --db / HUMASFLOW_DB at an existing one)")
             self._office = humasflow.open(self.db, org=self.org, clock=self.clock,
-                                          environ=self.environ, establish=False)
+                                          environ=self.environ, establish=False,
+                                          busy_timeout=self.busy_timeout)
             click.get_current_context().call_on_close(self._office.store.close)
         return self._office
 
@@ -124,7 +157,7 @@ class _Session:
 
 
 def _fail(message: str) -> NoReturn:
-    raise click.ClickException(message)
+    raise click.ClickException(_printable(message))
 
 
 def _is_sqlite_path(target: str) -> bool:
@@ -279,6 +312,7 @@ def _duration(delta: dt.timedelta) -> str:
 
 
 def _short(text: str, width: int = 40) -> str:
+    text = _printable(text, one_line=True)
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
@@ -395,11 +429,15 @@ def _event_note(event: Event, zone: dt.tzinfo) -> str:
               help="The language of the SOP's labels.")
 @click.option("--tz", callback=_zone_option, metavar="ZONE",
               help="Show times in this zone (default: the SOP's, Asia/Jakarta).")
+@click.option("--busy-timeout", envvar="HUMASFLOW_BUSY_TIMEOUT", show_envvar=True,
+              type=click.FloatRange(min=0, max=86400), metavar="SECONDS",
+              help="How long a write waits for another writer's lock (default: 30).")
 @click.pass_context
-def cli(ctx: click.Context, db: str, org: str, lang: str, tz: str | None) -> None:
+def cli(ctx: click.Context, db: str, org: str, lang: str, tz: str | None,
+        busy_timeout: float | None) -> None:
     """Run a PR office's social-media SOP: items, approvals, records and posting."""
     seam = ctx.obj if isinstance(ctx.obj, Mapping) else {}
-    ctx.obj = _Session(db=db, org=org, lang=lang, tz=tz,
+    ctx.obj = _Session(db=db, org=org, lang=lang, tz=tz, busy_timeout=busy_timeout,
                        clock=seam.get("clock", system_clock), environ=seam.get("environ"),
                        sleep=seam.get("sleep"))
 
@@ -421,21 +459,21 @@ def main(argv: Sequence[str] | None = None) -> None:
 def init(session: _Session, sop_file: Path | None, outbox: Path | None) -> None:
     """Create or migrate the store and establish the SOP (step 1)."""
     office = session.office(create=True)
-    click.echo(f"Store: {_display_target(office)} (schema version {office.store.schema_version})")
-    click.echo(f"Organisation: {office.org}")
+    _echo(f"Store: {_display_target(office)} (schema version {office.store.schema_version})")
+    _echo(f"Organisation: {office.org}")
     if sop_file is not None or not office.revisions():
         sop = load_sop(sop_file) if sop_file is not None else None
         rev = office.establish(sop)
         sop = office.sop(rev)
-        click.echo(f"Established SOP revision {rev}: {sop.header.number} "
+        _echo(f"Established SOP revision {rev}: {sop.header.number} "
                    f"({sop.header.title.get(session.lang)}), effective {sop.header.effective}")
     else:
         latest = office.revisions()[-1]
-        click.echo(f"SOP already established: revision {latest['id']} ({latest['number']})")
+        _echo(f"SOP already established: revision {latest['id']} ({latest['number']})")
     if outbox is not None:
         folder = outbox.expanduser().resolve()
         office.add_channel("outbox", "outbox", settings={"path": str(folder)})
-        click.echo(f"Channel 'outbox' writes posts into {folder}")
+        _echo(f"Channel 'outbox' writes posts into {folder}")
 
 
 @cli.group()
@@ -452,7 +490,7 @@ def sop_show(session: _Session, revision: int | None) -> None:
     rev = revision if revision is not None else office.current_revision()
     definition = office.sop(rev)
     meta = next(r for r in office.revisions() if r["id"] == rev)
-    click.echo(_sop_text(definition, meta, session.lang, session.zone()))
+    _echo(_sop_text(definition, meta, session.lang, session.zone()))
 
 
 _WORDS: Mapping[str, tuple[str, str]] = {
@@ -587,7 +625,7 @@ def sop_diagram(session: _Session, revision: int | None) -> None:
     """The item lifecycle as a Mermaid state diagram."""
     office = session.office()
     rev = revision if revision is not None else office.current_revision()
-    click.echo(_mermaid(office, rev, session.lang))
+    _echo(_mermaid(office, rev, session.lang))
 
 
 @sop.command("register")
@@ -604,11 +642,11 @@ def sop_register(session: _Session, file: Path, by: str | None,
     rev = office.establish(definition, by=by,
                            effective=effective.date() if effective is not None else None)
     meta = next(r for r in office.revisions() if r["id"] == rev)
-    click.echo(f"Established SOP revision {rev}: {definition.header.number} "
+    _echo(f"Established SOP revision {rev}: {definition.header.number} "
                f"({definition.header.title.get(session.lang)}) by {meta['established_by']}, "
                f"effective {_local(meta['effective_from'], session.zone())}")
     if office.current_revision() != rev:
-        click.echo(f"Not in effect yet: new items use revision {office.current_revision()} "
+        _echo(f"Not in effect yet: new items use revision {office.current_revision()} "
                    "until then. Items keep the revision they started under.")
 
 
@@ -639,7 +677,7 @@ def actor_add(session: _Session, actor_id: str, name: str, email: str,
     if unknown:
         _fail(f"the SOP has no role {unknown[0]!r}; its roles: {', '.join(sorted(known))}")
     added = office.add_actor(actor_id.strip(), name, email=email, roles=roles, by=by)
-    click.echo(f"Actor {added.id} ({added.name}): {', '.join(sorted(added.roles))}")
+    _echo(f"Actor {added.id} ({added.name}): {', '.join(sorted(added.roles))}")
 
 
 @actor.command("list")
@@ -649,12 +687,12 @@ def actor_list(session: _Session) -> None:
     office = session.office()
     actors = office.actors()
     if not actors:
-        click.echo("No actors yet; add one with `humasflow actor add`.")
+        _echo("No actors yet; add one with `humasflow actor add`.")
         return
     roles: dict[str, str] = {}
     if office.revisions():
         roles = {k: r.name.get(session.lang) for k, r in office.sop().roles.items()}
-    click.echo(_table(("ID", "Name", "Email", "Roles"), [
+    _echo(_table(("ID", "Name", "Email", "Roles"), [
         (a.id, a.name, a.email or "-",
          ", ".join(f"{r} ({roles[r]})" if r in roles else r for r in sorted(a.roles)))
         for a in actors]))
@@ -680,7 +718,7 @@ def channel_add(session: _Session, name: str, publisher: str, settings: tuple[st
     office = session.office()
     added = office.add_channel(name, publisher, settings=_pairs(settings, "a setting"),
                                credentials=_pairs(credentials, "a credential"), by=by)
-    click.echo(f"Channel {added.name!r} posts via {added.publisher}")
+    _echo(f"Channel {added.name!r} posts via {added.publisher}")
 
 
 @channel.command("list")
@@ -690,7 +728,7 @@ def channel_list(session: _Session) -> None:
     office = session.office()
     channels = office.channels()
     if not channels:
-        click.echo("No channels yet; add one with `humasflow channel add`.")
+        _echo("No channels yet; add one with `humasflow channel add`.")
         return
     environ = office.environ
     rows = []
@@ -699,7 +737,7 @@ def channel_list(session: _Session) -> None:
         creds = ", ".join(f"{k}={var} ({'set' if environ.get(var) else 'NOT SET'})"
                           for k, var in sorted(c.credentials.items())) or "-"
         rows.append((c.name, c.publisher, settings, creds))
-    click.echo(_table(("Name", "Publisher", "Settings", "Credentials"), rows))
+    _echo(_table(("Name", "Publisher", "Settings", "Credentials"), rows))
 
 
 @channel.command("check")
@@ -712,7 +750,7 @@ def channel_check(session: _Session) -> None:
     office = session.office()
     channels = office.channels()
     if not channels:
-        click.echo("No channels yet; add one with `humasflow channel add`.")
+        _echo("No channels yet; add one with `humasflow channel add`.")
         return
     # A publisher's message should never hold a secret; if one does, it is masked here.
     secrets = sorted({v for c in channels.values() for var in c.credentials.values()
@@ -731,14 +769,14 @@ def channel_check(session: _Session) -> None:
     for name, error in sorted(results.items()):
         via = f"{name} ({channels[name].publisher})" if name in channels else name
         if error is None:
-            click.echo(f"  {via}: OK")
+            _echo(f"  {via}: OK")
         else:
             failed += 1
-            click.echo(f"  {via}: FAILED {type(error).__name__}: {masked(str(error))}")
+            _echo(f"  {via}: FAILED {type(error).__name__}: {masked(str(error))}")
     if not failed:
-        click.echo(f"All {len(results)} channel(s) OK.")
+        _echo(f"All {len(results)} channel(s) OK.")
         return
-    click.echo(f"{failed} of {len(results)} channel(s) failed the check.")
+    _echo(f"{failed} of {len(results)} channel(s) failed the check.")
     click.get_current_context().exit(1)
 
 
@@ -767,12 +805,12 @@ def new(session: _Session, title: str, by: str, text: str, media: tuple[str, ...
     item = office.new_item(title, by=by, text=text, media=_media_paths(media), link=link,
                            channels=list(channels) or None, assignee=assignee,
                            variants=variants)
-    click.echo(item.id)
-    click.echo(f"Created item {item.id} {item.title!r} at step "
+    _echo(item.id)
+    _echo(f"Created item {item.id} {item.title!r} at step "
                f"{_step_name(office, item.sop_revision, item.state)}, due "
                f"{_local(item.due_at, session.zone())}.", err=True)
     if not item.post.channels:
-        click.echo("Warning: the item has no target channel; add one with "
+        _echo("Warning: the item has no target channel; add one with "
                    "`humasflow channel add` before it goes to approval.", err=True)
 
 
@@ -791,17 +829,17 @@ def list_(session: _Session, state: str | None, open_only: bool, overdue: bool,
     if open_only:
         items = [i for i in items if i.is_open]
     if not items:
-        click.echo("No items.")
+        _echo("No items.")
         return
     zone, now = session.zone(), session.now()
     rows = [(i.id, _short(i.title), _step_name(office, i.sop_revision, i.state),
              i.assignee or "-", _local(i.due_at, zone) if i.is_open else "-",
              _flags(office, i, now)) for i in items]
     headers = ("ID", "Title", "Step", "Assignee", f"Due ({_zone_name(zone, now)})", "Flags")
-    click.echo(_table(headers, rows))
+    _echo(_table(headers, rows))
     waiting = sum(1 for i in items if _awaits_approval(office, i))
     late = sum(1 for i in items if i.is_overdue(now))
-    click.echo(f"\n{len(items)} item(s); {waiting} awaiting approval; {late} overdue.")
+    _echo(f"\n{len(items)} item(s); {waiting} awaiting approval; {late} overdue.")
 
 
 @cli.command()
@@ -811,7 +849,7 @@ def show(session: _Session, item_id: int) -> None:
     """One item: its post, approval, timeline and publications."""
     office = session.office()
     item = office.item(item_id)
-    click.echo(_item_text(office, item, session.lang, session.zone(), session.now()))
+    _echo(_item_text(office, item, session.lang, session.zone(), session.now()))
 
 
 def _approval_status(office: Office, item: ContentItem) -> str:
@@ -907,7 +945,7 @@ def _act(session: _Session, item_id: int, action: str, by: str, note: str = "",
     office = session.office()
     before = office.item(item_id)
     after = office.act(item_id, action, by=by, note=note, **payload)
-    click.echo(_move_line(office, before, after, by, session.zone(), session.now()))
+    _echo(_move_line(office, before, after, by, session.zone(), session.now()))
 
 
 _as_option = click.option("--as", "by", required=True, metavar="ACTOR", help="Who acts.")
@@ -1184,21 +1222,21 @@ def _report_command(session: _Session, item_id: int, who: str | None,
             return
         with lock:
             heard.add(pub.channel)
-            click.echo(_channel_line(pub.channel, pub, zone))
+            _echo(_channel_line(pub.channel, pub, zone))
 
     with _listening(_Listener(on_channel, office=office)):
         report = run(office)
     item, pubs = report.item, report.publications
     if changed is not None and changed in pubs and changed not in heard:
         heard.add(changed)
-        click.echo(_channel_line(changed, pubs[changed], zone))
+        _echo(_channel_line(changed, pubs[changed], zone))
     for name, pub in sorted(pubs.items()):
         if name not in heard:
-            click.echo(_channel_line(name, pub, zone, earlier=True))
+            _echo(_channel_line(name, pub, zone, earlier=True))
     if report.done:
-        click.echo(f"Item {item.id} is posted: {_counts(pubs.values())}.")
+        _echo(f"Item {item.id} is posted: {_counts(pubs.values())}.")
         return
-    click.echo(f"Item {item.id} is not posted yet: {_counts(pubs.values())}.")
+    _echo(f"Item {item.id} is not posted yet: {_counts(pubs.values())}.")
     who = who or _poster(office, item)
     waiting = sorted(n for n, p in pubs.items() if p.state == "waiting")
     # An unknown outcome the platform will be asked about is no person's task yet.
@@ -1207,13 +1245,13 @@ def _report_command(session: _Session, item_id: int, who: str | None,
     if waiting or unknown:
         tasks = ([f"post on {', '.join(waiting)}"] if waiting else []) + (
             [f"check {', '.join(unknown)}"] if unknown else [])
-        click.echo(f"Item {item.id} waits for a person to {' and '.join(tasks)}.")
+        _echo(f"Item {item.id} waits for a person to {' and '.join(tasks)}.")
     for name, pub in sorted(pubs.items()):
         first, *rest = _advice(office, item, name, pub, who, zone) or [""]
         if first:
-            click.echo(f"  {name}: {first}")
+            _echo(f"  {name}: {first}")
             for line in rest:
-                click.echo(f"  {'':{len(name) + 1}} {line}")
+                _echo(f"  {'':{len(name) + 1}} {line}")
     stuck = [f"{n} {p.state.replace('_', ' ')}" for n, p in sorted(pubs.items())
              if p.state in ("failed", "in_flight", "pending")]
     if stuck:
@@ -1237,15 +1275,47 @@ def publish(session: _Session, item_id: int, by: str) -> None:
 @cli.command()
 @_item_argument
 @_as_option
-@click.option("--at", "when", required=True, type=click.DateTime(["%Y-%m-%d %H:%M"]),
-              metavar="'YYYY-MM-DD HH:MM'", help="When to post, in the display time zone.")
+@click.option("--at", "when", required=True,
+              type=click.DateTime(["%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M%z", "%Y-%m-%d %H:%M %z"]),
+              metavar="'YYYY-MM-DD HH:MM[+HH:MM]'",
+              help="When to post, in the display time zone, or with an explicit UTC offset.")
 @click.pass_obj
 def schedule(session: _Session, item_id: int, by: str, when: dt.datetime) -> None:
-    """Have the item posted later, by `humasflow run-due` (cron) or `humasflow worker`."""
+    """Have the item posted later, by `humasflow run-due` (cron) or `humasflow worker`.
+
+    A time the display zone skips (daylight saving starts) is refused, and so is one it
+    has twice (daylight saving ends) unless --at gives the UTC offset.
+    """
     zone = session.zone()
-    item = session.office().schedule(item_id, when.replace(tzinfo=zone), by=by)
-    click.echo(f"Item {item.id} will be posted at {_local(when.replace(tzinfo=zone), zone)} "
-               "by the next `humasflow run-due` (or a running `humasflow worker`).")
+    at = when if when.tzinfo is not None else _local_time(when, zone)
+    item = session.office().schedule(item_id, at, by=by)
+    _echo(f"Item {item.id} will be posted at {_local(at, zone)} "
+          "by the next `humasflow run-due` (or a running `humasflow worker`).")
+
+
+def _local_time(naive: dt.datetime, zone: zoneinfo.ZoneInfo) -> dt.datetime:
+    """``naive`` as a time of ``zone``'s clock, refusing one the clock skips or repeats."""
+    at = naive.replace(tzinfo=zone)
+    shown = naive.strftime("%Y-%m-%d %H:%M")
+    try:
+        back = at.astimezone(dt.timezone.utc).astimezone(zone)
+    except (OverflowError, ValueError):
+        _fail(f"--at {shown!r} is outside the times humasflow takes (1900 to 8999)")
+    if back.replace(tzinfo=None) != naive:
+        _fail(f"--at {shown!r} does not exist in {zone}: the clocks skip it (daylight saving "
+              f"starts); give a time that exists, e.g. {back.strftime('%Y-%m-%d %H:%M')}")
+    other = at.replace(fold=1)
+    if other.utcoffset() != at.utcoffset():
+        first, second = (f"{shown}{_offset(at)}", f"{shown}{_offset(other)}")
+        _fail(f"--at {shown!r} happens twice in {zone} (daylight saving ends); say which "
+              f"with its UTC offset: --at '{first}' (the first) or --at '{second}' "
+              "(the second)")
+    return at
+
+
+def _offset(when: dt.datetime) -> str:
+    text = when.strftime("%z")
+    return f"{text[:3]}:{text[3:5]}"
 
 
 @cli.command()
@@ -1261,14 +1331,14 @@ def status(session: _Session, item_id: int) -> None:
     at_posting = posting is not None and item.state == posting.key
     title = f"Item {item.id} {item.title!r}"
     if item.state in _CLOSED:
-        click.echo(f"{title}: {item.state}.")
+        _echo(f"{title}: {item.state}.")
     elif at_posting:
         tried = _counts(pubs.values()) if pubs else "no channel tried yet"
-        click.echo(f"{title}: at step {_step_name(office, item.sop_revision, item.state)}, "
+        _echo(f"{title}: at step {_step_name(office, item.sop_revision, item.state)}, "
                    f"not posted yet: {tried}.")
     else:
         step = f" {posting.number} {posting.key}" if posting is not None else ""
-        click.echo(f"{title}: at step {_step_name(office, item.sop_revision, item.state)}; "
+        _echo(f"{title}: at step {_step_name(office, item.sop_revision, item.state)}; "
                    f"it is posted at step{step}.")
     asked = next((e for e in reversed(office.history(item.id))
                   if e.action in ("post", "schedule")), None)
@@ -1276,22 +1346,22 @@ def status(session: _Session, item_id: int) -> None:
     if asked is not None and asked.data.get("post_at"):
         post_at = dt.datetime.fromisoformat(asked.data["post_at"])
         if asked.action == "post":
-            click.echo(f"Published by {asked.actor} at {_when(post_at, zone)}.")
+            _echo(f"Published by {asked.actor} at {_when(post_at, zone)}.")
         else:
-            click.echo(f"Scheduled by {asked.actor} for {_when(post_at, zone)}.")
+            _echo(f"Scheduled by {asked.actor} for {_when(post_at, zone)}.")
     names = list(dict.fromkeys([*item.post.channels, *sorted(pubs)]))
     if not names:
-        click.echo("The item has no target channel.")
+        _echo("The item has no target channel.")
         return
     who = _poster(office, item)
     for name in names:
         pub = pubs.get(name)
-        click.echo("")
+        _echo("")
         if pub is None:
-            click.echo(f"{name}: not tried yet")
+            _echo(f"{name}: not tried yet")
             pub = Publication(item_id=item.id, channel=name, state="pending")
         else:
-            click.echo(f"{name}: {pub.state.replace('_', ' ')}")
+            _echo(f"{name}: {pub.state.replace('_', ' ')}")
         facts = [
             ("attempts", str(pub.attempts)),
             ("platform id", pub.platform_id or "-"),
@@ -1310,9 +1380,9 @@ def status(session: _Session, item_id: int) -> None:
             else:
                 todo = [f"post it: humasflow publish {item.id} --as {who}"]
         for label, value in facts + [("to do", line) for line in todo[:1]]:
-            click.echo(f"  {label + ':':<13} {value}")
+            _echo(f"  {label + ':':<13} {value}")
         for line in todo[1:]:
-            click.echo(f"  {'':<13} {line}")
+            _echo(f"  {'':<13} {line}")
 
 
 @attrs.define
@@ -1440,7 +1510,7 @@ def run_due(session: _Session, limit: int) -> None:
     due = sum(len(store.due_for_posting(org, now, limit)) for org in store.orgs())
     bar_shown = due >= _BAR_FROM and _stdout_is_tty()
     held: list[str] = []
-    printer = _PassPrinter(store, office.org, zone, held.append if bar_shown else click.echo)
+    printer = _PassPrinter(store, office.org, zone, held.append if bar_shown else _echo)
     one_pass = worker.Worker(store, clock=session.clock, environ=session.environ, batch=limit)
     with _listening(_Listener(printer.heard, store=store)):
         if bar_shown:
@@ -1449,15 +1519,15 @@ def run_due(session: _Session, limit: int) -> None:
                 tally = printer.finish(one_pass.run_once())
                 bar.update(max(due - tally.items, 0))
             for line in held:
-                click.echo(line)
+                _echo(line)
         else:
             tally = printer.finish(one_pass.run_once())
     if not tally.items:
-        click.echo("Nothing is due.")
+        _echo("Nothing is due.")
         return
-    click.echo(f"{tally.text()[0].upper()}{tally.text()[1:]}.")
+    _echo(f"{tally.text()[0].upper()}{tally.text()[1:]}.")
     for line in _needs_people(tally, office.org):
-        click.echo(line)
+        _echo(line)
     if tally.for_good:
         click.get_current_context().exit(1)
 
@@ -1535,13 +1605,13 @@ def worker_command(session: _Session, interval: float, max_loops: int | None,
     """
     office = session.office()
     store, zone = office.store, session.zone()
-    printer = _PassPrinter(store, office.org, zone, click.echo)
+    printer = _PassPrinter(store, office.org, zone, _echo)
     options: dict[str, Any] = {"poll_interval": interval, "environ": session.environ,
                                "batch": limit}
     if session.sleep is not None:
         options["sleep"] = session.sleep
     loop = _EchoWorker(store, printer, clock=session.clock, **options)
-    click.echo(f"Worker {loop.worker_id} started on {_display_target(office)}: a pass every "
+    _echo(f"Worker {loop.worker_id} started on {_display_target(office)}: a pass every "
                f"{_duration(dt.timedelta(seconds=interval))} over every organisation. "
                "Stop it with Ctrl-C or SIGTERM; the current pass finishes first.")
     with _listening(_Listener(printer.heard, store=store)):
@@ -1549,7 +1619,7 @@ def worker_command(session: _Session, interval: float, max_loops: int | None,
     loop.flush_quiet()
     why = "" if max_loops is None or passes < max_loops else f" (--max-loops {max_loops})"
     done = loop.total
-    click.echo(f"Worker stopped after {passes} pass(es){why}: {done.text()}.")
+    _echo(f"Worker stopped after {passes} pass(es){why}: {done.text()}.")
 
 
 @cli.command()
@@ -1600,7 +1670,7 @@ def log(session: _Session, item_id: int | None) -> None:
     else:
         events = sorted(office.store.events(office.org), key=lambda e: e.at)
     if not events:
-        click.echo("No events.")
+        _echo("No events.")
         return
     zone = session.zone()
     rows = []
@@ -1613,7 +1683,7 @@ def log(session: _Session, item_id: int | None) -> None:
                      _short(_event_note(e, zone), 60)))
     headers = (f"Time ({_zone_name(zone, session.now())})", "Record", "Actor", "Action",
                "From->To", "Note")
-    click.echo(_table(headers, rows))
+    _echo(_table(headers, rows))
 
 
 @cli.command()
@@ -1629,11 +1699,21 @@ def export(session: _Session, fmt: str, output: Path | None, item_id: int | None
     if item_id is not None:
         office.item(item_id)
     if output is None:
+        if fmt == "csv" and _stdout_is_tty():
+            # Shown on a terminal: the cells' text must not drive it.
+            buffer = io.StringIO()
+            office.export(buffer, format=fmt, item_id=item_id)
+            _echo(buffer.getvalue(), nl=False)
+            return
         office.export(sys.stdout, format=fmt, item_id=item_id)
         return
-    with output.open("w", encoding="utf-8", newline="") as out:
+    try:
+        out = output.open("w", encoding="utf-8", newline="")
+    except OSError as exc:
+        _fail(f"cannot write --output {str(output)!r}: {exc.strerror}")
+    with out:
         count = office.export(out, format=fmt, item_id=item_id)
-    click.echo(f"Wrote {count} event(s) to {output}", err=True)
+    _echo(f"Wrote {count} event(s) to {output}", err=True)
 
 
 @cli.group()
@@ -1654,12 +1734,12 @@ def audit_verify(session: _Session, anchor: Path | None) -> None:
     report = session.office().verify(anchor=anchor)
     if report.ok:
         extends = " It extends the anchor." if anchor is not None else ""
-        click.echo(f"OK: {report.events} events in {report.streams} records and "
+        _echo(f"OK: {report.events} events in {report.streams} records and "
                    f"{report.rows} rows, no break found.{extends}")
         return
     for finding in report.findings:
-        click.echo(f"BROKEN {finding}")
-    click.echo(f"{len(report.findings)} finding(s) in {report.events} events: "
+        _echo(f"BROKEN {finding}")
+    _echo(f"{len(report.findings)} finding(s) in {report.events} events: "
                "the record was changed outside humasflow.")
     click.get_current_context().exit(1)
 
@@ -1679,9 +1759,9 @@ def audit_anchor(session: _Session, out: Path | None) -> None:
     text = json.dumps(document, indent=2, sort_keys=True)
     if out is not None:
         out.write_text(text + "\n", encoding="utf-8")
-        click.echo(f"Wrote the anchor (organisation stream #{document['seq']}) to {out}",
+        _echo(f"Wrote the anchor (organisation stream #{document['seq']}) to {out}",
                    err=True)
-    click.echo(text)
+    _echo(text)
 
 
 @cli.command("check-sla")
@@ -1691,23 +1771,23 @@ def check_sla(session: _Session) -> None:
     office = session.office()
     breaches = office.check_sla(session.now())
     if not breaches:
-        click.echo("No new breach of a standard time.")
+        _echo("No new breach of a standard time.")
         return
     zone, now = session.zone(), session.now()
     rows = [(b.item.id, _short(b.item.title), _step_name(office, b.item.sop_revision, b.step),
              b.item.assignee or "-", _local(b.due_at, zone), f"+{_duration(b.late_by)}")
             for b in breaches]
     headers = ("ID", "Title", "Step", "Assignee", f"Due ({_zone_name(zone, now)})", "Late")
-    click.echo(_table(headers, rows))
-    click.echo(f"\n{len(breaches)} new breach(es) reported.")
+    _echo(_table(headers, rows))
+    _echo(f"\n{len(breaches)} new breach(es) reported.")
 
 
 @cli.command()
 def plugins() -> None:
     """The loaded plugins, the hooks each implements, and the publishers."""
-    click.echo(_table(("Plugin", "Hooks"), [(p["name"], ", ".join(p["hooks"]))
+    _echo(_table(("Plugin", "Hooks"), [(p["name"], ", ".join(p["hooks"]))
                                             for p in registry.get_plugins()]))
-    click.echo(f"\nPublishers: {', '.join(sorted(registry.publisher_factories()))}")
+    _echo(f"\nPublishers: {', '.join(sorted(registry.publisher_factories()))}")
 
 
 # -- the demo -------------------------------------------------------------------------------
@@ -1802,7 +1882,7 @@ def _demo_walk(office: Office, clock: SteerableClock, db_path: Path, outbox: Pat
                zone: zoneinfo.ZoneInfo, lang: str) -> None:
     staffed_office(office)
     office.add_channel("outbox", "outbox", settings={"path": str(outbox)})
-    echo = click.echo
+    echo = _echo
     echo(f"Demo store:   {db_path}")
     echo(f"Outbox:       {outbox}")
     echo(f"Media files:  {Path(media['design-v1']).parent}")

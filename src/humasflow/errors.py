@@ -8,6 +8,8 @@ involved as attributes, and its message says what to do next::
     ├── ConfigurationError         a bad channel, plugin or store setting
     │   ├── CredentialMissing      a channel's credential variable is not set
     │   └── AnchorInvalid          an audit anchor file cannot be read or is not one
+    ├── InputInvalid               a value humasflow cannot take (also a ValueError):
+    │                              field, problem, limit, length
     ├── NotFound
     │   ├── ItemNotFound           no such item in this organisation
     │   ├── ActorNotFound          no such actor in this organisation
@@ -29,7 +31,9 @@ involved as attributes, and its message says what to do next::
     │   ├── PlatformError          transient or server error: retried with backoff
     │   ├── OutcomeUnknown         the request may have reached the platform
     │   └── WaitingForPerson       a person posts by hand and confirms the URL
-    └── StorageError               the store cannot be opened or migrated
+    └── StorageError               the store cannot be opened, read, written or migrated
+        └── StoreLocked            another connection holds the lock longer than the
+                                   busy timeout
 
 :class:`transitions.MachineError` never reaches callers: the engine turns it into
 :class:`NotAllowedNow`.
@@ -58,6 +62,7 @@ __all__ = [
     "DefinitionError",
     "FourEyesRequired",
     "HumasflowError",
+    "InputInvalid",
     "ItemChanged",
     "ItemNotFound",
     "NotAllowedNow",
@@ -71,6 +76,7 @@ __all__ = [
     "RoleRequired",
     "SOPNotFound",
     "StorageError",
+    "StoreLocked",
     "WaitingForPerson",
 ]
 
@@ -134,6 +140,32 @@ class AnchorInvalid(ConfigurationError):
         super().__init__(
             f"audit anchor {source}: {problem}; give the JSON file written by "
             "'humasflow audit anchor --out FILE' (or Office.anchor())")
+class InputInvalid(HumasflowError, ValueError):
+    """A value given to humasflow cannot be taken as it is. Nothing was written.
+
+    Raised at the office's boundary (and by the SOP loader's callers) before anything
+    reaches the store, so SQLite and PostgreSQL refuse the same values the same way:
+    NUL characters, lone surrogates, control characters in identifiers, values longer
+    than their limit, times out of range or that do not exist on the local clock.
+    It is also a :class:`ValueError`.
+
+    Attributes:
+        field: The argument or field, e.g. ``"title"`` or ``"variants['x']"``.
+        problem: What is wrong with it.
+        limit: The limit that was broken (characters), if the problem is the length.
+        length: The value's length (characters), if the problem is the length.
+    """
+
+    def __init__(self, field: str, problem: str, hint: str = "", *,
+                 limit: int | None = None, length: int | None = None) -> None:
+        self.field = field
+        self.problem = problem
+        self.limit = limit
+        self.length = length
+        message = f"{field} {problem}"
+        if hint:
+            message += f"; {hint}"
+        super().__init__(message + "; nothing was written")
 
 
 class NotFound(HumasflowError):
@@ -406,4 +438,33 @@ class WaitingForPerson(PublishError):
 
 
 class StorageError(HumasflowError):
-    """The store cannot be opened, read or migrated."""
+    """The store cannot be opened, read, written or migrated. Nothing was written."""
+
+
+class StoreLocked(StorageError):
+    """Another connection held a lock the action needs for longer than the busy timeout.
+
+    On SQLite that is the database's write lock (one writer at a time); on PostgreSQL a
+    row or table lock. Reading never waits for it. Nothing was written: try again when
+    the other writer is done, or give a longer busy timeout.
+
+    Attributes:
+        target: The store (a path or a URL without its password).
+        timeout: The busy timeout that ran out, in seconds.
+    """
+
+    def __init__(self, target: str, timeout: float, *, postgres: bool = False) -> None:
+        self.target = target
+        self.timeout = timeout
+        if postgres:
+            held = ("another transaction holds a row or table lock this action needs "
+                    f"and kept it for more than {timeout:g} s (the lock_timeout)")
+        else:
+            held = ("another connection holds its write lock and kept it for more than "
+                    f"{timeout:g} s")
+        super().__init__(
+            f"the store {target} is locked: {held}, e.g. a running `humasflow worker` or "
+            "`run-due`, another humasflow command, or a program with the database open in a "
+            "write transaction; nothing was written. Try again when it is done, or wait "
+            "longer with --busy-timeout SECONDS (HUMASFLOW_BUSY_TIMEOUT) or "
+            "busy_timeout= in humasflow.open()/Store()")

@@ -24,7 +24,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import attrs
 
-from humasflow import audit, plugins
+from humasflow import _input, audit, plugins
 from humasflow._data import plain
 
 if TYPE_CHECKING:
@@ -36,6 +36,7 @@ from humasflow.errors import (
     ConfigurationError,
     ConflictError,
     CredentialMissing,
+    InputInvalid,
     ItemNotFound,
     Refused,
     RoleRequired,
@@ -55,7 +56,7 @@ from humasflow.models import (
 from humasflow.publishing.contract import Post, Problem, PublisherContext, new_session
 from humasflow.publishing.dispatch import Dispatcher, PostReport
 from humasflow.sop import SOP, Step, bundled_sop, from_data
-from humasflow.storage.store import Store
+from humasflow.storage.store import DEFAULT_BUSY_TIMEOUT, Store
 from humasflow.workflow import Engine, Move
 
 __all__ = ["DEFAULT_ORG", "Office", "PostReport", "open"]
@@ -100,6 +101,9 @@ class Office:
         session_factory: Callable[[], requests.Session] = new_session,
         media_host: Callable[[Media], str | None] | None = None,
     ) -> None:
+        _input.ident("org", org, _input.ORG_ID)
+        if not org.strip():
+            raise InputInvalid("org", "is empty", "give the organisation a short id")
         self.store = store
         self.org = org
         self.clock = clock
@@ -131,7 +135,25 @@ class Office:
         now = self.clock()
         if now.tzinfo is None:
             raise ValueError("the clock returned a naive datetime; return an aware UTC one")
-        return now.astimezone(dt.timezone.utc)
+        now = now.astimezone(dt.timezone.utc)
+        if not _input.EARLIEST <= now < _input.LATEST:
+            # Due times and leases are added to it: they must not overflow.
+            _input.moment("the clock's time", now)
+        return now
+
+    def _actor_id(self, by: str | Actor, field: str = "by") -> str:
+        """The actor id in ``by``; one no store could hold is refused or not found."""
+        actor_id = by.id if isinstance(by, Actor) else by
+        if not isinstance(actor_id, str):
+            raise TypeError(f"{field} must be an actor's id or an Actor, got "
+                            f"{type(actor_id).__name__}")
+        _input.text(field, actor_id)  # NUL and lone surrogates are refused
+        if len(actor_id) > _input.ACTOR_ID:
+            raise ActorNotFound(actor_id[:40] + "...", self.org)
+        return actor_id
+
+    def _item_id(self, item_id: Any) -> int:
+        return _input.item_id(item_id, self.org)
 
     # -- the SOP (step 1: establishment) ----------------------------------------------------
 
@@ -150,12 +172,22 @@ class Office:
             effective: From when it applies (default: the document's effective date).
         """
         sop = sop or bundled_sop()
+        if not isinstance(sop, SOP):
+            raise TypeError(f"sop must be an SOP (from load_sop(path) or parse_sop(text)), "
+                            f"got {type(sop).__name__}")
         by = by or sop.header.approved_by_name or "unknown"
+        _input.ident("by", by, _input.ACTOR_ID)
         effective = effective or sop.header.effective
+        if isinstance(effective, dt.datetime):
+            _input.moment("effective", effective)
+        elif not isinstance(effective, dt.date):
+            raise TypeError(f"effective must be a date or an aware datetime, got "
+                            f"{type(effective).__name__} {effective!r:.60}")
         if not isinstance(effective, dt.datetime):
             # A date is a day of the SOP's own calendar: it starts at midnight in its zone.
             zone = zoneinfo.ZoneInfo(sop.header.timezone)
-            effective = dt.datetime.combine(effective, dt.time(), tzinfo=zone)
+            effective = _input.moment(
+                "effective", dt.datetime.combine(effective, dt.time(), tzinfo=zone))
         now = self._now()
         data = plain(sop.data)
         with self.store.writing() as conn:
@@ -172,6 +204,10 @@ class Office:
     def sop(self, revision: int | None = None) -> SOP:
         """The SOP of a revision (default: the one new items start under now)."""
         rev = revision if revision is not None else self.current_revision()
+        if isinstance(rev, bool) or not isinstance(rev, int):
+            raise TypeError(f"revision must be a revision's number, got {type(rev).__name__}")
+        if not 0 < rev <= _input.MAX_ID:
+            raise SOPNotFound(self.org, f" (revision {rev})")
         if rev not in self._revisions:
             row = self.store.sop_revision(rev)
             if row is None or row["org"] != self.org:
@@ -206,6 +242,15 @@ class Office:
         by: str = "admin",
     ) -> Actor:
         """Add an actor to the organisation, or replace their name, email and roles."""
+        _input.ident("actor_id", actor_id, _input.ACTOR_ID)
+        if isinstance(roles, str):
+            raise TypeError(f"roles must be a list of role keys, got the string {roles!r}; "
+                            f"write roles=[{roles!r}]")
+        _input.ident("name", name, _input.NAME)
+        _input.ident("email", email, _input.EMAIL)
+        roles = [_input.ident(f"roles[{i}]", r, _input.ROLES) for i, r in enumerate(roles)]
+        _input.text("roles", ",".join(sorted(set(roles))), _input.ROLES)
+        _input.ident("by", by, _input.ACTOR_ID)
         actor = Actor(id=actor_id, name=name, email=email, roles=frozenset(roles), org=self.org)
         if not actor_id.strip():
             raise ValueError("actor_id is empty: give the actor a stable id (e.g. a username)")
@@ -230,7 +275,7 @@ class Office:
         Raises:
             ActorNotFound: No such actor in this organisation.
         """
-        actor_id = actor.id if isinstance(actor, Actor) else actor
+        actor_id = self._actor_id(actor, "actor")
         found = self.store.actor(self.org, actor_id)
         if found is None:
             raise ActorNotFound(actor_id, self.org)
@@ -261,6 +306,11 @@ class Office:
         Raises:
             ConfigurationError: The publisher is not registered.
         """
+        _input.ident("name", name, _input.CHANNEL)
+        _input.ident("publisher", publisher, _input.PUBLISHER)
+        _input.ident("by", by, _input.ACTOR_ID)
+        _input.strings("settings", dict(settings or {}), _input.SETTING)
+        _input.strings("credentials", dict(credentials or {}), _input.ACTOR_ID)
         factories = plugins.publisher_factories()
         if publisher not in factories:
             raise ConfigurationError(
@@ -309,8 +359,14 @@ class Office:
             assignee: The staff member responsible (default: ``by``).
         """
         actor = self.actor(by)
+        _input.text("title", title, _input.TITLE)
         if not title.strip():
             raise ValueError("title is empty: give the item a short title")
+        _check_post_fields({"text": text, "media": media, "link": link,
+                            "variants": variants or {},
+                            "channels": channels if channels is not None else ()})
+        if assignee is not None:
+            self._actor_id(assignee, "assignee")
         rev = self.current_revision()
         engine = self.engine(rev)
         first = engine.sop.lifecycle[0]
@@ -320,6 +376,9 @@ class Office:
                                actor_id=actor.id, role=first.actor)
         if channels is None:
             channels = list(self.channels())
+        elif isinstance(channels, str) or not isinstance(channels, Iterable):
+            raise TypeError(f"channels must be a list of channel names, got "
+                            f"{type(channels).__name__} {channels!r:.60}")
         else:
             self._check_channels(channels)
         post = PostContent(text=text.strip(), media=tuple(media), link=link,
@@ -362,7 +421,7 @@ class Office:
         """
         if by is not None:
             self.actor(by)
-        found = self.store.item(self.org, int(item_id))
+        found = self.store.item(self.org, self._item_id(item_id))
         if found is None:
             raise ItemNotFound(str(item_id), self.org)
         return found
@@ -387,6 +446,7 @@ class Office:
         """
         if by is not None:
             self.actor(by)
+        _check_limit(limit)
         states: list[str] = []
         if state == "open":
             states = sorted({s.key for rev in self.store.sop_revisions(self.org)
@@ -401,7 +461,7 @@ class Office:
     def assign(self, item_id: int, assignee: str, *, by: str | Actor) -> ContentItem:
         """Make ``assignee`` responsible for the item."""
         actor = self.actor(by)
-        self.actor(assignee)
+        self.actor(self._actor_id(assignee, "assignee"))
         item = self.item(item_id)
         with self.store.writing() as conn:
             self.store.set_assignee(conn, self.org, item.id, assignee)
@@ -447,10 +507,13 @@ class Office:
             Refused: A subclass saying why the SOP does not allow it.
             ConflictError: The item changed meanwhile; nothing was written.
         """
-        actor_id = by.id if isinstance(by, Actor) else by
+        actor_id = self._actor_id(by)
+        item_id = self._item_id(item_id)
+        _input.text("note", note)
+        _check_post_fields(payload)
         # One transition = one transaction: read, check the guards, write, commit.
         with self.store.writing() as conn:
-            actor, found = self.store.snapshot(conn, self.org, int(item_id), actor_id)
+            actor, found = self.store.snapshot(conn, self.org, item_id, actor_id)
             if actor is None:
                 raise ActorNotFound(actor_id, self.org)
             if found is None:
@@ -672,25 +735,47 @@ class Office:
             Refused: Not at the posting step, wrong role, approval stale, or the post
                 breaks a channel's rules (:class:`ContentInvalid`).
         """
-        return self.dispatcher().post(int(item_id), self.actor(by))
+        return self.dispatcher().post(self._item_id(item_id), self.actor(by))
 
     def schedule(self, item_id: int, at: dt.datetime, *, by: str | Actor) -> ContentItem:
-        """Have the item posted at ``at`` by :meth:`run_due` (cron) or a worker."""
-        return self.dispatcher().schedule(int(item_id), at, self.actor(by))
+        """Have the item posted at ``at`` by :meth:`run_due` (cron) or a worker.
+
+        Args:
+            at: An aware :class:`~datetime.datetime`. A local time that does not exist in
+                its zone (skipped when daylight saving starts) or happens twice (when it
+                ends) is refused: give those with an explicit UTC offset.
+
+        Raises:
+            TypeError: ``at`` is not a datetime (a date, a string).
+            InputInvalid: ``at`` is naive, out of range, in a gap or in a fold.
+        """
+        _input.moment("at", at)
+        return self.dispatcher().schedule(self._item_id(item_id), at, self.actor(by))
 
     def run_due(self, now: dt.datetime | None = None, *, limit: int = 100) -> list[PostReport]:
         """Post what is due now (scheduled items, channels whose retry time came)."""
+        if now is not None:
+            _input.moment("now", now)
+        _check_limit(limit)
         return self.dispatcher().run_due(now, limit=limit)
 
     def confirm(self, item_id: int, channel: str, *, by: str | Actor, url: str | None = None,
                 platform_id: str | None = None, not_posted: bool = False) -> PostReport:
         """Settle a channel a person checked on the platform: posted at ``url``, or not."""
-        return self.dispatcher().confirm(int(item_id), channel, self.actor(by), url=url,
+        _input.ident("channel", channel, _input.CHANNEL)
+        if url is not None:
+            _input.ident("url", url, _input.URL)
+        if platform_id is not None:
+            _input.ident("platform_id", platform_id, _input.PLATFORM_ID)
+        return self.dispatcher().confirm(self._item_id(item_id), channel, self.actor(by), url=url,
                                          platform_id=platform_id, not_posted=not_posted)
 
     def skip(self, item_id: int, channel: str, *, by: str | Actor, reason: str) -> PostReport:
         """Drop one channel of the item (coordinator), so the others can close it."""
-        return self.dispatcher().skip(int(item_id), channel, self.actor(by), reason=reason)
+        _input.ident("channel", channel, _input.CHANNEL)
+        _input.text("reason", reason)
+        return self.dispatcher().skip(self._item_id(item_id), channel, self.actor(by),
+                                      reason=reason)
 
     def status(self, item_id: int) -> PostReport:
         """The item with each target channel's record."""
@@ -717,7 +802,7 @@ class Office:
     def publications(self, item_id: int) -> dict[str, Publication]:
         """Each target channel's record for the item."""
         self.item(item_id)
-        return self.store.publications(self.org, int(item_id))
+        return self.store.publications(self.org, self._item_id(item_id))
 
     def _log_failure(self, item_id: int, exc: Exception) -> None:
         log.warning("item %s of %s could not be posted: %s", item_id, self.org, exc)
@@ -727,7 +812,7 @@ class Office:
     def history(self, item_id: int) -> list[Event]:
         """The item's events, oldest first."""
         self.item(item_id)
-        return list(self.store.events(self.org, f"item:{int(item_id)}"))
+        return list(self.store.events(self.org, f"item:{self._item_id(item_id)}"))
 
     def timeline(self, item_id: int) -> list[StepRun]:
         """Each step visit of the item with its start, end and standard time."""
@@ -736,7 +821,7 @@ class Office:
 
     def overdue(self, now: dt.datetime | None = None) -> list[Breach]:
         """The open items whose current step is past its standard time."""
-        now = now or self._now()
+        now = _input.moment("now", now) if now is not None else self._now()
         breaches = []
         for item in self.store.items(self.org, overdue_at=now):
             assert item.due_at is not None
@@ -749,7 +834,7 @@ class Office:
 
         Call it from a scheduler (cron, a worker loop); it starts no thread.
         """
-        now = now or self._now()
+        now = _input.moment("now", now) if now is not None else self._now()
         fired = []
         for breach in self.overdue(now):
             if self.store.mark_breach(self.org, breach.item.id, breach.item.version):
@@ -816,7 +901,7 @@ class Office:
     def export(self, out: IO[str], *, format: str = "jsonl",
                item_id: int | None = None) -> int:
         """Write the record (every event, or one item's) as ``jsonl`` or ``csv``."""
-        stream = None if item_id is None else f"item:{int(item_id)}"
+        stream = None if item_id is None else f"item:{self._item_id(item_id)}"
         events = self.store.events(self.org, stream)
         if format == "jsonl":
             return audit.export_jsonl(events, out)
@@ -878,6 +963,50 @@ class _PostingDesk:
 
     def validate(self, item: ContentItem) -> list[Problem]:
         return self._office.validate(item)
+def _check_limit(limit: Any) -> None:
+    if limit is None:
+        return
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise TypeError(f"limit must be a whole number, got {type(limit).__name__}")
+    if not 0 <= limit <= _input.MAX_ID:
+        raise InputInvalid("limit", f"is {limit}", "give a number from 0 up")
+
+
+def _check_post_fields(fields: Mapping[str, Any]) -> None:
+    """Check the strings of a post's fields (and of step outputs) before anything is
+    stored; values of the wrong type are left to the engine's own type checks."""
+    limits = {"text": _input.TEXT, "notes": _input.TEXT, "link": _input.LINK}
+    for key, value in fields.items():
+        if key in limits and isinstance(value, str):
+            _input.text(key, value, limits[key])
+        elif key == "variants" and isinstance(value, Mapping):
+            for name, variant in value.items():
+                if isinstance(name, str):
+                    _input.ident("variants key", name, _input.CHANNEL)
+                    if isinstance(variant, str):
+                        _input.text(f"variants[{name!r}]", variant, _input.TEXT)
+                    elif isinstance(variant, Mapping) and isinstance(variant.get("text"), str):
+                        _input.text(f"variants[{name!r}].text", variant["text"], _input.TEXT)
+        elif key == "channels" and isinstance(value, (list, tuple, set, frozenset)):
+            for name in value:
+                if isinstance(name, str):
+                    _input.ident("channels", name, _input.CHANNEL)
+        elif key == "media":
+            media = [value] if isinstance(value, (str, Media, Mapping)) else value
+            if not isinstance(media, (list, tuple)):
+                continue
+            for i, m in enumerate(media):
+                source = m.source if isinstance(m, Media) else m.get("source") \
+                    if isinstance(m, Mapping) else m
+                alt = m.alt if isinstance(m, Media) else m.get("alt", "") \
+                    if isinstance(m, Mapping) else ""
+                if isinstance(source, str):
+                    _input.ident(f"media[{i}]", source, _input.MEDIA_SOURCE)
+                if isinstance(alt, str):
+                    _input.text(f"media[{i}].alt", alt, _input.MEDIA_ALT)
+                if isinstance(m, Media):
+                    _input.ident(f"media[{i}].kind", m.kind, _input.PUBLISHER)
+                    _input.ident(f"media[{i}].url", m.url, _input.URL)
 
 
 def open(
@@ -887,6 +1016,7 @@ def open(
     clock: Clock = system_clock,
     environ: Mapping[str, str] | None = None,
     establish: bool = True,
+    busy_timeout: float | None = None,
 ) -> Office:
     """Open (creating and migrating if needed) a store and return an organisation's office.
 
@@ -896,8 +1026,17 @@ def open(
         clock: The clock.
         environ: Where channel credentials come from.
         establish: Register the bundled SOP if the organisation has none yet.
+        busy_timeout: Seconds a write waits for another writer's lock before it fails
+            with :class:`~humasflow.errors.StoreLocked` (default 30; see
+            :class:`~humasflow.storage.store.Store`).
     """
-    office = Office(Store(target), org, clock=clock, environ=environ)
+    timeout = DEFAULT_BUSY_TIMEOUT if busy_timeout is None else busy_timeout
+    store = Store(target, busy_timeout=timeout)
+    try:
+        office = Office(store, org, clock=clock, environ=environ)
+    except BaseException:
+        store.close()
+        raise
     if establish and not office.store.sop_revisions(org):
         office.establish()
     return office

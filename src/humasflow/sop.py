@@ -31,6 +31,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 __all__ = [
     "BUNDLED_SOP",
+    "MAX_STANDARD_TIME",
     "OUTPUT_KINDS",
     "PHASES",
     "SOP",
@@ -69,6 +70,13 @@ _DECISIONS = {"approval": ("approve", "reject"), "recheck": ("pass", "rework")}
 _KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 _DURATION = re.compile(r"^\s*(\d+)\s*(m|min|h|d)\s*$")
 _UNITS = {"m": 60, "min": 60, "h": 3600, "d": 86400}
+
+#: The longest standard time a step may have. A step that takes longer is not a step
+#: of one content item's lifecycle; the bound also keeps every due time computable.
+MAX_STANDARD_TIME = dt.timedelta(days=30)
+#: Text limits of header facts the store keeps in columns of their own (characters).
+_HEADER_LIMITS = {"number": 200, "title": 500, "approved_by.name": 200}
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @attrs.frozen
@@ -210,9 +218,15 @@ def load_sop(path: str | Path) -> SOP:
     """
     path = Path(path)
     try:
-        text = path.read_text("utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise DefinitionError(str(path), "", f"cannot be read: {exc.strerror}") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DefinitionError(
+            str(path), "", f"is not UTF-8 text (byte {exc.start} is {raw[exc.start]:#04x}); "
+            "is it the SOP's TOML file?", "a TOML text file in UTF-8") from exc
     return parse_sop(text, source=str(path))
 
 
@@ -222,10 +236,15 @@ def parse_sop(text: str, *, source: str = "<string>") -> SOP:
     Raises:
         DefinitionError: The text is not TOML or breaks the format.
     """
+    if not isinstance(text, str):
+        raise TypeError(f"parse_sop() takes the TOML text as a str, got {type(text).__name__}")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise DefinitionError(source, "", f"is not valid TOML: {exc}") from exc
+    except UnicodeError as exc:  # a lone surrogate in the text
+        raise DefinitionError(source, "", "is not valid text: it holds a lone surrogate",
+                              "a TOML text file in UTF-8") from exc
     return from_data(data, source=source)
 
 
@@ -315,6 +334,9 @@ class _Reader:
         return value
 
     def sop(self, data: Mapping[str, Any]) -> SOP:
+        if not isinstance(data, Mapping):
+            raise self.fail("", f"is a {_kind(data)}", "a table (the parsed SOP file)")
+        self.check_strings(data, "")
         fmt = data.get("format")
         if fmt != FORMAT_VERSION:
             raise self.fail("format", "is missing" if fmt is None else f"is {fmt!r}",
@@ -327,6 +349,21 @@ class _Reader:
         roles = self.roles(data.get("roles"))
         steps = self.steps(data.get("steps"), roles)
         return SOP(header=header, roles=roles, steps=steps, source=self.source, data=data)
+
+    def check_strings(self, value: Any, path: str) -> None:
+        """Refuse NUL characters and lone surrogates anywhere: no store can keep them."""
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise self.fail(path, "contains a NUL character", "text without NUL (\\u0000)")
+            if _SURROGATE.search(value):
+                raise self.fail(path, "contains a lone surrogate", "proper Unicode text")
+        elif isinstance(value, Mapping):
+            for key, inner in value.items():
+                self.check_strings(str(key), path)
+                self.check_strings(inner, _join(path, str(key)))
+        elif isinstance(value, list):
+            for i, inner in enumerate(value):
+                self.check_strings(inner, f"{path}[{i}]")
 
     def only(self, data: Mapping[str, Any], path: str, known: set[str], what: str) -> None:
         """Refuse keys the format does not know (a misspelt key must not pass silently)."""
@@ -358,9 +395,17 @@ class _Reader:
         self.only(approved, pa, {"name", "position", "nip"}, "approved_by")
         effective = self.date(h, "effective", p)
         assert effective is not None
+        title = _must(self.label(h, "title", p))
+        for key, value in (("number", self.text(h, "number", p)), ("title", title.id),
+                           ("approved_by.name", self.text(approved, "name", pa,
+                                                          required=False))):
+            limit = _HEADER_LIMITS[key]
+            if len(value) > limit:
+                raise self.fail(f"sop.{key}", f"is {len(value)} characters long",
+                                f"at most {limit} characters")
         return Header(
             number=self.text(h, "number", p),
-            title=_must(self.label(h, "title", p)),
+            title=title,
             effective=effective,
             made=self.date(h, "made", p, required=False),
             revised=self.date(h, "revised", p, required=False),
@@ -464,10 +509,15 @@ class _Reader:
         )
 
     def duration(self, value: Any, path: str) -> dt.timedelta:
+        limit = MAX_STANDARD_TIME.days
         if isinstance(value, str):
             m = _DURATION.match(value)
             if m and int(m.group(1)) > 0:
-                return dt.timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+                seconds = int(m.group(1)) * _UNITS[m.group(2)]
+                if seconds > MAX_STANDARD_TIME.total_seconds():
+                    raise self.fail(path, f"is {value!r}, longer than the limit of {limit} "
+                                    "days", f'a duration of at most "{limit}d"')
+                return dt.timedelta(seconds=seconds)
         raise self.fail(path, f"is {value!r}", 'a duration such as "5m", "2h" or "1d"')
 
     def check_lifecycle(self, steps: Sequence[Step]) -> None:
@@ -490,6 +540,28 @@ class _Reader:
         if approval is None:
             raise self.fail("steps", "has no approval step",
                             'a step with output = "approval" before the posting step')
+        # The approval binds the concept and design, and what follows it relies on it:
+        # an order the engine could never complete is refused here, not at the dead end.
+        for s in life:
+            if s.output in ("concept", "design") and index[s.key] > index[approval.key]:
+                raise self.fail(f"{path_of[s.key]}.output",
+                                f"is {s.output!r} after the approval step {approval.key!r}",
+                                "the concept and design steps before the approval (it "
+                                "approves them)")
+            if s.output in ("production", "recheck", "publication") and \
+                    index[s.key] < index[approval.key]:
+                raise self.fail(f"{path_of[s.key]}.output",
+                                f"is {s.output!r} before the approval step {approval.key!r}",
+                                "the approval step before production, recheck and "
+                                "publication (they need an approved concept)")
+        recheck = next((s for s in life if s.output == "recheck"), None)
+        production = next((s for s in life if s.output == "production"), None)
+        if recheck is not None and production is not None and \
+                index[recheck.key] < index[production.key]:
+            raise self.fail(f"{path_of[recheck.key]}.output",
+                            f"is 'recheck' before the production step {production.key!r}",
+                            "a production step before the recheck (it rechecks the "
+                            "produced content)")
         for s in life:
             if s.return_to is None:
                 continue

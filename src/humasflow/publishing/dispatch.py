@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
+from humasflow import _input
 from humasflow._data import plain
 from humasflow.errors import (
     AuthenticationFailed,
@@ -71,6 +72,8 @@ __all__ = ["Dispatcher", "Heartbeat", "HeartbeatLike", "ManualHeartbeat", "PostR
 log = logging.getLogger("humasflow")
 
 _OPEN_FOR_CONFIRM = ("unknown", "waiting", "failed")
+#: The longest lease an attempt may have (added to the clock's time, it must not overflow).
+_MAX_LEASE = dt.timedelta(days=7)
 
 
 class PostingOffice(Protocol):
@@ -358,6 +361,10 @@ class Dispatcher:
         rng: random.Random | None = None,
         heartbeat: float | dt.timedelta | HeartbeatLike | None = None,
     ) -> None:
+        if not isinstance(lease, dt.timedelta) or not (
+                dt.timedelta(seconds=1) <= lease <= _MAX_LEASE):
+            raise ValueError(f"the lease is {lease!r}; give a timedelta from 1 second to "
+                             f"{_MAX_LEASE.days} days")
         self.office = office
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
         self.max_threads = max_threads
@@ -394,8 +401,7 @@ class Dispatcher:
 
     def schedule(self, item_id: int, when: dt.datetime, actor: Actor) -> ContentItem:
         """Have the item posted at ``when`` by :meth:`run_due` (a worker or cron)."""
-        if when.tzinfo is None:
-            raise ValueError("the posting time is naive; give an aware datetime")
+        _input.moment("at", when)
         item = self._check(item_id, actor, "schedule")
         self._schedule(item, actor, when, "schedule")
         return self.office.item(item.id)

@@ -7,12 +7,19 @@ append of its next hash-chained event, so a concurrent change gives
 
 SQLite files are opened in WAL mode with ``synchronous=FULL`` (a committed action
 survives a power cut) and write transactions start with ``BEGIN IMMEDIATE`` so that
-writers queue instead of failing half-way.
+writers queue instead of failing half-way. A writer waits at most ``busy_timeout``
+seconds for another's lock (on PostgreSQL this is the ``lock_timeout``); then the action
+fails with :class:`~humasflow.errors.StoreLocked` and nothing is written. Reading never
+waits for a writer, and opening a store that is up to date takes no write lock.
+
+Every driver error leaves the store as a :class:`~humasflow.errors.StorageError` that
+says what happened (a locked database, a file that is not a database, a refused value).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,14 +28,19 @@ from typing import Any
 import attrs
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
-from humasflow.errors import ConflictError, ItemChanged, StorageError
+from humasflow.errors import ConflictError, ItemChanged, StorageError, StoreLocked
 from humasflow.models import Actor, ChannelConfig, ContentItem, Event, PostContent, Publication
 from humasflow.storage import rows
 from humasflow.storage import schema as t
 
-__all__ = ["Store", "database_url"]
+__all__ = ["DEFAULT_BUSY_TIMEOUT", "Store", "database_url"]
+
+#: How long (seconds) a writer waits for another's lock before giving up.
+DEFAULT_BUSY_TIMEOUT = 30.0
 
 
 def database_url(target: str | Path) -> str:
@@ -52,14 +64,34 @@ class Store:
 
     Args:
         target: A SQLite file path, an SQLAlchemy URL, or an :class:`Engine`.
-        migrate: Bring the schema up to date on open (default).
+        migrate: Bring the schema up to date on open (default). A store that is up to
+            date is only read.
+        busy_timeout: How many seconds a write waits for a lock another connection
+            holds before it fails with :class:`~humasflow.errors.StoreLocked` (SQLite's
+            busy timeout, PostgreSQL's ``lock_timeout``). Default 30; 0 fails at once.
+
+    Raises:
+        StorageError: The store cannot be opened (not a database, a directory, locked
+            while it needs migrating…).
     """
 
-    def __init__(self, target: str | Path | Engine, *, migrate: bool = True) -> None:
+    def __init__(self, target: str | Path | Engine, *, migrate: bool = True,
+                 busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
+        if (isinstance(busy_timeout, bool) or not isinstance(busy_timeout, (int, float))
+                or not 0 <= busy_timeout <= 86400):
+            raise ValueError(f"busy_timeout is {busy_timeout!r}; give seconds from 0 to 86400")
+        self.busy_timeout = float(busy_timeout)
         if isinstance(target, Engine):
             self.engine = target
         else:
+            if not str(target).strip():
+                raise StorageError("the store's target is empty; give a SQLite file path "
+                                   "(e.g. humasflow.db), ':memory:' or a database URL")
             url = database_url(target)
+            path = sa.engine.make_url(url).database if url.startswith("sqlite") else None
+            if path and path != ":memory:" and Path(path).is_dir():
+                raise StorageError(f"cannot open the store {path!r}: it is a directory; give "
+                                   "the path of a SQLite file (e.g. humasflow.db) in it")
             options: dict[str, Any] = {}
             if url in ("sqlite://", "sqlite:///:memory:"):
                 # One shared connection, or every connection would see its own empty database.
@@ -69,9 +101,13 @@ class Store:
                 self.engine = sa.create_engine(url, **options)
             except (sa.exc.ArgumentError, ImportError) as exc:
                 raise StorageError(f"cannot open store {_safe(url)!r}: {exc}") from exc
+        self.target = _safe(self.engine.url.render_as_string(hide_password=False))
         if self.engine.dialect.name == "sqlite":
-            _tune_sqlite(self.engine)
+            self.target = self.engine.url.database or ":memory:"
+            _tune_sqlite(self.engine, self.busy_timeout)
         self.is_postgres = self.engine.dialect.name == "postgresql"
+        if self.is_postgres:
+            _tune_postgres(self.engine, self.busy_timeout)
         if migrate:
             try:
                 self.migrate()
@@ -93,8 +129,8 @@ class Store:
         try:
             with self.engine.connect() as conn, conn.begin():
                 yield conn
-        except sa.exc.OperationalError as exc:
-            raise StorageError(f"the store cannot be read: {exc.orig}") from exc
+        except _DRIVER_ERRORS as exc:
+            raise self._error(exc, "read") from exc
 
     @contextmanager
     def writing(self) -> Iterator[Connection]:
@@ -108,8 +144,37 @@ class Store:
                         yield conn
                 finally:
                     rows.take(conn)
-        except sa.exc.OperationalError as exc:
-            raise StorageError(f"the store cannot be written: {exc.orig}") from exc
+        except _DRIVER_ERRORS as exc:
+            raise self._error(exc, "written") from exc
+
+    def _error(self, exc: Exception, doing: str) -> StorageError:
+        """The :class:`StorageError` that says what a driver error means."""
+        orig = getattr(exc, "orig", None) or exc
+        first = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+        where = f"the store {self.target}"
+        if _is_locked(orig):
+            return StoreLocked(self.target, self.busy_timeout, postgres=self.is_postgres)
+        if isinstance(exc, (sa.exc.DataError, OverflowError)) or isinstance(
+                orig, sqlite3.DataError) or (
+                type(orig).__name__ == "DataError" or _sqlstate(orig).startswith("22")):
+            return StorageError(
+                f"{where} refused a value: {first}; nothing was written (the value is "
+                "not one humasflow checks: report it, with the action that failed)")
+        if isinstance(exc, sa.exc.IntegrityError):
+            return StorageError(
+                f"{where} refused the change because someone else made a conflicting one at "
+                f"the same moment ({first}); nothing was written: try again")
+        if "file is not a database" in first:
+            return StorageError(f"{where} is not a humasflow store: the file is not a SQLite "
+                                "database; point --db at a humasflow store, or at a new "
+                                "file to create one with `humasflow init`")
+        if "unable to open database file" in first:
+            return StorageError(f"cannot open {where}: its folder does not exist, it is a "
+                                "directory, or this user may not open it")
+        if "readonly database" in first:
+            return StorageError(f"{where} cannot be written: the file (or its folder) is "
+                                "read-only for this user")
+        return StorageError(f"{where} cannot be {doing}: {first}")
 
     # -- migrations ---------------------------------------------------------------------
 
@@ -129,23 +194,68 @@ class Store:
         SQLite an immediate write lock.
         """
         latest = t.MIGRATIONS[-1][0]
+        # The usual case, a store already up to date, is only read: opening it takes no
+        # write lock, so read-only commands never wait for a busy writer.
+        with self.reading() as conn:
+            current = self._version(conn)
+        if current > latest:
+            raise _too_new(current, latest)
+        if current == latest:
+            return latest
+        if current == 0 and not self.is_postgres:
+            with self.reading() as conn:
+                others = sorted(sa.inspect(conn).get_table_names())
+            if others:
+                # A SQLite file is one application's database: never add tables to another's.
+                raise StorageError(
+                    f"the store {self.target} is not a humasflow store: it is the SQLite "
+                    f"database of something else (tables: {', '.join(others[:5])}); "
+                    "point --db at a humasflow store, or at a new file")
         with self.writing() as conn:
             if self.is_postgres:
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(7148101)"))
             if not sa.inspect(conn).has_table("schema_migrations"):
                 t.schema_migrations.create(conn)
-            current = conn.execute(sa.select(sa.func.max(t.schema_migrations.c.version))).scalar()
-            current = int(current or 0)
+            current = self._version(conn)
             if current > latest:
-                raise StorageError(
-                    f"the store is at schema version {current}, newer than this humasflow "
-                    f"knows ({latest}); upgrade humasflow")
+                raise _too_new(current, latest)
             for version, name, apply in t.MIGRATIONS:
                 if version > current:
                     apply(conn)
                     conn.execute(t.schema_migrations.insert().values(
                         version=version, name=name, applied_at=_utcnow()))
         return latest
+
+    @staticmethod
+    def _version(conn: Connection) -> int:
+        if not sa.inspect(conn).has_table("schema_migrations"):
+            return 0
+        return int(conn.execute(sa.select(sa.func.max(t.schema_migrations.c.version)))
+                   .scalar() or 0)
+
+    def _upsert(self, conn: Connection, table: sa.Table, keys: Mapping[str, Any],
+                values: Mapping[str, Any], *, replace: bool = True) -> None:
+        """Insert a row, or (its key already there) update it with ``values`` (or, unless
+        ``replace``, leave it), in one statement: two first creations at the same moment
+        cannot both insert and one of them fail."""
+        dialect = self.engine.dialect.name
+        if dialect in ("postgresql", "sqlite"):
+            insert = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+            statement = insert.values(**keys, **values)
+            if replace:
+                statement = statement.on_conflict_do_update(index_elements=list(keys),
+                                                            set_=dict(values))
+            else:
+                statement = statement.on_conflict_do_nothing(index_elements=list(keys))
+            conn.execute(statement)
+            return
+        where = [table.c[k] == v for k, v in keys.items()]
+        if replace:
+            if conn.execute(table.update().where(*where).values(**values)).rowcount:
+                return
+        elif conn.execute(sa.select(*[table.c[k] for k in keys]).where(*where)).first():
+            return
+        conn.execute(table.insert().values(**keys, **values))
 
     # -- organisations ------------------------------------------------------------------
 
@@ -155,10 +265,10 @@ class Store:
             if conn.execute(sa.select(t.orgs.c.id).where(t.orgs.c.id == org)).first():
                 return  # the common case takes no write lock
         with self.writing() as conn:
-            if conn.execute(sa.select(t.orgs.c.id).where(t.orgs.c.id == org)).first():
-                return
-            conn.execute(t.orgs.insert().values(id=org, name=name or org, timezone=timezone,
-                                                version=0, head_hash=""))
+            # Two first opens of a new organisation at once: the second inserts nothing.
+            self._upsert(conn, t.orgs, {"id": org}, {"name": name or org, "timezone": timezone,
+                                                     "version": 0, "head_hash": ""},
+                         replace=False)
 
     def orgs(self) -> list[str]:
         """The ids of all organisations in the store."""
@@ -221,11 +331,7 @@ class Store:
     def put_actor(self, conn: Connection, actor: Actor) -> None:
         """Insert or replace an actor and their roles."""
         values = {"name": actor.name, "email": actor.email, "roles": ",".join(sorted(actor.roles))}
-        updated = conn.execute(t.actors.update()
-                               .where(t.actors.c.org == actor.org, t.actors.c.id == actor.id)
-                               .values(**values))
-        if updated.rowcount == 0:
-            conn.execute(t.actors.insert().values(org=actor.org, id=actor.id, **values))
+        self._upsert(conn, t.actors, {"org": actor.org, "id": actor.id}, values)
         self._stash_row(conn, t.actors, actor.id,
                         t.actors.c.org == actor.org, t.actors.c.id == actor.id)
 
@@ -409,10 +515,7 @@ class Store:
         """Insert or replace a channel configuration."""
         values = {"publisher": channel.publisher, "settings": dict(channel.settings),
                   "credentials": dict(channel.credentials)}
-        updated = conn.execute(t.channels.update().where(
-            t.channels.c.org == channel.org, t.channels.c.name == channel.name).values(**values))
-        if updated.rowcount == 0:
-            conn.execute(t.channels.insert().values(org=channel.org, name=channel.name, **values))
+        self._upsert(conn, t.channels, {"org": channel.org, "name": channel.name}, values)
         self._stash_row(conn, t.channels, channel.name,
                         t.channels.c.org == channel.org, t.channels.c.name == channel.name)
 
@@ -755,7 +858,42 @@ def _safe(url: str) -> str:
         return url.split("@")[-1] if "@" in url else url
 
 
-def _tune_sqlite(engine: Engine) -> None:
+#: What a driver raises, wrapped by SQLAlchemy or (from an event handler) bare.
+_DRIVER_ERRORS = (sa.exc.OperationalError, sa.exc.DataError, sa.exc.IntegrityError,
+                  sa.exc.DatabaseError, sqlite3.Error, OverflowError)
+
+
+def _sqlstate(orig: object) -> str:
+    return str(getattr(orig, "sqlstate", "") or "")
+
+
+def _is_locked(orig: object) -> bool:
+    if isinstance(orig, sqlite3.OperationalError):
+        text = str(orig)
+        return "database is locked" in text or "database is busy" in text
+    return _sqlstate(orig) == "55P03"  # PostgreSQL: lock_not_available (lock_timeout)
+
+
+def _too_new(current: int, latest: int) -> StorageError:
+    return StorageError(
+        f"the store is at schema version {current}, newer than this humasflow knows "
+        f"({latest}); upgrade humasflow")
+
+
+def _tune_postgres(engine: Engine, busy_timeout: float) -> None:
+    milliseconds = int(busy_timeout * 1000)
+
+    @sa_event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, record: Any) -> None:
+        # A lock wait longer than the busy timeout fails (lock_not_available) instead of
+        # hanging; 0 would mean "wait for ever" to PostgreSQL, so it waits 1 ms.
+        cursor = dbapi_conn.cursor()
+        cursor.execute(f"SET lock_timeout = {max(milliseconds, 1)}")
+        cursor.close()
+        dbapi_conn.commit()
+
+
+def _tune_sqlite(engine: Engine, busy_timeout: float) -> None:
     @sa_event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, record: Any) -> None:
         # Let SQLAlchemy's begin event, not the driver, decide how transactions start.
@@ -764,7 +902,7 @@ def _tune_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         cursor.close()
 
     @sa_event.listens_for(engine, "begin")
