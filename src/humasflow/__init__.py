@@ -7,6 +7,12 @@ tamper-evident record, and the last step posts through publisher plugins.
 
 from humasflow.audit import AuditReport, Finding
 from humasflow.clock import Clock, system_clock
+from humasflow.credentials import (
+    CredentialSource,
+    CredentialWarning,
+    EnvironmentSource,
+    SecretsFile,
+)
 from humasflow.errors import (
     ActorNotFound,
     ApprovalStale,
@@ -17,6 +23,7 @@ from humasflow.errors import (
     ContentInvalid,
     ContentRejected,
     CredentialMissing,
+    CredentialSourceError,
     DefinitionError,
     FourEyesRequired,
     HumasflowError,
@@ -30,6 +37,7 @@ from humasflow.errors import (
     RateLimited,
     Refused,
     RoleRequired,
+    SecretInConfiguration,
     SOPNotFound,
     StorageError,
     WaitingForPerson,
@@ -70,7 +78,11 @@ __all__ = [
     "ContentItem",
     "ContentRejected",
     "CredentialMissing",
+    "CredentialSource",
+    "CredentialSourceError",
+    "CredentialWarning",
     "DefinitionError",
+    "EnvironmentSource",
     "Event",
     "Finding",
     "FourEyesRequired",
@@ -99,6 +111,8 @@ __all__ = [
     "Role",
     "RoleRequired",
     "SOPNotFound",
+    "SecretInConfiguration",
+    "SecretsFile",
     "Step",
     "StepRun",
     "StorageError",

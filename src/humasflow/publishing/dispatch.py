@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import itertools
-import logging
 import os
 import random
 import socket
@@ -58,6 +57,7 @@ from humasflow.errors import (
 )
 from humasflow.models import Actor, ChannelConfig, ContentItem, Event, Publication
 from humasflow.publishing.retry import RetryPolicy
+from humasflow.scrubbing import get_logger, scrub
 
 if TYPE_CHECKING:
     from humasflow.office import Office
@@ -65,9 +65,11 @@ if TYPE_CHECKING:
 __all__ = ["Dispatcher", "Heartbeat", "HeartbeatLike", "ManualHeartbeat", "PostReport",
            "Progress"]
 
-log = logging.getLogger("humasflow")
+log = get_logger("humasflow")
 
 _OPEN_FOR_CONFIRM = ("unknown", "waiting", "failed")
+# A channel record's values that carry text from outside: scrubbed before they are written.
+_TEXT_FROM_OUTSIDE = frozenset({"error_class", "error_message", "url", "platform_id"})
 
 
 @attrs.frozen
@@ -666,7 +668,13 @@ class Dispatcher:
         and (checked with the record locked) ``guard`` accepts it. The event's actor is
         ``actor_id``, the person on whose authority it happened; ``worker`` (the worker
         that did it) goes into the event's data.
+
+        Text from outside (a platform's or publisher's message, a URL, a person's note)
+        is scrubbed of secrets here, before the record or the event holds it.
         """
+        values = {k: scrub(v) if k in _TEXT_FROM_OUTSIDE and isinstance(v, str) else v
+                  for k, v in values.items()}
+        note = scrub(note)
         store = self.office.store
         with store.writing() as conn:
             if guard is not None:

@@ -168,6 +168,21 @@ publications = sa.Table(
 )
 
 
+# Known expiry times of the credentials channels name (never their values), by reference.
+credential_expiries = sa.Table(
+    "credential_expiries", metadata,
+    sa.Column("org", sa.String(100), sa.ForeignKey("orgs.id"), primary_key=True),
+    sa.Column("reference", sa.String(200), primary_key=True),
+    # The channel and credential name that last reported it.
+    sa.Column("channel", sa.String(100), nullable=False),
+    sa.Column("credential", sa.String(200), nullable=False),
+    # None: a rotation whose new expiry is not known.
+    sa.Column("expires_at", UTCDateTime),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("rotated_at", UTCDateTime),
+)
+
+
 def _initial(conn: Connection) -> None:
     for table in (orgs, sop_revisions, actors, items, events, channels, publications):
         table.create(conn)
@@ -179,8 +194,13 @@ def _list_indexes(conn: Connection) -> None:
     conn.execute(sa.text("CREATE INDEX ix_items_org_assignee ON items (org, assignee)"))
 
 
+def _credential_expiries(conn: Connection) -> None:
+    credential_expiries.create(conn)
+
+
 #: The ordered schema migrations: (version, name, function).
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema", _initial),
     (2, "indexes for overdue and assignee lists", _list_indexes),
+    (3, "credential expiry times", _credential_expiries),
 ]
