@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
@@ -188,7 +189,8 @@ def test_log_lines_of_the_humasflow_loggers_are_scrubbed(caplog):
     assert "posting failed with [redacted]" in caplog.text
     assert "access_token=[redacted]" in caplog.text  # the traceback, scrubbed
     assert "worker saw refresh_token=[redacted]" in caplog.text
-    assert SECRET not in caplog.text and URL_TOKEN not in caplog.text
+    assert SECRET not in caplog.text
+    assert URL_TOKEN not in caplog.text
 
 
 def test_the_log_filter_leaves_a_bad_format_string_to_logging():
@@ -375,7 +377,8 @@ def test_a_channel_failed_hook_sees_the_scrubbed_record(leaky, image):
     plugin.publishers["x"] = FakePublisher(channel="x", fail_with=LEAKS["credential value"]())
     with plugin_registered(Hook()):
         office.post(item.id, by="rina")
-    assert seen and all(SECRET not in m for m in seen)
+    assert seen
+    assert all(SECRET not in m for m in seen)
 
 
 def test_a_posted_receipt_is_recorded_as_given(leaky, image):

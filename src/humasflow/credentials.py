@@ -169,8 +169,10 @@ class SecretsFile:
     # -- reading --------------------------------------------------------------------------
 
     def _values(self) -> dict[str, str]:
+        # Non-blocking, so that a FIFO put in its place cannot hang the process.
+        flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
         try:
-            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            fd = os.open(self.path, flags)
         except FileNotFoundError:
             raise CredentialSourceError(
                 self.description, "there is no such file; create it (one REFERENCE = "
@@ -179,9 +181,13 @@ class SecretsFile:
         except OSError as exc:
             raise CredentialSourceError(self.description,
                                         f"cannot be read: {exc.strerror}") from None
-        with os.fdopen(fd, "rb") as file:
-            st = os.fstat(file.fileno())
+        try:
+            st = os.fstat(fd)
             self._check_private(st)
+        except BaseException:
+            os.close(fd)
+            raise
+        with os.fdopen(fd, "rb") as file:
             key = (st.st_ino, st.st_mtime_ns, st.st_size)
             cached = self._cache
             if cached is not None and cached[0] == key:
