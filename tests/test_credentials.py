@@ -264,7 +264,7 @@ def test_an_unreadable_file_does_not_stop_validation(office, store, clock, tmp_p
 def test_environ_still_works_and_becomes_an_environment_source(office, store, clock):
     posting = Office(store, clock=clock, environ={"HF_X_ACCESS_TOKEN": OLD})
     assert isinstance(posting.credentials, EnvironmentSource)
-    assert posting.credential("HF_X_ACCESS_TOKEN") == OLD
+    assert posting.credential_value("HF_X_ACCESS_TOKEN") == OLD
     with pytest.raises(ValueError, match="not both"):
         Office(store, clock=clock, environ={}, credentials=EnvironmentSource({}))
     with pytest.raises(TypeError, match="not a credential source"):
@@ -276,13 +276,13 @@ def test_humasflow_secrets_names_the_default_file(store, clock, tmp_path, monkey
     monkeypatch.setenv("HUMASFLOW_SECRETS", str(path))
     office = Office(store, clock=clock)
     assert isinstance(office.credentials, SecretsFile)
-    assert office.credential("HF_X_ACCESS_TOKEN") == OLD
+    assert office.credential_value("HF_X_ACCESS_TOKEN") == OLD
 
 
 def test_open_takes_a_credential_source(tmp_path, clock):
     path = secrets_file(tmp_path, f'HF_X_ACCESS_TOKEN = "{OLD}"\n')
     with humasflow.open(str(tmp_path / "h.db"), clock=clock, credentials=path) as office:
-        assert office.credential("HF_X_ACCESS_TOKEN") == OLD
+        assert office.credential_value("HF_X_ACCESS_TOKEN") == OLD
     path.chmod(0o644)
     with pytest.raises(CredentialSourceError, match="chmod 600"):
         humasflow.open(str(tmp_path / "h.db"), clock=clock, credentials=path)
@@ -381,7 +381,7 @@ def test_a_renewed_credential_the_environment_cannot_keep_is_kept_and_the_operat
     (event,) = org_events(posting, "credential_rotated")
     assert event.data["stored"] is False
     assert event.data["expires_at"] is None
-    assert posting.credential("HF_X_ACCESS_TOKEN") == NEW  # this process goes on with it
+    assert posting.credential_value("HF_X_ACCESS_TOKEN") == NEW  # this process goes on with it
     rotating.renew = None
     second = item_ready_to_post(posting, text="Wisuda", media=[image], channels=["x"])
     posting.post(second.id, by="rina")

@@ -691,7 +691,7 @@ def channel_list(session: _Session) -> None:
 
     def held(var: str) -> str:
         try:
-            return "set" if office.credential(var) else "NOT SET"
+            return "set" if office.credential_value(var) else "NOT SET"
         except CredentialSourceError:
             return "UNREADABLE"
 

@@ -47,6 +47,7 @@ __all__ = [
     "EnvironmentSource",
     "SecretsFile",
     "check_channel_config",
+    "resolve_source",
 ]
 
 #: The environment variable naming a deployment's secrets file (also ``--secrets``).
@@ -302,7 +303,7 @@ def _set_line(text: str, reference: str, value: str) -> str:
     return f"{text}{line}\n"
 
 
-def resolve(
+def resolve_source(
     credentials: CredentialSource | str | os.PathLike[str] | None,
     environ: Mapping[str, str] | None,
     hook: Any = None,

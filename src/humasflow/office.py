@@ -113,7 +113,7 @@ class Office:
         self.clock = clock
         self.environ = os.environ if environ is None else environ
         plugins.load_plugins()
-        self.credentials: CredentialSource = _credentials.resolve(
+        self.credentials: CredentialSource = _credentials.resolve_source(
             credentials, environ,
             lambda: plugins.pm.hook.credential_source(org=org))
         # Renewed credentials the source could not keep, for this process's lifetime.
@@ -591,7 +591,7 @@ class Office:
         credentials = {}
         for key, var in channel.credentials.items():
             try:
-                value = self.credential(var)
+                value = self.credential_value(var)
             except CredentialSourceError:
                 if credentials_required:
                     raise
@@ -610,7 +610,7 @@ class Office:
             on_expiry=functools.partial(self._credential_expires, channel))
         return factory(channel, context)
 
-    def credential(self, reference: str) -> str | None:
+    def credential_value(self, reference: str) -> str | None:
         """The value of a credential reference, from the credential source (or as a
         publisher renewed it in this process, if the source could not keep it)."""
         renewed = self._renewed.get(reference)
