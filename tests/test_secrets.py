@@ -358,6 +358,7 @@ def test_the_cli_refuses_a_secret_at_channel_add(office, clock, option):
     assert result.exit_code == 1
     assert result.output.startswith("Error: channel 'x': ")
     assert "never put a secret here" in result.output
+    assert "[redacted]" not in result.output  # the advice itself survives scrubbing
     assert TOKENS["facebook token"] not in result.output
     assert "x" not in office.channels()
 

@@ -152,8 +152,8 @@ class SecretInConfiguration(ConfigurationError):
                       "holds it, in capitals, like X_ACCESS_TOKEN")
         else:
             advice = ("put the secret in the environment or the secrets file and name it in "
-                      "the channel's credentials (a credential reference, like "
-                      "credentials={'access_token': 'X_ACCESS_TOKEN'})")
+                      "the channel's credentials by a credential reference (the channel's "
+                      "credential access_token read from X_ACCESS_TOKEN, say)")
         super().__init__(f"channel {channel!r}: {field[:-1]} {key!r} {problem}; never put a "
                          f"secret here: {advice}")
 
