@@ -17,6 +17,8 @@ import logging
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from humasflow import Office
 from humasflow.cli import cli
@@ -237,6 +239,7 @@ def test_an_export_of_an_older_record_holding_a_secret_is_scrubbed_and_marked(of
     ("the Bearer token was refused; renew the credential 'access_token'",
      "the Bearer token was refused; renew the credential 'access_token'"),
     ("OAuth 2.0 tokens expire", "OAuth 2.0 tokens expire"),
+    ("{'access_token': 'abc123", "{'access_token': [redacted]"),  # cut off mid-value
 ])
 def test_token_shaped_values_are_scrubbed(text, expected):
     assert scrub(text) == expected
@@ -247,6 +250,27 @@ def test_credential_values_are_scrubbed_also_url_encoded():
     value = "tok/with+chars=="
     assert scrub(f"a {value} b", [value]) == f"a {REDACTED} b"
     assert scrub("?t=tok%2Fwith%2Bchars%3D%3D", [value]) == f"?t={REDACTED}"
+
+
+_TOKEN_ALPHABET = st.characters(codec="ascii", categories=("L", "N"),
+                                include_characters="-_.~+/=")
+
+
+@given(secret=st.text(_TOKEN_ALPHABET, min_size=8, max_size=60),
+       before=st.text(max_size=40), after=st.text(max_size=40))
+def test_a_credential_value_never_survives_scrubbing(secret, before, after):
+    text = f"{before}{secret}{after}"
+    assert secret not in scrub(text, [secret])
+    assert scrub(scrub(text, [secret]), [secret]) == scrub(text, [secret])
+
+
+@given(name=st.sampled_from(["access_token", "token", "client_secret", "oauth_token",
+                             "refresh_token", "fb_exchange_token", "password"]),
+       value=st.text(st.characters(codec="ascii", categories=("L", "N")), min_size=1,
+                     max_size=40))
+def test_a_token_parameter_never_survives_scrubbing(name, value):
+    scrubbed = scrub(f"https://api.example/x?a=1&{name}={value}&b=2")
+    assert scrubbed == f"https://api.example/x?a=1&{name}=[redacted]&b=2"
 
 
 def test_short_values_do_not_blank_out_a_message():

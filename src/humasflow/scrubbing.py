@@ -66,7 +66,7 @@ _PARAM = re.compile(
 # "name": "value" or 'name': 'value' (JSON, Python reprs).
 _KEYED = re.compile(
     rf"""(?P<name>(?P<q>["']){_SECRET_NAME}(?P=q))(?P<sep>\s*:\s*)"""
-    r"""(?P<value>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^\s,}\]]+)""",
+    r"""(?P<value>\[redacted\]|"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^\s,}\]]+)""",
     re.IGNORECASE)
 
 # Authorization / Proxy-Authorization header, as a header line, a dict item or a keyword.
