@@ -31,6 +31,8 @@ PUBLIC = {
                       "parse_sop"),
     "humasflow.storage": ("Store",),
     "humasflow.hookspecs": ("hookimpl",),
+    "humasflow.credentials": ("CredentialSource", "CredentialWarning", "EnvironmentSource",
+                              "SecretsFile"),
 }
 
 

@@ -492,7 +492,7 @@ def test_channels_check_never_prints_a_secret(hf, fake):
     fake.publishers["x"] = Leaky(channel="x")
     hf("channel", "add", "x", "--publisher", "fake", "--credential", "token=HF_TEST_X_TOKEN")
     result = hf("channels", "check", code=1, environ={"HF_TEST_X_TOKEN": secret})
-    assert "x (fake): FAILED AuthenticationFailed: the platform refused the token ***" \
+    assert "x (fake): FAILED AuthenticationFailed: the platform refused the token [redacted]" \
         in result.stdout
     assert secret not in result.output
 

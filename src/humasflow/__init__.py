@@ -7,6 +7,12 @@ tamper-evident record, and the last step posts through publisher plugins.
 
 from humasflow.audit import AuditReport, Finding
 from humasflow.clock import Clock, system_clock
+from humasflow.credentials import (
+    CredentialSource,
+    CredentialWarning,
+    EnvironmentSource,
+    SecretsFile,
+)
 from humasflow.errors import (
     ActorNotFound,
     AnchorInvalid,
@@ -18,6 +24,7 @@ from humasflow.errors import (
     ContentInvalid,
     ContentRejected,
     CredentialMissing,
+    CredentialSourceError,
     DefinitionError,
     FourEyesRequired,
     HumasflowError,
@@ -33,6 +40,7 @@ from humasflow.errors import (
     RateLimited,
     Refused,
     RoleRequired,
+    SecretInConfiguration,
     SOPNotFound,
     StorageError,
     StoreLocked,
@@ -83,7 +91,11 @@ __all__ = [
     "ContentItem",
     "ContentRejected",
     "CredentialMissing",
+    "CredentialSource",
+    "CredentialSourceError",
+    "CredentialWarning",
     "DefinitionError",
+    "EnvironmentSource",
     "Event",
     "Finding",
     "FourEyesRequired",
@@ -114,6 +126,8 @@ __all__ = [
     "Role",
     "RoleRequired",
     "SOPNotFound",
+    "SecretInConfiguration",
+    "SecretsFile",
     "Step",
     "StepRun",
     "StorageError",

@@ -5,7 +5,12 @@ and one organisation (``--org``). Times are stored in UTC and shown in the SOP's
 zone (``--tz`` to choose another). Every :class:`~humasflow.errors.HumasflowError`
 becomes a one-line ``Error: ...`` on stderr with exit code 1.
 
-Embedders (and tests) can hand the command a clock, a credentials source and the
+Channel credentials are read from the environment, or from a secrets file given with
+``--secrets FILE`` (or ``HUMASFLOW_SECRETS``). Nothing the command prints holds a
+secret: messages are scrubbed (see :mod:`humasflow.scrubbing`).
+
+Embedders (and tests) can hand the command a clock, a credentials source (``environ``, a
+mapping, or ``credentials``, a :mod:`credential source <humasflow.credentials>`) and the
 worker's wait between passes through click's context object::
 
     cli.main(["list", "--overdue"], obj={"clock": my_clock, "environ": {}})
@@ -39,12 +44,14 @@ from transitions.extensions.diagrams import GraphMachine
 import humasflow
 from humasflow import plugins as registry
 from humasflow.clock import Clock, system_clock
-from humasflow.errors import HumasflowError
+from humasflow.credentials import CredentialSource, SecretsFile
+from humasflow.errors import CredentialSourceError, HumasflowError
 from humasflow.evaluation import timeline
 from humasflow.hookspecs import hookimpl
 from humasflow.models import ContentItem, Event, Publication, Variant
 from humasflow.office import DEFAULT_ORG, Office, PostReport
 from humasflow.publishing import worker
+from humasflow.scrubbing import scrub
 from humasflow.sop import PHASES, SOP, Label, load_sop
 from humasflow.storage.store import Store
 from humasflow.testing import SteerableClock, staffed_office
@@ -104,7 +111,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except HumasflowError as exc:
-            raise click.ClickException(_printable(" ".join(str(exc).split()))) from exc
+            raise click.ClickException(_printable(scrub(" ".join(str(exc).split())))) from exc
 
 
 @attrs.define
@@ -119,6 +126,8 @@ class _Session:
     clock: Clock = system_clock
     environ: Mapping[str, str] | None = None
     sleep: Callable[[float], Any] | None = None
+    secrets: Path | None = None
+    source: CredentialSource | None = None
     _office: Office | None = None
     _zone: zoneinfo.ZoneInfo | None = None
 
@@ -134,11 +143,20 @@ class _Session:
             if not create and _is_sqlite_path(self.db) and not Path(self.db).exists():
                 _fail(f"no humasflow store at {self.db!r}; create one with `humasflow init` "
                       "(or point --db / HUMASFLOW_DB at an existing one)")
-            self._office = humasflow.open(self.db, org=self.org, clock=self.clock,
-                                          environ=self.environ, establish=False,
-                                          busy_timeout=self.busy_timeout)
+            credentials = self.credentials()
+            self._office = humasflow.open(
+                self.db, org=self.org, clock=self.clock, establish=False,
+                environ=self.environ if credentials is None else None,
+                credentials=credentials, busy_timeout=self.busy_timeout)
             click.get_current_context().call_on_close(self._office.store.close)
         return self._office
+
+    def credentials(self) -> CredentialSource | None:
+        """The credential source: ``--secrets``' file, else the one handed in, else
+        ``None`` (the office's default)."""
+        if self.secrets is not None and self.source is None:
+            self.source = SecretsFile(self.secrets)
+        return self.source
 
     def zone(self) -> zoneinfo.ZoneInfo:
         """The display time zone: ``--tz``, else the current SOP's, else Asia/Jakarta."""
@@ -154,6 +172,14 @@ class _Session:
     def now(self) -> dt.datetime:
         """The current time from the injected clock (aware, UTC)."""
         return self.clock().astimezone(dt.timezone.utc)
+
+
+def _credential_options(session: _Session) -> dict[str, Any]:
+    """The credential source for a worker: the session's, as the office has it."""
+    credentials = session.credentials()
+    if credentials is not None:
+        return {"credentials": credentials}
+    return {"environ": session.environ}
 
 
 def _fail(message: str) -> NoReturn:
@@ -393,7 +419,11 @@ def _move_line(office: Office, before: ContentItem, after: ContentItem, actor: s
 
 
 def _event_note(event: Event, zone: dt.tzinfo) -> str:
-    """The event's note, or a short summary of its data."""
+    """The event's note, or a short summary of its data (scrubbed of secrets)."""
+    return scrub(_event_summary(event, zone))
+
+
+def _event_summary(event: Event, zone: dt.tzinfo) -> str:
     if event.note:
         return event.note
     data = event.data
@@ -432,14 +462,19 @@ def _event_note(event: Event, zone: dt.tzinfo) -> str:
 @click.option("--busy-timeout", envvar="HUMASFLOW_BUSY_TIMEOUT", show_envvar=True,
               type=click.FloatRange(min=0, max=86400), metavar="SECONDS",
               help="How long a write waits for another writer's lock (default: 30).")
+@click.option("--secrets", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              envvar="HUMASFLOW_SECRETS", show_envvar=True,
+              help="Read channel credentials from this TOML file (mode 600) instead of the "
+                   "environment; renewed credentials are written back to it.")
 @click.pass_context
 def cli(ctx: click.Context, db: str, org: str, lang: str, tz: str | None,
-        busy_timeout: float | None) -> None:
+        busy_timeout: float | None, secrets: Path | None) -> None:
     """Run a PR office's social-media SOP: items, approvals, records and posting."""
     seam = ctx.obj if isinstance(ctx.obj, Mapping) else {}
     ctx.obj = _Session(db=db, org=org, lang=lang, tz=tz, busy_timeout=busy_timeout,
                        clock=seam.get("clock", system_clock), environ=seam.get("environ"),
-                       sleep=seam.get("sleep"))
+                       sleep=seam.get("sleep"), secrets=secrets,
+                       source=seam.get("credentials"))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -709,12 +744,17 @@ def channel() -> None:
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="A publisher setting (repeatable).")
 @click.option("--credential", "credentials", multiple=True, metavar="KEY=ENV_VAR",
-              help="A credential, as the environment variable holding it (repeatable).")
+              help="A credential, as the environment variable (or secrets-file key) "
+                   "holding it, never the secret itself (repeatable).")
 @click.option("--by", default="admin", show_default=True, help="Who records this.")
 @click.pass_obj
 def channel_add(session: _Session, name: str, publisher: str, settings: tuple[str, ...],
                 credentials: tuple[str, ...], by: str) -> None:
-    """Configure a target channel (or replace its configuration)."""
+    """Configure a target channel (or replace its configuration).
+
+    A setting or credential that looks like a secret is refused: secrets live in the
+    environment or the secrets file, and the channel names them.
+    """
     office = session.office()
     added = office.add_channel(name, publisher, settings=_pairs(settings, "a setting"),
                                credentials=_pairs(credentials, "a credential"), by=by)
@@ -730,36 +770,42 @@ def channel_list(session: _Session) -> None:
     if not channels:
         _echo("No channels yet; add one with `humasflow channel add`.")
         return
-    environ = office.environ
     rows = []
+
+    def held(var: str) -> str:
+        try:
+            return "set" if office.credential_value(var) else "NOT SET"
+        except CredentialSourceError:
+            return "UNREADABLE"
+
     for c in channels.values():
         settings = ", ".join(f"{k}={v}" for k, v in sorted(c.settings.items())) or "-"
-        creds = ", ".join(f"{k}={var} ({'set' if environ.get(var) else 'NOT SET'})"
+        creds = ", ".join(f"{k}={var} ({held(var)})"
                           for k, var in sorted(c.credentials.items())) or "-"
         rows.append((c.name, c.publisher, settings, creds))
     _echo(_table(("Name", "Publisher", "Settings", "Credentials"), rows))
 
 
 @channel.command("check")
+@click.option("--warn-days", type=click.FloatRange(min=0), default=7.0, show_default=True,
+              metavar="DAYS", help="Warn about credentials that expire within DAYS.")
 @click.pass_obj
-def channel_check(session: _Session) -> None:
+def channel_check(session: _Session, warn_days: float) -> None:
     """Check every channel's credentials with its platform, without posting.
 
-    Prints OK or the error for each channel (never a secret); exits 1 if any failed.
+    Prints OK or the error for each channel (never a secret), and a warning for each
+    credential known to expire within --warn-days (or expired); exits 1 if any channel
+    failed its check.
     """
     office = session.office()
     channels = office.channels()
     if not channels:
         _echo("No channels yet; add one with `humasflow channel add`.")
         return
-    # A publisher's message should never hold a secret; if one does, it is masked here.
-    secrets = sorted({v for c in channels.values() for var in c.credentials.values()
-                      if (v := office.environ.get(var))}, key=len, reverse=True)
 
     def masked(text: str) -> str:
-        for secret in secrets:
-            text = text.replace(secret, "***")
-        return " ".join(text.split())
+        # A publisher's message should never hold a secret; if one does, it is scrubbed.
+        return " ".join(scrub(text).split())
 
     try:
         results = office.check_channels()
@@ -773,6 +819,18 @@ def channel_check(session: _Session) -> None:
         else:
             failed += 1
             _echo(f"  {via}: FAILED {type(error).__name__}: {masked(str(error))}")
+    zone, now = session.zone(), session.now()
+    for warning in office.credential_warnings(dt.timedelta(days=warn_days), now):
+        name = warning.channel
+        via = f"{name} ({channels[name].publisher})" if name in channels else name
+        when = _when(warning.expires_at, zone)
+        what = f"the credential {warning.credential!r} ({warning.reference})"
+        if warning.expired:
+            _echo(f"  {via}: WARNING {what} expired at {when}; renew it")
+        else:
+            left = _duration(warning.expires_at - now)
+            _echo(f"  {via}: WARNING {what} expires at {when} (in {left}); renew it "
+                       "before then")
     if not failed:
         _echo(f"All {len(results)} channel(s) OK.")
         return
@@ -932,7 +990,7 @@ def _item_text(office: Office, item: ContentItem, lang: str, zone: dt.tzinfo,
     for name, pub in sorted(publications.items()):
         detail = pub.url or pub.platform_id or ""
         if pub.error_message:
-            detail = f"{pub.error_class}: {pub.error_message}"
+            detail = _error_text(pub)
         lines.append(f"  {name}: {pub.state} (attempts {pub.attempts}) {detail}".rstrip())
     return "\n".join(lines)
 
@@ -1082,9 +1140,10 @@ def _counts(pubs: Iterable[Publication]) -> str:
 
 
 def _error_text(pub: Publication) -> str:
+    # Scrubbed when recorded; again here for what an older version recorded.
     if pub.error_class and pub.error_message:
-        return f"{pub.error_class}: {pub.error_message}"
-    return pub.error_message or pub.error_class or ""
+        return scrub(f"{pub.error_class}: {pub.error_message}")
+    return scrub(pub.error_message or pub.error_class or "")
 
 
 def _channel_line(name: str, pub: Publication, zone: dt.tzinfo, *, earlier: bool = False) -> str:
@@ -1097,7 +1156,7 @@ def _channel_line(name: str, pub: Publication, zone: dt.tzinfo, *, earlier: bool
         detail += (f"retried automatically at {_when(pub.next_attempt_at, zone)}"
                    if pub.next_attempt_at is not None else "not retried automatically")
     elif pub.state in ("waiting", "unknown"):
-        detail = pub.error_message or ""
+        detail = scrub(pub.error_message or "")
         if pub.state == "unknown" and pub.next_attempt_at is not None:
             detail += f"; looked up on the platform at {_when(pub.next_attempt_at, zone)}"
     elif pub.state == "in_flight" and pub.claimed_by:
@@ -1511,7 +1570,8 @@ def run_due(session: _Session, limit: int) -> None:
     bar_shown = due >= _BAR_FROM and _stdout_is_tty()
     held: list[str] = []
     printer = _PassPrinter(store, office.org, zone, held.append if bar_shown else _echo)
-    one_pass = worker.Worker(store, clock=session.clock, environ=session.environ, batch=limit)
+    one_pass = worker.Worker(store, clock=session.clock, batch=limit,
+                             **_credential_options(session))
     with _listening(_Listener(printer.heard, store=store)):
         if bar_shown:
             with click.progressbar(length=due, label=f"Posting {due} due item(s)") as bar:
@@ -1606,8 +1666,8 @@ def worker_command(session: _Session, interval: float, max_loops: int | None,
     office = session.office()
     store, zone = office.store, session.zone()
     printer = _PassPrinter(store, office.org, zone, _echo)
-    options: dict[str, Any] = {"poll_interval": interval, "environ": session.environ,
-                               "batch": limit}
+    options: dict[str, Any] = {"poll_interval": interval, "batch": limit,
+                               **_credential_options(session)}
     if session.sleep is not None:
         options["sleep"] = session.sleep
     loop = _EchoWorker(store, printer, clock=session.clock, **options)

@@ -6,7 +6,9 @@ involved as attributes, and its message says what to do next::
     HumasflowError
     ├── DefinitionError            a bad SOP file: file, key path, problem, expected
     ├── ConfigurationError         a bad channel, plugin or store setting
-    │   ├── CredentialMissing      a channel's credential variable is not set
+    │   ├── CredentialMissing      a channel's credential is not in its credential source
+    │   ├── SecretInConfiguration  a secret given where a credential reference belongs
+    │   ├── CredentialSourceError  the secrets file (or vault) cannot be read or written
     │   └── AnchorInvalid          an audit anchor file cannot be read or is not one
     ├── InputInvalid               a value humasflow cannot take (also a ValueError):
     │                              field, problem, limit, length
@@ -59,6 +61,7 @@ __all__ = [
     "ContentInvalid",
     "ContentRejected",
     "CredentialMissing",
+    "CredentialSourceError",
     "DefinitionError",
     "FourEyesRequired",
     "HumasflowError",
@@ -75,6 +78,7 @@ __all__ = [
     "Refused",
     "RoleRequired",
     "SOPNotFound",
+    "SecretInConfiguration",
     "StorageError",
     "StoreLocked",
     "WaitingForPerson",
@@ -112,18 +116,70 @@ class ConfigurationError(HumasflowError):
 
 
 class CredentialMissing(ConfigurationError):
-    """A channel needs a credential from an environment variable that is not set.
+    """A channel needs a credential its credential source does not hold.
 
-    The message names the variable, never its value.
+    The message names the reference (the environment variable or the secrets file's
+    key), never a value.
+
+    Attributes:
+        channel: The channel name.
+        variable: The credential reference.
+        source: Where it was looked up (``None``: the environment).
     """
 
-    def __init__(self, channel: str, variable: str) -> None:
+    def __init__(self, channel: str, variable: str, source: str | None = None) -> None:
         self.channel = channel
         self.variable = variable
-        super().__init__(
-            f"channel {channel!r} needs the environment variable {variable} to be set; "
-            "set it in the environment of the process that posts"
-        )
+        self.source = source
+        if source is None:
+            message = (f"channel {channel!r} needs the environment variable {variable} to be "
+                       "set; set it in the environment of the process that posts")
+        else:
+            message = (f"channel {channel!r} needs the credential {variable}, which {source} "
+                       f"does not hold; add it there")
+        super().__init__(message)
+
+
+class SecretInConfiguration(ConfigurationError):
+    """A secret (a token, a password) was given where only a reference to one belongs.
+
+    Channel settings and credential references are stored and recorded; secrets live
+    only in the credential source (the environment, a secrets file, a vault). The
+    message names the key, never the value.
+
+    Attributes:
+        channel: The channel name.
+        key: The setting or credential name that held it.
+        field: ``"settings"`` or ``"credentials"``.
+    """
+
+    def __init__(self, channel: str, key: str, field: str, problem: str) -> None:
+        self.channel = channel
+        self.key = key
+        self.field = field
+        if field == "credentials":
+            advice = ("give the name of the environment variable (or secrets-file key) that "
+                      "holds it, in capitals, like X_ACCESS_TOKEN")
+        else:
+            advice = ("put the secret in the environment or the secrets file and name it in "
+                      "the channel's credentials by a credential reference (the channel's "
+                      "credential access_token read from X_ACCESS_TOKEN, say)")
+        super().__init__(f"channel {channel!r}: {field[:-1]} {key!r} {problem}; never put a "
+                         f"secret here: {advice}")
+
+
+class CredentialSourceError(ConfigurationError):
+    """A credential source cannot be used: a secrets file others can read, a file that is
+    not valid TOML, a source that cannot store a refreshed credential.
+
+    Attributes:
+        source: The source (e.g. ``"the secrets file /etc/humasflow/secrets.toml"``).
+    """
+
+    def __init__(self, source: str, problem: str) -> None:
+        self.source = source
+        self.problem = problem
+        super().__init__(f"{source}: {problem}")
 
 
 class AnchorInvalid(ConfigurationError):

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from humasflow.credentials import CredentialSource
     from humasflow.models import ContentItem, Event, Media, Publication
     from humasflow.office import Office
     from humasflow.sop import Step
@@ -73,3 +74,8 @@ def item_posted(office: Office, item: ContentItem, publications: dict[str, Any])
 @hookspec(firstresult=True)
 def public_media_url(office: Office, media: Media, channel: str) -> str | None:
     """Return a public URL for a local media file (platforms fetch media themselves)."""
+
+
+@hookspec(firstresult=True)
+def credential_source(org: str) -> CredentialSource | None:
+    """Return the credential source (an app's own vault) for an organisation's office."""

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import builtins
 import datetime as dt
+import functools
 import json
-import logging
 import os
 import threading
 import zoneinfo
@@ -25,7 +25,10 @@ from typing import IO, TYPE_CHECKING, Any
 import attrs
 
 from humasflow import _input, audit, plugins
+from humasflow import credentials as _credentials
 from humasflow._data import plain
+from humasflow.credentials import CredentialSource, CredentialWarning
+from humasflow.scrubbing import get_logger, remember_secret, scrub
 
 if TYPE_CHECKING:
     import requests
@@ -36,6 +39,7 @@ from humasflow.errors import (
     ConfigurationError,
     ConflictError,
     CredentialMissing,
+    CredentialSourceError,
     InputInvalid,
     ItemNotFound,
     Refused,
@@ -62,7 +66,7 @@ from humasflow.workflow import Engine, Move
 __all__ = ["DEFAULT_ORG", "Office", "PostReport", "open"]
 
 DEFAULT_ORG = "default"
-log = logging.getLogger("humasflow")
+log = get_logger("humasflow")
 
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
@@ -84,7 +88,13 @@ class Office:
         store: The store.
         org: The organisation (faculty or unit) id; created if new.
         clock: Returns the current time (aware, UTC). Tests pass a steerable clock.
-        environ: Where channel credentials are read from (default ``os.environ``).
+        environ: Environment variables channel credentials are read from (an
+            environment source; the default source is ``os.environ``).
+        credentials: The credential source (see :mod:`humasflow.credentials`): an
+            object such as :class:`~humasflow.credentials.SecretsFile`, or the path of a
+            secrets file. Default: ``environ`` if given, else the secrets file named by
+            ``HUMASFLOW_SECRETS``, else a plugin's ``credential_source``, else the
+            environment.
         session_factory: Makes the HTTP session handed to publishers.
         media_host: Turns a local media file into a public URL (see
             :class:`~humasflow.publishing.media.FolderMediaHost`); default: the
@@ -98,6 +108,7 @@ class Office:
         *,
         clock: Clock = system_clock,
         environ: Mapping[str, str] | None = None,
+        credentials: CredentialSource | str | os.PathLike[str] | None = None,
         session_factory: Callable[[], requests.Session] = new_session,
         media_host: Callable[[Media], str | None] | None = None,
     ) -> None:
@@ -108,6 +119,12 @@ class Office:
         self.org = org
         self.clock = clock
         self.environ = os.environ if environ is None else environ
+        plugins.load_plugins()
+        self.credentials: CredentialSource = _credentials.resolve_source(
+            credentials, environ,
+            lambda: plugins.pm.hook.credential_source(org=org))
+        # Renewed credentials the source could not keep, for this process's lifetime.
+        self._renewed: dict[str, str] = {}
         self.session_factory = session_factory
         self.media_host = media_host
         self._revisions: dict[int, SOP] = {}
@@ -115,7 +132,6 @@ class Office:
         # Publishers used only to validate (no network, no secrets), by configuration.
         self._validating: dict[str, Any] = {}
         store.ensure_org(org)
-        plugins.load_plugins()
 
     def __repr__(self) -> str:
         url = self.store.engine.url.render_as_string(hide_password=True)
@@ -299,12 +315,15 @@ class Office:
         Args:
             name: The channel's name, used in posts' ``channels``.
             publisher: A registered publisher (``outbox``, or a plugin's).
-            settings: The publisher's settings.
-            credentials: Credential name → environment variable name. Values are read
-                from the environment when posting and never stored.
+            settings: The publisher's settings (never a secret).
+            credentials: Credential name → credential reference: the environment
+                variable (or secrets-file key) that holds it, like ``X_ACCESS_TOKEN``.
+                Values are read from the office's credential source when posting and
+                never stored.
 
         Raises:
             ConfigurationError: The publisher is not registered.
+            SecretInConfiguration: A reference or a setting looks like a secret.
         """
         _input.ident("name", name, _input.CHANNEL)
         _input.ident("publisher", publisher, _input.PUBLISHER)
@@ -316,11 +335,7 @@ class Office:
             raise ConfigurationError(
                 f"channel {name!r}: no publisher named {publisher!r} is installed; "
                 f"installed: {', '.join(sorted(factories))}")
-        for key, var in (credentials or {}).items():
-            if not var or not var.replace("_", "").isalnum() or not var[0].isalpha():
-                raise ConfigurationError(
-                    f"channel {name!r}: credential {key!r} must name an environment variable "
-                    f"(like X_ACCESS_TOKEN), got {var!r}; never put the secret itself here")
+        _credentials.check_channel_config(name, settings or {}, credentials or {})
         channel = ChannelConfig(name=name, publisher=publisher, settings=dict(settings or {}),
                                 credentials=dict(credentials or {}), org=self.org)
         with self.store.writing() as conn:
@@ -641,14 +656,114 @@ class Office:
                 f"not installed; installed: {', '.join(sorted(factories))}")
         credentials = {}
         for key, var in channel.credentials.items():
-            value = self.environ.get(var)
+            try:
+                value = self.credential_value(var)
+            except CredentialSourceError:
+                if credentials_required:
+                    raise
+                value = None
             if not value and credentials_required:
-                raise CredentialMissing(channel.name, var)
+                source = self.credentials
+                raise CredentialMissing(channel.name, var, None if isinstance(
+                    source, _credentials.EnvironmentSource) else source.description)
             # Validation needs no network, so it works where the secrets are not set.
             credentials[key] = value or ""
-        context = PublisherContext(credentials=credentials, session=self.session_factory(),
-                                   clock=self.clock)
+            remember_secret(value)
+        context = PublisherContext(
+            credentials=credentials, session=self.session_factory(), clock=self.clock,
+            channel=channel.name,
+            on_refresh=functools.partial(self._credential_renewed, channel),
+            on_expiry=functools.partial(self._credential_expires, channel))
         return factory(channel, context)
+
+    def credential_value(self, reference: str) -> str | None:
+        """The value of a credential reference, from the credential source (or as a
+        publisher renewed it in this process, if the source could not keep it)."""
+        renewed = self._renewed.get(reference)
+        return renewed if renewed is not None else self.credentials.get(reference)
+
+    # -- credentials that rotate ------------------------------------------------------
+
+    def _credential_renewed(self, channel: ChannelConfig, name: str, value: str,
+                            expires_at: dt.datetime | None) -> None:
+        """A publisher renewed a credential: keep it, and record that (not the value)."""
+        reference = channel.credentials[name]
+        remember_secret(value)
+        source = self.credentials
+        stored = False
+        try:
+            source.put(reference, value)
+            stored = bool(source.writable)
+        except CredentialSourceError as exc:
+            log.warning("channel %r renewed its credential %r (%s), but %s; until then this "
+                        "process uses the renewed value", channel.name, name, reference,
+                        scrub(str(exc)))
+        except Exception as exc:
+            log.warning("channel %r renewed its credential %r (%s), but %s could not store "
+                        "it: %s: %s; until it is updated there this process uses the renewed "
+                        "value", channel.name, name, reference, source.description,
+                        type(exc).__name__, scrub(str(exc), [value]))
+        if stored:
+            self._renewed.pop(reference, None)
+        else:
+            self._renewed[reference] = value
+        now = self._now()
+        expires = _utc(expires_at)
+        with self.store.writing() as conn:
+            self.store.append_org_event(conn, Event(
+                org=self.org, stream="org", seq=0, at=now, actor=f"channel:{channel.name}",
+                action="credential_rotated",
+                data={"channel": channel.name, "credential": name, "reference": reference,
+                      "expires_at": expires.isoformat() if expires else None,
+                      "stored": stored, "source": source.description}))
+            self.store.put_credential_expiry(conn, self.org, reference, {
+                "channel": channel.name, "credential": name, "expires_at": expires,
+                "updated_at": now, "rotated_at": now})
+        self._validating.clear()
+
+    def _credential_expires(self, channel: ChannelConfig, name: str, at: dt.datetime) -> None:
+        """A publisher learnt when a credential expires: keep it (recorded if it changed)."""
+        reference = channel.credentials[name]
+        expires = _utc(at)
+        assert expires is not None
+        expires = expires.replace(microsecond=0)
+        known = self.store.credential_expiries(self.org).get(reference)
+        if known is not None and known["expires_at"] == expires:
+            return
+        now = self._now()
+        with self.store.writing() as conn:
+            self.store.append_org_event(conn, Event(
+                org=self.org, stream="org", seq=0, at=now, actor=f"channel:{channel.name}",
+                action="credential_expiry",
+                data={"channel": channel.name, "credential": name, "reference": reference,
+                      "expires_at": expires.isoformat()}))
+            self.store.put_credential_expiry(conn, self.org, reference, {
+                "channel": channel.name, "credential": name, "expires_at": expires,
+                "updated_at": now})
+
+    def credential_warnings(self, within: dt.timedelta = dt.timedelta(days=7),
+                            now: dt.datetime | None = None) -> list[CredentialWarning]:
+        """The channels' credentials that expire within ``within`` (or have expired),
+        soonest first, as far as their publishers reported an expiry time.
+
+        Args:
+            within: How far ahead to look (default: a week).
+            now: Judge at this time (default: the clock's).
+        """
+        now = now or self._now()
+        known = self.store.credential_expiries(self.org)
+        warnings = []
+        for channel in self.channels().values():
+            for name, reference in sorted(channel.credentials.items()):
+                row = known.get(reference)
+                if row is None or row["expires_at"] is None:
+                    continue
+                expires = row["expires_at"]
+                if expires - now <= within:
+                    warnings.append(CredentialWarning(
+                        channel=channel.name, credential=name, reference=reference,
+                        expires_at=expires, expired=expires <= now))
+        return sorted(warnings, key=lambda w: (w.expires_at, w.channel, w.credential))
 
     def post_for(self, item: ContentItem, channel: str) -> Post:
         """The post as ``channel`` receives it, local media given public URLs if a media
@@ -804,7 +919,7 @@ class Office:
         self.item(item_id)
         return self.store.publications(self.org, self._item_id(item_id))
 
-    def _log_failure(self, item_id: int, exc: Exception) -> None:
+    def _log_failure(self, item_id: int, exc: Exception) -> None:  # scrubbed by the filter
         log.warning("item %s of %s could not be posted: %s", item_id, self.org, exc)
 
     # -- records, standard times ------------------------------------------------------------
@@ -963,6 +1078,8 @@ class _PostingDesk:
 
     def validate(self, item: ContentItem) -> list[Problem]:
         return self._office.validate(item)
+
+
 def _check_limit(limit: Any) -> None:
     if limit is None:
         return
@@ -1009,12 +1126,17 @@ def _check_post_fields(fields: Mapping[str, Any]) -> None:
                     _input.ident(f"media[{i}].url", m.url, _input.URL)
 
 
+def _utc(when: dt.datetime | None) -> dt.datetime | None:
+    return None if when is None else when.astimezone(dt.timezone.utc)
+
+
 def open(
     target: str = "humasflow.db",
     *,
     org: str = DEFAULT_ORG,
     clock: Clock = system_clock,
     environ: Mapping[str, str] | None = None,
+    credentials: CredentialSource | str | os.PathLike[str] | None = None,
     establish: bool = True,
     busy_timeout: float | None = None,
 ) -> Office:
@@ -1024,7 +1146,9 @@ def open(
         target: A SQLite file path, or a URL such as ``postgresql://host/db``.
         org: The organisation id (default ``"default"``).
         clock: The clock.
-        environ: Where channel credentials come from.
+        environ: Environment variables channel credentials are read from.
+        credentials: The credential source, or the path of a secrets file (see
+            :class:`Office`).
         establish: Register the bundled SOP if the organisation has none yet.
         busy_timeout: Seconds a write waits for another writer's lock before it fails
             with :class:`~humasflow.errors.StoreLocked` (default 30; see
@@ -1033,7 +1157,7 @@ def open(
     timeout = DEFAULT_BUSY_TIMEOUT if busy_timeout is None else busy_timeout
     store = Store(target, busy_timeout=timeout)
     try:
-        office = Office(store, org, clock=clock, environ=environ)
+        office = Office(store, org, clock=clock, environ=environ, credentials=credentials)
     except BaseException:
         store.close()
         raise

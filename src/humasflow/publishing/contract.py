@@ -30,16 +30,22 @@ object with these methods:
     confirms (``humasflow confirm``).
 ``check() -> None``
     Verify the credentials without posting; raise ``AuthenticationFailed`` if refused.
+
+A publisher whose platform hands out new tokens (an OAuth refresh) gives the new value
+back with ``context.refresh_credential(name, value, expires_at=…)``; one that learns
+when a credential expires reports it with ``context.credential_expires(name, at)``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
 from humasflow.clock import Clock, system_clock
+from humasflow.errors import ConfigurationError
 from humasflow.models import Media
 
 if TYPE_CHECKING:
@@ -111,15 +117,76 @@ class PublisherContext:
     """What the core hands a publisher factory: its I/O and secrets.
 
     Attributes:
-        credentials: Credential name → value, read from the environment variables the
-            channel names. Never stored, logged or shown.
+        credentials: Credential name → value, read through the office's credential
+            source (the environment, a secrets file, a vault). Never stored, logged or
+            shown: humasflow scrubs these values from every message it records.
         session: The HTTP session to use (tests swap the wire through it).
         clock: The clock.
+        channel: The channel's name.
+        on_refresh: Called by :meth:`refresh_credential` (set by the office).
+        on_expiry: Called by :meth:`credential_expires` (set by the office).
     """
 
     credentials: Mapping[str, str] = attrs.field(factory=dict, repr=False)
     session: requests.Session = attrs.field(factory=lambda: new_session(), repr=False)
     clock: Clock = system_clock
+    channel: str = ""
+    on_refresh: Callable[[str, str, dt.datetime | None], Any] | None = attrs.field(
+        default=None, repr=False)
+    on_expiry: Callable[[str, dt.datetime], Any] | None = attrs.field(default=None,
+                                                                     repr=False)
+
+    def refresh_credential(self, name: str, value: str, *,
+                           expires_at: dt.datetime | None = None) -> None:
+        """Hand back a renewed credential (e.g. after an OAuth token refresh).
+
+        The office writes it to its credential source if that source is writable (a
+        secrets file), else keeps it for this process and warns that the environment
+        must be updated; either way the rotation is recorded in the organisation's
+        record without the value, with ``expires_at`` if given. From now on
+        :attr:`credentials` holds the new value.
+
+        Args:
+            name: The credential's name in the channel (``"access_token"``).
+            value: The new value.
+            expires_at: When it expires (aware), if the platform said.
+
+        Raises:
+            ConfigurationError: ``name`` is not one of the channel's credentials, or the
+                value is empty.
+        """
+        self._check_name(name)
+        if not isinstance(value, str) or not value:
+            raise ConfigurationError(f"channel {self.channel!r}: the renewed credential "
+                                     f"{name!r} is empty")
+        _check_aware(expires_at, "expires_at")
+        if self.on_refresh is not None:
+            self.on_refresh(name, value, expires_at)
+        if isinstance(self.credentials, MutableMapping):
+            self.credentials[name] = value
+
+    def credential_expires(self, name: str, at: dt.datetime) -> None:
+        """Report when a credential expires, so people are warned in time
+        (``Office.credential_warnings()``, ``humasflow channels check``).
+
+        Raises:
+            ConfigurationError: ``name`` is not one of the channel's credentials.
+        """
+        self._check_name(name)
+        _check_aware(at, "at")
+        if self.on_expiry is not None:
+            self.on_expiry(name, at)
+
+    def _check_name(self, name: str) -> None:
+        if name not in self.credentials:
+            raise ConfigurationError(
+                f"channel {self.channel!r} has no credential {name!r}; its credentials: "
+                f"{', '.join(sorted(self.credentials)) or 'none'}")
+
+
+def _check_aware(when: dt.datetime | None, what: str) -> None:
+    if when is not None and (not isinstance(when, dt.datetime) or when.tzinfo is None):
+        raise ValueError(f"{what} is {when!r}; give an aware datetime (UTC)")
 
 
 def unknown_options(post: Post, known: Iterable[str]) -> list[Problem]:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import itertools
-import logging
 import os
 import random
 import socket
@@ -59,6 +58,7 @@ from humasflow.errors import (
 )
 from humasflow.models import Actor, ChannelConfig, ContentItem, Event, Publication
 from humasflow.publishing.retry import RetryPolicy
+from humasflow.scrubbing import get_logger, scrub
 
 if TYPE_CHECKING:
     from humasflow.publishing.contract import Post, Problem
@@ -69,7 +69,7 @@ if TYPE_CHECKING:
 __all__ = ["Dispatcher", "Heartbeat", "HeartbeatLike", "ManualHeartbeat", "PostReport",
            "PostingOffice", "Progress"]
 
-log = logging.getLogger("humasflow")
+log = get_logger("humasflow")
 
 _OPEN_FOR_CONFIRM = ("unknown", "waiting", "failed")
 #: The longest lease an attempt may have (added to the clock's time, it must not overflow).
@@ -125,6 +125,8 @@ class PostingOffice(Protocol):
 
     def report_failure(self, item_id: int, error: Exception) -> None:
         """Log that an item could not be posted in a pass."""
+# A channel record's values that carry text from outside: scrubbed before they are written.
+_TEXT_FROM_OUTSIDE = frozenset({"error_class", "error_message", "url", "platform_id"})
 
 
 @attrs.frozen
@@ -730,7 +732,13 @@ class Dispatcher:
         and (checked with the record locked) ``guard`` accepts it. The event's actor is
         ``actor_id``, the person on whose authority it happened; ``worker`` (the worker
         that did it) goes into the event's data.
+
+        Text from outside (a platform's or publisher's message, a URL, a person's note)
+        is scrubbed of secrets here, before the record or the event holds it.
         """
+        values = {k: scrub(v) if k in _TEXT_FROM_OUTSIDE and isinstance(v, str) else v
+                  for k, v in values.items()}
+        note = scrub(note)
         store = self.office.store
         with store.writing() as conn:
             if guard is not None:

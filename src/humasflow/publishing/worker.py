@@ -21,7 +21,6 @@ Progress goes to the ``humasflow.worker`` logger.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import os
 import signal
 import socket
@@ -36,14 +35,16 @@ from typing import Any
 import requests
 
 from humasflow.clock import Clock, system_clock
+from humasflow.credentials import CredentialSource
 from humasflow.models import Media
 from humasflow.office import Office
 from humasflow.publishing.dispatch import Dispatcher, PostReport
+from humasflow.scrubbing import get_logger
 from humasflow.storage.store import Store
 
 __all__ = ["Worker", "run_due"]
 
-log = logging.getLogger("humasflow.worker")
+log = get_logger("humasflow.worker")
 
 #: The longest a signal waits to end the default sleep between passes.
 _SIGNAL_GRANULARITY = 0.5
@@ -64,7 +65,9 @@ class Worker:
             seconds).
         sleep: How to wait between passes (tests pass a fake). With the default
             :func:`time.sleep` a stop request ends the wait early.
-        environ: Where channel credentials are read from (default ``os.environ``).
+        environ: Environment variables channel credentials are read from.
+        credentials: The credential source, or the path of a secrets file (see
+            :class:`~humasflow.office.Office`); default as for the office.
         batch: The most items of one organisation handled in one pass.
         media_host: Gives local media files a public URL (see
             :class:`~humasflow.publishing.media.FolderMediaHost`).
@@ -81,6 +84,7 @@ class Worker:
         poll_interval: dt.timedelta | float = dt.timedelta(seconds=30),
         sleep: Callable[[float], Any] = time.sleep,
         environ: Mapping[str, str] | None = None,
+        credentials: CredentialSource | str | os.PathLike[str] | None = None,
         batch: int = 100,
         media_host: Callable[[Media], str | None] | None = None,
         session_factory: Callable[[], requests.Session] = requests.Session,
@@ -99,6 +103,7 @@ class Worker:
         self.poll_interval = float(poll_interval)
         self.sleep = sleep
         self.environ = environ
+        self.credentials = credentials
         self.batch = batch
         self.media_host = media_host
         self.session_factory = session_factory
@@ -146,6 +151,7 @@ class Worker:
         dispatcher = self._dispatchers.get(org)
         if dispatcher is None:
             office = Office(self.store, org, clock=self.clock, environ=self.environ,
+                            credentials=self.credentials,
                             session_factory=self.session_factory, media_host=self.media_host)
             dispatcher = self._dispatchers[org] = office.dispatcher(worker_id=self.worker_id)
         return dispatcher
@@ -242,6 +248,7 @@ def run_due(
     orgs: Iterable[str] | None = None,
     clock: Clock = system_clock,
     environ: Mapping[str, str] | None = None,
+    credentials: CredentialSource | str | os.PathLike[str] | None = None,
     worker_id: str | None = None,
     batch: int = 100,
     media_host: Callable[[Media], str | None] | None = None,
@@ -252,7 +259,8 @@ def run_due(
         target: A :class:`~humasflow.storage.store.Store`, or a SQLite path or database
             URL (opened and closed again).
         now: Judge what is due at this time (default: the clock's time).
-        orgs, clock, environ, worker_id, batch, media_host: As for :class:`Worker`.
+        orgs, clock, environ, credentials, worker_id, batch, media_host: As for
+            :class:`Worker`.
 
     Returns:
         What each due item went through.
@@ -260,7 +268,7 @@ def run_due(
     store = target if isinstance(target, Store) else Store(target)
     try:
         worker = Worker(store, clock=clock, worker_id=worker_id, orgs=orgs, environ=environ,
-                        batch=batch, media_host=media_host)
+                        credentials=credentials, batch=batch, media_host=media_host)
         return worker.run_once(now)
     finally:
         if store is not target:

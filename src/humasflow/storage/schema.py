@@ -170,6 +170,21 @@ publications = sa.Table(
 )
 
 
+# Known expiry times of the credentials channels name (never their values), by reference.
+credential_expiries = sa.Table(
+    "credential_expiries", metadata,
+    sa.Column("org", sa.String(100), sa.ForeignKey("orgs.id"), primary_key=True),
+    sa.Column("reference", sa.String(200), primary_key=True),
+    # The channel and credential name that last reported it.
+    sa.Column("channel", sa.String(100), nullable=False),
+    sa.Column("credential", sa.String(200), nullable=False),
+    # None: a rotation whose new expiry is not known.
+    sa.Column("expires_at", UTCDateTime),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("rotated_at", UTCDateTime),
+)
+
+
 def _initial(conn: Connection) -> None:
     for table in (orgs, sop_revisions, actors, items, events, channels, publications):
         table.create(conn)
@@ -205,10 +220,15 @@ def _row_digest_baseline(conn: Connection) -> None:
     record_baseline(conn, "rows as they stood when the record started covering them")
 
 
+def _credential_expiries(conn: Connection) -> None:
+    credential_expiries.create(conn, checkfirst=True)  # idempotent, like migration 3
+
+
 #: The ordered schema migrations: (version, name, function).
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema", _initial),
     (2, "indexes for overdue and assignee lists", _list_indexes),
     (3, "content digest of items, checked by posting claims", _content_digest),
-    (4, "row digests: a baseline of existing rows", _row_digest_baseline),
+    (4, "credential expiry times", _credential_expiries),
+    (5, "row digests: a baseline of existing rows", _row_digest_baseline),
 ]

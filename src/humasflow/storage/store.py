@@ -734,6 +734,30 @@ class Store:
         conn.execute(t.events.insert().values(**_event_row(sealed)))
         return sealed
 
+    # -- credential expiry times ------------------------------------------------------
+
+    def credential_expiries(self, org: str,
+                            conn: Connection | None = None) -> dict[str, Mapping[str, Any]]:
+        """The organisation's known credential expiry times, by reference."""
+        query = sa.select(t.credential_expiries).where(t.credential_expiries.c.org == org)
+        if conn is None:
+            with self.reading() as c:
+                rows = list(c.execute(query))
+        else:
+            rows = list(conn.execute(query))
+        return {r.reference: dict(r._mapping) for r in rows}
+
+    def put_credential_expiry(self, conn: Connection, org: str, reference: str,
+                              values: Mapping[str, Any]) -> None:
+        """Insert or replace the expiry record of one credential reference."""
+        e = t.credential_expiries.c
+        updated = conn.execute(t.credential_expiries.update()
+                               .where(e.org == org, e.reference == reference)
+                               .values(**values))
+        if updated.rowcount == 0:
+            conn.execute(t.credential_expiries.insert().values(org=org, reference=reference,
+                                                               **values))
+
     def set_post_at(self, conn: Connection, org: str, item_id: int,
                     when: dt.datetime | None, by: str | None, *,
                     gate: tuple[str, str] | None = None) -> None:
