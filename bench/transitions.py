@@ -84,10 +84,10 @@ def _office(folder: Path) -> humasflow.Office:
     """An office on a fresh SQLite file with the store's default pragmas."""
     store = humasflow.Store(folder / "humasflow.db")
     office = humasflow.Office(store, clock=SteerableClock(), environ={})
-    office.establish()
+    office.establish(by="Dekan")
     staffed_office(office)
     # The outbox publisher validates without I/O for https media and is never posted to.
-    office.add_channel("outbox", "outbox", settings={"path": str(folder / "outbox")})
+    office.add_channel("outbox", "outbox", settings={"path": str(folder / "outbox")}, by="admin")
     return office
 
 

@@ -53,9 +53,10 @@ LEASE = dt.timedelta(minutes=15)
 def fake(office):
     plugin = fake_publisher_plugin()
     with plugin_registered(plugin):
-        office.add_channel("x", "fake")
-        office.add_channel("fb", "fake")
-        office.add_channel("ig", "fake", settings={"retry": {"jitter": 0, "base_delay": 60}})
+        office.add_channel("x", "fake", by="admin")
+        office.add_channel("fb", "fake", by="admin")
+        office.add_channel("ig", "fake", settings={"retry": {"jitter": 0, "base_delay": 60}},
+            by="admin")
         yield plugin
 
 
@@ -326,7 +327,8 @@ def test_confirming_not_posted_posts_that_channel_again(office, fake, image):
 
 def test_a_manual_channel_waits_for_a_person_and_their_confirmation_closes_it(
         office, fake, hooks, image):
-    office.add_channel("tiktok", "manual", settings={"instructions": "account @fisipub"})
+    office.add_channel("tiktok", "manual", settings={"instructions": "account @fisipub"},
+        by="admin")
     item_id = ready(office, image, ["x", "tiktok"])
 
     report = office.post(item_id, by="rina")
@@ -391,7 +393,7 @@ def test_a_scheduled_item_is_posted_by_run_due_when_its_time_comes(office, fake,
 
 def test_items_waiting_for_a_person_never_fill_a_run_and_starve_the_others(
         office, fake, clock, image):
-    office.add_channel("tiktok", "manual")
+    office.add_channel("tiktok", "manual", by="admin")
     waiting = [ready(office, image, ["tiktok"]) for _ in range(2)]
     for item_id in waiting:
         office.post(item_id, by="rina")  # each now waits for a person
@@ -774,7 +776,8 @@ def test_a_look_up_that_cannot_tell_is_repeated_after_a_growing_wait(
 
 
 def test_a_look_up_wait_is_at_most_the_channels_longest_delay(office, fake, clock, image):
-    office.add_channel("x", "fake", settings={"retry": {"base_delay": 60, "max_delay": 100}})
+    office.add_channel("x", "fake", settings={"retry": {"base_delay": 60, "max_delay": 100}},
+        by="admin")
     fake.publishers["x"] = x = Searchable(channel="x", found=OutcomeUnknown("search is down"))
     item_id = ready(office, image, ["x"])
     x.fail_with = OutcomeUnknown("timed out after sending")
@@ -802,7 +805,7 @@ def _run_cli(command: str, store_url: str, clock, **values: str):
 
 def test_a_manual_channels_instructions_end_with_a_command_a_person_can_run(
         office, fake, clock, image, store_url):
-    office.add_channel("tiktok", "manual")
+    office.add_channel("tiktok", "manual", by="admin")
     item_id = ready(office, image, ["tiktok"])
     message = office.post(item_id, by="rina").publications["tiktok"].error_message
     command = message.partition("then confirm it: ")[2]
@@ -908,9 +911,9 @@ def test_an_outbox_post_cut_off_by_a_crash_settles_itself(
 
     try:
         office = Office(store, clock=clock, environ={})
-        office.establish()
+        office.establish(by="Dekan")
         staffed_office(office)
-        office.add_channel("outbox", "outbox", settings={"path": str(folder)})
+        office.add_channel("outbox", "outbox", settings={"path": str(folder)}, by="admin")
         item = item_ready_to_post(office, text="Selamat Dies Natalis!", media=[image],
                                   channels=["outbox"])
         if when == "before_the_outcome":

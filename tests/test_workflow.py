@@ -72,8 +72,8 @@ def at_step(office, image, step, *, by="rina", text="Selamat Dies Natalis FISIP 
 @pytest.fixture
 def crew(office):
     """The fixture's cast plus someone with both roles and someone with none."""
-    office.add_actor("dewi", "Dewi Lestari", roles=["staff", "coordinator"])
-    office.add_actor("tamu", "Tamu", roles=[])
+    office.add_actor("dewi", "Dewi Lestari", roles=["staff", "coordinator"], by="admin")
+    office.add_actor("tamu", "Tamu", roles=[], by="admin")
     return office
 
 

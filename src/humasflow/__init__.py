@@ -8,9 +8,12 @@ tamper-evident record, and the last step posts through publisher plugins.
 from humasflow.audit import AuditReport, Finding
 from humasflow.clock import Clock, system_clock
 from humasflow.errors import (
+    ActorInactive,
     ActorNotFound,
+    AdminRequired,
     ApprovalStale,
     AuthenticationFailed,
+    ChannelInactive,
     ClaimLost,
     ConfigurationError,
     ConflictError,
@@ -37,6 +40,7 @@ from humasflow.errors import (
 from humasflow.evaluation import Breach, StepRun
 from humasflow.hookspecs import hookimpl
 from humasflow.models import (
+    ADMIN_ROLE,
     Actor,
     ChannelConfig,
     ContentItem,
@@ -46,22 +50,33 @@ from humasflow.models import (
     Publication,
 )
 from humasflow.office import DEFAULT_ORG, Office, PostReport, open
-from humasflow.publishing.contract import Post, Problem, Publisher, PublisherContext, Receipt
+from humasflow.publishing.contract import (
+    Post,
+    Problem,
+    Publisher,
+    PublisherContext,
+    Receipt,
+    idempotency_key,
+)
 from humasflow.sop import SOP, Header, Label, Role, Step, bundled_sop, load_sop, parse_sop
 from humasflow.storage.store import Store
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "ADMIN_ROLE",
     "DEFAULT_ORG",
     "SOP",
     "Actor",
+    "ActorInactive",
     "ActorNotFound",
+    "AdminRequired",
     "ApprovalStale",
     "AuditReport",
     "AuthenticationFailed",
     "Breach",
     "ChannelConfig",
+    "ChannelInactive",
     "ClaimLost",
     "Clock",
     "ConfigurationError",
@@ -106,6 +121,7 @@ __all__ = [
     "WaitingForPerson",
     "bundled_sop",
     "hookimpl",
+    "idempotency_key",
     "load_sop",
     "open",
     "parse_sop",

@@ -34,6 +34,7 @@ object with these methods:
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -45,7 +46,7 @@ from humasflow.models import Media
 if TYPE_CHECKING:
     import requests
 
-__all__ = ["Post", "Problem", "Publisher", "PublisherContext", "Receipt"]
+__all__ = ["Post", "Problem", "Publisher", "PublisherContext", "Receipt", "idempotency_key"]
 
 
 @attrs.frozen
@@ -91,6 +92,10 @@ class Post:
         text: The text for this channel (its variant, if any).
         media: The media to attach (produced media, else the design).
         link: A link to share, if any.
+        idempotency_key: This post's identity beyond the store: the same for every
+            attempt at this item on this channel, different for every other item,
+            channel and store (see :func:`idempotency_key`). Reconcile by it, and hand
+            it to the platform as a client reference where it takes one.
     """
 
     item_id: int
@@ -99,6 +104,18 @@ class Post:
     text: str
     media: tuple[Media, ...] = ()
     link: str = ""
+    idempotency_key: str = ""
+
+
+def idempotency_key(store_uuid: str, item_key: str, channel: str) -> str:
+    """The idempotency key of an item's post on a channel.
+
+    ``"hf-"`` and 32 lowercase hex digits (the first 128 bits of a SHA-256 of the
+    store's UUID, the item's globally unique key and the channel name): 35 characters
+    of ``[a-z0-9-]``, so it fits platforms' client-reference fields and file names.
+    """
+    blob = "\x00".join(("humasflow-post", store_uuid, item_key, channel))
+    return "hf-" + hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
 @attrs.frozen

@@ -8,6 +8,7 @@ schema is a new entry at the end.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -84,6 +85,8 @@ actors = sa.Table(
     sa.Column("email", sa.String(300), nullable=False, default=""),
     # Roles as a sorted, comma-separated list: read with the actor in one row.
     sa.Column("roles", sa.String(1000), nullable=False, default=""),
+    # A deactivated actor keeps their row (records point to it) but cannot act.
+    sa.Column("active", sa.Boolean, nullable=False, default=True, server_default=sa.true()),
 )
 
 items = sa.Table(
@@ -110,6 +113,9 @@ items = sa.Table(
     # When posting is due (set by schedule() or post()), and by whose authority.
     sa.Column("post_at", UTCDateTime),
     sa.Column("post_by", sa.String(200)),
+    # A globally unique key (a UUID) made at creation: the item's identity beyond this
+    # store, from which posts' idempotency keys are built.
+    sa.Column("key", sa.String(36)),
     sa.Index("ix_items_org_state", "org", "state"),
     sa.Index("ix_items_due", "due_at"),
     sa.Index("ix_items_post_at", "post_at"),
@@ -143,6 +149,8 @@ channels = sa.Table(
     sa.Column("settings", sa.JSON, nullable=False),
     # Credential name -> environment variable name. Never the secret itself.
     sa.Column("credentials", sa.JSON, nullable=False),
+    # A deactivated channel keeps its row (records point to it) but is not posted to.
+    sa.Column("active", sa.Boolean, nullable=False, default=True, server_default=sa.true()),
 )
 
 publications = sa.Table(
@@ -168,6 +176,14 @@ publications = sa.Table(
 )
 
 
+#: Facts about the store itself (``uuid``: the store's identity, made at creation).
+store_meta = sa.Table(
+    "store_meta", metadata,
+    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("value", sa.String(1000), nullable=False),
+)
+
+
 def _initial(conn: Connection) -> None:
     for table in (orgs, sop_revisions, actors, items, events, channels, publications):
         table.create(conn)
@@ -179,8 +195,29 @@ def _list_indexes(conn: Connection) -> None:
     conn.execute(sa.text("CREATE INDEX ix_items_org_assignee ON items (org, assignee)"))
 
 
+def _identity_and_activity(conn: Connection) -> None:
+    # The first migration creates tables from the current definitions, so a store made
+    # now already has the new columns: add only what is missing.
+    existing = {name: {c["name"] for c in sa.inspect(conn).get_columns(name)}
+                for name in ("items", "actors", "channels")}
+    if "key" not in existing["items"]:
+        conn.execute(sa.text("ALTER TABLE items ADD COLUMN key VARCHAR(36)"))
+    for table in ("actors", "channels"):
+        if "active" not in existing[table]:
+            conn.execute(sa.text(
+                f"ALTER TABLE {table} ADD COLUMN active BOOLEAN NOT NULL DEFAULT TRUE"))
+    ids = conn.execute(sa.select(items.c.id).where(items.c.key.is_(None))).scalars().all()
+    for item_id in ids:
+        conn.execute(items.update().where(items.c.id == item_id)
+                     .values(key=str(uuid.uuid4())))
+    conn.execute(sa.text("CREATE UNIQUE INDEX ux_items_key ON items (key)"))
+    store_meta.create(conn, checkfirst=True)
+    conn.execute(store_meta.insert().values(key="uuid", value=str(uuid.uuid4())))
+
+
 #: The ordered schema migrations: (version, name, function).
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema", _initial),
     (2, "indexes for overdue and assignee lists", _list_indexes),
+    (3, "store uuid, item keys, active actors and channels", _identity_and_activity),
 ]
