@@ -934,8 +934,9 @@ def test_an_outbox_post_cut_off_by_a_crash_settles_itself(
         report = office.status(item.id)
         assert report.done, report.publications
         assert report.needs_person == []
-        assert sorted(p.name for p in folder.iterdir()) == [f"item-{item.id}-outbox"]
-        assert report.publications["outbox"].platform_id == f"item-{item.id}-outbox"
+        name = f"item-{item.id}-outbox-{office.post_for(item, 'outbox').idempotency_key}"
+        assert sorted(p.name for p in folder.iterdir()) == [name]
+        assert report.publications["outbox"].platform_id == name
         settled = [a for a, _ in actions(office, item.id) if a.startswith("channel_")]
         assert settled == (["channel_unknown", "channel_posted"] if when == "before_the_outcome"
                            else ["channel_unknown", "channel_absent", "channel_posted"])
