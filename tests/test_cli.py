@@ -99,7 +99,8 @@ def to_approval(hf: Humasflow, image: str, title: str = "Dies Natalis") -> int:
 
 def test_init_creates_the_store_establishes_the_sop_and_adds_the_outbox(tmp_path, clock):
     run = Humasflow(tmp_path / "new.db", clock)
-    out = run("init", "--admin", "admin", "--name", "Admin", "--outbox", str(tmp_path / "out")).output
+    out = run("init", "--admin", "admin", "--name", "Admin",
+              "--outbox", str(tmp_path / "out")).output
     assert "schema version" in out
     assert "Established SOP revision 1: UN10/F11.07/HK.01.02.a/05" in out
     assert f"Channel 'outbox' writes posts into {tmp_path / 'out'}" in out
@@ -318,7 +319,8 @@ def test_a_channel_failed_for_good_in_run_due_exits_1_once(hf, image, fake, cloc
     assert f"or drop the channel: humasflow skip {item} x --as budi --reason TEXT" in status
     skipped = hf("skip", str(item), "x", "--as", "budi", "--reason", "Account suspended").output
     assert skipped == ("  x: skipped\n"
-                       f"  outbox: posted file://{hf.db.parent / 'outbox' / outbox_folder(hf.db, item)}"
+                       "  outbox: posted "
+                       f"file://{hf.db.parent / 'outbox' / outbox_folder(hf.db, item)}"
                        " (earlier)\n"
                        f"Item {item} is posted: 1 posted, 1 skipped.\n")
 

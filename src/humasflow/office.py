@@ -537,7 +537,8 @@ class Office:
         now = self._now()
         authors = frozenset({actor.id}) if (text or media) else frozenset()
         item = ContentItem(
-            id=0, key=str(uuid.uuid4()), org=self.org, title=title.strip(), state=first.key, version=1,
+            id=0, key=str(uuid.uuid4()), org=self.org, title=title.strip(), state=first.key,
+            version=1,
             sop_revision=rev, post=post, authors=authors, assignee=assignee or actor.id,
             created_by=actor.id, created_at=now, step_started_at=now,
             due_at=now + first.standard_time if first.standard_time else None)

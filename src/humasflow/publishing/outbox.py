@@ -3,8 +3,9 @@
 Each post becomes a folder ``<path>/item-<id>-<channel>-<idempotency key>/`` holding
 ``post.json`` and copies of its local media files. The idempotency key makes the name
 unique beyond the store: two stores writing into one outbox folder (two faculties,
-staging and production, a rebuilt database) never take each other's posts as their own. It needs no credentials and no network, so a PR office
-can try humasflow, and a deployment can hand posts to another system, safely.
+staging and production, a rebuilt database) never take each other's posts as their
+own. It needs no credentials and no network, so a PR office can try humasflow, and a
+deployment can hand posts to another system, safely.
 
 A post is written into a hidden temporary folder and renamed into place in one step, so
 the folder exists (with its ``post.json``) exactly when the post was made. That makes

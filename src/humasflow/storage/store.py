@@ -688,7 +688,8 @@ def _item_values(item: ContentItem) -> dict[str, Any]:
 
 def _item(row: Any) -> ContentItem:
     return ContentItem(
-        id=row.id, key=row.key or "", org=row.org, title=row.title, state=row.state, version=row.version,
+        id=row.id, key=row.key or "", org=row.org, title=row.title, state=row.state,
+        version=row.version,
         sop_revision=row.sop_revision, post=PostContent.from_dict(row.post),
         produced=row.produced, outputs=row.outputs, authors=row.authors,
         approved_digest=row.approved_digest, assignee=row.assignee,
