@@ -363,3 +363,34 @@ def test_the_cli_needs_an_administrator(tmp_path):
     run("channel", "activate", "out", "--by", "ani")
     run("actor", "activate", "rina", "--by", "ani")
     assert "deactivated" not in run("actor", "list") + run("channel", "list")
+
+
+def test_two_first_administrators_at_once_make_exactly_one(store_url, clock):
+    """The check (no administrator yet) and the write are one transaction."""
+    import threading
+
+    stores = [Store(store_url) for _ in range(2)]
+    try:
+        offices = [Office(s, "race", clock=clock, environ={}) for s in stores]
+        barrier = threading.Barrier(2)
+        outcomes: list[str] = []
+
+        def bootstrap(office: Office, actor_id: str) -> None:
+            barrier.wait()
+            try:
+                office.bootstrap_admin(actor_id, actor_id.title())
+                outcomes.append("made")
+            except Refused:
+                outcomes.append("refused")
+
+        threads = [threading.Thread(target=bootstrap, args=(o, f"admin{i}"))
+                   for i, o in enumerate(offices)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(outcomes) == ["made", "refused"]
+        assert len(offices[0].administrators()) == 1
+    finally:
+        for s in stores:
+            s.close()
