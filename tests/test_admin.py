@@ -394,3 +394,25 @@ def test_two_first_administrators_at_once_make_exactly_one(store_url, clock):
     finally:
         for s in stores:
             s.close()
+
+
+def test_open_sets_up_an_organisation_but_never_overrules_its_administrator(tmp_path):
+    import humasflow
+    db = str(tmp_path / "humasflow.db")
+    first = humasflow.open(db, org="fisip", clock=SteerableClock(), environ={})
+    try:
+        assert [r["established_by"] for r in first.revisions()] == [
+            first.sop().header.approved_by_name]
+    finally:
+        first.close()
+    bare = humasflow.open(db, org="fib", clock=SteerableClock(), environ={}, establish=False)
+    try:
+        bare.bootstrap_admin("tika", "Tika")
+    finally:
+        bare.close()
+    again = humasflow.open(db, org="fib", clock=SteerableClock(), environ={})
+    try:
+        assert again.revisions() == []  # the administrator establishes it, not open()
+        assert again.establish(by="tika") == 2
+    finally:
+        again.close()

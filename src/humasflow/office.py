@@ -1035,12 +1035,13 @@ def open(
         org: The organisation id (default ``"default"``).
         clock: The clock.
         environ: Where channel credentials come from.
-        establish: Register the bundled SOP if the organisation has none yet (this
-            first establishment is part of setting up; everything later needs an
-            administrator, see :meth:`Office.bootstrap_admin`).
+        establish: Register the bundled SOP if the organisation has no revision and no
+            administrator yet (this first establishment is part of setting up;
+            everything later needs an administrator, see :meth:`Office.bootstrap_admin`).
     """
     office = Office(Store(target), org, clock=clock, environ=environ)
-    if establish and not office.store.sop_revisions(org):
+    if establish and not office.store.sop_revisions(org) and not office.administrators():
         # Setting the organisation up: its first revision needs no administrator yet.
+        # Once it has one, the administrator establishes what applies.
         office.establish(by=bundled_sop().header.approved_by_name or "unknown")
     return office
