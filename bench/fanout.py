@@ -101,14 +101,14 @@ def main(argv: list[str] | None = None) -> int:
             plugin_registered(_Plugin()):
         store = Store(args.store or Path(folder, "bench.db"))
         office = Office(store, f"bench-{time.time_ns()}", clock=SteerableClock(), environ={})
-        office.establish()
+        office.establish(by="Dekan")
         staffed_office(office)
         slow = [f"slow{n}" for n in range(args.channels)]
         fast = [f"fast{n}" for n in range(args.channels)]
         for name in slow:
-            office.add_channel(name, "sleepy", settings={"latency": args.latency})
+            office.add_channel(name, "sleepy", settings={"latency": args.latency}, by="admin")
         for name in fast:
-            office.add_channel(name, "sleepy", settings={"latency": 0})
+            office.add_channel(name, "sleepy", settings={"latency": 0}, by="admin")
         rina = office.actor("rina")
 
         variants = {

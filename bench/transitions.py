@@ -84,10 +84,10 @@ def _office(folder: Path) -> humasflow.Office:
     """An office on a fresh SQLite file with the store's default pragmas."""
     store = humasflow.Store(folder / "humasflow.db")
     office = humasflow.Office(store, clock=SteerableClock(), environ={})
-    office.establish()
+    office.establish(by="Dekan")
     staffed_office(office)
     # The outbox publisher validates without I/O for https media and is never posted to.
-    office.add_channel("outbox", "outbox", settings={"path": str(folder / "outbox")})
+    office.add_channel("outbox", "outbox", settings={"path": str(folder / "outbox")}, by="admin")
     return office
 
 
@@ -186,7 +186,7 @@ class Sample:
                 self.steps.append(self._rows(raw, item_id, k))
         office.store.close()
         # Store.apply on a step change sets every column but the item's identity.
-        fixed = {"id", "org", "sop_revision", "created_by", "created_at"}
+        fixed = {"id", "key", "org", "sop_revision", "created_by", "created_at"}
         self.set_columns = [c for c in self.item0 if c not in fixed]
 
     @staticmethod
@@ -222,7 +222,9 @@ def run_raw_floor(folder: Path, n: int, sample: Sample) -> Timing:
     # The items exist before the clock starts, as in the humasflow runs.
     conn.execute("BEGIN IMMEDIATE")
     for item_id in range(1, items + WARMUP_ITEMS + 1):
-        conn.execute(insert_item, [item_id if c == "id" else sample.item0[c] for c in item_cols])
+        # The item's key is unique per item, like its id.
+        conn.execute(insert_item, [item_id if c == "id" else f"key-{item_id}" if c == "key"
+                                   else sample.item0[c] for c in item_cols])
         conn.execute(insert_event, [f"item:{item_id}" if c == "stream" else sample.event0[c]
                                     for c in event_cols])
     conn.execute("COMMIT")

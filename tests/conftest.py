@@ -97,9 +97,9 @@ def store(store_url: str) -> Iterator[Store]:
 def office(store: Store, clock: SteerableClock, tmp_path) -> Office:
     """An office on each database, with the bundled SOP, three actors and an outbox channel."""
     o = Office(store, clock=clock, environ={})
-    o.establish()
+    o.establish(by="Dekan")
     staffed_office(o)
-    o.add_channel("outbox", "outbox", settings={"path": str(tmp_path / "outbox")})
+    o.add_channel("outbox", "outbox", settings={"path": str(tmp_path / "outbox")}, by="admin")
     return o
 
 

@@ -123,7 +123,7 @@ def test_edited_channel_settings_publisher_and_credentials_are_found(record, tmp
     office, _, _ = record
     core(office, t.channels.update().where(t.channels.c.name == "outbox")
          .values(settings={"path": str(tmp_path / "elsewhere")}))
-    office.add_channel("tiktok", "manual")
+    office.add_channel("tiktok", "manual", by="admin")
     sql(office, "UPDATE channels SET publisher = 'outbox' WHERE name = 'tiktok'")
     core(office, t.channels.update().where(t.channels.c.name == "tiktok")
          .values(credentials={"token": "OTHER_VARIABLE"}))
@@ -142,7 +142,7 @@ def test_an_edited_publication_state_or_url_is_found(record):
 
 
 def test_a_forged_posted_publication_of_an_unposted_channel_is_found(office, image):
-    office.add_channel("tiktok", "manual")
+    office.add_channel("tiktok", "manual", by="admin")
     p = item_ready_to_post(office, text="Halo", media=[image], channels=["tiktok"]).id
     office.post(p, by="rina")
     assert office.publications(p)["tiktok"].state == "waiting"
@@ -166,8 +166,8 @@ def test_an_item_deleted_with_all_its_events_is_found(record):
 
 def test_a_deleted_actor_or_channel_is_found(record):
     office, _, _ = record
-    office.add_actor("eko", "Eko", roles=["staff"])
-    office.add_channel("tiktok", "manual")
+    office.add_actor("eko", "Eko", roles=["staff"], by="admin")
+    office.add_channel("tiktok", "manual", by="admin")
     sql(office, "DELETE FROM actors WHERE id = 'eko'")
     sql(office, "DELETE FROM channels WHERE name = 'tiktok'")
     assert rows_found(office.verify()) == {("actors", "eko", ""), ("channels", "tiktok", "")}
@@ -223,11 +223,11 @@ def test_a_consistent_rollback_of_a_stream_is_found_by_a_checkpoint(office):
 
 
 def test_a_busy_untouched_record_verifies_clean(office, clock, image, tmp_path):
-    office.add_channel("tiktok", "manual", settings={"instructions": "account @fisipub"})
-    office.add_channel("threads", "manual")
-    office.add_actor("eko", "Eko Prasetyo", roles=["staff"])
-    office.add_actor("eko", "Eko Prasetyo", email="eko@example.ac.id", roles=["staff"])
-    office.add_channel("outbox", "outbox", settings={"path": str(tmp_path / "outbox2")})
+    office.add_channel("tiktok", "manual", settings={"instructions": "account @fisipub"}, by="admin")
+    office.add_channel("threads", "manual", by="admin")
+    office.add_actor("eko", "Eko Prasetyo", roles=["staff"], by="admin")
+    office.add_actor("eko", "Eko Prasetyo", email="eko@example.ac.id", roles=["staff"], by="admin")
+    office.add_channel("outbox", "outbox", settings={"path": str(tmp_path / "outbox2")}, by="admin")
 
     # Every action kind on one item: reject, revise, rework, assign, post, skip, confirm.
     a = office.new_item("Dies Natalis", by="rina", channels=["outbox", "tiktok", "threads"])
@@ -296,7 +296,7 @@ def rewrite(office: Office, text: str) -> None:
         conn.execute(sa.text("UPDATE orgs SET version = 0, head_hash = ''"))
     office._revisions.clear()
     office._engines.clear()
-    office.establish()
+    office.establish(by="admin")
     staffed_office(office)
     item = office.new_item("Dies Natalis", by="rina")
     office.complete(item.id, by="rina", text=text)
@@ -322,7 +322,7 @@ def test_a_legitimate_later_action_still_verifies_against_the_anchor(office, ima
     item = office.new_item("Dies Natalis", by="rina")
     anchor = office.anchor()
     office.complete(item.id, by="rina", text="Selamat Dies Natalis")
-    office.add_actor("eko", "Eko", roles=["staff"])
+    office.add_actor("eko", "Eko", roles=["staff"], by="admin")
     office.new_item("Wisuda", by="rina")
     later = office.anchor()
     assert later["seq"] > anchor["seq"]

@@ -164,11 +164,11 @@ def test_nul_and_surrogates_are_refused_at_the_boundary(office, bad, problem):
         ("link", lambda: office.new_item("ok", by="rina", link=bad)),
         ("variants['outbox']",
          lambda: office.new_item("ok", by="rina", variants={"outbox": bad})),
-        ("name", lambda: office.add_actor("dewi", bad, roles=["staff"])),
-        ("actor_id", lambda: office.add_actor(bad, "Dewi", roles=["staff"])),
-        ("email", lambda: office.add_actor("dewi", "Dewi", email=bad, roles=["staff"])),
-        ("name", lambda: office.add_channel(bad, "outbox", settings={"path": "x"})),
-        ("settings['path']", lambda: office.add_channel("c", "outbox", settings={"path": bad})),
+        ("name", lambda: office.add_actor("dewi", bad, roles=["staff"], by="admin")),
+        ("actor_id", lambda: office.add_actor(bad, "Dewi", roles=["staff"], by="admin")),
+        ("email", lambda: office.add_actor("dewi", "Dewi", email=bad, roles=["staff"], by="admin")),
+        ("name", lambda: office.add_channel(bad, "outbox", settings={"path": "x"}, by="admin")),
+        ("settings['path']", lambda: office.add_channel("c", "outbox", settings={"path": bad}, by="admin")),
         ("actor", lambda: office.item(1, by=bad)),
     ]
     for field, attempt in attempts:
@@ -194,13 +194,13 @@ def test_over_long_values_are_refused_with_the_field_limit_and_length(office):
     before = counts(office)
     cases = [
         ("title", 500, lambda n: office.new_item("x" * n, by="rina")),
-        ("actor_id", 200, lambda n: office.add_actor("a" * n, "Dewi", roles=["staff"])),
-        ("name", 300, lambda n: office.add_actor("dewi", "D" * n, roles=["staff"])),
+        ("actor_id", 200, lambda n: office.add_actor("a" * n, "Dewi", roles=["staff"], by="admin")),
+        ("name", 300, lambda n: office.add_actor("dewi", "D" * n, roles=["staff"], by="admin")),
         ("email", 300, lambda n: office.add_actor("dewi", "Dewi", email="e" * n,
-                                                   roles=["staff"])),
-        ("name", 100, lambda n: office.add_channel("c" * n, "outbox", settings={"path": "x"})),
+                                                   roles=["staff"], by="admin")),
+        ("name", 100, lambda n: office.add_channel("c" * n, "outbox", settings={"path": "x"}, by="admin")),
         ("settings['path']", 2000,
-         lambda n: office.add_channel("c", "outbox", settings={"path": "p" * n})),
+         lambda n: office.add_channel("c", "outbox", settings={"path": "p" * n}, by="admin")),
         ("text", 100_000, lambda n: office.new_item("ok", by="rina", text="t" * n)),
     ]
     for field, limit, attempt in cases:
@@ -212,7 +212,7 @@ def test_over_long_values_are_refused_with_the_field_limit_and_length(office):
         assert str(limit) in str(error)
     assert counts(office) == before
     office.new_item("x" * 500, by="rina")  # the limit itself is fine
-    office.add_actor("a" * 200, "D" * 300, email="e" * 300, roles=["staff"])
+    office.add_actor("a" * 200, "D" * 300, email="e" * 300, roles=["staff"], by="admin")
 
 
 def test_a_data_error_the_office_does_not_check_is_a_storage_error(store):
@@ -268,10 +268,10 @@ def test_concurrent_first_creations_of_one_org_actor_or_channel_all_succeed(
         org = f"race{attempt}"
         assert race(stores, lambda s: Office(s, org, environ={})) == []
         offices = [Office(s, org, clock=SteerableClock(), environ={}) for s in stores]
-        offices[0].establish()
-        assert race(offices, lambda o: o.add_actor("dewi", "Dewi", roles=["staff"])) == []
+        offices[0].establish(by="admin")
+        assert race(offices, lambda o: o.add_actor("dewi", "Dewi", roles=["staff"], by="admin")) == []
         assert race(offices, lambda o: o.add_channel(
-            "outbox", "outbox", settings={"path": str(tmp_path / "out")})) == []
+            "outbox", "outbox", settings={"path": str(tmp_path / "out")}, by="admin")) == []
         assert [a.id for a in offices[0].actors()] == ["dewi"]
         assert list(offices[0].channels()) == ["outbox"]
         assert stores[0].orgs().count(org) == 1
@@ -311,7 +311,7 @@ def test_the_longest_standard_time_keeps_new_items_working(tmp_path):
     try:
         office = Office(store, clock=SteerableClock(), environ={})
         office.establish(parse_sop(bundled_text().replace(
-            'standard_time = "5m"', 'standard_time = "30d"', 1)))
+            'standard_time = "5m"', 'standard_time = "30d"', 1)), by="admin")
         staffed_office(office)
         item = office.new_item("ok", by="rina")
         assert item.due_at is not None
@@ -405,7 +405,7 @@ def test_csv_exports_neutralise_formulas_and_jsonl_keeps_the_record(office):
     starts = ["=HYPERLINK(\"http://x\")", "+1+1", "-2+3", "@SUM(A1)", "\tTAB", "\rCR"]
     item = office.new_item(starts[0], by="rina")
     office.cancel(item.id, by="rina", reason=starts[1])
-    office.add_actor("-2+3", "@SUM(A1)", roles=["staff"])
+    office.add_actor("-2+3", "@SUM(A1)", roles=["staff"], by="admin")
     office.new_item("by a formula-named actor", by="-2+3")
     for title in starts[4:]:
         office.new_item(title, by="rina")
@@ -555,15 +555,15 @@ def test_wrong_types_and_values_of_arguments_are_clear_errors(office):
     with pytest.raises(TypeError, match="list of channel names"):
         office.new_item("t", by="rina", channels="outbox")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"roles=\['staff'\]"):
-        office.add_actor("dewi", "Dewi", roles="staff")
+        office.add_actor("dewi", "Dewi", roles="staff", by="admin")
     with pytest.raises(TypeError, match="load_sop"):
-        office.establish("fisip.toml")  # type: ignore[arg-type]
+        office.establish("fisip.toml", by="admin")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="title must be a string"):
         office.new_item(None, by="rina")  # type: ignore[arg-type]
     with pytest.raises(InputInvalid, match="limit"):
         office.items(limit=-1)
     with pytest.raises(InputInvalid, match="outside the times"):
-        office.establish(effective=dt.date(1, 1, 1))
+        office.establish(effective=dt.date(1, 1, 1), by="admin")
     with pytest.raises(TypeError, match="str"):
         parse_sop(b"format = 1")  # type: ignore[arg-type]
     assert counts(office) == before

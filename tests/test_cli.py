@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+import humasflow
 from humasflow import cli as cli_module
 from humasflow.cli import cli
 from humasflow.errors import AuthenticationFailed, OutcomeUnknown, PlatformError
@@ -63,12 +64,21 @@ class Humasflow:
 def hf(tmp_path, clock) -> Humasflow:
     """A fresh store: the bundled SOP, an outbox channel, staff rina and sari, coordinator budi."""
     run = Humasflow(tmp_path / "humasflow.db", clock)
-    run("init", "--outbox", str(tmp_path / "outbox"))
-    run("actor", "add", "rina", "--name", "Rina Wulandari", "--role", "staff")
-    run("actor", "add", "sari", "--name", "Sari Dewi", "--role", "staff")
+    run("init", "--admin", "admin", "--name", "Admin", "--outbox", str(tmp_path / "outbox"))
+    run("actor", "add", "rina", "--name", "Rina Wulandari", "--role", "staff", "--by", "admin")
+    run("actor", "add", "sari", "--name", "Sari Dewi", "--role", "staff", "--by", "admin")
     run("actor", "add", "budi", "--name", "Budi Santoso", "--email", "budi@example.ac.id",
-        "--role", "coordinator")
+        "--role", "coordinator", "--by", "admin")
     return run
+
+
+def outbox_folder(db: Path, item: int, org: str = "default") -> str:
+    """The outbox folder name of an item's post (it carries the post's idempotency key)."""
+    office = humasflow.open(str(db), org=org, establish=False)
+    try:
+        return f"item-{item}-outbox-{office.post_for(office.item(item), 'outbox').idempotency_key}"
+    finally:
+        office.close()
 
 
 def new_item(hf: Humasflow, title: str = "Dies Natalis", *extra: str) -> int:
@@ -89,7 +99,8 @@ def to_approval(hf: Humasflow, image: str, title: str = "Dies Natalis") -> int:
 
 def test_init_creates_the_store_establishes_the_sop_and_adds_the_outbox(tmp_path, clock):
     run = Humasflow(tmp_path / "new.db", clock)
-    out = run("init", "--outbox", str(tmp_path / "out")).output
+    out = run("init", "--admin", "admin", "--name", "Admin",
+              "--outbox", str(tmp_path / "out")).output
     assert "schema version" in out
     assert "Established SOP revision 1: UN10/F11.07/HK.01.02.a/05" in out
     assert f"Channel 'outbox' writes posts into {tmp_path / 'out'}" in out
@@ -115,22 +126,25 @@ def test_actors_are_added_with_roles_of_the_sop(hf):
     listing = hf("actor", "list").output
     assert re.search(r"budi\s+Budi Santoso\s+budi@example.ac.id\s+coordinator \(PR coordinator\)",
                      listing)
-    hf("actor", "add", "sari", "--name", "Sari Dewi", "--role", "staff", "--role", "coordinator")
+    hf("actor", "add", "sari", "--name", "Sari Dewi", "--role", "staff", "--role", "coordinator",
+        "--by", "admin")
     assert "coordinator (PR coordinator), staff (PR staff)" in hf("actor", "list").output
-    refused = hf("actor", "add", "eko", "--name", "Eko", "--role", "intern", code=1)
-    assert refused.stderr == ("Error: the SOP has no role 'intern'; "
-                              "its roles: coordinator, staff\n")
+    refused = hf("actor", "add", "eko", "--name", "Eko", "--role", "intern",
+        "--by", "admin", code=1)
+    assert refused.stderr == ("Error: the SOP has no role 'intern'; its roles: coordinator, "
+                              "staff (and 'admin', the administrators)\n")
 
 
 def test_channels_store_settings_and_credential_variable_names_only(hf, tmp_path):
     hf("channel", "add", "x", "--publisher", "outbox", "--set", f"path={tmp_path / 'x'}",
-       "--credential", "token=HF_TEST_X_TOKEN")
+       "--credential", "token=HF_TEST_X_TOKEN", "--by", "admin")
     listing = hf("channel", "list").output
     assert "token=HF_TEST_X_TOKEN (NOT SET)" in listing
     assert f"path={tmp_path / 'x'}" in listing
-    unknown = hf("channel", "add", "y", "--publisher", "nowhere", code=1)
+    unknown = hf("channel", "add", "y", "--publisher", "nowhere", "--by", "admin", code=1)
     assert unknown.stderr.startswith("Error: channel 'y': no publisher named 'nowhere'")
     assert "key=value" in hf("channel", "add", "z", "--publisher", "outbox", "--set", "path",
+        "--by", "admin",
                              code=2).output
 
 
@@ -159,7 +173,7 @@ def test_an_item_walks_the_whole_sop_through_commands(hf, image, clock, tmp_path
     out = hf("post", str(item), "--as", "rina").output
     assert "outbox: posted" in out
     assert f"Item {item} is posted: 1 posted." in out
-    assert (tmp_path / "outbox" / f"item-{item}-outbox" / "post.json").is_file()
+    assert (tmp_path / "outbox" / outbox_folder(hf.db, item) / "post.json").is_file()
     shown = hf("show", str(item)).output
     assert re.search(r"State:\s+posted", shown)
     assert "approved by budi: OK by email" in shown
@@ -179,7 +193,7 @@ def to_posting(hf: Humasflow, image: str, title: str = "Dies Natalis") -> int:
 
 
 def test_a_manual_channel_waits_for_a_person_to_confirm(hf, image):
-    hf("channel", "add", "instagram", "--publisher", "manual")
+    hf("channel", "add", "instagram", "--publisher", "manual", "--by", "admin")
     item = to_posting(hf, image)
     waiting = hf("post", str(item), "--as", "rina").output
     assert "instagram: waiting" in waiting
@@ -225,7 +239,7 @@ def failing(fake, channel: str, error: BaseException) -> FakePublisher:
 
 
 def test_publish_prints_each_channel_and_post_is_the_same_command(hf, image, fake):
-    hf("channel", "add", "x", "--publisher", "fake")
+    hf("channel", "add", "x", "--publisher", "fake", "--by", "admin")
     item = to_posting(hf, image)
     out = hf("publish", str(item), "--as", "rina").output
     assert "  outbox: posted file://" in out
@@ -242,7 +256,7 @@ def test_publish_prints_each_channel_and_post_is_the_same_command(hf, image, fak
 
 def test_a_failed_channel_exits_1_and_run_due_retries_it_after_the_clock_moves(
         hf, image, fake, clock):
-    hf("channel", "add", "x", "--publisher", "fake")
+    hf("channel", "add", "x", "--publisher", "fake", "--by", "admin")
     item = to_posting(hf, image)
     failing(fake, "x", PlatformError("the server answered 503"))
     result = hf("publish", str(item), "--as", "rina", code=1)
@@ -266,7 +280,7 @@ def test_a_failed_channel_exits_1_and_run_due_retries_it_after_the_clock_moves(
     assert re.search(r"next retry:\s+2026-01-05 09:00:\d\d WIB\n", block)
     assert "to do:        nothing: it is retried at" in block
     outbox = status.split("\noutbox: posted\n")[1]
-    assert re.search(rf"platform id:\s+item-{item}-outbox\n", outbox)
+    assert re.search(rf"platform id:\s+{outbox_folder(hf.db, item)}\n", outbox)
     assert re.search(r"url:\s+file://", outbox)
     assert re.search(r"next retry:\s+2026-01-05 02:00:\d\d UTC",
                      hf("--tz", "UTC", "status", str(item)).output)
@@ -283,7 +297,7 @@ def test_a_failed_channel_exits_1_and_run_due_retries_it_after_the_clock_moves(
 
 
 def test_a_channel_failed_for_good_in_run_due_exits_1_once(hf, image, fake, clock):
-    hf("channel", "add", "x", "--publisher", "fake")
+    hf("channel", "add", "x", "--publisher", "fake", "--by", "admin")
     item = to_posting(hf, image)
     hf("schedule", str(item), "--as", "rina", "--at", "2026-01-05 09:05")
     failing(fake, "x", AuthenticationFailed("the access token was revoked"))
@@ -305,13 +319,14 @@ def test_a_channel_failed_for_good_in_run_due_exits_1_once(hf, image, fake, cloc
     assert f"or drop the channel: humasflow skip {item} x --as budi --reason TEXT" in status
     skipped = hf("skip", str(item), "x", "--as", "budi", "--reason", "Account suspended").output
     assert skipped == ("  x: skipped\n"
-                       f"  outbox: posted file://{hf.db.parent / 'outbox' / f'item-{item}-outbox'}"
+                       "  outbox: posted "
+                       f"file://{hf.db.parent / 'outbox' / outbox_folder(hf.db, item)}"
                        " (earlier)\n"
                        f"Item {item} is posted: 1 posted, 1 skipped.\n")
 
 
 def test_an_unknown_outcome_waits_for_a_person_who_confirms_it(hf, image, fake):
-    hf("channel", "add", "x", "--publisher", "fake")
+    hf("channel", "add", "x", "--publisher", "fake", "--by", "admin")
     item = to_posting(hf, image)
     failing(fake, "x", OutcomeUnknown("no answer within 30s after sending"))
     out = hf("publish", str(item), "--as", "rina").output  # exit 0: a person decides
@@ -344,7 +359,7 @@ def test_an_unknown_outcome_the_platform_can_be_asked_about_is_looked_up(hf, ima
             return Receipt(platform_id="found-7", url="https://fake.example/x/found-7")
 
     fake.publishers["x"] = Searchable(channel="x", fail_with=OutcomeUnknown("connection reset"))
-    hf("channel", "add", "x", "--publisher", "fake")
+    hf("channel", "add", "x", "--publisher", "fake", "--by", "admin")
     item = to_posting(hf, image)
     out = hf("publish", str(item), "--as", "rina").output
     assert "  x: unknown connection reset; looked up on the platform at 2026-01-05 09:00:00 WIB" \
@@ -357,7 +372,7 @@ def test_an_unknown_outcome_the_platform_can_be_asked_about_is_looked_up(hf, ima
     assert fake.publishers["x"].posted == []  # found, not posted a second time
 
 def test_confirm_not_posted_posts_the_channel_again(hf, image, fake):
-    hf("channel", "add", "x", "--publisher", "fake")
+    hf("channel", "add", "x", "--publisher", "fake", "--by", "admin")
     item = to_posting(hf, image)
     failing(fake, "x", OutcomeUnknown("the connection dropped"))
     hf("publish", str(item), "--as", "rina")
@@ -384,10 +399,10 @@ def test_status_before_posting_says_what_comes_next(hf, image):
 
 def test_run_due_covers_every_organisation_and_honours_the_limit(hf, image, clock, tmp_path):
     fisip = Humasflow(hf.db, clock, org="fisip")
-    fisip("init", "--outbox", str(tmp_path / "fisip-outbox"))
-    fisip("actor", "add", "rina", "--name", "Rina", "--role", "staff")
-    fisip("actor", "add", "sari", "--name", "Sari", "--role", "staff")
-    fisip("actor", "add", "budi", "--name", "Budi", "--role", "coordinator")
+    fisip("init", "--admin", "admin", "--name", "Admin", "--outbox", str(tmp_path / "fisip-outbox"))
+    fisip("actor", "add", "rina", "--name", "Rina", "--role", "staff", "--by", "admin")
+    fisip("actor", "add", "sari", "--name", "Sari", "--role", "staff", "--by", "admin")
+    fisip("actor", "add", "budi", "--name", "Budi", "--role", "coordinator", "--by", "admin")
     first = to_posting(hf, image, "Dies Natalis")
     second = to_posting(hf, image, "Webinar")
     other = to_posting(fisip, image, "Open house")
@@ -431,7 +446,7 @@ def test_worker_reports_busy_passes_and_sums_up_quiet_ones(hf, image, clock):
     assert lines[1:] == [
         "[2026-01-05 09:00:00 WIB] passes 1-2: nothing due (until 2026-01-05 09:01:00 WIB)",
         f"Item {item} 'Dies Natalis': posted",
-        f"  outbox: posted file://{hf.db.parent / 'outbox' / f'item-{item}-outbox'}",
+        f"  outbox: posted file://{hf.db.parent / 'outbox' / outbox_folder(hf.db, item)}",
         "[2026-01-05 09:02:00 WIB] pass 3: 1 item(s) handled: 1 posted; channels: 1 posted",
         "[2026-01-05 09:03:00 WIB] pass 4: nothing due",
         "Worker stopped after 4 pass(es) (--max-loops 4): 1 item(s) handled: 1 posted; "
@@ -467,7 +482,8 @@ def test_worker_finishes_its_pass_and_stops_on_sigterm(hf, image, clock):
 
 
 def test_channels_check_names_a_missing_credential_variable(hf, fake):
-    hf("channel", "add", "x", "--publisher", "fake", "--credential", "token=HF_TEST_X_TOKEN")
+    hf("channel", "add", "x", "--publisher", "fake", "--credential", "token=HF_TEST_X_TOKEN",
+        "--by", "admin")
     result = hf("channels", "check", code=1)
     assert "  outbox (outbox): OK" in result.stdout
     assert ("  x (fake): FAILED CredentialMissing: channel 'x' needs the environment variable "
@@ -490,7 +506,8 @@ def test_channels_check_never_prints_a_secret(hf, fake):
             raise AuthenticationFailed(f"the platform refused the token {secret}")
 
     fake.publishers["x"] = Leaky(channel="x")
-    hf("channel", "add", "x", "--publisher", "fake", "--credential", "token=HF_TEST_X_TOKEN")
+    hf("channel", "add", "x", "--publisher", "fake", "--credential", "token=HF_TEST_X_TOKEN",
+        "--by", "admin")
     result = hf("channels", "check", code=1, environ={"HF_TEST_X_TOKEN": secret})
     assert "x (fake): FAILED AuthenticationFailed: the platform refused the token [redacted]" \
         in result.stdout
@@ -674,13 +691,13 @@ def test_sop_register_adds_a_revision(hf, tmp_path):
         .read_text("utf-8").replace('"UN10/F11.07/HK.01.02.a/05"', '"UN10/F11.07/HK.01.02.a/06"')
     path = tmp_path / "sop-v2.toml"
     path.write_text(text, "utf-8")
-    out = hf("sop", "register", str(path), "--by", "Dekan", "--effective", "2030-01-01").output
+    out = hf("sop", "register", str(path), "--by", "admin", "--effective", "2030-01-01").output
     assert "Established SOP revision 2: UN10/F11.07/HK.01.02.a/06" in out
     assert "Not in effect yet: new items use revision 1" in out
     assert "UN10/F11.07/HK.01.02.a/06" in hf("sop", "show", "--revision", "2").output
     broken = tmp_path / "broken.toml"
     broken.write_text("format = 2\n", "utf-8")
-    assert "format" in hf("sop", "register", str(broken), code=1).stderr
+    assert "format" in hf("sop", "register", str(broken), "--by", "admin", code=1).stderr
 
 
 # -- the demo -------------------------------------------------------------------------------
@@ -696,7 +713,7 @@ def test_demo_walks_an_item_to_posted_on_a_fresh_store(tmp_path):
     assert "LATE +2m" in out
     assert re.search(r"State:\s+posted", out)
     assert "Audit: OK" in out
-    post = tmp_path / "demo" / "outbox" / "item-1-outbox" / "post.json"
+    post = tmp_path / "demo" / "outbox" / outbox_folder(db, 1) / "post.json"
     assert f"The outbox post was written to {post}" in out
     assert json.loads(post.read_text("utf-8"))["title"] == "Dies Natalis FISIP UB"
     again = CliRunner().invoke(cli, ["demo", "--db", str(db)])

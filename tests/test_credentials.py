@@ -112,7 +112,7 @@ def raw_rows(office: Office) -> str:
 
 
 def add_x(office: Office) -> None:
-    office.add_channel("x", "rotating", credentials={"access_token": "HF_X_ACCESS_TOKEN"})
+    office.add_channel("x", "rotating", credentials={"access_token": "HF_X_ACCESS_TOKEN"}, by="admin")
 
 
 def invoke(args, *, clock, env=None, obj=None) -> Any:
@@ -444,7 +444,7 @@ def test_reported_expiry_times_are_kept_and_recorded_once(office, rotating, cloc
 
 def test_channels_sharing_a_reference_share_its_expiry(office, rotating, clock):
     add_x(office)
-    office.add_channel("x2", "rotating", credentials={"access_token": "HF_X_ACCESS_TOKEN"})
+    office.add_channel("x2", "rotating", credentials={"access_token": "HF_X_ACCESS_TOKEN"}, by="admin")
     office.credentials = EnvironmentSource({"HF_X_ACCESS_TOKEN": OLD})
     rotating.expires = clock() + H
     office.check_channels()

@@ -108,12 +108,12 @@ def _world(platform: FakePlatform, store_url: str, publisher: str,
     injector = FaultInjector()
     store = injector.watch(Store(store_url))
     office = Office(store, clock=clock, environ=ENVIRON, session_factory=injector.session)
-    office.establish()
+    office.establish(by="Dekan")
     staffed_office(office)
     for account in channels:
         office.add_channel(account, publisher,
                            settings={"base_url": platform.url, "account": account},
-                           credentials={"token": f"{account.upper()}_TOKEN"})
+                           credentials={"token": f"{account.upper()}_TOKEN"}, by="admin")
     return World(platform, store_url, clock, injector, office)
 
 

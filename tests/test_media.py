@@ -114,8 +114,8 @@ def test_the_same_file_published_from_several_threads_at_once(tmp_path):
 def fake(office):
     plugin = fake_publisher_plugin()
     with plugin_registered(plugin):
-        office.add_channel("ig", "fake")
-        office.add_channel("x", "fake")
+        office.add_channel("ig", "fake", by="admin")
+        office.add_channel("x", "fake", by="admin")
         yield plugin
 
 

@@ -27,18 +27,20 @@ from humasflow.workflow import TRIGGERS
 def two(store, clock, tmp_path):
     """FISIP (bundled SOP) and FEB (its own SOP, without the four-eyes rule)."""
     fisip = Office(store, "fisip", clock=clock, environ={})
-    fisip.establish()
-    fisip.add_actor("rina", "Rina", roles=["staff"])
-    fisip.add_actor("budi", "Budi", roles=["coordinator"])
-    fisip.add_channel("outbox", "outbox", settings={"path": str(tmp_path / "fisip")})
+    fisip.establish(by="Dekan")
+    fisip.bootstrap_admin("admin", "Admin FISIP")
+    fisip.add_actor("rina", "Rina", roles=["staff"], by="admin")
+    fisip.add_actor("budi", "Budi", roles=["coordinator"], by="admin")
+    fisip.add_channel("outbox", "outbox", settings={"path": str(tmp_path / "fisip")}, by="admin")
 
     feb = Office(store, "feb", clock=clock, environ={})
     text = resources.files("humasflow").joinpath("sops", "fisip-ub-social-media.toml") \
         .read_text("utf-8").replace("four_eyes = true", "four_eyes = false")
     feb.establish(parse_sop(text, source="feb.toml"), by="Dekan FEB")
-    feb.add_actor("andi", "Andi", roles=["staff"])
+    feb.bootstrap_admin("admin", "Admin FEB")
+    feb.add_actor("andi", "Andi", roles=["staff"], by="admin")
     # The same id in another organisation is another person with other roles.
-    feb.add_actor("rina", "Rina FEB", roles=["coordinator"])
+    feb.add_actor("rina", "Rina FEB", roles=["coordinator"], by="admin")
     return fisip, feb
 
 
@@ -100,8 +102,8 @@ def test_roles_are_read_from_the_acting_organisation(two, image, tmp_path):
     fisip, feb = two
     assert fisip.actor("rina").roles == {"staff"}
     assert feb.actor("rina").roles == {"coordinator"}
-    assert {a.id for a in feb.actors()} == {"andi", "rina"}
-    feb.add_channel("feb", "outbox", settings={"path": str(tmp_path / "feb")})
+    assert {a.id for a in feb.actors()} == {"admin", "andi", "rina"}
+    feb.add_channel("feb", "outbox", settings={"path": str(tmp_path / "feb")}, by="admin")
     items = {}
     for office, staff in ((fisip, "rina"), (feb, "andi")):
         item = office.new_item("Kuliah tamu", by=staff)
@@ -141,7 +143,8 @@ def test_sop_revisions_are_scoped_and_items_keep_their_own(two, fisip_item):
 
 def test_an_organisation_without_a_revision_cannot_start_items(store, clock, two):
     empty = Office(store, "fh", clock=clock, environ={})
-    empty.add_actor("sinta", "Sinta", roles=["staff"])
+    empty.bootstrap_admin("admin", "Admin FH")
+    empty.add_actor("sinta", "Sinta", roles=["staff"], by="admin")
     with pytest.raises(SOPNotFound) as caught:
         empty.new_item("Apa saja", by="sinta")
     assert caught.value.org == "fh"
@@ -185,8 +188,9 @@ def test_export_is_scoped_to_the_organisation(two, fisip_item):
 def test_the_default_organisation_needs_no_mention(store, clock, two, fisip_item):
     office = Office(store, clock=clock, environ={})
     assert office.org == DEFAULT_ORG == "default"
-    office.establish()
-    office.add_actor("rina", "Rina", roles=["staff"])
+    office.establish(by="Dekan")
+    office.bootstrap_admin("admin", "Admin")
+    office.add_actor("rina", "Rina", roles=["staff"], by="admin")
     item = office.new_item("Tanpa organisasi", by="rina")
     assert item.org == "default"
     assert [i.id for i in office.items()] == [item.id]

@@ -145,11 +145,11 @@ def test_every_hookspec_has_a_one_line_docstring():
 
 def test_a_plugin_registers_a_publisher_and_receives_the_post(office, image):
     with pytest.raises(ConfigurationError, match="'fake'"):
-        office.add_channel("fb", "fake")
+        office.add_channel("fb", "fake", by="admin")
     plugin = fake_publisher_plugin()
     with plugin_registered(plugin):
         assert {"outbox", "fake"} <= set(plugins.publisher_factories())
-        office.add_channel("fb", "fake")
+        office.add_channel("fb", "fake", by="admin")
         item = item_ready_to_post(office, text="Selamat Dies Natalis", media=[image],
                                   channels=["fb"])
         report = office.post(item.id, by="rina")

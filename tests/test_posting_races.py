@@ -28,7 +28,7 @@ def fake(office):
 
     plugin = fake_publisher_plugin()
     with plugin_registered(plugin):
-        office.add_channel("x", "fake")
+        office.add_channel("x", "fake", by="admin")
         yield plugin
 
 
@@ -163,10 +163,10 @@ def test_eight_processes_doing_random_actions_never_post_unapproved_or_cancelled
     image.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
     store = Store(store_url)
     office = Office(store, environ={})
-    office.establish()
+    office.establish(by="admin")
     staffed_office(office)
-    office.add_channel("a", "outbox", settings={"path": str(outbox / "a")})
-    office.add_channel("b", "outbox", settings={"path": str(outbox / "b")})
+    office.add_channel("a", "outbox", settings={"path": str(outbox / "a")}, by="admin")
+    office.add_channel("b", "outbox", settings={"path": str(outbox / "b")}, by="admin")
     ids = [item_ready_to_post(office, text=f"Teks {n}", media=[image], title=f"Item {n}").id
            for n in range(RACE_ITEMS)]
     worker = Path(__file__).with_name("_race_worker.py")

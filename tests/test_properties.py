@@ -80,9 +80,10 @@ class SOPMachine(RuleBasedStateMachine):
         self.clock = SteerableClock()
         self.office = self._exit.enter_context(temp_office(clock=self.clock))
         staffed_office(self.office)
-        self.office.add_actor("dewi", "Dewi", roles=["staff", "coordinator"])
-        self.office.add_actor("tamu", "Tamu", roles=[])
-        self.office.add_channel("outbox", "outbox", settings={"path": str(folder / "out")})
+        self.office.add_actor("dewi", "Dewi", roles=["staff", "coordinator"], by="admin")
+        self.office.add_actor("tamu", "Tamu", roles=[], by="admin")
+        self.office.add_channel("outbox", "outbox", settings={"path": str(folder / "out")},
+            by="admin")
         self.image = folder / "poster.png"
         self.image.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
         self.missing = folder / "missing.png"

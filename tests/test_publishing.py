@@ -53,9 +53,10 @@ LEASE = dt.timedelta(minutes=15)
 def fake(office):
     plugin = fake_publisher_plugin()
     with plugin_registered(plugin):
-        office.add_channel("x", "fake")
-        office.add_channel("fb", "fake")
-        office.add_channel("ig", "fake", settings={"retry": {"jitter": 0, "base_delay": 60}})
+        office.add_channel("x", "fake", by="admin")
+        office.add_channel("fb", "fake", by="admin")
+        office.add_channel("ig", "fake", settings={"retry": {"jitter": 0, "base_delay": 60}},
+            by="admin")
         yield plugin
 
 
@@ -332,7 +333,8 @@ def test_confirming_not_posted_posts_that_channel_again(office, fake, image):
 
 def test_a_manual_channel_waits_for_a_person_and_their_confirmation_closes_it(
         office, fake, hooks, image):
-    office.add_channel("tiktok", "manual", settings={"instructions": "account @fisipub"})
+    office.add_channel("tiktok", "manual", settings={"instructions": "account @fisipub"},
+        by="admin")
     item_id = ready(office, image, ["x", "tiktok"])
 
     report = office.post(item_id, by="rina")
@@ -399,7 +401,7 @@ def test_a_scheduled_item_is_posted_by_run_due_when_its_time_comes(office, fake,
 
 def test_items_waiting_for_a_person_never_fill_a_run_and_starve_the_others(
         office, fake, clock, image):
-    office.add_channel("tiktok", "manual")
+    office.add_channel("tiktok", "manual", by="admin")
     waiting = [ready(office, image, ["tiktok"]) for _ in range(2)]
     for item_id in waiting:
         office.post(item_id, by="rina")  # each now waits for a person
@@ -783,7 +785,8 @@ def test_a_look_up_that_cannot_tell_is_repeated_after_a_growing_wait(
 
 
 def test_a_look_up_wait_is_at_most_the_channels_longest_delay(office, fake, clock, image):
-    office.add_channel("x", "fake", settings={"retry": {"base_delay": 60, "max_delay": 100}})
+    office.add_channel("x", "fake", settings={"retry": {"base_delay": 60, "max_delay": 100}},
+        by="admin")
     fake.publishers["x"] = x = Searchable(channel="x", found=OutcomeUnknown("search is down"))
     item_id = ready(office, image, ["x"])
     x.fail_with = OutcomeUnknown("timed out after sending")
@@ -811,7 +814,7 @@ def _run_cli(command: str, store_url: str, clock, **values: str):
 
 def test_a_manual_channels_instructions_end_with_a_command_a_person_can_run(
         office, fake, clock, image, store_url):
-    office.add_channel("tiktok", "manual")
+    office.add_channel("tiktok", "manual", by="admin")
     item_id = ready(office, image, ["tiktok"])
     message = office.post(item_id, by="rina").publications["tiktok"].error_message
     command = message.partition("then confirm it: ")[2]
@@ -917,9 +920,9 @@ def test_an_outbox_post_cut_off_by_a_crash_settles_itself(
 
     try:
         office = Office(store, clock=clock, environ={})
-        office.establish()
+        office.establish(by="Dekan")
         staffed_office(office)
-        office.add_channel("outbox", "outbox", settings={"path": str(folder)})
+        office.add_channel("outbox", "outbox", settings={"path": str(folder)}, by="admin")
         item = item_ready_to_post(office, text="Selamat Dies Natalis!", media=[image],
                                   channels=["outbox"])
         if when == "before_the_outcome":
@@ -940,8 +943,9 @@ def test_an_outbox_post_cut_off_by_a_crash_settles_itself(
         report = office.status(item.id)
         assert report.done, report.publications
         assert report.needs_person == []
-        assert sorted(p.name for p in folder.iterdir()) == [f"item-{item.id}-outbox"]
-        assert report.publications["outbox"].platform_id == f"item-{item.id}-outbox"
+        name = f"item-{item.id}-outbox-{office.post_for(item, 'outbox').idempotency_key}"
+        assert sorted(p.name for p in folder.iterdir()) == [name]
+        assert report.publications["outbox"].platform_id == name
         settled = [a for a, _ in actions(office, item.id) if a.startswith("channel_")]
         assert settled == (["channel_unknown", "channel_posted"] if when == "before_the_outcome"
                            else ["channel_unknown", "channel_absent", "channel_posted"])

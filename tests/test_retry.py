@@ -191,8 +191,8 @@ def ready(office, image, channels) -> int:
 
 def test_a_server_error_is_retried_by_run_due_only_once_its_time_has_come(
         office, fake, clock, image):
-    office.add_channel("x", "fake", settings={"retry": {"jitter": 0, "base_delay": 60}})
-    office.add_channel("fb", "fake")
+    office.add_channel("x", "fake", settings={"retry": {"jitter": 0, "base_delay": 60}}, by="admin")
+    office.add_channel("fb", "fake", by="admin")
     item_id = ready(office, image, ["x", "fb"])
     publisher(fake, "x").fail_with = PlatformError("503 Service Unavailable", code=503)
 
@@ -216,7 +216,7 @@ def test_a_server_error_is_retried_by_run_due_only_once_its_time_has_come(
 
 
 def test_run_due_judges_retries_at_the_time_it_is_given(office, fake, clock, image):
-    office.add_channel("x", "fake", settings={"retry": {"jitter": 0, "base_delay": 60}})
+    office.add_channel("x", "fake", settings={"retry": {"jitter": 0, "base_delay": 60}}, by="admin")
     item_id = ready(office, image, ["x"])
     publisher(fake, "x").fail_with = PlatformError("502 Bad Gateway", code=502)
     office.post(item_id, by="rina")
@@ -228,7 +228,7 @@ def test_run_due_judges_retries_at_the_time_it_is_given(office, fake, clock, ima
 
 
 def test_a_rate_limit_is_retried_at_the_platforms_reset_time(office, fake, clock, image):
-    office.add_channel("x", "fake")
+    office.add_channel("x", "fake", by="admin")
     item_id = ready(office, image, ["x"])
     reset = clock() + dt.timedelta(minutes=15)
     publisher(fake, "x").fail_with = RateLimited("429 Too Many Requests", reset_at=reset)
@@ -249,7 +249,7 @@ def test_a_rate_limit_is_retried_at_the_platforms_reset_time(office, fake, clock
 
 def test_an_exhausted_channel_stops_and_says_what_to_do(office, fake, clock, image):
     office.add_channel("x", "fake", settings={
-        "retry": {"max_attempts": 3, "jitter": 0, "base_delay": 10}})
+        "retry": {"max_attempts": 3, "jitter": 0, "base_delay": 10}}, by="admin")
     item_id = ready(office, image, ["x"])
     x = publisher(fake, "x")
     x.fail_with = PlatformError("500 Internal Server Error", code=500)
@@ -271,7 +271,7 @@ def test_an_exhausted_channel_stops_and_says_what_to_do(office, fake, clock, ima
 def test_a_refused_credential_is_not_retried_and_the_message_names_it(
         office, fake, clock, image):
     secret = "xat-5ecret-VALUE"
-    office.add_channel("x", "fake", credentials={"access_token": "X_ACCESS_TOKEN"})
+    office.add_channel("x", "fake", credentials={"access_token": "X_ACCESS_TOKEN"}, by="admin")
     office = Office(office.store, clock=clock, environ={"X_ACCESS_TOKEN": secret})
     item_id = ready(office, image, ["x"])
     publisher(fake, "x").fail_with = AuthenticationFailed(
@@ -313,8 +313,8 @@ def test_a_missing_credential_fails_naming_the_variable_never_a_secret(
         office, fake, clock, image, caplog):
     secrets = {"FB_PAGE_TOKEN": "fbpage-5ecret-VALUE", "X_API_SECRET": "xapi-5ecret-VALUE"}
     office.add_channel("x", "fake", credentials={"api_key": "X_API_KEY",
-                                                 "api_secret": "X_API_SECRET"})
-    office.add_channel("fb", "fake", credentials={"page_token": "FB_PAGE_TOKEN"})
+                                                 "api_secret": "X_API_SECRET"}, by="admin")
+    office.add_channel("fb", "fake", credentials={"page_token": "FB_PAGE_TOKEN"}, by="admin")
     office = Office(office.store, clock=clock, environ=secrets)
     item_id = ready(office, image, ["x", "fb"])  # validation needs no credential
 
@@ -338,7 +338,7 @@ def test_a_missing_credential_fails_naming_the_variable_never_a_secret(
 
 def test_a_reset_beyond_the_longest_wait_says_when_the_limit_resets(
         office, fake, clock, image):
-    office.add_channel("x", "fake")  # default policy: waits up to 24 hours for a reset
+    office.add_channel("x", "fake", by="admin")  # default policy: waits up to 24 hours for a reset
     item_id = ready(office, image, ["x"])
     reset = clock() + dt.timedelta(days=2)
     publisher(fake, "x").fail_with = RateLimited("daily posting cap reached", reset_at=reset)

@@ -60,7 +60,7 @@ def leaky(office, store, clock):
     with plugin_registered(plugin):
         posting = Office(store, clock=clock, environ=ENV)
         posting.add_channel("x", "fake", credentials={"access_token": "HF_X_ACCESS_TOKEN"},
-                            settings={"retry": {"jitter": 0}})
+                            settings={"retry": {"jitter": 0}}, by="admin")
         yield posting, plugin
 
 
@@ -329,7 +329,7 @@ def test_a_credential_reference_that_looks_like_a_token_is_refused(office, shape
     before = channel_rows(office)
     with pytest.raises(SecretInConfiguration) as caught:
         office.add_channel("x", "outbox", settings={"path": "/tmp/out"},
-                           credentials={"access_token": value})
+                           credentials={"access_token": value}, by="admin")
     error = caught.value
     assert (error.channel, error.key, error.field) == ("x", "access_token", "credentials")
     assert "credential 'access_token'" in str(error)
@@ -354,7 +354,7 @@ def test_a_credential_reference_that_looks_like_a_token_is_refused(office, shape
 def test_a_secret_in_the_channel_settings_is_refused(office, settings, key):
     before = channel_rows(office)
     with pytest.raises(SecretInConfiguration) as caught:
-        office.add_channel("x", "outbox", settings={"path": "/tmp/out", **settings})
+        office.add_channel("x", "outbox", settings={"path": "/tmp/out", **settings}, by="admin")
     assert (caught.value.key, caught.value.field) == (key, "settings")
     assert f"setting {key!r}" in str(caught.value)
     assert "credential reference" in str(caught.value)
@@ -366,7 +366,7 @@ def test_ordinary_settings_and_references_are_accepted(office):
         "x", "outbox",
         settings={"path": "/tmp/out", "page_id": "1234567890123456", "api_version": "v19.0",
                   "token_url": "https://api.x.com/2/oauth2/token", "retry": {"jitter": 0}},
-        credentials={"access_token": "FISIP_X_ACCESS_TOKEN", "secret": "FISIP_2024_X_SECRET"})
+        credentials={"access_token": "FISIP_X_ACCESS_TOKEN", "secret": "FISIP_2024_X_SECRET"}, by="admin")
     assert channel.credentials["secret"] == "FISIP_2024_X_SECRET"
 
 

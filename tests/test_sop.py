@@ -155,7 +155,7 @@ def test_bundled_roles_carry_their_indonesian_names():
 def test_a_registered_revision_reads_back_equal_to_the_definition(tmp_path):
     """Step 1 stores the definition; the stored revision is the same SOP."""
     office = Office(Store(tmp_path / "humasflow.db"), clock=SteerableClock(), environ={})
-    rev = office.establish()
+    rev = office.establish(by="Dekan")
     stored = office.sop(rev)
     original = bundled_sop()
     assert stored.steps == original.steps
@@ -336,9 +336,10 @@ def test_a_custom_three_step_sop_loads_and_runs_an_item_to_posted(tmp_path):
 
     office = Office(Store(tmp_path / "humasflow.db"), clock=SteerableClock(), environ={})
     office.establish(sop, by="Dekan")
-    office.add_actor("ani", "Ani", roles=["staff"])
-    office.add_actor("kor", "Koor", roles=["coordinator"])
-    office.add_channel("outbox", "outbox", settings={"path": str(tmp_path / "outbox")})
+    office.bootstrap_admin("admin", "Admin")
+    office.add_actor("ani", "Ani", roles=["staff"], by="admin")
+    office.add_actor("kor", "Koor", roles=["coordinator"], by="admin")
+    office.add_channel("outbox", "outbox", settings={"path": str(tmp_path / "outbox")}, by="admin")
 
     item = office.new_item("Pengumuman", by="ani")
     assert item.state == "draft"

@@ -162,8 +162,9 @@ def test_a_sqlite_read_does_not_take_the_write_lock(tmp_path):
 def test_time_columns_read_back_as_aware_utc(store):
     local = dt.datetime(2026, 1, 5, 9, 30, 15, 123456, tzinfo=JAKARTA)
     office = Office(store, clock=SteerableClock(local), environ={})
-    office.establish()
-    office.add_actor("rina", "Rina", roles=["staff"])
+    office.establish(by="Dekan")
+    office.bootstrap_admin("admin", "Admin")
+    office.add_actor("rina", "Rina", roles=["staff"], by="admin")
     item = office.new_item("Zona waktu", by="rina")
     stored = office.item(item.id)
     for value in (stored.created_at, stored.step_started_at, stored.due_at,

@@ -19,8 +19,8 @@ from humasflow.testing import fake_publisher_plugin, plugin_registered
 def fake(office):
     plugin = fake_publisher_plugin()
     with plugin_registered(plugin):
-        office.add_channel("x", "fake")
-        office.add_channel("ig", "fake")
+        office.add_channel("x", "fake", by="admin")
+        office.add_channel("ig", "fake", by="admin")
         yield plugin
 
 

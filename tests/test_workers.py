@@ -42,8 +42,8 @@ S = dt.timedelta(seconds=1)
 def fake(office):
     plugin = fake_publisher_plugin()
     with plugin_registered(plugin):
-        office.add_channel("x", "fake")
-        office.add_channel("fb", "fake")
+        office.add_channel("x", "fake", by="admin")
+        office.add_channel("fb", "fake", by="admin")
         yield plugin
 
 
@@ -69,9 +69,9 @@ def scheduled(office, at, **kwargs) -> int:
 def other(office, fake, clock):
     """A second organisation in the same store, with its own channel."""
     o = Office(office.store, "fkg", clock=clock, environ={})
-    o.establish()
+    o.establish(by="Dekan")
     staffed_office(o)
-    o.add_channel("x", "fake")
+    o.add_channel("x", "fake", by="admin")
     return o
 
 
@@ -366,10 +366,10 @@ def test_worker_processes_post_every_channel_exactly_once(store_url, tmp_path):
     store = Store(store_url)
     with plugin_registered(plugin):
         office = Office(store, clock=clock, environ={})
-        office.establish()
+        office.establish(by="Dekan")
         staffed_office(office)
         for name in CHANNELS:
-            office.add_channel(name, "appending", settings={"log": str(calls)})
+            office.add_channel(name, "appending", settings={"log": str(calls)}, by="admin")
         items = [scheduled(office, clock(), channels=CHANNELS, title=f"Item {n}")
                  for n in range(ITEMS)]
 

@@ -14,10 +14,13 @@ from humasflow.credentials import (
     SecretsFile,
 )
 from humasflow.errors import (
+    ActorInactive,
     ActorNotFound,
+    AdminRequired,
     AnchorInvalid,
     ApprovalStale,
     AuthenticationFailed,
+    ChannelInactive,
     ClaimLost,
     ConfigurationError,
     ConflictError,
@@ -49,6 +52,7 @@ from humasflow.errors import (
 from humasflow.evaluation import Breach, StepRun
 from humasflow.hookspecs import hookimpl
 from humasflow.models import (
+    ADMIN_ROLE,
     Actor,
     ChannelConfig,
     ContentItem,
@@ -65,6 +69,7 @@ from humasflow.publishing.contract import (
     Publisher,
     PublisherContext,
     Receipt,
+    idempotency_key,
     unknown_options,
 )
 from humasflow.sop import SOP, Header, Label, Role, Step, bundled_sop, load_sop, parse_sop
@@ -73,16 +78,20 @@ from humasflow.storage.store import Store
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "ADMIN_ROLE",
     "DEFAULT_ORG",
     "SOP",
     "Actor",
+    "ActorInactive",
     "ActorNotFound",
+    "AdminRequired",
     "AnchorInvalid",
     "ApprovalStale",
     "AuditReport",
     "AuthenticationFailed",
     "Breach",
     "ChannelConfig",
+    "ChannelInactive",
     "ClaimLost",
     "Clock",
     "ConfigurationError",
@@ -137,6 +146,7 @@ __all__ = [
     "WaitingForPerson",
     "bundled_sop",
     "hookimpl",
+    "idempotency_key",
     "load_sop",
     "open",
     "parse_sop",

@@ -48,7 +48,7 @@ from humasflow.credentials import CredentialSource, SecretsFile
 from humasflow.errors import CredentialSourceError, HumasflowError
 from humasflow.evaluation import timeline
 from humasflow.hookspecs import hookimpl
-from humasflow.models import ContentItem, Event, Publication, Variant
+from humasflow.models import ADMIN_ROLE, ContentItem, Event, Publication, Variant
 from humasflow.office import DEFAULT_ORG, Office, PostReport
 from humasflow.publishing import worker
 from humasflow.scrubbing import scrub
@@ -485,20 +485,45 @@ def main(argv: Sequence[str] | None = None) -> None:
 # -- init and the SOP -----------------------------------------------------------------------
 
 
+_admin_by = click.option("--by", "--as", "by", required=True, metavar="ADMIN",
+                         help="The administrator who makes this change.")
+
+
 @cli.command()
 @click.option("--sop", "sop_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Establish this SOP file (always, even if the org has one).")
 @click.option("--outbox", type=click.Path(file_okay=False, path_type=Path),
               help="Add a channel named 'outbox' that writes posts into this folder.")
+@click.option("--admin", "admin_id", metavar="ID",
+              help="Create the organisation's first administrator (only while it has none).")
+@click.option("--name", "admin_name", metavar="NAME", help="The administrator's name.")
+@click.option("--email", "admin_email", default="", help="The administrator's email.")
+@click.option("--by", "--as", "by", metavar="ADMIN",
+              help="An existing administrator, for --sop or --outbox on a set-up organisation.")
 @click.pass_obj
-def init(session: _Session, sop_file: Path | None, outbox: Path | None) -> None:
-    """Create or migrate the store and establish the SOP (step 1)."""
+def init(session: _Session, sop_file: Path | None, outbox: Path | None,
+         admin_id: str | None, admin_name: str | None, admin_email: str,
+         by: str | None) -> None:
+    """Create or migrate the store, make the first administrator and establish the SOP
+    (step 1)."""
+    if admin_id is not None and not (admin_name or "").strip():
+        raise click.BadParameter("give the administrator's name with --name", param_hint="--name")
     office = session.office(create=True)
     _echo(f"Store: {_display_target(office)} (schema version {office.store.schema_version})")
     _echo(f"Organisation: {office.org}")
+    if admin_id is not None:
+        admin = office.bootstrap_admin(admin_id.strip(), str(admin_name).strip(),
+                                       email=admin_email)
+        _echo(f"Administrator: {admin.id} ({admin.name})")
+        by = by or admin.id
     if sop_file is not None or not office.revisions():
         sop = load_sop(sop_file) if sop_file is not None else None
-        rev = office.establish(sop)
+        if by is None and (office.administrators() or office.revisions()):
+            _fail("establishing an SOP revision needs an administrator: give --by ADMIN")
+        # The first revision of an organisation without administrator is set-up: it is
+        # recorded as established by the approver the document names.
+        establisher = by or (sop or humasflow.bundled_sop()).header.approved_by_name
+        rev = office.establish(sop, by=establisher or "unknown")
         sop = office.sop(rev)
         _echo(f"Established SOP revision {rev}: {sop.header.number} "
                    f"({sop.header.title.get(session.lang)}), effective {sop.header.effective}")
@@ -506,9 +531,15 @@ def init(session: _Session, sop_file: Path | None, outbox: Path | None) -> None:
         latest = office.revisions()[-1]
         _echo(f"SOP already established: revision {latest['id']} ({latest['number']})")
     if outbox is not None:
+        if by is None:
+            _fail("adding the outbox channel needs an administrator: give --admin ID --name "
+                  "NAME (the first one) or --by ADMIN")
         folder = outbox.expanduser().resolve()
-        office.add_channel("outbox", "outbox", settings={"path": str(folder)})
+        office.add_channel("outbox", "outbox", settings={"path": str(folder)}, by=by)
         _echo(f"Channel 'outbox' writes posts into {folder}")
+    if not office.administrators():
+        _echo("No administrator yet: make one with `humasflow init --admin ID --name "
+                   "NAME`; adding actors and channels needs one.")
 
 
 @cli.group()
@@ -665,11 +696,11 @@ def sop_diagram(session: _Session, revision: int | None) -> None:
 
 @sop.command("register")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--by", help="Who establishes it (default: the approver named in the file).")
+@_admin_by
 @click.option("--effective", type=click.DateTime(["%Y-%m-%d"]), metavar="YYYY-MM-DD",
               help="From when it applies (default: the file's effective date).")
 @click.pass_obj
-def sop_register(session: _Session, file: Path, by: str | None,
+def sop_register(session: _Session, file: Path, by: str,
                  effective: dt.datetime | None) -> None:
     """Establish a new revision of the SOP from FILE (step 1)."""
     definition = load_sop(file)
@@ -690,7 +721,7 @@ def sop_register(session: _Session, file: Path, by: str | None,
 
 @cli.group()
 def actor() -> None:
-    """Add and list the people who act on items."""
+    """Add, list, deactivate and reactivate the people who act on items."""
 
 
 @actor.command("add")
@@ -698,8 +729,8 @@ def actor() -> None:
 @click.option("--name", required=True, help="The person's name.")
 @click.option("--email", default="", help="Their email address.")
 @click.option("--role", "roles", multiple=True, required=True,
-              help="A role of the SOP (repeat for several).")
-@click.option("--by", default="admin", show_default=True, help="Who records this.")
+              help="A role of the SOP, or 'admin' (repeat for several).")
+@_admin_by
 @click.pass_obj
 def actor_add(session: _Session, actor_id: str, name: str, email: str,
               roles: tuple[str, ...], by: str) -> None:
@@ -708,9 +739,10 @@ def actor_add(session: _Session, actor_id: str, name: str, email: str,
         raise click.BadParameter("the id is empty: use a stable id such as a username")
     office = session.office()
     known = {key for r in office.revisions() for key in office.sop(int(r["id"])).roles}
-    unknown = sorted(set(roles) - known) if known else []
+    unknown = sorted(set(roles) - known - {ADMIN_ROLE}) if known else []
     if unknown:
-        _fail(f"the SOP has no role {unknown[0]!r}; its roles: {', '.join(sorted(known))}")
+        _fail(f"the SOP has no role {unknown[0]!r}; its roles: {', '.join(sorted(known))} "
+              f"(and {ADMIN_ROLE!r}, the administrators)")
     added = office.add_actor(actor_id.strip(), name, email=email, roles=roles, by=by)
     _echo(f"Actor {added.id} ({added.name}): {', '.join(sorted(added.roles))}")
 
@@ -727,10 +759,34 @@ def actor_list(session: _Session) -> None:
     roles: dict[str, str] = {}
     if office.revisions():
         roles = {k: r.name.get(session.lang) for k, r in office.sop().roles.items()}
-    _echo(_table(("ID", "Name", "Email", "Roles"), [
+    roles[ADMIN_ROLE] = "administrator"
+    _echo(_table(("ID", "Name", "Email", "Roles", "Status"), [
         (a.id, a.name, a.email or "-",
-         ", ".join(f"{r} ({roles[r]})" if r in roles else r for r in sorted(a.roles)))
+         ", ".join(f"{r} ({roles[r]})" if r in roles else r for r in sorted(a.roles)),
+         "active" if a.active else "deactivated")
         for a in actors]))
+
+
+@actor.command("deactivate")
+@click.argument("actor_id", metavar="ID")
+@_admin_by
+@click.option("--reason", default="", help="Why (kept in the record).")
+@click.pass_obj
+def actor_deactivate(session: _Session, actor_id: str, by: str, reason: str) -> None:
+    """Deactivate an actor: kept in the record, but cannot act or be assigned."""
+    done = session.office().deactivate_actor(actor_id, by=by, reason=reason)
+    _echo(f"Actor {done.id} ({done.name}) is deactivated")
+
+
+@actor.command("activate")
+@click.argument("actor_id", metavar="ID")
+@_admin_by
+@click.option("--reason", default="", help="Why (kept in the record).")
+@click.pass_obj
+def actor_activate(session: _Session, actor_id: str, by: str, reason: str) -> None:
+    """Reactivate a deactivated actor."""
+    done = session.office().activate_actor(actor_id, by=by, reason=reason)
+    _echo(f"Actor {done.id} ({done.name}) is active")
 
 
 @cli.group(short_help="Add, list and check channels (also: channels).")
@@ -746,7 +802,7 @@ def channel() -> None:
 @click.option("--credential", "credentials", multiple=True, metavar="KEY=ENV_VAR",
               help="A credential, as the environment variable (or secrets-file key) "
                    "holding it, never the secret itself (repeatable).")
-@click.option("--by", default="admin", show_default=True, help="Who records this.")
+@_admin_by
 @click.pass_obj
 def channel_add(session: _Session, name: str, publisher: str, settings: tuple[str, ...],
                 credentials: tuple[str, ...], by: str) -> None:
@@ -782,8 +838,31 @@ def channel_list(session: _Session) -> None:
         settings = ", ".join(f"{k}={v}" for k, v in sorted(c.settings.items())) or "-"
         creds = ", ".join(f"{k}={var} ({held(var)})"
                           for k, var in sorted(c.credentials.items())) or "-"
-        rows.append((c.name, c.publisher, settings, creds))
-    _echo(_table(("Name", "Publisher", "Settings", "Credentials"), rows))
+        rows.append((c.name, c.publisher, settings, creds,
+                     "active" if c.active else "deactivated"))
+    _echo(_table(("Name", "Publisher", "Settings", "Credentials", "Status"), rows))
+
+
+@channel.command("deactivate")
+@click.argument("name")
+@_admin_by
+@click.option("--reason", default="", help="Why (kept in the record).")
+@click.pass_obj
+def channel_deactivate(session: _Session, name: str, by: str, reason: str) -> None:
+    """Deactivate a channel: kept in the record, no default target, not posted to."""
+    done = session.office().deactivate_channel(name, by=by, reason=reason)
+    _echo(f"Channel {done.name!r} is deactivated")
+
+
+@channel.command("activate")
+@click.argument("name")
+@_admin_by
+@click.option("--reason", default="", help="Why (kept in the record).")
+@click.pass_obj
+def channel_activate(session: _Session, name: str, by: str, reason: str) -> None:
+    """Reactivate a deactivated channel."""
+    done = session.office().activate_channel(name, by=by, reason=reason)
+    _echo(f"Channel {done.name!r} is active")
 
 
 @channel.command("check")
@@ -1399,8 +1478,10 @@ def status(session: _Session, item_id: int) -> None:
         step = f" {posting.number} {posting.key}" if posting is not None else ""
         _echo(f"{title}: at step {_step_name(office, item.sop_revision, item.state)}; "
                    f"it is posted at step{step}.")
-    asked = next((e for e in reversed(office.history(item.id))
-                  if e.action in ("post", "schedule")), None)
+    history = office.history(item.id)
+    held = next((e for e in reversed(history)
+                 if e.action in ("post", "schedule", "schedule_held")), None)
+    asked = next((e for e in reversed(history) if e.action in ("post", "schedule")), None)
     post_at = None
     if asked is not None and asked.data.get("post_at"):
         post_at = dt.datetime.fromisoformat(asked.data["post_at"])
@@ -1408,6 +1489,9 @@ def status(session: _Session, item_id: int) -> None:
             _echo(f"Published by {asked.actor} at {_when(post_at, zone)}.")
         else:
             _echo(f"Scheduled by {asked.actor} for {_when(post_at, zone)}.")
+    if held is not None and held.action == "schedule_held" and item.is_open:
+        _echo(f"Waiting: {held.note}")
+        post_at = None
     names = list(dict.fromkeys([*item.post.channels, *sorted(pubs)]))
     if not names:
         _echo("The item has no target channel.")
@@ -1941,13 +2025,13 @@ def _demo_walk(office: Office, clock: SteerableClock, db_path: Path, outbox: Pat
                script: Sequence[tuple[int, str, str, str, Mapping[str, Any]]],
                zone: zoneinfo.ZoneInfo, lang: str) -> None:
     staffed_office(office)
-    office.add_channel("outbox", "outbox", settings={"path": str(outbox)})
+    office.add_channel("outbox", "outbox", settings={"path": str(outbox)}, by="admin")
     echo = _echo
     echo(f"Demo store:   {db_path}")
     echo(f"Outbox:       {outbox}")
     echo(f"Media files:  {Path(media['design-v1']).parent}")
     echo(f"SOP:          {office.sop().header.number} (revision {office.current_revision()})")
-    echo("Staff rina and sari, coordinator budi; channel 'outbox'.\n")
+    echo("Administrator admin; staff rina and sari, coordinator budi; channel 'outbox'.\n")
 
     item = office.new_item("Dies Natalis FISIP UB", by="rina")
     echo(f"[{_local(clock(), zone)}] create   Item {item.id} {item.title!r} by rina at step "

@@ -19,6 +19,9 @@ involved as attributes, and its message says what to do next::
     ├── Refused                    the SOP does not allow this action now
     │   ├── NotAllowedNow          the action does not exist in the item's current step
     │   ├── RoleRequired           the actor does not hold the step's role
+    │   │   └── AdminRequired      only an active administrator may change this
+    │   ├── ActorInactive          the actor was deactivated: cannot act or be assigned
+    │   ├── ChannelInactive        the channel was deactivated: it is not posted to
     │   ├── FourEyesRequired       the approver is the author of the content
     │   ├── OutputMissing          the step's required output was not supplied
     │   ├── ApprovalStale          the content changed after it was approved
@@ -51,10 +54,13 @@ if TYPE_CHECKING:
     from humasflow.publishing.contract import Problem
 
 __all__ = [
+    "ActorInactive",
     "ActorNotFound",
+    "AdminRequired",
     "AnchorInvalid",
     "ApprovalStale",
     "AuthenticationFailed",
+    "ChannelInactive",
     "ClaimLost",
     "ConfigurationError",
     "ConflictError",
@@ -308,6 +314,56 @@ class RoleRequired(Refused):
             item_id=item_id,
             step=step,
             action=action,
+        )
+
+
+class AdminRequired(RoleRequired):
+    """Only an active administrator may change actors, roles, channels or SOP revisions.
+
+    Attributes:
+        actor_id: Who tried.
+        role: Always ``"admin"``.
+        reason: Why ``actor_id`` does not count as an administrator.
+    """
+
+    def __init__(self, *, action: str, actor_id: str, reason: str) -> None:
+        self.actor_id = actor_id
+        self.role = "admin"
+        self.reason = reason
+        Refused.__init__(
+            self,
+            f"{actor_id!r} cannot {action}: {reason}; only an active administrator "
+            "(role 'admin') may. Ask an administrator, or, in an organisation that has "
+            "none yet, create the first with `humasflow init --admin ID --name NAME` "
+            "or Office.bootstrap_admin()",
+            item_id="-", step="-", action=action,
+        )
+
+
+class ActorInactive(Refused):
+    """The actor was deactivated: they cannot act, be assigned or administer."""
+
+    def __init__(self, *, actor_id: str, action: str, item_id: str = "-",
+                 step: str = "-") -> None:
+        self.actor_id = actor_id
+        super().__init__(
+            f"{actor_id!r} cannot {action}: the actor is deactivated; an administrator "
+            f"can reactivate them (`humasflow actor activate {actor_id}`)",
+            item_id=item_id, step=step, action=action,
+        )
+
+
+class ChannelInactive(Refused):
+    """The channel was deactivated: it is no default target and is not posted to."""
+
+    def __init__(self, *, channel: str, action: str, item_id: str = "-",
+                 step: str = "-") -> None:
+        self.channel = channel
+        super().__init__(
+            f"channel {channel!r} is deactivated, so item {item_id!r} cannot be posted "
+            f"to it; an administrator can reactivate it (`humasflow channel activate "
+            f"{channel}`), or the coordinator can skip it for this item",
+            item_id=item_id, step=step, action=action,
         )
 
 

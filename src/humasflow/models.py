@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 
 __all__ = [
+    "ADMIN_ROLE",
     "Actor",
     "ChannelConfig",
     "ContentItem",
@@ -24,6 +25,11 @@ __all__ = [
     "Publication",
     "Variant",
 ]
+
+
+#: The built-in administrator role. It is part of no SOP: administrators add and change
+#: actors and their roles, channels and SOP revisions.
+ADMIN_ROLE = "admin"
 
 
 def _frozenset(value: Any) -> frozenset[str]:
@@ -233,13 +239,28 @@ class PostContent:
 
 @attrs.frozen
 class Actor:
-    """A person who acts on items, with the roles they hold in one organisation."""
+    """A person who acts on items, with the roles they hold in one organisation.
+
+    A deactivated actor (``active=False``) stays in the record but cannot act, be
+    assigned or administer.
+    """
 
     id: str
     name: str
     email: str = ""
     roles: frozenset[str] = attrs.field(default=frozenset(), converter=_frozenset)
     org: str = "default"
+    active: bool = True
+
+    @property
+    def is_admin(self) -> bool:
+        """Whether the actor is an active administrator (:data:`ADMIN_ROLE`)."""
+        return self.active and ADMIN_ROLE in self.roles
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the actor's row as plain data (as recorded in the organisation's events)."""
+        return {"id": self.id, "name": self.name, "email": self.email,
+                "roles": sorted(self.roles), "active": self.active}
 
     def has_role(self, role: str) -> bool:
         """Whether the actor holds ``role``."""
@@ -251,7 +272,7 @@ class ContentItem:
     """A snapshot of one content item as stored.
 
     Attributes:
-        id: The item's number.
+        id: The item's number (unique in its store only).
         org: The organisation it belongs to.
         title: A short title for lists.
         state: The key of the current step, ``"posted"`` or ``"cancelled"``.
@@ -267,6 +288,7 @@ class ContentItem:
         created_at: When it was created.
         step_started_at: When the current step started.
         due_at: When the current step's standard time runs out.
+        key: A globally unique key (a UUID) made at creation.
     """
 
     id: int
@@ -285,6 +307,7 @@ class ContentItem:
     created_at: dt.datetime | None = None
     step_started_at: dt.datetime | None = None
     due_at: dt.datetime | None = None
+    key: str = ""
 
     @property
     def is_open(self) -> bool:
@@ -385,6 +408,7 @@ class ChannelConfig:
         settings: Publisher settings (page id, folder, API version…).
         credentials: Credential name → the environment variable that holds it.
             Only variable names are stored, never values.
+        active: A deactivated channel is no default target and is not posted to.
     """
 
     name: str
@@ -392,6 +416,14 @@ class ChannelConfig:
     settings: Mapping[str, Any] = attrs.field(factory=dict)
     credentials: Mapping[str, str] = attrs.field(factory=dict)
     org: str = "default"
+    active: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the channel's row as plain data (as recorded in the organisation's
+        events; credentials are variable names, never values)."""
+        return {"name": self.name, "publisher": self.publisher,
+                "settings": dict(self.settings), "credentials": dict(self.credentials),
+                "active": self.active}
 
 
 @attrs.frozen

@@ -17,7 +17,9 @@ import datetime as dt
 import functools
 import json
 import os
+import re
 import threading
+import uuid
 import zoneinfo
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any
@@ -34,20 +36,26 @@ if TYPE_CHECKING:
     import requests
 from humasflow.clock import Clock, system_clock
 from humasflow.errors import (
+    ActorInactive,
     ActorNotFound,
+    AdminRequired,
     AnchorInvalid,
+    ChannelInactive,
     ConfigurationError,
     ConflictError,
     CredentialMissing,
     CredentialSourceError,
+    DefinitionError,
     InputInvalid,
     ItemNotFound,
+    NotAllowedNow,
     Refused,
     RoleRequired,
     SOPNotFound,
 )
 from humasflow.evaluation import Breach, StepRun, timeline
 from humasflow.models import (
+    ADMIN_ROLE,
     Actor,
     ChannelConfig,
     ContentItem,
@@ -57,7 +65,13 @@ from humasflow.models import (
     Publication,
     Variant,
 )
-from humasflow.publishing.contract import Post, Problem, PublisherContext, new_session
+from humasflow.publishing.contract import (
+    Post,
+    Problem,
+    PublisherContext,
+    idempotency_key,
+    new_session,
+)
 from humasflow.publishing.dispatch import Dispatcher, PostReport
 from humasflow.sop import SOP, Step, bundled_sop, from_data
 from humasflow.storage.store import DEFAULT_BUSY_TIMEOUT, Store
@@ -66,6 +80,8 @@ from humasflow.workflow import Engine, Move
 __all__ = ["DEFAULT_ORG", "Office", "PostReport", "open"]
 
 DEFAULT_ORG = "default"
+#: What a channel name may be: it names folders and appears in keys, so never a path.
+CHANNEL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 log = get_logger("humasflow")
 
 _engines: dict[str, Engine] = {}
@@ -177,22 +193,38 @@ class Office:
         self,
         sop: SOP | None = None,
         *,
-        by: str | None = None,
+        by: str | Actor,
         effective: dt.date | dt.datetime | None = None,
     ) -> int:
         """Register a revision of the SOP (step 1); return its revision id.
 
+        The organisation's first revision may be established before it has an
+        administrator (that is part of setting it up, as :func:`open` does); ``by`` then
+        names who approved it (e.g. the dean). Every later revision needs ``by`` to be an
+        active administrator.
+
         Args:
             sop: The definition (default: the bundled FISIP UB SOP).
-            by: Who established it (default: the approver named in the document).
+            by: Who establishes it: an administrator's id (or, for the first revision of
+                an organisation without administrator, the approver's name).
             effective: From when it applies (default: the document's effective date).
+
+        Raises:
+            AdminRequired: ``by`` is not an active administrator.
+            DefinitionError: The SOP defines a role named ``"admin"`` (built in).
         """
         sop = sop or bundled_sop()
         if not isinstance(sop, SOP):
             raise TypeError(f"sop must be an SOP (from load_sop(path) or parse_sop(text)), "
                             f"got {type(sop).__name__}")
-        by = by or sop.header.approved_by_name or "unknown"
-        _input.ident("by", by, _input.ACTOR_ID)
+        if ADMIN_ROLE in sop.roles:
+            raise DefinitionError(sop.source, "roles", f"defines the role {ADMIN_ROLE!r}, "
+                                  "which is humasflow's built-in administrator role",
+                                  "another key for that role")
+        by = by.id if isinstance(by, Actor) else by
+        if not by or not by.strip():
+            raise ValueError("by is empty: say who establishes the revision")
+        _input.ident("by", by.id if isinstance(by, Actor) else by, _input.ACTOR_ID)
         effective = effective or sop.header.effective
         if isinstance(effective, dt.datetime):
             _input.moment("effective", effective)
@@ -207,6 +239,9 @@ class Office:
         now = self._now()
         data = plain(sop.data)
         with self.store.writing() as conn:
+            self.store.lock_org(conn, self.org)
+            if self._has_admin(conn) or self.store.sop_revisions(self.org, conn):
+                self._administrator(by, "establish an SOP revision", conn)
             rev = self.store.add_sop_revision(conn, {
                 "org": self.org, "number": sop.header.number, "title": sop.header.title.id,
                 "definition": data, "digest": sop.digest, "established_by": by,
@@ -214,7 +249,8 @@ class Office:
             self.store.append_org_event(conn, Event(
                 org=self.org, stream="org", seq=0, at=now, actor=by, action="establish",
                 data={"revision": rev, "number": sop.header.number, "digest": sop.digest,
-                      "effective": effective.isoformat()}))
+                      "title": sop.header.title.id, "effective": effective.isoformat(),
+                      "established_by": by}))
         return rev
 
     def sop(self, revision: int | None = None) -> SOP:
@@ -253,11 +289,86 @@ class Office:
 
     # -- actors and channels ------------------------------------------------------------------
 
+    def _administrator(self, by: str | Actor, action: str, conn: Any = None) -> Actor:
+        """The stored actor ``by`` if an active administrator, else :class:`AdminRequired`."""
+        actor_id = by.id if isinstance(by, Actor) else by
+        found = self.store.actor(self.org, actor_id, conn)
+        if found is None:
+            reason = f"there is no actor {actor_id!r} in organisation {self.org!r}"
+        elif not found.active:
+            reason = "the actor is deactivated"
+        elif ADMIN_ROLE not in found.roles:
+            reason = f"they do not hold the role {ADMIN_ROLE!r}"
+        else:
+            return found
+        raise AdminRequired(action=action, actor_id=actor_id, reason=reason)
+
+    def _has_admin(self, conn: Any = None) -> bool:
+        return any(a.is_admin for a in self.store.actors(self.org, conn))
+
+    def administrators(self) -> list[Actor]:
+        """The organisation's active administrators."""
+        return [a for a in self.actors() if a.is_admin]
+
+    def acting(self, by: str | Actor, action: str = "act") -> Actor:
+        """The stored actor ``by``, who must be active to ``action``.
+
+        Raises:
+            ActorNotFound: No such actor in this organisation.
+            ActorInactive: The actor was deactivated.
+        """
+        actor = self.actor(by)
+        if not actor.active:
+            raise ActorInactive(actor_id=actor.id, action=action)
+        return actor
+
+    def bootstrap_admin(self, actor_id: str, name: str, *, email: str = "") -> Actor:
+        """Make the organisation's first administrator (only while it has none).
+
+        An existing actor of that id keeps their roles and gains ``"admin"``.
+
+        Raises:
+            Refused: The organisation already has an active administrator: ask them.
+        """
+        if not actor_id.strip():
+            raise ValueError("actor_id is empty: give the administrator a stable id")
+        if not name.strip():
+            raise ValueError("name is empty: give the administrator's name")
+        with self.store.writing() as conn:
+            self.store.lock_org(conn, self.org)
+            admins = [a.id for a in self.store.actors(self.org, conn) if a.is_admin]
+            if admins:
+                raise Refused(
+                    f"organisation {self.org!r} already has an administrator "
+                    f"({', '.join(admins)}); ask them to add or change actors",
+                    item_id="-", step="-", action="bootstrap_admin")
+            existing = self.store.actor(self.org, actor_id, conn)
+            roles = (existing.roles if existing else frozenset()) | {ADMIN_ROLE}
+            actor = Actor(id=actor_id, name=name, email=email or (existing.email if existing
+                                                                   else ""),
+                          roles=roles, org=self.org, active=True)
+            self.store.put_actor(conn, actor)
+            self.store.append_org_event(conn, Event(
+                org=self.org, stream="org", seq=0, at=self._now(), actor=actor_id,
+                action="bootstrap_admin", data=actor.to_dict()))
+        return actor
+
     def add_actor(
         self, actor_id: str, name: str, *, email: str = "", roles: Iterable[str] = (),
-        by: str = "admin",
+        by: str | Actor,
     ) -> Actor:
-        """Add an actor to the organisation, or replace their name, email and roles."""
+        """Add an actor to the organisation, or replace their name, email and roles.
+
+        Args:
+            actor_id: A stable id (e.g. a username).
+            name: Their name.
+            email: Their email address.
+            roles: Roles of the organisation's SOP, and/or ``"admin"``.
+            by: An active administrator.
+
+        Raises:
+            AdminRequired: ``by`` is not an active administrator.
+        """
         _input.ident("actor_id", actor_id, _input.ACTOR_ID)
         if isinstance(roles, str):
             raise TypeError(f"roles must be a list of role keys, got the string {roles!r}; "
@@ -266,23 +377,69 @@ class Office:
         _input.ident("email", email, _input.EMAIL)
         roles = [_input.ident(f"roles[{i}]", r, _input.ROLES) for i, r in enumerate(roles)]
         _input.text("roles", ",".join(sorted(set(roles))), _input.ROLES)
-        _input.ident("by", by, _input.ACTOR_ID)
-        actor = Actor(id=actor_id, name=name, email=email, roles=frozenset(roles), org=self.org)
+        _input.ident("by", by.id if isinstance(by, Actor) else by, _input.ACTOR_ID)
         if not actor_id.strip():
             raise ValueError("actor_id is empty: give the actor a stable id (e.g. a username)")
+        roles = frozenset(roles)
         known = {role for rev in self.store.sop_revisions(self.org)
                  for role in self.sop(int(rev["id"])).roles}
-        unknown = sorted(actor.roles - known) if known else []
+        unknown = sorted(roles - known - {ADMIN_ROLE}) if known else []
         if unknown:
             raise ValueError(
                 f"role {unknown[0]!r} is not a role of this organisation's SOP; "
-                f"roles: {', '.join(sorted(known))}")
+                f"roles: {', '.join(sorted(known | {ADMIN_ROLE}))}")
         with self.store.writing() as conn:
+            self.store.lock_org(conn, self.org)
+            admin = self._administrator(by, "add or change actors", conn)
+            existing = self.store.actor(self.org, actor_id, conn)
+            actor = Actor(id=actor_id, name=name, email=email, roles=roles, org=self.org,
+                          active=existing.active if existing else True)
+            if existing is not None and existing.is_admin and not actor.is_admin:
+                self._keep_an_admin(conn, actor_id, "remove the role 'admin' from")
             self.store.put_actor(conn, actor)
             self.store.append_org_event(conn, Event(
-                org=self.org, stream="org", seq=0, at=self._now(), actor=by,
-                action="actor", data={"id": actor.id, "name": name, "email": email,
-                                      "roles": sorted(actor.roles)}))
+                org=self.org, stream="org", seq=0, at=self._now(), actor=admin.id,
+                action="actor", data=actor.to_dict()))
+        return actor
+
+    def _keep_an_admin(self, conn: Any, actor_id: str, what: str) -> None:
+        others = [a for a in self.store.actors(self.org, conn) if a.is_admin and a.id != actor_id]
+        if not others:
+            raise Refused(
+                f"cannot {what} {actor_id!r}: they are the organisation's last active "
+                "administrator; make another administrator first",
+                item_id="-", step="-", action="administer")
+
+    def deactivate_actor(self, actor_id: str, *, by: str | Actor, reason: str = "") -> Actor:
+        """Deactivate an actor: they stay in the record but cannot act or be assigned.
+
+        Raises:
+            AdminRequired: ``by`` is not an active administrator.
+            ActorNotFound: No such actor.
+            Refused: They are the last active administrator.
+        """
+        return self._set_actor_active(actor_id, False, by=by, reason=reason)
+
+    def activate_actor(self, actor_id: str, *, by: str | Actor, reason: str = "") -> Actor:
+        """Reactivate a deactivated actor (administrator)."""
+        return self._set_actor_active(actor_id, True, by=by, reason=reason)
+
+    def _set_actor_active(self, actor_id: str, active: bool, *, by: str | Actor,
+                          reason: str) -> Actor:
+        verb = "activate" if active else "deactivate"
+        with self.store.writing() as conn:
+            self.store.lock_org(conn, self.org)
+            admin = self._administrator(by, f"{verb} actors", conn)
+            existing = self.store.actor(self.org, actor_id, conn)
+            if existing is None:
+                raise ActorNotFound(actor_id, self.org)
+            if not active and existing.is_admin:
+                self._keep_an_admin(conn, actor_id, "deactivate")
+            actor = attrs.evolve(existing, active=active)
+            self.store.put_actor(conn, actor)
+            self.store.append_org_event(conn, Event(
+                org=self.org, stream="org", seq=0, at=self._now(), actor=admin.id,
+                action=f"actor_{verb}d", note=reason, data=actor.to_dict()))
         return actor
 
     def actor(self, actor: str | Actor) -> Actor:
@@ -308,42 +465,93 @@ class Office:
         *,
         settings: Mapping[str, Any] | None = None,
         credentials: Mapping[str, str] | None = None,
-        by: str = "admin",
+        by: str | Actor,
     ) -> ChannelConfig:
-        """Configure a target channel.
+        """Configure a target channel (administrator).
 
         Args:
-            name: The channel's name, used in posts' ``channels``.
+            name: The channel's name, used in posts' ``channels``: letters, digits,
+                ``-`` and ``_``, at most 64 characters.
             publisher: A registered publisher (``outbox``, or a plugin's).
-            settings: The publisher's settings (never a secret).
+            settings: The publisher's settings (never a secret). A publisher whose
+                factory has a ``prepare_settings(settings)`` function gets to settle
+                them here (the outbox makes its ``path`` absolute).
             credentials: Credential name → credential reference: the environment
                 variable (or secrets-file key) that holds it, like ``X_ACCESS_TOKEN``.
                 Values are read from the office's credential source when posting and
                 never stored.
+            by: An active administrator.
 
         Raises:
-            ConfigurationError: The publisher is not registered.
+            ConfigurationError: The name is not a slug, or the publisher is not
+                registered.
             SecretInConfiguration: A reference or a setting looks like a secret.
+            AdminRequired: ``by`` is not an active administrator.
         """
         _input.ident("name", name, _input.CHANNEL)
         _input.ident("publisher", publisher, _input.PUBLISHER)
-        _input.ident("by", by, _input.ACTOR_ID)
+        _input.ident("by", by.id if isinstance(by, Actor) else by, _input.ACTOR_ID)
         _input.strings("settings", dict(settings or {}), _input.SETTING)
         _input.strings("credentials", dict(credentials or {}), _input.ACTOR_ID)
+        if not CHANNEL_NAME.fullmatch(name):
+            raise ConfigurationError(
+                f"channel name {name!r} is not allowed: use 1 to 64 letters, digits, "
+                "'-' or '_' (no spaces, dots or slashes), e.g. 'instagram' or 'x-main'")
         factories = plugins.publisher_factories()
         if publisher not in factories:
             raise ConfigurationError(
                 f"channel {name!r}: no publisher named {publisher!r} is installed; "
                 f"installed: {', '.join(sorted(factories))}")
         _credentials.check_channel_config(name, settings or {}, credentials or {})
-        channel = ChannelConfig(name=name, publisher=publisher, settings=dict(settings or {}),
-                                credentials=dict(credentials or {}), org=self.org)
+        settings = dict(settings or {})
+        prepare = getattr(factories[publisher], "prepare_settings", None)
+        if prepare is not None:
+            settings = dict(prepare(settings))
         with self.store.writing() as conn:
+            self.store.lock_org(conn, self.org)
+            admin = self._administrator(by, "add or change channels", conn)
+            existing = self.store.channels(self.org, conn).get(name)
+            channel = ChannelConfig(name=name, publisher=publisher, settings=settings,
+                                    credentials=dict(credentials or {}), org=self.org,
+                                    active=existing.active if existing else True)
             self.store.put_channel(conn, channel)
             self.store.append_org_event(conn, Event(
-                org=self.org, stream="org", seq=0, at=self._now(), actor=by, action="channel",
-                data={"name": name, "publisher": publisher, "settings": dict(channel.settings),
-                      "credentials": sorted(channel.credentials)}))
+                org=self.org, stream="org", seq=0, at=self._now(), actor=admin.id,
+                action="channel", data=plain(channel.to_dict())))
+        return channel
+
+    def deactivate_channel(self, name: str, *, by: str | Actor,
+                           reason: str = "") -> ChannelConfig:
+        """Deactivate a channel: it stays in the record, is no default target of new
+        items, and is not posted to (administrator).
+
+        Raises:
+            AdminRequired: ``by`` is not an active administrator.
+            ConfigurationError: No such channel.
+        """
+        return self._set_channel_active(name, False, by=by, reason=reason)
+
+    def activate_channel(self, name: str, *, by: str | Actor,
+                         reason: str = "") -> ChannelConfig:
+        """Reactivate a deactivated channel (administrator)."""
+        return self._set_channel_active(name, True, by=by, reason=reason)
+
+    def _set_channel_active(self, name: str, active: bool, *, by: str | Actor,
+                            reason: str) -> ChannelConfig:
+        verb = "activate" if active else "deactivate"
+        with self.store.writing() as conn:
+            self.store.lock_org(conn, self.org)
+            admin = self._administrator(by, f"{verb} channels", conn)
+            known = self.store.channels(self.org, conn)
+            if name not in known:
+                raise ConfigurationError(
+                    f"no channel named {name!r} in organisation {self.org!r}; configured: "
+                    f"{', '.join(sorted(known)) or 'none'}")
+            channel = attrs.evolve(known[name], active=active)
+            self.store.put_channel(conn, channel)
+            self.store.append_org_event(conn, Event(
+                org=self.org, stream="org", seq=0, at=self._now(), actor=admin.id,
+                action=f"channel_{verb}d", note=reason, data=plain(channel.to_dict())))
         return channel
 
     def channels(self) -> dict[str, ChannelConfig]:
@@ -373,7 +581,7 @@ class Office:
             channels: Target channels (default: every configured channel).
             assignee: The staff member responsible (default: ``by``).
         """
-        actor = self.actor(by)
+        actor = self.acting(by, "create items")
         _input.text("title", title, _input.TITLE)
         if not title.strip():
             raise ValueError("title is empty: give the item a short title")
@@ -390,24 +598,31 @@ class Office:
             raise RoleRequired(item_id="(new)", step=first.key, action="create",
                                actor_id=actor.id, role=first.actor)
         if channels is None:
-            channels = list(self.channels())
+            channels = [name for name, c in self.channels().items() if c.active]
         elif isinstance(channels, str) or not isinstance(channels, Iterable):
             raise TypeError(f"channels must be a list of channel names, got "
                             f"{type(channels).__name__} {channels!r:.60}")
         else:
             self._check_channels(channels)
+        if assignee is not None and assignee != actor.id:
+            assigned = self.acting(assignee, "be assigned items")
+            if not assigned.has_role(first.actor):
+                raise RoleRequired(item_id="(new)", step=first.key, action="be assigned",
+                                   actor_id=assigned.id, role=first.actor)
         post = PostContent(text=text.strip(), media=tuple(media), link=link,
                            variants=dict(variants or {}), channels=tuple(channels))
         now = self._now()
         authors = frozenset({actor.id}) if (text or media) else frozenset()
         item = ContentItem(
-            id=0, org=self.org, title=title.strip(), state=first.key, version=1,
+            id=0, key=str(uuid.uuid4()), org=self.org, title=title.strip(), state=first.key,
+            version=1,
             sop_revision=rev, post=post, authors=authors, assignee=assignee or actor.id,
             created_by=actor.id, created_at=now, step_started_at=now,
             due_at=now + first.standard_time if first.standard_time else None)
         event = Event(org=self.org, stream="", seq=1, at=now, actor=actor.id, action="create",
                       to_state=first.key,
-                      data={"title": item.title, "revision": rev, "post": post.to_dict()})
+                      data={"title": item.title, "revision": rev, "post": post.to_dict(),
+                            "key": item.key, "assignee": item.assignee})
         with self.store.writing() as conn:
             new_id, sealed = self.store.create_item(conn, item, event)
         item = attrs.evolve(item, id=new_id)
@@ -422,6 +637,9 @@ class Office:
                 raise ConfigurationError(
                     f"no channel named {name!r} in organisation {self.org!r}; configured: "
                     f"{', '.join(sorted(known)) or 'none'} (add one with add_channel())")
+            if not known[name].active:
+                raise ChannelInactive(channel=name, action="create", item_id="(new)",
+                                      step="-")
 
     def item(self, item_id: int, *, by: str | Actor | None = None) -> ContentItem:
         """One item of the organisation.
@@ -474,10 +692,37 @@ class Office:
                                 overdue_at=self._now() if overdue else None, limit=limit)
 
     def assign(self, item_id: int, assignee: str, *, by: str | Actor) -> ContentItem:
-        """Make ``assignee`` responsible for the item."""
-        actor = self.actor(by)
-        self.actor(self._actor_id(assignee, "assignee"))
+        """Make ``assignee`` responsible for the item.
+
+        ``by`` must be an administrator, hold the SOP's approving (coordinator) role, or
+        be the item's current assignee; ``assignee`` must be active and hold the role of
+        the item's current step or of its first step (the staff who carry items); the
+        item must be open.
+
+        Raises:
+            RoleRequired: ``by`` may not assign, or ``assignee`` lacks the role.
+            ActorInactive: ``by`` or ``assignee`` is deactivated.
+            NotAllowedNow: The item is closed.
+        """
+        actor = self.acting(by, "assign items")
+        target = self.acting(self._actor_id(assignee, "assignee"), "be assigned items")
         item = self.item(item_id)
+        engine = self.engine(item.sop_revision)
+        if not item.is_open:
+            raise NotAllowedNow(item_id=str(item.id), step=item.state, action="assign",
+                                allowed=engine.allowed(item.state))
+        coordinator = engine.approval_step.actor
+        assert coordinator is not None
+        if not (actor.is_admin or actor.has_role(coordinator) or actor.id == item.assignee):
+            raise RoleRequired(item_id=str(item.id), step=item.state, action="assign",
+                               actor_id=actor.id, role=coordinator)
+        step = engine.step(item.state)
+        staff = engine.sop.lifecycle[0].actor
+        roles = {r for r in (step.actor if step else None, staff) if r}
+        if not roles & target.roles:
+            raise RoleRequired(item_id=str(item.id), step=item.state, action="be assigned",
+                               actor_id=target.id, role=step.actor if step and step.actor
+                               else str(staff))
         with self.store.writing() as conn:
             self.store.set_assignee(conn, self.org, item.id, assignee)
             self.store.append_item_event(conn, Event(
@@ -534,6 +779,9 @@ class Office:
             if found is None:
                 raise ItemNotFound(str(item_id), self.org)
             item, head = found
+            if not actor.active:
+                raise ActorInactive(actor_id=actor.id, action=action, item_id=str(item.id),
+                                    step=item.state)
             if expected_version is not None and expected_version != item.version:
                 raise ConflictError(str(item.id), expected_version)
             engine = self.engine(item.sop_revision)
@@ -777,7 +1025,8 @@ class Office:
             media.append(m)
         return Post(item_id=item.id, channel=channel, title=item.title,
                     text=item.post.text_for(channel), media=tuple(media), link=item.post.link,
-                    options=item.post.options_for(channel))
+                    options=item.post.options_for(channel),
+                    idempotency_key=idempotency_key(self.store.uuid, item.key, channel))
 
     def _media_url(self, media: Media, channel: str) -> str | None:
         if self.media_host is not None:
@@ -804,6 +1053,10 @@ class Office:
                 if channel is None:
                     problems.append(Problem(name, "channels", "configured",
                                             f"no channel named {name!r} is configured"))
+                    continue
+                if not channel.active:
+                    problems.append(Problem(name, "channels", "active",
+                                            f"channel {name!r} is deactivated"))
                     continue
                 problems.extend(self._validating_publisher(channel)
                                 .validate(self.post_for(probe, name)))
@@ -850,7 +1103,7 @@ class Office:
             Refused: Not at the posting step, wrong role, approval stale, or the post
                 breaks a channel's rules (:class:`ContentInvalid`).
         """
-        return self.dispatcher().post(self._item_id(item_id), self.actor(by))
+        return self.dispatcher().post(self._item_id(item_id), self.acting(by, "post"))
 
     def schedule(self, item_id: int, at: dt.datetime, *, by: str | Actor) -> ContentItem:
         """Have the item posted at ``at`` by :meth:`run_due` (cron) or a worker.
@@ -865,7 +1118,7 @@ class Office:
             InputInvalid: ``at`` is naive, out of range, in a gap or in a fold.
         """
         _input.moment("at", at)
-        return self.dispatcher().schedule(self._item_id(item_id), at, self.actor(by))
+        return self.dispatcher().schedule(self._item_id(item_id), at, self.acting(by, "schedule"))
 
     def run_due(self, now: dt.datetime | None = None, *, limit: int = 100) -> list[PostReport]:
         """Post what is due now (scheduled items, channels whose retry time came)."""
@@ -882,14 +1135,15 @@ class Office:
             _input.ident("url", url, _input.URL)
         if platform_id is not None:
             _input.ident("platform_id", platform_id, _input.PLATFORM_ID)
-        return self.dispatcher().confirm(self._item_id(item_id), channel, self.actor(by), url=url,
+        return self.dispatcher().confirm(self._item_id(item_id), channel,
+                                         self.acting(by, "confirm"), url=url,
                                          platform_id=platform_id, not_posted=not_posted)
 
     def skip(self, item_id: int, channel: str, *, by: str | Actor, reason: str) -> PostReport:
         """Drop one channel of the item (coordinator), so the others can close it."""
         _input.ident("channel", channel, _input.CHANNEL)
         _input.text("reason", reason)
-        return self.dispatcher().skip(self._item_id(item_id), channel, self.actor(by),
+        return self.dispatcher().skip(self._item_id(item_id), channel, self.acting(by, "skip"),
                                       reason=reason)
 
     def status(self, item_id: int) -> PostReport:
@@ -1149,7 +1403,9 @@ def open(
         environ: Environment variables channel credentials are read from.
         credentials: The credential source, or the path of a secrets file (see
             :class:`Office`).
-        establish: Register the bundled SOP if the organisation has none yet.
+        establish: Register the bundled SOP if the organisation has no revision and no
+            administrator yet (this first establishment is part of setting up;
+            everything later needs an administrator, see :meth:`Office.bootstrap_admin`).
         busy_timeout: Seconds a write waits for another writer's lock before it fails
             with :class:`~humasflow.errors.StoreLocked` (default 30; see
             :class:`~humasflow.storage.store.Store`).
@@ -1161,6 +1417,8 @@ def open(
     except BaseException:
         store.close()
         raise
-    if establish and not office.store.sop_revisions(org):
-        office.establish()
+    if establish and not office.store.sop_revisions(org) and not office.administrators():
+        # Setting the organisation up: its first revision needs no administrator yet.
+        # Once it has one, the administrator establishes what applies.
+        office.establish(by=bundled_sop().header.approved_by_name or "unknown")
     return office

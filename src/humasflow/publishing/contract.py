@@ -39,6 +39,7 @@ when a credential expires reports it with ``context.credential_expires(name, at)
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -51,7 +52,15 @@ from humasflow.models import Media
 if TYPE_CHECKING:
     import requests
 
-__all__ = ["Post", "Problem", "Publisher", "PublisherContext", "Receipt", "unknown_options"]
+__all__ = [
+    "Post",
+    "Problem",
+    "Publisher",
+    "PublisherContext",
+    "Receipt",
+    "idempotency_key",
+    "unknown_options",
+]
 
 
 @attrs.frozen
@@ -101,6 +110,10 @@ class Post:
         options: The channel variant's publisher options (thread, poll, reel, album…).
             A publisher reports options it does not know from ``validate`` (see
             :func:`unknown_options`), so a mistyped option is caught before approval.
+        idempotency_key: This post's identity beyond the store: the same for every
+            attempt at this item on this channel, different for every other item,
+            channel and store (see :func:`idempotency_key`). Reconcile by it, and hand
+            it to the platform as a client reference where it takes one.
     """
 
     item_id: int
@@ -110,6 +123,18 @@ class Post:
     media: tuple[Media, ...] = ()
     link: str = ""
     options: Mapping[str, Any] = attrs.field(factory=dict)
+    idempotency_key: str = ""
+
+
+def idempotency_key(store_uuid: str, item_key: str, channel: str) -> str:
+    """The idempotency key of an item's post on a channel.
+
+    ``"hf-"`` and 32 lowercase hex digits (the first 128 bits of a SHA-256 of the
+    store's UUID, the item's globally unique key and the channel name): 35 characters
+    of ``[a-z0-9-]``, so it fits platforms' client-reference fields and file names.
+    """
+    blob = "\x00".join(("humasflow-post", store_uuid, item_key, channel))
+    return "hf-" + hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
 @attrs.frozen

@@ -43,6 +43,7 @@ from humasflow import _input
 from humasflow._data import plain
 from humasflow.errors import (
     AuthenticationFailed,
+    ChannelInactive,
     ClaimLost,
     ConflictError,
     ContentInvalid,
@@ -394,6 +395,7 @@ class Dispatcher:
                 breaks a channel's rules (:class:`ContentInvalid`).
         """
         item = self._check(item_id, actor, "post")
+        self._refuse_inactive(item, "post")
         problems = self.office.validate(item)
         if problems:
             raise ContentInvalid(item_id=str(item.id), step=item.state, action="post",
@@ -405,6 +407,7 @@ class Dispatcher:
         """Have the item posted at ``when`` by :meth:`run_due` (a worker or cron)."""
         _input.moment("at", when)
         item = self._check(item_id, actor, "schedule")
+        self._refuse_inactive(item, "schedule")
         self._schedule(item, actor, when, "schedule")
         return self.office.item(item.id)
 
@@ -414,8 +417,14 @@ class Dispatcher:
         reports = []
         for _, item_id, by in self.office.store.due_for_posting(self.office.org, now, limit):
             try:
-                actor = self.office.actor(by)
-                reports.append(self._run(item_id, actor, due=now))
+                item = self._item(item_id)
+                reason = self._authority_lost(item, by)
+                if reason is not None:
+                    # Posting now would leave the item half-closed: its channels posted,
+                    # the step never completed on that authority. It waits, saying why.
+                    self._hold(item, by, reason)
+                    continue
+                reports.append(self._run(item_id, self.office.actor(by), due=now))
             except HumasflowError as exc:
                 # One bad item must not stop the others; its state says what is wrong.
                 self.office.report_failure(item_id, exc)
@@ -479,6 +488,15 @@ class Dispatcher:
             raise Refused(f"channel {channel!r} of item {item.id} is {pub.state!r}; "
                           "it cannot be skipped", item_id=str(item.id), step=item.state,
                           action="skip")
+        pubs = self.office.store.publications(self.office.org, item.id)
+        others = [c for c in item.post.channels
+                  if c != channel and (c not in pubs or pubs[c].state != "skipped")]
+        if not others:
+            raise Refused(
+                f"channel {channel!r} is the last channel of item {item.id} that is not "
+                "skipped: skipping it would close the item posted nowhere, and that is a "
+                f"cancel; cancel the item instead (`humasflow cancel {item.id}`)",
+                item_id=str(item.id), step=item.state, action="skip")
         self._settle(item, channel, {"state": "skipped", "next_attempt_at": None},
                      actor.id, "channel_skipped", self.office.now(), note=reason,
                      states=("pending", "failed", "unknown", "waiting"))
@@ -521,6 +539,17 @@ class Dispatcher:
                 actor.id, "channel_unknown", now, states=("in_flight",),
                 worker=self.worker_id, guard=_still_expired(stale, now))
         pubs = store.publications(office.org, item.id)
+        for name in item.post.channels:
+            record = pubs.get(name)
+            if (name in channels and not channels[name].active and record is not None
+                    and _claimable(record, due)):
+                self._settle(item, name, {"state": "failed", "error_class": "ChannelInactive",
+                                          "error_message": str(ChannelInactive(
+                                              channel=name, action="post",
+                                              item_id=str(item.id), step=item.state)),
+                                          "next_attempt_at": None},
+                             actor.id, "channel_failed", now,
+                             states=("pending", "failed"), worker=self.worker_id)
         for name, pub in pubs.items():
             if pub.state != "unknown" or name not in channels:
                 continue
@@ -824,6 +853,53 @@ class Dispatcher:
             raise NotAllowedNow(item_id=str(item.id), step=item.state, action=action,
                                 allowed=engine.allowed(item.state))
         return item
+
+    def _refuse_inactive(self, item: ContentItem, action: str) -> None:
+        """Refuse to post to a deactivated channel the item still has to go to."""
+        channels = self.office.channels()
+        pubs = self.office.store.publications(self.office.org, item.id)
+        for name in item.post.channels:
+            if name in pubs and pubs[name].is_settled:
+                continue
+            if name in channels and not channels[name].active:
+                raise ChannelInactive(channel=name, action=action, item_id=str(item.id),
+                                      step=item.state)
+
+    def _authority_lost(self, item: ContentItem, by: str | None) -> str | None:
+        """Why whoever had the item posted can no longer post it, or ``None``."""
+        step = self.office.sop(item.sop_revision).step_for_output("publication")
+        role = step.actor if step is not None else None
+        actor = self.office.store.actor(self.office.org, by or "")
+        if actor is None:
+            return f"{by!r}, who scheduled the post, is not an actor of the organisation"
+        if not actor.active:
+            return f"{by!r}, who scheduled the post, was deactivated"
+        if role is not None and not actor.has_role(role):
+            return (f"{by!r}, who scheduled the post, no longer holds the role {role!r} "
+                    "of the posting step")
+        return None
+
+    def _hold(self, item: ContentItem, by: str | None, reason: str) -> None:
+        """Stop a schedule whose authority is gone, recording why on the item and on
+        each channel still to post."""
+        office, store = self.office, self.office.store
+        now = office.now()
+        message = (f"posting held: {reason}; someone with the role posts or schedules it "
+                   "again")
+        store.ensure_publications(office.org, item.id, item.post.channels, now)
+        with store.writing() as conn:
+            store.set_post_at(conn, office.org, item.id, None, None)
+            for name, pub in store.publications(office.org, item.id, conn).items():
+                if pub.state in ("pending", "failed"):
+                    store.update_publication(conn, office.org, item.id, name, {
+                        "error_class": "PostingHeld", "error_message": message,
+                        "next_attempt_at": None, "updated_at": now},
+                        states=("pending", "failed"))
+            store.append_item_event(conn, Event(
+                org=office.org, stream="", seq=0, at=now, actor=by or "-",
+                action="schedule_held", from_state=item.state, to_state=item.state,
+                note=message, data={"scheduled_by": by, "reason": reason}), item.id)
+        log.warning("item %s of %s: %s", item.id, office.org, message)
 
     def _posting_authority(self, item: ContentItem) -> Actor:
         """Who had the item posted (the last ``post`` or ``schedule``), else its assignee."""

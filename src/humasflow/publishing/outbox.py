@@ -1,8 +1,11 @@
 """The outbox publisher: posts into a local folder. The embedded default.
 
-Each post becomes a folder ``<path>/item-<id>-<channel>/`` holding ``post.json`` and
-copies of its local media files. It needs no credentials and no network, so a PR office
-can try humasflow, and a deployment can hand posts to another system, safely.
+Each post becomes a folder ``<path>/item-<id>-<channel>-<idempotency key>/`` holding
+``post.json`` and copies of its local media files. The idempotency key makes the name
+unique beyond the store: two stores writing into one outbox folder (two faculties,
+staging and production, a rebuilt database) never take each other's posts as their
+own. It needs no credentials and no network, so a PR office can try humasflow, and a
+deployment can hand posts to another system, safely.
 
 A post is written into a hidden temporary folder and renamed into place in one step, so
 the folder exists (with its ``post.json``) exactly when the post was made. That makes
@@ -11,8 +14,11 @@ folder, and the channel settles itself, posted or posted again, without a person
 system that takes posts out of the outbox should not do so within the dispatcher's
 lease of them being written, or a crash in that window looks like "not posted".)
 
-Settings: ``path`` (default ``"outbox"``). A channel variant's options are written into
-``post.json`` as they are, for the system that takes the posts out.
+Settings: ``path`` (default ``"outbox"``), made absolute when the channel is configured
+(relative to the directory of whoever configures it), so the posting process's working
+directory does not matter. A channel variant's
+options are written into ``post.json`` as they are, for the system that takes the posts
+out.
 """
 
 from __future__ import annotations
@@ -38,6 +44,12 @@ class OutboxPublisher:
         self.channel = channel.name
         self.path = Path(str(channel.settings.get("path", "outbox")))
         self.clock = context.clock
+
+    @staticmethod
+    def prepare_settings(settings: dict[str, Any]) -> dict[str, Any]:
+        """Make ``path`` absolute (called when the channel is configured)."""
+        path = Path(str(settings.get("path", "outbox"))).expanduser()
+        return {**settings, "path": str(path.absolute())}
 
     def validate(self, post: Post) -> list[Problem]:
         """Require text or media, and that every local media file exists."""
@@ -70,7 +82,8 @@ class OutboxPublisher:
                 shutil.copyfile(source, tmp / target)
                 entry["file"] = target
             media.append(entry)
-        body = {"item": post.item_id, "channel": post.channel, "title": post.title,
+        body = {"item": post.item_id, "channel": post.channel,
+                "idempotency_key": post.idempotency_key, "title": post.title,
                 "text": post.text, "link": post.link, "media": media,
                 "options": dict(post.options),
                 "posted_at": self.clock().isoformat()}
@@ -91,7 +104,9 @@ class OutboxPublisher:
         """
         folder = self.path / self._name(post)
         if (folder / "post.json").is_file():
-            return self._receipt(folder)
+            written = json.loads((folder / "post.json").read_text("utf-8"))
+            if written.get("idempotency_key", "") == post.idempotency_key:
+                return self._receipt(folder)
         return None
 
     def check(self) -> None:
@@ -100,7 +115,8 @@ class OutboxPublisher:
 
     @staticmethod
     def _name(post: Post) -> str:
-        return f"item-{post.item_id}-{post.channel}"
+        name = f"item-{post.item_id}-{post.channel}"
+        return f"{name}-{post.idempotency_key}" if post.idempotency_key else name
 
     @staticmethod
     def _receipt(folder: Path) -> Receipt:

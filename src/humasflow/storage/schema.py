@@ -8,6 +8,7 @@ schema is a new entry at the end.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -84,6 +85,8 @@ actors = sa.Table(
     sa.Column("email", sa.String(300), nullable=False, default=""),
     # Roles as a sorted, comma-separated list: read with the actor in one row.
     sa.Column("roles", sa.String(1000), nullable=False, default=""),
+    # A deactivated actor keeps their row (records point to it) but cannot act.
+    sa.Column("active", sa.Boolean, nullable=False, default=True, server_default=sa.true()),
 )
 
 items = sa.Table(
@@ -112,6 +115,9 @@ items = sa.Table(
     sa.Column("post_by", sa.String(200)),
     # ContentItem.content_digest as written (migration 3): what posting claims check.
     sa.Column("content_digest", sa.String(64)),
+    # A globally unique key (a UUID) made at creation: the item's identity beyond this
+    # store, from which posts' idempotency keys are built.
+    sa.Column("key", sa.String(36)),
     sa.Index("ix_items_org_state", "org", "state"),
     sa.Index("ix_items_due", "due_at"),
     sa.Index("ix_items_post_at", "post_at"),
@@ -145,6 +151,8 @@ channels = sa.Table(
     sa.Column("settings", sa.JSON, nullable=False),
     # Credential name -> environment variable name. Never the secret itself.
     sa.Column("credentials", sa.JSON, nullable=False),
+    # A deactivated channel keeps its row (records point to it) but is not posted to.
+    sa.Column("active", sa.Boolean, nullable=False, default=True, server_default=sa.true()),
 )
 
 publications = sa.Table(
@@ -182,6 +190,13 @@ credential_expiries = sa.Table(
     sa.Column("expires_at", UTCDateTime),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("rotated_at", UTCDateTime),
+)
+
+#: Facts about the store itself (``uuid``: the store's identity, made at creation).
+store_meta = sa.Table(
+    "store_meta", metadata,
+    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("value", sa.String(1000), nullable=False),
 )
 
 
@@ -222,6 +237,25 @@ def _row_digest_baseline(conn: Connection) -> None:
 
 def _credential_expiries(conn: Connection) -> None:
     credential_expiries.create(conn, checkfirst=True)  # idempotent, like migration 3
+def _identity_and_activity(conn: Connection) -> None:
+    # The first migration creates tables from the current definitions, so a store made
+    # now already has the new columns: add only what is missing.
+    existing = {name: {c["name"] for c in sa.inspect(conn).get_columns(name)}
+                for name in ("items", "actors", "channels")}
+    if "key" not in existing["items"]:
+        conn.execute(sa.text("ALTER TABLE items ADD COLUMN key VARCHAR(36)"))
+    for table in ("actors", "channels"):
+        if "active" not in existing[table]:
+            conn.execute(sa.text(
+                f"ALTER TABLE {table} ADD COLUMN active BOOLEAN NOT NULL DEFAULT TRUE"))
+    ids = conn.execute(sa.select(items.c.id).where(items.c.key.is_(None))).scalars().all()
+    for item_id in ids:
+        conn.execute(items.update().where(items.c.id == item_id)
+                     .values(key=str(uuid.uuid4())))
+    conn.execute(sa.text("CREATE UNIQUE INDEX IF NOT EXISTS ux_items_key ON items (key)"))
+    store_meta.create(conn, checkfirst=True)
+    if conn.execute(sa.select(store_meta.c.key).where(store_meta.c.key == "uuid")).first() is None:
+        conn.execute(store_meta.insert().values(key="uuid", value=str(uuid.uuid4())))
 
 
 #: The ordered schema migrations: (version, name, function).
@@ -230,5 +264,6 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (2, "indexes for overdue and assignee lists", _list_indexes),
     (3, "content digest of items, checked by posting claims", _content_digest),
     (4, "credential expiry times", _credential_expiries),
-    (5, "row digests: a baseline of existing rows", _row_digest_baseline),
+    (5, "store uuid, item keys, active actors and channels", _identity_and_activity),
+    (6, "row digests: a baseline of existing rows", _row_digest_baseline),
 ]

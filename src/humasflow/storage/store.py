@@ -121,6 +121,17 @@ class Store:
         """Release the store's connections."""
         self.engine.dispose()
 
+    @property
+    def uuid(self) -> str:
+        """The store's identity: a UUID made when the store was created (or migrated)."""
+        cached: str | None = getattr(self, "_uuid", None)
+        if cached is None:
+            with self.reading() as conn:
+                cached = str(conn.execute(sa.select(t.store_meta.c.value)
+                                          .where(t.store_meta.c.key == "uuid")).scalar_one())
+            self._uuid = cached
+        return cached
+
     # -- transactions -------------------------------------------------------------------
 
     @contextmanager
@@ -275,6 +286,12 @@ class Store:
         with self.reading() as conn:
             return list(conn.execute(sa.select(t.orgs.c.id).order_by(t.orgs.c.id)).scalars())
 
+    def lock_org(self, conn: Connection, org: str) -> None:
+        """Lock the organisation's row until ``conn``'s transaction ends, so that checks of
+        who administers and the change they allow are one (a SQLite write transaction
+        holds the whole database anyway)."""
+        conn.execute(sa.select(t.orgs.c.id).where(t.orgs.c.id == org).with_for_update())
+
     def append_org_event(self, conn: Connection, event: Event) -> Event:
         """Append ``event`` to the organisation's own stream inside ``conn``'s transaction.
 
@@ -312,12 +329,15 @@ class Store:
         rows.stash(conn, "sop_revisions", str(row.id), dict(row._mapping))
         return int(row.id)
 
-    def sop_revisions(self, org: str) -> list[Mapping[str, Any]]:
+    def sop_revisions(self, org: str,
+                      conn: Connection | None = None) -> list[Mapping[str, Any]]:
         """The organisation's SOP revisions, oldest first."""
-        with self.reading() as conn:
-            rows = conn.execute(sa.select(t.sop_revisions).where(t.sop_revisions.c.org == org)
-                                .order_by(t.sop_revisions.c.id))
-            return [dict(r._mapping) for r in rows]
+        query = (sa.select(t.sop_revisions).where(t.sop_revisions.c.org == org)
+                 .order_by(t.sop_revisions.c.id))
+        if conn is not None:
+            return [dict(r._mapping) for r in conn.execute(query)]
+        with self.reading() as c:
+            return [dict(r._mapping) for r in c.execute(query)]
 
     def sop_revision(self, revision_id: int) -> Mapping[str, Any] | None:
         """One SOP revision by id."""
@@ -330,7 +350,8 @@ class Store:
 
     def put_actor(self, conn: Connection, actor: Actor) -> None:
         """Insert or replace an actor and their roles."""
-        values = {"name": actor.name, "email": actor.email, "roles": ",".join(sorted(actor.roles))}
+        values = {"name": actor.name, "email": actor.email,
+                  "roles": ",".join(sorted(actor.roles)), "active": actor.active}
         self._upsert(conn, t.actors, {"org": actor.org, "id": actor.id}, values)
         self._stash_row(conn, t.actors, actor.id,
                         t.actors.c.org == actor.org, t.actors.c.id == actor.id)
@@ -351,12 +372,13 @@ class Store:
             row = conn.execute(_SELECT_ACTOR, params).first()
         return _actor(row) if row else None
 
-    def actors(self, org: str) -> list[Actor]:
+    def actors(self, org: str, conn: Connection | None = None) -> list[Actor]:
         """All actors of the organisation."""
-        with self.reading() as conn:
-            rows = conn.execute(sa.select(t.actors).where(t.actors.c.org == org)
-                                .order_by(t.actors.c.id))
-            return [_actor(r) for r in rows]
+        query = sa.select(t.actors).where(t.actors.c.org == org).order_by(t.actors.c.id)
+        if conn is not None:
+            return [_actor(r) for r in conn.execute(query)]
+        with self.reading() as c:
+            return [_actor(r) for r in c.execute(query)]
 
     # -- items --------------------------------------------------------------------------
 
@@ -412,7 +434,8 @@ class Store:
         actor = None
         if row.a_id is not None:
             actor = Actor(id=row.a_id, name=row.a_name, email=row.a_email,
-                          roles=frozenset(r for r in row.a_roles.split(",") if r), org=org)
+                          roles=frozenset(r for r in row.a_roles.split(",") if r), org=org,
+                          active=bool(row.a_active))
         return actor, (_item(row), row.head_hash)
 
     def items(
@@ -447,7 +470,7 @@ class Store:
             ConflictError: The item changed since it was read; nothing was written.
         """
         values = _item_values(item)
-        for key in ("id", "org", "sop_revision", "created_by", "created_at"):
+        for key in ("id", "org", "sop_revision", "created_by", "created_at", "key"):
             values.pop(key)
         if new_step:
             # A new step: the breach report and any posting schedule start afresh.
@@ -514,7 +537,7 @@ class Store:
     def put_channel(self, conn: Connection, channel: ChannelConfig) -> None:
         """Insert or replace a channel configuration."""
         values = {"publisher": channel.publisher, "settings": dict(channel.settings),
-                  "credentials": dict(channel.credentials)}
+                  "credentials": dict(channel.credentials), "active": channel.active}
         self._upsert(conn, t.channels, {"org": channel.org, "name": channel.name}, values)
         self._stash_row(conn, t.channels, channel.name,
                         t.channels.c.org == channel.org, t.channels.c.name == channel.name)
@@ -528,7 +551,7 @@ class Store:
             rows = conn.execute(_SELECT_CHANNELS, {"b_org": org}).fetchall()
         return {r.name: ChannelConfig(name=r.name, publisher=r.publisher,
                                       settings=r.settings, credentials=r.credentials,
-                                      org=r.org) for r in rows}
+                                      org=r.org, active=bool(r.active)) for r in rows}
 
     def publications(self, org: str, item_id: int,
                      conn: Connection | None = None) -> dict[str, Publication]:
@@ -850,7 +873,8 @@ _SELECT_ACTOR = sa.select(t.actors).where(t.actors.c.org == sa.bindparam("b_org"
 _INSERT_EVENT = t.events.insert()
 _SELECT_SNAPSHOT = (
     sa.select(t.items, t.actors.c.id.label("a_id"), t.actors.c.name.label("a_name"),
-              t.actors.c.email.label("a_email"), t.actors.c.roles.label("a_roles"))
+              t.actors.c.email.label("a_email"), t.actors.c.roles.label("a_roles"),
+              t.actors.c.active.label("a_active"))
     .select_from(t.items.outerjoin(t.actors, sa.and_(t.actors.c.org == t.items.c.org,
                                                      t.actors.c.id == sa.bindparam("b_actor"))))
     .where(t.items.c.id == sa.bindparam("b_id"), t.items.c.org == sa.bindparam("b_org")))
@@ -944,12 +968,14 @@ def _utcnow() -> dt.datetime:
 
 def _actor(row: Any) -> Actor:
     roles = frozenset(r for r in row.roles.split(",") if r)
-    return Actor(id=row.id, name=row.name, email=row.email, roles=roles, org=row.org)
+    return Actor(id=row.id, name=row.name, email=row.email, roles=roles, org=row.org,
+                 active=bool(row.active))
 
 
 def _item_values(item: ContentItem) -> dict[str, Any]:
     return {
         "id": item.id,
+        "key": item.key,
         "org": item.org,
         "sop_revision": item.sop_revision,
         "title": item.title,
@@ -971,7 +997,8 @@ def _item_values(item: ContentItem) -> dict[str, Any]:
 
 def _item(row: Any) -> ContentItem:
     return ContentItem(
-        id=row.id, org=row.org, title=row.title, state=row.state, version=row.version,
+        id=row.id, key=row.key or "", org=row.org, title=row.title, state=row.state,
+        version=row.version,
         sop_revision=row.sop_revision, post=PostContent.from_dict(row.post),
         produced=row.produced, outputs=row.outputs, authors=row.authors,
         approved_digest=row.approved_digest, assignee=row.assignee,

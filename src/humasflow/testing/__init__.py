@@ -159,17 +159,24 @@ def temp_office(
         try:
             office = Office(store, org, clock=clock or SteerableClock(), environ=environ or {})
             if establish:
-                office.establish()
+                office.establish(by="Dekan")
             yield office
         finally:
             store.close()
 
 
 def staffed_office(office: Office) -> Office:
-    """Add the usual cast to an office: staff ``rina`` and ``sari``, coordinator ``budi``."""
-    office.add_actor("rina", "Rina Wulandari", email="rina@example.ac.id", roles=["staff"])
-    office.add_actor("sari", "Sari Dewi", email="sari@example.ac.id", roles=["staff"])
-    office.add_actor("budi", "Budi Santoso", email="budi@example.ac.id", roles=["coordinator"])
+    """Add the usual cast to an office: administrator ``admin`` (made with
+    :meth:`~humasflow.office.Office.bootstrap_admin` if the organisation has no
+    administrator yet), staff ``rina`` and ``sari``, coordinator ``budi``."""
+    if not office.administrators():
+        office.bootstrap_admin("admin", "Administrator", email="admin@example.ac.id")
+    office.add_actor("rina", "Rina Wulandari", email="rina@example.ac.id", roles=["staff"],
+                     by="admin")
+    office.add_actor("sari", "Sari Dewi", email="sari@example.ac.id", roles=["staff"],
+                     by="admin")
+    office.add_actor("budi", "Budi Santoso", email="budi@example.ac.id",
+                     roles=["coordinator"], by="admin")
     return office
 
 

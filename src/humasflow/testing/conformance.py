@@ -323,11 +323,11 @@ class PublisherConformance:
             stack.callback(store.close)
             office = Office(store, clock=clock, environ=dict(self.environ),
                             session_factory=injector.session)
-            office.establish()
+            office.establish(by="Dekan")
             staffed_office(office)
             office.add_channel(_CHANNEL, self.publisher,
                                settings=dict(self.channel_settings(wire)),
-                               credentials=dict(self.credentials))
+                               credentials=dict(self.credentials), by="admin")
             yield Harness(suite=self, wire=wire, store_url=conformance_store_url,
                           image=str(image), clock=clock, injector=injector, office=office)
 

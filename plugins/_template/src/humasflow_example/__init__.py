@@ -176,8 +176,10 @@ class ExamplePublisher:
 
 
 def client_ref(post: Post) -> str:
-    """The reference sent with a post, so that a lookup can find exactly this post."""
-    return f"humasflow:{post.item_id}:{post.channel}"
+    """The reference sent with a post, so that a lookup finds exactly this post: its
+    idempotency key, which no other item, channel or store shares (an item number alone
+    repeats across stores)."""
+    return post.idempotency_key or f"humasflow:{post.item_id}:{post.channel}"
 
 
 def _reset_at(value: str | None) -> dt.datetime | None:
