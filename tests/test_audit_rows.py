@@ -176,7 +176,7 @@ def test_a_deleted_actor_or_channel_is_found(record):
 def test_an_item_inserted_without_a_record_is_found(record):
     office, p, _ = record
     forged = row(office, t.items, t.items.c.id == p)
-    forged.update(id=p + 100, version=0, head_hash="")
+    forged.update(id=p + 100, version=0, head_hash="", key="forged-" + forged["key"][7:])
     core(office, t.items.insert().values(**forged))
     report = office.verify()
     found = rows_found(report)
@@ -223,7 +223,8 @@ def test_a_consistent_rollback_of_a_stream_is_found_by_a_checkpoint(office):
 
 
 def test_a_busy_untouched_record_verifies_clean(office, clock, image, tmp_path):
-    office.add_channel("tiktok", "manual", settings={"instructions": "account @fisipub"}, by="admin")
+    office.add_channel("tiktok", "manual", settings={"instructions": "account @fisipub"},
+                       by="admin")
     office.add_channel("threads", "manual", by="admin")
     office.add_actor("eko", "Eko Prasetyo", roles=["staff"], by="admin")
     office.add_actor("eko", "Eko Prasetyo", email="eko@example.ac.id", roles=["staff"], by="admin")

@@ -100,7 +100,7 @@ def test_an_up_to_date_store_opens_and_reads_while_another_connection_writes(
         store = Store(store_url, busy_timeout=0.2)
         try:
             second = Office(store, clock=office.clock, environ={})
-            assert [a.id for a in second.actors()] == ["budi", "rina", "sari"]
+            assert [a.id for a in second.actors()] == ["admin", "budi", "rina", "sari"]
             with pytest.raises(StoreLocked) as caught:
                 second.add_actor("dewi", "Dewi", roles=["staff"], by="admin")
             assert time.monotonic() - started < 10
@@ -126,12 +126,13 @@ def test_a_store_that_must_be_migrated_while_locked_fails_with_store_locked(
 
 
 def test_the_cli_reads_while_locked_and_a_write_says_what_holds_the_lock(store_url):
-    run(store_url, "init")
-    run(store_url, "actor", "add", "rina", "--name", "Rina", "--role", "staff")
+    run(store_url, "init", "--admin", "admin", "--name", "Admin")
+    run(store_url, "actor", "add", "--by", "admin", "rina", "--name", "Rina", "--role", "staff")
     with write_lock(store_url):
         listed = run(store_url, "actor", "list", timeout=0.2)
         assert "rina" in listed.output
-        refused = run(store_url, "actor", "add", "sari", "--name", "Sari", "--role", "staff",
+        refused = run(store_url, "actor", "add", "--by", "admin", "sari", "--name", "Sari",
+                      "--role", "staff",
                       timeout=0.2, code=1)
     assert "Error: the store" in refused.output
     assert "is locked" in refused.output
@@ -168,7 +169,8 @@ def test_nul_and_surrogates_are_refused_at_the_boundary(office, bad, problem):
         ("actor_id", lambda: office.add_actor(bad, "Dewi", roles=["staff"], by="admin")),
         ("email", lambda: office.add_actor("dewi", "Dewi", email=bad, roles=["staff"], by="admin")),
         ("name", lambda: office.add_channel(bad, "outbox", settings={"path": "x"}, by="admin")),
-        ("settings['path']", lambda: office.add_channel("c", "outbox", settings={"path": bad}, by="admin")),
+        ("settings['path']",
+         lambda: office.add_channel("c", "outbox", settings={"path": bad}, by="admin")),
         ("actor", lambda: office.item(1, by=bad)),
     ]
     for field, attempt in attempts:
@@ -198,7 +200,8 @@ def test_over_long_values_are_refused_with_the_field_limit_and_length(office):
         ("name", 300, lambda n: office.add_actor("dewi", "D" * n, roles=["staff"], by="admin")),
         ("email", 300, lambda n: office.add_actor("dewi", "Dewi", email="e" * n,
                                                    roles=["staff"], by="admin")),
-        ("name", 100, lambda n: office.add_channel("c" * n, "outbox", settings={"path": "x"}, by="admin")),
+        ("name", 100, lambda n: office.add_channel("c" * n, "outbox", settings={"path": "x"},
+                                                   by="admin")),
         ("settings['path']", 2000,
          lambda n: office.add_channel("c", "outbox", settings={"path": "p" * n}, by="admin")),
         ("text", 100_000, lambda n: office.new_item("ok", by="rina", text="t" * n)),
@@ -269,10 +272,12 @@ def test_concurrent_first_creations_of_one_org_actor_or_channel_all_succeed(
         assert race(stores, lambda s: Office(s, org, environ={})) == []
         offices = [Office(s, org, clock=SteerableClock(), environ={}) for s in stores]
         offices[0].establish(by="admin")
-        assert race(offices, lambda o: o.add_actor("dewi", "Dewi", roles=["staff"], by="admin")) == []
+        offices[0].bootstrap_admin("admin", "Admin")
+        assert race(offices, lambda o: o.add_actor("dewi", "Dewi", roles=["staff"],
+                                                   by="admin")) == []
         assert race(offices, lambda o: o.add_channel(
             "outbox", "outbox", settings={"path": str(tmp_path / "out")}, by="admin")) == []
-        assert [a.id for a in offices[0].actors()] == ["dewi"]
+        assert [a.id for a in offices[0].actors()] == ["admin", "dewi"]
         assert list(offices[0].channels()) == ["outbox"]
         assert stores[0].orgs().count(org) == 1
         assert offices[0].verify().ok
@@ -378,8 +383,10 @@ def test_terminal_escape_sequences_in_user_text_are_shown_escaped(store_url, tmp
     monkeypatch.setattr("humasflow.cli._stdout_is_tty", lambda: True)
     clock = SteerableClock()
     nasty = "Dies\x1b[2J\x1b]0;owned\x07 Natalis\u202egnp.exe\x9b31m"
-    run(store_url, "init", "--outbox", str(tmp_path / "out"), clock=clock)
-    run(store_url, "actor", "add", "rina", "--name", "Rina", "--role", "staff", clock=clock)
+    run(store_url, "init", "--admin", "admin", "--name", "Admin", "--outbox",
+        str(tmp_path / "out"), clock=clock)
+    run(store_url, "actor", "add", "--by", "admin", "rina", "--name", "Rina", "--role",
+        "staff", clock=clock)
     created = run(store_url, "new", nasty, "--as", "rina", "--text", f"text {nasty}",
                   clock=clock)
     item = created.stdout.strip()
@@ -389,7 +396,8 @@ def test_terminal_escape_sequences_in_user_text_are_shown_escaped(store_url, tmp
                  ["export", "--format", "csv"]):
         outputs.append(run(store_url, *args, clock=clock).output)
     outputs.append(run(store_url, "new", "x", "--as", nasty, clock=clock, code=1).output)
-    refused = run(store_url, "actor", "add", "x", "--name", nasty, "--role", "staff",
+    refused = run(store_url, "actor", "add", "--by", "admin", "x", "--name", nasty, "--role",
+                  "staff",
                   clock=clock, code=1).output
     assert "control character" in refused
     outputs.append(refused)
@@ -471,7 +479,8 @@ def test_a_clock_at_the_end_of_time_is_a_clear_error(office):
 def test_cli_schedule_refuses_dst_gaps_and_asks_for_an_offset_in_a_fold(store_url, tmp_path,
                                                                          image):
     clock = SteerableClock()
-    run(store_url, "init", "--outbox", str(tmp_path / "out"), clock=clock)
+    run(store_url, "init", "--admin", "admin", "--name", "Admin", "--outbox",
+        str(tmp_path / "out"), clock=clock)
     store = Store(store_url)
     try:
         office = Office(store, clock=clock, environ={})
@@ -521,7 +530,7 @@ def test_a_directory_or_a_file_that_is_not_a_database_is_a_clear_error(tmp_path)
 
 
 def test_item_numbers_beyond_the_store_are_not_found_in_the_cli(store_url):
-    run(store_url, "init")
+    run(store_url, "init", "--admin", "admin", "--name", "Admin")
     for command in (["show"], ["status"], ["log"]):
         result = run(store_url, *command, "99999999999999999999999", code=1)
         assert "no content item" in result.output
@@ -571,7 +580,8 @@ def test_wrong_types_and_values_of_arguments_are_clear_errors(office):
 
 def test_cli_refuses_extreme_times_and_unwritable_outputs(store_url, tmp_path, image):
     clock = SteerableClock()
-    run(store_url, "init", "--outbox", str(tmp_path / "out"), clock=clock)
+    run(store_url, "init", "--admin", "admin", "--name", "Admin", "--outbox",
+        str(tmp_path / "out"), clock=clock)
     store = Store(store_url)
     try:
         office = Office(store, clock=clock, environ={})

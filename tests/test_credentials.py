@@ -112,7 +112,8 @@ def raw_rows(office: Office) -> str:
 
 
 def add_x(office: Office) -> None:
-    office.add_channel("x", "rotating", credentials={"access_token": "HF_X_ACCESS_TOKEN"}, by="admin")
+    office.add_channel("x", "rotating", credentials={"access_token": "HF_X_ACCESS_TOKEN"},
+                       by="admin")
 
 
 def invoke(args, *, clock, env=None, obj=None) -> Any:
@@ -444,7 +445,8 @@ def test_reported_expiry_times_are_kept_and_recorded_once(office, rotating, cloc
 
 def test_channels_sharing_a_reference_share_its_expiry(office, rotating, clock):
     add_x(office)
-    office.add_channel("x2", "rotating", credentials={"access_token": "HF_X_ACCESS_TOKEN"}, by="admin")
+    office.add_channel("x2", "rotating", credentials={"access_token": "HF_X_ACCESS_TOKEN"},
+                       by="admin")
     office.credentials = EnvironmentSource({"HF_X_ACCESS_TOKEN": OLD})
     rotating.expires = clock() + H
     office.check_channels()
@@ -470,7 +472,8 @@ def test_an_expiry_record_survives_reopening_the_store(office, store_url, rotati
 @pytest.fixture
 def db(tmp_path, clock):
     target = tmp_path / "humasflow.db"
-    result = invoke(["--db", str(target), "init"], clock=clock, obj={"environ": {}})
+    result = invoke(["--db", str(target), "init", "--admin", "admin", "--name", "Admin"],
+                    clock=clock, obj={"environ": {}})
     assert result.exit_code == 0, result.output
     return target
 
@@ -478,7 +481,7 @@ def db(tmp_path, clock):
 def test_the_cli_reads_credentials_from_secrets(db, tmp_path, clock, rotating):
     path = secrets_file(tmp_path, f'HF_X_ACCESS_TOKEN = "{OLD}"\n')
     base = ["--db", str(db), "--secrets", str(path)]
-    result = invoke([*base, "channel", "add", "x", "--publisher", "rotating",
+    result = invoke([*base, "channel", "add", "--by", "admin", "x", "--publisher", "rotating",
                      "--credential", "access_token=HF_X_ACCESS_TOKEN"], clock=clock)
     assert result.exit_code == 0, result.output
     listing = invoke([*base, "channel", "list"], clock=clock).output
@@ -505,7 +508,7 @@ def test_channels_check_warns_of_expiring_and_expired_credentials(db, tmp_path, 
     path = secrets_file(tmp_path, f'HF_X_ACCESS_TOKEN = "{OLD}"\nHF_Y = "{NEW}"\n')
     base = ["--db", str(db), "--secrets", str(path)]
     for name, var in (("x", "HF_X_ACCESS_TOKEN"), ("y", "HF_Y")):
-        invoke([*base, "channel", "add", name, "--publisher", "rotating",
+        invoke([*base, "channel", "add", "--by", "admin", name, "--publisher", "rotating",
                 "--credential", f"access_token={var}"], clock=clock)
     rotating.by_channel = {"x": clock() + 2 * H, "y": clock() - H}
     out = invoke([*base, "channels", "check"], clock=clock).output

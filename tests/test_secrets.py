@@ -366,7 +366,8 @@ def test_ordinary_settings_and_references_are_accepted(office):
         "x", "outbox",
         settings={"path": "/tmp/out", "page_id": "1234567890123456", "api_version": "v19.0",
                   "token_url": "https://api.x.com/2/oauth2/token", "retry": {"jitter": 0}},
-        credentials={"access_token": "FISIP_X_ACCESS_TOKEN", "secret": "FISIP_2024_X_SECRET"}, by="admin")
+        credentials={"access_token": "FISIP_X_ACCESS_TOKEN", "secret": "FISIP_2024_X_SECRET"},
+        by="admin")
     assert channel.credentials["secret"] == "FISIP_2024_X_SECRET"
 
 
@@ -376,7 +377,8 @@ def test_ordinary_settings_and_references_are_accepted(office):
     ["--set", f"page_id={TOKENS['facebook token']}"],
 ])
 def test_the_cli_refuses_a_secret_at_channel_add(office, clock, option):
-    result = CliRunner().invoke(cli, ["--db", office_target(office), "channel", "add", "x",
+    result = CliRunner().invoke(cli, ["--db", office_target(office), "channel", "add", "--by",
+                       "admin", "x",
                                       "--publisher", "outbox", "--set", "path=/tmp/o", *option],
                                 obj={"clock": clock, "environ": {}})
     assert result.exit_code == 1

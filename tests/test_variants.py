@@ -136,9 +136,9 @@ def test_the_cli_sets_shows_and_posts_variants(tmp_path, image, monkeypatch):
         assert result.exit_code == 0, result.output
         return result
 
-    run("init", "--outbox", str(tmp_path / "out"))
+    run("init", "--admin", "admin", "--name", "Admin", "--outbox", str(tmp_path / "out"))
     for actor, role in (("rina", "staff"), ("sari", "staff"), ("budi", "coordinator")):
-        run("actor", "add", actor, "--name", actor.title(), "--role", role)
+        run("actor", "add", "--by", "admin", actor, "--name", actor.title(), "--role", role)
     item = run("new", "Dies", "--as", "rina").stdout.split()[0]
     run("complete", item, "--as", "rina", "--text", "Teks umum",
         "--variant", "outbox=Teks outbox", "--option", "outbox.pinned=true",
