@@ -163,7 +163,8 @@ def test_a_deactivated_actor_cannot_act_or_be_assigned(office, image):
     event = list(office.store.events(office.org, "org"))[-1]
     assert (event.action, event.actor, event.note) == ("actor_deactivated", "admin",
                                                        "left the office")
-    assert event.data == {"id": "sari", "name": "Sari Dewi", "email": "sari@example.ac.id",
+    data = {k: v for k, v in event.data.items() if k != "rows"}  # rows: digests
+    assert data == {"id": "sari", "name": "Sari Dewi", "email": "sari@example.ac.id",
                           "roles": ["staff"], "active": False}
     assert office.actor("sari").active is False
     with pytest.raises(ActorInactive):

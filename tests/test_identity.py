@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from humasflow import ConfigurationError, Office, Post, idempotency_key
+from humasflow import ConfigurationError, InputInvalid, Office, Post, idempotency_key
 from humasflow.storage import Store
 from humasflow.storage.schema import MIGRATIONS
 from humasflow.testing import SteerableClock, item_ready_to_post, staffed_office
@@ -151,7 +151,9 @@ def test_an_outbox_path_is_made_absolute_when_the_channel_is_configured(
                                   "tab\tname", "/abs", "ünï"])
 def test_a_channel_name_must_be_a_slug(office, name):
     before = list(office.store.events(office.org, "org"))
-    with pytest.raises(ConfigurationError, match="letters, digits, '-' or '_'"):
+    # A control character is refused as such (InputInvalid) before the slug rule.
+    expected = InputInvalid if "\t" in name else ConfigurationError
+    with pytest.raises(expected, match=r"letters, digits, '-' or '_'|control character"):
         office.add_channel(name, "outbox", by="admin")
     assert name not in office.channels()
     assert list(office.store.events(office.org, "org")) == before
@@ -167,7 +169,8 @@ def test_the_channel_event_holds_the_full_row(office, tmp_path):
                        credentials={"token": "WEB_TOKEN"}, by="admin")
     event = list(office.store.events(office.org, "org"))[-1]
     assert (event.action, event.actor) == ("channel", "admin")
-    assert event.data == {"name": "web", "publisher": "outbox",
+    data = {k: v for k, v in event.data.items() if k != "rows"}  # rows: digests
+    assert data == {"name": "web", "publisher": "outbox",
                           "settings": {"path": str(tmp_path / "w")},
                           "credentials": {"token": "WEB_TOKEN"}, "active": True}
 
@@ -187,8 +190,7 @@ def _back_to_version_2(store: Store) -> None:
 
 
 def test_the_migration_gives_an_old_store_a_uuid_and_its_items_keys(store_url, tmp_path):
-    version, name, _ = MIGRATIONS[2]
-    assert (version, name) == (3, "store uuid, item keys, active actors and channels")
+    assert "store uuid, item keys, active actors and channels" in [m[1] for m in MIGRATIONS]
     clock = SteerableClock()
     office = make_office(store_url, tmp_path / "out", clock)
     first = office.new_item("Dies Natalis", by="rina")
@@ -198,7 +200,7 @@ def test_the_migration_gives_an_old_store_a_uuid_and_its_items_keys(store_url, t
 
     store = Store(store_url)
     try:
-        assert store.schema_version == 3
+        assert store.schema_version == MIGRATIONS[-1][0]
         assert uuid.UUID(store.uuid)
         reopened = Office(store, clock=clock, environ={})
         keys = {reopened.item(first.id).key, reopened.item(second.id).key}
