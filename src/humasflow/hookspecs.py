@@ -72,4 +72,9 @@ def item_posted(office: Office, item: ContentItem, publications: dict[str, Any])
 
 @hookspec(firstresult=True)
 def public_media_url(office: Office, media: Media, channel: str) -> str | None:
-    """Return a public URL for a local media file (platforms fetch media themselves)."""
+    """Return a public URL for stored media (read them with ``office.media.open(media)``)."""
+
+
+@hookspec(firstresult=True)
+def media_store(office: Office) -> Any:
+    """Return the media store for the office (an object with MediaStore's methods), or None."""

@@ -16,9 +16,11 @@ import datetime as dt
 import json
 import logging
 import os
+import tempfile
 import threading
 import zoneinfo
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import attrs
@@ -33,13 +35,17 @@ from humasflow.errors import (
     ActorNotFound,
     ConfigurationError,
     ConflictError,
+    ContentInvalid,
     CredentialMissing,
     ItemNotFound,
+    MediaRefused,
+    MediaUnavailable,
     Refused,
     RoleRequired,
     SOPNotFound,
 )
 from humasflow.evaluation import Breach, StepRun, timeline
+from humasflow.mediastore import DEFAULT_MAX_BYTES, AttachRules, MediaStore, attach
 from humasflow.models import (
     Actor,
     ChannelConfig,
@@ -48,12 +54,13 @@ from humasflow.models import (
     Media,
     PostContent,
     Publication,
+    _media_tuple,
 )
 from humasflow.publishing.contract import Post, Problem, PublisherContext, new_session
 from humasflow.publishing.dispatch import Dispatcher, PostReport
 from humasflow.sop import SOP, Step, bundled_sop, from_data
 from humasflow.storage.store import Store
-from humasflow.workflow import Engine, Move
+from humasflow.workflow import Engine, Move, _payload_problem
 
 __all__ = ["DEFAULT_ORG", "Office", "PostReport", "open"]
 
@@ -82,9 +89,16 @@ class Office:
         clock: Returns the current time (aware, UTC). Tests pass a steerable clock.
         environ: Where channel credentials are read from (default ``os.environ``).
         session_factory: Makes the HTTP session handed to publishers.
-        media_host: Turns a local media file into a public URL (see
-            :class:`~humasflow.publishing.media.FolderMediaHost`); default: the
-            ``public_media_url`` hook.
+        media_host: Gives stored media a public URL, called as ``media_host(media,
+            media_store)`` (see :class:`~humasflow.publishing.media.FolderMediaHost`);
+            default: the ``public_media_url`` hook.
+        media_store: Where attached media bytes are kept: a
+            :class:`~humasflow.mediastore.MediaStore`, an object with its methods, or a
+            folder. Default: the ``media_store`` hook's answer, else a folder beside the
+            SQLite file (``<file stem>-media/``); a PostgreSQL store needs one configured.
+        media_roots: Folders local media files may be attached from, besides the current
+            working directory of the process attaching them.
+        media_max_bytes: The largest media file attached (default 512 MiB).
     """
 
     def __init__(
@@ -95,7 +109,10 @@ class Office:
         clock: Clock = system_clock,
         environ: Mapping[str, str] | None = None,
         session_factory: Callable[[], requests.Session] = new_session,
-        media_host: Callable[[Media], str | None] | None = None,
+        media_host: Callable[[Media, Any], str | None] | None = None,
+        media_store: Any = None,
+        media_roots: Sequence[str | os.PathLike[str]] = (),
+        media_max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         self.store = store
         self.org = org
@@ -103,12 +120,21 @@ class Office:
         self.environ = os.environ if environ is None else environ
         self.session_factory = session_factory
         self.media_host = media_host
+        self.media_roots = tuple(Path(r).expanduser().resolve() for r in media_roots)
+        self.media_max_bytes = int(media_max_bytes)
+        self._media_store = (MediaStore(media_store)
+                             if isinstance(media_store, (str, os.PathLike)) else media_store)
+        self._media_tmp: tempfile.TemporaryDirectory[str] | None = None
         self._revisions: dict[int, SOP] = {}
         self._engines: dict[int, Engine] = {}
         # Publishers used only to validate (no network, no secrets), by configuration.
         self._validating: dict[str, Any] = {}
         store.ensure_org(org)
         plugins.load_plugins()
+        if store.pending_media_import(org) and self._media_or_none() is not None:
+            from humasflow._media_import import import_media
+
+            import_media(self)
 
     def __repr__(self) -> str:
         url = self.store.engine.url.render_as_string(hide_password=True)
@@ -117,6 +143,78 @@ class Office:
     def close(self) -> None:
         """Release the store's connections."""
         self.store.close()
+        if self._media_tmp is not None:
+            self._media_tmp.cleanup()
+            self._media_tmp = None
+
+    # -- the media store ----------------------------------------------------------------
+
+    @property
+    def media(self) -> Any:
+        """The media store (see :mod:`humasflow.mediastore`).
+
+        Raises:
+            ConfigurationError: The store is on PostgreSQL and no media store is
+                configured (``media_store=`` or the ``media_store`` hook).
+        """
+        if self._media_store is None:
+            found = plugins.pm.hook.media_store(office=self)
+            if found is None:
+                found = self._default_media_store()
+            self._media_store = found
+        return self._media_store
+
+    def _default_media_store(self) -> MediaStore:
+        url = self.store.engine.url
+        if url.get_backend_name() == "sqlite":
+            database = url.database
+            if database and database != ":memory:":
+                path = Path(database)
+                return MediaStore(path.with_name(f"{path.stem}-media"))
+            # An in-memory store keeps its media as long as the office lives.
+            self._media_tmp = tempfile.TemporaryDirectory(prefix="humasflow-media-")
+            return MediaStore(self._media_tmp.name)
+        raise ConfigurationError(
+            f"the store {url.render_as_string(hide_password=True)!r} is not a SQLite file, "
+            "so there is no folder beside it for media: configure a media store shared by "
+            "every server (Office(media_store=FOLDER), humasflow.open(..., media=FOLDER), "
+            "--media-store / HUMASFLOW_MEDIA, or the media_store hook)")
+
+    def _media_or_none(self) -> Any:
+        try:
+            return self.media
+        except ConfigurationError:
+            return None
+
+    def _attach(self, media: Any, channels: Sequence[str], *, item_id: str, step: str,
+                action: str) -> tuple[Media, ...]:
+        """Copy each media's bytes into the media store before any step runs on them.
+
+        Raises:
+            ContentInvalid: A file breaks an attach rule (each problem names it).
+        """
+        wanted = _media_tuple(media)
+        if not wanted:
+            return wanted
+        configured = self.channels()
+        # A URL is handed over as it is only if every target channel asks for it.
+        targets = [configured[c] for c in channels if c in configured]
+        passthrough = bool(targets) and all(
+            c.settings.get("media_urls") == "pass" for c in targets)
+        rules = AttachRules(roots=(Path.cwd().resolve(), *self.media_roots),
+                            max_bytes=self.media_max_bytes)
+        store = self.media
+        attached, problems = [], []
+        for i, m in enumerate(wanted):
+            try:
+                attached.append(attach(store, m, rules, session_factory=self.session_factory,
+                                       passthrough=passthrough))
+            except MediaRefused as exc:
+                problems.append(Problem("-", f"media[{i}]", exc.rule, str(exc),
+                                        limit=exc.limit, actual=exc.actual))
+        if problems:
+            raise ContentInvalid(item_id=item_id, step=step, action=action, problems=problems)
+        return tuple(attached)
 
     def __enter__(self) -> Office:
         return self
@@ -319,7 +417,12 @@ class Office:
             channels = list(self.channels())
         else:
             self._check_channels(channels)
-        post = PostContent(text=text.strip(), media=tuple(media), link=link,
+        problem = _payload_problem("media", media)
+        if problem:
+            raise TypeError(f"media= {problem}, got {type(media).__name__} {media!r:.60}")
+        stored = self._attach(media, channels, item_id="(new)", step=first.key,
+                              action="create")
+        post = PostContent(text=text.strip(), media=stored, link=link,
                            variants=dict(variants or {}), channels=tuple(channels))
         now = self._now()
         authors = frozenset({actor.id}) if (text or media) else frozenset()
@@ -445,6 +548,16 @@ class Office:
             ConflictError: The item changed meanwhile; nothing was written.
         """
         actor_id = by.id if isinstance(by, Actor) else by
+        if action in ("complete", "revise") and "media" in payload \
+                and not _payload_problem("media", payload["media"]):
+            self.actor(actor_id)
+            # Attach = ingest: the bytes are in the media store before the step runs, and
+            # outside the write transaction (a URL may take a while to fetch).
+            current = self.item(item_id)
+            channels = payload.get("channels", current.post.channels)
+            payload["media"] = self._attach(
+                payload["media"], channels if isinstance(channels, (list, tuple)) else (),
+                item_id=str(current.id), step=current.state, action=action)
         # One transition = one transaction: read, check the guards, write, commit.
         with self.store.writing() as conn:
             actor, found = self.store.snapshot(conn, self.org, int(item_id), actor_id)
@@ -581,25 +694,39 @@ class Office:
             # Validation needs no network, so it works where the secrets are not set.
             credentials[key] = value or ""
         context = PublisherContext(credentials=credentials, session=self.session_factory(),
-                                   clock=self.clock)
+                                   clock=self.clock, media=self._media_or_none())
         return factory(channel, context)
 
-    def post_for(self, item: ContentItem, channel: str) -> Post:
-        """The post as ``channel`` receives it, local media given public URLs if a media
-        host is configured (see the ``public_media_url`` hook)."""
+    def post_for(self, item: ContentItem, channel: str, *, check: bool = True) -> Post:
+        """The post as ``channel`` receives it, built from the media store.
+
+        Each stored media's bytes are checked against their hash first, and given a
+        public URL if a media host is configured (see the ``public_media_url`` hook).
+
+        Raises:
+            MediaUnavailable: A media file is not in the media store (never stored,
+                missing since a migration, or deleted) or its bytes changed.
+        """
         media = []
         for m in item.media_to_post:
-            if not m.public_url:
-                url = self._media_url(m, channel)
-                if url:
-                    m = attrs.evolve(m, url=url)
+            if m.passthrough:
+                media.append(m)
+                continue
+            if not m.is_stored or m.missing:
+                raise MediaUnavailable(m.sha256 or "0" * 64, "missing",
+                                       f"{m.source!r} of item {item.id}")
+            if check:
+                self.media.verify(m)
+            url = self._media_url(m, channel)
+            if url:
+                m = attrs.evolve(m, url=url)
             media.append(m)
         return Post(item_id=item.id, channel=channel, title=item.title,
                     text=item.post.text_for(channel), media=tuple(media), link=item.post.link)
 
     def _media_url(self, media: Media, channel: str) -> str | None:
         if self.media_host is not None:
-            return self.media_host(media)
+            return self.media_host(media, self.media)
         url: str | None = plugins.pm.hook.public_media_url(office=self, media=media,
                                                            channel=channel)
         return url
@@ -616,14 +743,20 @@ class Office:
                 return [Problem("-", "channels", "required", "the post has no target channel")]
             configured = channels()
             probe = attrs.evolve(item, post=post)
+            media_problems = _stored_problems(probe.media_to_post)
             for name in post.channels:
                 channel = configured.get(name)
                 if channel is None:
                     problems.append(Problem(name, "channels", "configured",
                                             f"no channel named {name!r} is configured"))
                     continue
+                if media_problems:
+                    problems.extend(attrs.evolve(p, channel=name) for p in media_problems)
+                    continue
+                problems.extend(_size_problems(name, channel, probe.media_to_post))
+                # No hash check here (it reads every byte): posting checks before upload.
                 problems.extend(self._validating_publisher(channel)
-                                .validate(self.post_for(probe, name)))
+                                .validate(self.post_for(probe, name, check=False)))
             return problems
         return validate
 
@@ -765,6 +898,36 @@ class Office:
             log.exception("a humasflow plugin failed in hook %s", name)
 
 
+def _stored_problems(media: Sequence[Media]) -> list[Problem]:
+    problems = []
+    for i, m in enumerate(media):
+        if m.passthrough:
+            continue
+        if m.missing:
+            problems.append(Problem(
+                "-", f"media[{i}]", "media_missing",
+                f"{m.source!r} was recorded by path before the media store, and the file "
+                "was gone when the store was migrated: attach it again (revise)",
+                actual=m.source))
+        elif not m.is_stored:
+            problems.append(Problem(
+                "-", f"media[{i}]", "media_stored",
+                f"{m.source!r} is not in the media store: attach it through the office",
+                actual=m.source))
+    return problems
+
+
+def _size_problems(name: str, channel: ChannelConfig,
+                   media: Sequence[Media]) -> list[Problem]:
+    limit = channel.settings.get("media_max_bytes")
+    if not isinstance(limit, int) or isinstance(limit, bool):
+        return []
+    return [Problem(name, f"media[{i}]", "max_bytes",
+                    f"{m.source!r} is {m.size} bytes; channel {name!r} takes media files of "
+                    f"at most {limit} bytes", limit=limit, actual=m.size)
+            for i, m in enumerate(media) if m.size is not None and m.size > limit]
+
+
 def open(
     target: str = "humasflow.db",
     *,
@@ -772,6 +935,8 @@ def open(
     clock: Clock = system_clock,
     environ: Mapping[str, str] | None = None,
     establish: bool = True,
+    media: Any = None,
+    media_roots: Sequence[str | os.PathLike[str]] = (),
 ) -> Office:
     """Open (creating and migrating if needed) a store and return an organisation's office.
 
@@ -781,8 +946,14 @@ def open(
         clock: The clock.
         environ: Where channel credentials come from.
         establish: Register the bundled SOP if the organisation has none yet.
+        media: The media store: a folder or a
+            :class:`~humasflow.mediastore.MediaStore` (default: beside a SQLite file;
+            required for PostgreSQL unless the ``media_store`` hook gives one).
+        media_roots: Folders local media may be attached from, besides the working
+            directory.
     """
-    office = Office(Store(target), org, clock=clock, environ=environ)
+    office = Office(Store(target), org, clock=clock, environ=environ, media_store=media,
+                    media_roots=media_roots)
     if establish and not office.store.sop_revisions(org):
         office.establish()
     return office

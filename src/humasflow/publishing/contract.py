@@ -89,7 +89,11 @@ class Post:
         channel: The channel name.
         title: The item's title.
         text: The text for this channel (its variant, if any).
-        media: The media to attach (produced media, else the design).
+        media: The media to attach (produced media, else the design), each with its
+            ``sha256``, ``mime``, ``kind``, ``size`` (and ``width``/``height``/
+            ``duration`` where known); read the bytes through
+            :attr:`PublisherContext.media`. ``url`` is a public URL of the stored bytes
+            when a media host gave one; pass-through media carry only their URL.
         link: A link to share, if any.
     """
 
@@ -110,11 +114,18 @@ class PublisherContext:
             channel names. Never stored, logged or shown.
         session: The HTTP session to use (tests swap the wire through it).
         clock: The clock.
+        media: The media store the post's media are read from:
+            ``with context.media.open(media) as f: ...`` (a binary file),
+            ``context.media.read(media)`` (bytes) or ``context.media.path(media)`` (a
+            read-only local file), each after checking the bytes' hash
+            (:class:`~humasflow.errors.MediaUnavailable` if they changed). ``None``
+            when the office has no media store configured.
     """
 
     credentials: Mapping[str, str] = attrs.field(factory=dict, repr=False)
     session: requests.Session = attrs.field(factory=lambda: new_session(), repr=False)
     clock: Clock = system_clock
+    media: Any = attrs.field(default=None, repr=False)
 
 
 def new_session() -> requests.Session:

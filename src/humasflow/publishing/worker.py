@@ -66,9 +66,11 @@ class Worker:
             :func:`time.sleep` a stop request ends the wait early.
         environ: Where channel credentials are read from (default ``os.environ``).
         batch: The most items of one organisation handled in one pass.
-        media_host: Gives local media files a public URL (see
+        media_host: Gives stored media a public URL (see
             :class:`~humasflow.publishing.media.FolderMediaHost`).
         session_factory: Makes the HTTP session handed to publishers.
+        media_store: The media store posts are read from (as for
+            :class:`~humasflow.office.Office`; default: beside a SQLite file).
     """
 
     def __init__(
@@ -82,8 +84,9 @@ class Worker:
         sleep: Callable[[float], Any] = time.sleep,
         environ: Mapping[str, str] | None = None,
         batch: int = 100,
-        media_host: Callable[[Media], str | None] | None = None,
+        media_host: Callable[[Media, Any], str | None] | None = None,
         session_factory: Callable[[], requests.Session] = requests.Session,
+        media_store: Any = None,
     ) -> None:
         if isinstance(poll_interval, dt.timedelta):
             poll_interval = poll_interval.total_seconds()
@@ -102,6 +105,7 @@ class Worker:
         self.batch = batch
         self.media_host = media_host
         self.session_factory = session_factory
+        self.media_store = media_store
         self._dispatchers: dict[str, Dispatcher] = {}
         self._signalled = False
 
@@ -146,7 +150,8 @@ class Worker:
         dispatcher = self._dispatchers.get(org)
         if dispatcher is None:
             office = Office(self.store, org, clock=self.clock, environ=self.environ,
-                            session_factory=self.session_factory, media_host=self.media_host)
+                            session_factory=self.session_factory, media_host=self.media_host,
+                            media_store=self.media_store)
             dispatcher = self._dispatchers[org] = office.dispatcher(worker_id=self.worker_id)
         return dispatcher
 
@@ -244,7 +249,8 @@ def run_due(
     environ: Mapping[str, str] | None = None,
     worker_id: str | None = None,
     batch: int = 100,
-    media_host: Callable[[Media], str | None] | None = None,
+    media_host: Callable[[Media, Any], str | None] | None = None,
+    media_store: Any = None,
 ) -> list[PostReport]:
     """One pass over a store: post what is due in every organisation (for cron).
 
@@ -252,7 +258,8 @@ def run_due(
         target: A :class:`~humasflow.storage.store.Store`, or a SQLite path or database
             URL (opened and closed again).
         now: Judge what is due at this time (default: the clock's time).
-        orgs, clock, environ, worker_id, batch, media_host: As for :class:`Worker`.
+        orgs, clock, environ, worker_id, batch, media_host, media_store: As for
+            :class:`Worker`.
 
     Returns:
         What each due item went through.
@@ -260,7 +267,7 @@ def run_due(
     store = target if isinstance(target, Store) else Store(target)
     try:
         worker = Worker(store, clock=clock, worker_id=worker_id, orgs=orgs, environ=environ,
-                        batch=batch, media_host=media_host)
+                        batch=batch, media_host=media_host, media_store=media_store)
         return worker.run_once(now)
     finally:
         if store is not target:

@@ -168,6 +168,15 @@ publications = sa.Table(
 )
 
 
+media_imports = sa.Table(
+    "media_imports", metadata,
+    # An organisation whose items recorded media by path before the media store: the
+    # office imports their bytes (or flags them missing) when it opens, then sets done_at.
+    sa.Column("org", sa.String(100), primary_key=True),
+    sa.Column("done_at", UTCDateTime),
+)
+
+
 def _initial(conn: Connection) -> None:
     for table in (orgs, sop_revisions, actors, items, events, channels, publications):
         table.create(conn)
@@ -179,8 +188,16 @@ def _list_indexes(conn: Connection) -> None:
     conn.execute(sa.text("CREATE INDEX ix_items_org_assignee ON items (org, assignee)"))
 
 
+def _media_store(conn: Connection) -> None:
+    # Bytes cannot be copied here (a migration knows no media store): the organisations
+    # that have items are marked, and each office imports its media when it opens.
+    media_imports.create(conn)
+    conn.execute(sa.text("INSERT INTO media_imports (org) SELECT DISTINCT org FROM items"))
+
+
 #: The ordered schema migrations: (version, name, function).
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema", _initial),
     (2, "indexes for overdue and assignee lists", _list_indexes),
+    (3, "media store: import media recorded by path", _media_store),
 ]
