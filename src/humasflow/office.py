@@ -186,6 +186,29 @@ class Office:
         except ConfigurationError:
             return None
 
+    def add_media(self, media: Media | str | Sequence[Media | str], *,
+                  channels: Sequence[str] | None = None) -> tuple[Media, ...]:
+        """Copy media into the media store ahead of an action; return them as stored.
+
+        The items' actions do this themselves (attach = ingest); this is for a caller
+        that wants the stored :class:`Media` first (to show their type and size, or to
+        build a :class:`~humasflow.publishing.contract.Post` in tests).
+
+        Args:
+            media: Paths, URLs or :class:`Media` (their ``alt`` is kept).
+            channels: The target channels, which decide whether URLs pass through
+                (default: every configured channel).
+
+        Raises:
+            ContentInvalid: A file breaks an attach rule.
+        """
+        problem = _payload_problem("media", media)
+        if problem:
+            raise TypeError(f"media= {problem}, got {type(media).__name__} {media!r:.60}")
+        if channels is None:
+            channels = list(self.channels())
+        return self._attach(media, channels, item_id="(none)", step="-", action="attach")
+
     def _attach(self, media: Any, channels: Sequence[str], *, item_id: str, step: str,
                 action: str) -> tuple[Media, ...]:
         """Copy each media's bytes into the media store before any step runs on them.
