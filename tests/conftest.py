@@ -98,7 +98,10 @@ def store(store_url: str) -> Iterator[Store]:
 @pytest.fixture
 def office(store: Store, clock: SteerableClock, tmp_path) -> Office:
     """An office on each database, with the bundled SOP, three actors and an outbox channel."""
-    o = Office(store, clock=clock, environ={}, media_store=tmp_path / "media-store")
+    # SQLite keeps media beside the file (where the CLI finds them too); PostgreSQL needs
+    # a media store configured.
+    media = tmp_path / "media-store" if store.is_postgres else None
+    o = Office(store, clock=clock, environ={}, media_store=media)
     o.establish()
     staffed_office(o)
     o.add_channel("outbox", "outbox", settings={"path": str(tmp_path / "outbox")})

@@ -31,6 +31,7 @@ PUBLIC = {
                       "parse_sop"),
     "humasflow.storage": ("Store",),
     "humasflow.hookspecs": ("hookimpl",),
+    "humasflow.mediastore": ("MediaInfo", "MediaStore"),
 }
 
 

@@ -916,13 +916,13 @@ def test_an_outbox_post_cut_off_by_a_crash_settles_itself(
         if when == "before_the_outcome":
             injector.arm("crash_before_outcome")
         else:
-            copy = shutil.copyfile
+            copy = shutil.copyfileobj
 
             def crash_once(*args, **kwargs):
-                monkeypatch.setattr(shutil, "copyfile", copy)
+                monkeypatch.setattr(shutil, "copyfileobj", copy)
                 raise Crash("killed while copying the media")
 
-            monkeypatch.setattr(shutil, "copyfile", crash_once)
+            monkeypatch.setattr(shutil, "copyfileobj", crash_once)
         with pytest.raises(Crash):
             office.post(item.id, by="rina")
 

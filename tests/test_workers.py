@@ -42,8 +42,8 @@ S = dt.timedelta(seconds=1)
 def fake(office):
     plugin = fake_publisher_plugin()
     with plugin_registered(plugin):
-        office.add_channel("x", "fake")
-        office.add_channel("fb", "fake")
+        office.add_channel("x", "fake", settings={"media_urls": "pass"})
+        office.add_channel("fb", "fake", settings={"media_urls": "pass"})
         yield plugin
 
 
@@ -71,7 +71,7 @@ def other(office, fake, clock):
     o = Office(office.store, "fkg", clock=clock, environ={})
     o.establish()
     staffed_office(o)
-    o.add_channel("x", "fake")
+    o.add_channel("x", "fake", settings={"media_urls": "pass"})
     return o
 
 
@@ -369,7 +369,7 @@ def test_worker_processes_post_every_channel_exactly_once(store_url, tmp_path):
         office.establish()
         staffed_office(office)
         for name in CHANNELS:
-            office.add_channel(name, "appending", settings={"log": str(calls)})
+            office.add_channel(name, "appending", settings={"log": str(calls), "media_urls": "pass"})
         items = [scheduled(office, clock(), channels=CHANNELS, title=f"Item {n}")
                  for n in range(ITEMS)]
 

@@ -21,6 +21,8 @@ from humasflow.errors import (
     FourEyesRequired,
     HumasflowError,
     ItemNotFound,
+    MediaRefused,
+    MediaUnavailable,
     NotAllowedNow,
     NotFound,
     OutcomeUnknown,
@@ -28,6 +30,7 @@ from humasflow.errors import (
     PlatformError,
     PublishError,
     RateLimited,
+    RecheckStale,
     Refused,
     RoleRequired,
     SOPNotFound,
@@ -36,6 +39,7 @@ from humasflow.errors import (
 )
 from humasflow.evaluation import Breach, StepRun
 from humasflow.hookspecs import hookimpl
+from humasflow.mediastore import MediaInfo, MediaStore
 from humasflow.models import (
     Actor,
     ChannelConfig,
@@ -79,6 +83,10 @@ __all__ = [
     "ItemNotFound",
     "Label",
     "Media",
+    "MediaInfo",
+    "MediaRefused",
+    "MediaStore",
+    "MediaUnavailable",
     "NotAllowedNow",
     "NotFound",
     "Office",
@@ -95,6 +103,7 @@ __all__ = [
     "PublisherContext",
     "RateLimited",
     "Receipt",
+    "RecheckStale",
     "Refused",
     "Role",
     "RoleRequired",

@@ -174,7 +174,8 @@ class Harness:
         """A new office on the same store, as a restarted process opens it."""
         env = dict(self.suite.environ if environ is None else environ)
         return Office(Store(self.store_url), clock=self.clock, environ=env,
-                      session_factory=self.injector.session, media_store=self.media_store)
+                      session_factory=self.injector.session, media_store=self.media_store,
+                      media_roots=[Path(self.image).parent])
 
     def publisher(self, environ: Mapping[str, str] | None = None) -> Any:
         """The channel's publisher, made the way the dispatcher makes it."""
@@ -336,7 +337,8 @@ class PublisherConformance:
             store = injector.watch(Store(conformance_store_url))
             stack.callback(store.close)
             office = Office(store, clock=clock, environ=dict(self.environ),
-                            session_factory=injector.session, media_store=media_store)
+                            session_factory=injector.session, media_store=media_store,
+                            media_roots=[tmp_path])
             office.establish()
             staffed_office(office)
             office.add_channel(_CHANNEL, self.publisher,
