@@ -23,7 +23,7 @@ from humasflow.hookspecs import hookimpl
 from humasflow.mediastore import MediaStore
 from humasflow.models import Media
 from humasflow.publishing.contract import Post
-from humasflow.publishing.media import MEDIA_FORMATS, FolderMediaHost, check_media
+from humasflow.publishing.media import FolderMediaHost, check_media
 from humasflow.testing import (
     FakePublisher,
     fake_publisher_plugin,

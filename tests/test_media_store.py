@@ -520,7 +520,8 @@ def test_an_old_store_is_carried_forward_media_imported_or_flagged(old_store, cl
         assert not store.pending_media_import("default")
 
         item = office.item(kept)
-        assert item.post.media[0].sha256 and item.produced[0].sha256
+        assert item.post.media[0].sha256
+        assert item.produced[0].sha256
         assert office.media.read(item.produced[0]) == (tmp_path / "kept.png").read_bytes()
         assert item.is_approved  # the approval of then is carried to the stored bytes
         assert item.recheck_digest == item.final_digest
@@ -535,7 +536,8 @@ def test_an_old_store_is_carried_forward_media_imported_or_flagged(old_store, cl
         assert {p.rule for p in err.value.problems} == {"media_missing"}
 
         waiting = office.item(approved)
-        assert waiting.is_approved and waiting.post.media[0].is_stored
+        assert waiting.is_approved
+        assert waiting.post.media[0].is_stored
         assert office.verify().ok
         office.close()
 

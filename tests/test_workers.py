@@ -369,7 +369,8 @@ def test_worker_processes_post_every_channel_exactly_once(store_url, tmp_path):
         office.establish()
         staffed_office(office)
         for name in CHANNELS:
-            office.add_channel(name, "appending", settings={"log": str(calls), "media_urls": "pass"})
+            office.add_channel(name, "appending",
+                               settings={"log": str(calls), "media_urls": "pass"})
         items = [scheduled(office, clock(), channels=CHANNELS, title=f"Item {n}")
                  for n in range(ITEMS)]
 

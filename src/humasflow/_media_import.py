@@ -64,7 +64,7 @@ def import_media(office: Office) -> int:
                 except MediaRefused as exc:
                     results[m.source] = attrs.evolve(m, missing=True), str(exc)
             found = results[m.source]
-            stored = found[0] if isinstance(found, tuple) else found
+            stored: Media = found[0] if isinstance(found, tuple) else found
             return attrs.evolve(stored, alt=m.alt)
 
         post = attrs.evolve(before.post, media=tuple(carry(m) for m in before.post.media))

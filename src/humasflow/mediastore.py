@@ -490,8 +490,9 @@ def _fetch(store: Any, url: str, rules: AttachRules, session_factory: Any) -> Me
                 return n
 
         try:
-            return store.add(io.BufferedReader(_Body(), _CHUNK), source=url,  # type: ignore[arg-type]
-                             max_bytes=rules.max_bytes)
+            info: MediaInfo = store.add(io.BufferedReader(_Body(), _CHUNK), source=url,
+                                        max_bytes=rules.max_bytes)
+            return info
         except MediaRefused:
             raise
         except Exception as exc:

@@ -122,7 +122,7 @@ class Office:
         self.media_host = media_host
         self.media_roots = tuple(Path(r).expanduser().resolve() for r in media_roots)
         self.media_max_bytes = int(media_max_bytes)
-        self._media_store = (MediaStore(media_store)
+        self._media_store = (MediaStore(os.fspath(media_store))
                              if isinstance(media_store, (str, os.PathLike)) else media_store)
         self._media_tmp: tempfile.TemporaryDirectory[str] | None = None
         self._revisions: dict[int, SOP] = {}

@@ -2,9 +2,10 @@
 
 Platforms such as Instagram fetch media from a public URL themselves; the media store
 on a campus server cannot be fetched. A *media host* copies stored media (after
-checking their hash) where a public web server serves them and returns the URL. Pass one to the office
-(``Office(..., media_host=FolderMediaHost(...))``) or implement the
-``public_media_url`` hook in a plugin (e.g. to upload to object storage).
+checking their hash) where a public web server serves them and returns the URL. Pass
+one to the office (``Office(..., media_host=FolderMediaHost(...))``; it is called as
+``host(media, media_store)``) or implement the ``public_media_url`` hook in a plugin
+(e.g. to upload to object storage, reading the bytes with ``office.media.open``).
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """The outbox publisher: posts into a local folder. The embedded default.
 
 Each post becomes a folder ``<path>/item-<id>-<channel>/`` holding ``post.json`` and
-copies of its media, read from the media store after checking their hash. It needs no credentials and no network, so a PR office
-can try humasflow, and a deployment can hand posts to another system, safely.
+copies of its media, read from the media store after checking their hash. It needs no
+credentials and no network, so a PR office can try humasflow, and a deployment can hand
+posts to another system, safely.
 
 A post is written into a hidden temporary folder and renamed into place in one step, so
 the folder exists (with its ``post.json``) exactly when the post was made. That makes
