@@ -558,3 +558,25 @@ def test_show_flags_media_missing_since_the_migration(old_store, clock, tmp_path
                                  "show", str(gone)], obj={"clock": clock, "environ": {}})
     assert result.exit_code == 0, result.output
     assert "MISSING" in result.output
+
+
+def test_the_readmes_library_example_runs(tmp_path, monkeypatch):
+    """README's "As a library" block runs as shown, with the poster files it names."""
+    import re
+
+    monkeypatch.chdir(tmp_path)
+    readme = (ROOT / "README.md").read_text("utf-8")
+    section = re.search(r"^## As a library\n(.*?)(?=^## )", readme, re.M | re.S)
+    assert section is not None
+    code = re.search(r"```python\n(.*?)```", section[1], re.S)[1]
+    sample_image("poster-draft.png")
+    sample_image("poster-final.png", colour=(0, 82, 155))
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - the README's own code
+    office = namespace["office"]
+    try:
+        (item,) = office.items()
+        assert item.state == "posted"
+        assert (tmp_path / "humas-media").is_dir()
+    finally:
+        office.close()
