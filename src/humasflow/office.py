@@ -16,8 +16,10 @@ import datetime as dt
 import json
 import logging
 import os
+import shutil
 import tempfile
 import threading
+import weakref
 import zoneinfo
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -124,7 +126,7 @@ class Office:
         self.media_max_bytes = int(media_max_bytes)
         self._media_store = (MediaStore(os.fspath(media_store))
                              if isinstance(media_store, (str, os.PathLike)) else media_store)
-        self._media_tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._media_tmp: weakref.finalize[Any, Any] | None = None
         self._revisions: dict[int, SOP] = {}
         self._engines: dict[int, Engine] = {}
         # Publishers used only to validate (no network, no secrets), by configuration.
@@ -144,7 +146,7 @@ class Office:
         """Release the store's connections."""
         self.store.close()
         if self._media_tmp is not None:
-            self._media_tmp.cleanup()
+            self._media_tmp()
             self._media_tmp = None
 
     # -- the media store ----------------------------------------------------------------
@@ -172,8 +174,9 @@ class Office:
                 path = Path(database)
                 return MediaStore(path.with_name(f"{path.stem}-media"))
             # An in-memory store keeps its media as long as the office lives.
-            self._media_tmp = tempfile.TemporaryDirectory(prefix="humasflow-media-")
-            return MediaStore(self._media_tmp.name)
+            folder = tempfile.mkdtemp(prefix="humasflow-media-")
+            self._media_tmp = weakref.finalize(self, shutil.rmtree, folder, ignore_errors=True)
+            return MediaStore(folder)
         raise ConfigurationError(
             f"the store {url.render_as_string(hide_password=True)!r} is not a SQLite file, "
             "so there is no folder beside it for media: configure a media store shared by "
