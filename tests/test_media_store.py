@@ -192,6 +192,18 @@ def test_posting_refuses_produced_content_that_differs_from_what_the_recheck_pas
     assert office.publications(item.id) == {}
 
 
+def test_a_scheduled_post_refuses_content_the_recheck_did_not_pass(office, store, clock,
+                                                                    images):
+    item = item_ready_to_post(office, text=TEXT, media=[images("a.png")])
+    office.schedule(item.id, clock(), by="rina")
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE items SET post = :p WHERE id = :i"),
+                     {"p": json.dumps({**item.post.to_dict(), "text": "Changed text"}),
+                      "i": item.id})
+    assert office.run_due() == []
+    assert all(p.state == "pending" for p in office.publications(item.id).values())
+
+
 def _sop_with(**switches):
     data = dict(bundled_sop().data)
     data["sop"] = {**data["sop"], **switches, "number": "UN10/F11.07/HK.01.02.a/06"}

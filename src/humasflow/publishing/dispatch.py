@@ -441,6 +441,8 @@ class Dispatcher:
         if item.state == "posted":
             return self._report(item.id)
         office, store = self.office, self.office.store
+        # Whoever asked (a person, a scheduled pass): only the approved, rechecked content.
+        office.engine(item.sop_revision).check_binding(item)
         now = office._now()
         asked = due is None
         due = due or now  # failed channels whose retry time has come by then are tried
