@@ -229,7 +229,9 @@ class Office:
             c.settings.get("media_urls") == "pass" for c in targets)
         rules = AttachRules(roots=(Path.cwd().resolve(), *self.media_roots),
                             max_bytes=self.media_max_bytes)
-        store = self.media
+        # Only bytes need the media store: URLs passed through are recorded as they are.
+        needs_store = any(not (m.passthrough or (passthrough and m.is_url)) for m in wanted)
+        store = self.media if needs_store else None
         attached, problems = [], []
         for i, m in enumerate(wanted):
             try:
