@@ -3,7 +3,8 @@
 Before the media store, items recorded media by path, and the approval covered those
 paths. When an office opens a store migrated from then, each such media file is copied
 into the media store if it is still there (a regular file outside /proc, /sys and /dev,
-within the size limit), or flagged ``missing``; posting refuses missing media. An
+within the size limit), or flagged ``missing``; posting refuses missing media. A URL is
+kept as a pass-through URL: the old code handed it to the platforms as it was. An
 approval or passed recheck that was current under the old rules is carried forward to
 the stored bytes. Each changed item gets a ``media_import`` event saying what was done.
 """
@@ -57,6 +58,9 @@ def import_media(office: Office) -> int:
         def carry(m: Media, results: dict[str, Any] = results) -> Media:
             if m.is_stored or m.passthrough or m.missing:
                 return m
+            if m.is_url:
+                # What the old code posted, and so what was approved: the URL itself.
+                return attrs.evolve(m, passthrough=True)
             if m.source not in results:
                 try:
                     results[m.source] = attach(office.media, m, rules,
