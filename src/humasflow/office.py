@@ -212,9 +212,13 @@ class Office:
             channels = list(self.channels())
         return self._attach(media, channels, item_id="(none)", step="-", action="attach")
 
-    def _attach(self, media: Any, channels: Sequence[str], *, item_id: str, step: str,
+    def _attach(self, media: Any, channels: Sequence[str] | Callable[[], Sequence[str]], *,
+                item_id: str | Callable[[], tuple[str, str]], step: str = "",
                 action: str) -> tuple[Media, ...]:
         """Copy each media's bytes into the media store before any step runs on them.
+
+        ``channels`` and ``item_id`` may be callables, read only when needed (a URL to
+        decide on, a refusal to report), so attaching local files costs no extra read.
 
         Raises:
             ContentInvalid: A file breaks an attach rule (each problem names it).
@@ -222,11 +226,14 @@ class Office:
         wanted = _media_tuple(media)
         if not wanted:
             return wanted
-        configured = self.channels()
-        # A URL is handed over as it is only if every target channel asks for it.
-        targets = [configured[c] for c in channels if c in configured]
-        passthrough = bool(targets) and all(
-            c.settings.get("media_urls") == "pass" for c in targets)
+        passthrough = False
+        if any(m.is_url and not m.passthrough for m in wanted):
+            configured = self.channels()
+            names = channels() if callable(channels) else channels
+            # A URL is handed over as it is only if every target channel asks for it.
+            targets = [configured[c] for c in names if c in configured]
+            passthrough = bool(targets) and all(
+                c.settings.get("media_urls") == "pass" for c in targets)
         rules = AttachRules(roots=(Path.cwd().resolve(), *self.media_roots),
                             max_bytes=self.media_max_bytes)
         # Only bytes need the media store: URLs passed through are recorded as they are.
@@ -241,6 +248,8 @@ class Office:
                 problems.append(Problem("-", f"media[{i}]", exc.rule, str(exc),
                                         limit=exc.limit, actual=exc.actual))
         if problems:
+            if callable(item_id):
+                item_id, step = item_id()
             raise ContentInvalid(item_id=item_id, step=step, action=action, problems=problems)
         return tuple(attached)
 
@@ -580,12 +589,22 @@ class Office:
                 and not _payload_problem("media", payload["media"]):
             self.actor(actor_id)
             # Attach = ingest: the bytes are in the media store before the step runs, and
-            # outside the write transaction (a URL may take a while to fetch).
-            current = self.item(item_id)
-            channels = payload.get("channels", current.post.channels)
+            # outside the write transaction (a URL may take a while to fetch). The item is
+            # read only if a URL or a refusal needs it.
+            read: list[ContentItem] = []
+
+            def current() -> ContentItem:
+                if not read:
+                    read.append(self.item(item_id))
+                return read[0]
+
+            def channels() -> Sequence[str]:
+                given = payload.get("channels", current().post.channels)
+                return given if isinstance(given, (list, tuple)) else ()
+
             payload["media"] = self._attach(
-                payload["media"], channels if isinstance(channels, (list, tuple)) else (),
-                item_id=str(current.id), step=current.state, action=action)
+                payload["media"], channels, action=action,
+                item_id=lambda: (str(current().id), current().state))
         # One transition = one transaction: read, check the guards, write, commit.
         with self.store.writing() as conn:
             actor, found = self.store.snapshot(conn, self.org, int(item_id), actor_id)
