@@ -229,11 +229,15 @@ class Office:
         passthrough = False
         if any(m.is_url and not m.passthrough for m in wanted):
             configured = self.channels()
-            names = channels() if callable(channels) else channels
-            # A URL is handed over as it is only if every target channel asks for it.
-            targets = [configured[c] for c in names if c in configured]
-            passthrough = bool(targets) and all(
-                c.settings.get("media_urls") == "pass" for c in targets)
+            passing = {n for n, c in configured.items() if c.settings.get("media_urls") == "pass"}
+            # A URL is handed over as it is only if every target channel asks for it (the
+            # targets need not be read when every configured channel does).
+            if passing and passing == set(configured):
+                passthrough = True
+            elif passing:
+                names = channels() if callable(channels) else channels
+                targets = [c for c in names if c in configured]
+                passthrough = bool(targets) and set(targets) <= passing
         rules = AttachRules(roots=(Path.cwd().resolve(), *self.media_roots),
                             max_bytes=self.media_max_bytes)
         # Only bytes need the media store: URLs passed through are recorded as they are.
@@ -587,7 +591,6 @@ class Office:
         actor_id = by.id if isinstance(by, Actor) else by
         if action in ("complete", "revise") and "media" in payload \
                 and not _payload_problem("media", payload["media"]):
-            self.actor(actor_id)
             # Attach = ingest: the bytes are in the media store before the step runs, and
             # outside the write transaction (a URL may take a while to fetch). The item is
             # read only if a URL or a refusal needs it.
