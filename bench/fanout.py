@@ -51,7 +51,7 @@ from typing import Any
 from humasflow import Office, Store
 from humasflow.hookspecs import hookimpl
 from humasflow.publishing.contract import Receipt
-from humasflow.testing import SteerableClock, plugin_registered, staffed_office
+from humasflow.testing import SteerableClock, plugin_registered, sample_image, staffed_office
 
 
 class _Sleepy:
@@ -78,13 +78,13 @@ class _Plugin:
         register("sleepy", _Sleepy)
 
 
-def _ready(office: Office, channels: list[str]) -> int:
+def _ready(office: Office, channels: list[str], poster: str) -> int:
     item = office.new_item("Fan-out", by="rina", channels=channels)
     office.complete(item.id, by="rina", text="Selamat Dies Natalis FISIP UB")
     office.complete(item.id, by="rina", notes="Canva")
-    office.complete(item.id, by="rina", media=["https://cdn.example/poster.jpg"])
+    office.complete(item.id, by="rina", media=[poster])
     office.approve(item.id, by="budi")
-    office.complete(item.id, by="rina", media=["https://cdn.example/poster.jpg"])
+    office.complete(item.id, by="rina", media=[poster])
     office.pass_recheck(item.id, by="sari")
     return item.id
 
@@ -100,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="humasflow-bench-") as folder, \
             plugin_registered(_Plugin()):
         store = Store(args.store or Path(folder, "bench.db"))
-        office = Office(store, f"bench-{time.time_ns()}", clock=SteerableClock(), environ={})
+        office = Office(store, f"bench-{time.time_ns()}", clock=SteerableClock(), environ={},
+                        media_store=Path(folder, "media"), media_roots=[folder])
+        poster = sample_image(Path(folder, "poster.png"), size=(1080, 1080))
         office.establish(by="Dekan")
         staffed_office(office)
         slow = [f"slow{n}" for n in range(args.channels)]
@@ -123,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         order = list(variants)
         for run in range(args.runs + 1):  # the first run warms up and is not counted
             for name in order:
-                item = _ready(office, targets[name])
+                item = _ready(office, targets[name], poster)
                 start = time.perf_counter()
                 report = variants[name](item)
                 wall = time.perf_counter() - start

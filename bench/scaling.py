@@ -107,7 +107,9 @@ def _make_templates(path: Path, folder: Path) -> dict[str, Template]:
     office = humasflow.Office(store, clock=clock, environ={})
     office.establish(effective=T_OLD - dt.timedelta(days=30), by="Dekan")
     staffed_office(office)
-    office.add_channel("outbox", "outbox", settings={"path": str(folder / "outbox")}, by="admin")
+    office.add_channel("outbox", "outbox", settings={"path": str(folder / "outbox"),
+                                                   "media_urls": "pass"},
+                       by="admin")
     ids = {"overdue": office.new_item("Dies Natalis (lama)", by=STAFF).id}
     clock.set(T_NEW)
     ids["concept"] = office.new_item("Dies Natalis", by=STAFF).id

@@ -86,8 +86,11 @@ def _office(folder: Path) -> humasflow.Office:
     office = humasflow.Office(store, clock=SteerableClock(), environ={})
     office.establish(by="Dekan")
     staffed_office(office)
-    # The outbox publisher validates without I/O for https media and is never posted to.
-    office.add_channel("outbox", "outbox", settings={"path": str(folder / "outbox")}, by="admin")
+    # The outbox publisher validates without I/O for https media passed through (as before
+    # the media store: nothing is fetched) and is never posted to.
+    office.add_channel("outbox", "outbox", settings={"path": str(folder / "outbox"),
+                                                   "media_urls": "pass"},
+                       by="admin")
     return office
 
 

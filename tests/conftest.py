@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from humasflow import Office
 from humasflow.storage import Store
-from humasflow.testing import SteerableClock, staffed_office
+from humasflow.testing import SteerableClock, sample_image, staffed_office
 
 PG_URL = os.environ.get(
     "HUMASFLOW_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -25,11 +25,13 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
 @pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test sees the developer's humasflow settings or plugin selection."""
+def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """No test sees the developer's humasflow settings or plugin selection, and each runs
+    in its own working directory (the folder media may be attached from by default)."""
     for name in list(os.environ):
         if name.startswith("HUMASFLOW_") and name != "HUMASFLOW_TEST_POSTGRES":
             monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
 
 
 def _pg_reachable() -> str | None:
@@ -96,7 +98,10 @@ def store(store_url: str) -> Iterator[Store]:
 @pytest.fixture
 def office(store: Store, clock: SteerableClock, tmp_path) -> Office:
     """An office on each database, with the bundled SOP, three actors and an outbox channel."""
-    o = Office(store, clock=clock, environ={})
+    # SQLite keeps media beside the file (where the CLI finds them too); PostgreSQL needs
+    # a media store configured.
+    media = tmp_path / "media-store" if store.is_postgres else None
+    o = Office(store, clock=clock, environ={}, media_store=media)
     o.establish(by="Dekan")
     staffed_office(o)
     o.add_channel("outbox", "outbox", settings={"path": str(tmp_path / "outbox")}, by="admin")
@@ -105,7 +110,16 @@ def office(store: Store, clock: SteerableClock, tmp_path) -> Office:
 
 @pytest.fixture
 def image(tmp_path):
-    """A small local image file."""
-    path = tmp_path / "poster.png"
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
-    return str(path)
+    """A small local image file (a valid 8x6 PNG)."""
+    return sample_image(tmp_path / "poster.png")
+
+
+@pytest.fixture
+def images(tmp_path):
+    """Makes small distinct PNG files by name: ``images("a.png")``."""
+    counter = iter(range(1, 250))
+
+    def make(name="poster.png", **kwargs):
+        kwargs.setdefault("colour", (next(counter), 51, 102))
+        return sample_image(tmp_path / name, **kwargs)
+    return make

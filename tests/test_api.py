@@ -33,6 +33,7 @@ PUBLIC = {
     "humasflow.hookspecs": ("hookimpl",),
     "humasflow.credentials": ("CredentialSource", "CredentialWarning", "EnvironmentSource",
                               "SecretsFile"),
+    "humasflow.mediastore": ("MediaInfo", "MediaStore"),
 }
 
 

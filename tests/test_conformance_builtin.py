@@ -52,7 +52,7 @@ class OutboxWire:
 class TestOutboxConformance(PublisherConformance):
     publisher = "outbox"
     calls_per_post = 0
-    invalid_problems: ClassVar = {("media[0]", "file_exists")}
+    invalid_problems: ClassVar = {("media[0]", "media_stored")}
     not_applicable: ClassVar = {
         "authentication": "the outbox has no credentials for a platform to refuse",
         "rate_limit": "a local folder has no rate limit",
@@ -72,6 +72,7 @@ class TestOutboxConformance(PublisherConformance):
         return {"path": str(wire.folder)}
 
     def invalid_post(self, image: str) -> Post:
+        # Media the office never stored (not in the media store) cannot be posted.
         return Post(item_id=0, channel="", title="Dies Natalis", text="",
                     media=(Media(str(Path(image).with_name("missing.png"))),))
 

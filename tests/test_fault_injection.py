@@ -112,7 +112,8 @@ def _world(platform: FakePlatform, store_url: str, publisher: str,
     staffed_office(office)
     for account in channels:
         office.add_channel(account, publisher,
-                           settings={"base_url": platform.url, "account": account},
+                           settings={"base_url": platform.url, "account": account,
+                                     "media_urls": "pass"},
                            credentials={"token": f"{account.upper()}_TOKEN"}, by="admin")
     return World(platform, store_url, clock, injector, office)
 

@@ -26,14 +26,14 @@ from humasflow.workflow import TRIGGERS
 @pytest.fixture
 def two(store, clock, tmp_path):
     """FISIP (bundled SOP) and FEB (its own SOP, without the four-eyes rule)."""
-    fisip = Office(store, "fisip", clock=clock, environ={})
+    fisip = Office(store, "fisip", clock=clock, environ={}, media_store="media-store")
     fisip.establish(by="Dekan")
     fisip.bootstrap_admin("admin", "Admin FISIP")
     fisip.add_actor("rina", "Rina", roles=["staff"], by="admin")
     fisip.add_actor("budi", "Budi", roles=["coordinator"], by="admin")
     fisip.add_channel("outbox", "outbox", settings={"path": str(tmp_path / "fisip")}, by="admin")
 
-    feb = Office(store, "feb", clock=clock, environ={})
+    feb = Office(store, "feb", clock=clock, environ={}, media_store="media-store")
     text = resources.files("humasflow").joinpath("sops", "fisip-ub-social-media.toml") \
         .read_text("utf-8").replace("four_eyes = true", "four_eyes = false")
     feb.establish(parse_sop(text, source="feb.toml"), by="Dekan FEB")
@@ -142,7 +142,7 @@ def test_sop_revisions_are_scoped_and_items_keep_their_own(two, fisip_item):
 
 
 def test_an_organisation_without_a_revision_cannot_start_items(store, clock, two):
-    empty = Office(store, "fh", clock=clock, environ={})
+    empty = Office(store, "fh", clock=clock, environ={}, media_store="media-store")
     empty.bootstrap_admin("admin", "Admin FH")
     empty.add_actor("sinta", "Sinta", roles=["staff"], by="admin")
     with pytest.raises(SOPNotFound) as caught:
@@ -186,7 +186,7 @@ def test_export_is_scoped_to_the_organisation(two, fisip_item):
 
 
 def test_the_default_organisation_needs_no_mention(store, clock, two, fisip_item):
-    office = Office(store, clock=clock, environ={})
+    office = Office(store, clock=clock, environ={}, media_store="media-store")
     assert office.org == DEFAULT_ORG == "default"
     office.establish(by="Dekan")
     office.bootstrap_admin("admin", "Admin")

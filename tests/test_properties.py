@@ -26,7 +26,7 @@ from hypothesis.stateful import (
 
 from humasflow import ItemChanged, Refused, RoleRequired
 from humasflow.publishing.dispatch import Dispatcher
-from humasflow.testing import SteerableClock, staffed_office, temp_office
+from humasflow.testing import SteerableClock, sample_image, staffed_office, temp_office
 from humasflow.workflow import CLOSED_STATES, TRIGGERS
 
 ACTORS = ["rina", "sari", "budi", "dewi", "tamu"]
@@ -78,14 +78,14 @@ class SOPMachine(RuleBasedStateMachine):
         self._exit = ExitStack()
         folder = Path(self._exit.enter_context(tempfile.TemporaryDirectory()))
         self.clock = SteerableClock()
-        self.office = self._exit.enter_context(temp_office(clock=self.clock))
+        self.office = self._exit.enter_context(temp_office(clock=self.clock,
+                                                           media_roots=[folder]))
         staffed_office(self.office)
         self.office.add_actor("dewi", "Dewi", roles=["staff", "coordinator"], by="admin")
         self.office.add_actor("tamu", "Tamu", roles=[], by="admin")
         self.office.add_channel("outbox", "outbox", settings={"path": str(folder / "out")},
-            by="admin")
-        self.image = folder / "poster.png"
-        self.image.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+                                by="admin")
+        self.image = Path(sample_image(folder / "poster.png"))
         self.missing = folder / "missing.png"
         self.item_ids: list[int] = []
 

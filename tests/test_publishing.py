@@ -808,7 +808,9 @@ def _run_cli(command: str, store_url: str, clock, **values: str):
         command = command.replace(placeholder, value)
     words = shlex.split(command)
     assert words[0] == "humasflow"
-    return CliRunner().invoke(cli, ["--db", store_url, *words[1:]],
+    # The office fixture's media store: beside a SQLite file, ./media-store for PostgreSQL.
+    media = ["--media-store", "media-store"] if "://" in store_url else []
+    return CliRunner().invoke(cli, ["--db", store_url, *media, *words[1:]],
                               obj={"clock": clock, "environ": {}})
 
 
@@ -916,10 +918,10 @@ def test_an_outbox_post_cut_off_by_a_crash_settles_itself(
     folder = tmp_path / "outbox"
 
     def make_office() -> Office:
-        return Office(Store(store_url), clock=clock, environ={})
+        return Office(Store(store_url), clock=clock, environ={}, media_store="media-store")
 
     try:
-        office = Office(store, clock=clock, environ={})
+        office = Office(store, clock=clock, environ={}, media_store="media-store")
         office.establish(by="Dekan")
         staffed_office(office)
         office.add_channel("outbox", "outbox", settings={"path": str(folder)}, by="admin")
@@ -928,13 +930,13 @@ def test_an_outbox_post_cut_off_by_a_crash_settles_itself(
         if when == "before_the_outcome":
             injector.arm("crash_before_outcome")
         else:
-            copy = shutil.copyfile
+            copy = shutil.copyfileobj
 
             def crash_once(*args, **kwargs):
-                monkeypatch.setattr(shutil, "copyfile", copy)
+                monkeypatch.setattr(shutil, "copyfileobj", copy)
                 raise Crash("killed while copying the media")
 
-            monkeypatch.setattr(shutil, "copyfile", crash_once)
+            monkeypatch.setattr(shutil, "copyfileobj", crash_once)
         with pytest.raises(Crash):
             office.post(item.id, by="rina")
 

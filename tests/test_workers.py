@@ -42,8 +42,8 @@ S = dt.timedelta(seconds=1)
 def fake(office):
     plugin = fake_publisher_plugin()
     with plugin_registered(plugin):
-        office.add_channel("x", "fake", by="admin")
-        office.add_channel("fb", "fake", by="admin")
+        office.add_channel("x", "fake", settings={"media_urls": "pass"}, by="admin")
+        office.add_channel("fb", "fake", settings={"media_urls": "pass"}, by="admin")
         yield plugin
 
 
@@ -71,7 +71,7 @@ def other(office, fake, clock):
     o = Office(office.store, "fkg", clock=clock, environ={})
     o.establish(by="Dekan")
     staffed_office(o)
-    o.add_channel("x", "fake", by="admin")
+    o.add_channel("x", "fake", settings={"media_urls": "pass"}, by="admin")
     return o
 
 
@@ -369,7 +369,8 @@ def test_worker_processes_post_every_channel_exactly_once(store_url, tmp_path):
         office.establish(by="Dekan")
         staffed_office(office)
         for name in CHANNELS:
-            office.add_channel(name, "appending", settings={"log": str(calls)}, by="admin")
+            office.add_channel(name, "appending",
+                               settings={"log": str(calls), "media_urls": "pass"}, by="admin")
         items = [scheduled(office, clock(), channels=CHANNELS, title=f"Item {n}")
                  for n in range(ITEMS)]
 

@@ -281,13 +281,13 @@ def test_the_engine_refuses_a_stale_snapshot(crew, image):
 # -- ContentInvalid -------------------------------------------------------------------------
 
 
-def test_a_design_whose_media_file_does_not_exist_breaks_the_outbox_rules(crew, image, tmp_path):
+def test_a_design_whose_media_file_does_not_exist_is_refused_when_attached(crew, image, tmp_path):
     item = at_step(crew, image, "design")
     missing = str(tmp_path / "no-such-poster.png")
     err = refused(crew, item.id, ContentInvalid, crew.complete, item.id, by="rina",
                   media=[missing])
     assert [(p.channel, p.field, p.rule) for p in err.problems] == [
-        ("outbox", "media[0]", "file_exists")]
+        ("-", "media[0]", "file_exists")]
     assert missing in str(err)
 
 

@@ -34,6 +34,8 @@ from humasflow.errors import (
     InputInvalid,
     ItemChanged,
     ItemNotFound,
+    MediaRefused,
+    MediaUnavailable,
     NotAllowedNow,
     NotFound,
     OutcomeUnknown,
@@ -41,6 +43,7 @@ from humasflow.errors import (
     PlatformError,
     PublishError,
     RateLimited,
+    RecheckStale,
     Refused,
     RoleRequired,
     SecretInConfiguration,
@@ -51,6 +54,7 @@ from humasflow.errors import (
 )
 from humasflow.evaluation import Breach, StepRun
 from humasflow.hookspecs import hookimpl
+from humasflow.mediastore import MediaInfo, MediaStore
 from humasflow.models import (
     ADMIN_ROLE,
     Actor,
@@ -115,6 +119,10 @@ __all__ = [
     "ItemNotFound",
     "Label",
     "Media",
+    "MediaInfo",
+    "MediaRefused",
+    "MediaStore",
+    "MediaUnavailable",
     "NotAllowedNow",
     "NotFound",
     "Office",
@@ -131,6 +139,7 @@ __all__ = [
     "PublisherContext",
     "RateLimited",
     "Receipt",
+    "RecheckStale",
     "Refused",
     "Role",
     "RoleRequired",

@@ -48,7 +48,7 @@ from humasflow.credentials import CredentialSource, SecretsFile
 from humasflow.errors import CredentialSourceError, HumasflowError
 from humasflow.evaluation import timeline
 from humasflow.hookspecs import hookimpl
-from humasflow.models import ADMIN_ROLE, ContentItem, Event, Publication, Variant
+from humasflow.models import ADMIN_ROLE, ContentItem, Event, Media, Publication, Variant
 from humasflow.office import DEFAULT_ORG, Office, PostReport
 from humasflow.publishing import worker
 from humasflow.scrubbing import scrub
@@ -123,6 +123,8 @@ class _Session:
     lang: str
     tz: str | None
     busy_timeout: float | None = None
+    media_store: str | None = None
+    media_roots: tuple[str, ...] = ()
     clock: Clock = system_clock
     environ: Mapping[str, str] | None = None
     sleep: Callable[[float], Any] | None = None
@@ -147,7 +149,8 @@ class _Session:
             self._office = humasflow.open(
                 self.db, org=self.org, clock=self.clock, establish=False,
                 environ=self.environ if credentials is None else None,
-                credentials=credentials, busy_timeout=self.busy_timeout)
+                credentials=credentials, busy_timeout=self.busy_timeout,
+                media=self.media_store, media_roots=self.media_roots)
             click.get_current_context().call_on_close(self._office.store.close)
         return self._office
 
@@ -217,6 +220,18 @@ def _pairs(values: Iterable[str], what: str) -> dict[str, str]:
             raise click.BadParameter(f"{value!r} is not {what} (write key=value)")
         result[key.strip()] = rest.strip()
     return result
+
+
+def _media_label(media: Media) -> str:
+    """A media as ``show`` prints it: where it came from, and what is stored."""
+    if media.missing:
+        return f"{media.source} (MISSING: the file was gone when the store was migrated)"
+    if media.passthrough:
+        return f"{media.source} (URL passed through)"
+    if not media.is_stored:
+        return f"{media.source} (not in the media store)"
+    size = f", {media.width}x{media.height}" if media.width and media.height else ""
+    return f"{media.source} ({media.mime}{size}, sha256 {media.sha256[:12]})"
 
 
 def _media_paths(values: Sequence[str]) -> list[str]:
@@ -455,6 +470,12 @@ def _event_summary(event: Event, zone: dt.tzinfo) -> str:
               show_envvar=True, help="The store: a SQLite file, or a postgresql:// URL.")
 @click.option("--org", envvar="HUMASFLOW_ORG", default=DEFAULT_ORG, show_default=True,
               show_envvar=True, help="The organisation (faculty or unit).")
+@click.option("--media-store", envvar="HUMASFLOW_MEDIA", show_envvar=True, metavar="FOLDER",
+              help="The media store's folder (default: beside a SQLite store; required for "
+                   "PostgreSQL).")
+@click.option("--media-root", "media_roots", multiple=True, metavar="FOLDER",
+              help="A folder media may be attached from, besides the working directory "
+                   "(repeatable).")
 @click.option("--lang", type=click.Choice(["en", "id"]), default="en", show_default=True,
               help="The language of the SOP's labels.")
 @click.option("--tz", callback=_zone_option, metavar="ZONE",
@@ -467,11 +488,13 @@ def _event_summary(event: Event, zone: dt.tzinfo) -> str:
               help="Read channel credentials from this TOML file (mode 600) instead of the "
                    "environment; renewed credentials are written back to it.")
 @click.pass_context
-def cli(ctx: click.Context, db: str, org: str, lang: str, tz: str | None,
+def cli(ctx: click.Context, db: str, org: str, media_store: str | None,
+        media_roots: tuple[str, ...], lang: str, tz: str | None,
         busy_timeout: float | None, secrets: Path | None) -> None:
     """Run a PR office's social-media SOP: items, approvals, records and posting."""
     seam = ctx.obj if isinstance(ctx.obj, Mapping) else {}
     ctx.obj = _Session(db=db, org=org, lang=lang, tz=tz, busy_timeout=busy_timeout,
+                       media_store=media_store, media_roots=tuple(media_roots),
                        clock=seam.get("clock", system_clock), environ=seam.get("environ"),
                        sleep=seam.get("sleep"), secrets=secrets,
                        source=seam.get("credentials"))
@@ -1044,8 +1067,8 @@ def _item_text(office: Office, item: ContentItem, lang: str, zone: dt.tzinfo,
     facts += [
         ("Text", item.post.text or "-"),
         ("Link", item.post.link or "-"),
-        ("Media", ", ".join(m.source for m in item.post.media) or "-"),
-        ("Produced", ", ".join(m.source for m in item.produced) or "-"),
+        ("Media", ", ".join(_media_label(m) for m in item.post.media) or "-"),
+        ("Produced", ", ".join(_media_label(m) for m in item.produced) or "-"),
         ("Channels", ", ".join(item.post.channels) or "-"),
     ]
     for name, variant in sorted(item.post.variants.items()):
@@ -2012,7 +2035,8 @@ def demo(session: _Session, db_path: Path | None, outbox: Path | None) -> None:
     # The walk ends about now, so the store can be explored afterwards with the real clock.
     start = (system_clock() - total).replace(second=0, microsecond=0)
     clock = SteerableClock(start)
-    office = humasflow.open(str(db_path), clock=clock, environ={})
+    office = humasflow.open(str(db_path), clock=clock, environ={},
+                            media_roots=[Path(media["design-v1"]).parent])
     try:
         zone = zoneinfo.ZoneInfo(session.tz or office.sop().header.timezone)
         _demo_walk(office, clock, db_path, outbox, media, script, zone, session.lang)

@@ -25,7 +25,9 @@ involved as attributes, and its message says what to do next::
     │   ├── FourEyesRequired       the approver is the author of the content
     │   ├── OutputMissing          the step's required output was not supplied
     │   ├── ApprovalStale          the content changed after it was approved
+    │   ├── RecheckStale           what would be posted is not what the recheck passed
     │   └── ContentInvalid         the post breaks a target channel's rules
+    ├── MediaRefused               a media file cannot be attached (type, size, place)
     ├── ConflictError              someone else changed the item first (stale version)
     │   └── ItemChanged            the item changed after the posting checks: not posted
     ├── ClaimLost                  a worker's attempt at a channel was taken over: it stops
@@ -37,8 +39,9 @@ involved as attributes, and its message says what to do next::
     │   ├── OutcomeUnknown         the request may have reached the platform
     │   └── WaitingForPerson       a person posts by hand and confirms the URL
     └── StorageError               the store cannot be opened, read, written or migrated
-        └── StoreLocked            another connection holds the lock longer than the
-                                   busy timeout
+        ├── StoreLocked            another connection holds the lock longer than the
+        │                          busy timeout
+        └── MediaUnavailable       a stored media file is missing or its bytes changed
 
 :class:`transitions.MachineError` never reaches callers: the engine turns it into
 :class:`NotAllowedNow`.
@@ -48,7 +51,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from humasflow.publishing.contract import Problem
@@ -74,6 +77,8 @@ __all__ = [
     "InputInvalid",
     "ItemChanged",
     "ItemNotFound",
+    "MediaRefused",
+    "MediaUnavailable",
     "NotAllowedNow",
     "NotFound",
     "OutcomeUnknown",
@@ -81,6 +86,7 @@ __all__ = [
     "PlatformError",
     "PublishError",
     "RateLimited",
+    "RecheckStale",
     "Refused",
     "RoleRequired",
     "SOPNotFound",
@@ -410,6 +416,23 @@ class ApprovalStale(Refused):
         )
 
 
+class RecheckStale(Refused):
+    """What would be posted differs from what the recheck passed (or finally approved).
+
+    Attributes:
+        reason: What is missing or changed.
+    """
+
+    def __init__(self, *, item_id: str, step: str, action: str, reason: str) -> None:
+        self.reason = reason
+        super().__init__(
+            f"item {item_id!r} cannot {action}: {reason}; nothing was posted",
+            item_id=item_id,
+            step=step,
+            action=action,
+        )
+
+
 class ContentInvalid(Refused):
     """The post breaks one or more target channels' rules."""
 
@@ -580,3 +603,44 @@ class StoreLocked(StorageError):
             "write transaction; nothing was written. Try again when it is done, or wait "
             "longer with --busy-timeout SECONDS (HUMASFLOW_BUSY_TIMEOUT) or "
             "busy_timeout= in humasflow.open()/Store()")
+
+
+class MediaRefused(HumasflowError):
+    """A media file cannot be attached.
+
+    The office turns it into a :class:`~humasflow.errors.ContentInvalid` problem.
+
+    Attributes:
+        source: The file or URL, as given.
+        rule: The rule broken (``media_type``, ``max_bytes``, ``regular_file``…).
+        limit: The limit, where there is one.
+        actual: What was found.
+    """
+
+    def __init__(self, source: str, rule: str, message: str, *, limit: Any = None,
+                 actual: Any = None) -> None:
+        self.source = source
+        self.rule = rule
+        self.limit = limit
+        self.actual = actual
+        super().__init__(message)
+
+
+class MediaUnavailable(StorageError):
+    """A stored media file is missing or its bytes no longer match its hash.
+
+    Nothing is posted from it. Attach the media again (``revise``) to store them anew.
+
+    Attributes:
+        sha256: The hash the item records.
+        reason: ``missing`` or ``changed``.
+    """
+
+    def __init__(self, sha256: str, reason: str, where: str = "") -> None:
+        self.sha256 = sha256
+        self.reason = reason
+        what = ("is missing from the media store" if reason == "missing"
+                else "was changed in the media store: its bytes no longer match their hash")
+        super().__init__(
+            f"media {sha256[:16]}… {what}{f' ({where})' if where else ''}; nothing was "
+            "posted from it. Attach the file again (revise the item) to store it anew")

@@ -73,9 +73,14 @@ def item_posted(office: Office, item: ContentItem, publications: dict[str, Any])
 
 @hookspec(firstresult=True)
 def public_media_url(office: Office, media: Media, channel: str) -> str | None:
-    """Return a public URL for a local media file (platforms fetch media themselves)."""
+    """Return a public URL for stored media (read them with ``office.media.open(media)``)."""
 
 
 @hookspec(firstresult=True)
 def credential_source(org: str) -> CredentialSource | None:
     """Return the credential source (an app's own vault) for an organisation's office."""
+
+
+@hookspec(firstresult=True)
+def media_store(office: Office) -> Any:
+    """Return the media store for the office (an object with MediaStore's methods), or None."""

@@ -42,33 +42,64 @@ def _tuple(value: Any) -> tuple[Any, ...]:
 
 @attrs.frozen
 class Media:
-    """A media file of a post: a local path or a URL, with its alt text.
+    """A media file of a post, as stored in the media store, with its alt text.
+
+    Media enter an item through the office, which copies their bytes into the media
+    store (:mod:`humasflow.mediastore`) and fills in what the bytes are. Approvals and
+    rechecks bind :attr:`sha256`, never :attr:`source`.
 
     Attributes:
-        source: A local file path or an ``http(s)://`` URL.
+        source: The file path or ``http(s)://`` URL it was attached from (for display).
         alt: The alternative text read by screen readers.
-        kind: ``"image"``, ``"video"`` or ``"gif"``; guessed from the name if empty.
-        url: A public URL for a local file, filled in by a media host when posting.
+        kind: ``"image"``, ``"video"`` or ``"gif"``, sniffed from the bytes.
+        url: A public URL of the stored bytes, filled in by a media host when posting.
+        sha256: The SHA-256 of the bytes in the media store (hex); empty if not stored.
+        size: The number of bytes.
+        mime: The type sniffed from the bytes (``image/png``, ``video/mp4``…).
+        width: The width in pixels, where it could be read.
+        height: The height in pixels, where it could be read.
+        duration: A video's duration in seconds, where it could be read.
+        passthrough: The URL is handed to the platforms as it is, not fetched and stored
+            (a channel setting asks for it); the approval covers the URL, not bytes.
+        missing: Recorded by path before the media store existed, and the file was gone
+            when the store was migrated: it cannot be posted.
     """
 
     source: str
     alt: str = ""
     kind: str = ""
     url: str = ""
+    sha256: str = ""
+    size: int | None = None
+    mime: str = ""
+    width: int | None = None
+    height: int | None = None
+    duration: float | None = None
+    passthrough: bool = False
+    missing: bool = False
 
     @property
     def is_url(self) -> bool:
-        """Whether the media is already at a URL."""
+        """Whether the media were attached from a URL."""
         return self.source.startswith(("http://", "https://"))
 
     @property
+    def is_stored(self) -> bool:
+        """Whether the bytes are in the media store."""
+        return bool(self.sha256)
+
+    @property
     def public_url(self) -> str:
-        """The URL a platform can fetch the media from, or ``""``."""
-        return self.url or (self.source if self.is_url else "")
+        """The URL a platform can fetch the media from, or ``""``.
+
+        A media host's URL of the stored bytes, or a pass-through URL. A URL the media
+        were fetched from is not used again: its bytes may have changed since.
+        """
+        return self.url or (self.source if self.passthrough else "")
 
     @property
     def media_kind(self) -> str:
-        """``kind``, or a guess from the file name: image, gif or video."""
+        """``kind``, or a guess from the name for media not stored: image, gif or video."""
         if self.kind:
             return self.kind
         name = self.source.lower().split("?")[0]
@@ -78,26 +109,48 @@ class Media:
             return "video"
         return "image"
 
-    def to_dict(self) -> dict[str, str]:
+    def binding(self) -> dict[str, Any]:
+        """What an approval or a recheck binds of the media: the bytes' hash, not a path."""
+        if self.passthrough:
+            return {"url": self.source, "passthrough": True, "alt": self.alt}
+        if self.sha256:
+            return {"sha256": self.sha256, "alt": self.alt}
+        return {"source": self.source, "alt": self.alt, "stored": False}
+
+    def to_dict(self) -> dict[str, Any]:
         """Return the media as plain data."""
-        data = {"source": self.source, "alt": self.alt, "kind": self.kind}
+        data: dict[str, Any] = {"source": self.source, "alt": self.alt, "kind": self.kind}
         if self.url:
             data["url"] = self.url
+        if self.sha256:
+            data.update(sha256=self.sha256, size=self.size, mime=self.mime)
+            for key in ("width", "height", "duration"):
+                if getattr(self, key) is not None:
+                    data[key] = getattr(self, key)
+        if self.passthrough:
+            data["passthrough"] = True
+        if self.missing:
+            data["missing"] = True
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Media:
         """Build media from :meth:`to_dict` data."""
         return cls(source=data["source"], alt=data.get("alt", ""), kind=data.get("kind", ""),
-                   url=data.get("url", ""))
+                   url=data.get("url", ""), sha256=data.get("sha256", ""),
+                   size=data.get("size"), mime=data.get("mime", ""),
+                   width=data.get("width"), height=data.get("height"),
+                   duration=data.get("duration"),
+                   passthrough=bool(data.get("passthrough", False)),
+                   missing=bool(data.get("missing", False)))
 
 
 def media_tuple(value: Any) -> tuple[Media, ...]:
     """One media or several, each a :class:`Media`, a path/URL or a ``to_dict`` mapping."""
     if isinstance(value, (str, Media)):
         value = [value]
-    return tuple(m if isinstance(m, Media) else Media(**m) if isinstance(m, dict) else Media(str(m))
-                 for m in value)
+    return tuple(m if isinstance(m, Media) else Media.from_dict(m) if isinstance(m, Mapping)
+                 else Media(str(m)) for m in value)
 
 
 def _positions(value: Any) -> tuple[int, ...] | None:
@@ -232,9 +285,24 @@ class PostContent:
 
     @property
     def digest(self) -> str:
-        """A SHA-256 of everything the coordinator approves."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False)
-        return hashlib.sha256(blob.encode()).hexdigest()
+        """A SHA-256 of everything the coordinator approves.
+
+        It covers the text, the link, the per-channel variants, the channels and the
+        design media by the hashes of their bytes (:meth:`Media.binding`), not their
+        paths: the same bytes attached from another path keep the approval, other bytes
+        under the same name do not.
+        """
+        return _digest({
+            "text": self.text, "link": self.link,
+            "variants": {name: v.to_data() for name, v in sorted(self.variants.items())},
+            "channels": list(self.channels),
+            "media": [m.binding() for m in self.media],
+        })
+
+
+def _digest(data: Mapping[str, Any]) -> str:
+    blob = json.dumps(data, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 @attrs.frozen
@@ -339,6 +407,27 @@ class ContentItem:
         """
         return content_digest(self.post.to_dict(), [m.to_dict() for m in self.produced],
                               self.outputs, self.approved_digest)
+
+    @property
+    def final_digest(self) -> str:
+        """A SHA-256 of what will be posted: the final text, variants, link, channels and
+        the produced media's hashes (else the design's). A passed recheck binds it."""
+        return _digest({
+            "text": self.post.text, "link": self.post.link,
+            "variants": {name: v.to_data()
+                         for name, v in sorted(self.post.variants.items())},
+            "channels": list(self.post.channels),
+            "media": [m.binding() for m in self.media_to_post],
+        })
+
+    @property
+    def recheck_digest(self) -> str | None:
+        """The :attr:`final_digest` the last passed recheck bound, if any."""
+        recheck = self.outputs.get("recheck")
+        if isinstance(recheck, Mapping) and recheck.get("result") == "pass":
+            digest = recheck.get("digest")
+            return str(digest) if digest else None
+        return None
 
 
 @attrs.frozen

@@ -18,10 +18,14 @@ import functools
 import json
 import os
 import re
+import shutil
+import tempfile
 import threading
 import uuid
+import weakref
 import zoneinfo
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import attrs
@@ -43,17 +47,21 @@ from humasflow.errors import (
     ChannelInactive,
     ConfigurationError,
     ConflictError,
+    ContentInvalid,
     CredentialMissing,
     CredentialSourceError,
     DefinitionError,
     InputInvalid,
     ItemNotFound,
+    MediaRefused,
+    MediaUnavailable,
     NotAllowedNow,
     Refused,
     RoleRequired,
     SOPNotFound,
 )
 from humasflow.evaluation import Breach, StepRun, timeline
+from humasflow.mediastore import DEFAULT_MAX_BYTES, AttachRules, MediaStore, attach
 from humasflow.models import (
     ADMIN_ROLE,
     Actor,
@@ -64,6 +72,7 @@ from humasflow.models import (
     PostContent,
     Publication,
     Variant,
+    media_tuple,
 )
 from humasflow.publishing.contract import (
     Post,
@@ -75,7 +84,7 @@ from humasflow.publishing.contract import (
 from humasflow.publishing.dispatch import Dispatcher, PostReport
 from humasflow.sop import SOP, Step, bundled_sop, from_data
 from humasflow.storage.store import DEFAULT_BUSY_TIMEOUT, Store
-from humasflow.workflow import Engine, Move
+from humasflow.workflow import Engine, Move, payload_problem
 
 __all__ = ["DEFAULT_ORG", "Office", "PostReport", "open"]
 
@@ -112,9 +121,16 @@ class Office:
             ``HUMASFLOW_SECRETS``, else a plugin's ``credential_source``, else the
             environment.
         session_factory: Makes the HTTP session handed to publishers.
-        media_host: Turns a local media file into a public URL (see
-            :class:`~humasflow.publishing.media.FolderMediaHost`); default: the
-            ``public_media_url`` hook.
+        media_host: Gives stored media a public URL, called as ``media_host(media,
+            media_store)`` (see :class:`~humasflow.publishing.media.FolderMediaHost`);
+            default: the ``public_media_url`` hook.
+        media_store: Where attached media bytes are kept: a
+            :class:`~humasflow.mediastore.MediaStore`, an object with its methods, or a
+            folder. Default: the ``media_store`` hook's answer, else a folder beside the
+            SQLite file (``<file stem>-media/``); a PostgreSQL store needs one configured.
+        media_roots: Folders local media files may be attached from, besides the current
+            working directory of the process attaching them.
+        media_max_bytes: The largest media file attached (default 512 MiB).
     """
 
     def __init__(
@@ -126,7 +142,10 @@ class Office:
         environ: Mapping[str, str] | None = None,
         credentials: CredentialSource | str | os.PathLike[str] | None = None,
         session_factory: Callable[[], requests.Session] = new_session,
-        media_host: Callable[[Media], str | None] | None = None,
+        media_host: Callable[[Media, Any], str | None] | None = None,
+        media_store: Any = None,
+        media_roots: Sequence[str | os.PathLike[str]] = (),
+        media_max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         _input.ident("org", org, _input.ORG_ID)
         if not org.strip():
@@ -143,11 +162,20 @@ class Office:
         self._renewed: dict[str, str] = {}
         self.session_factory = session_factory
         self.media_host = media_host
+        self.media_roots = tuple(Path(r).expanduser().resolve() for r in media_roots)
+        self.media_max_bytes = int(media_max_bytes)
+        self._media_store = (MediaStore(os.fspath(media_store))
+                             if isinstance(media_store, (str, os.PathLike)) else media_store)
+        self._media_tmp: weakref.finalize[Any, Any] | None = None
         self._revisions: dict[int, SOP] = {}
         self._engines: dict[int, Engine] = {}
         # Publishers used only to validate (no network, no secrets), by configuration.
         self._validating: dict[str, Any] = {}
         store.ensure_org(org)
+        if store.pending_media_import(org) and self._media_or_none() is not None:
+            from humasflow._media_import import import_media
+
+            import_media(self)
 
     def __repr__(self) -> str:
         url = self.store.engine.url.render_as_string(hide_password=True)
@@ -156,6 +184,117 @@ class Office:
     def close(self) -> None:
         """Release the store's connections."""
         self.store.close()
+        if self._media_tmp is not None:
+            self._media_tmp()
+            self._media_tmp = None
+
+    # -- the media store ----------------------------------------------------------------
+
+    @property
+    def media(self) -> Any:
+        """The media store (see :mod:`humasflow.mediastore`).
+
+        Raises:
+            ConfigurationError: The store is on PostgreSQL and no media store is
+                configured (``media_store=`` or the ``media_store`` hook).
+        """
+        if self._media_store is None:
+            found = plugins.pm.hook.media_store(office=self)
+            if found is None:
+                found = self._default_media_store()
+            self._media_store = found
+        return self._media_store
+
+    def _default_media_store(self) -> MediaStore:
+        url = self.store.engine.url
+        if url.get_backend_name() == "sqlite":
+            database = url.database
+            if database and database != ":memory:":
+                path = Path(database)
+                return MediaStore(path.with_name(f"{path.stem}-media"))
+            # An in-memory store keeps its media as long as the office lives.
+            folder = tempfile.mkdtemp(prefix="humasflow-media-")
+            self._media_tmp = weakref.finalize(self, shutil.rmtree, folder, ignore_errors=True)
+            return MediaStore(folder)
+        raise ConfigurationError(
+            f"the store {url.render_as_string(hide_password=True)!r} is not a SQLite file, "
+            "so there is no folder beside it for media: configure a media store shared by "
+            "every server (Office(media_store=FOLDER), humasflow.open(..., media=FOLDER), "
+            "--media-store / HUMASFLOW_MEDIA, or the media_store hook)")
+
+    def _media_or_none(self) -> Any:
+        try:
+            return self.media
+        except ConfigurationError:
+            return None
+
+    def add_media(self, media: Media | str | Sequence[Media | str], *,
+                  channels: Sequence[str] | None = None) -> tuple[Media, ...]:
+        """Copy media into the media store ahead of an action; return them as stored.
+
+        The items' actions do this themselves (attach = ingest); this is for a caller
+        that wants the stored :class:`Media` first (to show their type and size, or to
+        build a :class:`~humasflow.publishing.contract.Post` in tests).
+
+        Args:
+            media: Paths, URLs or :class:`Media` (their ``alt`` is kept).
+            channels: The target channels, which decide whether URLs pass through
+                (default: every configured channel).
+
+        Raises:
+            ContentInvalid: A file breaks an attach rule.
+        """
+        problem = payload_problem("media", media)
+        if problem:
+            raise TypeError(f"media= {problem}, got {type(media).__name__} {media!r:.60}")
+        if channels is None:
+            channels = list(self.channels())
+        return self._attach(media, channels, item_id="(none)", step="-", action="attach")
+
+    def _attach(self, media: Any, channels: Sequence[str] | Callable[[], Sequence[str]], *,
+                item_id: str | Callable[[], tuple[str, str]], step: str = "",
+                action: str) -> tuple[Media, ...]:
+        """Copy each media's bytes into the media store before any step runs on them.
+
+        ``channels`` and ``item_id`` may be callables, read only when needed (a URL to
+        decide on, a refusal to report), so attaching local files costs no extra read.
+
+        Raises:
+            ContentInvalid: A file breaks an attach rule (each problem names it).
+        """
+        wanted = media_tuple(media)
+        if not wanted:
+            return wanted
+        passthrough = False
+        if any(m.is_url and not m.passthrough for m in wanted):
+            configured = self.channels()
+            passing = {n for n, c in configured.items() if c.settings.get("media_urls") == "pass"}
+            # A URL is handed over as it is only if every target channel asks for it (the
+            # targets need not be read when every configured channel does).
+            if passing and passing == set(configured):
+                passthrough = True
+            elif passing:
+                names = channels() if callable(channels) else channels
+                targets = [c for c in names if c in configured]
+                passthrough = bool(targets) and set(targets) <= passing
+        rules = AttachRules(roots=(Path.cwd().resolve(), *self.media_roots),
+                            max_bytes=self.media_max_bytes)
+        # Only bytes need the media store: URLs passed through are recorded as they are.
+        needs_store = any(not (m.passthrough or (passthrough and m.is_url)) for m in wanted)
+        store = self.media if needs_store else None
+        attached, problems = [], []
+        for i, m in enumerate(wanted):
+            try:
+                attached.append(attach(store, m, rules, session_factory=self.session_factory,
+                                       passthrough=passthrough))
+            except MediaRefused as exc:
+                problems.append(Problem("-", f"media[{i}]", exc.rule, str(exc),
+                                        limit=exc.limit, actual=exc.actual))
+        if problems:
+            if callable(item_id):
+                item_id, step = item_id()
+            raise ContentInvalid(item_id=item_id, step=step, action=action, problems=problems)
+        return tuple(attached)
 
     def __enter__(self) -> Office:
         return self
@@ -609,7 +748,12 @@ class Office:
             if not assigned.has_role(first.actor):
                 raise RoleRequired(item_id="(new)", step=first.key, action="be assigned",
                                    actor_id=assigned.id, role=first.actor)
-        post = PostContent(text=text.strip(), media=tuple(media), link=link,
+        problem = payload_problem("media", media)
+        if problem:
+            raise TypeError(f"media= {problem}, got {type(media).__name__} {media!r:.60}")
+        stored = self._attach(media, channels, item_id="(new)", step=first.key,
+                              action="create")
+        post = PostContent(text=text.strip(), media=stored, link=link,
                            variants=dict(variants or {}), channels=tuple(channels))
         now = self._now()
         authors = frozenset({actor.id}) if (text or media) else frozenset()
@@ -771,6 +915,25 @@ class Office:
         item_id = self._item_id(item_id)
         _input.text("note", note)
         _check_post_fields(payload)
+        if action in ("complete", "revise") and "media" in payload \
+                and not payload_problem("media", payload["media"]):
+            # Attach = ingest: the bytes are in the media store before the step runs, and
+            # outside the write transaction (a URL may take a while to fetch). The item is
+            # read only if a URL or a refusal needs it.
+            read: list[ContentItem] = []
+
+            def current() -> ContentItem:
+                if not read:
+                    read.append(self.item(item_id))
+                return read[0]
+
+            def channels() -> Sequence[str]:
+                given = payload.get("channels", current().post.channels)
+                return given if isinstance(given, (list, tuple)) else ()
+
+            payload["media"] = self._attach(
+                payload["media"], channels, action=action,
+                item_id=lambda: (str(current().id), current().state))
         # One transition = one transaction: read, check the guards, write, commit.
         with self.store.writing() as conn:
             actor, found = self.store.snapshot(conn, self.org, item_id, actor_id)
@@ -919,7 +1082,7 @@ class Office:
             remember_secret(value)
         context = PublisherContext(
             credentials=credentials, session=self.session_factory(), clock=self.clock,
-            channel=channel.name,
+            channel=channel.name, media=self._media_or_none(),
             on_refresh=functools.partial(self._credential_renewed, channel),
             on_expiry=functools.partial(self._credential_expires, channel))
         return factory(channel, context)
@@ -1013,15 +1176,29 @@ class Office:
                         expires_at=expires, expired=expires <= now))
         return sorted(warnings, key=lambda w: (w.expires_at, w.channel, w.credential))
 
-    def post_for(self, item: ContentItem, channel: str) -> Post:
-        """The post as ``channel`` receives it, local media given public URLs if a media
-        host is configured (see the ``public_media_url`` hook)."""
+    def post_for(self, item: ContentItem, channel: str, *, check: bool = True) -> Post:
+        """The post as ``channel`` receives it, built from the media store.
+
+        Each stored media's bytes are checked against their hash first, and given a
+        public URL if a media host is configured (see the ``public_media_url`` hook).
+
+        Raises:
+            MediaUnavailable: A media file is not in the media store (never stored,
+                missing since a migration, or deleted) or its bytes changed.
+        """
         media = []
         for m in item.post.media_for(channel, item.media_to_post):
-            if not m.public_url:
-                url = self._media_url(m, channel)
-                if url:
-                    m = attrs.evolve(m, url=url)
+            if m.passthrough:
+                media.append(m)
+                continue
+            if not m.is_stored or m.missing:
+                raise MediaUnavailable(m.sha256 or "0" * 64, "missing",
+                                       f"{m.source!r} of item {item.id}")
+            if check:
+                self.media.verify(m)
+            url = self._media_url(m, channel)
+            if url:
+                m = attrs.evolve(m, url=url)
             media.append(m)
         return Post(item_id=item.id, channel=channel, title=item.title,
                     text=item.post.text_for(channel), media=tuple(media), link=item.post.link,
@@ -1030,7 +1207,7 @@ class Office:
 
     def _media_url(self, media: Media, channel: str) -> str | None:
         if self.media_host is not None:
-            return self.media_host(media)
+            return self.media_host(media, self.media)
         url: str | None = plugins.pm.hook.public_media_url(office=self, media=media,
                                                            channel=channel)
         return url
@@ -1048,6 +1225,7 @@ class Office:
             configured = channels()
             probe = attrs.evolve(item, post=post)
             problems.extend(_variant_problems(post, probe.media_to_post))
+            media_problems = _stored_problems(probe.media_to_post)
             for name in post.channels:
                 channel = configured.get(name)
                 if channel is None:
@@ -1058,8 +1236,13 @@ class Office:
                     problems.append(Problem(name, "channels", "active",
                                             f"channel {name!r} is deactivated"))
                     continue
+                if media_problems:
+                    problems.extend(attrs.evolve(p, channel=name) for p in media_problems)
+                    continue
+                problems.extend(_size_problems(name, channel, probe.media_to_post))
+                # No hash check here (it reads every byte): posting checks before upload.
                 problems.extend(self._validating_publisher(channel)
-                                .validate(self.post_for(probe, name)))
+                                .validate(self.post_for(probe, name, check=False)))
             return problems
         return validate
 
@@ -1384,6 +1567,36 @@ def _utc(when: dt.datetime | None) -> dt.datetime | None:
     return None if when is None else when.astimezone(dt.timezone.utc)
 
 
+def _stored_problems(media: Sequence[Media]) -> list[Problem]:
+    problems = []
+    for i, m in enumerate(media):
+        if m.passthrough:
+            continue
+        if m.missing:
+            problems.append(Problem(
+                "-", f"media[{i}]", "media_missing",
+                f"{m.source!r} was recorded by path before the media store, and the file "
+                "was gone when the store was migrated: attach it again (revise)",
+                actual=m.source))
+        elif not m.is_stored:
+            problems.append(Problem(
+                "-", f"media[{i}]", "media_stored",
+                f"{m.source!r} is not in the media store: attach it through the office",
+                actual=m.source))
+    return problems
+
+
+def _size_problems(name: str, channel: ChannelConfig,
+                   media: Sequence[Media]) -> list[Problem]:
+    limit = channel.settings.get("media_max_bytes")
+    if not isinstance(limit, int) or isinstance(limit, bool):
+        return []
+    return [Problem(name, f"media[{i}]", "max_bytes",
+                    f"{m.source!r} is {m.size} bytes; channel {name!r} takes media files of "
+                    f"at most {limit} bytes", limit=limit, actual=m.size)
+            for i, m in enumerate(media) if m.size is not None and m.size > limit]
+
+
 def open(
     target: str = "humasflow.db",
     *,
@@ -1393,6 +1606,8 @@ def open(
     credentials: CredentialSource | str | os.PathLike[str] | None = None,
     establish: bool = True,
     busy_timeout: float | None = None,
+    media: Any = None,
+    media_roots: Sequence[str | os.PathLike[str]] = (),
 ) -> Office:
     """Open (creating and migrating if needed) a store and return an organisation's office.
 
@@ -1403,6 +1618,11 @@ def open(
         environ: Environment variables channel credentials are read from.
         credentials: The credential source, or the path of a secrets file (see
             :class:`Office`).
+        media: The media store: a folder or a
+            :class:`~humasflow.mediastore.MediaStore` (default: beside a SQLite file;
+            required for PostgreSQL unless the ``media_store`` hook gives one).
+        media_roots: Folders local media may be attached from, besides the working
+            directory.
         establish: Register the bundled SOP if the organisation has no revision and no
             administrator yet (this first establishment is part of setting up;
             everything later needs an administrator, see :meth:`Office.bootstrap_admin`).
@@ -1413,7 +1633,8 @@ def open(
     timeout = DEFAULT_BUSY_TIMEOUT if busy_timeout is None else busy_timeout
     store = Store(target, busy_timeout=timeout)
     try:
-        office = Office(store, org, clock=clock, environ=environ, credentials=credentials)
+        office = Office(store, org, clock=clock, environ=environ, credentials=credentials,
+                        media_store=media, media_roots=media_roots)
     except BaseException:
         store.close()
         raise

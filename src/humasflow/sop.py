@@ -161,6 +161,8 @@ class Header:
     recording: Label | None = None
     timezone: str = "Asia/Jakarta"
     four_eyes: bool = True
+    recheck_by_other: bool = False
+    final_approval: bool = False
 
 
 @attrs.frozen
@@ -376,10 +378,16 @@ class _Reader:
         p = "sop"
         self.only(h, p, {"number", "title", "effective", "made", "revised", "institution",
                          "ministry", "approved_by", "legal_basis", "qualifications", "related",
-                         "equipment", "warnings", "recording", "timezone", "four_eyes"}, "header")
+                         "equipment", "warnings", "recording", "timezone", "four_eyes",
+                         "recheck_by_other", "final_approval"}, "header")
         four_eyes = h.get("four_eyes", True)
         if not isinstance(four_eyes, bool):
             raise self.fail("sop.four_eyes", f"is {four_eyes!r}", "true or false")
+        switches = {}
+        for key in ("recheck_by_other", "final_approval"):
+            switches[key] = h.get(key, False)
+            if not isinstance(switches[key], bool):
+                raise self.fail(f"sop.{key}", f"is {switches[key]!r}", "true or false")
         timezone = self.text(h, "timezone", p, required=False) or "Asia/Jakarta"
         try:
             import zoneinfo
@@ -422,6 +430,8 @@ class _Reader:
             recording=self.label(h, "recording", p, required=False),
             timezone=timezone,
             four_eyes=four_eyes,
+            recheck_by_other=switches["recheck_by_other"],
+            final_approval=switches["final_approval"],
         )
 
     def roles(self, value: Any) -> dict[str, Role]:

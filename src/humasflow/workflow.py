@@ -40,6 +40,7 @@ from humasflow.errors import (
     FourEyesRequired,
     NotAllowedNow,
     OutputMissing,
+    RecheckStale,
     Refused,
     RoleRequired,
 )
@@ -139,6 +140,9 @@ class Engine:
             else:
                 self.machine.add_transition(decisions[0], step.key, after, conditions=guard)
                 self.machine.add_transition(decisions[1], step.key, back, conditions=guard)
+            if step.output == "publication" and sop.header.final_approval:
+                # The coordinator's final approval of the produced content, in place.
+                self.machine.add_transition("approve", step.key, None, conditions=guard)
             revise_to = self.approval_step.key if i > approval_index else None
             self.machine.add_transition("revise", step.key, revise_to, conditions=guard)
             self.machine.add_transition("cancel", step.key, "cancelled", conditions=guard)
@@ -153,6 +157,21 @@ class Engine:
         """Return the actions possible in ``state``, in a stable order."""
         found = set(self.machine.get_triggers(state))
         return [t for t in TRIGGERS if t in found]
+
+    def check_binding(self, item: ContentItem, action: str = "post") -> None:
+        """Refuse to post ``item`` unless it is what the approval and the recheck bound.
+
+        Raises:
+            ApprovalStale: The post differs from what the coordinator approved.
+            RecheckStale: What would be posted differs from what the recheck passed (or
+                the SOP's final approval is missing).
+        """
+        step = self.step(item.state)
+        if step is None:
+            return
+        ctx = _Context(self, item, action, Actor(id="-", name="-"), "", {}, None)
+        ctx.check_fresh_approval()
+        ctx.check_final()
 
     # -- running an action --------------------------------------------------------------
 
@@ -259,6 +278,8 @@ class _Context:
                                    role=" or ".join(self.engine.sop.roles))
             return
         role = self.engine._content_role if self.trigger == "revise" else self.step.actor
+        if self.trigger == "approve" and self.step.output == "publication":
+            role = self.engine.approval_step.actor  # the final approval
         assert role is not None
         if not self.actor.has_role(role):
             raise RoleRequired(item_id=str(self.item.id), step=self.step.key,
@@ -266,7 +287,7 @@ class _Context:
 
     def check_payload(self, allowed: frozenset[str]) -> None:
         for key, value in self.payload.items():
-            problem = _payload_problem(key, value)
+            problem = payload_problem(key, value)
             if problem:
                 raise TypeError(f"{key}= {problem}, got {type(value).__name__} {value!r:.60}")
         extra = sorted(set(self.payload) - allowed)
@@ -281,6 +302,30 @@ class _Context:
         if not self.item.is_approved:
             raise ApprovalStale(item_id=str(self.item.id), step=self.step.key,
                                 action=self.action)
+
+    def check_final(self) -> None:
+        """What would be posted is what the recheck passed (and finally approved)."""
+        sop = self.engine.sop
+        final = self.item.final_digest
+        if sop.step_for_output("recheck") is not None:
+            bound = self.item.recheck_digest
+            if bound is None:
+                raise RecheckStale(item_id=str(self.item.id), step=self.step.key,
+                                   action=self.action,
+                                   reason="no passed recheck binds the produced content")
+            if bound != final:
+                raise RecheckStale(
+                    item_id=str(self.item.id), step=self.step.key, action=self.action,
+                    reason="the text or media differ from what the recheck passed; "
+                           "revise the item and have it rechecked")
+        if sop.header.final_approval:
+            approval = self.item.outputs.get("final_approval")
+            if not isinstance(approval, Mapping) or approval.get("digest") != final:
+                raise RecheckStale(
+                    item_id=str(self.item.id), step=self.step.key, action=self.action,
+                    reason="the SOP requires the coordinator's final approval of the "
+                           "produced content (approve at this step) and it is missing or "
+                           "covers other content")
 
     def check_valid(self) -> None:
         if self.validate is None:
@@ -346,12 +391,15 @@ class _Context:
         if not produced:
             raise self.refuse_output(
                 "production", "attach at least one produced design or video (media=[...])")
-        self.item = attrs.evolve(self.item, produced=produced)
+        self.item = attrs.evolve(self.item, produced=produced,
+                                 outputs={**self.item.outputs, "produced_by": self.actor.id})
+        self.data["produced_by"] = self.actor.id
         if "media" in self.payload:
             self.data["media"] = plain(produced)
 
     def _output_publication(self) -> None:
         self.check_fresh_approval()
+        self.check_final()
 
     def _decide(self) -> None:
         self.check_payload(frozenset())
@@ -360,6 +408,9 @@ class _Context:
                                    action=self.action, actor_id=self.actor.id)
 
     def _do_approve(self) -> None:
+        if self.step.output == "publication":
+            self._final_approval()
+            return
         self._decide()
         needs_design = self.engine.sop.step_for_output("design") is not None
         if not self.item.post.text or (needs_design and not self.item.post.media):
@@ -372,6 +423,31 @@ class _Context:
                                  outputs={**self.item.outputs, "approval": answer})
         self.data["digest"] = digest
 
+    def _final_approval(self) -> None:
+        """The coordinator approves the produced content, as the recheck passed it."""
+        self.check_payload(frozenset())
+        role = self.engine.approval_step.actor
+        assert role is not None
+        if not self.actor.has_role(role):
+            raise RoleRequired(item_id=str(self.item.id), step=self.step.key,
+                               action=self.action, actor_id=self.actor.id, role=role)
+        producer = self.item.outputs.get("produced_by")
+        if self.engine.sop.header.four_eyes and (
+                self.actor.id in self.item.authors or self.actor.id == producer):
+            raise FourEyesRequired(item_id=str(self.item.id), step=self.step.key,
+                                   action=self.action, actor_id=self.actor.id)
+        self.check_fresh_approval()
+        digest = self.item.final_digest
+        if self.engine.sop.step_for_output("recheck") is not None \
+                and self.item.recheck_digest != digest:
+            raise RecheckStale(item_id=str(self.item.id), step=self.step.key,
+                               action=self.action,
+                               reason="the produced content is not what the recheck passed")
+        answer = {"by": self.actor.id, "answer": self.note or "approved", "digest": digest}
+        self.item = attrs.evolve(self.item,
+                                 outputs={**self.item.outputs, "final_approval": answer})
+        self.data["final_digest"] = digest
+
     def _do_reject(self) -> None:
         self._decide()
         if not self.note:
@@ -383,8 +459,18 @@ class _Context:
         self.check_fresh_approval()
         if not self.item.media_to_post:
             raise self.refuse_output("production", "there is no produced media to recheck")
-        result = {"by": self.actor.id, "result": "pass", "note": self.note}
+        producer = self.item.outputs.get("produced_by")
+        if self.engine.sop.header.recheck_by_other and self.actor.id == producer:
+            raise Refused(
+                f"{self.actor.id!r} cannot pass the recheck of item {self.item.id}: they "
+                "produced the content, and the SOP requires another person to recheck it "
+                "(recheck_by_other)", item_id=str(self.item.id), step=self.step.key,
+                action=self.action)
+        # The recheck binds what will be posted: the final text and the produced bytes.
+        digest = self.item.final_digest
+        result = {"by": self.actor.id, "result": "pass", "note": self.note, "digest": digest}
         self.item = attrs.evolve(self.item, outputs={**self.item.outputs, "recheck": result})
+        self.data["digest"] = digest
 
     def _do_rework(self) -> None:
         self.check_payload(frozenset())
@@ -445,7 +531,7 @@ def _variant_problem(value: Any) -> str:
     return ""
 
 
-def _payload_problem(key: str, value: Any) -> str:
+def payload_problem(key: str, value: Any) -> str:
     """What is wrong with one output value's type, or ``""``."""
     if key in ("text", "notes", "link"):
         return "" if isinstance(value, str) else "must be a string"

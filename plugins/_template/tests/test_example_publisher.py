@@ -28,7 +28,7 @@ from humasflow_example import ExamplePublisher
 
 API = "https://api.example.invalid"
 TOKEN = "tok-example-5b7c1e"
-POSTER = Media("https://media.fisip.example/poster.png", alt="Poster")
+POSTER = Media("https://media.fisip.example/poster.png", alt="Poster", passthrough=True)
 
 
 @pytest.fixture

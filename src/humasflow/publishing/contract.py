@@ -105,7 +105,11 @@ class Post:
         title: The item's title.
         text: The text for this channel (its variant, if any).
         media: The media to attach (produced media, else the design), as the
-            channel's variant chooses them.
+            channel's variant chooses them, each with its ``sha256``, ``mime``,
+            ``kind``, ``size`` (and ``width``/``height``/``duration`` where known);
+            read the bytes through :attr:`PublisherContext.media`. ``url`` is a public
+            URL of the stored bytes when a media host gave one; pass-through media
+            carry only their URL.
         link: A link to share, if any.
         options: The channel variant's publisher options (thread, poll, reel, album…).
             A publisher reports options it does not know from ``validate`` (see
@@ -150,11 +154,18 @@ class PublisherContext:
         channel: The channel's name.
         on_refresh: Called by :meth:`refresh_credential` (set by the office).
         on_expiry: Called by :meth:`credential_expires` (set by the office).
+        media: The media store the post's media are read from:
+            ``with context.media.open(media) as f: ...`` (a binary file),
+            ``context.media.read(media)`` (bytes) or ``context.media.path(media)`` (a
+            read-only local file), each after checking the bytes' hash
+            (:class:`~humasflow.errors.MediaUnavailable` if they changed). ``None``
+            when the office has no media store configured.
     """
 
     credentials: Mapping[str, str] = attrs.field(factory=dict, repr=False)
     session: requests.Session = attrs.field(factory=lambda: new_session(), repr=False)
     clock: Clock = system_clock
+    media: Any = attrs.field(default=None, repr=False)
     channel: str = ""
     on_refresh: Callable[[str, str, dt.datetime | None], Any] | None = attrs.field(
         default=None, repr=False)

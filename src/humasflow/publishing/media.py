@@ -1,20 +1,21 @@
-"""Media hosting: giving local files a public URL.
+"""Media hosting and media checks.
 
-Platforms such as Instagram fetch media from a public URL themselves; a file on a
-staff laptop or a campus intranet cannot be fetched. A *media host* copies a local file
-where a public web server serves it and returns its URL. Pass one to the office
-(``Office(..., media_host=FolderMediaHost(...))``) or implement the
-``public_media_url`` hook in a plugin (e.g. to upload to object storage).
+Platforms such as Instagram fetch media from a public URL themselves; the media store
+on a campus server cannot be fetched. A *media host* copies stored media (after
+checking their hash) where a public web server serves them and returns the URL. Pass
+one to the office (``Office(..., media_host=FolderMediaHost(...))``; it is called as
+``host(media, media_store)``) or implement the ``public_media_url`` hook in a plugin
+(e.g. to upload to object storage, reading the bytes with ``office.media.open``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import uuid
 from collections.abc import Collection, Mapping
 from pathlib import Path
+from typing import Any
 
 from humasflow.models import Media
 from humasflow.publishing.contract import Post, Problem
@@ -23,10 +24,11 @@ __all__ = ["MEDIA_FORMATS", "FolderMediaHost", "check_media"]
 
 
 class FolderMediaHost:
-    """Copies media into a folder that a web server publishes at ``base_url``.
+    """Publishes stored media into a folder that a web server serves at ``base_url``.
 
-    Files are named by their content hash, so the same file is stored once and a
-    published URL never changes its content.
+    Files are copied from the media store (after checking their hash) and named by
+    that hash, so the same bytes are published once and a published URL never changes
+    its content.
 
     Args:
         folder: The folder the web server serves.
@@ -39,16 +41,15 @@ class FolderMediaHost:
         self.folder = Path(folder)
         self.base_url = base_url.rstrip("/") + "/"
 
-    def __call__(self, media: Media) -> str | None:
-        """Publish ``media`` (a local file) and return its URL; ``None`` if it is missing."""
-        source = Path(media.source)
-        if media.is_url or not source.is_file():
+    def __call__(self, media: Media, store: Any) -> str | None:
+        """Publish ``media`` from ``store`` and return its URL (``None`` if not stored).
+
+        Raises:
+            MediaUnavailable: The stored bytes are missing or changed.
+        """
+        if not media.is_stored:
             return None
-        digest = hashlib.sha256()
-        with source.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):  # videos need not fit in memory
-                digest.update(chunk)
-        name = f"{digest.hexdigest()[:32]}{source.suffix.lower()}"
+        name = f"{media.sha256[:32]}{_MIME_ENDING.get(media.mime, '')}"
         target = self.folder / name
         if not target.exists():
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -56,11 +57,25 @@ class FolderMediaHost:
             # and may publish the same file at the same moment.
             tmp = self.folder / f".{name}.{uuid.uuid4().hex}.tmp"
             try:
-                shutil.copyfile(source, tmp)
+                with store.open(media) as source, tmp.open("wb") as out:
+                    shutil.copyfileobj(source, out)
                 os.replace(tmp, target)
             finally:
                 tmp.unlink(missing_ok=True)
         return self.base_url + name
+
+
+#: The file name ending of each sniffed type.
+_MIME_ENDING: Mapping[str, str] = {
+    "image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/webp": ".webp",
+    "video/mp4": ".mp4", "video/quicktime": ".mov", "video/webm": ".webm",
+}
+#: The endings that name each sniffed type, for a channel's ``formats``.
+_MIME_ENDINGS: Mapping[str, tuple[str, ...]] = {
+    "image/jpeg": (".jpg", ".jpeg"), "image/png": (".png",), "image/gif": (".gif",),
+    "image/webp": (".webp",), "video/mp4": (".mp4", ".m4v"), "video/quicktime": (".mov",),
+    "video/webm": (".webm",),
+}
 
 
 #: The file name endings recognised for each kind of media.
@@ -83,25 +98,29 @@ def check_media(
 ) -> list[Problem]:
     """Check a post's media against a channel's rules, without any network call.
 
-    Publishers call it from ``validate`` with their platform's limits, so a missing
-    file, a kind or format the platform refuses, or a file that is too large becomes a
+    Publishers call it from ``validate`` with their platform's limits, so a kind or
+    format the platform refuses, or a file that is too large, becomes a
     :class:`~humasflow.publishing.contract.Problem` before approval, not a failed post.
+    It reads what the media store recorded (kind and type sniffed from the bytes, the
+    stored size), never a file name or a path.
 
     >>> from humasflow.models import Media
-    >>> post = Post(item_id=1, channel="ig", title="t", text="", media=(Media("a.pdf"),))
-    >>> [p.rule for p in check_media(post, kinds=("image",))]
-    ['file_exists']
+    >>> big = Media("a.png", kind="image", mime="image/png", size=3_000_000, sha256="0" * 64)
+    >>> post = Post(item_id=1, channel="ig", title="t", text="", media=(big,))
+    >>> [p.rule for p in check_media(post, kinds=("image",), max_bytes=1_000_000)]
+    ['max_bytes']
 
     Args:
         post: The post as the channel receives it (see ``Office.post_for``).
         channel: The channel named in the problems (default ``post.channel``).
         kinds: The media kinds the channel takes (``image``, ``gif``, ``video``).
-        formats: Kind → allowed file name endings (default :data:`MEDIA_FORMATS`).
-            A URL without a recognisable ending is not checked.
-        max_bytes: The largest local file, in bytes: one limit, or kind → limit.
+        formats: Kind → allowed file name endings (default :data:`MEDIA_FORMATS`),
+            matched against the type sniffed from the bytes (a pass-through URL: its
+            name, if it has a recognisable ending).
+        max_bytes: The largest file, in bytes: one limit, or kind → limit.
         max_count: The most media in one post.
         need_public_url: The platform fetches media itself (Instagram): each item
-            needs a public URL, from its source or from the office's media host.
+            needs a public URL, a pass-through one or one from the office's media host.
 
     Returns:
         The problems found, in media order; empty if the media can be posted.
@@ -113,13 +132,14 @@ def check_media(
         problems.append(Problem(name, "media", "max_count",
                                 f"{len(post.media)} media attached; at most {max_count} "
                                 "per post", limit=max_count, actual=len(post.media)))
+    known = {e for endings in MEDIA_FORMATS.values() for e in endings}
     for i, media in enumerate(post.media):
         field = f"media[{i}]"
         kind = media.media_kind
-        local = None if media.is_url else Path(media.source)
-        if local is not None and not local.is_file():
-            problems.append(Problem(name, field, "file_exists",
-                                    f"no file at {media.source!r}", actual=media.source))
+        if not media.is_stored and not media.passthrough:
+            problems.append(Problem(name, field, "media_stored",
+                                    f"{media.source!r} is not in the media store",
+                                    actual=media.source))
             continue
         if kind not in kinds:
             problems.append(Problem(
@@ -127,30 +147,34 @@ def check_media(
                 f"{media.source!r} is a {kind}; this channel takes {_words(kinds)}",
                 limit=tuple(kinds), actual=kind))
             continue
-        ending = _ending(media.source)
         allowed = tuple(e.lower() for e in formats.get(kind, ()))
-        known = {e for endings in MEDIA_FORMATS.values() for e in endings}
-        if allowed and (local is not None or ending in known) and ending not in allowed:
+        if media.is_stored:
+            endings = _MIME_ENDINGS.get(media.mime, ())
+            actual = media.mime
+        else:
+            ending = _ending(media.source)
+            endings = (ending,) if ending in known else ()
+            actual = ending or "(none)"
+        if allowed and endings and not set(endings) & set(allowed):
             problems.append(Problem(
                 name, field, "media_format",
-                f"{media.source!r}: this channel takes {kind}s as "
-                f"{', '.join(allowed)}", limit=allowed, actual=ending or "(none)"))
+                f"{media.source!r} is {actual}: this channel takes {kind}s as "
+                f"{', '.join(allowed)}", limit=allowed, actual=actual))
             continue
         limit = max_bytes.get(kind) if isinstance(max_bytes, Mapping) else max_bytes
-        if local is not None and limit is not None:
-            size = local.stat().st_size
-            if size > limit:
-                problems.append(Problem(
-                    name, field, "max_bytes",
-                    f"{media.source!r} is {_size(size)}; a {kind} may be at most "
-                    f"{_size(limit)} here", limit=limit, actual=size))
-                continue
+        if media.size is not None and limit is not None and media.size > limit:
+            problems.append(Problem(
+                name, field, "max_bytes",
+                f"{media.source!r} is {_size(media.size)}; a {kind} may be at most "
+                f"{_size(limit)} here", limit=limit, actual=media.size))
+            continue
         if need_public_url and not media.public_url:
             problems.append(Problem(
                 name, field, "public_url",
-                f"{media.source!r} is a local file and the platform fetches media from a "
+                f"{media.source!r} is stored here and the platform fetches media from a "
                 "public URL: give the office a media host (Office(media_host="
-                "FolderMediaHost(...))) or install a plugin with the public_media_url hook",
+                "FolderMediaHost(...))), install a plugin with the public_media_url hook, "
+                "or set the channel's media_urls = \"pass\" for URLs",
                 actual=media.source))
     return problems
 

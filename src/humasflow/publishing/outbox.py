@@ -1,7 +1,8 @@
 """The outbox publisher: posts into a local folder. The embedded default.
 
 Each post becomes a folder ``<path>/item-<id>-<channel>-<idempotency key>/`` holding
-``post.json`` and copies of its local media files. The idempotency key makes the name
+``post.json`` and copies of its media, read from the media store after checking their
+hash. The idempotency key makes the name
 unique beyond the store: two stores writing into one outbox folder (two faculties,
 staging and production, a rebuilt database) never take each other's posts as their
 own. It needs no credentials and no network, so a PR office can try humasflow, and a
@@ -31,7 +32,7 @@ from typing import Any
 
 from humasflow.errors import ContentRejected
 from humasflow.hookspecs import hookimpl
-from humasflow.models import ChannelConfig
+from humasflow.models import ChannelConfig, Media
 from humasflow.publishing.contract import Post, Problem, PublisherContext, Receipt
 
 __all__ = ["OutboxPublisher"]
@@ -44,6 +45,7 @@ class OutboxPublisher:
         self.channel = channel.name
         self.path = Path(str(channel.settings.get("path", "outbox")))
         self.clock = context.clock
+        self.media = context.media
 
     @staticmethod
     def prepare_settings(settings: dict[str, Any]) -> dict[str, Any]:
@@ -52,15 +54,16 @@ class OutboxPublisher:
         return {**settings, "path": str(path.absolute())}
 
     def validate(self, post: Post) -> list[Problem]:
-        """Require text or media, and that every local media file exists."""
+        """Require text or media, and every media stored (or passed through as a URL)."""
         problems = []
         if not post.text and not post.media:
             problems.append(Problem(self.channel, "text", "required",
                                     "the post has neither text nor media"))
         for i, media in enumerate(post.media):
-            if not media.is_url and not Path(media.source).is_file():
-                problems.append(Problem(self.channel, f"media[{i}]", "file_exists",
-                                        f"no file at {media.source!r}", actual=media.source))
+            if not media.is_stored and not media.passthrough:
+                problems.append(Problem(self.channel, f"media[{i}]", "media_stored",
+                                        f"{media.source!r} is not in the media store",
+                                        actual=media.source))
         return problems
 
     def publish(self, post: Post, progress: Any = None) -> Receipt:
@@ -74,12 +77,13 @@ class OutboxPublisher:
         media: list[dict[str, Any]] = []
         for i, m in enumerate(post.media):
             entry = m.to_dict()
-            if not m.is_url:
-                source = Path(m.source)
-                if not source.is_file():
-                    raise ContentRejected(f"media file {m.source!r} is gone", channel=self.channel)
-                target = f"{i:02d}-{source.name}"
-                shutil.copyfile(source, tmp / target)
+            if m.is_stored:
+                if self.media is None:
+                    raise ContentRejected("the office has no media store to read "
+                                          f"{m.source!r} from", channel=self.channel)
+                target = f"{i:02d}-{_file_name(m)}"
+                with self.media.open(m) as source, (tmp / target).open("wb") as out:
+                    shutil.copyfileobj(source, out)
                 entry["file"] = target
             media.append(entry)
         body = {"item": post.item_id, "channel": post.channel,
@@ -121,6 +125,18 @@ class OutboxPublisher:
     @staticmethod
     def _receipt(folder: Path) -> Receipt:
         return Receipt(platform_id=folder.name, url=folder.resolve().as_uri())
+
+
+def _file_name(media: Media) -> str:
+    """The original name's stem, with the ending of the type sniffed from the bytes."""
+    stem = Path(media.source.split("?", 1)[0]).stem or media.sha256[:16]
+    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)[:80]
+    return stem + _ENDINGS.get(media.mime, "")
+
+
+_ENDINGS = {"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif",
+            "image/webp": ".webp", "video/mp4": ".mp4", "video/quicktime": ".mov",
+            "video/webm": ".webm"}
 
 
 @hookimpl

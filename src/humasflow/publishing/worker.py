@@ -69,9 +69,11 @@ class Worker:
         credentials: The credential source, or the path of a secrets file (see
             :class:`~humasflow.office.Office`); default as for the office.
         batch: The most items of one organisation handled in one pass.
-        media_host: Gives local media files a public URL (see
+        media_host: Gives stored media a public URL (see
             :class:`~humasflow.publishing.media.FolderMediaHost`).
         session_factory: Makes the HTTP session handed to publishers.
+        media_store: The media store posts are read from (as for
+            :class:`~humasflow.office.Office`; default: beside a SQLite file).
     """
 
     def __init__(
@@ -86,8 +88,9 @@ class Worker:
         environ: Mapping[str, str] | None = None,
         credentials: CredentialSource | str | os.PathLike[str] | None = None,
         batch: int = 100,
-        media_host: Callable[[Media], str | None] | None = None,
+        media_host: Callable[[Media, Any], str | None] | None = None,
         session_factory: Callable[[], requests.Session] = requests.Session,
+        media_store: Any = None,
     ) -> None:
         if isinstance(poll_interval, dt.timedelta):
             poll_interval = poll_interval.total_seconds()
@@ -107,6 +110,7 @@ class Worker:
         self.batch = batch
         self.media_host = media_host
         self.session_factory = session_factory
+        self.media_store = media_store
         self._dispatchers: dict[str, Dispatcher] = {}
         self._signalled = False
 
@@ -152,7 +156,8 @@ class Worker:
         if dispatcher is None:
             office = Office(self.store, org, clock=self.clock, environ=self.environ,
                             credentials=self.credentials,
-                            session_factory=self.session_factory, media_host=self.media_host)
+                            session_factory=self.session_factory, media_host=self.media_host,
+                            media_store=self.media_store)
             dispatcher = self._dispatchers[org] = office.dispatcher(worker_id=self.worker_id)
         return dispatcher
 
@@ -251,7 +256,8 @@ def run_due(
     credentials: CredentialSource | str | os.PathLike[str] | None = None,
     worker_id: str | None = None,
     batch: int = 100,
-    media_host: Callable[[Media], str | None] | None = None,
+    media_host: Callable[[Media, Any], str | None] | None = None,
+    media_store: Any = None,
 ) -> list[PostReport]:
     """One pass over a store: post what is due in every organisation (for cron).
 
@@ -259,7 +265,7 @@ def run_due(
         target: A :class:`~humasflow.storage.store.Store`, or a SQLite path or database
             URL (opened and closed again).
         now: Judge what is due at this time (default: the clock's time).
-        orgs, clock, environ, credentials, worker_id, batch, media_host: As for
+        orgs, clock, environ, credentials, worker_id, batch, media_host, media_store: As for
             :class:`Worker`.
 
     Returns:
@@ -268,7 +274,8 @@ def run_due(
     store = target if isinstance(target, Store) else Store(target)
     try:
         worker = Worker(store, clock=clock, worker_id=worker_id, orgs=orgs, environ=environ,
-                        credentials=credentials, batch=batch, media_host=media_host)
+                        credentials=credentials, batch=batch, media_host=media_host,
+                        media_store=media_store)
         return worker.run_once(now)
     finally:
         if store is not target:

@@ -199,6 +199,14 @@ store_meta = sa.Table(
     sa.Column("value", sa.String(1000), nullable=False),
 )
 
+media_imports = sa.Table(
+    "media_imports", metadata,
+    # An organisation whose items recorded media by path before the media store: the
+    # office imports their bytes (or flags them missing) when it opens, then sets done_at.
+    sa.Column("org", sa.String(100), primary_key=True),
+    sa.Column("done_at", UTCDateTime),
+)
+
 
 def _initial(conn: Connection) -> None:
     for table in (orgs, sop_revisions, actors, items, events, channels, publications):
@@ -237,6 +245,8 @@ def _row_digest_baseline(conn: Connection) -> None:
 
 def _credential_expiries(conn: Connection) -> None:
     credential_expiries.create(conn, checkfirst=True)  # idempotent, like migration 3
+
+
 def _identity_and_activity(conn: Connection) -> None:
     # The first migration creates tables from the current definitions, so a store made
     # now already has the new columns: add only what is missing.
@@ -258,6 +268,14 @@ def _identity_and_activity(conn: Connection) -> None:
         conn.execute(store_meta.insert().values(key="uuid", value=str(uuid.uuid4())))
 
 
+def _media_store(conn: Connection) -> None:
+    # Bytes cannot be copied here (a migration knows no media store): the organisations
+    # that have items are marked, and each office imports its media when it opens.
+    media_imports.create(conn, checkfirst=True)  # idempotent, like migration 3
+    conn.execute(sa.text("INSERT INTO media_imports (org) SELECT DISTINCT org FROM items "
+                         "WHERE org NOT IN (SELECT org FROM media_imports)"))
+
+
 #: The ordered schema migrations: (version, name, function).
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema", _initial),
@@ -265,5 +283,6 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (3, "content digest of items, checked by posting claims", _content_digest),
     (4, "credential expiry times", _credential_expiries),
     (5, "store uuid, item keys, active actors and channels", _identity_and_activity),
-    (6, "row digests: a baseline of existing rows", _row_digest_baseline),
+    (6, "media store: import media recorded by path", _media_store),
+    (7, "row digests: a baseline of existing rows", _row_digest_baseline),
 ]

@@ -736,6 +736,18 @@ class Store:
         with self.reading() as conn:
             return [(r.org, r.id, r.post_by) for r in conn.execute(query)]
 
+    def pending_media_import(self, org: str) -> bool:
+        """Whether the organisation's media recorded by path still wait to be imported."""
+        with self.reading() as conn:
+            row = conn.execute(sa.select(t.media_imports.c.done_at)
+                               .where(t.media_imports.c.org == org)).first()
+        return row is not None and row.done_at is None
+
+    def finish_media_import(self, conn: Connection, org: str, at: dt.datetime) -> None:
+        """Record that the organisation's media were imported."""
+        conn.execute(t.media_imports.update().where(t.media_imports.c.org == org)
+                     .values(done_at=at))
+
     def append_item_event(self, conn: Connection, event: Event, item_id: int) -> Event:
         """Append an event that does not move the item (publishing outcomes, schedules).
 

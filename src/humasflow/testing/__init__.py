@@ -46,6 +46,8 @@ __all__ = [
     "fake_publisher_plugin",
     "item_ready_to_post",
     "plugin_registered",
+    "sample_image",
+    "sample_video",
     "staffed_office",
     "temp_office",
 ]
@@ -149,20 +151,53 @@ def temp_office(
     environ: Mapping[str, str] | None = None,
     url: str | None = None,
     establish: bool = True,
+    media_roots: Any = (),
 ) -> Iterator[Office]:
     """An office on a fresh SQLite file in a temporary folder (or on ``url``).
 
-    The bundled SOP is established unless ``establish=False``.
+    The bundled SOP is established unless ``establish=False``. Its media store is in
+    the temporary folder too.
     """
     with tempfile.TemporaryDirectory(prefix="humasflow-") as folder:
         store = Store(url or Path(folder, "humasflow.db"))
         try:
-            office = Office(store, org, clock=clock or SteerableClock(), environ=environ or {})
+            office = Office(store, org, clock=clock or SteerableClock(), environ=environ or {},
+                            media_store=Path(folder, "media"), media_roots=media_roots)
             if establish:
                 office.establish(by="Dekan")
             yield office
         finally:
             store.close()
+
+
+def sample_image(path: str | Path, *, size: tuple[int, int] = (8, 6),
+                 colour: tuple[int, int, int] = (0, 51, 102), format: str | None = None,
+                 ) -> str:
+    """Write a small valid image (type from the name: PNG, JPEG, GIF, WebP); return its path.
+
+    Media are sniffed from their bytes when attached, so tests need real image files.
+    """
+    from PIL import Image
+
+    Image.new("RGB", size, colour).save(path, format=format)
+    return str(path)
+
+
+def sample_video(path: str | Path, *, seconds: float = 3.0) -> str:
+    """Write a minimal MP4 header (``ftyp`` and ``moov/mvhd`` with the duration).
+
+    Enough for the media store to sniff a video and read its duration; it does not play.
+    """
+    import struct
+
+    def box(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", 8 + len(body)) + kind + body
+
+    scale = 1000
+    mvhd = box(b"mvhd", b"\0\0\0\0" + struct.pack(">IIII", 0, 0, scale, int(seconds * scale))
+               + bytes(80))
+    Path(path).write_bytes(box(b"ftyp", b"isom\0\0\2\0isomiso2mp41") + box(b"moov", mvhd))
+    return str(path)
 
 
 def staffed_office(office: Office) -> Office:
@@ -193,7 +228,8 @@ def item_ready_to_post(
 
     Needs the cast of :func:`staffed_office`: ``rina`` writes and produces, ``budi``
     approves, ``sari`` rechecks. ``media`` (paths, URLs or :class:`Media`) is both the
-    design and the produced media.
+    design and the produced media; the office copies their bytes into its media store,
+    so paths must name real image or video files (see :func:`sample_image`).
     """
     media = [m if isinstance(m, Media) else Media(str(m)) for m in media]
     item = office.new_item(title, by="rina", channels=channels, link=link)

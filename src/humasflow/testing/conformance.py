@@ -89,6 +89,7 @@ import requests
 from humasflow import plugins
 from humasflow.errors import (
     AuthenticationFailed,
+    ContentInvalid,
     HumasflowError,
     OutcomeUnknown,
     PlatformError,
@@ -101,7 +102,13 @@ from humasflow.office import Office, PostReport
 from humasflow.publishing.contract import Post, Problem, Receipt
 from humasflow.publishing.retry import RetryPolicy
 from humasflow.storage.store import Store
-from humasflow.testing import SteerableClock, item_ready_to_post, plugin_registered, staffed_office
+from humasflow.testing import (
+    SteerableClock,
+    item_ready_to_post,
+    plugin_registered,
+    sample_image,
+    staffed_office,
+)
 from humasflow.testing.faults import (
     CALL_POINTS,
     Crash,
@@ -160,13 +167,15 @@ class Harness:
     clock: SteerableClock
     injector: FaultInjector
     office: Office
+    media_store: Any = None
     channel: str = _CHANNEL
 
     def make_office(self, environ: Mapping[str, str] | None = None) -> Office:
         """A new office on the same store, as a restarted process opens it."""
         env = dict(self.suite.environ if environ is None else environ)
         return Office(Store(self.store_url), clock=self.clock, environ=env,
-                      session_factory=self.injector.session)
+                      session_factory=self.injector.session, media_store=self.media_store,
+                      media_roots=[Path(self.image).parent])
 
     def publisher(self, environ: Mapping[str, str] | None = None) -> Any:
         """The channel's publisher, made the way the dispatcher makes it."""
@@ -180,7 +189,13 @@ class Harness:
     def post(self, kind: str = "valid") -> Post:
         """The suite's valid (or invalid) post, addressed to the channel."""
         make = self.suite.valid_post if kind == "valid" else self.suite.invalid_post
-        return attrs.evolve(make(self.image), item_id=9001, channel=self.channel)
+        post = make(self.image)
+        # As the office hands it over: its media in the media store (an invalid post's
+        # media that cannot be stored are handed over as they are).
+        media = tuple(post.media)
+        with contextlib.suppress(ContentInvalid):
+            media = self.office.add_media(media, channels=[self.channel]) if media else ()
+        return attrs.evolve(post, item_id=9001, channel=self.channel, media=media)
 
     def ready_item(self) -> ContentItem:
         """A content item with the valid post, at the posting step."""
@@ -308,8 +323,8 @@ class PublisherConformance:
     def harness(self, wire: Any, conformance_store_url: str,
                 tmp_path: Path) -> Iterator[Harness]:
         """An office with the suite's cast and one channel on the publisher under test."""
-        image = tmp_path / "poster.png"
-        image.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+        image = sample_image(tmp_path / "poster.png")
+        media_store = tmp_path / "conformance-media"
         with contextlib.ExitStack() as stack:
             plugins.load_plugins()
             if self.plugin is not None and not plugins.pm.is_registered(self.plugin):
@@ -322,14 +337,16 @@ class PublisherConformance:
             store = injector.watch(Store(conformance_store_url))
             stack.callback(store.close)
             office = Office(store, clock=clock, environ=dict(self.environ),
-                            session_factory=injector.session)
+                            session_factory=injector.session, media_store=media_store,
+                            media_roots=[tmp_path])
             office.establish(by="Dekan")
             staffed_office(office)
             office.add_channel(_CHANNEL, self.publisher,
                                settings=dict(self.channel_settings(wire)),
                                credentials=dict(self.credentials), by="admin")
             yield Harness(suite=self, wire=wire, store_url=conformance_store_url,
-                          image=str(image), clock=clock, injector=injector, office=office)
+                          image=str(image), clock=clock, injector=injector, office=office,
+                          media_store=media_store)
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         """Parametrize the fault matrix over every call of a post."""

@@ -411,6 +411,7 @@ class StepPublisher:
         self._token = context.credentials.get("token", "")
         self._session = context.session
         self._clock = context.clock
+        self._media = context.media
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} channel={self.channel!r} account={self.account!r}>"
@@ -432,9 +433,10 @@ class StepPublisher:
                                     f"{len(post.media)} media files; at most 4",
                                     limit=4, actual=len(post.media)))
         for i, media in enumerate(post.media):
-            if not media.public_url and not Path(media.source).is_file():
-                problems.append(Problem(self.channel, f"media[{i}]", "file_exists",
-                                        f"no file at {media.source!r}", actual=media.source))
+            if not media.public_url and not media.is_stored:
+                problems.append(Problem(self.channel, f"media[{i}]", "media_stored",
+                                        f"{media.source!r} is not in the media store",
+                                        actual=media.source))
         return problems
 
     def publish(self, post: Post, progress: Any) -> Receipt:
@@ -455,7 +457,7 @@ class StepPublisher:
                 if media.public_url:
                     body["url"] = media.public_url
                 else:
-                    data = Path(media.source).read_bytes()
+                    data = self._media.read(media)  # checks the hash first
                     body.update(filename=Path(media.source).name,
                                 data=base64.b64encode(data).decode())
                 answer = self._call("POST", f"/v1/accounts/{self.account}/media", body,

@@ -82,7 +82,8 @@ class ExamplePublisher:
                 problems.append(Problem(
                     self.channel, f"media[{i}]", "public_url",
                     f"{media.source!r} has no public URL; Example fetches media itself, so "
-                    "configure a media host (see humasflow.publishing.media)",
+                    "configure a media host (see humasflow.publishing.media) or set the "
+                    "channel's media_urls = \"pass\"",
                     actual=media.source))
         return problems
 
