@@ -1,6 +1,6 @@
 """One process of the posting race test (tests/test_posting_races.py).
 
-Usage: python _race_worker.py STORE_URL SEED ROUNDS ITEM_ID...
+Usage: python _race_worker.py STORE_URL MEDIA_FOLDER SEED ROUNDS ITEM_ID...
 
 Does random actions on the given items as the office's staff and coordinator: post,
 revise, approve, produce, recheck, rework, cancel, schedule and run the due posts. A
@@ -21,7 +21,7 @@ from humasflow.storage.store import Store
 
 
 def main() -> None:
-    url, seed, rounds, *ids = sys.argv[1:]
+    url, media, seed, rounds, *ids = sys.argv[1:]
     rng = random.Random(int(seed))
     items = [int(i) for i in ids]
     store = Store(url)
@@ -34,7 +34,7 @@ def main() -> None:
 
     store.claim = paused(store.claim)  # type: ignore[method-assign]
     store.set_post_at = paused(store.set_post_at)  # type: ignore[method-assign]
-    office = Office(store)
+    office = Office(store, media_store=media)
     for n in range(int(rounds)):
         item_id = rng.choice(items)
         action = rng.choice(["post", "post", "post", "revise", "approve", "produce",

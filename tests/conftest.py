@@ -15,9 +15,9 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from humasflow import Office
+from humasflow import MediaStore, Office, hookimpl
 from humasflow.storage import Store
-from humasflow.testing import SteerableClock, sample_image, staffed_office
+from humasflow.testing import SteerableClock, plugin_registered, sample_image, staffed_office
 
 PG_URL = os.environ.get(
     "HUMASFLOW_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -32,6 +32,30 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
         if name.startswith("HUMASFLOW_") and name != "HUMASFLOW_TEST_POSTGRES":
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
+
+
+class _SharedMediaOnPostgres:
+    """What a deployment on PostgreSQL configures once (here through the ``media_store``
+    hook): one media store for every office and command of the test, so secondary
+    offices and CLI runs on the same database find the same bytes."""
+
+    def __init__(self, root) -> None:
+        self.store = MediaStore(root)
+
+    @hookimpl
+    def media_store(self, office):
+        return self.store if office.store.is_postgres else None
+
+
+@pytest.fixture(autouse=True)
+def _media_on_postgres(request: pytest.FixtureRequest, tmp_path) -> Iterator[None]:
+    """PostgreSQL has no file to keep media beside; tests marked ``bare_media`` check
+    what happens when nothing supplies a media store."""
+    if request.node.get_closest_marker("bare_media"):
+        yield
+        return
+    with plugin_registered(_SharedMediaOnPostgres(tmp_path / "pg-media")):
+        yield
 
 
 def _pg_reachable() -> str | None:

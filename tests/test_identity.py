@@ -138,10 +138,11 @@ def test_an_outbox_path_is_made_absolute_when_the_channel_is_configured(
     channel = office.add_channel("rel", "outbox", settings={"path": "posts"}, by="admin")
     assert channel.settings["path"] == str(here / "posts")
     assert office.channels()["rel"].settings["path"] == str(here / "posts")
+    monkeypatch.chdir(tmp_path)  # where the poster is attached from
+    item = item_ready_to_post(office, text="Selamat", media=[image], channels=["rel"])
     elsewhere = tmp_path / "posting-from-here"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    item = item_ready_to_post(office, text="Selamat", media=[image], channels=["rel"])
     assert office.post(item.id, by="rina").done
     assert list((here / "posts").iterdir())
     assert not (elsewhere / "posts").exists()

@@ -417,6 +417,7 @@ def test_by_default_a_sqlite_store_keeps_media_beside_its_file(tmp_path, image):
         assert office.media.exists(item.post.media[0])
 
 
+@pytest.mark.bare_media
 def test_postgresql_needs_a_media_store_configured(store, clock, image, tmp_path):
     if not store.is_postgres:
         pytest.skip("a SQLite store has a folder beside its file")

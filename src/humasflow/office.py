@@ -302,6 +302,10 @@ class Office:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def now(self) -> dt.datetime:
+        """The current time from the office's clock, as an aware UTC datetime."""
+        return self._now()
+
     def _now(self) -> dt.datetime:
         now = self.clock()
         if now.tzinfo is None:
@@ -1505,7 +1509,7 @@ class _PostingDesk:
         self.history = office.history
         self.post_for = office.post_for
         self.publisher = office.publisher
-        self.now = office._now
+        self.now = office.now
         self.record = office._record
         self.notify = office._hook
         self.report_failure = office._log_failure
