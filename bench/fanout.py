@@ -48,9 +48,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from humasflow import Office, Store
+from humasflow import Office
 from humasflow.hookspecs import hookimpl
 from humasflow.publishing.contract import Receipt
+from humasflow.storage.store import Store
 from humasflow.testing import SteerableClock, plugin_registered, sample_image, staffed_office
 
 

@@ -65,6 +65,7 @@ import sqlalchemy as sa
 import humasflow
 from humasflow.models import Event
 from humasflow.storage import schema as t
+from humasflow.storage.store import Store
 from humasflow.testing import SteerableClock, staffed_office
 
 STAFF, COORDINATOR = "rina", "budi"
@@ -103,7 +104,7 @@ def _overdue_ids(size: int) -> frozenset[int]:
 def _make_templates(path: Path, folder: Path) -> dict[str, Template]:
     """Make the four template items through the API; return their stored rows."""
     clock = SteerableClock(T_OLD)
-    store = humasflow.Store(path)
+    store = Store(path)
     office = humasflow.Office(store, clock=clock, environ={})
     office.establish(effective=T_OLD - dt.timedelta(days=30), by="Dekan")
     staffed_office(office)
@@ -213,11 +214,11 @@ def _captured(office: humasflow.Office, call: Callable[[], Any]) -> tuple[str, A
         if statement.lstrip().upper().startswith("SELECT") and "FROM items" in statement:
             seen.append((statement, params))
 
-    sa.event.listen(office.store.engine, "before_cursor_execute", listener)
+    sa.event.listen(office._store.engine, "before_cursor_execute", listener)
     try:
         call()
     finally:
-        sa.event.remove(office.store.engine, "before_cursor_execute", listener)
+        sa.event.remove(office._store.engine, "before_cursor_execute", listener)
     return seen[-1]
 
 
@@ -248,7 +249,7 @@ def measure(paths: dict[int, Path], targets: dict[int, list[int]],
     Each store is opened with its defaults (WAL, ``synchronous=FULL``). Interleaving
     spreads the noise of a shared machine over all sizes alike.
     """
-    offices = {size: humasflow.Office(humasflow.Store(path), clock=SteerableClock(NOW),
+    offices = {size: humasflow.Office(Store(path), clock=SteerableClock(NOW),
                                       environ={}) for size, path in paths.items()}
     sizes = list(paths)
     result: dict[int, dict[str, Any]] = {size: {"transitions": []} for size in sizes}
@@ -285,17 +286,17 @@ def measure(paths: dict[int, Path], targets: dict[int, list[int]],
                     spent[size] += elapsed
     finally:
         for office in offices.values():
-            office.store.close()
+            office.close()
     return result
 
 
 def verify(path: Path) -> str:
     """Check the cloned records' hash chains through the API."""
-    office = humasflow.Office(humasflow.Store(path), clock=SteerableClock(NOW), environ={})
+    office = humasflow.Office(Store(path), clock=SteerableClock(NOW), environ={})
     try:
         report = office.verify()
     finally:
-        office.store.close()
+        office.close()
     state = "intact" if report.ok else f"{len(report.findings)} findings, e.g. " \
         f"{report.findings[0]}"
     return f"{report.events:,} events in {report.streams:,} streams, {state}"

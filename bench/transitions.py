@@ -67,6 +67,7 @@ import sqlalchemy
 import transitions as transitions_lib
 
 import humasflow
+from humasflow.storage.store import Store
 from humasflow.testing import SteerableClock, staffed_office
 
 TARGET = 0.5
@@ -82,7 +83,7 @@ WARMUP_ITEMS = 5
 
 def _office(folder: Path) -> humasflow.Office:
     """An office on a fresh SQLite file with the store's default pragmas."""
-    store = humasflow.Store(folder / "humasflow.db")
+    store = Store(folder / "humasflow.db")
     office = humasflow.Office(store, clock=SteerableClock(), environ={})
     office.establish(by="Dekan")
     staffed_office(office)
@@ -135,7 +136,7 @@ def run_humasflow_walk(folder: Path, n: int) -> Timing:
     try:
         return _timed(items * 4, lambda k: calls[k % 4](work[k // 4]))
     finally:
-        office.store.close()
+        office.close()
 
 
 def run_humasflow_revise(folder: Path, n: int) -> Timing:
@@ -150,7 +151,7 @@ def run_humasflow_revise(folder: Path, n: int) -> Timing:
         return _timed(n, lambda k: office.revise(work[k % items], by=STAFF,
                                                  text=f"{TEXT} (revisi {k})"))
     finally:
-        office.store.close()
+        office.close()
 
 
 # -- the raw floor ----------------------------------------------------------------------
@@ -187,7 +188,7 @@ class Sample:
             for k, act in enumerate(actions, start=2):
                 act()
                 self.steps.append(self._rows(raw, item_id, k))
-        office.store.close()
+        office.close()
         # Store.apply on a step change sets every column but the item's identity.
         fixed = {"id", "key", "org", "sop_revision", "created_by", "created_at"}
         self.set_columns = [c for c in self.item0 if c not in fixed]

@@ -44,7 +44,7 @@ class _SharedMediaOnPostgres:
 
     @hookimpl
     def media_store(self, office):
-        return self.store if office.store.is_postgres else None
+        return self.store if office.location.startswith("postgresql") else None
 
 
 @pytest.fixture(autouse=True)

@@ -39,7 +39,7 @@ BUNDLED_TEXT = resources.files("humasflow").joinpath(
 
 
 def org_actions(office: Office) -> list[tuple[str, str]]:
-    return [(e.action, e.actor) for e in office.store.events(office.org, "org")]
+    return [(e.action, e.actor) for e in office._store.events(office.org, "org")]
 
 
 @pytest.fixture
@@ -122,7 +122,7 @@ def test_the_first_administrator_is_made_once(store_url, clock):
         office.add_actor("rina", "Rina", roles=["staff"], by="ani")
         assert org_actions(office) == [("establish", "Dekan"), ("bootstrap_admin", "ani"),
                                        ("actor", "ani")]
-        events = list(office.store.events(office.org, "org"))
+        events = list(office._store.events(office.org, "org"))
         data = {k: v for k, v in events[1].data.items() if k != "rows"}  # rows: digests
         assert data == {"id": "ani", "name": "Ani Admin",
                                   "email": "ani@example.ac.id", "roles": ["admin"],
@@ -160,7 +160,7 @@ def test_the_last_administrator_cannot_be_removed(office):
 def test_a_deactivated_actor_cannot_act_or_be_assigned(office, image):
     item = office.new_item("Dies Natalis", by="rina")
     office.deactivate_actor("sari", by="admin", reason="left the office")
-    event = list(office.store.events(office.org, "org"))[-1]
+    event = list(office._store.events(office.org, "org"))[-1]
     assert (event.action, event.actor, event.note) == ("actor_deactivated", "admin",
                                                        "left the office")
     data = {k: v for k, v in event.data.items() if k != "rows"}  # rows: digests
@@ -186,7 +186,7 @@ def test_a_deactivated_actor_cannot_act_or_be_assigned(office, image):
 def test_a_deactivated_channel_is_no_default_target_and_is_not_posted_to(office, fake, image):
     item_id = item_ready_to_post(office, text="Selamat", media=[image]).id
     office.deactivate_channel("x", by="admin", reason="account suspended")
-    event = list(office.store.events(office.org, "org"))[-1]
+    event = list(office._store.events(office.org, "org"))[-1]
     assert event.action == "channel_deactivated"
     assert event.data["active"] is False
     assert event.data["name"] == "x"

@@ -29,7 +29,6 @@ PUBLIC = {
     "humasflow.evaluation": ("Breach", "StepRun"),
     "humasflow.sop": ("SOP", "Header", "Label", "Role", "Step", "bundled_sop", "load_sop",
                       "parse_sop"),
-    "humasflow.storage": ("Store",),
     "humasflow.hookspecs": ("hookimpl",),
     "humasflow.credentials": ("CredentialSource", "CredentialWarning", "EnvironmentSource",
                               "SecretsFile"),
@@ -102,3 +101,21 @@ def test_star_import_gives_exactly_all():
     exec("from humasflow import *", namespace)
     namespace.pop("__builtins__")
     assert set(namespace) == set(humasflow.__all__)
+
+
+def test_storage_writes_are_not_public_api(tmp_path):
+    """The office is the only writer: the store that writes rows without checks is not
+    exported, and an office does not hand it out (it reads through its own methods)."""
+    assert not hasattr(humasflow, "Store")
+    assert "Store" not in humasflow.__all__
+    office = humasflow.Office(str(tmp_path / "h.db"))
+    try:
+        assert not hasattr(office, "store")
+        assert office.location == str(tmp_path / "h.db")
+        assert office.schema_version >= 1
+        assert office.events() == []
+        sibling = office.for_org("fib")
+        assert sibling.org == "fib"
+        assert sibling.store_uuid == office.store_uuid
+    finally:
+        office.close()

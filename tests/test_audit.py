@@ -36,7 +36,7 @@ def walked(office, image):
 
 
 def sql(office, statement, **params):
-    with office.store.engine.begin() as conn:
+    with office._store.engine.begin() as conn:
         return conn.execute(sa.text(statement), params)
 
 
@@ -50,7 +50,7 @@ def test_an_intact_record_verifies(walked):
     report = office.verify()
     assert report.ok
     assert report.findings == ()
-    assert report.events == len(list(office.store.events(office.org)))
+    assert report.events == len(list(office._store.events(office.org)))
     assert report.streams == 2  # the organisation's stream and the item's
 
 
@@ -128,7 +128,7 @@ def _forge(office, prev: Event, **changes):
     row = {k: getattr(forged, k) for k in ("org", "stream", "seq", "actor", "action",
                                            "from_state", "to_state", "note", "prev_hash",
                                            "hash")}
-    with office.store.engine.begin() as conn:
+    with office._store.engine.begin() as conn:
         conn.execute(schema.events.insert().values(**row, at=forged.at, data=forged.data))
     return forged
 
@@ -162,7 +162,7 @@ def test_a_rewritten_and_rehashed_chain_is_found_by_the_head(walked):
     for event in events[3:]:
         rewritten = attrs.evolve(event, prev_hash=prev_hash,
                                  note=event.note.replace("Logo", "Warna")).sealed()
-        with office.store.engine.begin() as conn:
+        with office._store.engine.begin() as conn:
             conn.execute(schema.events.insert().values(
                 org=rewritten.org, stream=stream, seq=rewritten.seq, at=rewritten.at,
                 actor=rewritten.actor, action=rewritten.action,
@@ -192,7 +192,7 @@ def test_jsonl_export_holds_every_event_and_its_hashes_verify(walked):
     office, _ = walked
     out = io.StringIO()
     count = office.export(out, format="jsonl")
-    stored = list(office.store.events(office.org))
+    stored = list(office._store.events(office.org))
     lines = out.getvalue().splitlines()
     assert count == len(lines) == len(stored)
     rows = [json.loads(line) for line in lines]
@@ -200,7 +200,7 @@ def test_jsonl_export_holds_every_event_and_its_hashes_verify(walked):
     events = [_event_from_export(row) for row in rows]
     assert [e.hash for e in events] == [e.hash for e in stored]
     assert all(e.compute_hash() == e.hash for e in events)
-    assert verify(events, office.store.heads(office.org)).ok
+    assert verify(events, office._store.heads(office.org)).ok
 
 
 def test_csv_export_holds_every_event_and_its_hashes_verify(walked):
@@ -217,7 +217,7 @@ def test_csv_export_holds_every_event_and_its_hashes_verify(walked):
     assert [e.action for e in events] == ["create", "complete", "complete", "complete",
                                           "reject", "revise"]
     assert all(e.compute_hash() == e.hash for e in events)
-    heads = {f"item:{item.id}": office.store.heads(office.org)[f"item:{item.id}"]}
+    heads = {f"item:{item.id}": office._store.heads(office.org)[f"item:{item.id}"]}
     assert verify(events, heads).ok
 
 

@@ -26,17 +26,17 @@ from humasflow.testing import item_ready_to_post, staffed_office
 
 
 def sql(office: Office, statement: str, **params):
-    with office.store.engine.begin() as conn:
+    with office._store.engine.begin() as conn:
         return conn.execute(sa.text(statement), params)
 
 
 def core(office: Office, statement) -> None:
-    with office.store.engine.begin() as conn:
+    with office._store.engine.begin() as conn:
         conn.execute(statement)
 
 
 def row(office: Office, table: sa.Table, *where) -> dict:
-    with office.store.engine.connect() as conn:
+    with office._store.engine.connect() as conn:
         return dict(conn.execute(sa.select(table).where(*where)).one()._mapping)
 
 
@@ -290,7 +290,7 @@ def test_every_row_digest_is_taken_from_the_metadata():
 
 def rewrite(office: Office, text: str) -> None:
     """Replace the whole record with another, consistent one (as a database owner could)."""
-    with office.store.engine.begin() as conn:
+    with office._store.engine.begin() as conn:
         for table in ("publications", "events", "items", "channels", "actors",
                       "sop_revisions"):
             conn.execute(sa.text(f"DELETE FROM {table}"))
@@ -350,7 +350,7 @@ def strip_to_legacy(office: Office) -> None:
     """Make the record look like one written before events carried row digests: no
     ``rows`` in any event, no item creations in the organisation's stream, chains and
     heads recomputed, the schema back at version 2."""
-    with office.store.engine.begin() as conn:
+    with office._store.engine.begin() as conn:
         events = [dict(r._mapping) for r in conn.execute(
             sa.select(t.events).order_by(t.events.c.stream, t.events.c.seq))]
         conn.execute(t.events.delete())
@@ -385,9 +385,9 @@ def test_a_store_written_before_row_digests_verifies_after_its_migration(office,
 
     migrated = Office(Store(store_url), clock=clock, environ={})
     try:
-        assert migrated.store.schema_version == t.MIGRATIONS[-1][0]
+        assert migrated._store.schema_version == t.MIGRATIONS[-1][0]
         assert migrated.verify().ok
-        baseline = [e for e in migrated.store.events(office.org, "org")
+        baseline = [e for e in migrated._store.events(office.org, "org")
                     if e.action == "baseline"]
         assert len(baseline) == 1
         migrated.complete(migrated.new_item("Baru", by="rina").id, by="rina", text="x")
@@ -401,15 +401,15 @@ def test_a_store_written_before_row_digests_verifies_after_its_migration(office,
 def test_a_claimed_channel_in_flight_without_an_event_verifies(office, clock, image):
     # Claims, leases and heartbeats are not events: an attempt in flight is explained.
     p = item_ready_to_post(office, text="Halo", media=[image]).id
-    office.store.ensure_publications(office.org, p, ["outbox"], clock())
+    office._store.ensure_publications(office.org, p, ["outbox"], clock())
     assert office.verify().ok
     item = office.item(p)
-    claimed = office.store.claim(office.org, p, "outbox", "worker-1", clock(),
+    claimed = office._store.claim(office.org, p, "outbox", "worker-1", clock(),
                                  clock() + dt.timedelta(minutes=15),
                                  gate=(item.state, item.content_digest))
     assert claimed is not None
     assert claimed.state == "in_flight"
-    assert office.store.renew_lease(office.org, p, "outbox", "worker-1", claimed.attempts,
+    assert office._store.renew_lease(office.org, p, "outbox", "worker-1", claimed.attempts,
                                     clock() + dt.timedelta(minutes=30))
     assert office.verify().ok
     sql(office, "UPDATE publications SET state = 'posted' WHERE item_id = :p", p=p)

@@ -45,7 +45,7 @@ NEW_YORK = zoneinfo.ZoneInfo("America/New_York")
 
 def counts(office: Office) -> tuple[int, int, int, int]:
     """Rows that a refused action must not have added: items, events, actors, channels."""
-    with office.store.reading() as conn:
+    with office._store.reading() as conn:
         return tuple(int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
                      for table in (t.items, t.events, t.actors, t.channels))  # type: ignore[return-value]
 

@@ -20,7 +20,8 @@ from humasflow import ConflictError, NotAllowedNow
 WORKER = textwrap.dedent('''
     import datetime as dt
 
-    from humasflow import ConflictError, Event, Office, Store
+    from humasflow import ConflictError, Event, Office
+    from humasflow.storage.store import Store
 
     AT = dt.datetime(2026, 1, 5, 3, 0, tzinfo=dt.timezone.utc)
 

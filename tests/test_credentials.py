@@ -100,11 +100,11 @@ def secrets_file(tmp_path: Path, text: str, mode: int = 0o600) -> Path:
 
 
 def org_events(office: Office, action: str) -> list[Any]:
-    return [e for e in office.store.events(office.org, "org") if e.action == action]
+    return [e for e in office._store.events(office.org, "org") if e.action == action]
 
 
 def raw_rows(office: Office) -> str:
-    with office.store.engine.connect() as conn:
+    with office._store.engine.connect() as conn:
         rows = [*conn.execute(sa.text("SELECT * FROM events")),
                 *conn.execute(sa.text("SELECT * FROM credential_expiries")),
                 *conn.execute(sa.text("SELECT * FROM channels"))]

@@ -75,11 +75,7 @@ def doctest_source(text: str) -> str:
 def close_resources(namespace: MutableMapping[str, Any]) -> None:
     """Close what an example left open (stores, exit stacks), then forget it."""
     for value in list(namespace.values()):
-        if isinstance(value, contextlib.ExitStack):
-            value.close()
-        elif isinstance(value, Office):
-            value.store.close()
-        elif isinstance(value, Store):
+        if isinstance(value, (contextlib.ExitStack, Office, Store)):
             value.close()
     namespace.clear()
 

@@ -33,9 +33,10 @@ import attrs
 import pytest
 
 import humasflow
-from humasflow import Office, Store
+from humasflow import Office
 from humasflow.errors import Refused
 from humasflow.publishing.dispatch import ManualHeartbeat, PostReport
+from humasflow.storage.store import Store
 from humasflow.testing import (
     Crash,
     FakePlatform,
@@ -87,14 +88,14 @@ class World:
         try:
             return office.status(item_id)
         finally:
-            office.store.close()
+            office._store.close()
 
     def confirm(self, item_id: int, channel: str, **answer) -> PostReport:
         office = self.make_office()
         try:
             return office.confirm(item_id, channel, by="rina", **answer)
         finally:
-            office.store.close()
+            office._store.close()
 
     def publish_calls(self, account: str) -> int:
         return sum(1 for r in self.platform.calls(f"/accounts/{account}/")
@@ -122,7 +123,7 @@ def _world(platform: FakePlatform, store_url: str, publisher: str,
 def world(platform, store_url, request) -> Iterator[World]:
     w = _world(platform, store_url, getattr(request, "param", "fake-platform"))
     yield w
-    w.office.store.close()
+    w.office._store.close()
 
 
 def _assert_one_post_each(world: World, item_id: int, accounts=("fisip", "ub")) -> None:
@@ -137,7 +138,7 @@ def _assert_one_post_each(world: World, item_id: int, accounts=("fisip", "ub")) 
     try:
         assert office.verify().ok
     finally:
-        office.store.close()
+        office._store.close()
 
 
 def _person_settles(world: World, item_id: int) -> None:
@@ -271,7 +272,7 @@ def test_not_posted_starts_afresh_whatever_the_last_attempt_saved(platform, stor
         _assert_one_post_each(world, item.id, accounts=("fisip",))
         assert platform.posts("fisip")[0]["id"] != taken_down["id"]
     finally:
-        world.office.store.close()
+        world.office._store.close()
 
 
 def test_a_post_deleted_on_the_platform_is_not_posted_again_by_itself(platform, store_url):
@@ -289,7 +290,7 @@ def test_a_post_deleted_on_the_platform_is_not_posted_again_by_itself(platform, 
         assert report.publications["fisip"].state == "unknown"
         assert world.publish_calls("fisip") == 1
     finally:
-        world.office.store.close()
+        world.office._store.close()
 
 
 LEASE = dt.timedelta(minutes=15)
@@ -360,7 +361,7 @@ def test_a_worker_slower_than_its_lease_does_not_post_twice(platform, store_url)
         assert world.publish_calls("fisip") == 1
     finally:
         go_on.set()
-        world.office.store.close()
+        world.office._store.close()
 
 
 def test_a_worker_that_lost_its_claim_stops_before_its_next_call(platform, store_url):
@@ -389,11 +390,11 @@ def test_a_worker_that_lost_its_claim_stops_before_its_next_call(platform, store
                        if e.action.startswith("channel_")}
             assert workers == {"restarted-1"}  # the frozen worker recorded nothing
         finally:
-            office.store.close()
+            office._store.close()
         _assert_one_post_each(world, item.id, accounts=("fisip",))
     finally:
         go_on.set()
-        world.office.store.close()
+        world.office._store.close()
 
 
 def test_nothing_in_humasflow_swallows_a_crash():
@@ -420,7 +421,8 @@ def test_nothing_in_humasflow_swallows_a_crash():
 CHILD = textwrap.dedent("""
     import datetime as dt, json, os, signal, sys
 
-    from humasflow import Office, Store
+    from humasflow import Office
+    from humasflow.storage.store import Store
     from humasflow.testing import FakePlatformPlugin, FaultInjector, SteerableClock
     from humasflow.testing import plugin_registered
 
@@ -453,7 +455,7 @@ def test_a_killed_worker_never_posts_twice(platform, store_url, tmp_path, killer
     request (before answering), or by itself after an answer, before writing it down."""
     world = _world(platform, store_url, "fake-platform", channels=("fisip",))
     item = item_ready_to_post(world.office, text=TEXT, media=MEDIA)
-    world.office.store.close()
+    world.office._store.close()
     script = tmp_path / "worker.py"
     script.write_text(CHILD, "utf-8")
     config = {"store_url": store_url, "item": item.id, "now": world.clock().isoformat(),
@@ -487,7 +489,7 @@ def test_the_real_kill_worker_really_posts_when_left_alone(platform, store_url, 
     """The control for the kill tests: the same child, without a trap, posts once."""
     world = _world(platform, store_url, "fake-platform", channels=("fisip",))
     item = item_ready_to_post(world.office, text=TEXT, media=MEDIA)
-    world.office.store.close()
+    world.office._store.close()
     script = tmp_path / "worker.py"
     script.write_text(CHILD, "utf-8")
     config = {"store_url": store_url, "item": item.id, "now": world.clock().isoformat(),

@@ -70,7 +70,7 @@ def test_the_idempotency_key_is_stable_per_item_and_channel_and_distinct_otherwi
     key = office.post_for(item, "outbox").idempotency_key
     assert KEY.fullmatch(key)
     assert office.post_for(office.item(item.id), "outbox").idempotency_key == key
-    assert key == idempotency_key(office.store.uuid, item.key, "outbox")
+    assert key == idempotency_key(office._store.uuid, item.key, "outbox")
     assert office.post_for(item, "x").idempotency_key != key
     other = office.new_item("Webinar", by="rina")
     assert office.post_for(other, "outbox").idempotency_key != key
@@ -151,13 +151,13 @@ def test_an_outbox_path_is_made_absolute_when_the_channel_is_configured(
 @pytest.mark.parametrize("name", ["../evil", "a/b", "with space", "", "dot.name", "x" * 65,
                                   "tab\tname", "/abs", "ünï"])
 def test_a_channel_name_must_be_a_slug(office, name):
-    before = list(office.store.events(office.org, "org"))
+    before = list(office._store.events(office.org, "org"))
     # A control character is refused as such (InputInvalid) before the slug rule.
     expected = InputInvalid if "\t" in name else ConfigurationError
     with pytest.raises(expected, match=r"letters, digits, '-' or '_'|control character"):
         office.add_channel(name, "outbox", by="admin")
     assert name not in office.channels()
-    assert list(office.store.events(office.org, "org")) == before
+    assert list(office._store.events(office.org, "org")) == before
 
 
 def test_slugs_are_accepted(office):
@@ -168,7 +168,7 @@ def test_slugs_are_accepted(office):
 def test_the_channel_event_holds_the_full_row(office, tmp_path):
     office.add_channel("web", "outbox", settings={"path": str(tmp_path / "w")},
                        credentials={"token": "WEB_TOKEN"}, by="admin")
-    event = list(office.store.events(office.org, "org"))[-1]
+    event = list(office._store.events(office.org, "org"))[-1]
     assert (event.action, event.actor) == ("channel", "admin")
     data = {k: v for k, v in event.data.items() if k != "rows"}  # rows: digests
     assert data == {"name": "web", "publisher": "outbox",
@@ -196,7 +196,7 @@ def test_the_migration_gives_an_old_store_a_uuid_and_its_items_keys(store_url, t
     office = make_office(store_url, tmp_path / "out", clock)
     first = office.new_item("Dies Natalis", by="rina")
     second = office.new_item("Webinar", by="rina")
-    _back_to_version_2(office.store)
+    _back_to_version_2(office._store)
     office.close()
 
     store = Store(store_url)

@@ -174,7 +174,7 @@ def test_the_offices_media_host_gives_the_posted_media_their_url(
         office, fake, clock, tmp_path):
     local = write(tmp_path / "poster.jpg", 300)
     remote = "https://cdn.example/already-public.jpg"
-    hosted = Office(office.store, clock=clock, environ={}, media_store=office.media,
+    hosted = Office(office._store, clock=clock, environ={}, media_store=office.media,
                     media_host=FolderMediaHost(tmp_path / "public", BASE))
     item_id = ready(hosted, [local, Media(remote, passthrough=True)])
 
@@ -217,7 +217,7 @@ def test_the_public_media_url_hook_fills_the_url_per_channel(office, fake, tmp_p
 def test_the_offices_media_host_comes_before_the_hook(office, fake, clock, tmp_path):
     local = write(tmp_path / "poster.jpg")
     cdn = CDN()
-    hosted = Office(office.store, clock=clock, environ={}, media_store=office.media,
+    hosted = Office(office._store, clock=clock, environ={}, media_store=office.media,
                     media_host=FolderMediaHost(tmp_path / "public", BASE))
     with plugin_registered(cdn):
         item_id = ready(hosted, [local])
@@ -428,7 +428,7 @@ def test_media_problems_stop_the_design_step_as_validation_problems(office, fake
 def test_a_file_gone_before_posting_does_not_matter_its_bytes_were_copied(
         office, fake, clock, tmp_path):
     fake.publishers["ig"] = Picky(channel="ig")
-    hosted = Office(office.store, clock=clock, environ={}, media_store=office.media,
+    hosted = Office(office._store, clock=clock, environ={}, media_store=office.media,
                     media_host=FolderMediaHost(tmp_path / "public", BASE))
     poster = write(tmp_path / "poster.jpg")
     kept = Path(poster).read_bytes()

@@ -481,7 +481,8 @@ OLD_COMMIT = "2829f91"
 OLD_SCRIPT = textwrap.dedent("""
     import sys
     from PIL import Image
-    from humasflow import Office, Store
+    from humasflow import Office
+    from humasflow.storage.store import Store
     from humasflow.testing import SteerableClock, staffed_office
 
     url, folder = sys.argv[1], sys.argv[2]

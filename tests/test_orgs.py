@@ -153,7 +153,7 @@ def test_an_organisation_without_a_revision_cannot_start_items(store, clock, two
 def test_each_organisation_has_its_own_record_numbered_from_one(two):
     fisip, feb = two
     for office in (fisip, feb):
-        org_events = [e for e in office.store.events(office.org) if e.stream == "org"]
+        org_events = [e for e in office._store.events(office.org) if e.stream == "org"]
         assert [e.seq for e in org_events] == list(range(1, len(org_events) + 1))
         assert {e.org for e in org_events} == {office.org}
         assert org_events[0].action == "establish"
@@ -165,9 +165,9 @@ def test_verify_is_scoped_to_the_organisation(two, fisip_item):
     fisip_report, feb_report = fisip.verify(), feb.verify()
     assert fisip_report.ok
     assert feb_report.ok
-    assert fisip_report.events == len(list(fisip.store.events("fisip")))
-    assert feb_report.events == len(list(feb.store.events("feb")))
-    with feb.store.engine.begin() as conn:
+    assert fisip_report.events == len(list(fisip._store.events("fisip")))
+    assert feb_report.events == len(list(feb._store.events("feb")))
+    with feb._store.engine.begin() as conn:
         conn.execute(sa.text("UPDATE events SET note = 'x' WHERE stream = :s"),
                      {"s": f"item:{feb_item.id}"})
     assert fisip.verify().ok
@@ -208,6 +208,6 @@ def test_open_uses_the_default_organisation_and_establishes_the_bundled_sop(stor
         assert office.sop().header.number == "UN10/F11.07/HK.01.02.a/05"
         again = humasflow.open(store_url, clock=clock, environ={})
         assert len(again.revisions()) == 1  # not established twice
-        again.store.close()
+        again._store.close()
     finally:
-        office.store.close()
+        office._store.close()

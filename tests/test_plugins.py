@@ -22,7 +22,7 @@ class Recorder:
 
     def _committed(self, office, item):
         """The item's events as another connection sees them: only committed ones."""
-        return [(e.seq, e.action) for e in office.store.events(office.org, f"item:{item.id}")]
+        return [(e.seq, e.action) for e in office._store.events(office.org, f"item:{item.id}")]
 
     @hookimpl
     def item_created(self, office, item, event):

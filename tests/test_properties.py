@@ -188,7 +188,7 @@ class SOPMachine(RuleBasedStateMachine):
         revise or cancel commits, then the channel would be claimed."""
         item_id = self._items_at("post")[0]
         # Just before the claim, or just before the "post" record's own transaction.
-        owner = self.office.store if at == "claim" else Dispatcher
+        owner = self.office._store if at == "claim" else Dispatcher
         method = "claim" if at == "claim" else "_schedule"
         real = getattr(owner, method)
         done: list[str] = []

@@ -16,7 +16,7 @@ import attrs
 import pytest
 from click.testing import CliRunner
 
-from humasflow import Office, Store
+from humasflow import Office
 from humasflow.cli import cli
 from humasflow.errors import (
     AuthenticationFailed,
@@ -34,6 +34,7 @@ from humasflow.errors import (
 from humasflow.hookspecs import hookimpl
 from humasflow.publishing.contract import Post, Problem, Receipt
 from humasflow.publishing.dispatch import Heartbeat, ManualHeartbeat
+from humasflow.storage.store import Store
 from humasflow.testing import (
     FakePublisher,
     SteerableClock,
@@ -489,9 +490,9 @@ def test_an_attempt_cut_off_by_a_crash_becomes_unknown_never_a_blind_repost(
         office, fake, hooks, clock, image):
     item_id = ready(office, image, ["x", "fb"])
     office.schedule(item_id, clock(), by="rina")
-    office.store.ensure_publications(office.org, item_id, ["x", "fb"], clock())
+    office._store.ensure_publications(office.org, item_id, ["x", "fb"], clock())
     # A worker claims x, then its machine dies before the answer is recorded.
-    assert office.store.claim(office.org, item_id, "x", "dead-worker", clock(),
+    assert office._store.claim(office.org, item_id, "x", "dead-worker", clock(),
                               clock() + dt.timedelta(minutes=15),
                               gate=gate(office, item_id)) is not None
 
@@ -642,16 +643,16 @@ def test_the_heartbeat_beats_a_third_of_the_lease_and_more_often_than_it_runs_ou
 def test_a_lease_renewed_after_it_was_seen_expired_is_not_taken_over(
         office, fake, clock, image, monkeypatch):
     item_id = ready(office, image, ["x"])
-    office.store.ensure_publications(office.org, item_id, ["x"], clock())
-    claimed = office.store.claim(office.org, item_id, "x", "slow-worker", clock(),
+    office._store.ensure_publications(office.org, item_id, ["x"], clock())
+    claimed = office._store.claim(office.org, item_id, "x", "slow-worker", clock(),
                                  clock() + LEASE, gate=gate(office, item_id))
     clock.advance(minutes=16)
-    stale = office.store.expired_leases(office.org, clock(), item_id)
+    stale = office._store.expired_leases(office.org, clock(), item_id)
     assert [p.channel for p in stale] == ["x"]
     # The slow worker's heartbeat gets through just after another worker read the record.
-    assert office.store.renew_lease(office.org, item_id, "x", "slow-worker", claimed.attempts,
+    assert office._store.renew_lease(office.org, item_id, "x", "slow-worker", claimed.attempts,
                                     clock() + LEASE)
-    monkeypatch.setattr(office.store, "expired_leases", lambda *args, **kwargs: stale)
+    monkeypatch.setattr(office._store, "expired_leases", lambda *args, **kwargs: stale)
 
     report = office.post(item_id, by="rina")
 

@@ -272,7 +272,7 @@ def test_a_refused_credential_is_not_retried_and_the_message_names_it(
         office, fake, clock, image):
     secret = "xat-5ecret-VALUE"
     office.add_channel("x", "fake", credentials={"access_token": "X_ACCESS_TOKEN"}, by="admin")
-    office = Office(office.store, clock=clock, environ={"X_ACCESS_TOKEN": secret},
+    office = Office(office._store, clock=clock, environ={"X_ACCESS_TOKEN": secret},
                     media_store=office.media)
     item_id = ready(office, image, ["x"])
     publisher(fake, "x").fail_with = AuthenticationFailed(
@@ -316,7 +316,7 @@ def test_a_missing_credential_fails_naming_the_variable_never_a_secret(
     office.add_channel("x", "fake", credentials={"api_key": "X_API_KEY",
                                                  "api_secret": "X_API_SECRET"}, by="admin")
     office.add_channel("fb", "fake", credentials={"page_token": "FB_PAGE_TOKEN"}, by="admin")
-    office = Office(office.store, clock=clock, environ=secrets, media_store=office.media)
+    office = Office(office._store, clock=clock, environ=secrets, media_store=office.media)
     item_id = ready(office, image, ["x", "fb"])  # validation needs no credential
 
     recorder = _Recorder()

@@ -66,7 +66,7 @@ def leaky(office, store, clock):
 
 def raw_record(office: Office) -> str:
     """Every row of the tables that hold text from outside, as the database has them."""
-    with office.store.engine.connect() as conn:
+    with office._store.engine.connect() as conn:
         rows = [*conn.execute(sa.text("SELECT * FROM publications")),
                 *conn.execute(sa.text("SELECT * FROM events"))]
     return "\n".join(repr(tuple(row)) for row in rows)
@@ -80,7 +80,7 @@ def cli_output(office: Office, clock, *args: str) -> str:
 
 
 def office_target(office: Office) -> str:
-    url = office.store.engine.url
+    url = office._store.engine.url
     if url.get_backend_name() == "sqlite":
         return str(url.database)
     return url.render_as_string(hide_password=False)
@@ -203,8 +203,8 @@ def test_the_log_filter_leaves_a_bad_format_string_to_logging():
 
 def test_an_export_of_an_older_record_holding_a_secret_is_scrubbed_and_marked(office, clock):
     item = office.new_item("Dies Natalis", by="rina")
-    with office.store.writing() as conn:  # as a version without scrubbing recorded it
-        office.store.append_item_event(conn, Event(
+    with office._store.writing() as conn:  # as a version without scrubbing recorded it
+        office._store.append_item_event(conn, Event(
             org=office.org, stream="", seq=0, at=clock(), actor="rina", action="channel_failed",
             from_state=item.state, to_state=item.state, note="",
             data={"channel": "x", "error_message": f"refused {GRAPH_URL}"}), item.id)
@@ -317,7 +317,7 @@ TOKENS = {
 
 
 def channel_rows(office: Office) -> str:
-    with office.store.engine.connect() as conn:
+    with office._store.engine.connect() as conn:
         rows = [*conn.execute(sa.text("SELECT * FROM channels")),
                 *conn.execute(sa.text("SELECT * FROM events"))]
     return "\n".join(repr(tuple(row)) for row in rows)

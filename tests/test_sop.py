@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from humasflow import DefinitionError, Office, Store, bundled_sop, load_sop, parse_sop
+from humasflow import DefinitionError, Office, bundled_sop, load_sop, parse_sop
 from humasflow.sop import MAX_STANDARD_TIME, PHASES
+from humasflow.storage.store import Store
 from humasflow.testing import SteerableClock
 
 SOP_TEXT = resources.files("humasflow").joinpath(

@@ -12,9 +12,10 @@ import attrs
 import pytest
 import sqlalchemy as sa
 
-from humasflow import ConflictError, Event, Office, StorageError, Store
+from humasflow import ConflictError, Event, Office, StorageError
 from humasflow.storage import database_url, schema
 from humasflow.storage.schema import MIGRATIONS, UTCDateTime
+from humasflow.storage.store import Store
 from humasflow.testing import SteerableClock
 
 JAKARTA = zoneinfo.ZoneInfo("Asia/Jakarta")
@@ -192,18 +193,18 @@ def test_utc_datetime_refuses_naive_times():
 
 def test_applying_a_move_at_a_stale_version_is_a_conflict_and_writes_nothing(office):
     item = office.new_item("Versi", by="rina")
-    item2, head = office.store.item_with_head(office.org, item.id)
+    item2, head = office._store.item_with_head(office.org, item.id)
     event = Event(org=office.org, stream="", seq=0, at=office.clock(), actor="rina",
                   action="revise", from_state="concept", to_state="concept",
                   data={"text": "x"})
     changed = attrs.evolve(item2, post=attrs.evolve(item2.post, text="x"))
-    with pytest.raises(ConflictError) as caught, office.store.writing() as conn:
-        office.store.apply(conn, changed, item2.version + 1, head, event, new_step=False)
+    with pytest.raises(ConflictError) as caught, office._store.writing() as conn:
+        office._store.apply(conn, changed, item2.version + 1, head, event, new_step=False)
     assert caught.value.expected_version == item2.version + 1
     assert office.item(item.id) == item2
     assert len(office.history(item.id)) == 1
-    with office.store.writing() as conn:
-        office.store.apply(conn, changed, item2.version, head, event, new_step=False)
+    with office._store.writing() as conn:
+        office._store.apply(conn, changed, item2.version, head, event, new_step=False)
     assert office.item(item.id).version == 2
     assert office.verify().ok
 

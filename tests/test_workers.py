@@ -68,7 +68,7 @@ def scheduled(office, at, **kwargs) -> int:
 @pytest.fixture
 def other(office, fake, clock):
     """A second organisation in the same store, with its own channel."""
-    o = Office(office.store, "fkg", clock=clock, environ={})
+    o = Office(office._store, "fkg", clock=clock, environ={})
     o.establish(by="Dekan")
     staffed_office(o)
     o.add_channel("x", "fake", settings={"media_urls": "pass"}, by="admin")
@@ -86,7 +86,7 @@ def test_a_pass_posts_what_is_due_in_every_organisation(office, other, fake, clo
     mine = scheduled(office, clock())
     theirs = scheduled(other, clock(), channels=["x"])
     later = scheduled(office, clock() + dt.timedelta(hours=1))
-    worker = Worker(office.store, clock=clock, worker_id="worker-1")
+    worker = Worker(office._store, clock=clock, worker_id="worker-1")
 
     reports = worker.run_once()
 
@@ -103,7 +103,7 @@ def test_a_pass_posts_what_is_due_in_every_organisation(office, other, fake, clo
 def test_a_pass_can_be_limited_to_some_organisations(office, other, fake, clock, caplog):
     mine = scheduled(office, clock())
     theirs = scheduled(other, clock(), channels=["x"])
-    worker = Worker(office.store, clock=clock, orgs=["fkg", "fib"])
+    worker = Worker(office._store, clock=clock, orgs=["fkg", "fib"])
 
     with caplog.at_level(logging.WARNING, logger="humasflow.worker"):
         reports = worker.run_once()
@@ -111,12 +111,12 @@ def test_a_pass_can_be_limited_to_some_organisations(office, other, fake, clock,
     assert [(r.item.org, r.item.id) for r in reports] == [("fkg", theirs)]
     assert office.item(mine).state == "post"
     assert "no organisation 'fib'" in caplog.text
-    assert "fib" not in office.store.orgs()  # a worker creates no organisation
+    assert "fib" not in office._store.orgs()  # a worker creates no organisation
 
 
 def test_a_pass_judges_what_is_due_at_the_time_it_is_given(office, fake, clock):
     item_id = scheduled(office, clock() + dt.timedelta(hours=1))
-    worker = Worker(office.store, clock=clock)
+    worker = Worker(office._store, clock=clock)
     assert worker.run_once() == []
     (report,) = worker.run_once(clock() + dt.timedelta(hours=1))
     assert report.item.id == item_id
@@ -136,7 +136,7 @@ def test_one_organisation_failing_does_not_stop_the_others(
 
     monkeypatch.setattr(Dispatcher, "run_due", run_due)
     with caplog.at_level(logging.ERROR, logger="humasflow.worker"):
-        reports = Worker(office.store, clock=clock).run_once()
+        reports = Worker(office._store, clock=clock).run_once()
 
     assert [r.item.id for r in reports] == [theirs]
     assert "posting for organisation 'default' failed" in caplog.text
@@ -146,7 +146,7 @@ def test_one_organisation_failing_does_not_stop_the_others(
 def test_each_item_handled_is_logged(office, fake, clock, caplog):
     item_id = scheduled(office, clock())
     with caplog.at_level(logging.INFO, logger="humasflow.worker"):
-        Worker(office.store, clock=clock).run_once()
+        Worker(office._store, clock=clock).run_once()
     assert f"item {item_id} of default ('Dies Natalis') closed; posted: fb, x" in caplog.text
 
 
@@ -155,18 +155,18 @@ def test_run_due_is_one_pass_for_cron(store_url, office, fake, clock):
     (report,) = run_due(store_url, clock=clock, worker_id="cron")
     assert report.item.id == item_id
     assert report.done
-    assert run_due(office.store, clock=clock) == []
+    assert run_due(office._store, clock=clock) == []
 
 
 def test_the_worker_names_itself_and_checks_its_settings(office):
-    worker = Worker(office.store)
+    worker = Worker(office._store)
     host, pid, _ = worker.worker_id.rsplit(":", 2)
     assert (host, pid) == (socket.gethostname(), str(os.getpid()))
-    assert Worker(office.store, poll_interval=dt.timedelta(minutes=2)).poll_interval == 120
+    assert Worker(office._store, poll_interval=dt.timedelta(minutes=2)).poll_interval == 120
     with pytest.raises(ValueError, match="batch"):
-        Worker(office.store, batch=0)
+        Worker(office._store, batch=0)
     with pytest.raises(ValueError, match="poll_interval"):
-        Worker(office.store, poll_interval=-1)
+        Worker(office._store, poll_interval=-1)
 
 
 # -- the loop -----------------------------------------------------------------------------------
@@ -191,7 +191,7 @@ def test_the_loop_posts_items_as_they_fall_due(office, fake, clock):
     item_id = scheduled(office, clock() + 45 * S)
     sleep = Sleeper(clock)
     seen = []
-    worker = Worker(office.store, clock=clock, sleep=sleep, poll_interval=30)
+    worker = Worker(office._store, clock=clock, sleep=sleep, poll_interval=30)
 
     passes = worker.run(max_loops=3, on_report=seen.append)
 
@@ -207,7 +207,7 @@ def test_a_failing_report_callback_does_not_stop_the_loop(office, fake, clock, c
     def on_report(report):
         raise RuntimeError("the dashboard is down")
 
-    worker = Worker(office.store, clock=clock, sleep=Sleeper(clock))
+    worker = Worker(office._store, clock=clock, sleep=Sleeper(clock))
     with caplog.at_level(logging.ERROR, logger="humasflow.worker"):
         assert worker.run(max_loops=2, on_report=on_report) == 2
     assert "on_report failed" in caplog.text
@@ -217,13 +217,13 @@ def test_setting_stop_ends_the_loop_after_the_current_pass(office, fake, clock):
     scheduled(office, clock())
     stop = threading.Event()
     sleep = Sleeper(clock)
-    worker = Worker(office.store, clock=clock, sleep=sleep)
+    worker = Worker(office._store, clock=clock, sleep=sleep)
     assert worker.run(stop, on_report=lambda report: stop.set()) == 1
     assert sleep.waits == []
 
 
 def test_stop_ends_the_default_wait_early_and_a_thread_installs_no_handler(office, clock):
-    worker = Worker(office.store, clock=clock, poll_interval=dt.timedelta(hours=1))
+    worker = Worker(office._store, clock=clock, poll_interval=dt.timedelta(hours=1))
     passed, stop, result = threading.Event(), threading.Event(), []
     run_once = worker.run_once
 
@@ -256,7 +256,7 @@ def test_a_signal_stops_the_loop_after_the_current_pass(office, fake, clock, sig
     scheduled(office, clock() + 30 * S)
     seen = []
     sleep = Sleeper(clock, then=lambda: signal.raise_signal(signum))
-    worker = Worker(office.store, clock=clock, sleep=sleep, poll_interval=30)
+    worker = Worker(office._store, clock=clock, sleep=sleep, poll_interval=30)
 
     passes = worker.run(max_loops=10, on_report=seen.append)
 
@@ -272,7 +272,7 @@ def test_keyboard_interrupt_ends_the_loop_cleanly(office, clock):
     def interrupt(seconds):
         raise KeyboardInterrupt
 
-    assert Worker(office.store, clock=clock, sleep=interrupt).run() == 1
+    assert Worker(office._store, clock=clock, sleep=interrupt).run() == 1
     assert {s: signal.getsignal(s) for s in before} == before
 
 

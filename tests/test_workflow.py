@@ -253,7 +253,7 @@ def _change_post_behind_the_workflow(office, item_id, text):
     """Simulate content changed without a recorded revision (e.g. a direct edit)."""
     item = office.item(item_id)
     post = attrs.evolve(item.post, text=text).to_dict()
-    with office.store.writing() as conn:
+    with office._store.writing() as conn:
         conn.execute(sa.update(schema.items).where(schema.items.c.id == item_id)
                      .values(post=post))
 

@@ -77,7 +77,6 @@ from humasflow.publishing.contract import (
     unknown_options,
 )
 from humasflow.sop import SOP, Header, Label, Role, Step, bundled_sop, load_sop, parse_sop
-from humasflow.storage.store import Store
 
 __version__ = "0.1.0.dev0"
 
@@ -149,7 +148,6 @@ __all__ = [
     "Step",
     "StepRun",
     "StorageError",
-    "Store",
     "StoreLocked",
     "Variant",
     "WaitingForPerson",

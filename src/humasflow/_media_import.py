@@ -24,6 +24,7 @@ from humasflow.models import ContentItem, Event, Media
 
 if TYPE_CHECKING:
     from humasflow.office import Office
+    from humasflow.storage.store import Store
 
 __all__ = ["import_media"]
 
@@ -37,9 +38,8 @@ def _legacy_digest(item: ContentItem) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def import_media(office: Office) -> int:
+def import_media(office: Office, store: Store) -> int:
     """Import the organisation's media recorded by path; return how many items changed."""
-    store = office.store
     # Anything the old code accepted, except what is never read (/proc, /sys, /dev).
     rules = AttachRules(roots=(Path("/"),), max_bytes=office.media_max_bytes)
     changed = skipped = 0

@@ -151,8 +151,16 @@ class _Session:
                 environ=self.environ if credentials is None else None,
                 credentials=credentials, busy_timeout=self.busy_timeout,
                 media=self.media_store, media_roots=self.media_roots)
-            click.get_current_context().call_on_close(self._office.store.close)
+            click.get_current_context().call_on_close(self._office.close)
         return self._office
+
+    def store(self) -> Store:
+        """The store itself, for the worker commands that serve every organisation in it
+        (opened after :meth:`office` checked it, closed with the command)."""
+        office = self.office()
+        store = Store(self.db, busy_timeout=office.busy_timeout)
+        click.get_current_context().call_on_close(store.close)
+        return store
 
     def credentials(self) -> CredentialSource | None:
         """The credential source: ``--secrets``' file, else the one handed in, else
@@ -167,7 +175,7 @@ class _Session:
             name = self.tz
             if name is None:
                 office = self.office()
-                has_sop = bool(office.store.sop_revisions(office.org))
+                has_sop = bool(office.revisions())
                 name = office.sop().header.timezone if has_sop else DEFAULT_ZONE
             self._zone = zoneinfo.ZoneInfo(name)
         return self._zone
@@ -194,11 +202,9 @@ def _is_sqlite_path(target: str) -> bool:
 
 
 def _display_target(office: Office) -> str:
-    url = office.store.engine.url
-    if url.get_backend_name() == "sqlite":
-        return str(Path(url.database).resolve()) if url.database else ":memory:"
-    # Never print a password that came with the URL.
-    return url.render_as_string(hide_password=True)
+    # Office.location never holds a password that came with the URL.
+    where = office.location
+    return where if "://" in where or where == ":memory:" else str(Path(where).resolve())
 
 
 def _zone_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -532,7 +538,7 @@ def init(session: _Session, sop_file: Path | None, outbox: Path | None,
     if admin_id is not None and not (admin_name or "").strip():
         raise click.BadParameter("give the administrator's name with --name", param_hint="--name")
     office = session.office(create=True)
-    _echo(f"Store: {_display_target(office)} (schema version {office.store.schema_version})")
+    _echo(f"Store: {_display_target(office)} (schema version {office.schema_version})")
     _echo(f"Organisation: {office.org}")
     if admin_id is not None:
         admin = office.bootstrap_admin(admin_id.strip(), str(admin_name).strip(),
@@ -1333,7 +1339,7 @@ class _Listener:
     def _hear(self, office: Office, item: ContentItem, publication: Publication) -> None:
         if self.office is not None and office is not self.office:
             return
-        if self.store is not None and office.store is not self.store:
+        if self.store is not None and office.store_uuid != self.store.uuid:
             return
         self.on_channel(item, publication)
 
@@ -1672,7 +1678,7 @@ def run_due(session: _Session, limit: int) -> None:
     (it is not retried) in this pass.
     """
     office = session.office()
-    store, zone, now = office.store, session.zone(), session.now()
+    store, zone, now = session.store(), session.zone(), session.now()
     due = sum(len(store.due_for_posting(org, now, limit)) for org in store.orgs())
     bar_shown = due >= _BAR_FROM and _stdout_is_tty()
     held: list[str] = []
@@ -1771,7 +1777,7 @@ def worker_command(session: _Session, interval: float, max_loops: int | None,
     summed up in one line. A stop request lets the current pass finish.
     """
     office = session.office()
-    store, zone = office.store, session.zone()
+    store, zone = session.store(), session.zone()
     printer = _PassPrinter(store, office.org, zone, _echo)
     options: dict[str, Any] = {"poll_interval": interval, "batch": limit,
                                **_credential_options(session)}
@@ -1835,7 +1841,7 @@ def log(session: _Session, item_id: int | None) -> None:
     if item_id is not None:
         events = office.history(item_id)
     else:
-        events = sorted(office.store.events(office.org), key=lambda e: e.at)
+        events = sorted(office.events(), key=lambda e: e.at)
     if not events:
         _echo("No events.")
         return
@@ -2041,7 +2047,7 @@ def demo(session: _Session, db_path: Path | None, outbox: Path | None) -> None:
         zone = zoneinfo.ZoneInfo(session.tz or office.sop().header.timezone)
         _demo_walk(office, clock, db_path, outbox, media, script, zone, session.lang)
     finally:
-        office.store.close()
+        office.close()
 
 
 def _demo_walk(office: Office, clock: SteerableClock, db_path: Path, outbox: Path,

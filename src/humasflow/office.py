@@ -150,7 +150,9 @@ class Office:
         _input.ident("org", org, _input.ORG_ID)
         if not org.strip():
             raise InputInvalid("org", "is empty", "give the organisation a short id")
-        self.store = store
+        if not isinstance(store, Store):
+            store = Store(store)  # a SQLite path or a database URL
+        self._store = store
         self.org = org
         self.clock = clock
         self.environ = os.environ if environ is None else environ
@@ -175,15 +177,56 @@ class Office:
         if store.pending_media_import(org) and self._media_or_none() is not None:
             from humasflow._media_import import import_media
 
-            import_media(self)
+            import_media(self, self._store)
 
     def __repr__(self) -> str:
-        url = self.store.engine.url.render_as_string(hide_password=True)
+        url = self._store.engine.url.render_as_string(hide_password=True)
         return f"<Office org={self.org!r} store={url!r}>"
+
+    @property
+    def location(self) -> str:
+        """Where the store is: the SQLite file or the database URL (password hidden)."""
+        url = self._store.engine.url
+        if url.drivername.startswith("sqlite"):
+            return url.database or ":memory:"
+        return url.render_as_string(hide_password=True)
+
+    @property
+    def busy_timeout(self) -> float:
+        """Seconds a write waits for another writer's lock."""
+        return float(self._store.busy_timeout)
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version the store is at."""
+        return self._store.schema_version
+
+    @property
+    def store_uuid(self) -> str:
+        """The store's identity (a UUID made when it was created)."""
+        return self._store.uuid
+
+    def events(self, stream: str | None = None) -> list[Event]:
+        """The organisation's record: every event (by stream, then sequence), or one
+        stream's (``"org"``, ``"item:<id>"``). Read-only: the office is the only writer."""
+        return list(self._store.events(self.org, stream))
+
+    def organisations(self) -> list[str]:
+        """The ids of every organisation in the store."""
+        return self._store.orgs()
+
+    def for_org(self, org: str) -> Office:
+        """The office of another organisation on the same store (its connections shared),
+        with this office's clock, credential source, HTTP session, media host and media
+        store."""
+        return Office(self._store, org, clock=self.clock, credentials=self.credentials,
+                      session_factory=self.session_factory, media_host=self.media_host,
+                      media_store=self._media_store, media_roots=self.media_roots,
+                      media_max_bytes=self.media_max_bytes)
 
     def close(self) -> None:
         """Release the store's connections."""
-        self.store.close()
+        self._store.close()
         if self._media_tmp is not None:
             self._media_tmp()
             self._media_tmp = None
@@ -206,7 +249,7 @@ class Office:
         return self._media_store
 
     def _default_media_store(self) -> MediaStore:
-        url = self.store.engine.url
+        url = self._store.engine.url
         if url.get_backend_name() == "sqlite":
             database = url.database
             if database and database != ":memory:":
@@ -381,15 +424,15 @@ class Office:
                 "effective", dt.datetime.combine(effective, dt.time(), tzinfo=zone))
         now = self._now()
         data = plain(sop.data)
-        with self.store.writing() as conn:
-            self.store.lock_org(conn, self.org)
-            if self._has_admin(conn) or self.store.sop_revisions(self.org, conn):
+        with self._store.writing() as conn:
+            self._store.lock_org(conn, self.org)
+            if self._has_admin(conn) or self._store.sop_revisions(self.org, conn):
                 self._administrator(by, "establish an SOP revision", conn)
-            rev = self.store.add_sop_revision(conn, {
+            rev = self._store.add_sop_revision(conn, {
                 "org": self.org, "number": sop.header.number, "title": sop.header.title.id,
                 "definition": data, "digest": sop.digest, "established_by": by,
                 "established_at": now, "effective_from": effective})
-            self.store.append_org_event(conn, Event(
+            self._store.append_org_event(conn, Event(
                 org=self.org, stream="org", seq=0, at=now, actor=by, action="establish",
                 data={"revision": rev, "number": sop.header.number, "digest": sop.digest,
                       "title": sop.header.title.id, "effective": effective.isoformat(),
@@ -404,7 +447,7 @@ class Office:
         if not 0 < rev <= _input.MAX_ID:
             raise SOPNotFound(self.org, f" (revision {rev})")
         if rev not in self._revisions:
-            row = self.store.sop_revision(rev)
+            row = self._store.sop_revision(rev)
             if row is None or row["org"] != self.org:
                 raise SOPNotFound(self.org, f" (revision {rev})")
             self._revisions[rev] = from_data(row["definition"], source=f"revision {rev}")
@@ -413,7 +456,7 @@ class Office:
     def current_revision(self) -> int:
         """The id of the latest revision already in effect."""
         now = self._now()
-        revisions = [r for r in self.store.sop_revisions(self.org) if r["effective_from"] <= now]
+        revisions = [r for r in self._store.sop_revisions(self.org) if r["effective_from"] <= now]
         if not revisions:
             raise SOPNotFound(self.org, " that is in effect now")
         return int(revisions[-1]["id"])
@@ -421,7 +464,7 @@ class Office:
     def revisions(self) -> list[Mapping[str, Any]]:
         """Every registered revision (id, number, digest, established_by, effective_from…)."""
         return [{k: v for k, v in r.items() if k != "definition"}
-                for r in self.store.sop_revisions(self.org)]
+                for r in self._store.sop_revisions(self.org)]
 
     def engine(self, revision: int) -> Engine:
         """The state machine of a revision."""
@@ -435,7 +478,7 @@ class Office:
     def _administrator(self, by: str | Actor, action: str, conn: Any = None) -> Actor:
         """The stored actor ``by`` if an active administrator, else :class:`AdminRequired`."""
         actor_id = by.id if isinstance(by, Actor) else by
-        found = self.store.actor(self.org, actor_id, conn)
+        found = self._store.actor(self.org, actor_id, conn)
         if found is None:
             reason = f"there is no actor {actor_id!r} in organisation {self.org!r}"
         elif not found.active:
@@ -447,7 +490,7 @@ class Office:
         raise AdminRequired(action=action, actor_id=actor_id, reason=reason)
 
     def _has_admin(self, conn: Any = None) -> bool:
-        return any(a.is_admin for a in self.store.actors(self.org, conn))
+        return any(a.is_admin for a in self._store.actors(self.org, conn))
 
     def administrators(self) -> list[Actor]:
         """The organisation's active administrators."""
@@ -477,21 +520,21 @@ class Office:
             raise ValueError("actor_id is empty: give the administrator a stable id")
         if not name.strip():
             raise ValueError("name is empty: give the administrator's name")
-        with self.store.writing() as conn:
-            self.store.lock_org(conn, self.org)
-            admins = [a.id for a in self.store.actors(self.org, conn) if a.is_admin]
+        with self._store.writing() as conn:
+            self._store.lock_org(conn, self.org)
+            admins = [a.id for a in self._store.actors(self.org, conn) if a.is_admin]
             if admins:
                 raise Refused(
                     f"organisation {self.org!r} already has an administrator "
                     f"({', '.join(admins)}); ask them to add or change actors",
                     item_id="-", step="-", action="bootstrap_admin")
-            existing = self.store.actor(self.org, actor_id, conn)
+            existing = self._store.actor(self.org, actor_id, conn)
             roles = (existing.roles if existing else frozenset()) | {ADMIN_ROLE}
             actor = Actor(id=actor_id, name=name, email=email or (existing.email if existing
                                                                    else ""),
                           roles=roles, org=self.org, active=True)
-            self.store.put_actor(conn, actor)
-            self.store.append_org_event(conn, Event(
+            self._store.put_actor(conn, actor)
+            self._store.append_org_event(conn, Event(
                 org=self.org, stream="org", seq=0, at=self._now(), actor=actor_id,
                 action="bootstrap_admin", data=actor.to_dict()))
         return actor
@@ -524,29 +567,29 @@ class Office:
         if not actor_id.strip():
             raise ValueError("actor_id is empty: give the actor a stable id (e.g. a username)")
         roles = frozenset(roles)
-        known = {role for rev in self.store.sop_revisions(self.org)
+        known = {role for rev in self._store.sop_revisions(self.org)
                  for role in self.sop(int(rev["id"])).roles}
         unknown = sorted(roles - known - {ADMIN_ROLE}) if known else []
         if unknown:
             raise ValueError(
                 f"role {unknown[0]!r} is not a role of this organisation's SOP; "
                 f"roles: {', '.join(sorted(known | {ADMIN_ROLE}))}")
-        with self.store.writing() as conn:
-            self.store.lock_org(conn, self.org)
+        with self._store.writing() as conn:
+            self._store.lock_org(conn, self.org)
             admin = self._administrator(by, "add or change actors", conn)
-            existing = self.store.actor(self.org, actor_id, conn)
+            existing = self._store.actor(self.org, actor_id, conn)
             actor = Actor(id=actor_id, name=name, email=email, roles=roles, org=self.org,
                           active=existing.active if existing else True)
             if existing is not None and existing.is_admin and not actor.is_admin:
                 self._keep_an_admin(conn, actor_id, "remove the role 'admin' from")
-            self.store.put_actor(conn, actor)
-            self.store.append_org_event(conn, Event(
+            self._store.put_actor(conn, actor)
+            self._store.append_org_event(conn, Event(
                 org=self.org, stream="org", seq=0, at=self._now(), actor=admin.id,
                 action="actor", data=actor.to_dict()))
         return actor
 
     def _keep_an_admin(self, conn: Any, actor_id: str, what: str) -> None:
-        others = [a for a in self.store.actors(self.org, conn) if a.is_admin and a.id != actor_id]
+        others = [a for a in self._store.actors(self.org, conn) if a.is_admin and a.id != actor_id]
         if not others:
             raise Refused(
                 f"cannot {what} {actor_id!r}: they are the organisation's last active "
@@ -570,17 +613,17 @@ class Office:
     def _set_actor_active(self, actor_id: str, active: bool, *, by: str | Actor,
                           reason: str) -> Actor:
         verb = "activate" if active else "deactivate"
-        with self.store.writing() as conn:
-            self.store.lock_org(conn, self.org)
+        with self._store.writing() as conn:
+            self._store.lock_org(conn, self.org)
             admin = self._administrator(by, f"{verb} actors", conn)
-            existing = self.store.actor(self.org, actor_id, conn)
+            existing = self._store.actor(self.org, actor_id, conn)
             if existing is None:
                 raise ActorNotFound(actor_id, self.org)
             if not active and existing.is_admin:
                 self._keep_an_admin(conn, actor_id, "deactivate")
             actor = attrs.evolve(existing, active=active)
-            self.store.put_actor(conn, actor)
-            self.store.append_org_event(conn, Event(
+            self._store.put_actor(conn, actor)
+            self._store.append_org_event(conn, Event(
                 org=self.org, stream="org", seq=0, at=self._now(), actor=admin.id,
                 action=f"actor_{verb}d", note=reason, data=actor.to_dict()))
         return actor
@@ -592,14 +635,14 @@ class Office:
             ActorNotFound: No such actor in this organisation.
         """
         actor_id = self._actor_id(actor, "actor")
-        found = self.store.actor(self.org, actor_id)
+        found = self._store.actor(self.org, actor_id)
         if found is None:
             raise ActorNotFound(actor_id, self.org)
         return found
 
     def actors(self) -> list[Actor]:
         """Every actor of the organisation."""
-        return self.store.actors(self.org)
+        return self._store.actors(self.org)
 
     def add_channel(
         self,
@@ -650,15 +693,15 @@ class Office:
         prepare = getattr(factories[publisher], "prepare_settings", None)
         if prepare is not None:
             settings = dict(prepare(settings))
-        with self.store.writing() as conn:
-            self.store.lock_org(conn, self.org)
+        with self._store.writing() as conn:
+            self._store.lock_org(conn, self.org)
             admin = self._administrator(by, "add or change channels", conn)
-            existing = self.store.channels(self.org, conn).get(name)
+            existing = self._store.channels(self.org, conn).get(name)
             channel = ChannelConfig(name=name, publisher=publisher, settings=settings,
                                     credentials=dict(credentials or {}), org=self.org,
                                     active=existing.active if existing else True)
-            self.store.put_channel(conn, channel)
-            self.store.append_org_event(conn, Event(
+            self._store.put_channel(conn, channel)
+            self._store.append_org_event(conn, Event(
                 org=self.org, stream="org", seq=0, at=self._now(), actor=admin.id,
                 action="channel", data=plain(channel.to_dict())))
         return channel
@@ -682,24 +725,24 @@ class Office:
     def _set_channel_active(self, name: str, active: bool, *, by: str | Actor,
                             reason: str) -> ChannelConfig:
         verb = "activate" if active else "deactivate"
-        with self.store.writing() as conn:
-            self.store.lock_org(conn, self.org)
+        with self._store.writing() as conn:
+            self._store.lock_org(conn, self.org)
             admin = self._administrator(by, f"{verb} channels", conn)
-            known = self.store.channels(self.org, conn)
+            known = self._store.channels(self.org, conn)
             if name not in known:
                 raise ConfigurationError(
                     f"no channel named {name!r} in organisation {self.org!r}; configured: "
                     f"{', '.join(sorted(known)) or 'none'}")
             channel = attrs.evolve(known[name], active=active)
-            self.store.put_channel(conn, channel)
-            self.store.append_org_event(conn, Event(
+            self._store.put_channel(conn, channel)
+            self._store.append_org_event(conn, Event(
                 org=self.org, stream="org", seq=0, at=self._now(), actor=admin.id,
                 action=f"channel_{verb}d", note=reason, data=plain(channel.to_dict())))
         return channel
 
     def channels(self) -> dict[str, ChannelConfig]:
         """The organisation's channels by name."""
-        return self.store.channels(self.org)
+        return self._store.channels(self.org)
 
     # -- items --------------------------------------------------------------------------------
 
@@ -771,8 +814,8 @@ class Office:
                       to_state=first.key,
                       data={"title": item.title, "revision": rev, "post": post.to_dict(),
                             "key": item.key, "assignee": item.assignee})
-        with self.store.writing() as conn:
-            new_id, sealed = self.store.create_item(conn, item, event)
+        with self._store.writing() as conn:
+            new_id, sealed = self._store.create_item(conn, item, event)
         item = attrs.evolve(item, id=new_id)
         self._hook("item_created", item=item, event=sealed)
         self._hook("step_entered", item=item, step=first, at=now)
@@ -802,7 +845,7 @@ class Office:
         """
         if by is not None:
             self.actor(by)
-        found = self.store.item(self.org, self._item_id(item_id))
+        found = self._store.item(self.org, self._item_id(item_id))
         if found is None:
             raise ItemNotFound(str(item_id), self.org)
         return found
@@ -830,13 +873,13 @@ class Office:
         _check_limit(limit)
         states: list[str] = []
         if state == "open":
-            states = sorted({s.key for rev in self.store.sop_revisions(self.org)
+            states = sorted({s.key for rev in self._store.sop_revisions(self.org)
                              for s in self.sop(int(rev["id"])).lifecycle})
         elif isinstance(state, str):
             states = [state]
         elif state is not None:
             states = list(state)
-        return self.store.items(self.org, states=states, assignee=assignee,
+        return self._store.items(self.org, states=states, assignee=assignee,
                                 overdue_at=self._now() if overdue else None, limit=limit)
 
     def assign(self, item_id: int, assignee: str, *, by: str | Actor) -> ContentItem:
@@ -871,9 +914,9 @@ class Office:
             raise RoleRequired(item_id=str(item.id), step=item.state, action="be assigned",
                                actor_id=target.id, role=step.actor if step and step.actor
                                else str(staff))
-        with self.store.writing() as conn:
-            self.store.set_assignee(conn, self.org, item.id, assignee)
-            self.store.append_item_event(conn, Event(
+        with self._store.writing() as conn:
+            self._store.set_assignee(conn, self.org, item.id, assignee)
+            self._store.append_item_event(conn, Event(
                 org=self.org, stream="", seq=0, at=self._now(), actor=actor.id,
                 action="assign", from_state=item.state, to_state=item.state,
                 data={"assignee": assignee, "previous": item.assignee}), item.id)
@@ -939,8 +982,8 @@ class Office:
                 payload["media"], channels, action=action,
                 item_id=lambda: (str(current().id), current().state))
         # One transition = one transaction: read, check the guards, write, commit.
-        with self.store.writing() as conn:
-            actor, found = self.store.snapshot(conn, self.org, item_id, actor_id)
+        with self._store.writing() as conn:
+            actor, found = self._store.snapshot(conn, self.org, item_id, actor_id)
             if actor is None:
                 raise ActorNotFound(actor_id, self.org)
             if found is None:
@@ -956,7 +999,7 @@ class Office:
             validate = None
             if action in ("complete", "approve"):
                 # Read the channels only if the step validates (design and approval).
-                validate = self._validator(lambda: self.store.channels(self.org, conn))
+                validate = self._validator(lambda: self._store.channels(self.org, conn))
             move = engine.run(item, action, actor, note=note, payload=payload,
                               validate=validate)
             recorded, sealed, entered = self._write(conn, engine, item, head, move, actor)
@@ -966,7 +1009,7 @@ class Office:
     def _record(self, engine: Engine, before: ContentItem, head: str, move: Move,
                 actor: Actor, extra: Mapping[str, Any] | None = None) -> ContentItem:
         """Write a move computed from a snapshot read earlier (optimistic check)."""
-        with self.store.writing() as conn:
+        with self._store.writing() as conn:
             recorded, sealed, entered = self._write(conn, engine, before, head, move, actor,
                                                     extra)
         self._after(recorded, sealed, entered)
@@ -988,7 +1031,7 @@ class Office:
         event = Event(org=self.org, stream="", seq=0, at=now, actor=actor.id,
                       action=move.action, from_state=move.from_state, to_state=move.to_state,
                       note=move.note, data=data)
-        sealed = self.store.apply(conn, item, before.version, head, event, new_step=new_step)
+        sealed = self._store.apply(conn, item, before.version, head, event, new_step=new_step)
         return attrs.evolve(item, version=sealed.seq), sealed, step if new_step else None
 
     def _after(self, item: ContentItem, sealed: Event, entered: Step | None) -> None:
@@ -1052,7 +1095,7 @@ class Office:
                 "Office.post(), which publishes to its channels and then completes the step",
                 item_id=str(item.id), step=item.state, action=action)
         if action in ("revise", "cancel"):
-            live = [c for c, p in self.store.publications(self.org, item.id, conn).items()
+            live = [c for c, p in self._store.publications(self.org, item.id, conn).items()
                     if p.state in ("posted", "in_flight", "unknown", "waiting")]
             if live:
                 raise Refused(
@@ -1124,14 +1167,14 @@ class Office:
             self._renewed[reference] = value
         now = self._now()
         expires = _utc(expires_at)
-        with self.store.writing() as conn:
-            self.store.append_org_event(conn, Event(
+        with self._store.writing() as conn:
+            self._store.append_org_event(conn, Event(
                 org=self.org, stream="org", seq=0, at=now, actor=f"channel:{channel.name}",
                 action="credential_rotated",
                 data={"channel": channel.name, "credential": name, "reference": reference,
                       "expires_at": expires.isoformat() if expires else None,
                       "stored": stored, "source": source.description}))
-            self.store.put_credential_expiry(conn, self.org, reference, {
+            self._store.put_credential_expiry(conn, self.org, reference, {
                 "channel": channel.name, "credential": name, "expires_at": expires,
                 "updated_at": now, "rotated_at": now})
         self._validating.clear()
@@ -1142,17 +1185,17 @@ class Office:
         expires = _utc(at)
         assert expires is not None
         expires = expires.replace(microsecond=0)
-        known = self.store.credential_expiries(self.org).get(reference)
+        known = self._store.credential_expiries(self.org).get(reference)
         if known is not None and known["expires_at"] == expires:
             return
         now = self._now()
-        with self.store.writing() as conn:
-            self.store.append_org_event(conn, Event(
+        with self._store.writing() as conn:
+            self._store.append_org_event(conn, Event(
                 org=self.org, stream="org", seq=0, at=now, actor=f"channel:{channel.name}",
                 action="credential_expiry",
                 data={"channel": channel.name, "credential": name, "reference": reference,
                       "expires_at": expires.isoformat()}))
-            self.store.put_credential_expiry(conn, self.org, reference, {
+            self._store.put_credential_expiry(conn, self.org, reference, {
                 "channel": channel.name, "credential": name, "expires_at": expires,
                 "updated_at": now})
 
@@ -1166,7 +1209,7 @@ class Office:
             now: Judge at this time (default: the clock's).
         """
         now = now or self._now()
-        known = self.store.credential_expiries(self.org)
+        known = self._store.credential_expiries(self.org)
         warnings = []
         for channel in self.channels().values():
             for name, reference in sorted(channel.credentials.items()):
@@ -1207,7 +1250,7 @@ class Office:
         return Post(item_id=item.id, channel=channel, title=item.title,
                     text=item.post.text_for(channel), media=tuple(media), link=item.post.link,
                     options=item.post.options_for(channel),
-                    idempotency_key=idempotency_key(self.store.uuid, item.key, channel))
+                    idempotency_key=idempotency_key(self._store.uuid, item.key, channel))
 
     def _media_url(self, media: Media, channel: str) -> str | None:
         if self.media_host is not None:
@@ -1336,7 +1379,7 @@ class Office:
     def status(self, item_id: int) -> PostReport:
         """The item with each target channel's record."""
         item = self.item(item_id)
-        return PostReport(item=item, publications=self.store.publications(self.org, item.id))
+        return PostReport(item=item, publications=self._store.publications(self.org, item.id))
 
     def check_channels(self) -> dict[str, Exception | None]:
         """Verify every channel's credentials through its publisher, without posting.
@@ -1358,7 +1401,7 @@ class Office:
     def publications(self, item_id: int) -> dict[str, Publication]:
         """Each target channel's record for the item."""
         self.item(item_id)
-        return self.store.publications(self.org, self._item_id(item_id))
+        return self._store.publications(self.org, self._item_id(item_id))
 
     def _log_failure(self, item_id: int, exc: Exception) -> None:  # scrubbed by the filter
         log.warning("item %s of %s could not be posted: %s", item_id, self.org, exc)
@@ -1368,7 +1411,7 @@ class Office:
     def history(self, item_id: int) -> list[Event]:
         """The item's events, oldest first."""
         self.item(item_id)
-        return list(self.store.events(self.org, f"item:{self._item_id(item_id)}"))
+        return list(self._store.events(self.org, f"item:{self._item_id(item_id)}"))
 
     def timeline(self, item_id: int) -> list[StepRun]:
         """Each step visit of the item with its start, end and standard time."""
@@ -1379,7 +1422,7 @@ class Office:
         """The open items whose current step is past its standard time."""
         now = _input.moment("now", now) if now is not None else self._now()
         breaches = []
-        for item in self.store.items(self.org, overdue_at=now):
+        for item in self._store.items(self.org, overdue_at=now):
             assert item.due_at is not None
             breaches.append(Breach(item=item, step=item.state, due_at=item.due_at,
                                    late_by=now - item.due_at))
@@ -1393,7 +1436,7 @@ class Office:
         now = _input.moment("now", now) if now is not None else self._now()
         fired = []
         for breach in self.overdue(now):
-            if self.store.mark_breach(self.org, breach.item.id, breach.item.version):
+            if self._store.mark_breach(self.org, breach.item.id, breach.item.version):
                 step = self.sop(breach.item.sop_revision).step(breach.step)
                 self._hook("standard_time_breached", item=breach.item, step=step,
                            due_at=breach.due_at, now=now)
@@ -1414,7 +1457,7 @@ class Office:
             AnchorInvalid: The anchor cannot be read, or is another organisation's.
         """
         found = None if anchor is None else self._load_anchor(anchor)
-        events, heads, tables = self.store.record(self.org)
+        events, heads, tables = self._store.record(self.org)
         return audit.verify(events, heads, tables, anchor=found)
 
     def anchor(self, *, by: str = "humasflow") -> dict[str, Any]:
@@ -1427,11 +1470,11 @@ class Office:
         extends it, so a rewrite of the whole database is caught.
         """
         now = self._now()
-        with self.store.writing() as conn:
-            sealed = self.store.checkpoint(conn, Event(
+        with self._store.writing() as conn:
+            sealed = self._store.checkpoint(conn, Event(
                 org=self.org, stream="org", seq=0, at=now, actor=by, action="checkpoint"))
         return {"humasflow_anchor": 1, "org": self.org,
-                "store": self.store.engine.url.render_as_string(hide_password=True),
+                "store": self._store.engine.url.render_as_string(hide_password=True),
                 "time": now.isoformat(), "seq": sealed.seq, "hash": sealed.hash,
                 "digest": sealed.data["digest"], "streams": len(sealed.data["streams"])}
 
@@ -1458,7 +1501,7 @@ class Office:
                item_id: int | None = None) -> int:
         """Write the record (every event, or one item's) as ``jsonl`` or ``csv``."""
         stream = None if item_id is None else f"item:{self._item_id(item_id)}"
-        events = self.store.events(self.org, stream)
+        events = self._store.events(self.org, stream)
         if format == "jsonl":
             return audit.export_jsonl(events, out)
         if format == "csv":
@@ -1501,7 +1544,7 @@ class _PostingDesk:
     def __init__(self, office: Office) -> None:
         self._office = office
         self.org = office.org
-        self.store = office.store
+        self.store = office._store
         self.actor = office.actor
         self.engine = office.engine
         self.sop = office.sop
@@ -1642,7 +1685,7 @@ def open(
     except BaseException:
         store.close()
         raise
-    if establish and not office.store.sop_revisions(org) and not office.administrators():
+    if establish and not office._store.sop_revisions(org) and not office.administrators():
         # Setting the organisation up: its first revision needs no administrator yet.
         # Once it has one, the administrator establishes what applies.
         office.establish(by=bundled_sop().header.approved_by_name or "unknown")

@@ -184,7 +184,7 @@ class Harness:
             return office.publisher(self.channel)
         finally:
             if office is not self.office:
-                office.store.close()
+                office.close()
 
     def post(self, kind: str = "valid") -> Post:
         """The suite's valid (or invalid) post, addressed to the channel."""
@@ -216,7 +216,7 @@ class Harness:
         try:
             return office.status(item_id)
         finally:
-            office.store.close()
+            office.close()
 
     def resume(self) -> None:
         """A restarted worker runs what is due until nothing changes any more."""
@@ -249,7 +249,7 @@ class Harness:
                 else:
                     office.confirm(item_id, self.channel, by="rina", not_posted=True)
             finally:
-                office.store.close()
+                office.close()
             report = self.status(item_id)
         posts = self.posts()
         assert len(posts) == 1, f"expected exactly one post on the platform, found {posts}"

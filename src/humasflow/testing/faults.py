@@ -299,7 +299,7 @@ def resume_after_restart(
         try:
             done = office.dispatcher(worker_id=f"{worker}-{n}", lease=lease).run_due()
         finally:
-            office.store.close()
+            office.close()
         reports.extend(done)
         if all(r.done or _only_person(r) for r in done):
             break
