@@ -32,6 +32,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
+from humasflow._files import fsync_dir
 from humasflow.errors import CredentialSourceError, SecretInConfiguration
 from humasflow.scrubbing import looks_like_token
 
@@ -269,11 +270,7 @@ class SecretsFile:
             raise CredentialSourceError(self.description,
                                         f"cannot be rewritten: {exc.strerror}") from None
         with contextlib.suppress(OSError):  # the rename itself survives a power cut
-            dir_fd = os.open(folder, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            fsync_dir(folder)
 
 
 def _toml_string(value: str) -> str:

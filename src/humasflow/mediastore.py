@@ -35,6 +35,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import attrs
 
+from humasflow._files import fsync_dir
 from humasflow.errors import MediaRefused, MediaUnavailable
 
 if TYPE_CHECKING:
@@ -178,7 +179,7 @@ class MediaStore:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.chmod(tmp, 0o444)
                 os.replace(tmp, target)
-                _fsync_dir(target.parent)
+                fsync_dir(target.parent)
         finally:
             tmp.unlink(missing_ok=True)
         return self.info(sha)
@@ -315,16 +316,6 @@ def _find_mvhd(f: IO[bytes], start: int, end: int, depth: int) -> float | None:
             return round(length / scale, 3) if scale else None
         pos += box_size
     return None
-
-
-def _fsync_dir(folder: Path) -> None:
-    if os.name != "posix":  # pragma: no cover - directories cannot be opened on Windows
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def is_regular(path: Path) -> bool:
