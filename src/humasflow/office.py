@@ -1464,7 +1464,8 @@ class Office:
         """Record a checkpoint of every stream's length and head in the organisation's
         stream, and return the anchor to keep outside the database.
 
-        The anchor is a small JSON-able document: ``org``, ``store``, ``time``, the
+        The anchor is a small JSON-able document: ``org``, ``store`` (the store's UUID),
+        ``location`` (its file or URL, without a password), ``time``, the
         checkpoint's ``seq`` and ``hash`` in the organisation's stream, and ``digest``
         (of every stream's head). ``verify(anchor=...)`` proves the record still
         extends it, so a rewrite of the whole database is caught.
@@ -1474,7 +1475,7 @@ class Office:
             sealed = self._store.checkpoint(conn, Event(
                 org=self.org, stream="org", seq=0, at=now, actor=by, action="checkpoint"))
         return {"humasflow_anchor": 1, "org": self.org,
-                "store": self._store.engine.url.render_as_string(hide_password=True),
+                "store": self._store.uuid, "location": self.location,
                 "time": now.isoformat(), "seq": sealed.seq, "hash": sealed.hash,
                 "digest": sealed.data["digest"], "streams": len(sealed.data["streams"])}
 
