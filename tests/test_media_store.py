@@ -418,9 +418,9 @@ def test_by_default_a_sqlite_store_keeps_media_beside_its_file(tmp_path, image):
 
 
 @pytest.mark.bare_media
+@pytest.mark.parametrize("store_url", [pytest.param("postgres", marks=pytest.mark.postgres)],
+                         indirect=True)  # a SQLite store has a folder beside its file
 def test_postgresql_needs_a_media_store_configured(store, clock, image, tmp_path):
-    if not store.is_postgres:
-        pytest.skip("a SQLite store has a folder beside its file")
     office = Office(store, clock=clock, environ={})
     office.establish(by="admin")
     office.bootstrap_admin("admin", "Admin")
@@ -569,10 +569,9 @@ def test_an_old_store_is_carried_forward_media_imported_or_flagged(old_store, cl
         store.close()
 
 
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # the CLI runs on the file
 def test_show_flags_media_missing_since_the_migration(old_store, clock, tmp_path):
     url, _, gone, _ = old_store
-    if "://" in url:
-        pytest.skip("the CLI test runs on the SQLite file")
     runner = CliRunner()
     result = runner.invoke(cli, ["--db", url, "--media-store", str(tmp_path / "imported"),
                                  "show", str(gone)], obj={"clock": clock, "environ": {}})
