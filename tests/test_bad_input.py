@@ -30,7 +30,6 @@ from humasflow import (
     ItemNotFound,
     Office,
     StorageError,
-    Store,
     StoreLocked,
     load_sop,
     parse_sop,
@@ -38,6 +37,7 @@ from humasflow import (
 from humasflow.cli import cli
 from humasflow.sop import BUNDLED_SOP
 from humasflow.storage import schema as t
+from humasflow.storage.store import Store
 from humasflow.testing import SteerableClock, item_ready_to_post, staffed_office
 
 NEW_YORK = zoneinfo.ZoneInfo("America/New_York")
