@@ -46,6 +46,14 @@ def cut_in_before(owner, method: str, action):
     return cut
 
 
+def change_item(office, item_id: int, change: str) -> None:
+    """What staff or the coordinator do to an item at the posting step: revise or cancel."""
+    if change == "revise":
+        office.revise(item_id, by="rina", text="Teks yang BELUM disetujui")
+    else:
+        office.cancel(item_id, by="budi", reason="acara batal")
+
+
 def chain_of_states(office, item_id: int) -> None:
     """Every event's from_state is the state the event before it left the item in."""
     events = office.history(item_id)
@@ -63,10 +71,7 @@ def test_a_change_between_the_checks_and_the_claim_stops_the_post(
                               channels=["x"])
 
     def meanwhile():
-        if change == "revise":
-            office.revise(item.id, by="rina", text="Teks yang BELUM disetujui")
-        else:
-            office.cancel(item.id, by="budi", reason="acara batal")
+        change_item(office, item.id, change)
 
     cut = cut_in_before(office._store, "claim", meanwhile)
     monkeypatch.setattr(office._store, "claim", cut)
@@ -85,10 +90,7 @@ def test_a_change_before_the_post_record_stops_it_and_records_nothing_false(
                               channels=["x"])
 
     def meanwhile():
-        if change == "revise":
-            office.revise(item.id, by="rina", text="Teks yang BELUM disetujui")
-        else:
-            office.cancel(item.id, by="budi", reason="acara batal")
+        change_item(office, item.id, change)
 
     cut = cut_in_before(Dispatcher, "_schedule", meanwhile)
     monkeypatch.setattr(Dispatcher, "_schedule", cut)
