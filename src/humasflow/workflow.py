@@ -158,21 +158,6 @@ class Engine:
         found = set(self.machine.get_triggers(state))
         return [t for t in TRIGGERS if t in found]
 
-    def check_binding(self, item: ContentItem, action: str = "post") -> None:
-        """Refuse to post ``item`` unless it is what the approval and the recheck bound.
-
-        Raises:
-            ApprovalStale: The post differs from what the coordinator approved.
-            RecheckStale: What would be posted differs from what the recheck passed (or
-                the SOP's final approval is missing).
-        """
-        step = self.step(item.state)
-        if step is None:
-            return
-        ctx = _Context(self, item, action, Actor(id="-", name="-"), "", {}, None)
-        ctx.check_fresh_approval()
-        ctx.check_final()
-
     # -- running an action --------------------------------------------------------------
 
     def run(

@@ -524,8 +524,6 @@ class Dispatcher:
         # holds only while the stored item still has that state and content digest.
         self._checked(item, actor, "post")
         office, store = self.office, self.office.store
-        # Whoever asked (a person, a scheduled pass): only the approved, rechecked content.
-        office.engine(item.sop_revision).check_binding(item)
         now = office.now()
         asked = due is None
         due = due or now  # failed channels whose retry time has come by then are tried
