@@ -31,6 +31,10 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     for name in list(os.environ):
         if name.startswith("HUMASFLOW_") and name != "HUMASFLOW_TEST_POSTGRES":
             monkeypatch.delenv(name)
+    for name in ("NO_COLOR", "LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
+        monkeypatch.delenv(name, raising=False)
+    # The developer's own ~/.config/humasflow/config.toml stays out of the tests.
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
     monkeypatch.chdir(tmp_path)
 
 

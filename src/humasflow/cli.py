@@ -25,6 +25,8 @@ import contextlib
 import datetime as dt
 import io
 import json
+import os
+import shutil
 import struct
 import sys
 import tempfile
@@ -38,16 +40,23 @@ from typing import Any, NoReturn, cast
 
 import attrs
 import click
+import rich.box
+import rich.console
+import rich.table
+import rich.text
 from transitions import State
 from transitions.extensions.diagrams import GraphMachine
 
 import humasflow
+from humasflow import i18n
 from humasflow import plugins as registry
+from humasflow.config import CONFIG_NAME, Config, load_config, user_config_path
 from humasflow.clock import Clock, system_clock
 from humasflow.credentials import CredentialSource, SecretsFile
 from humasflow.errors import CredentialSourceError, HumasflowError
 from humasflow.evaluation import timeline
 from humasflow.hookspecs import hookimpl
+from humasflow.i18n import _
 from humasflow.models import ADMIN_ROLE, ContentItem, Event, Media, Publication, Variant
 from humasflow.office import DEFAULT_ORG, Office, PostReport
 from humasflow.publishing import worker
@@ -87,14 +96,95 @@ def _printable(text: object, *, one_line: bool = False) -> str:
 
 def _echo(message: object = "", *, err: bool = False, nl: bool = True) -> None:
     """Write a line of output, with user text made printable (:func:`_printable`)."""
-    click.echo(_printable(message), err=err, nl=nl)
+    click.echo(message if isinstance(message, _Rendered) else _printable(message), err=err,
+               nl=nl)
+
+
+#: The click modules whose messages (usage, errors, ``--help``) come from humasflow's
+#: catalog while the command runs: each binds gettext's functions as ``_``/``ngettext``.
+_CLICK_MODULES = ("click.core", "click.decorators", "click.exceptions", "click.formatting",
+                  "click.parser", "click.types", "click.termui", "click.utils")
+
+
+@contextlib.contextmanager
+def _click_speaks_the_language() -> Iterator[None]:
+    """Let click's own messages be translated from humasflow's catalog (restored after:
+    an app that embeds the command keeps its own click untouched)."""
+    saved: list[tuple[Any, str, Any]] = []
+    for name in _CLICK_MODULES:
+        module = sys.modules.get(name)
+        for attr, ours in (("_", i18n._), ("ngettext", i18n.ngettext)):
+            if module is not None and hasattr(module, attr):
+                saved.append((module, attr, getattr(module, attr)))
+                setattr(module, attr, ours)
+    try:
+        yield
+    finally:
+        for module, attr, original in saved:
+            setattr(module, attr, original)
+
+
+@contextlib.contextmanager
+def _help_translated(*holders: Any) -> Iterator[None]:
+    """Show the ``help``/``short_help`` of commands and options in the current language
+    (they are written in English in the code, and found in the catalog by their text)."""
+    saved = []
+    for holder in holders:
+        for attr in ("help", "short_help"):
+            text = getattr(holder, attr, None)
+            if isinstance(text, str) and text:
+                saved.append((holder, attr, text))
+                setattr(holder, attr, _(text))
+    try:
+        yield
+    finally:
+        for holder, attr, text in saved:
+            setattr(holder, attr, text)
+
+
+def _set_language(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """``--lang`` after a command's name: speak it from here on."""
+    if value is not None:
+        i18n.set_language(value)
+        if isinstance(ctx.obj, _Session):
+            ctx.obj.lang = value
+            ctx.obj.lang_chosen = True
+
+
+_LANG_CHOICE = click.Choice(list(i18n.LANGUAGES), case_sensitive=False)
+
+
+class _Command(click.Command):
+    """A command whose help is translated and which takes ``--lang`` like the group."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.append(click.Option(
+            ["--lang"], type=_LANG_CHOICE, expose_value=False, is_eager=True,
+            callback=_set_language, help="The language to speak: id or en."))
+
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with _help_translated(self):
+            super().format_help_text(ctx, formatter)
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with _help_translated(*self.get_params(ctx)):
+            super().format_options(ctx, formatter)
+
+    def get_short_help_str(self, limit: int = 45) -> str:
+        with _help_translated(self):
+            return super().get_short_help_str(limit)
 
 
 class _Group(click.Group):
-    """A group that turns every humasflow error into a one-line ``Error: ...``.
+    """A group that turns every humasflow error into a one-line ``Error: ...``, speaks
+    the chosen language, and translates its help.
 
     ``aliases`` maps other names to commands; they work but are not listed in the help.
     """
+
+    command_class = _Command
+    group_class = type  # subgroups are _Group too
 
     def __init__(self, *args: Any, aliases: Mapping[str, str] | None = None,
                  **kwargs: Any) -> None:
@@ -107,11 +197,57 @@ class _Group(click.Group):
             found = super().get_command(ctx, self.aliases[cmd_name])
         return found
 
+    def main(self, args: Sequence[str] | None = None, *pargs: Any, **kwargs: Any) -> Any:
+        """Run the command in the language asked for (see :func:`_wanted_language`)."""
+        argv = list(sys.argv[1:] if args is None else args)
+        lang = _wanted_language(argv) or i18n.DEFAULT_LANGUAGE
+        with i18n.use(lang), _click_speaks_the_language():
+            return super().main(argv, *pargs, **kwargs)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except HumasflowError as exc:
             raise click.ClickException(_printable(scrub(" ".join(str(exc).split())))) from exc
+
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with _help_translated(self):
+            super().format_help_text(ctx, formatter)
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with _help_translated(*self.get_params(ctx)):
+            super().format_options(ctx, formatter)
+
+    def get_short_help_str(self, limit: int = 45) -> str:
+        with _help_translated(self):
+            return super().get_short_help_str(limit)
+
+
+def _wanted_language(argv: Sequence[str]) -> str | None:
+    """The language asked for before anything is parsed, so that ``--help`` and parse
+    errors speak it too: the last ``--lang``, else ``HUMASFLOW_LANG``, else the
+    configuration file's ``language`` (``None``: not asked; the SOP's language may say)."""
+    asked = None
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            break
+        if arg == "--lang" and i + 1 < len(argv):
+            asked = argv[i + 1]
+        elif arg.startswith("--lang="):
+            asked = arg.partition("=")[2]
+    chosen = i18n.normalise(asked) or i18n.from_environment()
+    if chosen is not None:
+        return chosen
+    named = None
+    for i, arg in enumerate(argv):
+        if arg == "--config" and i + 1 < len(argv):
+            named = argv[i + 1]
+        elif arg.startswith("--config="):
+            named = arg.partition("=")[2]
+    try:
+        return i18n.normalise(load_config(named).get("language"))
+    except HumasflowError:
+        return None  # reported when the group reads the file
 
 
 @attrs.define
@@ -122,6 +258,9 @@ class _Session:
     org: str
     lang: str
     tz: str | None
+    config: Config = attrs.field(factory=Config)
+    sources: dict[str, tuple[Any, str]] = attrs.field(factory=dict)
+    lang_chosen: bool = False
     busy_timeout: float | None = None
     media_store: str | None = None
     media_roots: tuple[str, ...] = ()
@@ -150,8 +289,16 @@ class _Session:
                 self.db, org=self.org, clock=self.clock, establish=False,
                 environ=self.environ if credentials is None else None,
                 credentials=credentials, busy_timeout=self.busy_timeout,
-                media=self.media_store, media_roots=self.media_roots)
+                media=self.media_store, media_roots=self.media_roots,
+                media_max_bytes=self.config.media.get("max_bytes"),
+                media_host=self.config.media_host())
             click.get_current_context().call_on_close(self._office.close)
+            if not self.lang_chosen and self._office.revisions():
+                # Nobody asked for a language: the faculty's SOP may say which it speaks.
+                spoken = self._office.sop().header.language
+                if spoken is not None:
+                    self.lang = spoken
+                    i18n.set_language(spoken)
         return self._office
 
     def store(self) -> Store:
@@ -304,29 +451,47 @@ def _variants(texts: Sequence[str], media: Sequence[str], options: Sequence[str]
 # -- formatting -----------------------------------------------------------------------------
 
 
+class _Rendered(str):
+    """Output already made safe for the terminal (a table whose cells were escaped)."""
+
+    __slots__ = ()
+
+
+#: A table's lines without borders: only a rule under the headers, as plain text.
+_PLAIN_BOX = rich.box.Box("    \n    \n -  \n    \n    \n    \n    \n    \n", ascii=True)
+
+
+def _styled() -> bool:
+    """Colour and borders only on a terminal, and never with ``NO_COLOR`` set."""
+    stream = sys.stdout
+    return bool(getattr(stream, "isatty", lambda: False)()) and not os.environ.get("NO_COLOR")
+
+
 def _table(headers: Sequence[str], rows: Iterable[Sequence[object]], *,
            spaced: bool = False) -> str:
-    """Plain-text columns, aligned, with a rule under the headers.
+    """Columns with a rule under the headers, rendered by rich.
 
     A cell may hold several lines (``"\\n"``); its row grows to fit them. ``spaced``
-    puts a blank line between rows, so that multi-line rows stay apart.
+    puts a blank line between rows, so that multi-line rows stay apart. On a terminal
+    (and without ``NO_COLOR``) the headers are bold and the table fits the window; else
+    it is plain text that never wraps, for pipes, files and scripts.
     """
-    cells = [[str(c).split("\n") for c in row] for row in rows]
-    widths = [len(h) for h in headers]
-    for row in cells:
-        for i, cell in enumerate(row):
-            widths[i] = max(widths[i], *map(len, cell))
-
-    def line(values: Sequence[str]) -> str:
-        return "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()
-
-    lines = [line(headers), line(["-" * w for w in widths])]
-    for i, row in enumerate(cells):
-        if spaced and i:
-            lines.append("")
-        for n in range(max(len(cell) for cell in row)):
-            lines.append(line([cell[n] if n < len(cell) else "" for cell in row]))
-    return "\n".join(lines)
+    styled = _styled()
+    table = rich.table.Table(
+        box=rich.box.SIMPLE_HEAD if styled else _PLAIN_BOX, show_edge=False, pad_edge=False,
+        padding=(0, 1, 0, 0), show_lines=spaced, header_style="bold" if styled else "",
+        expand=False)
+    for header in headers:
+        table.add_column(rich.text.Text(_printable(header, one_line=True)), no_wrap=not styled)
+    for row in rows:
+        table.add_row(*(rich.text.Text(_printable(cell)) for cell in row))
+    out = io.StringIO()
+    console = rich.console.Console(
+        file=out, width=shutil.get_terminal_size().columns if styled else 100_000,
+        force_terminal=styled, color_system="auto" if styled else None, no_color=not styled,
+        highlight=False, markup=False, emoji=False, soft_wrap=False)
+    console.print(table)
+    return _Rendered("\n".join(line.rstrip() for line in out.getvalue().rstrip("\n").split("\n")))
 
 
 def _local(when: dt.datetime | None, zone: dt.tzinfo, *, seconds: bool = False) -> str:
@@ -472,6 +637,9 @@ def _event_summary(event: Event, zone: dt.tzinfo) -> str:
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]},
              aliases={"post": "publish", "channels": "channel"})
 @click.version_option(humasflow.__version__, prog_name="humasflow")
+@click.option("--config", "config_file", envvar="HUMASFLOW_CONFIG", show_envvar=True,
+              metavar="FILE", help="The configuration file (default: humasflow.toml here, "
+                                   "else the user's config.toml).")
 @click.option("--db", envvar="HUMASFLOW_DB", default=DEFAULT_DB, show_default=True,
               show_envvar=True, help="The store: a SQLite file, or a postgresql:// URL.")
 @click.option("--org", envvar="HUMASFLOW_ORG", default=DEFAULT_ORG, show_default=True,
@@ -482,9 +650,11 @@ def _event_summary(event: Event, zone: dt.tzinfo) -> str:
 @click.option("--media-root", "media_roots", multiple=True, metavar="FOLDER",
               help="A folder media may be attached from, besides the working directory "
                    "(repeatable).")
-@click.option("--lang", type=click.Choice(["en", "id"]), default="en", show_default=True,
-              help="The language of the SOP's labels.")
-@click.option("--tz", callback=_zone_option, metavar="ZONE",
+@click.option("--lang", type=_LANG_CHOICE, envvar="HUMASFLOW_LANG", show_envvar=True,
+              help="The language to speak: id or en (default: the configuration's, else the "
+                   "SOP's, else en).")
+@click.option("--tz", callback=_zone_option, metavar="ZONE", envvar="HUMASFLOW_TZ",
+              show_envvar=True,
               help="Show times in this zone (default: the SOP's, Asia/Jakarta).")
 @click.option("--busy-timeout", envvar="HUMASFLOW_BUSY_TIMEOUT", show_envvar=True,
               type=click.FloatRange(min=0, max=86400), metavar="SECONDS",
@@ -494,16 +664,53 @@ def _event_summary(event: Event, zone: dt.tzinfo) -> str:
               help="Read channel credentials from this TOML file (mode 600) instead of the "
                    "environment; renewed credentials are written back to it.")
 @click.pass_context
-def cli(ctx: click.Context, db: str, org: str, media_store: str | None,
-        media_roots: tuple[str, ...], lang: str, tz: str | None,
-        busy_timeout: float | None, secrets: Path | None) -> None:
+def cli(ctx: click.Context, config_file: str | None, db: str, org: str,
+        media_store: str | None, media_roots: tuple[str, ...], lang: str | None,
+        tz: str | None, busy_timeout: float | None, secrets: Path | None) -> None:
     """Run a PR office's social-media SOP: items, approvals, records and posting."""
     seam = ctx.obj if isinstance(ctx.obj, Mapping) else {}
-    ctx.obj = _Session(db=db, org=org, lang=lang, tz=tz, busy_timeout=busy_timeout,
-                       media_store=media_store, media_roots=tuple(media_roots),
+    config = load_config(config_file)
+    sources: dict[str, tuple[Any, str]] = {}
+
+    def pick(param: str, key: str, value: Any, from_file: Any) -> Any:
+        """Flag > environment > file > default, remembering where each value came from."""
+        source = ctx.get_parameter_source(param)
+        if source in (click.core.ParameterSource.COMMANDLINE,
+                      click.core.ParameterSource.ENVIRONMENT):
+            where = _("flag") if source is click.core.ParameterSource.COMMANDLINE else _(
+                "environment")
+        elif from_file is not None:
+            value, where = from_file, str(config.path)
+        else:
+            where = _("default")
+        sources[key] = (value, where)
+        return value
+
+    db = pick("db", "store", db, config.relative(config.get("store")) if config.get("store")
+              else None)
+    org = pick("org", "org", org, config.get("org"))
+    lang = pick("lang", "language", lang, config.get("language"))
+    tz = pick("tz", "timezone", tz, config.get("timezone"))
+    busy_timeout = pick("busy_timeout", "busy_timeout", busy_timeout, config.get("busy_timeout"))
+    secrets = pick("secrets", "secrets", secrets,
+                   Path(config.relative(config.get("secrets"))) if config.get("secrets")
+                   else None)
+    media_store = pick("media_store", "media.store", media_store,
+                       config.relative(config.media["store"]) if "store" in config.media
+                       else None)
+    roots = tuple(media_roots) or tuple(config.relative(r) for r in config.media.get("roots", ()))
+    sources["media.roots"] = (", ".join(roots) or None,
+                              _("flag") if media_roots else str(config.path) if roots
+                              else _("default"))
+    if lang is not None:
+        i18n.set_language(lang)
+    ctx.obj = _Session(db=db, org=org, lang=lang or i18n.DEFAULT_LANGUAGE, tz=tz,
+                       busy_timeout=busy_timeout,
+                       media_store=media_store, media_roots=roots,
                        clock=seam.get("clock", system_clock), environ=seam.get("environ"),
                        sleep=seam.get("sleep"), secrets=secrets,
-                       source=seam.get("credentials"))
+                       source=seam.get("credentials"), config=config, sources=sources,
+                       lang_chosen=lang is not None)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -825,24 +1032,36 @@ def channel() -> None:
 
 @channel.command("add")
 @click.argument("name")
-@click.option("--publisher", required=True, help="An installed publisher, e.g. outbox.")
+@click.option("--publisher", help="An installed publisher, e.g. outbox (default: the "
+                                "configuration file's [channels.NAME] publisher).")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
-              help="A publisher setting (repeatable).")
+              help="A publisher setting (repeatable; added to the configuration file's).")
 @click.option("--credential", "credentials", multiple=True, metavar="KEY=ENV_VAR",
               help="A credential, as the environment variable (or secrets-file key) "
                    "holding it, never the secret itself (repeatable).")
 @_admin_by
 @click.pass_obj
-def channel_add(session: _Session, name: str, publisher: str, settings: tuple[str, ...],
-                credentials: tuple[str, ...], by: str) -> None:
+def channel_add(session: _Session, name: str, publisher: str | None,
+                settings: tuple[str, ...], credentials: tuple[str, ...], by: str) -> None:
     """Configure a target channel (or replace its configuration).
 
-    A setting or credential that looks like a secret is refused: secrets live in the
-    environment or the secrets file, and the channel names them.
+    What the configuration file says under [channels.NAME] is the starting point; the
+    flags add to it or override it. A setting or credential that looks like a secret is
+    refused: secrets live in the environment or the secrets file, and the channel names
+    them.
     """
+    configured = session.config.channel(name)
+    publisher = publisher or configured.get("publisher")
+    if not publisher:
+        _fail(_("channel {name!r} needs a publisher: give --publisher (e.g. outbox), or "
+                "write it under [channels.{name}] in the configuration file").format(
+                    name=name))
     office = session.office()
-    added = office.add_channel(name, publisher, settings=_pairs(settings, "a setting"),
-                               credentials=_pairs(credentials, "a credential"), by=by)
+    merged_settings = {**configured.get("settings", {}), **_pairs(settings, "a setting")}
+    merged_credentials = {**configured.get("credentials", {}),
+                          **_pairs(credentials, "a credential")}
+    added = office.add_channel(name, publisher, settings=merged_settings,
+                               credentials=merged_credentials, by=by)
     _echo(f"Channel {added.name!r} posts via {added.publisher}")
 
 
@@ -1961,6 +2180,40 @@ def plugins() -> None:
     _echo(_table(("Plugin", "Hooks"), [(p["name"], ", ".join(p["hooks"]))
                                             for p in registry.get_plugins()]))
     _echo(f"\nPublishers: {', '.join(sorted(registry.publisher_factories()))}")
+
+
+@cli.command("config")
+@click.pass_obj
+def config_show(session: _Session) -> None:
+    """Each setting, its value, and where it came from (flag, environment, file, default).
+
+    Precedence: a flag wins over the environment, the environment over the configuration
+    file, the file over the default.
+    """
+    config = session.config
+    _echo(_("Configuration file: {path}").format(
+        path=config.path if config.path is not None else _("none (looked for {local} here and "
+                                                           "{user})").format(
+            local=CONFIG_NAME, user=user_config_path())))
+    rows = [(key, "-" if value is None else _printable(value, one_line=True), where)
+            for key, (value, where) in session.sources.items()]
+    host = config.media.get("host")
+    if host:
+        rows.append(("media.host", f"{host['folder']} -> {host['base_url']}", str(config.path)))
+    if "max_bytes" in config.media:
+        rows.append(("media.max_bytes", str(config.media["max_bytes"]), str(config.path)))
+    _echo(_table((_("Setting"), _("Value"), _("From")), rows))
+    if config.channels:
+        _echo("\n" + _("Channels in the configuration file:"))
+        _echo(_table((_("Name"), _("Publisher"), _("Settings"), _("Credentials")), [
+            (name, section.get("publisher") or "-",
+             ", ".join(f"{k}={v}" for k, v in sorted(section["settings"].items())) or "-",
+             ", ".join(f"{k}={v}" for k, v in sorted(section["credentials"].items())) or "-")
+            for name, section in sorted(config.channels.items())]))
+    for name, section in (("mail", config.mail), ("calendar", config.calendar)):
+        if section:
+            _echo("\n" + f"[{name}] " + ", ".join(
+                f"{k}={v}" for k, v in sorted(section.items()) if k != "password"))
 
 
 # -- the demo -------------------------------------------------------------------------------

@@ -1656,6 +1656,8 @@ def open(
     busy_timeout: float | None = None,
     media: Any = None,
     media_roots: Sequence[str | os.PathLike[str]] = (),
+    media_max_bytes: int | None = None,
+    media_host: Callable[[Media, Any], str | None] | None = None,
 ) -> Office:
     """Open (creating and migrating if needed) a store and return an organisation's office.
 
@@ -1671,6 +1673,8 @@ def open(
             required for PostgreSQL unless the ``media_store`` hook gives one).
         media_roots: Folders local media may be attached from, besides the working
             directory.
+        media_max_bytes: The largest media file accepted (see :class:`Office`).
+        media_host: Gives stored media a public URL (see :class:`Office`).
         establish: Register the bundled SOP if the organisation has no revision and no
             administrator yet (this first establishment is part of setting up;
             everything later needs an administrator, see :meth:`Office.bootstrap_admin`).
@@ -1681,8 +1685,12 @@ def open(
     timeout = DEFAULT_BUSY_TIMEOUT if busy_timeout is None else busy_timeout
     store = Store(target, busy_timeout=timeout)
     try:
+        extra: dict[str, Any] = {}
+        if media_max_bytes is not None:
+            extra["media_max_bytes"] = media_max_bytes
         office = Office(store, org, clock=clock, environ=environ, credentials=credentials,
-                        media_store=media, media_roots=media_roots)
+                        media_store=media, media_roots=media_roots, media_host=media_host,
+                        **extra)
     except BaseException:
         store.close()
         raise

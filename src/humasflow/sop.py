@@ -160,6 +160,7 @@ class Header:
     warnings: tuple[Label, ...] = ()
     recording: Label | None = None
     timezone: str = "Asia/Jakarta"
+    language: str | None = None
     four_eyes: bool = True
     recheck_by_other: bool = False
     final_approval: bool = False
@@ -379,7 +380,7 @@ class _Reader:
         self.only(h, p, {"number", "title", "effective", "made", "revised", "institution",
                          "ministry", "approved_by", "legal_basis", "qualifications", "related",
                          "equipment", "warnings", "recording", "timezone", "four_eyes",
-                         "recheck_by_other", "final_approval"}, "header")
+                         "recheck_by_other", "final_approval", "language"}, "header")
         four_eyes = h.get("four_eyes", True)
         if not isinstance(four_eyes, bool):
             raise self.fail("sop.four_eyes", f"is {four_eyes!r}", "true or false")
@@ -396,6 +397,9 @@ class _Reader:
         except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
             raise self.fail("sop.timezone", f"is {timezone!r}, an unknown time zone",
                             'an IANA zone such as "Asia/Jakarta"') from exc
+        language = self.text(h, "language", p, required=False) or None
+        if language is not None and language not in ("id", "en"):
+            raise self.fail("sop.language", f"is {language!r}", '"id" or "en"')
         approved = h.get("approved_by", {})
         if not isinstance(approved, Mapping):
             raise self.fail("sop.approved_by", f"is a {_kind(approved)}", "a table")
@@ -429,6 +433,7 @@ class _Reader:
             warnings=self.labels(h, "warnings", p),
             recording=self.label(h, "recording", p, required=False),
             timezone=timezone,
+            language=language,
             four_eyes=four_eyes,
             recheck_by_other=switches["recheck_by_other"],
             final_approval=switches["final_approval"],

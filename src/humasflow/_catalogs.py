@@ -1,0 +1,162 @@
+"""Keeping the translation catalogs: ``python -m humasflow._catalogs``.
+
+Babel's extractor finds the messages marked with ``_``, ``N_`` and ``ngettext``; this
+module adds the command's help texts (``help=`` and ``short_help=`` of its options and
+commands, and the commands' docstrings, as click shows them) and click's own messages
+(usage, errors, ``--help``), which the command translates while it runs. Then it updates
+each language's ``.po`` file from the template and compiles it to ``.mo``::
+
+    python -m humasflow._catalogs          # extract, update, compile
+    python -m humasflow._catalogs --check  # fail if a message has no translation
+
+Translations are written in ``src/humasflow/locale/<lang>/LC_MESSAGES/humasflow.po``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import inspect
+import io
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from babel.messages.catalog import Catalog
+from babel.messages.extract import extract_from_dir, extract_python
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po, write_po
+
+from humasflow.i18n import DOMAIN, LANGUAGES, LOCALE_DIR
+
+KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2)}
+PACKAGE = Path(__file__).parent
+#: The click modules whose messages the command shows (see ``cli._CLICK_MODULES``).
+CLICK_MODULES = ("core", "decorators", "exceptions", "formatting", "parser", "types",
+                 "termui", "utils")
+
+
+def extract_cli_help(fileobj: Any, keywords: Any, comment_tags: Any,
+                     options: Any) -> Iterator[tuple[int, str | None, Any, list[str]]]:
+    """A Babel extraction method: the marked messages of a module, plus the
+    ``help``/``short_help`` strings and the docstrings of click commands in it."""
+    source = fileobj.read()
+    yield from extract_python(io.BytesIO(source), keywords, comment_tags, options)
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            for keyword in node.keywords:
+                if keyword.arg in ("help", "short_help"):
+                    text = _literal(keyword.value)
+                    if text:
+                        yield node.lineno, None, text, []
+        elif isinstance(node, ast.FunctionDef) and any(
+                _is_click_command(d) for d in node.decorator_list):
+            doc = ast.get_docstring(node, clean=False)
+            if doc:
+                # What click shows: the cleaned docstring, up to a form feed.
+                yield node.lineno, None, inspect.cleandoc(doc).split("\f")[0].strip(), []
+
+
+def _literal(node: ast.expr) -> str | None:
+    """A string literal (implicitly concatenated parts included), else ``None``."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    return None
+
+
+def _is_click_command(decorator: ast.expr) -> bool:
+    func = decorator.func if isinstance(decorator, ast.Call) else decorator
+    return isinstance(func, ast.Attribute) and func.attr in ("command", "group")
+
+
+def template() -> Catalog:
+    """Every message humasflow shows: its own, its help texts, and click's."""
+    catalog = Catalog(project="humasflow", copyright_holder="the humasflow authors",
+                      domain=DOMAIN)
+    method_map = [("cli.py", "humasflow._catalogs:extract_cli_help"),
+                  ("**.py", "python")]
+    for _filename, lineno, message, comments, context in extract_from_dir(
+            str(PACKAGE), method_map, keywords=KEYWORDS, strip_comment_tags=True):
+        catalog.add(message, None, [], auto_comments=comments, context=context)
+        del lineno
+    import click
+
+    click_dir = Path(click.__file__).parent
+    for name in CLICK_MODULES:
+        path = click_dir / f"{name}.py"
+        with path.open("rb") as handle:
+            for _lineno, _func, message, comments in extract_python(
+                    handle, {"_": None, "ngettext": (1, 2)}, [], {}):
+                if isinstance(message, tuple):
+                    # extract_python gives every argument of the call; keep the two forms.
+                    message = message[:2]
+                if message and (not isinstance(message, tuple) or all(message)):
+                    catalog.add(message, None, [], auto_comments=comments)
+    return catalog
+
+
+def po_path(lang: str) -> Path:
+    return LOCALE_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
+
+
+def read_catalog(lang: str) -> Catalog:
+    with po_path(lang).open("rb") as handle:
+        return read_po(handle, locale=lang, domain=DOMAIN)
+
+
+def compiled(catalog: Catalog) -> bytes:
+    out = io.BytesIO()
+    write_mo(out, catalog)
+    return out.getvalue()
+
+
+def update() -> None:
+    """Update every language's catalog from the template and compile it."""
+    pot = template()
+    for lang in LANGUAGES[1:]:
+        catalog = read_catalog(lang) if po_path(lang).exists() else Catalog(
+            locale=lang, domain=DOMAIN, project="humasflow")
+        catalog.update(pot, no_fuzzy_matching=True)
+        out = io.BytesIO()
+        write_po(out, catalog, width=100, omit_header=False, ignore_obsolete=True,
+                 sort_output=True, include_lineno=False)
+        po_path(lang).parent.mkdir(parents=True, exist_ok=True)
+        po_path(lang).write_bytes(out.getvalue())
+        po_path(lang).with_suffix(".mo").write_bytes(compiled(read_catalog(lang)))
+
+
+def missing(lang: str) -> list[str]:
+    """The messages of the template that ``lang``'s catalog does not translate."""
+    catalog = read_catalog(lang)
+    gaps = []
+    for message in template():
+        if not message.id:
+            continue
+        found = catalog.get(message.id)
+        strings = found.string if found is not None else None
+        if found is None or found.fuzzy or not strings or (
+                isinstance(strings, tuple) and not all(strings)):
+            gaps.append(message.id if isinstance(message.id, str) else message.id[0])
+    return gaps
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m humasflow._catalogs")
+    parser.add_argument("--check", action="store_true",
+                        help="only report messages without a translation")
+    args = parser.parse_args(argv)
+    if not args.check:
+        update()
+    status = 0
+    for lang in LANGUAGES[1:]:
+        gaps = missing(lang)
+        for gap in gaps:
+            print(f"{lang}: no translation for {gap!r}", file=sys.stderr)
+        status = status or (1 if gaps else 0)
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
