@@ -112,13 +112,24 @@ def compiled(catalog: Catalog) -> bytes:
     return out.getvalue()
 
 
-def update() -> None:
-    """Update every language's catalog from the template and compile it."""
+def update(compendia: list[Path] | None = None) -> None:
+    """Update every language's catalog from the template and compile it.
+
+    ``compendia``: other ``.po`` files whose translations fill messages the catalog
+    does not translate yet (for translations made apart from the catalog).
+    """
     pot = template()
     for lang in LANGUAGES[1:]:
         catalog = read_catalog(lang) if po_path(lang).exists() else Catalog(
             locale=lang, domain=DOMAIN, project="humasflow")
         catalog.update(pot, no_fuzzy_matching=True)
+        for path in compendia or ():
+            with path.open("rb") as handle:
+                extra = read_po(handle, locale=lang, domain=DOMAIN)
+            for message in extra:
+                ours = catalog.get(message.id) if message.id else None
+                if ours is not None and not ours.string and message.string and not message.fuzzy:
+                    ours.string = message.string
         out = io.BytesIO()
         write_po(out, catalog, width=100, omit_header=False, ignore_obsolete=True,
                  sort_output=True, include_lineno=False)
@@ -146,9 +157,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m humasflow._catalogs")
     parser.add_argument("--check", action="store_true",
                         help="only report messages without a translation")
+    parser.add_argument("--compendium", action="append", type=Path, default=[],
+                        help="a .po file whose translations fill untranslated messages")
     args = parser.parse_args(argv)
     if not args.check:
-        update()
+        update(args.compendium)
     status = 0
     for lang in LANGUAGES[1:]:
         gaps = missing(lang)

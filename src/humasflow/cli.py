@@ -56,7 +56,7 @@ from humasflow.credentials import CredentialSource, SecretsFile
 from humasflow.errors import CredentialSourceError, HumasflowError
 from humasflow.evaluation import timeline
 from humasflow.hookspecs import hookimpl
-from humasflow.i18n import _
+from humasflow.i18n import N_, _
 from humasflow.models import ADMIN_ROLE, ContentItem, Event, Media, Publication, Variant
 from humasflow.office import DEFAULT_ORG, Office, PostReport
 from humasflow.publishing import worker
@@ -498,7 +498,7 @@ def _local(when: dt.datetime | None, zone: dt.tzinfo, *, seconds: bool = False) 
     """A UTC time shown in ``zone``."""
     if when is None:
         return "-"
-    return when.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    return i18n.format_datetime(when, zone, seconds=seconds)
 
 
 def _zone_name(zone: dt.tzinfo, at: dt.datetime) -> str:
@@ -506,21 +506,9 @@ def _zone_name(zone: dt.tzinfo, at: dt.datetime) -> str:
 
 
 def _duration(delta: dt.timedelta) -> str:
-    """A short duration: ``45s``, ``7m``, ``7m30s``, ``1h05m``, ``2d03h``."""
-    total = round(delta.total_seconds())
-    sign, total = ("-" if total < 0 else ""), abs(total)
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        text = f"{days}d{hours:02d}h" if hours else f"{days}d"
-    elif hours:
-        text = f"{hours}h{minutes:02d}m"
-    elif minutes:
-        text = f"{minutes}m{secs:02d}s" if secs else f"{minutes}m"
-    else:
-        text = f"{secs}s"
-    return sign + text
+    """A short duration: ``45s``, ``7m``, ``7m30s``, ``1h05m``, ``2d03h`` (in Indonesian
+    ``2h03j``: hari, jam, menit, detik)."""
+    return i18n.format_duration(delta)
 
 
 def _short(text: str, width: int = 40) -> str:
@@ -795,36 +783,36 @@ def sop_show(session: _Session, revision: int | None) -> None:
     _echo(_sop_text(definition, meta, session.lang, session.zone()))
 
 
-_WORDS: Mapping[str, tuple[str, str]] = {
-    # key: (Indonesian, English) — the headings of the signed SOP form.
-    "number": ("Nomor SOP", "SOP number"),
-    "title": ("Nama SOP", "Title"),
-    "institution": ("Unit", "Institution"),
-    "made": ("Tanggal pembuatan", "Made"),
-    "revised": ("Tanggal revisi", "Revised"),
-    "effective": ("Tanggal efektif", "Effective"),
-    "approved": ("Disahkan oleh", "Approved by"),
-    "revision": ("Revisi terdaftar", "Registered revision"),
-    "legal_basis": ("Dasar hukum", "Legal basis"),
-    "qualifications": ("Kualifikasi pelaksana", "Executor qualifications"),
-    "related": ("Keterkaitan", "Related SOPs"),
-    "equipment": ("Peralatan/perlengkapan", "Equipment"),
-    "warnings": ("Peringatan", "Warnings"),
-    "recording": ("Pencatatan dan pendataan", "Recording"),
-    "roles": ("Pelaksana", "Roles"),
-    "no": ("No", "No"),
-    "activity": ("Kegiatan", "Activity"),
-    "actor": ("Pelaksana", "Actor"),
-    "time": ("Waktu", "Standard time"),
-    "output": ("Output", "Output"),
-    "kit": ("Kelengkapan", "Equipment"),
-    "phase": ("Tahap", "Phase"),
+#: The headings of the signed SOP form (translated like every other message).
+_WORDS: Mapping[str, str] = {
+    "number": N_("SOP number"),
+    "title": N_("Title"),
+    "institution": N_("Institution"),
+    "made": N_("Made"),
+    "revised": N_("Revised"),
+    "effective": N_("Effective"),
+    "approved": N_("Approved by"),
+    "revision": N_("Registered revision"),
+    "legal_basis": N_("Legal basis"),
+    "qualifications": N_("Executor qualifications"),
+    "related": N_("Related SOPs"),
+    "equipment": N_("Equipment and supplies"),
+    "warnings": N_("Warnings"),
+    "recording": N_("Recording"),
+    "roles": N_("Roles"),
+    "no": N_("No"),
+    "activity": N_("Activity"),
+    "actor": N_("Actor"),
+    "time": N_("Standard time"),
+    "output": N_("Output"),
+    "kit": N_("Equipment"),
+    "phase": N_("Phase"),
 }
 
 
 def _word(key: str, lang: str) -> str:
-    indonesian, english = _WORDS[key]
-    return indonesian if lang == "id" else english
+    with i18n.use(lang):
+        return _(_WORDS[key])
 
 
 def _sop_text(sop: SOP, meta: Mapping[str, Any], lang: str, zone: dt.tzinfo) -> str:
