@@ -894,7 +894,8 @@ def _mermaid(office: Office, revision: int, lang: str) -> str:
     transitions = [{"trigger": trigger, "source": t.source, "dest": t.dest}
                    for trigger, event in engine.machine.events.items()
                    for group in event.transitions.values() for t in group]
-    title = f"{sop.header.title.get(lang)}: content item lifecycle"
+    with i18n.use(lang):
+        title = _("{title}: content item lifecycle").format(title=sop.header.title.get(lang))
     machine = _DiagramMachine(model=None, states=states, transitions=transitions,
                               initial=engine.first_step, auto_transitions=False,
                               graph_engine="mermaid", title=title)
@@ -932,12 +933,14 @@ def sop_register(session: _Session, file: Path, by: str,
     rev = office.establish(definition, by=by,
                            effective=effective.date() if effective is not None else None)
     meta = next(r for r in office.revisions() if r["id"] == rev)
-    _echo(f"Established SOP revision {rev}: {definition.header.number} "
-               f"({definition.header.title.get(session.lang)}) by {meta['established_by']}, "
-               f"effective {_local(meta['effective_from'], session.zone())}")
+    _echo(_("Established SOP revision {rev}: {number} ({title}) by {by}, effective "
+            "{effective}").format(rev=rev, number=definition.header.number,
+                                  title=definition.header.title.get(session.lang),
+                                  by=meta["established_by"],
+                                  effective=_local(meta["effective_from"], session.zone())))
     if office.current_revision() != rev:
-        _echo(f"Not in effect yet: new items use revision {office.current_revision()} "
-                   "until then. Items keep the revision they started under.")
+        _echo(_("Not in effect yet: new items use revision {current} until then. Items keep "
+                "the revision they started under.").format(current=office.current_revision()))
 
 
 # -- actors and channels --------------------------------------------------------------------
@@ -960,15 +963,17 @@ def actor_add(session: _Session, actor_id: str, name: str, email: str,
               roles: tuple[str, ...], by: str) -> None:
     """Add an actor (or replace their name, email and roles)."""
     if not actor_id.strip():
-        raise click.BadParameter("the id is empty: use a stable id such as a username")
+        raise click.BadParameter(_("the id is empty: use a stable id such as a username"))
     office = session.office()
     known = {key for r in office.revisions() for key in office.sop(int(r["id"])).roles}
     unknown = sorted(set(roles) - known - {ADMIN_ROLE}) if known else []
     if unknown:
-        _fail(f"the SOP has no role {unknown[0]!r}; its roles: {', '.join(sorted(known))} "
-              f"(and {ADMIN_ROLE!r}, the administrators)")
+        _fail(_("the SOP has no role {role!r}; its roles: {roles} (and {admin!r}, the "
+                "administrators)").format(role=unknown[0], roles=", ".join(sorted(known)),
+                                          admin=ADMIN_ROLE))
     added = office.add_actor(actor_id.strip(), name, email=email, roles=roles, by=by)
-    _echo(f"Actor {added.id} ({added.name}): {', '.join(sorted(added.roles))}")
+    _echo(_("Actor {id} ({name}): {roles}").format(id=added.id, name=added.name,
+                                                   roles=", ".join(sorted(added.roles))))
 
 
 @actor.command("list")
@@ -978,16 +983,16 @@ def actor_list(session: _Session) -> None:
     office = session.office()
     actors = office.actors()
     if not actors:
-        _echo("No actors yet; add one with `humasflow actor add`.")
+        _echo(_("No actors yet; add one with `humasflow actor add`."))
         return
     roles: dict[str, str] = {}
     if office.revisions():
         roles = {k: r.name.get(session.lang) for k, r in office.sop().roles.items()}
-    roles[ADMIN_ROLE] = "administrator"
-    _echo(_table(("ID", "Name", "Email", "Roles", "Status"), [
+    roles[ADMIN_ROLE] = _("administrator")
+    _echo(_table((_("ID"), _("Name"), _("Email"), _("Roles"), _("Status")), [
         (a.id, a.name, a.email or "-",
          ", ".join(f"{r} ({roles[r]})" if r in roles else r for r in sorted(a.roles)),
-         "active" if a.active else "deactivated")
+         _("active") if a.active else _("deactivated"))
         for a in actors]))
 
 
@@ -999,7 +1004,7 @@ def actor_list(session: _Session) -> None:
 def actor_deactivate(session: _Session, actor_id: str, by: str, reason: str) -> None:
     """Deactivate an actor: kept in the record, but cannot act or be assigned."""
     done = session.office().deactivate_actor(actor_id, by=by, reason=reason)
-    _echo(f"Actor {done.id} ({done.name}) is deactivated")
+    _echo(_("Actor {id} ({name}) is deactivated").format(id=done.id, name=done.name))
 
 
 @actor.command("activate")
@@ -1010,7 +1015,7 @@ def actor_deactivate(session: _Session, actor_id: str, by: str, reason: str) -> 
 def actor_activate(session: _Session, actor_id: str, by: str, reason: str) -> None:
     """Reactivate a deactivated actor."""
     done = session.office().activate_actor(actor_id, by=by, reason=reason)
-    _echo(f"Actor {done.id} ({done.name}) is active")
+    _echo(_("Actor {id} ({name}) is active").format(id=done.id, name=done.name))
 
 
 @cli.group(short_help="Add, list and check channels (also: channels).")
@@ -1045,12 +1050,13 @@ def channel_add(session: _Session, name: str, publisher: str | None,
                 "write it under [channels.{name}] in the configuration file").format(
                     name=name))
     office = session.office()
-    merged_settings = {**configured.get("settings", {}), **_pairs(settings, "a setting")}
+    merged_settings = {**configured.get("settings", {}), **_pairs(settings, _("a setting"))}
     merged_credentials = {**configured.get("credentials", {}),
-                          **_pairs(credentials, "a credential")}
+                          **_pairs(credentials, _("a credential"))}
     added = office.add_channel(name, publisher, settings=merged_settings,
                                credentials=merged_credentials, by=by)
-    _echo(f"Channel {added.name!r} posts via {added.publisher}")
+    _echo(_("Channel {name!r} posts via {publisher}").format(name=added.name,
+                                                             publisher=added.publisher))
 
 
 @channel.command("list")
@@ -1060,23 +1066,24 @@ def channel_list(session: _Session) -> None:
     office = session.office()
     channels = office.channels()
     if not channels:
-        _echo("No channels yet; add one with `humasflow channel add`.")
+        _echo(_("No channels yet; add one with `humasflow channel add`."))
         return
     rows = []
 
     def held(var: str) -> str:
         try:
-            return "set" if office.credential_value(var) else "NOT SET"
+            return _("set") if office.credential_value(var) else _("NOT SET")
         except CredentialSourceError:
-            return "UNREADABLE"
+            return _("UNREADABLE")
 
     for c in channels.values():
         settings = ", ".join(f"{k}={v}" for k, v in sorted(c.settings.items())) or "-"
         creds = ", ".join(f"{k}={var} ({held(var)})"
                           for k, var in sorted(c.credentials.items())) or "-"
         rows.append((c.name, c.publisher, settings, creds,
-                     "active" if c.active else "deactivated"))
-    _echo(_table(("Name", "Publisher", "Settings", "Credentials", "Status"), rows))
+                     _("active") if c.active else _("deactivated")))
+    _echo(_table((_("Name"), _("Publisher"), _("Settings"), _("Credentials"), _("Status")),
+                 rows))
 
 
 @channel.command("deactivate")
@@ -1087,7 +1094,7 @@ def channel_list(session: _Session) -> None:
 def channel_deactivate(session: _Session, name: str, by: str, reason: str) -> None:
     """Deactivate a channel: kept in the record, no default target, not posted to."""
     done = session.office().deactivate_channel(name, by=by, reason=reason)
-    _echo(f"Channel {done.name!r} is deactivated")
+    _echo(_("Channel {name!r} is deactivated").format(name=done.name))
 
 
 @channel.command("activate")
@@ -1098,7 +1105,7 @@ def channel_deactivate(session: _Session, name: str, by: str, reason: str) -> No
 def channel_activate(session: _Session, name: str, by: str, reason: str) -> None:
     """Reactivate a deactivated channel."""
     done = session.office().activate_channel(name, by=by, reason=reason)
-    _echo(f"Channel {done.name!r} is active")
+    _echo(_("Channel {name!r} is active").format(name=done.name))
 
 
 @channel.command("check")
@@ -1115,7 +1122,7 @@ def channel_check(session: _Session, warn_days: float) -> None:
     office = session.office()
     channels = office.channels()
     if not channels:
-        _echo("No channels yet; add one with `humasflow channel add`.")
+        _echo(_("No channels yet; add one with `humasflow channel add`."))
         return
 
     def masked(text: str) -> str:
