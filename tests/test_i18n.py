@@ -162,3 +162,4 @@ def test_the_command_prints_no_text_that_bypasses_the_catalog():
 
     found = _untranslated(Path(cli_module.__file__))
     assert not found, "\n".join(f"cli.py:{line}: {text!r}" for line, text in found[:40])
+

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import IO, Any
 
 import attrs
@@ -93,7 +93,8 @@ def _item_of(key: str) -> str:
 
 def verify(events: Iterable[Event], heads: Mapping[str, tuple[int, str]],
            tables: Mapping[str, Iterable[Mapping[str, Any]]] | None = None, *,
-           anchor: Mapping[str, Any] | None = None) -> AuditReport:
+           anchor: Mapping[str, Any] | None = None,
+           progress: Callable[[int], None] | None = None) -> AuditReport:
     """Check every chain, and (given ``tables``) every row against the record.
 
     Args:
@@ -104,6 +105,8 @@ def verify(events: Iterable[Event], heads: Mapping[str, tuple[int, str]],
             event that wrote it says it became.
         anchor: An anchor written earlier (:meth:`humasflow.Office.anchor`): the
             record must still extend it.
+        progress: Called with the number of events checked so far, every thousand
+            events and at the end (for a progress display).
     """
     findings: list[Finding] = []
     count = 0
@@ -166,6 +169,8 @@ def verify(events: Iterable[Event], heads: Mapping[str, tuple[int, str]],
 
     for event in events:
         count += 1
+        if progress is not None and not count % 1000:
+            progress(count)
         if event.stream != stream:
             close(stream, expected_seq - 1, prev)
             stream, expected_seq, prev = event.stream, 1, ""
@@ -202,6 +207,8 @@ def verify(events: Iterable[Event], heads: Mapping[str, tuple[int, str]],
     rows = 0
     if tables is not None:
         rows = _check_rows(tables, explained, created, hash_at, findings)
+    if progress is not None:
+        progress(count)
     return AuditReport(events=count, streams=len(seen), findings=tuple(findings), rows=rows,
                        checkpoints=len(checkpoints) + (anchor is not None))
 

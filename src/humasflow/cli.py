@@ -42,6 +42,7 @@ import attrs
 import click
 import rich.box
 import rich.console
+import rich.progress
 import rich.table
 import rich.text
 from transitions import State
@@ -492,6 +493,24 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[object]], *,
         highlight=False, markup=False, emoji=False, soft_wrap=False)
     console.print(table)
     return _Rendered("\n".join(line.rstrip() for line in out.getvalue().rstrip("\n").split("\n")))
+
+
+@contextlib.contextmanager
+def _progress(label: str) -> Iterator[Callable[[int], None]]:
+    """A live count of the work done, on standard error when it is a terminal (drawn by
+    rich, gone when the work ends); nothing otherwise, so pipes and logs stay clean."""
+    stream = sys.stderr
+    if not getattr(stream, "isatty", lambda: False)():
+        yield lambda done: None
+        return
+    console = rich.console.Console(file=stream, no_color=bool(os.environ.get("NO_COLOR")))
+    with rich.progress.Progress(rich.progress.SpinnerColumn(),
+                                rich.progress.TextColumn("{task.description}"),
+                                rich.progress.TextColumn("{task.completed:,}"),
+                                rich.progress.TimeElapsedColumn(),
+                                console=console, transient=True) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done: bar.update(task, completed=done)
 
 
 def _local(when: dt.datetime | None, zone: dt.tzinfo, *, seconds: bool = False) -> str:
@@ -2118,7 +2137,8 @@ def audit_verify(session: _Session, anchor: Path | None) -> None:
     No event was edited, deleted or reordered, every row is what the events say it
     became, and (with --anchor) the record still extends the anchor.
     """
-    report = session.office().verify(anchor=anchor)
+    with _progress(_("Checking the record")) as advance:
+        report = session.office().verify(anchor=anchor, progress=advance)
     if report.ok:
         extends = " It extends the anchor." if anchor is not None else ""
         _echo(f"OK: {report.events} events in {report.streams} records and "

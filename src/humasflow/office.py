@@ -1444,7 +1444,7 @@ class Office:
         return fired
 
     def verify(self, *, anchor: Mapping[str, Any] | str | os.PathLike[str] | None = None,
-               ) -> audit.AuditReport:
+               progress: Callable[[int], None] | None = None) -> audit.AuditReport:
         """Check the organisation's whole record.
 
         No event was edited, deleted, inserted or reordered; every row (items, channel
@@ -1452,13 +1452,15 @@ class Office:
         says; every item's creation is in the organisation's stream; every checkpoint's
         stream heads are still there. With ``anchor`` (what :meth:`anchor` returned, or
         the file it was written to) the record must also still extend that anchor.
+        ``progress`` is called with the number of events checked so far (every thousand,
+        and at the end).
 
         Raises:
             AnchorInvalid: The anchor cannot be read, or is another organisation's.
         """
         found = None if anchor is None else self._load_anchor(anchor)
         events, heads, tables = self._store.record(self.org)
-        return audit.verify(events, heads, tables, anchor=found)
+        return audit.verify(events, heads, tables, anchor=found, progress=progress)
 
     def anchor(self, *, by: str = "humasflow") -> dict[str, Any]:
         """Record a checkpoint of every stream's length and head in the organisation's
