@@ -30,6 +30,7 @@ import sys
 import tempfile
 import textwrap
 import threading
+import warnings
 import zlib
 import zoneinfo
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -48,6 +49,7 @@ from humasflow.credentials import CredentialSource, SecretsFile
 from humasflow.errors import CredentialSourceError, HumasflowError
 from humasflow.evaluation import timeline
 from humasflow.hookspecs import hookimpl
+from humasflow.i18n import _
 from humasflow.models import ADMIN_ROLE, ContentItem, Event, Media, Publication, Variant
 from humasflow.office import DEFAULT_ORG, Office, PostReport
 from humasflow.publishing import worker
@@ -504,6 +506,17 @@ def cli(ctx: click.Context, db: str, org: str, media_store: str | None,
                        clock=seam.get("clock", system_clock), environ=seam.get("environ"),
                        sleep=seam.get("sleep"), secrets=secrets,
                        source=seam.get("credentials"))
+    _load_plugins(warn=ctx.invoked_subcommand != "plugins")  # which lists them itself
+
+
+def _load_plugins(*, warn: bool) -> None:
+    """Load the plugins; unless not ``warn``, say in one line on stderr for each broken
+    one what to do (it is left out, and the command runs without it)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", registry.PluginWarning)  # said below, in one line
+        registry.load_plugins()
+    for broken in registry.broken_plugins() if warn else ():
+        _echo(_("Warning: {message}").format(message=broken.message), err=True)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -1957,10 +1970,16 @@ def check_sla(session: _Session) -> None:
 
 @cli.command()
 def plugins() -> None:
-    """The loaded plugins, the hooks each implements, and the publishers."""
-    _echo(_table(("Plugin", "Hooks"), [(p["name"], ", ".join(p["hooks"]))
-                                            for p in registry.get_plugins()]))
+    """The loaded plugins, the hooks each implements, and the publishers; an installed
+    plugin that cannot be loaded is listed as broken, with what to do."""
+    broken = registry.broken_plugins()
+    rows = [(p["name"], ", ".join(p["hooks"])) for p in registry.get_plugins()]
+    rows += [(b.entry_point, _("BROKEN: not loaded ({error})").format(error=b.error))
+             for b in broken]
+    _echo(_table(("Plugin", "Hooks"), rows))
     _echo(f"\nPublishers: {', '.join(sorted(registry.publisher_factories()))}")
+    for b in broken:
+        _echo(_("Broken: {message}").format(message=b.message))
 
 
 # -- the demo -------------------------------------------------------------------------------
