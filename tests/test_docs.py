@@ -19,6 +19,7 @@ import importlib
 import os
 import pkgutil
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator, MutableMapping
@@ -202,3 +203,99 @@ def test_python_examples_compile(page: Path) -> None:
     for lang, start, body in fenced_blocks(page.read_text("utf-8")):
         if lang == "python":
             compile("\n".join(body), f"{page.name}, line {start + 1}", "exec")
+
+
+# -- docs/write-a-publisher.md, followed to the letter -------------------------------------
+
+TEMPLATE = ROOT / "plugins" / "_template"
+CODE = re.compile(r"`([^`]+)`")
+
+
+def rename_table() -> list[tuple[str, str]]:
+    """The (from, to) pairs of the guide's rename table, in its order."""
+    text = (DOCS / "write-a-publisher.md").read_text("utf-8")
+    section = text[text.index("Rename, in the copy"):text.index("The renamed `pyproject.toml`")]
+    pairs = []
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and CODE.fullmatch(cells[1]) and CODE.fullmatch(cells[2]):
+            pairs.append((cells[1][1:-1], cells[2][1:-1]))
+    return pairs
+
+
+def install_in(site: Path, project: Path) -> None:
+    """What ``pip install -e`` leaves behind for the entry points: a dist-info naming the
+    distribution and its ``humasflow`` entry points (read from ``pyproject.toml``)."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    meta = tomllib.loads((project / "pyproject.toml").read_text("utf-8"))["project"]
+    info = site / f"{meta['name'].replace('-', '_')}-{meta['version']}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {meta['name']}\nVersion: {meta['version']}\n", "utf-8")
+    points = meta["entry-points"]["humasflow"]
+    (info / "entry_points.txt").write_text(
+        "[humasflow]\n" + "".join(f"{k} = {v}\n" for k, v in points.items()), "utf-8")
+
+
+def test_the_guide_s_renames_make_a_working_publisher_of_the_template(tmp_path: Path) -> None:
+    """Copy the template, make exactly the renames of the guide's table, install it: it
+    loads under its new name, no old name is left, and its own tests pass."""
+    pairs = rename_table()
+    assert pairs, "docs/write-a-publisher.md has no rename table"
+    copy = tmp_path / "humasflow-campusnews"
+    shutil.copytree(TEMPLATE, copy, ignore=shutil.ignore_patterns(
+        "__pycache__", "*.egg-info", ".pytest_cache"))
+    texts = [("pyproject.toml",), ("src", "**", "*.py"), ("tests", "*.py")]
+    for old, new in pairs:
+        if (copy / old).exists():
+            (copy / old).rename(copy / new)
+            continue
+        changed = False
+        for pattern in texts:
+            for path in copy.glob(str(Path(*pattern))):
+                text = path.read_text("utf-8")
+                if old in text:
+                    path.write_text(text.replace(old, new), "utf-8")
+                    changed = True
+        assert changed, f"the guide renames {old!r}, which the template does not contain"
+    left = [f"{path.relative_to(copy)}: {name}"
+            for pattern in texts for path in copy.glob(str(Path(*pattern)))
+            for name in ("humasflow_example", "humasflow-example", "ExamplePublisher",
+                         'PUBLISHER = "example"')
+            if name in path.read_text("utf-8")]
+    assert not left, f"the guide's renames leave old names behind: {left}"
+    site = tmp_path / "site"
+    install_in(site, copy)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(copy / "src")])}
+    env.pop("HUMASFLOW_LOAD_PLUGINS", None)
+    listed = subprocess.run(
+        [sys.executable, "-c", "from humasflow.cli import main; main(['plugins'])"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert "BROKEN" not in listed.stdout, listed.stdout
+    assert not listed.stderr, listed.stderr
+    assert re.search(r"^Publishers: .*\bcampusnews\b", listed.stdout, re.M), listed.stdout
+    tests = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        cwd=copy, env=env, capture_output=True, text=True, check=False)
+    assert tests.returncode == 0, tests.stdout + tests.stderr
+    assert sorted(p.name for p in (copy / "tests").glob("test_*.py")) == [
+        "test_campusnews_conformance.py", "test_campusnews_publisher.py"]
+
+
+def test_the_guide_names_everything_a_conformance_subclass_can_set() -> None:
+    """The guide's table of PublisherConformance's interface is complete."""
+    from humasflow.testing.conformance import PublisherConformance
+
+    text = (DOCS / "write-a-publisher.md").read_text("utf-8")
+    section = text[text.index("Everything a subclass sets or overrides"):
+                   text.index("The checks, by the names `not_applicable` uses:")]
+    named = {m.group(1).split("(")[0] for m in re.finditer(r"^\| `([^`]+)`", section, re.M)}
+    interface = {name for name in vars(PublisherConformance)
+                 if not name.startswith(("_", "test_", "pytest_")) and name != "harness"}
+    interface.add("wire")  # the fixture the subclass provides
+    assert interface - named == set(), "missing from the guide's table"
+    assert named - interface == set(), "in the guide's table but not in the class"
