@@ -8,7 +8,13 @@
 - the doctests in the docstrings of every ``humasflow`` module pass;
 - the TOML and Python examples in the docs are valid, the bundled SOP shown in
   ``docs/sop-format.md`` is the bundled file, verbatim, and the example publisher of
-  ``docs/publishing.md`` passes the example tests of ``docs/plugins.md``.
+  ``docs/publishing.md`` passes the example tests of ``docs/plugins.md``;
+- every ``python`` and ``sh`` block of ``docs/*.md`` and ``README.md`` runs, each in a
+  fresh temporary folder, unless the comment before it says it continues another, needs
+  a named setup, or is not run and why (see ``MARKER`` below);
+- ``docs/write-a-publisher.md``'s renames, made in a copy of the template, give a
+  publisher that installs and passes its tests, and its table of what a conformance
+  subclass sets is ``PublisherConformance``'s whole interface.
 """
 
 from __future__ import annotations
@@ -199,10 +205,164 @@ def test_example_publisher_passes_the_example_tests(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
 def test_python_examples_compile(page: Path) -> None:
-    """Every ``python`` block in the docs is valid Python (they are not run)."""
+    """Every ``python`` block in the docs is valid Python (even those not run)."""
     for lang, start, body in fenced_blocks(page.read_text("utf-8")):
         if lang == "python":
             compile("\n".join(body), f"{page.name}, line {start + 1}", "exec")
+
+
+# -- every python and sh block runs, or says why not --------------------------------------
+#
+# A block runs on its own, in a fresh temporary working directory. The line just before
+# its opening fence may say otherwise, in an HTML comment (invisible on the site):
+#
+#   <!-- docs-test: continues -->         after the page's previous python block, in its
+#                                         namespace and folder
+#   <!-- docs-test: given NAME -->        after the setup GIVEN[NAME] below
+#   <!-- docs-test: not run: REASON -->   not run (a fragment, a real server...), and why
+
+MARKER = re.compile(r"^<!-- docs-test: (?P<kind>continues|given|not run)(?::)?\s*"
+                    r"(?P<arg>.*?)\s*-->$")
+
+_OFFICE = """
+import contextlib
+
+import humasflow
+from humasflow.testing import FakePublisher, plugin_registered, staffed_office
+
+class _Platforms:  # stand-ins for the X and Instagram distributions
+    @humasflow.hookimpl
+    def register_publishers(self, register):
+        for name in ("x", "instagram"):
+            register(name, lambda channel, context: FakePublisher(channel=channel.name))
+
+_platforms = contextlib.ExitStack()
+_platforms.enter_context(plugin_registered(_Platforms()))
+office = humasflow.open("humas.db")
+staffed_office(office)          # administrator admin, staff rina and sari, coordinator budi
+office.add_actor("tika", "Tika Rahayu", roles=["admin"], by="admin")
+office.add_channel("outbox", "outbox", settings={"path": "outbox"}, by="admin")
+office.add_channel("x", "x", by="admin")
+office.add_channel("ig", "instagram", by="admin")
+"""
+
+#: What a block marked ``given NAME`` runs after (in the same namespace and folder).
+GIVEN: dict[str, str] = {
+    "an office": _OFFICE,
+    "an item at the concept step": _OFFICE + """
+item = office.new_item("Dies Natalis FISIP", by="rina", channels=["x", "ig"])
+""",
+    "an item waiting for approval": _OFFICE + """
+from humasflow.testing import sample_image
+item = office.new_item("Dies Natalis FISIP", by="rina", channels=["outbox"])
+office.complete(item.id, by="rina", text="Selamat Dies Natalis ke-40 FISIP UB!")
+office.complete(item.id, by="rina", notes="Canva template")
+office.complete(item.id, by="rina", media=[sample_image("poster.png")])
+item_id = item.id
+""",
+    "the page's own SOP file": """
+from pathlib import Path
+ft_sop = next("\\n".join(body) + "\\n" for lang, _, body in fenced_blocks(page_text)
+              if lang == "toml" and 'number = "EX/FT/HUMAS/01"' in "\\n".join(body))
+Path("ft-social-media.toml").write_text(ft_sop, "utf-8")
+""",
+    "a database URL": """
+DATABASE_URL = "humas.db"   # a deployment reads it from its settings
+""",
+}
+
+
+def marker(lines: list[str], start: int) -> tuple[str, str] | None:
+    """The ``docs-test`` marker on the line before the fence of the block at ``start``."""
+    found = MARKER.match(lines[start - 2].strip()) if start >= 2 else None
+    return (found["kind"], found["arg"]) if found else None
+
+
+def runnable_blocks(lang: str) -> Iterator[tuple[Path, list[tuple[int, str, str]]]]:
+    """Per page, chains of (line, code, setup) to run in one namespace and folder."""
+    for page in PAGES:
+        text = page.read_text("utf-8")
+        lines = text.splitlines()
+        chain: list[tuple[int, str, str]] = []
+        for block_lang, start, body in fenced_blocks(text):
+            if block_lang != lang:
+                continue
+            mark = marker(lines, start)
+            code = "\n".join(body) + "\n"
+            if mark is not None and mark[0] == "not run":
+                continue
+            if mark is not None and mark[0] == "continues":
+                assert chain, f"{page.name}:{start + 1} continues, but no block runs before it"
+                chain.append((start + 1, code, ""))
+                continue
+            if chain:
+                yield page, chain
+            setup = GIVEN[mark[1]] if mark is not None else ""
+            chain = [(start + 1, code, setup)]
+        if chain:
+            yield page, chain
+
+
+def test_every_marker_is_understood() -> None:
+    """A ``docs-test`` comment that is misspelt, gives no reason, or names an unknown
+    setup fails, instead of silently running (or skipping) its block."""
+    problems = []
+    for page in PAGES:
+        lines = page.read_text("utf-8").splitlines()
+        for n, line in enumerate(lines):
+            if "docs-test" not in line:
+                continue
+            found = MARKER.match(line.strip())
+            where = f"{page.name}:{n + 1}"
+            if found is None:
+                problems.append(f"{where}: not a docs-test marker: {line.strip()}")
+            elif found["kind"] == "not run" and len(found["arg"]) < 10:
+                problems.append(f"{where}: say why the block is not run")
+            elif found["kind"] == "given" and found["arg"] not in GIVEN:
+                problems.append(f"{where}: no setup named {found['arg']!r}")
+            elif not FENCE.match(lines[n + 1]) if n + 1 < len(lines) else True:
+                problems.append(f"{where}: a marker goes on the line just before a fence")
+    assert not problems, "\n".join(problems)
+
+
+PYTHON_CHAINS = list(runnable_blocks("python"))
+
+
+@pytest.mark.parametrize(("page", "chain"), PYTHON_CHAINS,
+                         ids=[f"{p.name}:{c[0][0]}" for p, c in PYTHON_CHAINS])
+def test_python_examples_run(page: Path, chain: list[tuple[int, str, str]],
+                             tmp_path: Path, monkeypatch) -> None:
+    """Each ``python`` block (with the blocks that continue it) runs without an error, in
+    a fresh folder, as a reader would paste it."""
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, Any] = {"__name__": f"docs_{page.stem}"}
+    setup = chain[0][2]
+    try:
+        if setup:
+            namespace.update(page_text=page.read_text("utf-8"), fenced_blocks=fenced_blocks)
+            exec(compile(setup, f"<setup of {page.name}:{chain[0][0]}>", "exec"), namespace)
+            del namespace["page_text"], namespace["fenced_blocks"]
+        for line, code, _ in chain:
+            exec(compile(code, f"{page.name}, line {line}", "exec"), namespace)
+    finally:
+        close_resources(namespace)
+
+
+SH_CHAINS = list(runnable_blocks("sh"))
+
+
+@pytest.mark.parametrize(("page", "chain"), SH_CHAINS,
+                         ids=[f"{p.name}:{c[0][0]}" for p, c in SH_CHAINS])
+def test_sh_examples_run(page: Path, chain: list[tuple[int, str, str]],
+                         tmp_path: Path) -> None:
+    """Each ``sh`` block runs in a fresh folder with this environment's ``humasflow``."""
+    env = {**os.environ, "TMPDIR": str(tmp_path), "PATH": os.pathsep.join(
+        [str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
+    for line, code, _ in chain:
+        result = subprocess.run(["bash", "-euo", "pipefail", "-c", code], cwd=tmp_path,
+                                env=env, capture_output=True, text=True, check=False)
+        assert result.returncode == 0, f"{page.name}, line {line}:\n{result.stdout}" \
+            f"{result.stderr}"
 
 
 # -- docs/write-a-publisher.md, followed to the letter -------------------------------------
