@@ -686,6 +686,24 @@ def test_sop_diagram_is_a_mermaid_state_diagram(hf):
     assert "Koordinator Kehumasan" in hf("--lang", "id", "sop", "diagram").output
 
 
+def test_sop_diagram_draws_shared_actions_once(hf):
+    """Cancel (from steps 2-8) and revise (a loop at 2-5, back to approval from 6-8) are
+    drawn once each, not on every step."""
+    lines = [line.strip() for line in hf("sop", "diagram").output.splitlines()]
+    arrows = [line for line in lines if "-->" in line]
+    assert [a for a in arrows if a.endswith(": cancel")] == [
+        "cancel_to_cancelled --> cancelled: cancel"]
+    assert 'state "steps 2-8" as cancel_to_cancelled' in lines
+    assert [a for a in arrows if a.endswith(": revise")] == [
+        "revise_to_approve --> approve: revise"]
+    assert 'state "steps 6-8" as revise_to_approve' in lines
+    assert "revise at steps 2-5: the item stays at its step" in lines
+    loops = [a for a in arrows if a.split(" --> ")[0] == a.split(" --> ")[1].split(":")[0]]
+    assert loops == []
+    # The step-specific arrows are all still there, one each.
+    assert len(arrows) == len(set(arrows)) == 5 + 4 + 2 + 1 + 2
+
+
 def test_sop_register_adds_a_revision(hf, tmp_path):
     text = resources.files("humasflow").joinpath("sops", "fisip-ub-social-media.toml") \
         .read_text("utf-8").replace('"UN10/F11.07/HK.01.02.a/05"', '"UN10/F11.07/HK.01.02.a/06"')

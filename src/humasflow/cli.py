@@ -21,6 +21,7 @@ Some commands have a second name: ``post`` is ``publish``, ``channels`` is ``cha
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime as dt
 import io
@@ -692,12 +693,20 @@ class _DiagramMachine(GraphMachine):
     state_cls = _LabelledState
 
 
+#: An action possible from this many steps or more is drawn once, not from every step.
+_FAN_IN = 3
+
+
 def _mermaid(office: Office, revision: int, lang: str) -> str:
     """The item lifecycle of a revision as a Mermaid ``stateDiagram-v2``.
 
     The graph comes from transitions' own Mermaid engine, fed with the states and
     transitions of the revision's Engine; only the title block is written here, because
     transitions 0.9.3 puts a bare title where Mermaid expects ``title: ...``.
+
+    An action that many steps share (``cancel``, ``revise``) would put an arrow on every
+    step and bury the flow. It is drawn once per destination instead: from one box that
+    names the steps (``2-8``), and, where it keeps the step, as one note.
     """
     engine = office.engine(revision)
     sop = engine.sop
@@ -709,9 +718,13 @@ def _mermaid(office: Office, revision: int, lang: str) -> str:
             continue
         role = sop.roles[step.actor].name.get(lang) if step.actor else ""
         states.append({"name": name, "label": f"{step.number}. {name} ({role})"})
-    transitions = [{"trigger": trigger, "source": t.source, "dest": t.dest}
-                   for trigger, event in engine.machine.events.items()
-                   for group in event.transitions.values() for t in group]
+    edges = [(trigger, t.source, t.dest)
+             for trigger, event in engine.machine.events.items()
+             for group in event.transitions.values() for t in group]
+    fan_in = collections.Counter(_edge_key(*edge) for edge in edges)
+    shared = [edge for edge in edges if fan_in[_edge_key(*edge)] >= _FAN_IN]
+    transitions = [{"trigger": trigger, "source": source, "dest": dest}
+                   for trigger, source, dest in edges if (trigger, source, dest) not in shared]
     title = f"{sop.header.title.get(lang)}: content item lifecycle"
     machine = _DiagramMachine(model=None, states=states, transitions=transitions,
                               initial=engine.first_step, auto_transitions=False,
@@ -722,8 +735,45 @@ def _mermaid(office: Office, revision: int, lang: str) -> str:
     source = str(graph.get_graph(title=title).draw(None))
     lines = source.splitlines()
     body = lines[next(i for i, line in enumerate(lines) if line.startswith("stateDiagram")):]
+    body += _shared_edges(engine, shared)
     body += [f"  {name} --> [*]" for name in _CLOSED]
     return "\n".join(["---", f"title: {json.dumps(title, ensure_ascii=False)}", "---", *body])
+
+
+def _edge_key(trigger: str, source: str, dest: str | None) -> tuple[str, str | None]:
+    """An action and where it leads (``None``: it keeps the step)."""
+    return trigger, None if dest in (None, source) else dest
+
+
+def _shared_edges(engine: Any, edges: Sequence[tuple[str, str, str | None]]) -> list[str]:
+    """The shared actions, each drawn once per destination (see :func:`_mermaid`)."""
+    def numbers(sources: Iterable[str]) -> str:
+        found = sorted(engine.step(name).number for name in sources)
+        runs: list[list[int]] = []
+        for n in found:
+            if runs and n == runs[-1][-1] + 1:
+                runs[-1].append(n)
+            else:
+                runs.append([n])
+        return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 2 else ", ".join(map(str, r))
+                         for r in runs)
+
+    lines: list[str] = []
+    groups: dict[tuple[str, str | None], list[str]] = {}
+    for trigger, source, dest in edges:
+        groups.setdefault(_edge_key(trigger, source, dest), []).append(source)
+    for (trigger, dest), sources in groups.items():
+        steps = numbers(sources)
+        if dest is None:  # the action keeps the step: a note, not a loop on every step
+            lines.append(f"  note right of {sources[0]}")
+            lines.append("    " + _("{action} at steps {steps}: the item stays at its "
+                                    "step").format(action=trigger, steps=steps))
+            lines.append("  end note")
+            continue
+        box = f"{trigger}_to_{dest}"
+        lines.append(f'  state "{_("steps {steps}").format(steps=steps)}" as {box}')
+        lines.append(f"  {box} --> {dest}: {trigger}")
+    return lines
 
 
 @sop.command("diagram")
