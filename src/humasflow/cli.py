@@ -26,6 +26,8 @@ import contextlib
 import datetime as dt
 import io
 import json
+import shlex
+import shutil
 import struct
 import sys
 import tempfile
@@ -2110,13 +2112,31 @@ def demo(session: _Session, db_path: Path | None, outbox: Path | None) -> None:
     # The walk ends about now, so the store can be explored afterwards with the real clock.
     start = (system_clock() - total).replace(second=0, microsecond=0)
     clock = SteerableClock(start)
-    office = humasflow.open(str(db_path), clock=clock, environ={},
+    office = humasflow.open(str(db_path), org=session.org, clock=clock, environ={},
                             media_roots=[Path(media["design-v1"]).parent])
     try:
         zone = zoneinfo.ZoneInfo(session.tz or office.sop().header.timezone)
         _demo_walk(office, clock, db_path, outbox, media, script, zone, session.lang)
     finally:
         office.close()
+
+
+def _program() -> str:
+    """This command as a person can type it again: ``humasflow`` if that is on the
+    ``PATH`` and is this program, else the full path of the program they ran (such as
+    ``.venv/bin/humasflow`` outside the virtual environment)."""
+    ran = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if ran is None or ran.stem != "humasflow" or not ran.is_file():
+        return "humasflow"  # run from Python (python -m, an embedding app, a test)
+    found = shutil.which("humasflow")
+    if found is not None and Path(found).resolve() == ran.resolve():
+        return "humasflow"
+    return str(ran.absolute())
+
+
+def _command_line(*args: str) -> str:
+    """A command line that runs this program with ``args``, quoted for a POSIX shell."""
+    return shlex.join([_program(), *args])
 
 
 def _demo_walk(office: Office, clock: SteerableClock, db_path: Path, outbox: Path,
@@ -2161,6 +2181,8 @@ def _demo_walk(office: Office, clock: SteerableClock, db_path: Path, outbox: Pat
     folder = outbox / (posted.platform_id if posted is not None and posted.platform_id
                        else f"item-{item.id}-outbox")
     echo(f"The outbox post was written to {folder / 'post.json'}")
-    echo(f"\nExplore it: humasflow --db {db_path} show {item.id}")
+    org = [] if office.org == DEFAULT_ORG else ["--org", office.org]
+    command = _command_line("--db", str(db_path), *org, "show", str(item.id))
+    echo("\n" + _("Explore it: {command}").format(command=command))
     if not verdict.ok or not report.done:
         click.get_current_context().exit(1)
