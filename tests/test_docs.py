@@ -147,6 +147,20 @@ def test_readme_quick_start_matches_ci() -> None:
     assert commands[1][0].strip() == ci_lines[-1]
 
 
+def test_readme_says_when_the_suite_uses_postgresql() -> None:
+    """README names the server the suite's PostgreSQL tests use, the variable that
+    changes it, and what happens without one, as tests/conftest.py does it."""
+    conftest = (ROOT / "tests" / "conftest.py").read_text("utf-8")
+    default = re.search(r'"HUMASFLOW_TEST_POSTGRES", "([^"]+)"', conftest)
+    assert default is not None, "tests/conftest.py no longer has a default PostgreSQL URL"
+    assert 'os.environ.get("CI", "").lower() == "true"' in conftest
+    readme = " ".join((ROOT / "README.md").read_text("utf-8").split())
+    assert f"`{default[1]}`" in readme
+    assert "`HUMASFLOW_TEST_POSTGRES`" in readme
+    assert "skipped" in readme
+    assert "with `CI=true` they fail" in readme
+
+
 MODULES = sorted(
     m.name for m in pkgutil.walk_packages(humasflow.__path__, "humasflow."))
 
