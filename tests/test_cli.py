@@ -17,6 +17,7 @@ import io
 import json
 import os
 import re
+import shlex
 import signal
 import sqlite3
 import subprocess
@@ -686,6 +687,24 @@ def test_sop_diagram_is_a_mermaid_state_diagram(hf):
     assert "Koordinator Kehumasan" in hf("--lang", "id", "sop", "diagram").output
 
 
+def test_sop_diagram_draws_shared_actions_once(hf):
+    """Cancel (from steps 2-8) and revise (a loop at 2-5, back to approval from 6-8) are
+    drawn once each, not on every step."""
+    lines = [line.strip() for line in hf("sop", "diagram").output.splitlines()]
+    arrows = [line for line in lines if "-->" in line]
+    assert [a for a in arrows if a.endswith(": cancel")] == [
+        "cancel_to_cancelled --> cancelled: cancel"]
+    assert 'state "steps 2-8" as cancel_to_cancelled' in lines
+    assert [a for a in arrows if a.endswith(": revise")] == [
+        "revise_to_approve --> approve: revise"]
+    assert 'state "steps 6-8" as revise_to_approve' in lines
+    assert "revise at steps 2-5: the item stays at its step" in lines
+    loops = [a for a in arrows if a.split(" --> ")[0] == a.split(" --> ")[1].split(":")[0]]
+    assert loops == []
+    # The step-specific arrows are all still there, one each.
+    assert len(arrows) == len(set(arrows)) == 5 + 4 + 2 + 1 + 2
+
+
 def test_sop_register_adds_a_revision(hf, tmp_path):
     text = resources.files("humasflow").joinpath("sops", "fisip-ub-social-media.toml") \
         .read_text("utf-8").replace('"UN10/F11.07/HK.01.02.a/05"', '"UN10/F11.07/HK.01.02.a/06"')
@@ -730,6 +749,51 @@ def test_the_installed_console_script_runs_the_demo(tmp_path):
     assert "State:         posted" in result.stdout
     assert "Audit: OK" in result.stdout
     assert result.stderr == ""
+
+
+def _explore_line(output: str) -> str:
+    lines = [line for line in output.splitlines() if line.startswith("Explore it: ")]
+    assert len(lines) == 1, output
+    return lines[0].removeprefix("Explore it: ")
+
+
+@pytest.mark.parametrize("on_path", [True, False], ids=["on PATH", "not on PATH"])
+def test_the_command_the_demo_suggests_works_as_printed(tmp_path, on_path):
+    """Pasted into the same shell, the demo's last line works: with the program on the
+    PATH or not (README runs .venv/bin/humasflow), with HUMASFLOW_ORG set, in a folder
+    with a space, and run from another directory."""
+    folder = Path(sys.executable).parent
+    script = next(p for p in (folder / "humasflow", folder / "humasflow.exe") if p.exists())
+    path = os.environ.get("PATH", "").split(os.pathsep)
+    path = [p for p in path if p and Path(p).resolve() != folder.resolve()]
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("HUMASFLOW_")},
+           "PATH": os.pathsep.join([str(folder), *path] if on_path else path),
+           "TMPDIR": str(tmp_path), "HUMASFLOW_ORG": "fisip"}
+    work = tmp_path / "a folder"
+    work.mkdir()
+    demo = subprocess.run([str(script), "demo"], cwd=work, env=env, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    command = _explore_line(demo.stdout)
+    assert command.startswith("humasflow " if on_path else str(script)), command
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shown = subprocess.run(["bash", "-c", command], cwd=elsewhere, env=env,
+                           capture_output=True, text=True, timeout=60, check=False)
+    assert shown.returncode == 0, command + "\n" + shown.stdout + shown.stderr
+    assert "State:         posted" in shown.stdout
+    assert "'Dies Natalis FISIP UB'" in shown.stdout
+
+
+def test_the_demo_names_its_store_and_organisation_in_the_suggested_command(tmp_path):
+    db = tmp_path / "my demo" / "humasflow.db"
+    runner = CliRunner()
+    out = runner.invoke(cli, ["--org", "fia", "demo", "--db", str(db)]).output
+    args = shlex.split(_explore_line(out))
+    assert args == ["humasflow", "--db", str(db), "--org", "fia", "show", "1"]
+    shown = runner.invoke(cli, args[1:])
+    assert shown.exit_code == 0, shown.output
+    assert "State:         posted" in shown.output
 
 
 # -- the reference ----------------------------------------------------------------------------

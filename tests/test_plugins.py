@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+from pathlib import Path
 
 import pluggy
 import pytest
+from click.testing import CliRunner
 
 from humasflow import ConfigurationError, hookimpl, hookspecs, plugins
+from humasflow.cli import cli
 from humasflow.testing import fake_publisher_plugin, item_ready_to_post, plugin_registered
 
 
@@ -212,6 +215,8 @@ def fresh_plugins(monkeypatch):
     """humasflow.plugins with a fresh manager, nothing loaded, and fake distributions."""
     monkeypatch.setattr(plugins, "pm", fresh_manager())
     monkeypatch.setattr(plugins, "_loaded", False)
+    monkeypatch.setattr(plugins, "_broken", [])
+    monkeypatch.setattr(plugins, "_sources", {})
     entry_points = [FakeEntryPoint("alpha", PublisherPlugin("alpha-pub")),
                     FakeEntryPoint("beta", PublisherPlugin("beta-pub")),
                     FakeEntryPoint("elsewhere", PublisherPlugin("nope"), group="pytest11")]
@@ -251,8 +256,107 @@ def test_humasflow_load_plugins_limits_the_entry_points(fresh_plugins, setting, 
     assert "outbox" in plugins.publisher_factories()  # built-ins always load
 
 
-def test_a_misspelled_hook_in_an_entry_point_fails_loading(fresh_plugins):
-    dists = [FakeDistribution(FakeEntryPoint("typo", Misspelled()))]
+def test_a_misspelled_hook_in_an_entry_point_leaves_that_plugin_out(fresh_plugins):
+    dists = [FakeDistribution(FakeEntryPoint("typo", Misspelled()),
+                              FakeEntryPoint("alpha", PublisherPlugin("alpha-pub")))]
     fresh_plugins.setattr(importlib.metadata, "distributions", lambda: iter(dists))
-    with pytest.raises(pluggy.PluginValidationError, match="item_creatd"):
+    with pytest.warns(plugins.PluginWarning, match="item_creatd"):
         plugins.load_plugins()
+    names = {name for name, _ in plugins.pm.list_name_plugin()}
+    assert names == {*plugins.DEFAULT_PLUGINS, "alpha"}
+    assert [b.entry_point for b in plugins.broken_plugins()] == ["typo"]
+    plugins.pm.check_pending()  # nothing of the broken plugin is left behind
+
+
+def test_a_hook_with_a_wrong_argument_in_an_entry_point_leaves_that_plugin_out(fresh_plugins):
+    dists = [FakeDistribution(FakeEntryPoint("wrong", WrongArgument()))]
+    fresh_plugins.setattr(importlib.metadata, "distributions", lambda: iter(dists))
+    with pytest.warns(plugins.PluginWarning, match="evnt"):
+        plugins.load_plugins()
+    assert not plugins.pm.has_plugin("wrong")
+    assert plugins.pm.hook.item_created.get_hookimpls() == []
+
+
+# -- a broken installed plugin (a real dist-info on sys.path) ------------------------------
+
+
+def stale_distribution(site: Path, *, name: str = "humasflow-stale",
+                       module: str = "humasflow_stale", entry_point: str = "stale") -> Path:
+    """A distribution installed in ``site`` whose entry point names ``module``: what an
+    editable install leaves after its package folder was renamed."""
+    info = site / f"{name.replace('-', '_')}-0.1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1.0\n", "utf-8")
+    (info / "entry_points.txt").write_text(f"[humasflow]\n{entry_point} = {module}\n",
+                                           "utf-8")
+    return info
+
+
+@pytest.fixture
+def installed(monkeypatch, tmp_path):
+    """A fresh, unloaded plugin manager, and a folder on sys.path to install into (the
+    folder and the path are restored afterwards)."""
+    monkeypatch.setattr(plugins, "pm", fresh_manager())
+    monkeypatch.setattr(plugins, "_loaded", False)
+    monkeypatch.setattr(plugins, "_broken", [])
+    monkeypatch.setattr(plugins, "_sources", {})
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    return site
+
+
+def test_a_stale_entry_point_is_left_out_with_one_warning(installed):
+    """The guide's old order (install the template, then rename its package) left an
+    entry point to a module that no longer exists; every command died of it."""
+    stale_distribution(installed)
+    with pytest.warns(plugins.PluginWarning) as caught:
+        plugins.load_plugins()
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert "'stale'" in message
+    assert "humasflow-stale 0.1.0" in message
+    assert "ModuleNotFoundError: No module named 'humasflow_stale'" in message
+    assert "pip uninstall humasflow-stale" in message
+    assert "pip install -e" in message
+    # Everything else loaded: the built-ins, and the installed template.
+    assert {"outbox", "manual", "example"} <= set(plugins.publisher_factories())
+    [broken] = plugins.broken_plugins()
+    assert (broken.entry_point, broken.value, broken.distribution) == (
+        "stale", "humasflow_stale", "humasflow-stale")
+    plugins.load_plugins()  # once: no second warning (filterwarnings=error would raise)
+
+
+def test_a_plugin_that_fails_on_import_is_left_out(installed):
+    (installed / "humasflow_crashing.py").write_text("raise RuntimeError('boom at import')\n",
+                                                     "utf-8")
+    stale_distribution(installed, name="humasflow-crashing", module="humasflow_crashing",
+                       entry_point="crashing")
+    with pytest.warns(plugins.PluginWarning, match="RuntimeError: boom at import"):
+        plugins.load_plugins()
+    assert "outbox" in plugins.publisher_factories()
+
+
+def test_the_cli_runs_with_a_broken_plugin_and_says_so_in_one_line(installed, tmp_path):
+    stale_distribution(installed)
+    runner = CliRunner()
+    db = str(tmp_path / "humasflow.db")
+    result = runner.invoke(cli, ["--db", db, "init", "--admin", "tika", "--name", "Tika"])
+    assert result.exit_code == 0, result.output
+    warning = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(warning) == 1, result.stderr
+    assert warning[0].startswith("Warning: the plugin 'stale'")
+    assert "pip uninstall humasflow-stale" in warning[0]
+    assert "Traceback" not in result.output
+
+
+def test_humasflow_plugins_shows_the_broken_plugin(installed):
+    stale_distribution(installed)
+    result = CliRunner().invoke(cli, ["plugins"])
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.stdout.splitlines() if line.startswith("stale "))
+    assert "BROKEN: not loaded (ModuleNotFoundError" in row
+    assert "example" in result.stdout  # the plugins that load are listed as before
+    assert "Broken: the plugin 'stale'" in result.stdout
+    assert result.stderr == ""  # said once, in the listing

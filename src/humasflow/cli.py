@@ -21,17 +21,20 @@ Some commands have a second name: ``post`` is ``publish``, ``channels`` is ``cha
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime as dt
 import io
 import json
 import os
+import shlex
 import shutil
 import struct
 import sys
 import tempfile
 import textwrap
 import threading
+import warnings
 import zlib
 import zoneinfo
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -718,6 +721,17 @@ def cli(ctx: click.Context, config_file: str | None, db: str, org: str,
                        sleep=seam.get("sleep"), secrets=secrets,
                        source=seam.get("credentials"), config=config, sources=sources,
                        lang_chosen=lang is not None)
+    _load_plugins(warn=ctx.invoked_subcommand != "plugins")  # which lists them itself
+
+
+def _load_plugins(*, warn: bool) -> None:
+    """Load the plugins; unless not ``warn``, say in one line on stderr for each broken
+    one what to do (it is left out, and the command runs without it)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", registry.PluginWarning)  # said below, in one line
+        registry.load_plugins()
+    for broken in registry.broken_plugins() if warn else ():
+        _echo(_("Warning: {message}").format(message=broken.message), err=True)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -893,12 +907,20 @@ class _DiagramMachine(GraphMachine):
     state_cls = _LabelledState
 
 
+#: An action possible from this many steps or more is drawn once, not from every step.
+_FAN_IN = 3
+
+
 def _mermaid(office: Office, revision: int, lang: str) -> str:
     """The item lifecycle of a revision as a Mermaid ``stateDiagram-v2``.
 
     The graph comes from transitions' own Mermaid engine, fed with the states and
     transitions of the revision's Engine; only the title block is written here, because
     transitions 0.9.3 puts a bare title where Mermaid expects ``title: ...``.
+
+    An action that many steps share (``cancel``, ``revise``) would put an arrow on every
+    step and bury the flow. It is drawn once per destination instead: from one box that
+    names the steps (``2-8``), and, where it keeps the step, as one note.
     """
     engine = office.engine(revision)
     sop = engine.sop
@@ -910,9 +932,13 @@ def _mermaid(office: Office, revision: int, lang: str) -> str:
             continue
         role = sop.roles[step.actor].name.get(lang) if step.actor else ""
         states.append({"name": name, "label": f"{step.number}. {name} ({role})"})
-    transitions = [{"trigger": trigger, "source": t.source, "dest": t.dest}
-                   for trigger, event in engine.machine.events.items()
-                   for group in event.transitions.values() for t in group]
+    edges = [(trigger, t.source, t.dest)
+             for trigger, event in engine.machine.events.items()
+             for group in event.transitions.values() for t in group]
+    fan_in = collections.Counter(_edge_key(*edge) for edge in edges)
+    shared = [edge for edge in edges if fan_in[_edge_key(*edge)] >= _FAN_IN]
+    transitions = [{"trigger": trigger, "source": source, "dest": dest}
+                   for trigger, source, dest in edges if (trigger, source, dest) not in shared]
     with i18n.use(lang):
         title = _("{title}: content item lifecycle").format(title=sop.header.title.get(lang))
     machine = _DiagramMachine(model=None, states=states, transitions=transitions,
@@ -924,8 +950,45 @@ def _mermaid(office: Office, revision: int, lang: str) -> str:
     source = str(graph.get_graph(title=title).draw(None))
     lines = source.splitlines()
     body = lines[next(i for i, line in enumerate(lines) if line.startswith("stateDiagram")):]
+    body += _shared_edges(engine, shared)
     body += [f"  {name} --> [*]" for name in _CLOSED]
     return "\n".join(["---", f"title: {json.dumps(title, ensure_ascii=False)}", "---", *body])
+
+
+def _edge_key(trigger: str, source: str, dest: str | None) -> tuple[str, str | None]:
+    """An action and where it leads (``None``: it keeps the step)."""
+    return trigger, None if dest in (None, source) else dest
+
+
+def _shared_edges(engine: Any, edges: Sequence[tuple[str, str, str | None]]) -> list[str]:
+    """The shared actions, each drawn once per destination (see :func:`_mermaid`)."""
+    def numbers(sources: Iterable[str]) -> str:
+        found = sorted(engine.step(name).number for name in sources)
+        runs: list[list[int]] = []
+        for n in found:
+            if runs and n == runs[-1][-1] + 1:
+                runs[-1].append(n)
+            else:
+                runs.append([n])
+        return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 2 else ", ".join(map(str, r))
+                         for r in runs)
+
+    lines: list[str] = []
+    groups: dict[tuple[str, str | None], list[str]] = {}
+    for trigger, source, dest in edges:
+        groups.setdefault(_edge_key(trigger, source, dest), []).append(source)
+    for (trigger, dest), sources in groups.items():
+        steps = numbers(sources)
+        if dest is None:  # the action keeps the step: a note, not a loop on every step
+            lines.append(f"  note right of {sources[0]}")
+            lines.append("    " + _("{action} at steps {steps}: the item stays at its "
+                                    "step").format(action=trigger, steps=steps))
+            lines.append("  end note")
+            continue
+        box = f"{trigger}_to_{dest}"
+        lines.append(f'  state "{_("steps {steps}").format(steps=steps)}" as {box}')
+        lines.append(f"  {box} --> {dest}: {trigger}")
+    return lines
 
 
 @sop.command("diagram")
@@ -2191,10 +2254,16 @@ def check_sla(session: _Session) -> None:
 
 @cli.command()
 def plugins() -> None:
-    """The loaded plugins, the hooks each implements, and the publishers."""
-    _echo(_table(("Plugin", "Hooks"), [(p["name"], ", ".join(p["hooks"]))
-                                            for p in registry.get_plugins()]))
+    """The loaded plugins, the hooks each implements, and the publishers; an installed
+    plugin that cannot be loaded is listed as broken, with what to do."""
+    broken = registry.broken_plugins()
+    rows = [(p["name"], ", ".join(p["hooks"])) for p in registry.get_plugins()]
+    rows += [(b.entry_point, _("BROKEN: not loaded ({error})").format(error=b.error))
+             for b in broken]
+    _echo(_table(("Plugin", "Hooks"), rows))
     _echo(f"\nPublishers: {', '.join(sorted(registry.publisher_factories()))}")
+    for b in broken:
+        _echo(_("Broken: {message}").format(message=b.message))
 
 
 @cli.command("config")
@@ -2309,13 +2378,31 @@ def demo(session: _Session, db_path: Path | None, outbox: Path | None) -> None:
     # The walk ends about now, so the store can be explored afterwards with the real clock.
     start = (system_clock() - total).replace(second=0, microsecond=0)
     clock = SteerableClock(start)
-    office = humasflow.open(str(db_path), clock=clock, environ={},
+    office = humasflow.open(str(db_path), org=session.org, clock=clock, environ={},
                             media_roots=[Path(media["design-v1"]).parent])
     try:
         zone = zoneinfo.ZoneInfo(session.tz or office.sop().header.timezone)
         _demo_walk(office, clock, db_path, outbox, media, script, zone, session.lang)
     finally:
         office.close()
+
+
+def _program() -> str:
+    """This command as a person can type it again: ``humasflow`` if that is on the
+    ``PATH`` and is this program, else the full path of the program they ran (such as
+    ``.venv/bin/humasflow`` outside the virtual environment)."""
+    ran = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if ran is None or ran.stem != "humasflow" or not ran.is_file():
+        return "humasflow"  # run from Python (python -m, an embedding app, a test)
+    found = shutil.which("humasflow")
+    if found is not None and Path(found).resolve() == ran.resolve():
+        return "humasflow"
+    return str(ran.absolute())
+
+
+def _command_line(*args: str) -> str:
+    """A command line that runs this program with ``args``, quoted for a POSIX shell."""
+    return shlex.join([_program(), *args])
 
 
 def _demo_walk(office: Office, clock: SteerableClock, db_path: Path, outbox: Path,
@@ -2360,6 +2447,8 @@ def _demo_walk(office: Office, clock: SteerableClock, db_path: Path, outbox: Pat
     folder = outbox / (posted.platform_id if posted is not None and posted.platform_id
                        else f"item-{item.id}-outbox")
     echo(f"The outbox post was written to {folder / 'post.json'}")
-    echo(f"\nExplore it: humasflow --db {db_path} show {item.id}")
+    org = [] if office.org == DEFAULT_ORG else ["--org", office.org]
+    command = _command_line("--db", str(db_path), *org, "show", str(item.id))
+    echo("\n" + _("Explore it: {command}").format(command=command))
     if not verdict.ok or not report.done:
         click.get_current_context().exit(1)

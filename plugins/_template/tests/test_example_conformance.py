@@ -17,6 +17,8 @@ import responses
 from humasflow import Media, Post
 from humasflow.testing.conformance import PublisherConformance
 
+from humasflow_example import PUBLISHER
+
 API = "https://api.example.invalid"
 GOOD = "tok-example-5b7c1e"
 BAD = "tok-example-revoked-0a9d"
@@ -106,7 +108,7 @@ class ExampleWire:
 
 
 class TestExampleConformance(PublisherConformance):
-    publisher = "example"  # found through the entry point of this installed distribution
+    publisher = PUBLISHER  # found through the entry point of this installed distribution
     credentials: ClassVar = {"token": "EXAMPLE_TOKEN"}
     environ: ClassVar = {"EXAMPLE_TOKEN": GOOD}
     bad_environ: ClassVar = {"EXAMPLE_TOKEN": BAD}

@@ -24,7 +24,7 @@ from humasflow import (
 )
 from humasflow.testing import MemoryProgress
 
-from humasflow_example import ExamplePublisher
+from humasflow_example import PUBLISHER, ExamplePublisher
 
 API = "https://api.example.invalid"
 TOKEN = "tok-example-5b7c1e"
@@ -33,7 +33,7 @@ POSTER = Media("https://media.fisip.example/poster.png", alt="Poster", passthrou
 
 @pytest.fixture
 def publisher() -> ExamplePublisher:
-    channel = ChannelConfig(name="example", publisher="example")
+    channel = ChannelConfig(name="example", publisher=PUBLISHER)
     context = PublisherContext(credentials={"token": TOKEN}, session=requests.Session())
     return ExamplePublisher(channel, context)
 
@@ -53,8 +53,8 @@ def api():
 def test_the_entry_point_registers_the_publisher():
     """Installed (pip install -e .), humasflow finds it through its entry point."""
     names = {ep.name: ep.value for ep in importlib.metadata.entry_points(group="humasflow")}
-    assert names.get("example") == "humasflow_example"
-    assert plugins.publisher_factories()["example"] is ExamplePublisher
+    assert names.get(PUBLISHER) == "humasflow_example"
+    assert plugins.publisher_factories()[PUBLISHER] is ExamplePublisher
 
 
 def test_publish_sends_one_json_request_with_the_token_and_a_timeout(publisher, post, api):

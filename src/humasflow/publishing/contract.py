@@ -31,6 +31,10 @@ object with these methods:
 ``check() -> None``
     Verify the credentials without posting; raise ``AuthenticationFailed`` if refused.
 
+A factory may also offer ``prepare_settings(settings) -> settings`` (a static method of
+the publisher class): :meth:`~humasflow.office.Office.add_channel` calls it once, and
+stores what it returns (the outbox makes its ``path`` absolute).
+
 A publisher whose platform hands out new tokens (an OAuth refresh) gives the new value
 back with ``context.refresh_credential(name, value, expires_at=…)``; one that learns
 when a credential expires reports it with ``context.credential_expires(name, at)``.

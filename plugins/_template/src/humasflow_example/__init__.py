@@ -38,9 +38,13 @@ from humasflow import (
     unknown_options,
 )
 
-__all__ = ["ExamplePublisher", "register_publishers"]
+__all__ = ["PUBLISHER", "ExamplePublisher", "register_publishers"]
 
 __version__ = "0.1.0"
+
+#: The name channels use for this publisher (``office.add_channel(..., PUBLISHER, ...)``);
+#: the tests take it from here. Rename it with the entry point in ``pyproject.toml``.
+PUBLISHER = "example"
 
 MAX_LENGTH = 500
 MAX_MEDIA = 4
@@ -192,5 +196,5 @@ def _reset_at(value: str | None) -> dt.datetime | None:
 
 @hookimpl
 def register_publishers(register: Callable[..., None]) -> None:
-    """Register the ``example`` publisher."""
-    register("example", ExamplePublisher)
+    """Register the publisher under its name, :data:`PUBLISHER`."""
+    register(PUBLISHER, ExamplePublisher)
