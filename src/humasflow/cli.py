@@ -2468,7 +2468,8 @@ def _demo_walk(office: Office, clock: SteerableClock, db_path: Path, outbox: Pat
     line = _move_line(office, before, item, "rina", zone, clock())
     echo(f"[{_local(clock(), zone)}] {'post':<8} {line}")
     for name, pub in sorted(report.publications.items()):
-        echo(f"{'':19}{name}: {_pub_state(pub.state)} {pub.url or pub.error_message or ''}".rstrip())
+        where = pub.url or pub.error_message or ""
+        echo(f"{'':19}{name}: {_pub_state(pub.state)} {where}".rstrip())
 
     echo("\n" + _item_text(office, item, lang, zone, clock()))
     verdict = office.verify()
