@@ -280,14 +280,14 @@ class _Session:
         """The office; unless ``create``, a SQLite store must exist already."""
         if self._office is None:
             if not self.db.strip():
-                _fail("--db is empty; give the path of a SQLite file (e.g. humasflow.db) or a "
-                      "postgresql:// URL")
+                _fail(_("--db is empty; give the path of a SQLite file (e.g. humasflow.db) or a "
+                        "postgresql:// URL"))
             if _is_sqlite_path(self.db) and Path(self.db).is_dir():
-                _fail(f"--db {self.db!r} is a directory; give the path of a SQLite file "
-                      "(e.g. humasflow.db) or a postgresql:// URL")
+                _fail(_("--db {db!r} is a directory; give the path of a SQLite file "
+                        "(e.g. humasflow.db) or a postgresql:// URL").format(db=self.db))
             if not create and _is_sqlite_path(self.db) and not Path(self.db).exists():
-                _fail(f"no humasflow store at {self.db!r}; create one with `humasflow init` "
-                      "(or point --db / HUMASFLOW_DB at an existing one)")
+                _fail(_("no humasflow store at {db!r}; create one with `humasflow init` "
+                        "(or point --db / HUMASFLOW_DB at an existing one)").format(db=self.db))
             credentials = self.credentials()
             self._office = humasflow.open(
                 self.db, org=self.org, clock=self.clock, establish=False,
@@ -364,7 +364,8 @@ def _zone_option(ctx: click.Context, param: click.Parameter, value: str | None) 
     try:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-        raise click.BadParameter(f"{value!r} is not a known time zone (try Asia/Jakarta)") from exc
+        raise click.BadParameter(_("{zone!r} is not a known time zone (try Asia/Jakarta)").format(
+            zone=value)) from exc
     return value
 
 
@@ -374,7 +375,8 @@ def _pairs(values: Iterable[str], what: str) -> dict[str, str]:
     for value in values:
         key, sep, rest = value.partition("=")
         if not sep or not key.strip():
-            raise click.BadParameter(f"{value!r} is not {what} (write key=value)")
+            raise click.BadParameter(_("{value!r} is not {what} (write key=value)").format(
+                value=value, what=what))
         result[key.strip()] = rest.strip()
     return result
 
@@ -382,13 +384,19 @@ def _pairs(values: Iterable[str], what: str) -> dict[str, str]:
 def _media_label(media: Media) -> str:
     """A media as ``show`` prints it: where it came from, and what is stored."""
     if media.missing:
-        return f"{media.source} (MISSING: the file was gone when the store was migrated)"
+        return _("{source} (MISSING: the file was gone when the store was migrated)").format(
+            source=media.source)
     if media.passthrough:
-        return f"{media.source} (URL passed through)"
+        return _("{source} (URL passed through)").format(source=media.source)
     if not media.is_stored:
-        return f"{media.source} (not in the media store)"
-    size = f", {media.width}x{media.height}" if media.width and media.height else ""
-    return f"{media.source} ({media.mime}{size}, sha256 {media.sha256[:12]})"
+        return _("{source} (not in the media store)").format(source=media.source)
+    digest = media.sha256[:12]
+    if media.width and media.height:
+        return _("{source} ({mime}, {width}x{height}, sha256 {digest})").format(
+            source=media.source, mime=media.mime, width=media.width, height=media.height,
+            digest=digest)
+    return _("{source} ({mime}, sha256 {digest})").format(source=media.source,
+                                                          mime=media.mime, digest=digest)
 
 
 def _media_paths(values: Sequence[str]) -> list[str]:
@@ -400,7 +408,8 @@ def _media_paths(values: Sequence[str]) -> list[str]:
             continue
         path = Path(value).expanduser()
         if not path.is_file():
-            raise click.BadParameter(f"no file at {value!r}", param_hint="--media")
+            raise click.BadParameter(_("no file at {path!r}").format(path=value),
+                                     param_hint="--media")
         paths.append(str(path.resolve()))
     return paths
 
@@ -435,13 +444,15 @@ def _variants(texts: Sequence[str], media: Sequence[str], options: Sequence[str]
         try:
             chosen = [int(p) for p in positions.split(",") if p.strip()]
         except ValueError:
-            raise click.BadParameter(f"{positions!r} is not a list of media positions "
-                                     "(0,1,...)", param_hint="--variant-media") from None
+            raise click.BadParameter(_("{positions!r} is not a list of media positions "
+                                       "(0,1,...)").format(positions=positions),
+                                     param_hint="--variant-media") from None
         result.setdefault(name, {})["media"] = chosen
     for key, raw in _pairs(options, "CHANNEL.KEY=VALUE").items():
         name, dot, option = key.partition(".")
         if not dot or not name or not option:
-            raise click.BadParameter(f"{key!r}: write CHANNEL.KEY=VALUE, e.g. x.thread=true",
+            raise click.BadParameter(_("{key!r}: write CHANNEL.KEY=VALUE, e.g. "
+                                       "x.thread=true").format(key=key),
                                      param_hint="--option")
         try:
             value: Any = json.loads(raw)
@@ -557,10 +568,10 @@ def _awaits_approval(office: Office, item: ContentItem) -> bool:
 def _flags(office: Office, item: ContentItem, now: dt.datetime) -> str:
     flags = []
     if _awaits_approval(office, item):
-        flags.append("AWAITS APPROVAL")
+        flags.append(_("AWAITS APPROVAL"))
     if item.is_overdue(now):
         assert item.due_at is not None
-        flags.append(f"OVERDUE +{_duration(now - item.due_at)}")
+        flags.append(_("OVERDUE +{late}").format(late=_duration(now - item.due_at)))
     return ", ".join(flags)
 
 
@@ -576,13 +587,15 @@ def _timeline_table(office: Office, item: ContentItem, history: Sequence[Event],
         if run.standard is not None:
             took += f" / {_duration(run.standard)}"
         over = run.over(now)
-        outcome = run.outcome or "(current step)"
+        outcome = run.outcome or _("(current step)")
         if run.ended_at is not None and k + 1 < len(moves):
             outcome += f" -> {_step_name(office, item.sop_revision, moves[k + 1].to_state)}"
         rows.append((run.number, run.step, run.ended_by or "-", _local(run.started_at, zone),
-                     took, f"LATE +{_duration(over)}" if over else "", outcome))
-    headers = ("#", "Step", "Ended by", f"Started ({_zone_name(zone, now)})", "Took / standard",
-               "Late", "Outcome")
+                     took, _("LATE +{late}").format(late=_duration(over)) if over else "",
+                     outcome))
+    headers = ("#", _("Step"), _("Ended by"),
+               _("Started ({zone})").format(zone=_zone_name(zone, now)), _("Took / standard"),
+               _("Late"), _("Outcome"))
     return _table(headers, rows)
 
 
@@ -591,26 +604,33 @@ def _move_line(office: Office, before: ContentItem, after: ContentItem, actor: s
     """What one action did, in one line (plus where the item waits now)."""
     rev = before.sop_revision
     if before.state == after.state:
-        line = f"Item {after.id}: {actor} revised it at step {_step_name(office, rev, after.state)}"
+        at = _step_name(office, rev, after.state)
         if before.is_approved and not after.is_approved:
-            line += "; the approval is withdrawn, it needs the coordinator again"
-        return line + "."
+            return _("Item {id}: {actor} revised it at step {step}; the approval is withdrawn, "
+                     "it needs the coordinator again.").format(id=after.id, actor=actor, step=at)
+        return _("Item {id}: {actor} revised it at step {step}.").format(id=after.id,
+                                                                          actor=actor, step=at)
     took = ""
     if before.step_started_at is not None:
         step = office.engine(rev).step(before.state)
-        took = f" (took {_duration(now - before.step_started_at)}"
+        spent = _duration(now - before.step_started_at)
+        took_text = _("took {took}").format(took=spent)
         if step is not None and step.standard_time is not None:
-            took += f" / {_duration(step.standard_time)}"
+            standard = _duration(step.standard_time)
             late = now - before.step_started_at - step.standard_time
             if late > dt.timedelta(0):
-                took += f", LATE +{_duration(late)}"
-        took += ")"
-    line = (f"Item {after.id}: {_step_name(office, rev, before.state)} -> "
-            f"{_step_name(office, rev, after.state)} by {actor}{took}.")
+                took_text = _("took {took} / {standard}, LATE +{late}").format(
+                    took=spent, standard=standard, late=_duration(late))
+            else:
+                took_text = _("took {took} / {standard}").format(took=spent, standard=standard)
+        took = f" ({took_text})"
+    line = _("Item {id}: {before} -> {after} by {actor}{took}.").format(
+        id=after.id, before=_step_name(office, rev, before.state),
+        after=_step_name(office, rev, after.state), actor=actor, took=took)
     if after.is_open and after.due_at is not None:
-        line += f" Due {_local(after.due_at, zone)}."
+        line += " " + _("Due {due}.").format(due=_local(after.due_at, zone))
     if _awaits_approval(office, after):
-        line += " Waits for the coordinator's approval."
+        line += " " + _("Waits for the coordinator's approval.")
     return line
 
 
@@ -624,20 +644,23 @@ def _event_summary(event: Event, zone: dt.tzinfo) -> str:
         return event.note
     data = event.data
     if event.action == "create":
-        return f"title {data.get('title', '')!r}"
+        return _("title {title!r}").format(title=data.get("title", ""))
     if event.action == "establish":
-        return f"SOP revision {data.get('revision')}: {data.get('number', '')}"
+        return _("SOP revision {revision}: {number}").format(revision=data.get("revision"),
+                                                             number=data.get("number", ""))
     if event.action == "actor":
         return f"{data.get('id')} ({', '.join(data.get('roles', []))})"
     if event.action == "channel":
-        return f"{data.get('name')} via {data.get('publisher')}"
+        return _("{name} via {publisher}").format(name=data.get("name"),
+                                                  publisher=data.get("publisher"))
     if "post_at" in data:
-        return f"post at {_local(dt.datetime.fromisoformat(data['post_at']), zone)}"
+        return _("post at {time}").format(
+            time=_local(dt.datetime.fromisoformat(data["post_at"]), zone))
     if "channel" in data:
         detail = data.get("url") or data.get("error_message") or ""
         return f"{data['channel']}: {data.get('state', '')} {detail}".rstrip()
     if isinstance(data.get("channels"), Mapping):
-        return "posted to " + ", ".join(sorted(data["channels"]))
+        return _("posted to {channels}").format(channels=", ".join(sorted(data["channels"])))
     return ""
 
 
@@ -764,39 +787,45 @@ def init(session: _Session, sop_file: Path | None, outbox: Path | None,
     """Create or migrate the store, make the first administrator and establish the SOP
     (step 1)."""
     if admin_id is not None and not (admin_name or "").strip():
-        raise click.BadParameter("give the administrator's name with --name", param_hint="--name")
+        raise click.BadParameter(_("give the administrator's name with --name"),
+                                 param_hint="--name")
     office = session.office(create=True)
-    _echo(f"Store: {_display_target(office)} (schema version {office.schema_version})")
-    _echo(f"Organisation: {office.org}")
+    _echo(_("Store: {target} (schema version {version})").format(
+        target=_display_target(office), version=office.schema_version))
+    _echo(_("Organisation: {org}").format(org=office.org))
     if admin_id is not None:
         admin = office.bootstrap_admin(admin_id.strip(), str(admin_name).strip(),
                                        email=admin_email)
-        _echo(f"Administrator: {admin.id} ({admin.name})")
+        _echo(_("Administrator: {id} ({name})").format(id=admin.id, name=admin.name))
         by = by or admin.id
     if sop_file is not None or not office.revisions():
         sop = load_sop(sop_file) if sop_file is not None else None
         if by is None and (office.administrators() or office.revisions()):
-            _fail("establishing an SOP revision needs an administrator: give --by ADMIN")
+            _fail(_("establishing an SOP revision needs an administrator: give --by ADMIN"))
         # The first revision of an organisation without administrator is set-up: it is
         # recorded as established by the approver the document names.
         establisher = by or (sop or humasflow.bundled_sop()).header.approved_by_name
         rev = office.establish(sop, by=establisher or "unknown")
         sop = office.sop(rev)
-        _echo(f"Established SOP revision {rev}: {sop.header.number} "
-                   f"({sop.header.title.get(session.lang)}), effective {sop.header.effective}")
+        _echo(_("Established SOP revision {rev}: {number} ({title}), effective "
+                "{effective}").format(rev=rev, number=sop.header.number,
+                                      title=sop.header.title.get(session.lang),
+                                      effective=sop.header.effective))
     else:
         latest = office.revisions()[-1]
-        _echo(f"SOP already established: revision {latest['id']} ({latest['number']})")
+        latest_id, latest_number = latest["id"], latest["number"]
+        _echo(_("SOP already established: revision {rev} ({number})").format(
+            rev=latest_id, number=latest_number))
     if outbox is not None:
         if by is None:
-            _fail("adding the outbox channel needs an administrator: give --admin ID --name "
-                  "NAME (the first one) or --by ADMIN")
+            _fail(_("adding the outbox channel needs an administrator: give --admin ID --name "
+                    "NAME (the first one) or --by ADMIN"))
         folder = outbox.expanduser().resolve()
         office.add_channel("outbox", "outbox", settings={"path": str(folder)}, by=by)
-        _echo(f"Channel 'outbox' writes posts into {folder}")
+        _echo(_("Channel 'outbox' writes posts into {folder}").format(folder=folder))
     if not office.administrators():
-        _echo("No administrator yet: make one with `humasflow init --admin ID --name "
-                   "NAME`; adding actors and channels needs one.")
+        _echo(_("No administrator yet: make one with `humasflow init --admin ID --name "
+                "NAME`; adding actors and channels needs one."))
 
 
 @cli.group()
@@ -858,7 +887,7 @@ def _sop_text(sop: SOP, meta: Mapping[str, Any], lang: str, zone: dt.tzinfo) -> 
     if h.approved_by_position is not None:
         approver += f", {h.approved_by_position.get(lang)}"
     if h.approved_by_nip:
-        approver += f" (NIP {h.approved_by_nip})"
+        approver += " " + _("(NIP {nip})").format(nip=h.approved_by_nip)
     facts = [
         (w("number"), h.number),
         (w("title"), h.title.get(lang)),
@@ -952,7 +981,9 @@ def _mermaid(office: Office, revision: int, lang: str) -> str:
     body = lines[next(i for i, line in enumerate(lines) if line.startswith("stateDiagram")):]
     body += _shared_edges(engine, shared)
     body += [f"  {name} --> [*]" for name in _CLOSED]
-    return "\n".join(["---", f"title: {json.dumps(title, ensure_ascii=False)}", "---", *body])
+    # Mermaid's front matter (a key of its syntax, not a message).
+    front = "title: " + json.dumps(title, ensure_ascii=False)
+    return "\n".join(["---", front, "---", *body])
 
 
 def _edge_key(trigger: str, source: str, dest: str | None) -> tuple[str, str | None]:
@@ -1015,11 +1046,12 @@ def sop_register(session: _Session, file: Path, by: str,
     rev = office.establish(definition, by=by,
                            effective=effective.date() if effective is not None else None)
     meta = next(r for r in office.revisions() if r["id"] == rev)
+    established_by, effective_from = meta["established_by"], meta["effective_from"]
     _echo(_("Established SOP revision {rev}: {number} ({title}) by {by}, effective "
             "{effective}").format(rev=rev, number=definition.header.number,
                                   title=definition.header.title.get(session.lang),
-                                  by=meta["established_by"],
-                                  effective=_local(meta["effective_from"], session.zone())))
+                                  by=established_by,
+                                  effective=_local(effective_from, session.zone())))
     if office.current_revision() != rev:
         _echo(_("Not in effect yet: new items use revision {current} until then. Items keep "
                 "the revision they started under.").format(current=office.current_revision()))
@@ -1214,7 +1246,8 @@ def channel_check(session: _Session, warn_days: float) -> None:
     try:
         results = office.check_channels()
     except Exception as exc:
-        _fail(masked(f"checking the channels stopped: {type(exc).__name__}: {exc}"))
+        _fail(masked(_("checking the channels stopped: {error_class}: {error}").format(
+            error_class=type(exc).__name__, error=exc)))
     failed = 0
     for name, error in sorted(results.items()):
         via = f"{name} ({channels[name].publisher})" if name in channels else name
@@ -1222,23 +1255,29 @@ def channel_check(session: _Session, warn_days: float) -> None:
             _echo(f"  {via}: OK")
         else:
             failed += 1
-            _echo(f"  {via}: FAILED {type(error).__name__}: {masked(str(error))}")
+            _echo("  " + _("{channel}: FAILED {error_class}: {error}").format(
+                channel=via, error_class=type(error).__name__, error=masked(str(error))))
     zone, now = session.zone(), session.now()
     for warning in office.credential_warnings(dt.timedelta(days=warn_days), now):
         name = warning.channel
         via = f"{name} ({channels[name].publisher})" if name in channels else name
         when = _when(warning.expires_at, zone)
-        what = f"the credential {warning.credential!r} ({warning.reference})"
         if warning.expired:
-            _echo(f"  {via}: WARNING {what} expired at {when}; renew it")
+            _echo("  " + _("{channel}: WARNING the credential {credential!r} ({reference}) "
+                           "expired at {time}; renew it").format(
+                channel=via, credential=warning.credential, reference=warning.reference,
+                time=when))
         else:
             left = _duration(warning.expires_at - now)
-            _echo(f"  {via}: WARNING {what} expires at {when} (in {left}); renew it "
-                       "before then")
+            _echo("  " + _("{channel}: WARNING the credential {credential!r} ({reference}) "
+                           "expires at {time} (in {left}); renew it before then").format(
+                channel=via, credential=warning.credential, reference=warning.reference,
+                time=when, left=left))
     if not failed:
-        _echo(f"All {len(results)} channel(s) OK.")
+        _echo(_("All {count} channel(s) OK.").format(count=len(results)))
         return
-    _echo(f"{failed} of {len(results)} channel(s) failed the check.")
+    _echo(_("{failed} of {count} channel(s) failed the check.").format(failed=failed,
+                                                                       count=len(results)))
     click.get_current_context().exit(1)
 
 
@@ -1261,19 +1300,19 @@ def new(session: _Session, title: str, by: str, text: str, media: tuple[str, ...
         variant_media: tuple[str, ...], variant_opts: tuple[str, ...]) -> None:
     """Create a content item at the SOP's first content step; print its id."""
     if not title.strip():
-        raise click.BadParameter("the title is empty: give the item a short title")
+        raise click.BadParameter(_("the title is empty: give the item a short title"))
     office = session.office()
     variants = _variants(variant_texts, variant_media, variant_opts)
     item = office.new_item(title, by=by, text=text, media=_media_paths(media), link=link,
                            channels=list(channels) or None, assignee=assignee,
                            variants=variants)
     _echo(item.id)
-    _echo(f"Created item {item.id} {item.title!r} at step "
-               f"{_step_name(office, item.sop_revision, item.state)}, due "
-               f"{_local(item.due_at, session.zone())}.", err=True)
+    _echo(_("Created item {id} {title!r} at step {step}, due {due}.").format(
+        id=item.id, title=item.title, step=_step_name(office, item.sop_revision, item.state),
+        due=_local(item.due_at, session.zone())), err=True)
     if not item.post.channels:
-        _echo("Warning: the item has no target channel; add one with "
-                   "`humasflow channel add` before it goes to approval.", err=True)
+        _echo(_("Warning: the item has no target channel; add one with "
+                "`humasflow channel add` before it goes to approval."), err=True)
 
 
 @cli.command("list")
@@ -1291,17 +1330,19 @@ def list_(session: _Session, state: str | None, open_only: bool, overdue: bool,
     if open_only:
         items = [i for i in items if i.is_open]
     if not items:
-        _echo("No items.")
+        _echo(_("No items."))
         return
     zone, now = session.zone(), session.now()
     rows = [(i.id, _short(i.title), _step_name(office, i.sop_revision, i.state),
              i.assignee or "-", _local(i.due_at, zone) if i.is_open else "-",
              _flags(office, i, now)) for i in items]
-    headers = ("ID", "Title", "Step", "Assignee", f"Due ({_zone_name(zone, now)})", "Flags")
+    headers = (_("ID"), _("Title"), _("Step"), _("Assignee"),
+               _("Due ({zone})").format(zone=_zone_name(zone, now)), _("Flags"))
     _echo(_table(headers, rows))
     waiting = sum(1 for i in items if _awaits_approval(office, i))
     late = sum(1 for i in items if i.is_overdue(now))
-    _echo(f"\n{len(items)} item(s); {waiting} awaiting approval; {late} overdue.")
+    _echo("\n" + _("{items} item(s); {waiting} awaiting approval; {late} overdue.").format(
+        items=len(items), waiting=waiting, late=late))
 
 
 @cli.command()
@@ -1317,16 +1358,17 @@ def show(session: _Session, item_id: int) -> None:
 def _approval_status(office: Office, item: ContentItem) -> str:
     approval = item.outputs.get("approval") or {}
     if item.is_approved:
-        return f"approved by {approval.get('by', '?')}: {approval.get('answer', '')}"
+        return _("approved by {actor}: {answer}").format(actor=approval.get("by", "?"),
+                                                         answer=approval.get("answer", ""))
     decisions = [e for e in office.history(item.id) if e.action in ("approve", "reject")]
     last = decisions[-1] if decisions else None
     if last is not None and last.action == "reject":
-        return f"rejected by {last.actor}: {last.note}"
+        return _("rejected by {actor}: {reason}").format(actor=last.actor, reason=last.note)
     if last is not None or item.approved_digest is not None:
-        return "withdrawn: the content changed after approval; it needs approval again"
+        return _("withdrawn: the content changed after approval; it needs approval again")
     if _awaits_approval(office, item):
-        return "waiting for the coordinator"
-    return "not approved yet"
+        return _("waiting for the coordinator")
+    return _("not approved yet")
 
 
 def _variant_text(variant: Variant) -> str:
@@ -1335,7 +1377,8 @@ def _variant_text(variant: Variant) -> str:
     if variant.text is not None:
         parts.append(repr(variant.text))
     if variant.media is not None:
-        parts.append("media " + (",".join(map(str, variant.media)) or "none"))
+        parts.append(_("media {positions}").format(
+            positions=",".join(map(str, variant.media)) or _("none")))
     parts.extend(f"{k}={json.dumps(v, ensure_ascii=False)}"
                  for k, v in sorted(variant.options.items()))
     return "; ".join(parts) or "-"
@@ -1356,46 +1399,50 @@ def _item_text(office: Office, item: ContentItem, lang: str, zone: dt.tzinfo,
     if step is not None:
         where += f": {step.activity.get(lang)}"
     facts = [
-        ("Item", f"{item.id} {item.title!r}"),
-        ("State", where),
-        ("Assignee", item.assignee or "-"),
-        ("Created", f"{_local(item.created_at, zone)} by {item.created_by}"),
+        (_("Item"), f"{item.id} {item.title!r}"),
+        (_("State"), where),
+        (_("Assignee"), item.assignee or "-"),
+        (_("Created"), _("{time} by {actor}").format(time=_local(item.created_at, zone),
+                                                     actor=item.created_by)),
     ]
     if item.is_open:
         due = _local(item.due_at, zone)
         flags = _flags(office, item, now)
-        facts.append(("Due", f"{due}  {flags}".rstrip()))
-        facts.append(("Next", ", ".join(_commands(office, item)) or "-"))
+        facts.append((_("Due"), f"{due}  {flags}".rstrip()))
+        facts.append((_("Next"), ", ".join(_commands(office, item)) or "-"))
     facts += [
-        ("Text", item.post.text or "-"),
-        ("Link", item.post.link or "-"),
-        ("Media", ", ".join(_media_label(m) for m in item.post.media) or "-"),
-        ("Produced", ", ".join(_media_label(m) for m in item.produced) or "-"),
-        ("Channels", ", ".join(item.post.channels) or "-"),
+        (_("Text"), item.post.text or "-"),
+        (_("Link"), item.post.link or "-"),
+        (_("Media"), ", ".join(_media_label(m) for m in item.post.media) or "-"),
+        (_("Produced"), ", ".join(_media_label(m) for m in item.produced) or "-"),
+        (_("Channels"), ", ".join(item.post.channels) or "-"),
     ]
     for name, variant in sorted(item.post.variants.items()):
-        facts.append((f"Variant {name}", _variant_text(variant)))
-    facts.append(("Approval", _approval_status(office, item)))
+        facts.append((_("Variant {channel}").format(channel=name), _variant_text(variant)))
+    facts.append((_("Approval"), _approval_status(office, item)))
     if item.outputs.get("notes"):
-        facts.append(("Notes", str(item.outputs["notes"])))
+        facts.append((_("Notes"), str(item.outputs["notes"])))
     recheck = item.outputs.get("recheck")
     if isinstance(recheck, Mapping):
         note = f": {recheck.get('note')}" if recheck.get("note") else ""
-        facts.append(("Recheck", f"{recheck.get('result')} by {recheck.get('by')}{note}"))
-    facts.append(("SOP revision", str(item.sop_revision)))
-    width = max(len(k) for k, _ in facts)
+        facts.append((_("Recheck"), _("{result} by {actor}{note}").format(
+            result=recheck.get("result"), actor=recheck.get("by"), note=note)))
+    facts.append((_("SOP revision"), str(item.sop_revision)))
+    width = max(len(k) for k, _v in facts)
     lines = [f"{k + ':':<{width + 1}}  {v}" for k, v in facts]
     history = office.history(item.id)
-    lines += ["", "Timeline:", _timeline_table(office, item, history, zone, now)]
+    lines += ["", _("Timeline:"), _timeline_table(office, item, history, zone, now)]
     publications = office.publications(item.id)
-    lines += ["", "Publications:"]
+    lines += ["", _("Publications:")]
     if not publications:
-        lines.append("  none yet")
+        lines.append("  " + _("none yet"))
     for name, pub in sorted(publications.items()):
         detail = pub.url or pub.platform_id or ""
         if pub.error_message:
             detail = _error_text(pub)
-        lines.append(f"  {name}: {pub.state} (attempts {pub.attempts}) {detail}".rstrip())
+        lines.append("  " + _("{channel}: {state} (attempts {attempts}) {detail}").format(
+            channel=name, state=_pub_state(pub.state), attempts=pub.attempts,
+            detail=detail).rstrip())
     return "\n".join(lines)
 
 
@@ -1521,6 +1568,16 @@ def cancel(session: _Session, item_id: int, by: str, reason: str) -> None:
 
 #: The order in which channel states are counted in summaries.
 _STATE_ORDER = ("posted", "skipped", "waiting", "unknown", "failed", "in_flight", "pending")
+#: A channel's state as people read it (the key stays in the record and in --json).
+_STATE_WORDS: Mapping[str, str] = {
+    "posted": N_("posted"),
+    "skipped": N_("skipped"),
+    "waiting": N_("waiting"),
+    "unknown": N_("unknown"),
+    "failed": N_("failed"),
+    "in_flight": N_("in flight"),
+    "pending": N_("pending"),
+}
 #: From this many due items on, `run-due` on a terminal shows a progress bar.
 _BAR_FROM = 5
 #: A worker reports a stretch of quiet passes at least this often.
@@ -1536,11 +1593,16 @@ def _when(at: dt.datetime, zone: dt.tzinfo) -> str:
     return f"{_local(at, zone, seconds=True)} {_zone_name(zone, at)}"
 
 
+def _pub_state(state: str) -> str:
+    """A channel's state in words (``in flight`` for ``in_flight``), translated."""
+    return _(_STATE_WORDS[state]) if state in _STATE_WORDS else state.replace("_", " ")
+
+
 def _counts(pubs: Iterable[Publication]) -> str:
     """``"1 posted, 1 failed"``: how many channels are in each state."""
     states = [p.state for p in pubs]
     order = [s for s in _STATE_ORDER if s in states] + sorted(set(states) - set(_STATE_ORDER))
-    return ", ".join(f"{states.count(s)} {s.replace('_', ' ')}" for s in order) or "no channels"
+    return ", ".join(f"{states.count(s)} {_pub_state(s)}" for s in order) or _("no channels")
 
 
 def _error_text(pub: Publication) -> str:
@@ -1556,18 +1618,23 @@ def _channel_line(name: str, pub: Publication, zone: dt.tzinfo, *, earlier: bool
     if pub.state == "posted":
         detail = pub.url or pub.platform_id or ""
     elif pub.state == "failed":
-        detail = f"after {pub.attempts} attempt(s): {_error_text(pub)}; "
-        detail += (f"retried automatically at {_when(pub.next_attempt_at, zone)}"
-                   if pub.next_attempt_at is not None else "not retried automatically")
+        if pub.next_attempt_at is not None:
+            detail = _("after {attempts} attempt(s): {error}; retried automatically at "
+                       "{time}").format(attempts=pub.attempts, error=_error_text(pub),
+                                        time=_when(pub.next_attempt_at, zone))
+        else:
+            detail = _("after {attempts} attempt(s): {error}; not retried "
+                       "automatically").format(attempts=pub.attempts, error=_error_text(pub))
     elif pub.state in ("waiting", "unknown"):
         detail = scrub(pub.error_message or "")
         if pub.state == "unknown" and pub.next_attempt_at is not None:
-            detail += f"; looked up on the platform at {_when(pub.next_attempt_at, zone)}"
+            detail += "; " + _("looked up on the platform at {time}").format(
+                time=_when(pub.next_attempt_at, zone))
     elif pub.state == "in_flight" and pub.claimed_by:
-        detail = f"by {pub.claimed_by}"
+        detail = _("by {worker}").format(worker=pub.claimed_by)
     if earlier and pub.state in ("posted", "skipped"):
-        detail = f"{detail} (earlier)".lstrip()
-    return f"  {name}: {pub.state.replace('_', ' ')} {detail}".rstrip()
+        detail = _("{detail} (earlier)").format(detail=detail).lstrip()
+    return f"  {name}: {_pub_state(pub.state)} {detail}".rstrip()
 
 
 def _poster(office: Office, item: ContentItem) -> str:
@@ -1591,31 +1658,40 @@ def _advice(office: Office, item: ContentItem, name: str, pub: Publication, who:
     """What to do about one channel that is not settled, with the exact commands."""
     i = item.id
     if pub.state == "waiting":
-        return [f"post it on {name} by hand, then: "
-                f"humasflow confirm {i} {name} --as {who} --url URL"]
+        return [_("post it on {channel} by hand, then: "
+                  "humasflow confirm {id} {channel} --as {who} --url URL").format(
+                      channel=name, id=i, who=who)]
     if pub.state == "unknown":
         lookup = []
         if pub.next_attempt_at is not None:
-            lookup = [f"nothing yet: it is looked up on {name} at "
-                      f"{_when(pub.next_attempt_at, zone)} by `humasflow run-due` or a "
-                      "running `humasflow worker`; or settle it yourself:"]
+            lookup = [_("nothing yet: it is looked up on {channel} at {time} by "
+                        "`humasflow run-due` or a running `humasflow worker`; or settle it "
+                        "yourself:").format(channel=name, time=_when(pub.next_attempt_at, zone))]
         return [*lookup,
-                f"check whether the post is on {name} (the last attempt may have posted it)",
-                f"if it is:     humasflow confirm {i} {name} --as {who} --url URL",
-                f"if it is not: humasflow confirm {i} {name} --as {who} --not-posted "
-                "(it is posted again)"]
+                _("check whether the post is on {channel} (the last attempt may have posted "
+                  "it)").format(channel=name),
+                _("if it is:     humasflow confirm {id} {channel} --as {who} --url URL").format(
+                    id=i, channel=name, who=who),
+                _("if it is not: humasflow confirm {id} {channel} --as {who} --not-posted "
+                  "(it is posted again)").format(id=i, channel=name, who=who)]
     if pub.state == "failed" and pub.next_attempt_at is not None:
-        return [f"nothing: it is retried at {_when(pub.next_attempt_at, zone)} by "
-                "`humasflow run-due` (cron) or a running `humasflow worker`"]
+        return [_("nothing: it is retried at {time} by `humasflow run-due` (cron) or a "
+                  "running `humasflow worker`").format(time=_when(pub.next_attempt_at, zone))]
     if pub.state == "failed":
-        return ["fix the cause of the error, then post it again: "
-                f"humasflow confirm {i} {name} --as {who} --not-posted",
-                f"or drop the channel: humasflow skip {i} {name} "
-                f"--as {_coordinator(office, item)} --reason TEXT"]
+        return [_("fix the cause of the error, then post it again: "
+                  "humasflow confirm {id} {channel} --as {who} --not-posted").format(
+                      id=i, channel=name, who=who),
+                _("or drop the channel: humasflow skip {id} {channel} --as {coordinator} "
+                  "--reason TEXT").format(id=i, channel=name,
+                                          coordinator=_coordinator(office, item))]
     if pub.state == "in_flight":
-        until = f" after {_when(pub.lease_until, zone)}" if pub.lease_until else ""
-        return [f"wait: an attempt by {pub.claimed_by or 'a worker'} is under way; if it "
-                f"stopped, it counts as interrupted{until} and is checked again"]
+        by = pub.claimed_by or _("a worker")
+        if pub.lease_until:
+            return [_("wait: an attempt by {worker} is under way; if it stopped, it counts as "
+                      "interrupted after {time} and is checked again").format(
+                          worker=by, time=_when(pub.lease_until, zone))]
+        return [_("wait: an attempt by {worker} is under way; if it stopped, it counts as "
+                  "interrupted and is checked again").format(worker=by)]
     return []
 
 
@@ -1697,29 +1773,36 @@ def _report_command(session: _Session, item_id: int, who: str | None,
         if name not in heard:
             _echo(_channel_line(name, pub, zone, earlier=True))
     if report.done:
-        _echo(f"Item {item.id} is posted: {_counts(pubs.values())}.")
+        _echo(_("Item {id} is posted: {counts}.").format(id=item.id,
+                                                         counts=_counts(pubs.values())))
         return
-    _echo(f"Item {item.id} is not posted yet: {_counts(pubs.values())}.")
+    _echo(_("Item {id} is not posted yet: {counts}.").format(id=item.id,
+                                                             counts=_counts(pubs.values())))
     who = who or _poster(office, item)
     waiting = sorted(n for n, p in pubs.items() if p.state == "waiting")
     # An unknown outcome the platform will be asked about is no person's task yet.
     unknown = sorted(n for n, p in pubs.items()
                      if p.state == "unknown" and p.next_attempt_at is None)
-    if waiting or unknown:
-        tasks = ([f"post on {', '.join(waiting)}"] if waiting else []) + (
-            [f"check {', '.join(unknown)}"] if unknown else [])
-        _echo(f"Item {item.id} waits for a person to {' and '.join(tasks)}.")
+    if waiting and unknown:
+        _echo(_("Item {id} waits for a person to post on {waiting} and check {unknown}.").format(
+            id=item.id, waiting=", ".join(waiting), unknown=", ".join(unknown)))
+    elif waiting:
+        _echo(_("Item {id} waits for a person to post on {waiting}.").format(
+            id=item.id, waiting=", ".join(waiting)))
+    elif unknown:
+        _echo(_("Item {id} waits for a person to check {unknown}.").format(
+            id=item.id, unknown=", ".join(unknown)))
     for name, pub in sorted(pubs.items()):
         first, *rest = _advice(office, item, name, pub, who, zone) or [""]
         if first:
             _echo(f"  {name}: {first}")
             for line in rest:
                 _echo(f"  {'':{len(name) + 1}} {line}")
-    stuck = [f"{n} {p.state.replace('_', ' ')}" for n, p in sorted(pubs.items())
+    stuck = [f"{n} {_pub_state(p.state)}" for n, p in sorted(pubs.items())
              if p.state in ("failed", "in_flight", "pending")]
     if stuck:
-        _fail(f"item {item.id} is not posted on every channel ({', '.join(stuck)}); "
-              f"see `humasflow status {item.id}`")
+        _fail(_("item {id} is not posted on every channel ({channels}); "
+                "see `humasflow status {id}`").format(id=item.id, channels=", ".join(stuck)))
 
 
 @cli.command(short_help="Post the item now to its channels (also: post).")
@@ -1752,8 +1835,8 @@ def schedule(session: _Session, item_id: int, by: str, when: dt.datetime) -> Non
     zone = session.zone()
     at = when if when.tzinfo is not None else _local_time(when, zone)
     item = session.office().schedule(item_id, at, by=by)
-    _echo(f"Item {item.id} will be posted at {_local(at, zone)} "
-          "by the next `humasflow run-due` (or a running `humasflow worker`).")
+    _echo(_("Item {id} will be posted at {time} by the next `humasflow run-due` (or a "
+            "running `humasflow worker`).").format(id=item.id, time=_local(at, zone)))
 
 
 def _local_time(naive: dt.datetime, zone: zoneinfo.ZoneInfo) -> dt.datetime:
@@ -1763,16 +1846,19 @@ def _local_time(naive: dt.datetime, zone: zoneinfo.ZoneInfo) -> dt.datetime:
     try:
         back = at.astimezone(dt.timezone.utc).astimezone(zone)
     except (OverflowError, ValueError):
-        _fail(f"--at {shown!r} is outside the times humasflow takes (1900 to 8999)")
+        _fail(_("--at {time!r} is outside the times humasflow takes (1900 to 8999)").format(
+            time=shown))
     if back.replace(tzinfo=None) != naive:
-        _fail(f"--at {shown!r} does not exist in {zone}: the clocks skip it (daylight saving "
-              f"starts); give a time that exists, e.g. {back.strftime('%Y-%m-%d %H:%M')}")
+        example = back.strftime("%Y-%m-%d %H:%M")
+        _fail(_("--at {time!r} does not exist in {zone}: the clocks skip it (daylight saving "
+                "starts); give a time that exists, e.g. {example}").format(
+                    time=shown, zone=zone, example=example))
     other = at.replace(fold=1)
     if other.utcoffset() != at.utcoffset():
         first, second = (f"{shown}{_offset(at)}", f"{shown}{_offset(other)}")
-        _fail(f"--at {shown!r} happens twice in {zone} (daylight saving ends); say which "
-              f"with its UTC offset: --at '{first}' (the first) or --at '{second}' "
-              "(the second)")
+        _fail(_("--at {time!r} happens twice in {zone} (daylight saving ends); say which "
+                "with its UTC offset: --at '{first}' (the first) or --at '{second}' "
+                "(the second)").format(time=shown, zone=zone, first=first, second=second))
     return at
 
 
@@ -1792,17 +1878,21 @@ def status(session: _Session, item_id: int) -> None:
     zone, now = session.zone(), session.now()
     posting = office.sop(item.sop_revision).step_for_output("publication")
     at_posting = posting is not None and item.state == posting.key
-    title = f"Item {item.id} {item.title!r}"
+    here = _step_name(office, item.sop_revision, item.state)
     if item.state in _CLOSED:
-        _echo(f"{title}: {item.state}.")
+        _echo(_("Item {id} {title!r}: {state}.").format(id=item.id, title=item.title,
+                                                        state=item.state))
     elif at_posting:
-        tried = _counts(pubs.values()) if pubs else "no channel tried yet"
-        _echo(f"{title}: at step {_step_name(office, item.sop_revision, item.state)}, "
-                   f"not posted yet: {tried}.")
+        tried = _counts(pubs.values()) if pubs else _("no channel tried yet")
+        _echo(_("Item {id} {title!r}: at step {step}, not posted yet: {tried}.").format(
+            id=item.id, title=item.title, step=here, tried=tried))
+    elif posting is not None:
+        _echo(_("Item {id} {title!r}: at step {step}; it is posted at step {posting}.").format(
+            id=item.id, title=item.title, step=here,
+            posting=f"{posting.number} {posting.key}"))
     else:
-        step = f" {posting.number} {posting.key}" if posting is not None else ""
-        _echo(f"{title}: at step {_step_name(office, item.sop_revision, item.state)}; "
-                   f"it is posted at step{step}.")
+        _echo(_("Item {id} {title!r}: at step {step}; it is posted at step.").format(
+            id=item.id, title=item.title, step=here))
     history = office.history(item.id)
     held = next((e for e in reversed(history)
                  if e.action in ("post", "schedule", "schedule_held")), None)
@@ -1811,46 +1901,53 @@ def status(session: _Session, item_id: int) -> None:
     if asked is not None and asked.data.get("post_at"):
         post_at = dt.datetime.fromisoformat(asked.data["post_at"])
         if asked.action == "post":
-            _echo(f"Published by {asked.actor} at {_when(post_at, zone)}.")
+            _echo(_("Published by {actor} at {time}.").format(actor=asked.actor,
+                                                              time=_when(post_at, zone)))
         else:
-            _echo(f"Scheduled by {asked.actor} for {_when(post_at, zone)}.")
+            _echo(_("Scheduled by {actor} for {time}.").format(actor=asked.actor,
+                                                               time=_when(post_at, zone)))
     if held is not None and held.action == "schedule_held" and item.is_open:
-        _echo(f"Waiting: {held.note}")
+        _echo(_("Waiting: {reason}").format(reason=held.note))
         post_at = None
     names = list(dict.fromkeys([*item.post.channels, *sorted(pubs)]))
     if not names:
-        _echo("The item has no target channel.")
+        _echo(_("The item has no target channel."))
         return
     who = _poster(office, item)
     for name in names:
         pub = pubs.get(name)
         _echo("")
         if pub is None:
-            _echo(f"{name}: not tried yet")
+            _echo(_("{channel}: not tried yet").format(channel=name))
             pub = Publication(item_id=item.id, channel=name, state="pending")
         else:
-            _echo(f"{name}: {pub.state.replace('_', ' ')}")
+            _echo(f"{name}: {_pub_state(pub.state)}")
         facts = [
-            ("attempts", str(pub.attempts)),
-            ("platform id", pub.platform_id or "-"),
-            ("url", pub.url or "-"),
-            ("last error", _error_text(pub) or "-"),
-            ("next retry", _when(pub.next_attempt_at, zone)
+            (_("attempts"), str(pub.attempts)),
+            (_("platform id"), pub.platform_id or "-"),
+            (_("url"), pub.url or "-"),
+            (_("last error"), _error_text(pub) or "-"),
+            (_("next retry"), _when(pub.next_attempt_at, zone)
              if pub.next_attempt_at is not None else "-"),
         ]
         todo = _advice(office, item, name, pub, who, zone)
         if pub.state == "pending" and item.is_open:
             if not at_posting:
-                todo = ["nothing yet: it is posted when the item has passed its earlier steps"]
+                todo = [_("nothing yet: it is posted when the item has passed its earlier "
+                          "steps")]
             elif post_at is not None and post_at > now:
-                todo = [f"nothing: it is posted at {_when(post_at, zone)} by `humasflow "
-                        "run-due` (cron) or a running `humasflow worker`"]
+                todo = [_("nothing: it is posted at {time} by `humasflow run-due` (cron) or a "
+                          "running `humasflow worker`").format(time=_when(post_at, zone))]
             else:
-                todo = [f"post it: humasflow publish {item.id} --as {who}"]
-        for label, value in facts + [("to do", line) for line in todo[:1]]:
-            _echo(f"  {label + ':':<13} {value}")
+                todo = [_("post it: humasflow publish {id} --as {who}").format(id=item.id,
+                                                                               who=who)]
+        shown = facts + [(_("to do"), line) for line in todo[:1]]
+        # The values line up after the longest label (13 columns in English).
+        width = max([13, *(len(label) + 1 for label, _value in shown)])
+        for label, value in shown:
+            _echo(f"  {label + ':':<{width}} {value}")
         for line in todo[1:]:
-            _echo(f"  {'':<13} {line}")
+            _echo(f"  {'':<{width}} {line}")
 
 
 @attrs.define
@@ -1865,12 +1962,15 @@ class _Tally:
 
     def text(self) -> str:
         if not self.items:
-            return "nothing due"
-        line = f"{self.items} item(s) handled: {self.closed} posted"
+            return _("nothing due")
         if self.items - self.closed:
-            line += f", {self.items - self.closed} still open"
+            line = _("{items} item(s) handled: {posted} posted, {open} still open").format(
+                items=self.items, posted=self.closed, open=self.items - self.closed)
+        else:
+            line = _("{items} item(s) handled: {posted} posted").format(items=self.items,
+                                                                         posted=self.closed)
         if self.channels:
-            line += f"; channels: {_counts(self.channels)}"
+            line += "; " + _("channels: {counts}").format(counts=_counts(self.channels))
         return line
 
     def add(self, other: _Tally) -> None:
@@ -1933,8 +2033,10 @@ class _PassPrinter:
         self._printed.add(key)
         heard = self._heard.get(key, {})
         where = f" ({org})" if org != self.org else ""
-        state = item.state if item.state in _CLOSED else f"still open ({_counts(pubs.values())})"
-        self.echo(f"Item {item.id}{where} {item.title!r}: {state}")
+        state = item.state if item.state in _CLOSED else _("still open ({counts})").format(
+            counts=_counts(pubs.values()))
+        self.echo(_("Item {id}{org} {title!r}: {state}").format(id=item.id, org=where,
+                                                                title=item.title, state=state))
         for name in sorted(heard or pubs):
             if name in pubs:
                 self.echo(_channel_line(name, pubs[name], self.zone))
@@ -1954,12 +2056,15 @@ class _PassPrinter:
 def _needs_people(tally: _Tally, org: str) -> list[str]:
     """Lines naming the channels of a pass that now need a person."""
     lines = []
-    for what, found in (("failed for good", tally.for_good),
-                        ("waits for a person", tally.person)):
+    for message, found in (
+            (N_("{channel} of item {id} failed for good: see `humasflow{org} status {id}`"),
+             tally.for_good),
+            (N_("{channel} of item {id} waits for a person: see `humasflow{org} status {id}`"),
+             tally.person)):
         for item, name in found:
-            where = f" --org {item.org}" if item.org != org else ""
-            lines.append(f"{name} of item {item.id} {what}: see "
-                         f"`humasflow{where} status {item.id}`")
+            # The option as the command to type has it (not a message).
+            where = " --org " + item.org if item.org != org else ""
+            lines.append(_(message).format(channel=name, id=item.id, org=where))
     return lines
 
 
@@ -1983,7 +2088,8 @@ def run_due(session: _Session, limit: int) -> None:
                              **_credential_options(session))
     with _listening(_Listener(printer.heard, store=store)):
         if bar_shown:
-            with click.progressbar(length=due, label=f"Posting {due} due item(s)") as bar:
+            label = _("Posting {count} due item(s)").format(count=due)
+            with click.progressbar(length=due, label=label) as bar:
                 printer.on_item = lambda: bar.update(1)
                 tally = printer.finish(one_pass.run_once())
                 bar.update(max(due - tally.items, 0))
@@ -1992,7 +2098,7 @@ def run_due(session: _Session, limit: int) -> None:
         else:
             tally = printer.finish(one_pass.run_once())
     if not tally.items:
-        _echo("Nothing is due.")
+        _echo(_("Nothing is due."))
         return
     _echo(f"{tally.text()[0].upper()}{tally.text()[1:]}.")
     for line in _needs_people(tally, office.org):
@@ -2034,12 +2140,13 @@ class _EchoWorker(worker.Worker):
         self.total.add(tally)
         zone = self.printer.zone
         if tally.items:
-            self.printer.echo(f"[{_when(self._pass_at, zone)}] pass {self.passes}: "
-                              f"{tally.text()}")
+            self.printer.echo(_("[{time}] pass {number}: {summary}").format(
+                time=_when(self._pass_at, zone), number=self.passes, summary=tally.text()))
             for line in _needs_people(tally, self.printer.org):
                 self.printer.echo(f"  {line}")
         else:
-            first, _, since, _ = self._quiet or (self.passes, 0, self._pass_at, self._pass_at)
+            first, _last, since, _at = self._quiet or (self.passes, 0, self._pass_at,
+                                                       self._pass_at)
             self._quiet = (first, self.passes, since, self._pass_at)
             if self._pass_at - since >= _QUIET_REPORT_EVERY:
                 self.flush_quiet()
@@ -2052,9 +2159,17 @@ class _EchoWorker(worker.Worker):
         first, last_pass, since, last = self._quiet
         self._quiet = None
         zone = self.printer.zone
-        passes = f"pass {first}" if first == last_pass else f"passes {first}-{last_pass}"
-        until = f" (until {_when(last, zone)})" if last != since else ""
-        self._shown(f"[{_when(since, zone)}] {passes}: nothing due{until}")
+        at = _when(since, zone)
+        if first == last_pass:
+            # One quiet pass starts and ends at the same moment: it has no "until".
+            line = _("[{time}] pass {number}: nothing due").format(time=at, number=first)
+        elif last != since:
+            line = _("[{time}] passes {first}-{last}: nothing due (until {until})").format(
+                time=at, first=first, last=last_pass, until=_when(last, zone))
+        else:
+            line = _("[{time}] passes {first}-{last}: nothing due").format(
+                time=at, first=first, last=last_pass)
+        self._shown(line)
 
 
 @cli.command("worker")
@@ -2080,15 +2195,20 @@ def worker_command(session: _Session, interval: float, max_loops: int | None,
     if session.sleep is not None:
         options["sleep"] = session.sleep
     loop = _EchoWorker(store, printer, clock=session.clock, **options)
-    _echo(f"Worker {loop.worker_id} started on {_display_target(office)}: a pass every "
-               f"{_duration(dt.timedelta(seconds=interval))} over every organisation. "
-               "Stop it with Ctrl-C or SIGTERM; the current pass finishes first.")
+    _echo(_("Worker {id} started on {target}: a pass every {interval} over every "
+            "organisation. Stop it with Ctrl-C or SIGTERM; the current pass finishes "
+            "first.").format(id=loop.worker_id, target=_display_target(office),
+                             interval=_duration(dt.timedelta(seconds=interval))))
     with _listening(_Listener(printer.heard, store=store)):
         passes = loop.run(max_loops=max_loops)
     loop.flush_quiet()
-    why = "" if max_loops is None or passes < max_loops else f" (--max-loops {max_loops})"
     done = loop.total
-    _echo(f"Worker stopped after {passes} pass(es){why}: {done.text()}.")
+    if max_loops is None or passes < max_loops:
+        _echo(_("Worker stopped after {passes} pass(es): {summary}.").format(
+            passes=passes, summary=done.text()))
+    else:
+        _echo(_("Worker stopped after {passes} pass(es) (--max-loops {max_loops}): "
+                "{summary}.").format(passes=passes, max_loops=max_loops, summary=done.text()))
 
 
 @cli.command()
@@ -2103,7 +2223,7 @@ def confirm(session: _Session, item_id: int, channel_name: str, by: str, url: st
             platform_id: str | None, not_posted: bool) -> None:
     """Settle a channel a person checked: posted at --url, or --not-posted (posts again)."""
     if not_posted == bool(url or platform_id):
-        raise click.UsageError("give either --url (or --platform-id) or --not-posted")
+        raise click.UsageError(_("give either --url (or --platform-id) or --not-posted"))
     _report_command(session, item_id, by, lambda office: office.confirm(
         item_id, channel_name, by=by, url=url, platform_id=platform_id,
         not_posted=not_posted))
@@ -2118,7 +2238,7 @@ def confirm(session: _Session, item_id: int, channel_name: str, by: str, url: st
 def skip(session: _Session, item_id: int, channel_name: str, by: str, reason: str) -> None:
     """Drop one channel of the item (coordinator), so the others can close it."""
     if not reason.strip():
-        raise click.BadParameter("the reason is empty", param_hint="--reason")
+        raise click.BadParameter(_("the reason is empty"), param_hint="--reason")
     # The coordinator cannot confirm channels: suggestions name who had it posted.
     _report_command(session, item_id, None,
                     lambda office: office.skip(item_id, channel_name, by=by, reason=reason),
@@ -2139,7 +2259,7 @@ def log(session: _Session, item_id: int | None) -> None:
     else:
         events = sorted(office.events(), key=lambda e: e.at)
     if not events:
-        _echo("No events.")
+        _echo(_("No events."))
         return
     zone = session.zone()
     rows = []
@@ -2147,11 +2267,13 @@ def log(session: _Session, item_id: int | None) -> None:
         moved = e.to_state or ""
         if e.from_state and e.from_state != e.to_state:
             moved = f"{e.from_state}->{e.to_state}"
-        stream = "org" if e.stream == "org" else f"item {e.stream.partition(':')[2]}"
+        # Translators: the record of the organisation itself, in the log's Record column.
+        stream = _("org") if e.stream == "org" else _("item {id}").format(
+            id=e.stream.partition(":")[2])
         rows.append((_local(e.at, zone, seconds=True), stream, e.actor, e.action, moved,
                      _short(_event_note(e, zone), 60)))
-    headers = (f"Time ({_zone_name(zone, session.now())})", "Record", "Actor", "Action",
-               "From->To", "Note")
+    headers = (_("Time ({zone})").format(zone=_zone_name(zone, session.now())), _("Record"),
+               _("Actor"), _("Action"), _("From->To"), _("Note"))
     _echo(_table(headers, rows))
 
 
@@ -2179,10 +2301,11 @@ def export(session: _Session, fmt: str, output: Path | None, item_id: int | None
     try:
         out = output.open("w", encoding="utf-8", newline="")
     except OSError as exc:
-        _fail(f"cannot write --output {str(output)!r}: {exc.strerror}")
+        _fail(_("cannot write --output {path!r}: {reason}").format(path=str(output),
+                                                                    reason=exc.strerror))
     with out:
         count = office.export(out, format=fmt, item_id=item_id)
-    _echo(f"Wrote {count} event(s) to {output}", err=True)
+    _echo(_("Wrote {count} event(s) to {path}").format(count=count, path=output), err=True)
 
 
 @cli.group()
@@ -2203,14 +2326,15 @@ def audit_verify(session: _Session, anchor: Path | None) -> None:
     with _progress(_("Checking the record")) as advance:
         report = session.office().verify(anchor=anchor, progress=advance)
     if report.ok:
-        extends = " It extends the anchor." if anchor is not None else ""
-        _echo(f"OK: {report.events} events in {report.streams} records and "
-                   f"{report.rows} rows, no break found.{extends}")
+        extends = " " + _("It extends the anchor.") if anchor is not None else ""
+        _echo(_("OK: {events} events in {streams} records and {rows} rows, no break "
+                "found.").format(events=report.events, streams=report.streams,
+                                 rows=report.rows) + extends)
         return
     for finding in report.findings:
-        _echo(f"BROKEN {finding}")
-    _echo(f"{len(report.findings)} finding(s) in {report.events} events: "
-               "the record was changed outside humasflow.")
+        _echo(_("BROKEN {finding}").format(finding=finding))
+    _echo(_("{count} finding(s) in {events} events: the record was changed outside "
+            "humasflow.").format(count=len(report.findings), events=report.events))
     click.get_current_context().exit(1)
 
 
@@ -2229,8 +2353,9 @@ def audit_anchor(session: _Session, out: Path | None) -> None:
     text = json.dumps(document, indent=2, sort_keys=True)
     if out is not None:
         out.write_text(text + "\n", encoding="utf-8")
-        _echo(f"Wrote the anchor (organisation stream #{document['seq']}) to {out}",
-                   err=True)
+        seq = document["seq"]
+        _echo(_("Wrote the anchor (organisation stream #{seq}) to {path}").format(
+            seq=seq, path=out), err=True)
     _echo(text)
 
 
@@ -2241,15 +2366,16 @@ def check_sla(session: _Session) -> None:
     office = session.office()
     breaches = office.check_sla(session.now())
     if not breaches:
-        _echo("No new breach of a standard time.")
+        _echo(_("No new breach of a standard time."))
         return
     zone, now = session.zone(), session.now()
     rows = [(b.item.id, _short(b.item.title), _step_name(office, b.item.sop_revision, b.step),
              b.item.assignee or "-", _local(b.due_at, zone), f"+{_duration(b.late_by)}")
             for b in breaches]
-    headers = ("ID", "Title", "Step", "Assignee", f"Due ({_zone_name(zone, now)})", "Late")
+    headers = (_("ID"), _("Title"), _("Step"), _("Assignee"),
+               _("Due ({zone})").format(zone=_zone_name(zone, now)), _("Late"))
     _echo(_table(headers, rows))
-    _echo(f"\n{len(breaches)} new breach(es) reported.")
+    _echo("\n" + _("{count} new breach(es) reported.").format(count=len(breaches)))
 
 
 @cli.command()
@@ -2260,8 +2386,9 @@ def plugins() -> None:
     rows = [(p["name"], ", ".join(p["hooks"])) for p in registry.get_plugins()]
     rows += [(b.entry_point, _("BROKEN: not loaded ({error})").format(error=b.error))
              for b in broken]
-    _echo(_table(("Plugin", "Hooks"), rows))
-    _echo(f"\nPublishers: {', '.join(sorted(registry.publisher_factories()))}")
+    _echo(_table((_("Plugin"), _("Hooks")), rows))
+    _echo("\n" + _("Publishers: {names}").format(
+        names=", ".join(sorted(registry.publisher_factories()))))
     for b in broken:
         _echo(_("Broken: {message}").format(message=b.message))
 
@@ -2289,15 +2416,17 @@ def config_show(session: _Session) -> None:
     _echo(_table((_("Setting"), _("Value"), _("From")), rows))
     if config.channels:
         _echo("\n" + _("Channels in the configuration file:"))
-        _echo(_table((_("Name"), _("Publisher"), _("Settings"), _("Credentials")), [
+        channel_rows = [
             (name, section.get("publisher") or "-",
              ", ".join(f"{k}={v}" for k, v in sorted(section["settings"].items())) or "-",
              ", ".join(f"{k}={v}" for k, v in sorted(section["credentials"].items())) or "-")
-            for name, section in sorted(config.channels.items())]))
+            for name, section in sorted(config.channels.items())]
+        _echo(_table((_("Name"), _("Publisher"), _("Settings"), _("Credentials")),
+                     channel_rows))
     for name, section in (("mail", config.mail), ("calendar", config.calendar)):
         if section:
-            _echo("\n" + f"[{name}] " + ", ".join(
-                f"{k}={v}" for k, v in sorted(section.items()) if k != "password"))
+            shown = ", ".join(f"{k}={v}" for k, v in sorted(section.items()) if k != "password")
+            _echo("\n" + f"[{name}] " + shown)
 
 
 # -- the demo -------------------------------------------------------------------------------
@@ -2328,7 +2457,7 @@ def _demo_media(folder: Path) -> dict[str, str]:
     }
     paths = {}
     for name, (top, bottom) in colours.items():
-        path = folder / f"dies-natalis-{name}.png"
+        path = folder / ("dies-natalis-" + name + ".png")  # a file name, not a message
         path.write_bytes(_png(120, 120, top, bottom))
         paths[name] = str(path.resolve())
     return paths
@@ -2340,16 +2469,16 @@ def _demo_script(media: Mapping[str, str]) -> list[tuple[int, str, str, str, dic
             "sivitas akademika. #FISIPUB #DiesNatalis")
     return [
         (4, "rina", "complete", "", {"text": text}),
-        (8, "rina", "complete", "", {"notes": "Canva template 'Dies Natalis', official logo "
-                                               "pack, 1080x1080 feed format"}),
+        (8, "rina", "complete", "", {"notes": _("Canva template 'Dies Natalis', official logo "
+                                                 "pack, 1080x1080 feed format")}),
         (9, "rina", "complete", "", {"media": [media["design-v1"]]}),
-        (6, "budi", "reject", "The faculty logo is too small; use the official logo.", {}),
+        (6, "budi", "reject", _("The faculty logo is too small; use the official logo."), {}),
         (12, "rina", "complete", "", {"media": [media["design-v2"]]}),
-        (4, "budi", "approve", "Approved by email reply: OK to produce.", {}),
+        (4, "budi", "approve", _("Approved by email reply: OK to produce."), {}),
         (9, "rina", "complete", "", {"media": [media["final-v1"]]}),
-        (7, "rina", "rework", "The date on the poster is wrong; fix it before posting.", {}),
+        (7, "rina", "rework", _("The date on the poster is wrong; fix it before posting."), {}),
         (8, "rina", "complete", "", {"media": [media["final-v2"]]}),
-        (6, "rina", "pass", "Checked against the coordinator's email.", {}),
+        (6, "rina", "pass", _("Checked against the coordinator's email."), {}),
     ]
 
 
@@ -2364,14 +2493,14 @@ def demo(session: _Session, db_path: Path | None, outbox: Path | None) -> None:
     if db_path is None:
         db_path = Path(tempfile.mkdtemp(prefix="humasflow-demo-")) / "humasflow.db"
     elif db_path.exists():
-        _fail(f"{str(db_path)!r} already exists; the demo only writes a fresh store: "
-              "give a new path, or leave --db out to use a temporary folder")
+        _fail(_("{path!r} already exists; the demo only writes a fresh store: give a new "
+                "path, or leave --db out to use a temporary folder").format(path=str(db_path)))
     db_path = db_path.expanduser().resolve()
     db_path.parent.mkdir(parents=True, exist_ok=True)
     outbox = (outbox or db_path.parent / "outbox").expanduser().resolve()
     if outbox.exists() and any(outbox.iterdir()):
-        _fail(f"the outbox folder {str(outbox)!r} is not empty; the demo writes into an "
-              "empty or new folder only")
+        _fail(_("the outbox folder {path!r} is not empty; the demo writes into an empty or "
+                "new folder only").format(path=str(outbox)))
     media = _demo_media(db_path.parent / "demo-media")
     script = _demo_script(media)
     total = dt.timedelta(minutes=sum(step[0] for step in script) + 3)
@@ -2412,15 +2541,25 @@ def _demo_walk(office: Office, clock: SteerableClock, db_path: Path, outbox: Pat
     staffed_office(office)
     office.add_channel("outbox", "outbox", settings={"path": str(outbox)}, by="admin")
     echo = _echo
-    echo(f"Demo store:   {db_path}")
-    echo(f"Outbox:       {outbox}")
-    echo(f"Media files:  {Path(media['design-v1']).parent}")
-    echo(f"SOP:          {office.sop().header.number} (revision {office.current_revision()})")
-    echo("Administrator admin; staff rina and sari, coordinator budi; channel 'outbox'.\n")
+    facts = [
+        (_("Demo store:"), str(db_path)),
+        (_("Outbox:"), str(outbox)),
+        (_("Media files:"), str(Path(media["design-v1"]).parent)),
+        (_("SOP:"), _("{number} (revision {revision})").format(
+            number=office.sop().header.number, revision=office.current_revision())),
+    ]
+    width = max(len(label) for label, _value in facts) + 2
+    for label, value in facts:
+        echo(f"{label:<{width}}{value}")
+    echo(_("Administrator admin; staff rina and sari, coordinator budi; channel "
+           "'outbox'.") + "\n")
 
     item = office.new_item("Dies Natalis FISIP UB", by="rina")
-    echo(f"[{_local(clock(), zone)}] create   Item {item.id} {item.title!r} by rina at step "
-         f"{_step_name(office, item.sop_revision, item.state)}. Due {_local(item.due_at, zone)}.")
+    created = _("Item {id} {title!r} by {actor} at step {step}. Due {due}.").format(
+        id=item.id, title=item.title, actor="rina",
+        step=_step_name(office, item.sop_revision, item.state), due=_local(item.due_at, zone))
+    # The action keys line up in a column, as the commands name them.
+    echo(f"[{_local(clock(), zone)}] {'create':<8} {created}")
     for minutes, actor, action, note, payload in script:
         clock.advance(minutes=minutes)
         before = office.item(item.id)
@@ -2434,19 +2573,22 @@ def _demo_walk(office: Office, clock: SteerableClock, db_path: Path, outbox: Pat
     report = office.post(item.id, by="rina")
     item = report.item
     line = _move_line(office, before, item, "rina", zone, clock())
-    echo(f"[{_local(clock(), zone)}] post     {line}")
+    echo(f"[{_local(clock(), zone)}] {'post':<8} {line}")
     for name, pub in sorted(report.publications.items()):
-        echo(f"{'':19}{name}: {pub.state} {pub.url or pub.error_message or ''}".rstrip())
+        where = pub.url or pub.error_message or ""
+        echo(f"{'':19}{name}: {_pub_state(pub.state)} {where}".rstrip())
 
     echo("\n" + _item_text(office, item, lang, zone, clock()))
     verdict = office.verify()
-    echo("\nAudit: " + (f"OK: {verdict.events} events in {verdict.streams} records, "
-                        "no break found." if verdict.ok else
-                        f"BROKEN: {len(verdict.findings)} finding(s)"))
+    if verdict.ok:
+        echo("\n" + _("Audit: OK: {events} events in {streams} records, no break "
+                      "found.").format(events=verdict.events, streams=verdict.streams))
+    else:
+        echo("\n" + _("Audit: BROKEN: {count} finding(s)").format(count=len(verdict.findings)))
     posted = report.publications.get("outbox")
     folder = outbox / (posted.platform_id if posted is not None and posted.platform_id
-                       else f"item-{item.id}-outbox")
-    echo(f"The outbox post was written to {folder / 'post.json'}")
+                       else "item-" + str(item.id) + "-outbox")  # a folder name, not a message
+    echo(_("The outbox post was written to {path}").format(path=folder / "post.json"))
     org = [] if office.org == DEFAULT_ORG else ["--org", office.org]
     command = _command_line("--db", str(db_path), *org, "show", str(item.id))
     echo("\n" + _("Explore it: {command}").format(command=command))
