@@ -128,7 +128,8 @@ def update(compendia: list[Path] | None = None) -> None:
                 extra = read_po(handle, locale=lang, domain=DOMAIN)
             for message in extra:
                 ours = catalog.get(message.id) if message.id else None
-                if ours is not None and not ours.string and message.string and not message.fuzzy:
+                if (ours is not None and not _translated(ours.string)
+                        and _translated(message.string) and not message.fuzzy):
                     ours.string = message.string
         out = io.BytesIO()
         write_po(out, catalog, width=100, omit_header=False, ignore_obsolete=True,
@@ -136,6 +137,13 @@ def update(compendia: list[Path] | None = None) -> None:
         po_path(lang).parent.mkdir(parents=True, exist_ok=True)
         po_path(lang).write_bytes(out.getvalue())
         po_path(lang).with_suffix(".mo").write_bytes(compiled(read_catalog(lang)))
+
+
+def _translated(string: str | tuple[str, ...] | None) -> bool:
+    """Whether a message's translation is there (every form of a plural one)."""
+    if isinstance(string, tuple):
+        return bool(string) and all(string)
+    return bool(string)
 
 
 def missing(lang: str) -> list[str]:
@@ -146,9 +154,7 @@ def missing(lang: str) -> list[str]:
         if not message.id:
             continue
         found = catalog.get(message.id)
-        strings = found.string if found is not None else None
-        if found is None or found.fuzzy or not strings or (
-                isinstance(strings, tuple) and not all(strings)):
+        if found is None or found.fuzzy or not _translated(found.string):
             gaps.append(message.id if isinstance(message.id, str) else message.id[0])
     return gaps
 

@@ -848,7 +848,7 @@ def sop_show(session: _Session, revision: int | None) -> None:
 #: The headings of the signed SOP form (translated like every other message).
 _WORDS: Mapping[str, str] = {
     "number": N_("SOP number"),
-    "title": N_("Title"),
+    "title": N_("SOP name"),
     "institution": N_("Institution"),
     "made": N_("Made"),
     "revised": N_("Revised"),
@@ -861,7 +861,7 @@ _WORDS: Mapping[str, str] = {
     "equipment": N_("Equipment and supplies"),
     "warnings": N_("Warnings"),
     "recording": N_("Recording"),
-    "roles": N_("Roles"),
+    "roles": N_("Executors"),
     "no": N_("No"),
     "activity": N_("Activity"),
     "actor": N_("Actor"),
@@ -1011,13 +1011,14 @@ def _shared_edges(engine: Any, edges: Sequence[tuple[str, str, str | None]]) -> 
     for (trigger, dest), sources in groups.items():
         steps = numbers(sources)
         if dest is None:  # the action keeps the step: a note, not a loop on every step
-            lines.append(f"  note right of {sources[0]}")
+            lines.append(f"  note right of {sources[0]}")  # not a message: Mermaid
             lines.append("    " + _("{action} at steps {steps}: the item stays at its "
                                     "step").format(action=trigger, steps=steps))
             lines.append("  end note")
             continue
         box = f"{trigger}_to_{dest}"
-        lines.append(f'  state "{_("steps {steps}").format(steps=steps)}" as {box}')
+        label = _("steps {steps}").format(steps=steps)
+        lines.append(f'  state "{label}" as {box}')  # not a message: Mermaid
         lines.append(f"  {box} --> {dest}: {trigger}")
     return lines
 
