@@ -32,6 +32,7 @@ import humasflow
 from humasflow import cli as cli_module
 from humasflow.cli import cli
 from humasflow.errors import AuthenticationFailed, OutcomeUnknown, PlatformError
+from humasflow.publishing import worker as worker_module
 from humasflow.publishing.contract import Receipt
 from humasflow.testing import FakePublisher, fake_publisher_plugin, plugin_registered
 
@@ -432,6 +433,43 @@ def test_run_due_shows_a_progress_bar_on_a_terminal(hf, image, clock, monkeypatc
     for item in items:
         assert out.index("Posting 2 due") < out.index(f"Item {item} 'Item")
     assert out.endswith("2 item(s) handled: 2 posted; channels: 2 posted.\n")
+
+
+def test_run_due_counts_only_what_its_own_worker_posted(hf, image, clock, fake):
+    """Rule: another worker posting meanwhile (here in the same process) is neither shown
+    nor counted in this pass's summary."""
+    hf("channel", "add", "x", "--publisher", "fake", "--by", "admin")
+    items = []
+    for title in ("First", "Second"):
+        item = new_item(hf, title, "--channel", "x")
+        hf("complete", str(item), "--as", "rina", "--text", TEXT)
+        hf("complete", str(item), "--as", "rina", "--notes", "Canva")
+        hf("complete", str(item), "--as", "rina", "--media", image)
+        hf("approve", str(item), "--as", "budi")
+        hf("complete", str(item), "--as", "rina", "--media", image)
+        hf("pass", str(item), "--as", "sari")
+        hf("schedule", str(item), "--as", "rina", "--at", "2026-01-05 09:05")
+        items.append(item)
+    first, second = items
+    other = worker_module.Worker(str(hf.db), clock=clock, environ={}, worker_id="other")
+
+    class CutIn(FakePublisher):
+        def publish(self, post, progress=None):
+            if post.item_id == first:
+                other.run_once()  # the other worker posts the second item meanwhile
+            return super().publish(post, progress)
+
+    fake.publishers["x"] = CutIn(channel="x")
+    clock.advance(minutes=5)
+    try:
+        out = hf("run-due").output
+    finally:
+        other.store.close()
+    assert len(fake.publishers["x"].posted) == 2
+    assert re.search(r"State:\s+posted", hf("show", str(second)).output)  # by the other
+    assert out == (f"Item {first} 'First': posted\n"
+                   "  x: posted https://fake.example/x/2\n"
+                   "1 item(s) handled: 1 posted; channels: 1 posted.\n")
 
 
 def test_worker_reports_busy_passes_and_sums_up_quiet_ones(hf, image, clock):

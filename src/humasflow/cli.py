@@ -1326,20 +1326,21 @@ def _advice(office: Office, item: ContentItem, name: str, pub: Publication, who:
 class _Listener:
     """Hears each channel's outcome the moment it is recorded, through the publishing hooks.
 
-    Registered as a plugin only while a command posts; it hears only the store (or the
-    office) it was made for.
+    Registered as a plugin only while a command posts; it hears only the office (or the
+    worker's offices) it was made for.
     """
 
     def __init__(self, on_channel: Callable[[ContentItem, Publication], None], *,
-                 store: Store | None = None, office: Office | None = None) -> None:
+                 worker: worker.Worker | None = None, office: Office | None = None) -> None:
         self.on_channel = on_channel
-        self.store = store
+        self.worker = worker
         self.office = office
 
     def _hear(self, office: Office, item: ContentItem, publication: Publication) -> None:
         if self.office is not None and office is not self.office:
             return
-        if self.store is not None and office.store_uuid != self.store.uuid:
+        # Only this worker's own outcomes: others in the same process post too.
+        if self.worker is not None and not self.worker.posts_through(office):
             return
         self.on_channel(item, publication)
 
@@ -1606,6 +1607,7 @@ class _PassPrinter:
         self._current: tuple[str, int] | None = None
         self._heard: dict[tuple[str, int], dict[str, Publication]] = {}
         self._printed: set[tuple[str, int]] = set()
+        self._counted: set[tuple[str, int]] = set()
         self.tally = _Tally()
 
     def heard(self, item: ContentItem, pub: Publication) -> None:
@@ -1617,14 +1619,24 @@ class _PassPrinter:
             self._heard.setdefault(key, {})[pub.channel] = pub
 
     def finish(self, reports: Sequence[PostReport]) -> _Tally:
+        """Print what is left of the pass and count what this worker did: an item another
+        worker handled meanwhile is neither shown nor counted."""
         with self._lock:
             for report in reports:
+                if not (report.outcomes or report.closed):
+                    continue
                 key = (report.item.org, report.item.id)
                 if key not in self._printed:
                     self._print(key, report.item, report.publications)
+                self._count(report.item, report.outcomes, report.closed)
+                self._counted.add(key)
             for key in list(self._heard):
                 if key not in self._printed:
                     self._print(key)
+                if key not in self._counted:  # its run failed after these outcomes
+                    item = self.store.item(*key)
+                    if item is not None:
+                        self._count(item, self._heard[key], False)
             return self.tally
 
     def _print(self, key: tuple[str, int], item: ContentItem | None = None,
@@ -1642,17 +1654,20 @@ class _PassPrinter:
         for name in sorted(heard or pubs):
             if name in pubs:
                 self.echo(_channel_line(name, pubs[name], self.zone))
+        self.on_item()
+
+    def _count(self, item: ContentItem, outcomes: Mapping[str, Publication],
+               closed: bool) -> None:
         tally = self.tally
         tally.items += 1
-        tally.closed += item.state == "posted"
-        for name, pub in sorted(heard.items()):
+        tally.closed += closed
+        for name, pub in sorted(outcomes.items()):
             tally.channels.append(pub)
             if pub.state == "failed" and pub.next_attempt_at is None:
                 tally.for_good.append((item, name))
             elif pub.state == "waiting" or (pub.state == "unknown"
                                             and pub.next_attempt_at is None):
                 tally.person.append((item, name))
-        self.on_item()
 
 
 def _needs_people(tally: _Tally, org: str) -> list[str]:
@@ -1685,7 +1700,7 @@ def run_due(session: _Session, limit: int) -> None:
     printer = _PassPrinter(store, office.org, zone, held.append if bar_shown else _echo)
     one_pass = worker.Worker(store, clock=session.clock, batch=limit,
                              **_credential_options(session))
-    with _listening(_Listener(printer.heard, store=store)):
+    with _listening(_Listener(printer.heard, worker=one_pass)):
         if bar_shown:
             with click.progressbar(length=due, label=f"Posting {due} due item(s)") as bar:
                 printer.on_item = lambda: bar.update(1)
@@ -1787,7 +1802,7 @@ def worker_command(session: _Session, interval: float, max_loops: int | None,
     _echo(f"Worker {loop.worker_id} started on {_display_target(office)}: a pass every "
                f"{_duration(dt.timedelta(seconds=interval))} over every organisation. "
                "Stop it with Ctrl-C or SIGTERM; the current pass finishes first.")
-    with _listening(_Listener(printer.heard, store=store)):
+    with _listening(_Listener(printer.heard, worker=loop)):
         passes = loop.run(max_loops=max_loops)
     loop.flush_quiet()
     why = "" if max_loops is None or passes < max_loops else f" (--max-loops {max_loops})"

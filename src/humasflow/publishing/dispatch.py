@@ -132,10 +132,31 @@ _TEXT_FROM_OUTSIDE = frozenset({"error_class", "error_message", "url", "platform
 
 @attrs.frozen
 class PostReport:
-    """What a posting run did, channel by channel."""
+    """An item after a posting run, channel by channel, and what this run itself did.
+
+    Several workers may pass over the same item at once: :attr:`publications` and
+    :attr:`done` say where the item stands (whoever did it), :attr:`outcomes` and
+    :attr:`closed` only what this run recorded, so summing them over workers counts each
+    post once.
+
+    Attributes:
+        item: The item as it stands after the run.
+        publications: Each target channel's record after the run.
+        outcomes: The channels whose record this run changed (an attempt's outcome, a
+            look-up's answer, an interrupted attempt found), each with the record as
+            this run left it.
+        closed: Whether this run completed the posting step (closed the item).
+    """
 
     item: ContentItem
     publications: Mapping[str, Publication]
+    outcomes: Mapping[str, Publication] = attrs.field(factory=dict)
+    closed: bool = False
+
+    @property
+    def posted(self) -> list[str]:
+        """The channels this run posted (or found posted on the platform)."""
+        return sorted(c for c, p in self.outcomes.items() if p.state == "posted")
 
     @property
     def done(self) -> bool:
@@ -520,6 +541,12 @@ class Dispatcher:
         item = self._item(item_id)
         if item.state == "posted":
             return self._report(item.id)
+        outcomes: dict[str, Publication] = {}
+
+        def note(found: Publication | None) -> None:
+            if found is not None:
+                outcomes[found.channel] = found
+
         # The checks run on the snapshot whose content is posted, and every claim below
         # holds only while the stored item still has that state and content digest.
         self._checked(item, actor, "post")
@@ -531,30 +558,31 @@ class Dispatcher:
         channels = office.channels()
         for stale in store.expired_leases(office.org, now, item.id):
             look_up = now if self._can_reconcile(channels.get(stale.channel)) else None
-            self._settle(item, stale.channel, {
+            note(self._settle(item, stale.channel, {
                 "state": "unknown", "error_class": "Interrupted",
                 "error_message": f"the attempt by {stale.claimed_by} stopped without an "
                                  "answer; the post may or may not be on the platform",
                 "next_attempt_at": look_up},
                 actor.id, "channel_unknown", now, states=("in_flight",),
-                worker=self.worker_id, guard=_still_expired(stale, now))
+                worker=self.worker_id, guard=_still_expired(stale, now)))
         pubs = store.publications(office.org, item.id)
         for name in item.post.channels:
             record = pubs.get(name)
             if (name in channels and not channels[name].active and record is not None
                     and _claimable(record, due)):
-                self._settle(item, name, {"state": "failed", "error_class": "ChannelInactive",
-                                          "error_message": str(ChannelInactive(
-                                              channel=name, action="post",
-                                              item_id=str(item.id), step=item.state)),
-                                          "next_attempt_at": None},
-                             actor.id, "channel_failed", now,
-                             states=("pending", "failed"), worker=self.worker_id)
+                note(self._settle(item, name, {
+                    "state": "failed", "error_class": "ChannelInactive",
+                    "error_message": str(ChannelInactive(channel=name, action="post",
+                                                         item_id=str(item.id),
+                                                         step=item.state)),
+                    "next_attempt_at": None},
+                    actor.id, "channel_failed", now, states=("pending", "failed"),
+                    worker=self.worker_id))
         for name, pub in pubs.items():
             if pub.state != "unknown" or name not in channels:
                 continue
             if asked or (pub.next_attempt_at is not None and pub.next_attempt_at <= due):
-                self._reconcile(item, channels[name], pub, actor)
+                note(self._reconcile(item, channels[name], pub, actor))
         problems: dict[str, list[str]] = {}
         for problem in office.validate(item):
             problems.setdefault(problem.channel, []).append(f"{problem.field}: {problem.message}")
@@ -565,35 +593,38 @@ class Dispatcher:
             if record is None or not _claimable(record, due):
                 continue
             if name in problems:
-                self._settle(item, name, {"state": "failed", "error_class": "ContentRejected",
-                                          "error_message": "the post breaks the channel's "
-                                          f"rules: {'; '.join(problems[name])}",
-                                          "next_attempt_at": None},
-                             actor.id, "channel_failed", now,
-                             states=("pending", "failed"), worker=self.worker_id)
+                note(self._settle(item, name, {
+                    "state": "failed", "error_class": "ContentRejected",
+                    "error_message": "the post breaks the channel's "
+                                     f"rules: {'; '.join(problems[name])}",
+                    "next_attempt_at": None},
+                    actor.id, "channel_failed", now, states=("pending", "failed"),
+                    worker=self.worker_id))
                 continue
             targets.append(channels[name])
         if len(targets) == 1 or _in_memory(office):
             for channel in targets:
-                self._attempt(item, channel, actor, due)
+                note(self._attempt(item, channel, actor, due))
         elif targets:
             with ThreadPoolExecutor(max_workers=min(len(targets), self.max_threads),
                                     thread_name_prefix="humasflow-post") as pool:
                 for future in [pool.submit(self._attempt, item, c, actor, due)
                                for c in targets]:
-                    future.result()
-        self._close_if_done(item.id, actor)
-        return self._report(item.id)
+                    note(future.result())
+        closed = self._close_if_done(item.id, actor)
+        return attrs.evolve(self._report(item.id), outcomes=outcomes, closed=closed)
 
     def _attempt(self, item: ContentItem, channel: ChannelConfig, actor: Actor,
-                 due: dt.datetime | None = None) -> None:
+                 due: dt.datetime | None = None) -> Publication | None:
+        """Claim and post one channel; return its record as this attempt left it, or
+        ``None`` when this worker recorded nothing (not claimed, or taken over)."""
         office = self.office
         now = office.now()
         pub = office.store.claim(office.org, item.id, channel.name, self.worker_id, now,
                                  now + self.lease, gate=(item.state, item.content_digest),
                                  due=due)
         if pub is None:
-            return  # another worker holds it, or it is not due
+            return None  # another worker holds it, or it is not due
         claim = _Claim(office, item.id, channel.name, self.worker_id, pub.attempts, self.lease)
         progress = Progress(office, item.id, channel.name, self.worker_id, pub.progress,
                             claim=claim)
@@ -628,7 +659,7 @@ class Dispatcher:
             log.warning("worker %s stopped its attempt at channel %r of item %s: its claim "
                         "was taken over; nothing recorded", self.worker_id, channel.name,
                         item.id)
-            return
+            return None
         values.update(claimed_by=None, lease_until=None)
         recorded = self._settle(item, channel.name, values, actor.id, action, office.now(),
                                 states=("in_flight", "unknown"), claimed_by=self.worker_id,
@@ -637,6 +668,7 @@ class Dispatcher:
             log.warning("worker %s: the outcome %r of channel %r of item %s was not recorded: "
                         "the channel was taken over meanwhile", self.worker_id,
                         values["state"], channel.name, item.id)
+        return recorded
 
     def _kept_alive(self, claim: _Claim) -> contextlib.AbstractContextManager[Any]:
         if self.heartbeat is None:
@@ -691,20 +723,21 @@ class Dispatcher:
         return getattr(publisher, "reconcile", None) is not None
 
     def _reconcile(self, item: ContentItem, channel: ChannelConfig, pub: Publication,
-                   actor: Actor) -> None:
+                   actor: Actor) -> Publication | None:
+        """Look an unknown channel up; return its record if the answer settled it."""
         office = self.office
         policy = _policy(channel)
         try:
             publisher = office.publisher(channel)
         except HumasflowError as exc:  # e.g. a credential variable is not set
             self._look_up_later(item, channel.name, pub, policy, f"cannot look it up: {exc}")
-            return
+            return None
         reconcile = getattr(publisher, "reconcile", None)
         if reconcile is None:
             # This platform cannot be searched: a person confirms. No more passes for it.
             if pub.next_attempt_at is not None:
                 self._reschedule(item, channel.name, None)
-            return
+            return None
         progress = Progress(office, item.id, channel.name, pub.claimed_by or self.worker_id,
                             pub.progress)
         try:
@@ -712,7 +745,7 @@ class Dispatcher:
             receipt = reconcile(post, progress)
         except Exception as exc:  # still unknown; a later pass or a person decides
             self._look_up_later(item, channel.name, pub, policy, str(exc))
-            return
+            return None
         now = office.now()
         if receipt is None:
             values: dict[str, Any] = {"state": "pending", "error_class": None,
@@ -723,9 +756,9 @@ class Dispatcher:
                       "url": receipt.url, "error_class": None, "error_message": None,
                       "next_attempt_at": None}
             action = "channel_posted"
-        self._settle(item, channel.name, values, actor.id, action, now,
-                     states=("unknown",), note="reconciled with the platform",
-                     worker=self.worker_id)
+        return self._settle(item, channel.name, values, actor.id, action, now,
+                            states=("unknown",), note="reconciled with the platform",
+                            worker=self.worker_id)
 
     def _look_up_later(self, item: ContentItem, channel: str, pub: Publication,
                        policy: RetryPolicy, why: str) -> None:
@@ -754,8 +787,9 @@ class Dispatcher:
                 actor_id: str, action: str, now: dt.datetime, *, note: str = "",
                 states: tuple[str, ...] = (), claimed_by: str | None = None,
                 worker: str | None = None,
-                guard: Callable[[Publication], bool] | None = None) -> bool:
-        """Change one channel's record and append the matching event, in one transaction.
+                guard: Callable[[Publication], bool] | None = None) -> Publication | None:
+        """Change one channel's record and append the matching event, in one transaction;
+        return the record as changed, or ``None`` if it was not changed.
 
         The record changes only if it is in one of ``states``, held by ``claimed_by``,
         and (checked with the record locked) ``guard`` accepts it. The event's actor is
@@ -773,12 +807,12 @@ class Dispatcher:
             if guard is not None:
                 current = store.publication_for_update(conn, self.office.org, item.id, channel)
                 if current is None or not guard(current):
-                    return False
+                    return None
             changed = store.update_publication(conn, self.office.org, item.id, channel,
                                                {**values, "updated_at": now}, states=states,
                                                claimed_by=claimed_by)
             if not changed:
-                return False
+                return None
             data = {"channel": channel, **{k: plain(v) for k, v in values.items()
                                            if k in ("state", "platform_id", "url",
                                                     "error_class", "error_message",
@@ -794,7 +828,7 @@ class Dispatcher:
                 "unknown": "channel_unknown", "waiting": "channel_unknown"}.get(pub.state)
         if hook is not None:
             self.office.notify(hook, item=fresh, publication=pub)
-        return True
+        return pub
 
     def _schedule(self, item: ContentItem, actor: Actor, when: dt.datetime, action: str) -> None:
         store = self.office.store
@@ -806,18 +840,20 @@ class Dispatcher:
                 action=action, from_state=item.state, to_state=item.state,
                 data={"post_at": when.astimezone(dt.timezone.utc).isoformat()}), item.id)
 
-    def _close_if_done(self, item_id: int, actor: Actor) -> None:
+    def _close_if_done(self, item_id: int, actor: Actor) -> bool:
+        """Complete the posting step if every channel is settled; ``True`` if this call
+        closed the item (not if someone else had, or it is not done)."""
         office = self.office
         for _ in range(5):
             found = office.store.item_with_head(office.org, item_id)
             assert found is not None
             item, head = found
             if item.state == "posted":
-                return
+                return False
             pubs = office.store.publications(office.org, item.id)
             if not item.post.channels or not all(
                     c in pubs and pubs[c].is_settled for c in item.post.channels):
-                return
+                return False
             engine = office.engine(item.sop_revision)
             try:
                 move = engine.run(item, "complete", actor)
@@ -828,7 +864,8 @@ class Dispatcher:
                 continue  # another worker recorded something meanwhile: look again
             office.notify("item_posted", item=closed,
                          publications=office.store.publications(office.org, item.id))
-            return
+            return True
+        return False
 
     # -- helpers ----------------------------------------------------------------------------------
 
