@@ -209,6 +209,24 @@ def test_a_manual_channel_waits_for_a_person_to_confirm(hf, image):
     assert f"Item {item} is posted: 2 posted." in done
 
 
+def test_confirm_url_must_be_a_web_address(hf, image):
+    """Rule: `confirm --url` takes only an http(s) URL with a host; a typo closes nothing."""
+    hf("channel", "add", "instagram", "--publisher", "manual", "--by", "admin")
+    item = to_posting(hf, image)
+    hf("post", str(item), "--as", "rina")
+    before = hf("log", str(item)).output
+    for bad in ("not-a-url", "www.instagram.com/p/abc/", "ftp://instagram.com/p/abc/"):
+        refused = hf("confirm", str(item), "instagram", "--as", "rina", "--url", bad, code=2)
+        assert "Invalid value for '--url'" in refused.output
+        assert f"{bad!r} is not a web address (http:// or https:// and a host)" \
+            in refused.output
+    assert hf("log", str(item)).output == before
+    assert "instagram: waiting" in hf("status", str(item)).output
+    url = "https://www.instagram.com/p/abc/"
+    assert f"instagram: posted {url}" in hf("confirm", str(item), "instagram", "--as", "rina",
+                                            "--url", url).output
+
+
 def test_a_scheduled_item_is_posted_by_run_due(hf, image, clock):
     item = to_posting(hf, image)
     out = hf("schedule", str(item), "--as", "rina", "--at", "2026-01-05 10:30").output

@@ -24,6 +24,7 @@ from humasflow.errors import (
     ContentInvalid,
     ContentRejected,
     HumasflowError,
+    InputInvalid,
     NotAllowedNow,
     OutcomeUnknown,
     PlatformError,
@@ -319,6 +320,27 @@ def test_an_unknown_outcome_is_confirmed_by_a_person_with_its_url(office, fake, 
     assert report.done
     assert posts(fake)["x"] == 0  # nobody posted it twice
     assert ("channel_confirmed", "x") in actions(office, item_id)
+
+
+@pytest.mark.parametrize("url", ["not-a-url", "ftp://x.com/1", "https://", "x.com/status/1",
+                                 "https:///status/1", "https://x.com/a b", "http://[::1"])
+def test_a_confirmed_url_must_be_a_web_address_or_nothing_is_written(office, fake, image, url):
+    """Rule: confirming a post takes only an http(s) URL with a host; anything else is
+    refused before the channel (or the item) is touched."""
+    item_id = ready(office, image)
+    publisher(fake, "x").fail_with = OutcomeUnknown("timed out after sending")
+    office.post(item_id, by="rina")
+    before = office.history(item_id)
+
+    with pytest.raises(InputInvalid, match=r"url is .* not a web address") as refused:
+        office.confirm(item_id, "x", by="rina", url=url)
+    assert refused.value.field == "url"
+    with pytest.raises(InputInvalid, match="not a web address"):
+        office.dispatcher().confirm(item_id, "x", office.actor("rina"), url=url)
+
+    assert office.history(item_id) == before
+    assert office.status(item_id).publications["x"].state == "unknown"
+    assert office.item(item_id).is_open
 
 
 def test_confirming_not_posted_posts_that_channel_again(office, fake, image):

@@ -42,12 +42,14 @@ from transitions import State
 from transitions.extensions.diagrams import GraphMachine
 
 import humasflow
+from humasflow import _input
 from humasflow import plugins as registry
 from humasflow.clock import Clock, system_clock
 from humasflow.credentials import CredentialSource, SecretsFile
-from humasflow.errors import CredentialSourceError, HumasflowError
+from humasflow.errors import CredentialSourceError, HumasflowError, InputInvalid
 from humasflow.evaluation import timeline
 from humasflow.hookspecs import hookimpl
+from humasflow.i18n import _
 from humasflow.models import ADMIN_ROLE, ContentItem, Event, Media, Publication, Variant
 from humasflow.office import DEFAULT_ORG, Office, PostReport
 from humasflow.publishing import worker
@@ -1810,11 +1812,26 @@ def worker_command(session: _Session, interval: float, max_loops: int | None,
     _echo(f"Worker stopped after {passes} pass(es){why}: {done.text()}.")
 
 
+def _web_url_option(ctx: click.Context, param: click.Parameter,
+                    value: str | None) -> str | None:
+    """``--url``: an http(s) address with a host, refused before anything is written."""
+    if value is None:
+        return None
+    try:
+        return _input.web_url("--url", value)
+    except InputInvalid as exc:
+        raise click.BadParameter(_("{value!r} is not a web address (http:// or https:// "
+                                   "and a host); give the post's public address, e.g. "
+                                   "https://www.instagram.com/p/abc/").format(
+                                       value=value[:80])) from exc
+
+
 @cli.command()
 @_item_argument
 @click.argument("channel_name", metavar="CHANNEL")
 @_as_option
-@click.option("--url", help="The public URL of the post a person found or made.")
+@click.option("--url", callback=_web_url_option,
+              help="The public URL (http:// or https://) of the post a person found or made.")
 @click.option("--platform-id", help="The platform's id of the post.")
 @click.option("--not-posted", is_flag=True, help="The post is not on the platform.")
 @click.pass_obj

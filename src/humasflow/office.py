@@ -1359,10 +1359,15 @@ class Office:
 
     def confirm(self, item_id: int, channel: str, *, by: str | Actor, url: str | None = None,
                 platform_id: str | None = None, not_posted: bool = False) -> PostReport:
-        """Settle a channel a person checked on the platform: posted at ``url``, or not."""
+        """Settle a channel a person checked on the platform: posted at ``url``, or not.
+
+        Raises:
+            InputInvalid: ``url`` is not an ``http(s)://`` address with a host (nothing
+                is written).
+        """
         _input.ident("channel", channel, _input.CHANNEL)
         if url is not None:
-            _input.ident("url", url, _input.URL)
+            _input.web_url("url", url)
         if platform_id is not None:
             _input.ident("platform_id", platform_id, _input.PLATFORM_ID)
         return self.dispatcher().confirm(self._item_id(item_id), channel,

@@ -463,6 +463,8 @@ class Dispatcher:
         Raises:
             Refused: The channel's state needs no confirmation, or the wrong role.
         """
+        if url is not None:
+            _input.web_url("url", url)
         item = self._check(item_id, actor, "confirm")
         if not_posted == bool(url or platform_id):
             raise ValueError("give either the post's url (or platform id) or not_posted=True")
