@@ -240,6 +240,64 @@ def test_a_scheduled_item_is_posted_by_run_due(hf, image, clock):
     assert re.search(r"State:\s+posted", hf("show", str(item)).output)
 
 
+def test_a_post_waiting_for_its_evening_slot_is_not_overdue(hf, image, clock):
+    """Rule: a post scheduled for 19:00 is not late five minutes after it reaches the
+    posting step; it is late only once its slot's standard time has gone by."""
+    item = to_posting(hf, image)
+    hf("schedule", str(item), "--as", "rina", "--at", "2026-01-05 19:00")
+    clock.advance(minutes=10)
+    listed = hf("list").output
+    assert "OVERDUE" not in listed
+    assert "0 overdue." in listed
+    assert "No items." in hf("list", "--overdue").output
+    assert hf("check-sla").output == "No new breach of a standard time.\n"
+    shown = hf("show", str(item)).output
+    assert "OVERDUE" not in shown
+    assert re.search(r"^8\s+post\s+-\s+2026-01-05 09:00\s+10m / 5m\s+\(current step\)$", shown,
+                     re.M)  # not LATE
+    assert re.search(r"^Due:\s+2026-01-05 19:05$", shown, re.M)  # the slot's standard time
+    clock.advance(hours=10, minutes=1)  # 19:11 WIB: nobody posted it by 19:05
+    assert re.search(rf"^{item}\s+Dies Natalis\s+8 post\s+.*OVERDUE \+6m", hf("list").output,
+                     re.M)
+    assert "+6m" in hf("check-sla").output
+
+
+def test_schedule_refuses_the_past_and_can_be_changed_or_cleared(hf, image, clock):
+    item = to_posting(hf, image)
+    clock.advance(hours=1)  # 10:00 WIB
+    past = hf("schedule", str(item), "--as", "rina", "--at", "2026-01-05 09:30", code=1)
+    assert past.stderr == ("Error: --at 2026-01-05 09:30 is in the past (it is 2026-01-05 "
+                           "10:00 now); give a later time, or add --allow-past to have it "
+                           "posted at the next pass\n")
+    assert "schedule" not in hf("log", str(item)).output.split("pass")[-1]
+    first = hf("schedule", str(item), "--as", "rina", "--at", "2026-01-05 19:00").output
+    assert first == (f"Item {item} will be posted at 2026-01-05 19:00 by the next "
+                     "`humasflow run-due` (or a running `humasflow worker`).\n")
+    moved = hf("schedule", str(item), "--as", "rina", "--at", "2026-01-05 20:00").output
+    assert moved.startswith(f"Item {item} will be posted at 2026-01-05 20:00 instead of "
+                            "2026-01-05 19:00")
+    assert "Scheduled by rina for 2026-01-05 20:00:00 WIB." in hf("status", str(item)).output
+    cleared = hf("schedule", str(item), "--as", "rina", "--clear").output
+    assert cleared == (f"Item {item} is no longer scheduled (it was to be posted at "
+                       f"2026-01-05 20:00); post it with `humasflow publish {item} --as rina` "
+                       "or schedule it again.\n")
+    status = hf("status", str(item)).output
+    assert "Not scheduled: rina removed the schedule at 2026-01-05 10:00:00 WIB." in status
+    assert "Scheduled by" not in status
+    assert f"to do:        post it: humasflow publish {item} --as rina" in status
+    log = hf("log", str(item)).output
+    assert "post at 2026-01-05 20:00 (was 2026-01-05 19:00)" in log
+    assert "schedule removed (was post at 2026-01-05 20:00)" in log
+    clock.advance(hours=11)
+    assert hf("run-due").output == "Nothing is due.\n"
+    again = hf("schedule", str(item), "--as", "rina", "--clear", code=1)
+    assert f"item {item} has no schedule to remove" in again.stderr
+    both = hf("schedule", str(item), "--as", "rina", code=2)
+    assert "give either --at TIME or --clear" in both.output
+    hf("schedule", str(item), "--as", "rina", "--at", "2026-01-05 09:30", "--allow-past")
+    assert f"Item {item} 'Dies Natalis': posted" in hf("run-due").output
+
+
 # -- publishing, status, run-due, worker ----------------------------------------------------
 
 

@@ -386,8 +386,8 @@ def _flags(office: Office, item: ContentItem, now: dt.datetime) -> str:
     if _awaits_approval(office, item):
         flags.append("AWAITS APPROVAL")
     if item.is_overdue(now):
-        assert item.due_at is not None
-        flags.append(f"OVERDUE +{_duration(now - item.due_at)}")
+        assert item.deadline is not None
+        flags.append(f"OVERDUE +{_duration(now - item.deadline)}")
     return ", ".join(flags)
 
 
@@ -403,6 +403,10 @@ def _timeline_table(office: Office, item: ContentItem, history: Sequence[Event],
         if run.standard is not None:
             took += f" / {_duration(run.standard)}"
         over = run.over(now)
+        if run.ended_at is None and item.is_open and k == len(runs) - 1:
+            # The current visit is late by the item's deadline (a schedule moves it).
+            deadline = item.deadline
+            over = now - deadline if deadline is not None and item.is_overdue(now) else None
         outcome = run.outcome or "(current step)"
         if run.ended_at is not None and k + 1 < len(moves):
             outcome += f" -> {_step_name(office, item.sop_revision, moves[k + 1].to_state)}"
@@ -458,7 +462,16 @@ def _event_summary(event: Event, zone: dt.tzinfo) -> str:
         return f"{data.get('id')} ({', '.join(data.get('roles', []))})"
     if event.action == "channel":
         return f"{data.get('name')} via {data.get('publisher')}"
+    if event.action == "unschedule":
+        if data.get("previous"):
+            return _("schedule removed (was post at {at})").format(
+                at=_local(dt.datetime.fromisoformat(data["previous"]), zone))
+        return _("schedule removed")
     if "post_at" in data:
+        if data.get("previous") and event.action == "schedule":
+            return _("post at {at} (was {previous})").format(
+                at=_local(dt.datetime.fromisoformat(data["post_at"]), zone),
+                previous=_local(dt.datetime.fromisoformat(data["previous"]), zone))
         return f"post at {_local(dt.datetime.fromisoformat(data['post_at']), zone)}"
     if "channel" in data:
         detail = data.get("url") or data.get("error_message") or ""
@@ -1001,7 +1014,7 @@ def list_(session: _Session, state: str | None, open_only: bool, overdue: bool,
         return
     zone, now = session.zone(), session.now()
     rows = [(i.id, _short(i.title), _step_name(office, i.sop_revision, i.state),
-             i.assignee or "-", _local(i.due_at, zone) if i.is_open else "-",
+             i.assignee or "-", _local(i.deadline, zone) if i.is_open else "-",
              _flags(office, i, now)) for i in items]
     headers = ("ID", "Title", "Step", "Assignee", f"Due ({_zone_name(zone, now)})", "Flags")
     _echo(_table(headers, rows))
@@ -1068,7 +1081,7 @@ def _item_text(office: Office, item: ContentItem, lang: str, zone: dt.tzinfo,
         ("Created", f"{_local(item.created_at, zone)} by {item.created_by}"),
     ]
     if item.is_open:
-        due = _local(item.due_at, zone)
+        due = _local(item.deadline, zone)
         flags = _flags(office, item, now)
         facts.append(("Due", f"{due}  {flags}".rstrip()))
         facts.append(("Next", ", ".join(_commands(office, item)) or "-"))
@@ -1445,22 +1458,50 @@ def publish(session: _Session, item_id: int, by: str) -> None:
 @cli.command()
 @_item_argument
 @_as_option
-@click.option("--at", "when", required=True,
+@click.option("--at", "when",
               type=click.DateTime(["%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M%z", "%Y-%m-%d %H:%M %z"]),
               metavar="'YYYY-MM-DD HH:MM[+HH:MM]'",
-              help="When to post, in the display time zone, or with an explicit UTC offset.")
+              help="When to post, in the display time zone, or with an explicit UTC offset; "
+                   "again to change it.")
+@click.option("--clear", is_flag=True, help="Remove the item's schedule.")
+@click.option("--allow-past", is_flag=True,
+              help="Take a time in the past (the item is posted at the next pass).")
 @click.pass_obj
-def schedule(session: _Session, item_id: int, by: str, when: dt.datetime) -> None:
+def schedule(session: _Session, item_id: int, by: str, when: dt.datetime | None, clear: bool,
+             allow_past: bool) -> None:
     """Have the item posted later, by `humasflow run-due` (cron) or `humasflow worker`.
 
-    A time the display zone skips (daylight saving starts) is refused, and so is one it
-    has twice (daylight saving ends) unless --at gives the UTC offset.
+    Scheduling it again changes the time; --clear removes the schedule. A time in the
+    past is refused unless --allow-past is given. A time the display zone skips
+    (daylight saving starts) is refused, and so is one it has twice (daylight saving
+    ends) unless --at gives the UTC offset.
     """
+    if clear == (when is not None):
+        raise click.UsageError(_("give either --at TIME or --clear"))
+    office = session.office()
     zone = session.zone()
+    if when is None:
+        before = office.item(item_id)
+        item = office.unschedule(item_id, by=by)
+        _echo(_("Item {id} is no longer scheduled (it was to be posted at {at}); post it "
+                "with `humasflow publish {id} --as {by}` or schedule it again.").format(
+                    id=item.id, at=_local(before.post_at, zone), by=by))
+        return
     at = when if when.tzinfo is not None else _local_time(when, zone)
-    item = session.office().schedule(item_id, at, by=by)
-    _echo(f"Item {item.id} will be posted at {_local(at, zone)} "
-          "by the next `humasflow run-due` (or a running `humasflow worker`).")
+    now = session.now()
+    if not allow_past and at < now.replace(second=0, microsecond=0):
+        _fail(_("--at {at} is in the past (it is {now} now); give a later time, or add "
+                "--allow-past to have it posted at the next pass").format(
+                    at=_local(at, zone), now=_local(now, zone)))
+    before = office.item(item_id)
+    item = office.schedule(item_id, at, by=by, allow_past=allow_past)
+    if before.is_scheduled(now) and before.post_at is not None:
+        _echo(_("Item {id} will be posted at {at} instead of {previous}, by the next "
+                "`humasflow run-due` (or a running `humasflow worker`).").format(
+                    id=item.id, at=_local(at, zone), previous=_local(before.post_at, zone)))
+    else:
+        _echo(_("Item {id} will be posted at {at} by the next `humasflow run-due` (or a "
+                "running `humasflow worker`).").format(id=item.id, at=_local(at, zone)))
 
 
 def _local_time(naive: dt.datetime, zone: zoneinfo.ZoneInfo) -> dt.datetime:
@@ -1512,9 +1553,14 @@ def status(session: _Session, item_id: int) -> None:
                    f"it is posted at step{step}.")
     history = office.history(item.id)
     held = next((e for e in reversed(history)
-                 if e.action in ("post", "schedule", "schedule_held")), None)
+                 if e.action in ("post", "schedule", "schedule_held", "unschedule")), None)
     asked = next((e for e in reversed(history) if e.action in ("post", "schedule")), None)
     post_at = None
+    if held is not None and held.action == "unschedule":
+        asked = None
+        if item.is_open:
+            _echo(_("Not scheduled: {actor} removed the schedule at {at}.").format(
+                actor=held.actor, at=_when(held.at, zone)))
     if asked is not None and asked.data.get("post_at"):
         post_at = dt.datetime.fromisoformat(asked.data["post_at"])
         if asked.action == "post":

@@ -1335,20 +1335,45 @@ class Office:
         """
         return self.dispatcher().post(self._item_id(item_id), self.acting(by, "post"))
 
-    def schedule(self, item_id: int, at: dt.datetime, *, by: str | Actor) -> ContentItem:
+    def schedule(self, item_id: int, at: dt.datetime | None, *, by: str | Actor,
+                 allow_past: bool = False) -> ContentItem:
         """Have the item posted at ``at`` by :meth:`run_due` (cron) or a worker.
+
+        Scheduling an item again changes its time; ``at=None`` removes the schedule
+        (see :meth:`unschedule`). Each is recorded as an event (``schedule`` with the new
+        ``post_at`` and the ``previous`` one, or ``unschedule``). While the item waits
+        for its time it is not overdue (see
+        :attr:`~humasflow.models.ContentItem.deadline`).
 
         Args:
             at: An aware :class:`~datetime.datetime`. A local time that does not exist in
                 its zone (skipped when daylight saving starts) or happens twice (when it
                 ends) is refused: give those with an explicit UTC offset.
+            allow_past: Take a time before the current minute (the item is then posted
+                at the next pass); without it such a time is refused.
 
         Raises:
             TypeError: ``at`` is not a datetime (a date, a string).
-            InputInvalid: ``at`` is naive, out of range, in a gap or in a fold.
+            InputInvalid: ``at`` is naive, out of range, in a gap or in a fold, or in the
+                past without ``allow_past``.
+            Refused: Not at the posting step, the wrong role, or a stale approval.
         """
+        if at is None:
+            return self.unschedule(item_id, by=by)
         _input.moment("at", at)
-        return self.dispatcher().schedule(self._item_id(item_id), at, self.acting(by, "schedule"))
+        return self.dispatcher().schedule(self._item_id(item_id), at,
+                                          self.acting(by, "schedule"), allow_past=allow_past)
+
+    def unschedule(self, item_id: int, *, by: str | Actor) -> ContentItem:
+        """Remove the item's schedule (recorded as an ``unschedule`` event); it then
+        waits at the posting step to be posted or scheduled again.
+
+        Raises:
+            Refused: The item has no schedule, is not at the posting step, or ``by``
+                does not hold the posting step's role.
+        """
+        return self.dispatcher().unschedule(self._item_id(item_id),
+                                            self.acting(by, "unschedule"))
 
     def run_due(self, now: dt.datetime | None = None, *, limit: int = 100) -> list[PostReport]:
         """Post what is due now (scheduled items, channels whose retry time came)."""
@@ -1424,13 +1449,19 @@ class Office:
         return timeline(self.sop(item.sop_revision), self.history(item_id))
 
     def overdue(self, now: dt.datetime | None = None) -> list[Breach]:
-        """The open items whose current step is past its standard time."""
+        """The open items whose current step is past its standard time.
+
+        An item waiting at the posting step for its scheduled time is not late: its
+        :attr:`~humasflow.models.ContentItem.deadline` is that time plus the step's
+        standard time, and the breach's ``due_at`` is that deadline.
+        """
         now = _input.moment("now", now) if now is not None else self._now()
         breaches = []
         for item in self._store.items(self.org, overdue_at=now):
-            assert item.due_at is not None
-            breaches.append(Breach(item=item, step=item.state, due_at=item.due_at,
-                                   late_by=now - item.due_at))
+            deadline = item.deadline
+            assert deadline is not None
+            breaches.append(Breach(item=item, step=item.state, due_at=deadline,
+                                   late_by=now - deadline))
         return sorted(breaches, key=lambda b: b.due_at)
 
     def check_sla(self, now: dt.datetime | None = None) -> list[Breach]:

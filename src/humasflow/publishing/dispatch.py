@@ -48,6 +48,7 @@ from humasflow.errors import (
     ConflictError,
     ContentInvalid,
     HumasflowError,
+    InputInvalid,
     NotAllowedNow,
     OutcomeUnknown,
     PlatformError,
@@ -57,6 +58,7 @@ from humasflow.errors import (
     RoleRequired,
     WaitingForPerson,
 )
+from humasflow.i18n import _
 from humasflow.models import Actor, ChannelConfig, ContentItem, Event, Publication
 from humasflow.publishing.retry import RetryPolicy
 from humasflow.scrubbing import get_logger, scrub
@@ -424,19 +426,47 @@ class Dispatcher:
         self._schedule(item, actor, self.office.now(), "post")
         return self._run(item.id, actor)
 
-    def schedule(self, item_id: int, when: dt.datetime, actor: Actor) -> ContentItem:
-        """Have the item posted at ``when`` by :meth:`run_due` (a worker or cron)."""
+    def schedule(self, item_id: int, when: dt.datetime, actor: Actor, *,
+                 allow_past: bool = False) -> ContentItem:
+        """Have the item posted at ``when`` by :meth:`run_due` (a worker or cron); an
+        earlier schedule is replaced.
+
+        Raises:
+            InputInvalid: ``when`` is before the current minute and not ``allow_past``.
+        """
         _input.moment("at", when)
+        now = self.office.now()
+        if not allow_past and when < now.replace(second=0, microsecond=0):
+            shown = now.astimezone(when.tzinfo)
+            raise InputInvalid(
+                "at", _("is {at}, which is in the past (it is {now} now)").format(
+                    at=when.isoformat(" ", "minutes"), now=shown.isoformat(" ", "minutes")),
+                _("give a later time, or pass allow_past=True to have it posted at the "
+                  "next pass"))
         item = self._check(item_id, actor, "schedule")
         self._refuse_inactive(item, "schedule")
         self._schedule(item, actor, when, "schedule")
+        return self.office.item(item.id)
+
+    def unschedule(self, item_id: int, actor: Actor) -> ContentItem:
+        """Remove the item's schedule, recorded as an ``unschedule`` event.
+
+        Raises:
+            Refused: The item has no schedule, or the posting step's checks fail.
+        """
+        item = self._check(item_id, actor, "unschedule")
+        if item.post_at is None:
+            raise Refused(_("item {id} has no schedule to remove; schedule it with a time "
+                            "instead").format(id=item.id),
+                          item_id=str(item.id), step=item.state, action="unschedule")
+        self._schedule(item, actor, None, "unschedule")
         return self.office.item(item.id)
 
     def run_due(self, now: dt.datetime | None = None, *, limit: int = 100) -> list[PostReport]:
         """Post every item of the office whose posting time has come; retry due channels."""
         now = now or self.office.now()
         reports = []
-        for _, item_id, by in self.office.store.due_for_posting(self.office.org, now, limit):
+        for _org, item_id, by in self.office.store.due_for_posting(self.office.org, now, limit):
             try:
                 item = self._item(item_id)
                 reason = self._authority_lost(item, by)
@@ -832,21 +862,30 @@ class Dispatcher:
             self.office.notify(hook, item=fresh, publication=pub)
         return pub
 
-    def _schedule(self, item: ContentItem, actor: Actor, when: dt.datetime, action: str) -> None:
+    def _schedule(self, item: ContentItem, actor: Actor, when: dt.datetime | None,
+                  action: str) -> None:
+        """Set (``when``) or clear (``None``) the posting time, with its event; a time
+        replaced is kept in the event as ``previous``."""
         store = self.office.store
+        data: dict[str, Any] = {}
+        if when is not None:
+            data["post_at"] = when.astimezone(dt.timezone.utc).isoformat()
+        if item.post_at is not None:
+            data["previous"] = item.post_at.astimezone(dt.timezone.utc).isoformat()
         with store.writing() as conn:
-            store.set_post_at(conn, self.office.org, item.id, when, actor.id,
+            store.set_post_at(conn, self.office.org, item.id, when,
+                              actor.id if when is not None else None,
                               gate=(item.state, item.content_digest))
             store.append_item_event(conn, Event(
                 org=self.office.org, stream="", seq=0, at=self.office.now(), actor=actor.id,
                 action=action, from_state=item.state, to_state=item.state,
-                data={"post_at": when.astimezone(dt.timezone.utc).isoformat()}), item.id)
+                data=data), item.id)
 
     def _close_if_done(self, item_id: int, actor: Actor) -> bool:
         """Complete the posting step if every channel is settled; ``True`` if this call
         closed the item (not if someone else had, or it is not done)."""
         office = self.office
-        for _ in range(5):
+        for _round in range(5):
             found = office.store.item_with_head(office.org, item_id)
             assert found is not None
             item, head = found
