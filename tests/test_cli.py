@@ -391,8 +391,8 @@ def test_a_channel_failed_for_good_in_run_due_exits_1_once(hf, image, fake, cloc
     clock.advance(hours=1)
     assert hf("run-due").output == "Nothing is due.\n"
     status = hf("status", str(item)).output
-    assert (f"to do:        fix the cause of the error, then post it again: humasflow confirm "
-            f"{item} x --as rina --not-posted") in status
+    assert (f"to do:        fix the cause of the error, then post it again: humasflow retry "
+            f"{item} x --as rina") in status
     assert f"or drop the channel: humasflow skip {item} x --as budi --reason TEXT" in status
     skipped = hf("skip", str(item), "x", "--as", "budi", "--reason", "Account suspended").output
     assert skipped == ("  x: skipped\n"
@@ -400,6 +400,59 @@ def test_a_channel_failed_for_good_in_run_due_exits_1_once(hf, image, fake, cloc
                        f"file://{hf.db.parent / 'outbox' / outbox_folder(hf.db, item)}"
                        " (earlier)\n"
                        f"Item {item} is posted: 1 posted, 1 skipped.\n")
+
+
+def test_retry_posts_a_failed_channel_again_once_its_cause_is_fixed(hf, image, fake):
+    """Rule: after a renewed token, `retry` posts the failed channel (only that one);
+    `publish` alone only reprints the old error."""
+    hf("channel", "add", "x", "--publisher", "fake", "--by", "admin")
+    hf("channel", "add", "fb", "--publisher", "fake", "--by", "admin")
+    item = to_posting(hf, image)
+    failing(fake, "x", AuthenticationFailed("the access token expired"))
+    failing(fake, "fb", AuthenticationFailed("the page token expired"))
+    first = hf("publish", str(item), "--as", "rina", code=1).stdout
+    assert f"x: fix the cause of the error, then post it again: humasflow retry {item} x " \
+        "--as rina" in first
+    again = hf("publish", str(item), "--as", "rina", code=1).stdout  # the token is renewed
+    assert "AuthenticationFailed: the access token expired" in again  # but publish can't tell
+    assert fake.publishers["x"].posted == []
+
+    assert "only a failed channel" in hf("retry", str(item), "outbox", "--as", "rina",
+                                         code=1).stderr
+    refused = hf("retry", str(item), "x", "--as", "budi", code=1)
+    assert "budi" in refused.stderr
+    assert fake.publishers["x"].posted == []
+
+    out = hf("retry", str(item), "x", "--as", "rina", code=1).stdout  # fb still failed
+    assert "  x: posted https://fake.example/x/1" in out
+    assert "  fb: failed" in out
+    assert len(fake.publishers["x"].posted) == 1
+    assert fake.publishers["fb"].posted == []
+    done = hf("retry", str(item), "--as", "rina").stdout  # every failed channel: fb
+    assert "  fb: posted https://fake.example/fb/1" in done
+    assert done.endswith(f"Item {item} is posted: 3 posted.\n")
+    assert len(fake.publishers["x"].posted) == 1  # never posted twice
+    log = hf("log", str(item)).output
+    assert log.count("channel_retry") == 2
+    assert "retried by a person after the cause was fixed" in log
+    closed = hf("retry", str(item), "--as", "rina", code=1)
+    assert closed.stderr.startswith(f"Error: item '{item}' is at step 'posted'")
+
+
+def test_retry_refuses_an_unknown_channel_which_may_be_posted(hf, image, fake):
+    hf("channel", "add", "x", "--publisher", "fake", "--by", "admin")
+    item = to_posting(hf, image)
+    failing(fake, "x", OutcomeUnknown("no answer after sending"))
+    hf("publish", str(item), "--as", "rina")
+    refused = hf("retry", str(item), "x", "--as", "rina", code=1)
+    assert refused.stderr == (
+        f"Error: channel 'x' of item {item} is 'unknown': the last attempt may have posted "
+        f"it, so it is never retried blindly; check the platform, then `humasflow confirm "
+        f"{item} x --url URL` or `--not-posted`\n")
+    none = hf("retry", str(item), "--as", "rina", code=1)
+    assert f"item {item} has no failed channel to retry (outbox posted, x unknown)" \
+        in none.stderr
+    assert fake.publishers["x"].posted == []
 
 
 def test_an_unknown_outcome_waits_for_a_person_who_confirms_it(hf, image, fake):

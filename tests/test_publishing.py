@@ -343,6 +343,49 @@ def test_a_confirmed_url_must_be_a_web_address_or_nothing_is_written(office, fak
     assert office.item(item_id).is_open
 
 
+def test_retry_posts_only_the_failed_channels_once_the_cause_is_fixed(office, fake, image,
+                                                                     hooks):
+    """Rule: a person retries a failed channel (role-checked like posting, recorded);
+    a channel that is not failed is refused, and nothing is posted twice."""
+    item_id = ready(office, image)
+    publisher(fake, "x").fail_with = AuthenticationFailed("the token expired")
+    publisher(fake, "ig").fail_with = AuthenticationFailed("the token expired")
+    report = office.post(item_id, by="rina")
+    assert sorted(report.failed) == ["ig", "x"]
+    assert office.post(item_id, by="rina").failed == report.failed  # post does not retry
+
+    with pytest.raises(Refused, match=r"'fb' of item .* is 'posted'; only a failed channel"):
+        office.retry(item_id, "fb", by="rina")
+    with pytest.raises(RoleRequired):
+        office.retry(item_id, "x", by="budi")
+    with pytest.raises(Refused, match="no record for channel 'threads'"):
+        office.retry(item_id, "threads", by="rina")
+    assert posts(fake) == {"fb": 1, "ig": 0, "x": 0}
+
+    report = office.retry(item_id, "x", by="rina")
+    assert (report.posted, report.failed, report.done) == (["x"], ["ig"], False)
+    report = office.retry(item_id, by="rina")  # every failed channel left: ig
+    assert (report.posted, report.done, report.closed) == (["ig"], True, True)
+    assert posts(fake) == {"fb": 1, "ig": 1, "x": 1}
+    retried = [e for e in office.history(item_id) if e.action == "channel_retry"]
+    assert [(e.actor, e.data["channel"], e.data["state"]) for e in retried] == [
+        ("rina", "x", "pending"), ("rina", "ig", "pending")]
+    with pytest.raises(NotAllowedNow):
+        office.retry(item_id, by="rina")
+    assert office.verify().ok
+
+
+def test_retry_refuses_an_item_with_no_failed_channel(office, fake, image):
+    item_id = ready(office, image)
+    publisher(fake, "x").fail_with = OutcomeUnknown("timed out after sending")
+    office.post(item_id, by="rina")
+    with pytest.raises(Refused, match="'unknown': the last attempt may have posted it"):
+        office.retry(item_id, "x", by="rina")
+    with pytest.raises(Refused, match="has no failed channel to retry"):
+        office.retry(item_id, by="rina")
+    assert posts(fake)["x"] == 0
+
+
 def test_confirming_not_posted_posts_that_channel_again(office, fake, image):
     item_id = ready(office, image)
     publisher(fake, "x").fail_with = OutcomeUnknown("connection reset")
@@ -860,8 +903,8 @@ def test_a_channel_that_failed_for_good_says_how_to_post_it_again(
     publisher(fake, "x").fail_with = AuthenticationFailed("the token expired")
     item_id = ready(office, image, ["x"])
     message = office.post(item_id, by="rina").publications["x"].error_message
-    command = message[message.index("humasflow confirm"):]
-    assert command == f"humasflow confirm {item_id} x --not-posted --as <your id>"
+    command = message[message.index("humasflow retry"):]
+    assert command == f"humasflow retry {item_id} x --as <your id>"
 
     result = _run_cli(command, store_url, clock, **{"<your id>": "rina"})
 

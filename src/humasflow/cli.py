@@ -1327,8 +1327,9 @@ def _advice(office: Office, item: ContentItem, name: str, pub: Publication, who:
         return [f"nothing: it is retried at {_when(pub.next_attempt_at, zone)} by "
                 "`humasflow run-due` (cron) or a running `humasflow worker`"]
     if pub.state == "failed":
-        return ["fix the cause of the error, then post it again: "
-                f"humasflow confirm {i} {name} --as {who} --not-posted",
+        return [_("fix the cause of the error, then post it again: "
+                  "humasflow retry {id} {channel} --as {who}").format(id=i, channel=name,
+                                                                      who=who),
                 f"or drop the channel: humasflow skip {i} {name} "
                 f"--as {_coordinator(office, item)} --reason TEXT"]
     if pub.state == "in_flight":
@@ -1889,6 +1890,22 @@ def confirm(session: _Session, item_id: int, channel_name: str, by: str, url: st
     _report_command(session, item_id, by, lambda office: office.confirm(
         item_id, channel_name, by=by, url=url, platform_id=platform_id,
         not_posted=not_posted))
+
+
+@cli.command()
+@_item_argument
+@click.argument("channel_name", metavar="[CHANNEL]", required=False)
+@_as_option
+@click.pass_obj
+def retry(session: _Session, item_id: int, channel_name: str | None, by: str) -> None:
+    """Post a failed channel again now, once its cause is fixed (e.g. a renewed token).
+
+    Without CHANNEL, every failed channel of the item. Only a failed channel is retried:
+    an unknown one may be posted already (confirm it instead). The output and exit code
+    are those of `publish`.
+    """
+    _report_command(session, item_id, by,
+                    lambda office: office.retry(item_id, channel_name, by=by))
 
 
 @cli.command()

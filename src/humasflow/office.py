@@ -1399,6 +1399,24 @@ class Office:
                                          self.acting(by, "confirm"), url=url,
                                          platform_id=platform_id, not_posted=not_posted)
 
+    def retry(self, item_id: int, channel: str | None = None, *,
+              by: str | Actor) -> PostReport:
+        """Post a failed channel again now, once its cause is fixed (a renewed token):
+        ``channel``, or every failed channel of the item when it is ``None``.
+
+        Checked like :meth:`post` (the posting step, its role, a fresh approval);
+        recorded as a ``channel_retry`` event per channel, then the attempt's outcome.
+
+        Raises:
+            Refused: The channel is not ``failed`` (an ``unknown`` one may be posted
+                already: confirm it instead), the item has no failed channel, or the
+                posting step's checks fail.
+        """
+        if channel is not None:
+            _input.ident("channel", channel, _input.CHANNEL)
+        return self.dispatcher().retry(self._item_id(item_id), channel,
+                                       self.acting(by, "retry"))
+
     def skip(self, item_id: int, channel: str, *, by: str | Actor, reason: str) -> PostReport:
         """Drop one channel of the item (coordinator), so the others can close it."""
         _input.ident("channel", channel, _input.CHANNEL)

@@ -522,6 +522,45 @@ class Dispatcher:
             return self._run(item.id, actor)
         return self._report(item.id)
 
+    def retry(self, item_id: int, channel: str | None, actor: Actor) -> PostReport:
+        """Post a failed channel again now (every failed channel of the item when
+        ``channel`` is ``None``), once a person fixed the cause (a renewed token).
+
+        Each channel is set back to ``pending`` with a ``channel_retry`` event naming who
+        asked, and the item is posted on their authority, as :meth:`post` does.
+
+        Raises:
+            Refused: The channel is not failed (or the item has no failed channel), or
+                the posting step's checks fail (step, role, approval).
+        """
+        item = self._check(item_id, actor, "retry")
+        pubs = self.office.store.publications(self.office.org, item.id)
+        if channel is None:
+            names = sorted(n for n, p in pubs.items() if p.state == "failed")
+            if not names:
+                states = ", ".join(f"{n} {p.state}" for n, p in sorted(pubs.items()))
+                raise Refused(_("item {id} has no failed channel to retry ({states}); "
+                                "`humasflow status {id}` says what each one waits "
+                                "for").format(id=item.id, states=states or _("none tried yet")),
+                              item_id=str(item.id), step=item.state, action="retry")
+        else:
+            pub = self._publication(item, channel)
+            if pub.state != "failed":
+                raise Refused(_retry_refusal(item.id, channel, pub.state),
+                              item_id=str(item.id), step=item.state, action="retry")
+            names = [channel]
+        self._refuse_inactive(item, "retry")
+        now = self.office.now()
+        for name in names:
+            self._settle(item, name, {"state": "pending", "error_class": None,
+                                      "error_message": None, "next_attempt_at": None},
+                         actor.id, "channel_retry", now, states=("failed",),
+                         note=_("retried by a person after the cause was fixed"))
+        if item.post_at is None:
+            # A held or cleared schedule: the person retrying answers for posting now.
+            self._schedule(item, actor, now, "post")
+        return self._run(item.id, actor)
+
     def skip(self, item_id: int, channel: str, actor: Actor, *, reason: str) -> PostReport:
         """Drop a channel from this item (the coordinator's decision, with a reason)."""
         item = self._item(item_id)
@@ -1040,13 +1079,31 @@ def _claimable(pub: Publication, now: dt.datetime) -> bool:
     return pub.state == "failed" and pub.next_attempt_at is not None and pub.next_attempt_at <= now
 
 
+def _retry_refusal(item_id: int, channel: str, state: str) -> str:
+    """Why a channel in ``state`` is not retried, and what to do instead."""
+    if state == "unknown":
+        return _("channel {channel!r} of item {id} is 'unknown': the last attempt may have "
+                 "posted it, so it is never retried blindly; check the platform, then "
+                 "`humasflow confirm {id} {channel} --url URL` or `--not-posted`").format(
+                     channel=channel, id=item_id)
+    if state == "waiting":
+        return _("channel {channel!r} of item {id} is 'waiting' for a person to post it by "
+                 "hand; then `humasflow confirm {id} {channel} --url URL`").format(
+                     channel=channel, id=item_id)
+    if state == "pending":
+        return _("channel {channel!r} of item {id} is 'pending': it has not failed; post it "
+                 "with `humasflow publish {id}`").format(channel=channel, id=item_id)
+    return _("channel {channel!r} of item {id} is {state!r}; only a failed channel is "
+             "retried").format(channel=channel, id=item_id, state=state)
+
+
 def _what_to_do(error: PublishError, channel: ChannelConfig, item_id: int, attempts: int,
                 policy: RetryPolicy, retry_at: dt.datetime | None) -> str:
     """The error's message, ending with what a person should do when it is not retried."""
     message = str(error)
     if retry_at is not None:
         return message
-    again = f"humasflow confirm {item_id} {channel.name} --not-posted --as <your id>"
+    again = f"humasflow retry {item_id} {channel.name} --as <your id>"
     if isinstance(error, AuthenticationFailed):
         names = [error.credential] if error.credential else sorted(channel.credentials)
         variables = [channel.credentials[n] for n in names if n in channel.credentials]
