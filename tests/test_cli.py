@@ -255,7 +255,8 @@ def test_a_post_waiting_for_its_evening_slot_is_not_overdue(hf, image, clock):
     assert "OVERDUE" not in shown
     assert re.search(r"^8\s+post\s+-\s+2026-01-05 09:00\s+10m / 5m\s+\(current step\)$", shown,
                      re.M)  # not LATE
-    assert re.search(r"^Due:\s+2026-01-05 19:05$", shown, re.M)  # the slot's standard time
+    # The due time is the slot's standard time.
+    assert re.search(r"^Due:\s+2026-01-05 19:05  SCHEDULED 2026-01-05 19:00$", shown, re.M)
     clock.advance(hours=10, minutes=1)  # 19:11 WIB: nobody posted it by 19:05
     assert re.search(rf"^{item}\s+Dies Natalis\s+8 post\s+.*OVERDUE \+6m", hf("list").output,
                      re.M)
@@ -709,6 +710,64 @@ def test_list_shows_what_waits_for_approval(hf, image):
     assert "Open house" in open_items
     assert "Webinar" not in open_items
     assert "No items." in hf("list", "--assignee", "sari").output
+
+
+def test_list_flags_scheduled_failed_unknown_and_waiting_channels(hf, image, fake, clock):
+    """Rule: `list` shows, for each item at the posting step, when it is scheduled and
+    which channels need someone (an unknown channel used to show no flag)."""
+    hf("channel", "add", "x", "--publisher", "fake", "--by", "admin")
+    hf("channel", "add", "instagram", "--publisher", "manual", "--by", "admin")
+    scheduled = to_posting(hf, image, "Evening post")
+    hf("schedule", str(scheduled), "--as", "rina", "--at", "2026-01-05 19:00")
+    unknown = to_posting(hf, image, "Unknown")
+    failing(fake, "x", OutcomeUnknown("no answer after sending"))
+    hf("publish", str(unknown), "--as", "rina")
+    broken = to_posting(hf, image, "Token expired")
+    failing(fake, "x", AuthenticationFailed("the token expired"))
+    hf("publish", str(broken), "--as", "rina", code=1)
+    retrying = to_posting(hf, image, "Server down")
+    failing(fake, "x", PlatformError("the server answered 503"))
+    hf("publish", str(retrying), "--as", "rina", code=1)
+
+    listed = hf("list").output
+    rows = {int(line.split()[0]): line for line in listed.splitlines()[2:]
+            if line[:1].isdigit() and "item(s);" not in line}
+    assert rows[scheduled].endswith("SCHEDULED 2026-01-05 19:00")
+    assert "2026-01-05 19:05" in rows[scheduled]  # due: the slot plus 5 minutes
+    assert rows[unknown].endswith("UNKNOWN x, WAITING instagram")
+    assert rows[broken].endswith("FAILED x, WAITING instagram")
+    assert rows[retrying].endswith("RETRYING x, WAITING instagram")
+    assert "SCHEDULED 2026-01-05 12:00" in hf("--tz", "UTC", "list").output
+
+    shown = hf("show", str(scheduled)).output
+    assert re.search(r"^Scheduled:\s+2026-01-05 19:00 by rina$", shown, re.M)
+    assert re.search(r"^Due:\s+2026-01-05 19:05  SCHEDULED 2026-01-05 19:00$", shown, re.M)
+    assert "UNKNOWN x" in hf("show", str(unknown)).output
+
+
+def test_show_shows_everything_the_coordinator_approves(hf, image, images, fake):
+    """Rule: `show` shows each channel's variant (text, the media it attaches by name,
+    options), media URLs passed through, and alt texts."""
+    hf("channel", "add", "x", "--publisher", "fake", "--set", "media_urls=pass",
+       "--by", "admin")
+    item = new_item(hf, "Dies Natalis", "--channel", "x")
+    hf("complete", str(item), "--as", "rina", "--text", TEXT, "--variant", "x=Teks X",
+       "--variant-media", "x=1", "--option", "x.thread=true")
+    hf("complete", str(item), "--as", "rina", "--notes", "Canva")
+    hf("complete", str(item), "--as", "rina", "--media", "https://cdn.example/poster.jpg",
+       "--media", "https://cdn.example/banner.jpg")
+    shown = hf("show", str(item)).output
+    assert ("Media:         https://cdn.example/poster.jpg (URL passed through), "
+            "https://cdn.example/banner.jpg (URL passed through)") in shown
+    assert re.search(r"^Variant x:\s+'Teks X'; media 1 banner.jpg; thread=true$", shown, re.M)
+    office = humasflow.open(str(hf.db), establish=False, clock=hf.clock, environ={})
+    try:
+        described = office.new_item("Alt", by="rina", text=TEXT, channels=["x"], media=[
+            humasflow.Media("https://cdn.example/a.jpg", alt="The dean cuts the cake")])
+    finally:
+        office.close()
+    assert "https://cdn.example/a.jpg (URL passed through) alt 'The dean cuts the cake'" \
+        in hf("show", str(described.id)).output
 
 
 def test_list_overdue_after_time_moves_and_check_sla_reports_once(hf, clock):

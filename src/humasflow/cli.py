@@ -231,15 +231,20 @@ def _pairs(values: Iterable[str], what: str) -> dict[str, str]:
 
 
 def _media_label(media: Media) -> str:
-    """A media as ``show`` prints it: where it came from, and what is stored."""
+    """A media as ``show`` prints it: where it came from, what is stored, its alt text
+    (the approval binds it too)."""
     if media.missing:
-        return f"{media.source} (MISSING: the file was gone when the store was migrated)"
-    if media.passthrough:
-        return f"{media.source} (URL passed through)"
-    if not media.is_stored:
-        return f"{media.source} (not in the media store)"
-    size = f", {media.width}x{media.height}" if media.width and media.height else ""
-    return f"{media.source} ({media.mime}{size}, sha256 {media.sha256[:12]})"
+        label = f"{media.source} (MISSING: the file was gone when the store was migrated)"
+    elif media.passthrough:
+        label = f"{media.source} (URL passed through)"
+    elif not media.is_stored:
+        label = f"{media.source} (not in the media store)"
+    else:
+        size = f", {media.width}x{media.height}" if media.width and media.height else ""
+        label = f"{media.source} ({media.mime}{size}, sha256 {media.sha256[:12]})"
+    if media.alt:
+        label += " " + _("alt {alt!r}").format(alt=media.alt)
+    return label
 
 
 def _media_paths(values: Sequence[str]) -> list[str]:
@@ -381,14 +386,42 @@ def _awaits_approval(office: Office, item: ContentItem) -> bool:
     return item.state == office.engine(item.sop_revision).approval_step.key
 
 
-def _flags(office: Office, item: ContentItem, now: dt.datetime) -> str:
+def _flags(office: Office, item: ContentItem, now: dt.datetime,
+           zone: dt.tzinfo | None = None) -> str:
     flags = []
     if _awaits_approval(office, item):
         flags.append("AWAITS APPROVAL")
     if item.is_overdue(now):
         assert item.deadline is not None
         flags.append(f"OVERDUE +{_duration(now - item.deadline)}")
+    if item.is_scheduled(now) and item.post_at is not None:
+        flags.append(_("SCHEDULED {at}").format(at=_local(item.post_at, zone or _UTC)))
+    if item.is_open and _at_posting(office, item):
+        flags.extend(_channel_flags(office.publications(item.id)))
     return ", ".join(flags)
+
+
+_UTC = dt.timezone.utc
+
+
+def _at_posting(office: Office, item: ContentItem) -> bool:
+    step = office.engine(item.sop_revision).step(item.state)
+    return step is not None and step.output == "publication"
+
+
+def _channel_flags(pubs: Mapping[str, Publication]) -> list[str]:
+    """``FAILED x``, ``RETRYING x``, ``UNKNOWN x``, ``WAITING x``: the channels of an
+    item at the posting step that are not settled and not simply still to go."""
+    found: dict[str, list[str]] = {}
+    for name, pub in sorted(pubs.items()):
+        kind = pub.state
+        if pub.state == "failed" and pub.next_attempt_at is not None:
+            kind = "retrying"
+        found.setdefault(kind, []).append(name)
+    flags = {"failed": _("FAILED {channels}"), "retrying": _("RETRYING {channels}"),
+             "unknown": _("UNKNOWN {channels}"), "waiting": _("WAITING {channels}")}
+    return [flag.format(channels=" ".join(found[kind]))
+            for kind, flag in flags.items() if kind in found]
 
 
 def _timeline_table(office: Office, item: ContentItem, history: Sequence[Event],
@@ -1015,7 +1048,7 @@ def list_(session: _Session, state: str | None, open_only: bool, overdue: bool,
     zone, now = session.zone(), session.now()
     rows = [(i.id, _short(i.title), _step_name(office, i.sop_revision, i.state),
              i.assignee or "-", _local(i.deadline, zone) if i.is_open else "-",
-             _flags(office, i, now)) for i in items]
+             _flags(office, i, now, zone)) for i in items]
     headers = ("ID", "Title", "Step", "Assignee", f"Due ({_zone_name(zone, now)})", "Flags")
     _echo(_table(headers, rows))
     waiting = sum(1 for i in items if _awaits_approval(office, i))
@@ -1048,13 +1081,16 @@ def _approval_status(office: Office, item: ContentItem) -> str:
     return "not approved yet"
 
 
-def _variant_text(variant: Variant) -> str:
-    """One channel's variant as the coordinator approves it."""
+def _variant_text(variant: Variant, media: Sequence[Media] = ()) -> str:
+    """One channel's variant as the coordinator approves it: its text, the media it
+    attaches (by position, with their names) and its publisher options."""
     parts = []
     if variant.text is not None:
         parts.append(repr(variant.text))
     if variant.media is not None:
-        parts.append("media " + (",".join(map(str, variant.media)) or "none"))
+        chosen = [f"{i} {Path(media[i].source).name or media[i].source}"
+                  if 0 <= i < len(media) else str(i) for i in variant.media]
+        parts.append("media " + (", ".join(chosen) or "none"))
     parts.extend(f"{k}={json.dumps(v, ensure_ascii=False)}"
                  for k, v in sorted(variant.options.items()))
     return "; ".join(parts) or "-"
@@ -1082,8 +1118,11 @@ def _item_text(office: Office, item: ContentItem, lang: str, zone: dt.tzinfo,
     ]
     if item.is_open:
         due = _local(item.deadline, zone)
-        flags = _flags(office, item, now)
+        flags = _flags(office, item, now, zone)
         facts.append(("Due", f"{due}  {flags}".rstrip()))
+        if item.is_scheduled(now) and item.post_at is not None:
+            facts.append((_("Scheduled"), _("{at} by {by}").format(
+                at=_local(item.post_at, zone), by=item.post_by or "-")))
         facts.append(("Next", ", ".join(_commands(office, item)) or "-"))
     facts += [
         ("Text", item.post.text or "-"),
@@ -1093,7 +1132,7 @@ def _item_text(office: Office, item: ContentItem, lang: str, zone: dt.tzinfo,
         ("Channels", ", ".join(item.post.channels) or "-"),
     ]
     for name, variant in sorted(item.post.variants.items()):
-        facts.append((f"Variant {name}", _variant_text(variant)))
+        facts.append((f"Variant {name}", _variant_text(variant, item.media_to_post)))
     facts.append(("Approval", _approval_status(office, item)))
     if item.outputs.get("notes"):
         facts.append(("Notes", str(item.outputs["notes"])))
