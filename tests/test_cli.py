@@ -770,6 +770,39 @@ def test_show_shows_everything_the_coordinator_approves(hf, image, images, fake)
         in hf("show", str(described.id)).output
 
 
+def test_inbox_shows_what_waits_for_each_person_most_urgent_first(hf, image, fake, clock):
+    """Rule: `inbox --as ID` lists what that person can act on, most urgent first, each
+    with the command that deals with it; not the coordinator's own items, not others'."""
+    hf("channel", "add", "x", "--publisher", "fake", "--by", "admin")
+    assert hf("inbox", "--as", "budi").output == "Nothing waits for budi (Budi Santoso).\n"
+    late = new_item(hf, "Late concept")
+    waiting = to_approval(hf, image, "Open house")
+    broken = to_posting(hf, image, "Token expired")
+    failing(fake, "x", AuthenticationFailed("the token expired"))
+    hf("publish", str(broken), "--as", "rina", code=1)
+    tonight = to_posting(hf, image, "Tonight")
+    hf("schedule", str(tonight), "--as", "rina", "--at", "2026-01-05 19:00")
+    clock.advance(minutes=7)
+
+    budi = hf("inbox", "--as", "budi").output.splitlines()
+    assert budi[0] == "3 things wait for budi (Budi Santoso), most urgent first:"
+    assert re.match(rf"^1\s+channel failed\s+{broken}\s+Token expired\s+8 post\s+x\s+-\s+"
+                    rf"\+2m\s+humasflow retry {broken} x --as budi$", budi[3])
+    assert re.match(rf"^2\s+approve\s+{waiting}\s+Open house\s+5 approve\s+-\s+"
+                    rf"2026-01-05 09:10\s+humasflow approve {waiting} --as budi$", budi[4])
+    assert re.match(rf"^3\s+scheduled today\s+{tonight}\s+Tonight\s+8 post\s+-\s+"
+                    rf"2026-01-05 19:00\s+humasflow show {tonight}$", budi[5])
+    assert len(budi) == 6
+
+    rina = hf("inbox", "--as", "rina").output
+    assert f"humasflow retry {broken} x --as rina" in rina
+    assert re.search(rf"^2\s+late\s+{late}\s+Late concept\s+2 concept\s+-\s+"
+                     rf"2026-01-05 09:05\s+\+2m\s+humasflow show {late}$", rina, re.M)
+    assert "approve" not in rina  # not rina's to give
+    assert hf("inbox", "--as", "nobody", code=1).stderr.startswith(
+        "Error: no actor 'nobody' in organisation 'default'")
+
+
 def test_list_overdue_after_time_moves_and_check_sla_reports_once(hf, clock):
     item = new_item(hf, "Late concept")
     assert "No items." in hf("list", "--overdue").output

@@ -49,7 +49,8 @@ from humasflow.credentials import CredentialSource, SecretsFile
 from humasflow.errors import CredentialSourceError, HumasflowError, InputInvalid
 from humasflow.evaluation import timeline
 from humasflow.hookspecs import hookimpl
-from humasflow.i18n import _
+from humasflow.i18n import N_, _, ngettext
+from humasflow.inbox import InboxEntry
 from humasflow.models import ADMIN_ROLE, ContentItem, Event, Media, Publication, Variant
 from humasflow.office import DEFAULT_ORG, Office, PostReport
 from humasflow.publishing import worker
@@ -1054,6 +1055,65 @@ def list_(session: _Session, state: str | None, open_only: bool, overdue: bool,
     waiting = sum(1 for i in items if _awaits_approval(office, i))
     late = sum(1 for i in items if i.is_overdue(now))
     _echo(f"\n{len(items)} item(s); {waiting} awaiting approval; {late} overdue.")
+
+
+#: What each kind of inbox entry is called in the table.
+_INBOX_KINDS = {
+    "failed": N_("channel failed"),
+    "unknown": N_("channel unknown"),
+    "waiting": N_("post by hand"),
+    "late": N_("late"),
+    "approve": N_("approve"),
+    "scheduled": N_("scheduled today"),
+}
+
+
+def _inbox_command(entry: InboxEntry, who: str) -> str:
+    """The command that deals with one inbox entry."""
+    i, channel = entry.item_id, entry.channel
+    if entry.kind == "approve":
+        return f"humasflow approve {i} --as {who}"
+    if entry.kind == "failed":
+        return f"humasflow retry {i} {channel} --as {who}"
+    if entry.kind == "unknown":
+        return f"humasflow confirm {i} {channel} --as {who} --url URL | --not-posted"
+    if entry.kind == "waiting":
+        return f"humasflow confirm {i} {channel} --as {who} --url URL"
+    return f"humasflow show {i}"
+
+
+@cli.command()
+@click.option("--as", "by", required=True, metavar="ACTOR", help="Whose inbox.")
+@click.pass_obj
+def inbox(session: _Session, by: str) -> None:
+    """What waits for one person, most urgent first.
+
+    Channels that failed, are unknown or are posted by hand; approvals they may give
+    (not their own items); items late at a step whose role they hold; posts scheduled
+    for today. Each line ends with the command that deals with it.
+    """
+    office = session.office()
+    zone, now = session.zone(), session.now()
+    found = office.inbox(by, now, zone=zone)
+    if not found.entries:
+        _echo(_("Nothing waits for {actor} ({name}).").format(actor=found.actor.id,
+                                                             name=found.actor.name))
+        return
+    _echo(ngettext("{count} thing waits for {actor} ({name}), most urgent first:",
+                   "{count} things wait for {actor} ({name}), most urgent first:",
+                   len(found)).format(count=len(found), actor=found.actor.id,
+                                      name=found.actor.name))
+    rows = []
+    for e in found:
+        late = f"+{_duration(e.late_by)}" if e.late_by is not None else ""
+        rows.append((e.urgency, _(_INBOX_KINDS.get(e.kind, e.kind)), e.item_id,
+                     _short(e.title, 30), _step_name(office, office.item(e.item_id).sop_revision,
+                                                     e.step),
+                     e.channel or "-", _local(e.due_at, zone), late,
+                     _inbox_command(e, found.actor.id)))
+    headers = ("#", _("What"), _("Item"), _("Title"), _("Step"), _("Channel"),
+               _("Due ({zone})").format(zone=_zone_name(zone, now)), _("Late"), _("Do"))
+    _echo(_table(headers, rows))
 
 
 @cli.command()

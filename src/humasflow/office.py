@@ -32,6 +32,7 @@ import attrs
 
 from humasflow import _input, audit, plugins
 from humasflow import credentials as _credentials
+from humasflow import inbox as _inbox
 from humasflow._data import plain
 from humasflow.credentials import CredentialSource, CredentialWarning
 from humasflow.scrubbing import get_logger, remember_secret, scrub
@@ -61,6 +62,7 @@ from humasflow.errors import (
     SOPNotFound,
 )
 from humasflow.evaluation import Breach, StepRun, timeline
+from humasflow.inbox import Inbox
 from humasflow.mediastore import DEFAULT_MAX_BYTES, AttachRules, MediaStore, attach
 from humasflow.models import (
     ADMIN_ROLE,
@@ -1481,6 +1483,28 @@ class Office:
             breaches.append(Breach(item=item, step=item.state, due_at=deadline,
                                    late_by=now - deadline))
         return sorted(breaches, key=lambda b: b.due_at)
+
+    def inbox(self, actor_id: str | Actor, now: dt.datetime | None = None, *,
+              zone: dt.tzinfo | None = None) -> Inbox:
+        """What waits for one person, most urgent first (see :mod:`humasflow.inbox`):
+        channels that failed, are unknown or wait for a person; approvals they may give
+        (not their own items under four eyes); items late at a step whose role they
+        hold; posts scheduled for today.
+
+        Args:
+            actor_id: Whose inbox.
+            now: Judge at this time (default: the clock's).
+            zone: The zone whose day is "today" (default: the current SOP's zone).
+
+        Raises:
+            ActorNotFound: No such actor in this organisation.
+            ActorInactive: The actor was deactivated.
+        """
+        now = _input.moment("now", now) if now is not None else self._now()
+        actor = self.acting(actor_id, "have an inbox")
+        if zone is None:
+            zone = zoneinfo.ZoneInfo(self.sop().header.timezone)
+        return _inbox.build(self, actor, now, zone)
 
     def check_sla(self, now: dt.datetime | None = None) -> list[Breach]:
         """Fire ``standard_time_breached`` once for each new breach; return them.
