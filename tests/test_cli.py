@@ -33,6 +33,7 @@ import humasflow
 from humasflow import cli as cli_module
 from humasflow.cli import cli
 from humasflow.errors import AuthenticationFailed, OutcomeUnknown, PlatformError
+from humasflow.publishing import worker as worker_module
 from humasflow.publishing.contract import Receipt
 from humasflow.testing import FakePublisher, fake_publisher_plugin, plugin_registered
 
@@ -209,6 +210,24 @@ def test_a_manual_channel_waits_for_a_person_to_confirm(hf, image):
     assert f"Item {item} is posted: 2 posted." in done
 
 
+def test_confirm_url_must_be_a_web_address(hf, image):
+    """Rule: `confirm --url` takes only an http(s) URL with a host; a typo closes nothing."""
+    hf("channel", "add", "instagram", "--publisher", "manual", "--by", "admin")
+    item = to_posting(hf, image)
+    hf("post", str(item), "--as", "rina")
+    before = hf("log", str(item)).output
+    for bad in ("not-a-url", "www.instagram.com/p/abc/", "ftp://instagram.com/p/abc/"):
+        refused = hf("confirm", str(item), "instagram", "--as", "rina", "--url", bad, code=2)
+        assert "Invalid value for '--url'" in refused.output
+        assert f"{bad!r} is not a web address (http:// or https:// and a host)" \
+            in refused.output
+    assert hf("log", str(item)).output == before
+    assert "instagram: waiting" in hf("status", str(item)).output
+    url = "https://www.instagram.com/p/abc/"
+    assert f"instagram: posted {url}" in hf("confirm", str(item), "instagram", "--as", "rina",
+                                            "--url", url).output
+
+
 def test_a_scheduled_item_is_posted_by_run_due(hf, image, clock):
     item = to_posting(hf, image)
     out = hf("schedule", str(item), "--as", "rina", "--at", "2026-01-05 10:30").output
@@ -220,6 +239,65 @@ def test_a_scheduled_item_is_posted_by_run_due(hf, image, clock):
     assert "outbox: posted" in due
     assert due.endswith("1 item(s) handled: 1 posted; channels: 1 posted.\n")
     assert re.search(r"State:\s+posted", hf("show", str(item)).output)
+
+
+def test_a_post_waiting_for_its_evening_slot_is_not_overdue(hf, image, clock):
+    """Rule: a post scheduled for 19:00 is not late five minutes after it reaches the
+    posting step; it is late only once its slot's standard time has gone by."""
+    item = to_posting(hf, image)
+    hf("schedule", str(item), "--as", "rina", "--at", "2026-01-05 19:00")
+    clock.advance(minutes=10)
+    listed = hf("list").output
+    assert "OVERDUE" not in listed
+    assert "0 overdue." in listed
+    assert "No items." in hf("list", "--overdue").output
+    assert hf("check-sla").output == "No new breach of a standard time.\n"
+    shown = hf("show", str(item)).output
+    assert "OVERDUE" not in shown
+    assert re.search(r"^8\s+post\s+-\s+2026-01-05 09:00\s+10m / 5m\s+\(current step\)$", shown,
+                     re.M)  # not LATE
+    # The due time is the slot's standard time.
+    assert re.search(r"^Due:\s+2026-01-05 19:05  SCHEDULED 2026-01-05 19:00$", shown, re.M)
+    clock.advance(hours=10, minutes=1)  # 19:11 WIB: nobody posted it by 19:05
+    assert re.search(rf"^{item}\s+Dies Natalis\s+8 post\s+.*OVERDUE \+6m", hf("list").output,
+                     re.M)
+    assert "+6m" in hf("check-sla").output
+
+
+def test_schedule_refuses_the_past_and_can_be_changed_or_cleared(hf, image, clock):
+    item = to_posting(hf, image)
+    clock.advance(hours=1)  # 10:00 WIB
+    past = hf("schedule", str(item), "--as", "rina", "--at", "2026-01-05 09:30", code=1)
+    assert past.stderr == ("Error: --at 2026-01-05 09:30 is in the past (it is 2026-01-05 "
+                           "10:00 now); give a later time, or add --allow-past to have it "
+                           "posted at the next pass\n")
+    assert "schedule" not in hf("log", str(item)).output.split("pass")[-1]
+    first = hf("schedule", str(item), "--as", "rina", "--at", "2026-01-05 19:00").output
+    assert first == (f"Item {item} will be posted at 2026-01-05 19:00 by the next "
+                     "`humasflow run-due` (or a running `humasflow worker`).\n")
+    moved = hf("schedule", str(item), "--as", "rina", "--at", "2026-01-05 20:00").output
+    assert moved.startswith(f"Item {item} will be posted at 2026-01-05 20:00 instead of "
+                            "2026-01-05 19:00")
+    assert "Scheduled by rina for 2026-01-05 20:00:00 WIB." in hf("status", str(item)).output
+    cleared = hf("schedule", str(item), "--as", "rina", "--clear").output
+    assert cleared == (f"Item {item} is no longer scheduled (it was to be posted at "
+                       f"2026-01-05 20:00); post it with `humasflow publish {item} --as rina` "
+                       "or schedule it again.\n")
+    status = hf("status", str(item)).output
+    assert "Not scheduled: rina removed the schedule at 2026-01-05 10:00:00 WIB." in status
+    assert "Scheduled by" not in status
+    assert f"to do:        post it: humasflow publish {item} --as rina" in status
+    log = hf("log", str(item)).output
+    assert "post at 2026-01-05 20:00 (was 2026-01-05 19:00)" in log
+    assert "schedule removed (was post at 2026-01-05 20:00)" in log
+    clock.advance(hours=11)
+    assert hf("run-due").output == "Nothing is due.\n"
+    again = hf("schedule", str(item), "--as", "rina", "--clear", code=1)
+    assert f"item {item} has no schedule to remove" in again.stderr
+    both = hf("schedule", str(item), "--as", "rina", code=2)
+    assert "give either --at TIME or --clear" in both.output
+    hf("schedule", str(item), "--as", "rina", "--at", "2026-01-05 09:30", "--allow-past")
+    assert f"Item {item} 'Dies Natalis': posted" in hf("run-due").output
 
 
 # -- publishing, status, run-due, worker ----------------------------------------------------
@@ -315,8 +393,8 @@ def test_a_channel_failed_for_good_in_run_due_exits_1_once(hf, image, fake, cloc
     clock.advance(hours=1)
     assert hf("run-due").output == "Nothing is due.\n"
     status = hf("status", str(item)).output
-    assert (f"to do:        fix the cause of the error, then post it again: humasflow confirm "
-            f"{item} x --as rina --not-posted") in status
+    assert (f"to do:        fix the cause of the error, then post it again: humasflow retry "
+            f"{item} x --as rina") in status
     assert f"or drop the channel: humasflow skip {item} x --as budi --reason TEXT" in status
     skipped = hf("skip", str(item), "x", "--as", "budi", "--reason", "Account suspended").output
     assert skipped == ("  x: skipped\n"
@@ -324,6 +402,59 @@ def test_a_channel_failed_for_good_in_run_due_exits_1_once(hf, image, fake, cloc
                        f"file://{hf.db.parent / 'outbox' / outbox_folder(hf.db, item)}"
                        " (earlier)\n"
                        f"Item {item} is posted: 1 posted, 1 skipped.\n")
+
+
+def test_retry_posts_a_failed_channel_again_once_its_cause_is_fixed(hf, image, fake):
+    """Rule: after a renewed token, `retry` posts the failed channel (only that one);
+    `publish` alone only reprints the old error."""
+    hf("channel", "add", "x", "--publisher", "fake", "--by", "admin")
+    hf("channel", "add", "fb", "--publisher", "fake", "--by", "admin")
+    item = to_posting(hf, image)
+    failing(fake, "x", AuthenticationFailed("the access token expired"))
+    failing(fake, "fb", AuthenticationFailed("the page token expired"))
+    first = hf("publish", str(item), "--as", "rina", code=1).stdout
+    assert f"x: fix the cause of the error, then post it again: humasflow retry {item} x " \
+        "--as rina" in first
+    again = hf("publish", str(item), "--as", "rina", code=1).stdout  # the token is renewed
+    assert "AuthenticationFailed: the access token expired" in again  # but publish can't tell
+    assert fake.publishers["x"].posted == []
+
+    assert "only a failed channel" in hf("retry", str(item), "outbox", "--as", "rina",
+                                         code=1).stderr
+    refused = hf("retry", str(item), "x", "--as", "budi", code=1)
+    assert "budi" in refused.stderr
+    assert fake.publishers["x"].posted == []
+
+    out = hf("retry", str(item), "x", "--as", "rina", code=1).stdout  # fb still failed
+    assert "  x: posted https://fake.example/x/1" in out
+    assert "  fb: failed" in out
+    assert len(fake.publishers["x"].posted) == 1
+    assert fake.publishers["fb"].posted == []
+    done = hf("retry", str(item), "--as", "rina").stdout  # every failed channel: fb
+    assert "  fb: posted https://fake.example/fb/1" in done
+    assert done.endswith(f"Item {item} is posted: 3 posted.\n")
+    assert len(fake.publishers["x"].posted) == 1  # never posted twice
+    log = hf("log", str(item)).output
+    assert log.count("channel_retry") == 2
+    assert "retried by a person after the cause was fixed" in log
+    closed = hf("retry", str(item), "--as", "rina", code=1)
+    assert closed.stderr.startswith(f"Error: item '{item}' is at step 'posted'")
+
+
+def test_retry_refuses_an_unknown_channel_which_may_be_posted(hf, image, fake):
+    hf("channel", "add", "x", "--publisher", "fake", "--by", "admin")
+    item = to_posting(hf, image)
+    failing(fake, "x", OutcomeUnknown("no answer after sending"))
+    hf("publish", str(item), "--as", "rina")
+    refused = hf("retry", str(item), "x", "--as", "rina", code=1)
+    assert refused.stderr == (
+        f"Error: channel 'x' of item {item} is 'unknown': the last attempt may have posted "
+        f"it, so it is never retried blindly; check the platform, then `humasflow confirm "
+        f"{item} x --url URL` or `--not-posted`\n")
+    none = hf("retry", str(item), "--as", "rina", code=1)
+    assert f"item {item} has no failed channel to retry (outbox posted, x unknown)" \
+        in none.stderr
+    assert fake.publishers["x"].posted == []
 
 
 def test_an_unknown_outcome_waits_for_a_person_who_confirms_it(hf, image, fake):
@@ -435,6 +566,43 @@ def test_run_due_shows_a_progress_bar_on_a_terminal(hf, image, clock, monkeypatc
     assert out.endswith("2 item(s) handled: 2 posted; channels: 2 posted.\n")
 
 
+def test_run_due_counts_only_what_its_own_worker_posted(hf, image, clock, fake):
+    """Rule: another worker posting meanwhile (here in the same process) is neither shown
+    nor counted in this pass's summary."""
+    hf("channel", "add", "x", "--publisher", "fake", "--by", "admin")
+    items = []
+    for title in ("First", "Second"):
+        item = new_item(hf, title, "--channel", "x")
+        hf("complete", str(item), "--as", "rina", "--text", TEXT)
+        hf("complete", str(item), "--as", "rina", "--notes", "Canva")
+        hf("complete", str(item), "--as", "rina", "--media", image)
+        hf("approve", str(item), "--as", "budi")
+        hf("complete", str(item), "--as", "rina", "--media", image)
+        hf("pass", str(item), "--as", "sari")
+        hf("schedule", str(item), "--as", "rina", "--at", "2026-01-05 09:05")
+        items.append(item)
+    first, second = items
+    other = worker_module.Worker(str(hf.db), clock=clock, environ={}, worker_id="other")
+
+    class CutIn(FakePublisher):
+        def publish(self, post, progress=None):
+            if post.item_id == first:
+                other.run_once()  # the other worker posts the second item meanwhile
+            return super().publish(post, progress)
+
+    fake.publishers["x"] = CutIn(channel="x")
+    clock.advance(minutes=5)
+    try:
+        out = hf("run-due").output
+    finally:
+        other.store.close()
+    assert len(fake.publishers["x"].posted) == 2
+    assert re.search(r"State:\s+posted", hf("show", str(second)).output)  # by the other
+    assert out == (f"Item {first} 'First': posted\n"
+                   "  x: posted https://fake.example/x/2\n"
+                   "1 item(s) handled: 1 posted; channels: 1 posted.\n")
+
+
 def test_worker_reports_busy_passes_and_sums_up_quiet_ones(hf, image, clock):
     item = to_posting(hf, image)
     hf("schedule", str(item), "--as", "rina", "--at", "2026-01-05 09:02")
@@ -543,6 +711,97 @@ def test_list_shows_what_waits_for_approval(hf, image):
     assert "Open house" in open_items
     assert "Webinar" not in open_items
     assert "No items." in hf("list", "--assignee", "sari").output
+
+
+def test_list_flags_scheduled_failed_unknown_and_waiting_channels(hf, image, fake, clock):
+    """Rule: `list` shows, for each item at the posting step, when it is scheduled and
+    which channels need someone (an unknown channel used to show no flag)."""
+    hf("channel", "add", "x", "--publisher", "fake", "--by", "admin")
+    hf("channel", "add", "instagram", "--publisher", "manual", "--by", "admin")
+    scheduled = to_posting(hf, image, "Evening post")
+    hf("schedule", str(scheduled), "--as", "rina", "--at", "2026-01-05 19:00")
+    unknown = to_posting(hf, image, "Unknown")
+    failing(fake, "x", OutcomeUnknown("no answer after sending"))
+    hf("publish", str(unknown), "--as", "rina")
+    broken = to_posting(hf, image, "Token expired")
+    failing(fake, "x", AuthenticationFailed("the token expired"))
+    hf("publish", str(broken), "--as", "rina", code=1)
+    retrying = to_posting(hf, image, "Server down")
+    failing(fake, "x", PlatformError("the server answered 503"))
+    hf("publish", str(retrying), "--as", "rina", code=1)
+
+    listed = hf("list").output
+    rows = {int(line.split()[0]): line for line in listed.splitlines()[2:]
+            if line[:1].isdigit() and "item(s);" not in line}
+    assert rows[scheduled].endswith("SCHEDULED 2026-01-05 19:00")
+    assert "2026-01-05 19:05" in rows[scheduled]  # due: the slot plus 5 minutes
+    assert rows[unknown].endswith("UNKNOWN x, WAITING instagram")
+    assert rows[broken].endswith("FAILED x, WAITING instagram")
+    assert rows[retrying].endswith("RETRYING x, WAITING instagram")
+    assert "SCHEDULED 2026-01-05 12:00" in hf("--tz", "UTC", "list").output
+
+    shown = hf("show", str(scheduled)).output
+    assert re.search(r"^Scheduled:\s+2026-01-05 19:00 by rina$", shown, re.M)
+    assert re.search(r"^Due:\s+2026-01-05 19:05  SCHEDULED 2026-01-05 19:00$", shown, re.M)
+    assert "UNKNOWN x" in hf("show", str(unknown)).output
+
+
+def test_show_shows_everything_the_coordinator_approves(hf, image, images, fake):
+    """Rule: `show` shows each channel's variant (text, the media it attaches by name,
+    options), media URLs passed through, and alt texts."""
+    hf("channel", "add", "x", "--publisher", "fake", "--set", "media_urls=pass",
+       "--by", "admin")
+    item = new_item(hf, "Dies Natalis", "--channel", "x")
+    hf("complete", str(item), "--as", "rina", "--text", TEXT, "--variant", "x=Teks X",
+       "--variant-media", "x=1", "--option", "x.thread=true")
+    hf("complete", str(item), "--as", "rina", "--notes", "Canva")
+    hf("complete", str(item), "--as", "rina", "--media", "https://cdn.example/poster.jpg",
+       "--media", "https://cdn.example/banner.jpg")
+    shown = hf("show", str(item)).output
+    assert ("Media:         https://cdn.example/poster.jpg (URL passed through), "
+            "https://cdn.example/banner.jpg (URL passed through)") in shown
+    assert re.search(r"^Variant x:\s+'Teks X'; media 1 banner.jpg; thread=true$", shown, re.M)
+    office = humasflow.open(str(hf.db), establish=False, clock=hf.clock, environ={})
+    try:
+        described = office.new_item("Alt", by="rina", text=TEXT, channels=["x"], media=[
+            humasflow.Media("https://cdn.example/a.jpg", alt="The dean cuts the cake")])
+    finally:
+        office.close()
+    assert "https://cdn.example/a.jpg (URL passed through) alt 'The dean cuts the cake'" \
+        in hf("show", str(described.id)).output
+
+
+def test_inbox_shows_what_waits_for_each_person_most_urgent_first(hf, image, fake, clock):
+    """Rule: `inbox --as ID` lists what that person can act on, most urgent first, each
+    with the command that deals with it; not the coordinator's own items, not others'."""
+    hf("channel", "add", "x", "--publisher", "fake", "--by", "admin")
+    assert hf("inbox", "--as", "budi").output == "Nothing waits for budi (Budi Santoso).\n"
+    late = new_item(hf, "Late concept")
+    waiting = to_approval(hf, image, "Open house")
+    broken = to_posting(hf, image, "Token expired")
+    failing(fake, "x", AuthenticationFailed("the token expired"))
+    hf("publish", str(broken), "--as", "rina", code=1)
+    tonight = to_posting(hf, image, "Tonight")
+    hf("schedule", str(tonight), "--as", "rina", "--at", "2026-01-05 19:00")
+    clock.advance(minutes=7)
+
+    budi = hf("inbox", "--as", "budi").output.splitlines()
+    assert budi[0] == "3 things wait for budi (Budi Santoso), most urgent first:"
+    assert re.match(rf"^1\s+channel failed\s+{broken}\s+Token expired\s+8 post\s+x\s+-\s+"
+                    rf"\+2m\s+humasflow retry {broken} x --as budi$", budi[3])
+    assert re.match(rf"^2\s+approve\s+{waiting}\s+Open house\s+5 approve\s+-\s+"
+                    rf"2026-01-05 09:10\s+humasflow approve {waiting} --as budi$", budi[4])
+    assert re.match(rf"^3\s+scheduled today\s+{tonight}\s+Tonight\s+8 post\s+-\s+"
+                    rf"2026-01-05 19:00\s+humasflow show {tonight}$", budi[5])
+    assert len(budi) == 6
+
+    rina = hf("inbox", "--as", "rina").output
+    assert f"humasflow retry {broken} x --as rina" in rina
+    assert re.search(rf"^2\s+late\s+{late}\s+Late concept\s+2 concept\s+-\s+"
+                     rf"2026-01-05 09:05\s+\+2m\s+humasflow show {late}$", rina, re.M)
+    assert "approve" not in rina  # not rina's to give
+    assert hf("inbox", "--as", "nobody", code=1).stderr.startswith(
+        "Error: no actor 'nobody' in organisation 'default'")
 
 
 def test_list_overdue_after_time_moves_and_check_sla_reports_once(hf, clock):

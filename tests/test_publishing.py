@@ -24,6 +24,7 @@ from humasflow.errors import (
     ContentInvalid,
     ContentRejected,
     HumasflowError,
+    InputInvalid,
     NotAllowedNow,
     OutcomeUnknown,
     PlatformError,
@@ -319,6 +320,70 @@ def test_an_unknown_outcome_is_confirmed_by_a_person_with_its_url(office, fake, 
     assert report.done
     assert posts(fake)["x"] == 0  # nobody posted it twice
     assert ("channel_confirmed", "x") in actions(office, item_id)
+
+
+@pytest.mark.parametrize("url", ["not-a-url", "ftp://x.com/1", "https://", "x.com/status/1",
+                                 "https:///status/1", "https://x.com/a b", "http://[::1"])
+def test_a_confirmed_url_must_be_a_web_address_or_nothing_is_written(office, fake, image, url):
+    """Rule: confirming a post takes only an http(s) URL with a host; anything else is
+    refused before the channel (or the item) is touched."""
+    item_id = ready(office, image)
+    publisher(fake, "x").fail_with = OutcomeUnknown("timed out after sending")
+    office.post(item_id, by="rina")
+    before = office.history(item_id)
+
+    with pytest.raises(InputInvalid, match=r"url is .* not a web address") as refused:
+        office.confirm(item_id, "x", by="rina", url=url)
+    assert refused.value.field == "url"
+    with pytest.raises(InputInvalid, match="not a web address"):
+        office.dispatcher().confirm(item_id, "x", office.actor("rina"), url=url)
+
+    assert office.history(item_id) == before
+    assert office.status(item_id).publications["x"].state == "unknown"
+    assert office.item(item_id).is_open
+
+
+def test_retry_posts_only_the_failed_channels_once_the_cause_is_fixed(office, fake, image,
+                                                                     hooks):
+    """Rule: a person retries a failed channel (role-checked like posting, recorded);
+    a channel that is not failed is refused, and nothing is posted twice."""
+    item_id = ready(office, image)
+    publisher(fake, "x").fail_with = AuthenticationFailed("the token expired")
+    publisher(fake, "ig").fail_with = AuthenticationFailed("the token expired")
+    report = office.post(item_id, by="rina")
+    assert sorted(report.failed) == ["ig", "x"]
+    assert office.post(item_id, by="rina").failed == report.failed  # post does not retry
+
+    with pytest.raises(Refused, match=r"'fb' of item .* is 'posted'; only a failed channel"):
+        office.retry(item_id, "fb", by="rina")
+    with pytest.raises(RoleRequired):
+        office.retry(item_id, "x", by="budi")
+    with pytest.raises(Refused, match="no record for channel 'threads'"):
+        office.retry(item_id, "threads", by="rina")
+    assert posts(fake) == {"fb": 1, "ig": 0, "x": 0}
+
+    report = office.retry(item_id, "x", by="rina")
+    assert (report.posted, report.failed, report.done) == (["x"], ["ig"], False)
+    report = office.retry(item_id, by="rina")  # every failed channel left: ig
+    assert (report.posted, report.done, report.closed) == (["ig"], True, True)
+    assert posts(fake) == {"fb": 1, "ig": 1, "x": 1}
+    retried = [e for e in office.history(item_id) if e.action == "channel_retry"]
+    assert [(e.actor, e.data["channel"], e.data["state"]) for e in retried] == [
+        ("rina", "x", "pending"), ("rina", "ig", "pending")]
+    with pytest.raises(NotAllowedNow):
+        office.retry(item_id, by="rina")
+    assert office.verify().ok
+
+
+def test_retry_refuses_an_item_with_no_failed_channel(office, fake, image):
+    item_id = ready(office, image)
+    publisher(fake, "x").fail_with = OutcomeUnknown("timed out after sending")
+    office.post(item_id, by="rina")
+    with pytest.raises(Refused, match="'unknown': the last attempt may have posted it"):
+        office.retry(item_id, "x", by="rina")
+    with pytest.raises(Refused, match="has no failed channel to retry"):
+        office.retry(item_id, by="rina")
+    assert posts(fake)["x"] == 0
 
 
 def test_confirming_not_posted_posts_that_channel_again(office, fake, image):
@@ -838,8 +903,8 @@ def test_a_channel_that_failed_for_good_says_how_to_post_it_again(
     publisher(fake, "x").fail_with = AuthenticationFailed("the token expired")
     item_id = ready(office, image, ["x"])
     message = office.post(item_id, by="rina").publications["x"].error_message
-    command = message[message.index("humasflow confirm"):]
-    assert command == f"humasflow confirm {item_id} x --not-posted --as <your id>"
+    command = message[message.index("humasflow retry"):]
+    assert command == f"humasflow retry {item_id} x --as <your id>"
 
     result = _run_cli(command, store_url, clock, **{"<your id>": "rina"})
 

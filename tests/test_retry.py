@@ -262,7 +262,7 @@ def test_an_exhausted_channel_stops_and_says_what_to_do(office, fake, clock, ima
     pub = office.publications(item_id)["x"]
     assert (pub.state, pub.attempts, pub.next_attempt_at) == ("failed", 3, None)
     assert "gave up after 3 attempts" in pub.error_message
-    assert f"humasflow confirm {item_id} x --not-posted" in pub.error_message
+    assert f"humasflow retry {item_id} x --as <your id>" in pub.error_message
     clock.advance(dt.timedelta(days=2))
     assert office.run_due() == []
     assert office.status(item_id).needs_person == ["x"]
@@ -348,4 +348,4 @@ def test_a_reset_beyond_the_longest_wait_says_when_the_limit_resets(
     x = office.publications(item_id)["x"]
     assert (x.state, x.next_attempt_at) == ("failed", None)
     assert f"the limit resets at {reset.isoformat()}" in x.error_message
-    assert f"humasflow confirm {item_id} x --not-posted" in x.error_message
+    assert f"humasflow retry {item_id} x --as <your id>" in x.error_message

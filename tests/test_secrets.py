@@ -283,7 +283,7 @@ def test_short_values_do_not_blank_out_a_message():
 def test_the_default_messages_of_humasflow_survive_scrubbing():
     message = ("the access token was revoked; renew the credential 'access_token' "
                "(environment variable FISIP_X_ACCESS_TOKEN) of channel 'x', then post again: "
-               "humasflow confirm 3 x --not-posted --as <your id>")
+               "humasflow retry 3 x --as <your id>")
     assert scrub(message) == message
 
 

@@ -9,6 +9,7 @@ import datetime as dt
 import pytest
 
 from humasflow import hookimpl
+from humasflow.errors import InputInvalid, Refused, RoleRequired
 from humasflow.testing import plugin_registered
 
 SECOND = dt.timedelta(seconds=1)
@@ -170,3 +171,87 @@ def test_the_timeline_counts_each_visit_after_a_loop_back(office, clock, image):
     assert runs[3].outcome == "reject"
     assert runs[3].over(clock()) == dt.timedelta(minutes=5)
     assert runs[4].duration(clock()) == dt.timedelta(minutes=1)
+
+
+# -- scheduled posts wait for their slot, not against the clock ----------------------------
+
+
+def _at_posting(office, clock, image):
+    from humasflow.testing import item_ready_to_post
+
+    item = item_ready_to_post(office, text="Selamat!", media=[image])
+    assert item.state == "post"
+    return item
+
+
+def test_an_item_waiting_for_its_scheduled_slot_is_not_overdue(office, clock, breaches, image):
+    """Rule: at the posting step, the standard time runs from the scheduled time."""
+    item = _at_posting(office, clock, image)
+    slot = clock() + dt.timedelta(hours=10)  # e.g. 19:00 while it is 09:00
+    office.schedule(item.id, slot, by="rina")
+    clock.advance(minutes=6)  # past the posting step's 5 minutes
+
+    waiting = office.item(item.id)
+    assert waiting.post_at == slot
+    assert waiting.is_scheduled(clock())
+    assert waiting.deadline == slot + dt.timedelta(minutes=5)
+    assert not waiting.is_overdue(clock())
+    assert office.overdue() == []
+    assert office.items(overdue=True) == []
+    assert office.check_sla() == []
+    assert breaches.calls == []
+
+    clock.set(slot + dt.timedelta(minutes=5))
+    assert office.overdue() == []  # the slot's own standard time is still running
+    clock.advance(minutes=1)  # nobody posted it within 5 minutes of its slot: late
+    [breach] = office.check_sla()
+    assert (breach.item.id, breach.due_at, breach.late_by) == (
+        item.id, slot + dt.timedelta(minutes=5), dt.timedelta(minutes=1))
+    assert [i.id for i in office.items(overdue=True, limit=1)] == [item.id]
+    assert len(breaches.calls) == 1
+
+
+def test_a_schedule_in_the_past_is_refused_unless_asked_for(office, clock, image):
+    item = _at_posting(office, clock, image)
+    before = office.history(item.id)
+    with pytest.raises(InputInvalid, match=r"at is .* which is in the past .*allow_past=True"):
+        office.schedule(item.id, clock() - dt.timedelta(hours=1), by="rina")
+    assert office.history(item.id) == before
+    assert office.item(item.id).post_at is None
+    # Earlier in the current minute is "now", not the past.
+    office.schedule(item.id, clock().replace(second=0), by="rina")
+    late = office.schedule(item.id, clock() - dt.timedelta(hours=1), by="rina",
+                           allow_past=True)
+    assert late.post_at == clock() - dt.timedelta(hours=1)
+    assert late.deadline == late.due_at  # a slot gone by moves no deadline
+
+
+def test_a_schedule_can_be_changed_and_removed_and_both_are_recorded(office, clock, image):
+    item = _at_posting(office, clock, image)
+    first = clock() + dt.timedelta(hours=10)
+    later = clock() + dt.timedelta(hours=11)
+    office.schedule(item.id, first, by="rina")
+    moved = office.schedule(item.id, later, by="rina")
+    assert moved.post_at == later
+    change = office.history(item.id)[-1]
+    assert (change.action, change.data["post_at"], change.data["previous"]) == (
+        "schedule", later.isoformat(), first.isoformat())
+
+    removed = office.schedule(item.id, None, by="rina")
+    assert (removed.post_at, removed.post_by) == (None, None)
+    gone = office.history(item.id)[-1]
+    assert (gone.action, gone.actor, gone.data["previous"]) == ("unschedule", "rina",
+                                                               later.isoformat())
+    assert "post_at" not in gone.data
+    assert office.run_due(later + dt.timedelta(minutes=1)) == []  # nothing posted
+    with pytest.raises(Refused, match="has no schedule to remove"):
+        office.unschedule(item.id, by="rina")
+    with pytest.raises(RoleRequired):
+        office.schedule(item.id, later, by="budi")
+    office.schedule(item.id, later, by="rina")
+    with pytest.raises(RoleRequired):
+        office.unschedule(item.id, by="budi")
+    office.unschedule(item.id, by="rina")
+    # Without a schedule the posting step's standard time counts again.
+    assert office.item(item.id).is_overdue(clock() + dt.timedelta(minutes=6))
+    assert office.verify().ok

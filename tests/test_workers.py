@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import json
 import logging
 import os
 import runpy
@@ -148,6 +149,79 @@ def test_each_item_handled_is_logged(office, fake, clock, caplog):
     with caplog.at_level(logging.INFO, logger="humasflow.worker"):
         Worker(office._store, clock=clock).run_once()
     assert f"item {item_id} of default ('Dies Natalis') closed; posted: fb, x" in caplog.text
+
+
+def test_a_report_says_what_this_worker_did_not_what_another_did(office, fake, clock,
+                                                                  caplog):
+    """Rule: an item another worker posted meanwhile comes back with no outcome, is not
+    logged as this worker's, and only the worker that posted a channel counts it."""
+    first = scheduled(office, clock(), channels=["x"], title="First")
+    second = scheduled(office, clock(), channels=["x"], title="Second")
+    other = Worker(office._store, clock=clock, worker_id="other")
+
+    class CutIn(FakePublisher):
+        """While this worker posts the first item, another worker posts the second."""
+
+        def publish(self, post, progress=None):
+            if post.item_id == first:
+                other.run_once()
+            return super().publish(post, progress)
+
+    fake.publishers["x"] = CutIn(channel="x")
+    mine = Worker(office._store, clock=clock, worker_id="mine")
+    with caplog.at_level(logging.INFO, logger="humasflow.worker"):
+        reports = {r.item.id: r for r in mine.run_once()}
+
+    assert len(fake.publishers["x"].posted) == 2
+    assert (reports[first].posted, reports[first].closed) == (["x"], True)
+    assert reports[second].done  # posted, by the other worker:
+    assert (reports[second].outcomes, reports[second].closed) == ({}, False)
+    lines = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert lines == [f"item {second} of default ('Second') closed; posted: x",  # other's
+                     f"item {first} of default ('First') closed; posted: x"]
+
+
+WORKERS = 4
+
+
+def test_worker_threads_count_each_post_once(store_url, office, fake, clock, caplog):
+    """Rule: summed over several workers at once, the reports and the logs count every
+    post exactly once, and every item as closed by one worker."""
+    items = [scheduled(office, clock(), title=f"Item {n}") for n in range(12)]
+    workers = [Worker(Store(store_url), clock=clock, worker_id=f"w{n}")
+               for n in range(WORKERS)]
+    reports: dict[str, list] = {w.worker_id: [] for w in workers}
+    start = threading.Barrier(WORKERS)
+
+    def work(w: Worker) -> None:
+        start.wait()
+        while w.store.due_for_posting(None, clock()):
+            reports[w.worker_id].extend(w.run_once())
+
+    try:
+        with caplog.at_level(logging.INFO, logger="humasflow.worker"):
+            threads = [threading.Thread(target=work, args=(w,)) for w in workers]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=120)
+    finally:
+        for w in workers:
+            w.store.close()
+
+    made = count(fake, "x") + count(fake, "fb")
+    assert made == 2 * len(items)  # nothing posted twice
+    every = [r for found in reports.values() for r in found]
+    assert sum(len(r.posted) for r in every) == made
+    assert sum(r.closed for r in every) == len(items)
+    assert all(office.item(i).state == "posted" for i in items)
+    logged = [r.getMessage() for r in caplog.records
+              if r.levelno == logging.INFO and r.getMessage().startswith("item ")]
+    posted_in_logs = sum(len(line.split("posted: ")[1].split("; ")[0].split(", "))
+                         for line in logged if "posted: " in line)
+    assert posted_in_logs == made
+    assert sum(line.split(" (")[1].split(") ")[1].startswith("closed;")
+               for line in logged) == len(items)
 
 
 def test_run_due_is_one_pass_for_cron(store_url, office, fake, clock):
@@ -336,15 +410,19 @@ CHILD = textwrap.dedent('''
                 if time.monotonic() > deadline:
                     sys.exit("no go signal")
                 time.sleep(0.01)
-            passes = reports = 0
+            passes = reports = posted = closed = 0
             deadline = time.monotonic() + 120
             while store.due_for_posting(None, system_clock()):
                 if time.monotonic() > deadline:
                     sys.exit("items still due after 120 s")
-                reports += len(worker.run_once())
+                done = worker.run_once()
+                reports += len(done)
+                posted += sum(len(r.posted) for r in done)
+                closed += sum(r.closed for r in done)
                 passes += 1
             store.close()
-        print(json.dumps({"name": name, "passes": passes, "reports": reports}))
+        print(json.dumps({"name": name, "passes": passes, "reports": reports,
+                          "posted": posted, "closed": closed}))
 
 
     if __name__ == "__main__":
@@ -396,6 +474,10 @@ def test_worker_processes_post_every_channel_exactly_once(store_url, tmp_path):
         for child, (_, err) in zip(children, outputs, strict=True):
             assert child.returncode == 0, err
             assert "Traceback" not in err, err
+        # Each worker's summary counts only its own posts: together, the real number.
+        summaries = [json.loads(out) for out, _ in outputs]
+        assert sum(s["posted"] for s in summaries) == ITEMS * len(CHANNELS)
+        assert sum(s["closed"] for s in summaries) == ITEMS
 
         lines = [line.split() for line in calls.read_text().splitlines()]
         per_channel = collections.Counter((int(item), channel) for item, channel, _ in lines)

@@ -54,6 +54,7 @@ from humasflow.errors import (
 )
 from humasflow.evaluation import Breach, StepRun
 from humasflow.hookspecs import hookimpl
+from humasflow.inbox import Inbox, InboxEntry
 from humasflow.mediastore import MediaInfo, MediaStore
 from humasflow.models import (
     ADMIN_ROLE,
@@ -113,6 +114,8 @@ __all__ = [
     "FourEyesRequired",
     "Header",
     "HumasflowError",
+    "Inbox",
+    "InboxEntry",
     "InputInvalid",
     "ItemChanged",
     "ItemNotFound",

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
 from humasflow.errors import InputInvalid, ItemNotFound
+from humasflow.i18n import _
 
 # Limits in characters. Those of identifiers and names are the schema's column widths.
 ORG_ID = 100
@@ -78,6 +80,28 @@ def ident(field: str, value: Any, limit: int) -> str:
     if found:
         raise InputInvalid(field, f"contains the control character {found.group()!r} (at "
                            f"position {found.start()})", "use printable characters only")
+    return str(value)
+
+
+def web_url(field: str, value: Any, limit: int = URL) -> str:
+    """An ``http://`` or ``https://`` address with a host (a post's public URL).
+
+    Raises:
+        TypeError: Not a string.
+        InputInvalid: Another scheme, no host, spaces, or any :func:`ident` problem.
+    """
+    ident(field, value, limit)
+    try:
+        parts = urllib.parse.urlsplit(value)
+        host = parts.hostname
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        parts, host = None, None
+    if (parts is None or parts.scheme.lower() not in ("http", "https") or not host
+            or any(c.isspace() for c in value)):
+        raise InputInvalid(
+            field, _("is {value!r}, which is not a web address (http:// or https:// and a "
+                     "host)").format(value=value[:80]),
+            _("give the post's public address, e.g. https://www.instagram.com/p/abc/"))
     return str(value)
 
 

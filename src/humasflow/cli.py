@@ -52,15 +52,16 @@ from transitions import State
 from transitions.extensions.diagrams import GraphMachine
 
 import humasflow
-from humasflow import i18n
+from humasflow import _input, i18n
 from humasflow import plugins as registry
 from humasflow.config import CONFIG_NAME, Config, load_config, user_config_path
 from humasflow.clock import Clock, system_clock
 from humasflow.credentials import CredentialSource, SecretsFile
-from humasflow.errors import CredentialSourceError, HumasflowError
+from humasflow.errors import CredentialSourceError, HumasflowError, InputInvalid
 from humasflow.evaluation import timeline
 from humasflow.hookspecs import hookimpl
-from humasflow.i18n import N_, _
+from humasflow.i18n import N_, _, ngettext
+from humasflow.inbox import InboxEntry
 from humasflow.models import ADMIN_ROLE, ContentItem, Event, Media, Publication, Variant
 from humasflow.office import DEFAULT_ORG, Office, PostReport
 from humasflow.publishing import worker
@@ -382,21 +383,25 @@ def _pairs(values: Iterable[str], what: str) -> dict[str, str]:
 
 
 def _media_label(media: Media) -> str:
-    """A media as ``show`` prints it: where it came from, and what is stored."""
+    """A media as ``show`` prints it: where it came from, what is stored, its alt text
+    (the approval binds it too)."""
     if media.missing:
-        return _("{source} (MISSING: the file was gone when the store was migrated)").format(
+        label = _("{source} (MISSING: the file was gone when the store was migrated)").format(
             source=media.source)
-    if media.passthrough:
-        return _("{source} (URL passed through)").format(source=media.source)
-    if not media.is_stored:
-        return _("{source} (not in the media store)").format(source=media.source)
-    digest = media.sha256[:12]
-    if media.width and media.height:
-        return _("{source} ({mime}, {width}x{height}, sha256 {digest})").format(
+    elif media.passthrough:
+        label = _("{source} (URL passed through)").format(source=media.source)
+    elif not media.is_stored:
+        label = _("{source} (not in the media store)").format(source=media.source)
+    elif media.width and media.height:
+        label = _("{source} ({mime}, {width}x{height}, sha256 {digest})").format(
             source=media.source, mime=media.mime, width=media.width, height=media.height,
-            digest=digest)
-    return _("{source} ({mime}, sha256 {digest})").format(source=media.source,
-                                                          mime=media.mime, digest=digest)
+            digest=media.sha256[:12])
+    else:
+        label = _("{source} ({mime}, sha256 {digest})").format(
+            source=media.source, mime=media.mime, digest=media.sha256[:12])
+    if media.alt:
+        label += " " + _("alt {alt!r}").format(alt=media.alt)
+    return label
 
 
 def _media_paths(values: Sequence[str]) -> list[str]:
@@ -565,14 +570,42 @@ def _awaits_approval(office: Office, item: ContentItem) -> bool:
     return item.state == office.engine(item.sop_revision).approval_step.key
 
 
-def _flags(office: Office, item: ContentItem, now: dt.datetime) -> str:
+def _flags(office: Office, item: ContentItem, now: dt.datetime,
+           zone: dt.tzinfo | None = None) -> str:
     flags = []
     if _awaits_approval(office, item):
         flags.append(_("AWAITS APPROVAL"))
     if item.is_overdue(now):
-        assert item.due_at is not None
-        flags.append(_("OVERDUE +{late}").format(late=_duration(now - item.due_at)))
+        assert item.deadline is not None
+        flags.append(_("OVERDUE +{late}").format(late=_duration(now - item.deadline)))
+    if item.is_scheduled(now) and item.post_at is not None:
+        flags.append(_("SCHEDULED {at}").format(at=_local(item.post_at, zone or _UTC)))
+    if item.is_open and _at_posting(office, item):
+        flags.extend(_channel_flags(office.publications(item.id)))
     return ", ".join(flags)
+
+
+_UTC = dt.timezone.utc
+
+
+def _at_posting(office: Office, item: ContentItem) -> bool:
+    step = office.engine(item.sop_revision).step(item.state)
+    return step is not None and step.output == "publication"
+
+
+def _channel_flags(pubs: Mapping[str, Publication]) -> list[str]:
+    """``FAILED x``, ``RETRYING x``, ``UNKNOWN x``, ``WAITING x``: the channels of an
+    item at the posting step that are not settled and not simply still to go."""
+    found: dict[str, list[str]] = {}
+    for name, pub in sorted(pubs.items()):
+        kind = pub.state
+        if pub.state == "failed" and pub.next_attempt_at is not None:
+            kind = "retrying"
+        found.setdefault(kind, []).append(name)
+    flags = {"failed": _("FAILED {channels}"), "retrying": _("RETRYING {channels}"),
+             "unknown": _("UNKNOWN {channels}"), "waiting": _("WAITING {channels}")}
+    return [flag.format(channels=" ".join(found[kind]))
+            for kind, flag in flags.items() if kind in found]
 
 
 def _timeline_table(office: Office, item: ContentItem, history: Sequence[Event],
@@ -587,6 +620,10 @@ def _timeline_table(office: Office, item: ContentItem, history: Sequence[Event],
         if run.standard is not None:
             took += f" / {_duration(run.standard)}"
         over = run.over(now)
+        if run.ended_at is None and item.is_open and k == len(runs) - 1:
+            # The current visit is late by the item's deadline (a schedule moves it).
+            deadline = item.deadline
+            over = now - deadline if deadline is not None and item.is_overdue(now) else None
         outcome = run.outcome or _("(current step)")
         if run.ended_at is not None and k + 1 < len(moves):
             outcome += f" -> {_step_name(office, item.sop_revision, moves[k + 1].to_state)}"
@@ -653,7 +690,16 @@ def _event_summary(event: Event, zone: dt.tzinfo) -> str:
     if event.action == "channel":
         return _("{name} via {publisher}").format(name=data.get("name"),
                                                   publisher=data.get("publisher"))
+    if event.action == "unschedule":
+        if data.get("previous"):
+            return _("schedule removed (was post at {at})").format(
+                at=_local(dt.datetime.fromisoformat(data["previous"]), zone))
+        return _("schedule removed")
     if "post_at" in data:
+        if data.get("previous") and event.action == "schedule":
+            return _("post at {at} (was {previous})").format(
+                at=_local(dt.datetime.fromisoformat(data["post_at"]), zone),
+                previous=_local(dt.datetime.fromisoformat(data["previous"]), zone))
         return _("post at {time}").format(
             time=_local(dt.datetime.fromisoformat(data["post_at"]), zone))
     if "channel" in data:
@@ -1335,8 +1381,8 @@ def list_(session: _Session, state: str | None, open_only: bool, overdue: bool,
         return
     zone, now = session.zone(), session.now()
     rows = [(i.id, _short(i.title), _step_name(office, i.sop_revision, i.state),
-             i.assignee or "-", _local(i.due_at, zone) if i.is_open else "-",
-             _flags(office, i, now)) for i in items]
+             i.assignee or "-", _local(i.deadline, zone) if i.is_open else "-",
+             _flags(office, i, now, zone)) for i in items]
     headers = (_("ID"), _("Title"), _("Step"), _("Assignee"),
                _("Due ({zone})").format(zone=_zone_name(zone, now)), _("Flags"))
     _echo(_table(headers, rows))
@@ -1344,6 +1390,65 @@ def list_(session: _Session, state: str | None, open_only: bool, overdue: bool,
     late = sum(1 for i in items if i.is_overdue(now))
     _echo("\n" + _("{items} item(s); {waiting} awaiting approval; {late} overdue.").format(
         items=len(items), waiting=waiting, late=late))
+
+
+#: What each kind of inbox entry is called in the table.
+_INBOX_KINDS = {
+    "failed": N_("channel failed"),
+    "unknown": N_("channel unknown"),
+    "waiting": N_("post by hand"),
+    "late": N_("late"),
+    "approve": N_("approve"),
+    "scheduled": N_("scheduled today"),
+}
+
+
+def _inbox_command(entry: InboxEntry, who: str) -> str:
+    """The command that deals with one inbox entry."""
+    i, channel = entry.item_id, entry.channel
+    if entry.kind == "approve":
+        return f"humasflow approve {i} --as {who}"
+    if entry.kind == "failed":
+        return f"humasflow retry {i} {channel} --as {who}"
+    if entry.kind == "unknown":
+        return f"humasflow confirm {i} {channel} --as {who} --url URL | --not-posted"
+    if entry.kind == "waiting":
+        return f"humasflow confirm {i} {channel} --as {who} --url URL"
+    return f"humasflow show {i}"
+
+
+@cli.command()
+@click.option("--as", "by", required=True, metavar="ACTOR", help="Whose inbox.")
+@click.pass_obj
+def inbox(session: _Session, by: str) -> None:
+    """What waits for one person, most urgent first.
+
+    Channels that failed, are unknown or are posted by hand; approvals they may give
+    (not their own items); items late at a step whose role they hold; posts scheduled
+    for today. Each line ends with the command that deals with it.
+    """
+    office = session.office()
+    zone, now = session.zone(), session.now()
+    found = office.inbox(by, now, zone=zone)
+    if not found.entries:
+        _echo(_("Nothing waits for {actor} ({name}).").format(actor=found.actor.id,
+                                                             name=found.actor.name))
+        return
+    _echo(ngettext("{count} thing waits for {actor} ({name}), most urgent first:",
+                   "{count} things wait for {actor} ({name}), most urgent first:",
+                   len(found)).format(count=len(found), actor=found.actor.id,
+                                      name=found.actor.name))
+    rows = []
+    for e in found:
+        late = f"+{_duration(e.late_by)}" if e.late_by is not None else ""
+        rows.append((e.urgency, _(_INBOX_KINDS.get(e.kind, e.kind)), e.item_id,
+                     _short(e.title, 30), _step_name(office, office.item(e.item_id).sop_revision,
+                                                     e.step),
+                     e.channel or "-", _local(e.due_at, zone), late,
+                     _inbox_command(e, found.actor.id)))
+    headers = ("#", _("What"), _("Item"), _("Title"), _("Step"), _("Channel"),
+               _("Due ({zone})").format(zone=_zone_name(zone, now)), _("Late"), _("Do"))
+    _echo(_table(headers, rows))
 
 
 @cli.command()
@@ -1372,14 +1477,16 @@ def _approval_status(office: Office, item: ContentItem) -> str:
     return _("not approved yet")
 
 
-def _variant_text(variant: Variant) -> str:
-    """One channel's variant as the coordinator approves it."""
+def _variant_text(variant: Variant, media: Sequence[Media] = ()) -> str:
+    """One channel's variant as the coordinator approves it: its text, the media it
+    attaches (by position, with their names) and its publisher options."""
     parts = []
     if variant.text is not None:
         parts.append(repr(variant.text))
     if variant.media is not None:
-        parts.append(_("media {positions}").format(
-            positions=",".join(map(str, variant.media)) or _("none")))
+        chosen = [f"{i} {Path(media[i].source).name or media[i].source}"
+                  if 0 <= i < len(media) else str(i) for i in variant.media]
+        parts.append(_("media {positions}").format(positions=", ".join(chosen) or _("none")))
     parts.extend(f"{k}={json.dumps(v, ensure_ascii=False)}"
                  for k, v in sorted(variant.options.items()))
     return "; ".join(parts) or "-"
@@ -1407,9 +1514,12 @@ def _item_text(office: Office, item: ContentItem, lang: str, zone: dt.tzinfo,
                                                      actor=item.created_by)),
     ]
     if item.is_open:
-        due = _local(item.due_at, zone)
-        flags = _flags(office, item, now)
+        due = _local(item.deadline, zone)
+        flags = _flags(office, item, now, zone)
         facts.append((_("Due"), f"{due}  {flags}".rstrip()))
+        if item.is_scheduled(now) and item.post_at is not None:
+            facts.append((_("Scheduled"), _("{at} by {by}").format(
+                at=_local(item.post_at, zone), by=item.post_by or "-")))
         facts.append((_("Next"), ", ".join(_commands(office, item)) or "-"))
     facts += [
         (_("Text"), item.post.text or "-"),
@@ -1419,7 +1529,8 @@ def _item_text(office: Office, item: ContentItem, lang: str, zone: dt.tzinfo,
         (_("Channels"), ", ".join(item.post.channels) or "-"),
     ]
     for name, variant in sorted(item.post.variants.items()):
-        facts.append((_("Variant {channel}").format(channel=name), _variant_text(variant)))
+        facts.append((_("Variant {channel}").format(channel=name),
+                      _variant_text(variant, item.media_to_post)))
     facts.append((_("Approval"), _approval_status(office, item)))
     if item.outputs.get("notes"):
         facts.append((_("Notes"), str(item.outputs["notes"])))
@@ -1680,8 +1791,8 @@ def _advice(office: Office, item: ContentItem, name: str, pub: Publication, who:
                   "running `humasflow worker`").format(time=_when(pub.next_attempt_at, zone))]
     if pub.state == "failed":
         return [_("fix the cause of the error, then post it again: "
-                  "humasflow confirm {id} {channel} --as {who} --not-posted").format(
-                      id=i, channel=name, who=who),
+                  "humasflow retry {id} {channel} --as {who}").format(id=i, channel=name,
+                                                                      who=who),
                 _("or drop the channel: humasflow skip {id} {channel} --as {coordinator} "
                   "--reason TEXT").format(id=i, channel=name,
                                           coordinator=_coordinator(office, item))]
@@ -1699,20 +1810,21 @@ def _advice(office: Office, item: ContentItem, name: str, pub: Publication, who:
 class _Listener:
     """Hears each channel's outcome the moment it is recorded, through the publishing hooks.
 
-    Registered as a plugin only while a command posts; it hears only the store (or the
-    office) it was made for.
+    Registered as a plugin only while a command posts; it hears only the office (or the
+    worker's offices) it was made for.
     """
 
     def __init__(self, on_channel: Callable[[ContentItem, Publication], None], *,
-                 store: Store | None = None, office: Office | None = None) -> None:
+                 worker: worker.Worker | None = None, office: Office | None = None) -> None:
         self.on_channel = on_channel
-        self.store = store
+        self.worker = worker
         self.office = office
 
     def _hear(self, office: Office, item: ContentItem, publication: Publication) -> None:
         if self.office is not None and office is not self.office:
             return
-        if self.store is not None and office.store_uuid != self.store.uuid:
+        # Only this worker's own outcomes: others in the same process post too.
+        if self.worker is not None and not self.worker.posts_through(office):
             return
         self.on_channel(item, publication)
 
@@ -1822,22 +1934,50 @@ def publish(session: _Session, item_id: int, by: str) -> None:
 @cli.command()
 @_item_argument
 @_as_option
-@click.option("--at", "when", required=True,
+@click.option("--at", "when",
               type=click.DateTime(["%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M%z", "%Y-%m-%d %H:%M %z"]),
               metavar="'YYYY-MM-DD HH:MM[+HH:MM]'",
-              help="When to post, in the display time zone, or with an explicit UTC offset.")
+              help="When to post, in the display time zone, or with an explicit UTC offset; "
+                   "again to change it.")
+@click.option("--clear", is_flag=True, help="Remove the item's schedule.")
+@click.option("--allow-past", is_flag=True,
+              help="Take a time in the past (the item is posted at the next pass).")
 @click.pass_obj
-def schedule(session: _Session, item_id: int, by: str, when: dt.datetime) -> None:
+def schedule(session: _Session, item_id: int, by: str, when: dt.datetime | None, clear: bool,
+             allow_past: bool) -> None:
     """Have the item posted later, by `humasflow run-due` (cron) or `humasflow worker`.
 
-    A time the display zone skips (daylight saving starts) is refused, and so is one it
-    has twice (daylight saving ends) unless --at gives the UTC offset.
+    Scheduling it again changes the time; --clear removes the schedule. A time in the
+    past is refused unless --allow-past is given. A time the display zone skips
+    (daylight saving starts) is refused, and so is one it has twice (daylight saving
+    ends) unless --at gives the UTC offset.
     """
+    if clear == (when is not None):
+        raise click.UsageError(_("give either --at TIME or --clear"))
+    office = session.office()
     zone = session.zone()
+    if when is None:
+        before = office.item(item_id)
+        item = office.unschedule(item_id, by=by)
+        _echo(_("Item {id} is no longer scheduled (it was to be posted at {at}); post it "
+                "with `humasflow publish {id} --as {by}` or schedule it again.").format(
+                    id=item.id, at=_local(before.post_at, zone), by=by))
+        return
     at = when if when.tzinfo is not None else _local_time(when, zone)
-    item = session.office().schedule(item_id, at, by=by)
-    _echo(_("Item {id} will be posted at {time} by the next `humasflow run-due` (or a "
-            "running `humasflow worker`).").format(id=item.id, time=_local(at, zone)))
+    now = session.now()
+    if not allow_past and at < now.replace(second=0, microsecond=0):
+        _fail(_("--at {at} is in the past (it is {now} now); give a later time, or add "
+                "--allow-past to have it posted at the next pass").format(
+                    at=_local(at, zone), now=_local(now, zone)))
+    before = office.item(item_id)
+    item = office.schedule(item_id, at, by=by, allow_past=allow_past)
+    if before.is_scheduled(now) and before.post_at is not None:
+        _echo(_("Item {id} will be posted at {at} instead of {previous}, by the next "
+                "`humasflow run-due` (or a running `humasflow worker`).").format(
+                    id=item.id, at=_local(at, zone), previous=_local(before.post_at, zone)))
+    else:
+        _echo(_("Item {id} will be posted at {at} by the next `humasflow run-due` (or a "
+                "running `humasflow worker`).").format(id=item.id, at=_local(at, zone)))
 
 
 def _local_time(naive: dt.datetime, zone: zoneinfo.ZoneInfo) -> dt.datetime:
@@ -1896,9 +2036,14 @@ def status(session: _Session, item_id: int) -> None:
             id=item.id, title=item.title, step=here))
     history = office.history(item.id)
     held = next((e for e in reversed(history)
-                 if e.action in ("post", "schedule", "schedule_held")), None)
+                 if e.action in ("post", "schedule", "schedule_held", "unschedule")), None)
     asked = next((e for e in reversed(history) if e.action in ("post", "schedule")), None)
     post_at = None
+    if held is not None and held.action == "unschedule":
+        asked = None
+        if item.is_open:
+            _echo(_("Not scheduled: {actor} removed the schedule at {at}.").format(
+                actor=held.actor, at=_when(held.at, zone)))
     if asked is not None and asked.data.get("post_at"):
         post_at = dt.datetime.fromisoformat(asked.data["post_at"])
         if asked.action == "post":
@@ -2003,6 +2148,7 @@ class _PassPrinter:
         self._current: tuple[str, int] | None = None
         self._heard: dict[tuple[str, int], dict[str, Publication]] = {}
         self._printed: set[tuple[str, int]] = set()
+        self._counted: set[tuple[str, int]] = set()
         self.tally = _Tally()
 
     def heard(self, item: ContentItem, pub: Publication) -> None:
@@ -2014,14 +2160,24 @@ class _PassPrinter:
             self._heard.setdefault(key, {})[pub.channel] = pub
 
     def finish(self, reports: Sequence[PostReport]) -> _Tally:
+        """Print what is left of the pass and count what this worker did: an item another
+        worker handled meanwhile is neither shown nor counted."""
         with self._lock:
             for report in reports:
+                if not (report.outcomes or report.closed):
+                    continue
                 key = (report.item.org, report.item.id)
                 if key not in self._printed:
                     self._print(key, report.item, report.publications)
+                self._count(report.item, report.outcomes, report.closed)
+                self._counted.add(key)
             for key in list(self._heard):
                 if key not in self._printed:
                     self._print(key)
+                if key not in self._counted:  # its run failed after these outcomes
+                    item = self.store.item(*key)
+                    if item is not None:
+                        self._count(item, self._heard[key], False)
             return self.tally
 
     def _print(self, key: tuple[str, int], item: ContentItem | None = None,
@@ -2041,17 +2197,20 @@ class _PassPrinter:
         for name in sorted(heard or pubs):
             if name in pubs:
                 self.echo(_channel_line(name, pubs[name], self.zone))
+        self.on_item()
+
+    def _count(self, item: ContentItem, outcomes: Mapping[str, Publication],
+               closed: bool) -> None:
         tally = self.tally
         tally.items += 1
-        tally.closed += item.state == "posted"
-        for name, pub in sorted(heard.items()):
+        tally.closed += closed
+        for name, pub in sorted(outcomes.items()):
             tally.channels.append(pub)
             if pub.state == "failed" and pub.next_attempt_at is None:
                 tally.for_good.append((item, name))
             elif pub.state == "waiting" or (pub.state == "unknown"
                                             and pub.next_attempt_at is None):
                 tally.person.append((item, name))
-        self.on_item()
 
 
 def _needs_people(tally: _Tally, org: str) -> list[str]:
@@ -2087,7 +2246,7 @@ def run_due(session: _Session, limit: int) -> None:
     printer = _PassPrinter(store, office.org, zone, held.append if bar_shown else _echo)
     one_pass = worker.Worker(store, clock=session.clock, batch=limit,
                              **_credential_options(session))
-    with _listening(_Listener(printer.heard, store=store)):
+    with _listening(_Listener(printer.heard, worker=one_pass)):
         if bar_shown:
             label = _("Posting {count} due item(s)").format(count=due)
             with click.progressbar(length=due, label=label) as bar:
@@ -2200,7 +2359,7 @@ def worker_command(session: _Session, interval: float, max_loops: int | None,
             "organisation. Stop it with Ctrl-C or SIGTERM; the current pass finishes "
             "first.").format(id=loop.worker_id, target=_display_target(office),
                              interval=_duration(dt.timedelta(seconds=interval))))
-    with _listening(_Listener(printer.heard, store=store)):
+    with _listening(_Listener(printer.heard, worker=loop)):
         passes = loop.run(max_loops=max_loops)
     loop.flush_quiet()
     done = loop.total
@@ -2212,11 +2371,26 @@ def worker_command(session: _Session, interval: float, max_loops: int | None,
                 "{summary}.").format(passes=passes, max_loops=max_loops, summary=done.text()))
 
 
+def _web_url_option(ctx: click.Context, param: click.Parameter,
+                    value: str | None) -> str | None:
+    """``--url``: an http(s) address with a host, refused before anything is written."""
+    if value is None:
+        return None
+    try:
+        return _input.web_url("--url", value)
+    except InputInvalid as exc:
+        raise click.BadParameter(_("{value!r} is not a web address (http:// or https:// "
+                                   "and a host); give the post's public address, e.g. "
+                                   "https://www.instagram.com/p/abc/").format(
+                                       value=value[:80])) from exc
+
+
 @cli.command()
 @_item_argument
 @click.argument("channel_name", metavar="CHANNEL")
 @_as_option
-@click.option("--url", help="The public URL of the post a person found or made.")
+@click.option("--url", callback=_web_url_option,
+              help="The public URL (http:// or https://) of the post a person found or made.")
 @click.option("--platform-id", help="The platform's id of the post.")
 @click.option("--not-posted", is_flag=True, help="The post is not on the platform.")
 @click.pass_obj
@@ -2228,6 +2402,22 @@ def confirm(session: _Session, item_id: int, channel_name: str, by: str, url: st
     _report_command(session, item_id, by, lambda office: office.confirm(
         item_id, channel_name, by=by, url=url, platform_id=platform_id,
         not_posted=not_posted))
+
+
+@cli.command()
+@_item_argument
+@click.argument("channel_name", metavar="[CHANNEL]", required=False)
+@_as_option
+@click.pass_obj
+def retry(session: _Session, item_id: int, channel_name: str | None, by: str) -> None:
+    """Post a failed channel again now, once its cause is fixed (e.g. a renewed token).
+
+    Without CHANNEL, every failed channel of the item. Only a failed channel is retried:
+    an unknown one may be posted already (confirm it instead). The output and exit code
+    are those of `publish`.
+    """
+    _report_command(session, item_id, by,
+                    lambda office: office.retry(item_id, channel_name, by=by))
 
 
 @cli.command()

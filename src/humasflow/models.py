@@ -357,6 +357,9 @@ class ContentItem:
         step_started_at: When the current step started.
         due_at: When the current step's standard time runs out.
         key: A globally unique key (a UUID) made at creation.
+        post_at: When the item is to be posted (set at the posting step by a schedule,
+            or by a post now), if it is.
+        post_by: On whose authority it is posted then.
     """
 
     id: int
@@ -376,6 +379,8 @@ class ContentItem:
     step_started_at: dt.datetime | None = None
     due_at: dt.datetime | None = None
     key: str = ""
+    post_at: dt.datetime | None = None
+    post_by: str | None = None
 
     @property
     def is_open(self) -> bool:
@@ -387,9 +392,25 @@ class ContentItem:
         """Whether the current content is the content that was approved."""
         return self.approved_digest is not None and self.approved_digest == self.post.digest
 
+    def is_scheduled(self, now: dt.datetime) -> bool:
+        """Whether the open item waits for a posting time still to come at ``now``."""
+        return self.is_open and self.post_at is not None and self.post_at > now
+
+    @property
+    def deadline(self) -> dt.datetime | None:
+        """When the current step is late: its standard time's end (:attr:`due_at`), or,
+        for an item that waits for a later posting time, that time plus the step's
+        standard time (waiting for its slot is not being late)."""
+        if self.due_at is None or self.post_at is None:
+            return self.due_at
+        standard = (self.due_at - self.step_started_at if self.step_started_at is not None
+                    else dt.timedelta(0))
+        return max(self.due_at, self.post_at + standard)
+
     def is_overdue(self, now: dt.datetime) -> bool:
-        """Whether the current step has run past its standard time at ``now``."""
-        return self.is_open and self.due_at is not None and now > self.due_at
+        """Whether the current step has run past its :attr:`deadline` at ``now``."""
+        deadline = self.deadline
+        return self.is_open and deadline is not None and now > deadline
 
     @property
     def media_to_post(self) -> tuple[Media, ...]:

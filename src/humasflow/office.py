@@ -32,6 +32,7 @@ import attrs
 
 from humasflow import _input, audit, plugins
 from humasflow import credentials as _credentials
+from humasflow import inbox as _inbox
 from humasflow._data import plain
 from humasflow.credentials import CredentialSource, CredentialWarning
 from humasflow.scrubbing import get_logger, remember_secret, scrub
@@ -61,6 +62,7 @@ from humasflow.errors import (
     SOPNotFound,
 )
 from humasflow.evaluation import Breach, StepRun, timeline
+from humasflow.inbox import Inbox
 from humasflow.mediastore import DEFAULT_MAX_BYTES, AttachRules, MediaStore, attach
 from humasflow.models import (
     ADMIN_ROLE,
@@ -1335,20 +1337,45 @@ class Office:
         """
         return self.dispatcher().post(self._item_id(item_id), self.acting(by, "post"))
 
-    def schedule(self, item_id: int, at: dt.datetime, *, by: str | Actor) -> ContentItem:
+    def schedule(self, item_id: int, at: dt.datetime | None, *, by: str | Actor,
+                 allow_past: bool = False) -> ContentItem:
         """Have the item posted at ``at`` by :meth:`run_due` (cron) or a worker.
+
+        Scheduling an item again changes its time; ``at=None`` removes the schedule
+        (see :meth:`unschedule`). Each is recorded as an event (``schedule`` with the new
+        ``post_at`` and the ``previous`` one, or ``unschedule``). While the item waits
+        for its time it is not overdue (see
+        :attr:`~humasflow.models.ContentItem.deadline`).
 
         Args:
             at: An aware :class:`~datetime.datetime`. A local time that does not exist in
                 its zone (skipped when daylight saving starts) or happens twice (when it
                 ends) is refused: give those with an explicit UTC offset.
+            allow_past: Take a time before the current minute (the item is then posted
+                at the next pass); without it such a time is refused.
 
         Raises:
             TypeError: ``at`` is not a datetime (a date, a string).
-            InputInvalid: ``at`` is naive, out of range, in a gap or in a fold.
+            InputInvalid: ``at`` is naive, out of range, in a gap or in a fold, or in the
+                past without ``allow_past``.
+            Refused: Not at the posting step, the wrong role, or a stale approval.
         """
+        if at is None:
+            return self.unschedule(item_id, by=by)
         _input.moment("at", at)
-        return self.dispatcher().schedule(self._item_id(item_id), at, self.acting(by, "schedule"))
+        return self.dispatcher().schedule(self._item_id(item_id), at,
+                                          self.acting(by, "schedule"), allow_past=allow_past)
+
+    def unschedule(self, item_id: int, *, by: str | Actor) -> ContentItem:
+        """Remove the item's schedule (recorded as an ``unschedule`` event); it then
+        waits at the posting step to be posted or scheduled again.
+
+        Raises:
+            Refused: The item has no schedule, is not at the posting step, or ``by``
+                does not hold the posting step's role.
+        """
+        return self.dispatcher().unschedule(self._item_id(item_id),
+                                            self.acting(by, "unschedule"))
 
     def run_due(self, now: dt.datetime | None = None, *, limit: int = 100) -> list[PostReport]:
         """Post what is due now (scheduled items, channels whose retry time came)."""
@@ -1359,15 +1386,38 @@ class Office:
 
     def confirm(self, item_id: int, channel: str, *, by: str | Actor, url: str | None = None,
                 platform_id: str | None = None, not_posted: bool = False) -> PostReport:
-        """Settle a channel a person checked on the platform: posted at ``url``, or not."""
+        """Settle a channel a person checked on the platform: posted at ``url``, or not.
+
+        Raises:
+            InputInvalid: ``url`` is not an ``http(s)://`` address with a host (nothing
+                is written).
+        """
         _input.ident("channel", channel, _input.CHANNEL)
         if url is not None:
-            _input.ident("url", url, _input.URL)
+            _input.web_url("url", url)
         if platform_id is not None:
             _input.ident("platform_id", platform_id, _input.PLATFORM_ID)
         return self.dispatcher().confirm(self._item_id(item_id), channel,
                                          self.acting(by, "confirm"), url=url,
                                          platform_id=platform_id, not_posted=not_posted)
+
+    def retry(self, item_id: int, channel: str | None = None, *,
+              by: str | Actor) -> PostReport:
+        """Post a failed channel again now, once its cause is fixed (a renewed token):
+        ``channel``, or every failed channel of the item when it is ``None``.
+
+        Checked like :meth:`post` (the posting step, its role, a fresh approval);
+        recorded as a ``channel_retry`` event per channel, then the attempt's outcome.
+
+        Raises:
+            Refused: The channel is not ``failed`` (an ``unknown`` one may be posted
+                already: confirm it instead), the item has no failed channel, or the
+                posting step's checks fail.
+        """
+        if channel is not None:
+            _input.ident("channel", channel, _input.CHANNEL)
+        return self.dispatcher().retry(self._item_id(item_id), channel,
+                                       self.acting(by, "retry"))
 
     def skip(self, item_id: int, channel: str, *, by: str | Actor, reason: str) -> PostReport:
         """Drop one channel of the item (coordinator), so the others can close it."""
@@ -1419,14 +1469,42 @@ class Office:
         return timeline(self.sop(item.sop_revision), self.history(item_id))
 
     def overdue(self, now: dt.datetime | None = None) -> list[Breach]:
-        """The open items whose current step is past its standard time."""
+        """The open items whose current step is past its standard time.
+
+        An item waiting at the posting step for its scheduled time is not late: its
+        :attr:`~humasflow.models.ContentItem.deadline` is that time plus the step's
+        standard time, and the breach's ``due_at`` is that deadline.
+        """
         now = _input.moment("now", now) if now is not None else self._now()
         breaches = []
         for item in self._store.items(self.org, overdue_at=now):
-            assert item.due_at is not None
-            breaches.append(Breach(item=item, step=item.state, due_at=item.due_at,
-                                   late_by=now - item.due_at))
+            deadline = item.deadline
+            assert deadline is not None
+            breaches.append(Breach(item=item, step=item.state, due_at=deadline,
+                                   late_by=now - deadline))
         return sorted(breaches, key=lambda b: b.due_at)
+
+    def inbox(self, actor_id: str | Actor, now: dt.datetime | None = None, *,
+              zone: dt.tzinfo | None = None) -> Inbox:
+        """What waits for one person, most urgent first (see :mod:`humasflow.inbox`):
+        channels that failed, are unknown or wait for a person; approvals they may give
+        (not their own items under four eyes); items late at a step whose role they
+        hold; posts scheduled for today.
+
+        Args:
+            actor_id: Whose inbox.
+            now: Judge at this time (default: the clock's).
+            zone: The zone whose day is "today" (default: the current SOP's zone).
+
+        Raises:
+            ActorNotFound: No such actor in this organisation.
+            ActorInactive: The actor was deactivated.
+        """
+        now = _input.moment("now", now) if now is not None else self._now()
+        actor = self.acting(actor_id, "have an inbox")
+        if zone is None:
+            zone = zoneinfo.ZoneInfo(self.sop().header.timezone)
+        return _inbox.build(self, actor, now, zone)
 
     def check_sla(self, now: dt.datetime | None = None) -> list[Breach]:
         """Fire ``standard_time_breached`` once for each new breach; return them.

@@ -48,6 +48,7 @@ from humasflow.errors import (
     ConflictError,
     ContentInvalid,
     HumasflowError,
+    InputInvalid,
     NotAllowedNow,
     OutcomeUnknown,
     PlatformError,
@@ -57,6 +58,7 @@ from humasflow.errors import (
     RoleRequired,
     WaitingForPerson,
 )
+from humasflow.i18n import _
 from humasflow.models import Actor, ChannelConfig, ContentItem, Event, Publication
 from humasflow.publishing.retry import RetryPolicy
 from humasflow.scrubbing import get_logger, scrub
@@ -132,10 +134,31 @@ _TEXT_FROM_OUTSIDE = frozenset({"error_class", "error_message", "url", "platform
 
 @attrs.frozen
 class PostReport:
-    """What a posting run did, channel by channel."""
+    """An item after a posting run, channel by channel, and what this run itself did.
+
+    Several workers may pass over the same item at once: :attr:`publications` and
+    :attr:`done` say where the item stands (whoever did it), :attr:`outcomes` and
+    :attr:`closed` only what this run recorded, so summing them over workers counts each
+    post once.
+
+    Attributes:
+        item: The item as it stands after the run.
+        publications: Each target channel's record after the run.
+        outcomes: The channels whose record this run changed (an attempt's outcome, a
+            look-up's answer, an interrupted attempt found), each with the record as
+            this run left it.
+        closed: Whether this run completed the posting step (closed the item).
+    """
 
     item: ContentItem
     publications: Mapping[str, Publication]
+    outcomes: Mapping[str, Publication] = attrs.field(factory=dict)
+    closed: bool = False
+
+    @property
+    def posted(self) -> list[str]:
+        """The channels this run posted (or found posted on the platform)."""
+        return sorted(c for c, p in self.outcomes.items() if p.state == "posted")
 
     @property
     def done(self) -> bool:
@@ -403,19 +426,47 @@ class Dispatcher:
         self._schedule(item, actor, self.office.now(), "post")
         return self._run(item.id, actor)
 
-    def schedule(self, item_id: int, when: dt.datetime, actor: Actor) -> ContentItem:
-        """Have the item posted at ``when`` by :meth:`run_due` (a worker or cron)."""
+    def schedule(self, item_id: int, when: dt.datetime, actor: Actor, *,
+                 allow_past: bool = False) -> ContentItem:
+        """Have the item posted at ``when`` by :meth:`run_due` (a worker or cron); an
+        earlier schedule is replaced.
+
+        Raises:
+            InputInvalid: ``when`` is before the current minute and not ``allow_past``.
+        """
         _input.moment("at", when)
+        now = self.office.now()
+        if not allow_past and when < now.replace(second=0, microsecond=0):
+            shown = now.astimezone(when.tzinfo)
+            raise InputInvalid(
+                "at", _("is {at}, which is in the past (it is {now} now)").format(
+                    at=when.isoformat(" ", "minutes"), now=shown.isoformat(" ", "minutes")),
+                _("give a later time, or pass allow_past=True to have it posted at the "
+                  "next pass"))
         item = self._check(item_id, actor, "schedule")
         self._refuse_inactive(item, "schedule")
         self._schedule(item, actor, when, "schedule")
+        return self.office.item(item.id)
+
+    def unschedule(self, item_id: int, actor: Actor) -> ContentItem:
+        """Remove the item's schedule, recorded as an ``unschedule`` event.
+
+        Raises:
+            Refused: The item has no schedule, or the posting step's checks fail.
+        """
+        item = self._check(item_id, actor, "unschedule")
+        if item.post_at is None:
+            raise Refused(_("item {id} has no schedule to remove; schedule it with a time "
+                            "instead").format(id=item.id),
+                          item_id=str(item.id), step=item.state, action="unschedule")
+        self._schedule(item, actor, None, "unschedule")
         return self.office.item(item.id)
 
     def run_due(self, now: dt.datetime | None = None, *, limit: int = 100) -> list[PostReport]:
         """Post every item of the office whose posting time has come; retry due channels."""
         now = now or self.office.now()
         reports = []
-        for _, item_id, by in self.office.store.due_for_posting(self.office.org, now, limit):
+        for _org, item_id, by in self.office.store.due_for_posting(self.office.org, now, limit):
             try:
                 item = self._item(item_id)
                 reason = self._authority_lost(item, by)
@@ -442,6 +493,8 @@ class Dispatcher:
         Raises:
             Refused: The channel's state needs no confirmation, or the wrong role.
         """
+        if url is not None:
+            _input.web_url("url", url)
         item = self._check(item_id, actor, "confirm")
         if not_posted == bool(url or platform_id):
             raise ValueError("give either the post's url (or platform id) or not_posted=True")
@@ -468,6 +521,45 @@ class Dispatcher:
         if not_posted:
             return self._run(item.id, actor)
         return self._report(item.id)
+
+    def retry(self, item_id: int, channel: str | None, actor: Actor) -> PostReport:
+        """Post a failed channel again now (every failed channel of the item when
+        ``channel`` is ``None``), once a person fixed the cause (a renewed token).
+
+        Each channel is set back to ``pending`` with a ``channel_retry`` event naming who
+        asked, and the item is posted on their authority, as :meth:`post` does.
+
+        Raises:
+            Refused: The channel is not failed (or the item has no failed channel), or
+                the posting step's checks fail (step, role, approval).
+        """
+        item = self._check(item_id, actor, "retry")
+        pubs = self.office.store.publications(self.office.org, item.id)
+        if channel is None:
+            names = sorted(n for n, p in pubs.items() if p.state == "failed")
+            if not names:
+                states = ", ".join(f"{n} {p.state}" for n, p in sorted(pubs.items()))
+                raise Refused(_("item {id} has no failed channel to retry ({states}); "
+                                "`humasflow status {id}` says what each one waits "
+                                "for").format(id=item.id, states=states or _("none tried yet")),
+                              item_id=str(item.id), step=item.state, action="retry")
+        else:
+            pub = self._publication(item, channel)
+            if pub.state != "failed":
+                raise Refused(_retry_refusal(item.id, channel, pub.state),
+                              item_id=str(item.id), step=item.state, action="retry")
+            names = [channel]
+        self._refuse_inactive(item, "retry")
+        now = self.office.now()
+        for name in names:
+            self._settle(item, name, {"state": "pending", "error_class": None,
+                                      "error_message": None, "next_attempt_at": None},
+                         actor.id, "channel_retry", now, states=("failed",),
+                         note=_("retried by a person after the cause was fixed"))
+        if item.post_at is None:
+            # A held or cleared schedule: the person retrying answers for posting now.
+            self._schedule(item, actor, now, "post")
+        return self._run(item.id, actor)
 
     def skip(self, item_id: int, channel: str, actor: Actor, *, reason: str) -> PostReport:
         """Drop a channel from this item (the coordinator's decision, with a reason)."""
@@ -520,6 +612,12 @@ class Dispatcher:
         item = self._item(item_id)
         if item.state == "posted":
             return self._report(item.id)
+        outcomes: dict[str, Publication] = {}
+
+        def note(found: Publication | None) -> None:
+            if found is not None:
+                outcomes[found.channel] = found
+
         # The checks run on the snapshot whose content is posted, and every claim below
         # holds only while the stored item still has that state and content digest.
         self._checked(item, actor, "post")
@@ -531,30 +629,31 @@ class Dispatcher:
         channels = office.channels()
         for stale in store.expired_leases(office.org, now, item.id):
             look_up = now if self._can_reconcile(channels.get(stale.channel)) else None
-            self._settle(item, stale.channel, {
+            note(self._settle(item, stale.channel, {
                 "state": "unknown", "error_class": "Interrupted",
                 "error_message": f"the attempt by {stale.claimed_by} stopped without an "
                                  "answer; the post may or may not be on the platform",
                 "next_attempt_at": look_up},
                 actor.id, "channel_unknown", now, states=("in_flight",),
-                worker=self.worker_id, guard=_still_expired(stale, now))
+                worker=self.worker_id, guard=_still_expired(stale, now)))
         pubs = store.publications(office.org, item.id)
         for name in item.post.channels:
             record = pubs.get(name)
             if (name in channels and not channels[name].active and record is not None
                     and _claimable(record, due)):
-                self._settle(item, name, {"state": "failed", "error_class": "ChannelInactive",
-                                          "error_message": str(ChannelInactive(
-                                              channel=name, action="post",
-                                              item_id=str(item.id), step=item.state)),
-                                          "next_attempt_at": None},
-                             actor.id, "channel_failed", now,
-                             states=("pending", "failed"), worker=self.worker_id)
+                note(self._settle(item, name, {
+                    "state": "failed", "error_class": "ChannelInactive",
+                    "error_message": str(ChannelInactive(channel=name, action="post",
+                                                         item_id=str(item.id),
+                                                         step=item.state)),
+                    "next_attempt_at": None},
+                    actor.id, "channel_failed", now, states=("pending", "failed"),
+                    worker=self.worker_id))
         for name, pub in pubs.items():
             if pub.state != "unknown" or name not in channels:
                 continue
             if asked or (pub.next_attempt_at is not None and pub.next_attempt_at <= due):
-                self._reconcile(item, channels[name], pub, actor)
+                note(self._reconcile(item, channels[name], pub, actor))
         problems: dict[str, list[str]] = {}
         for problem in office.validate(item):
             problems.setdefault(problem.channel, []).append(f"{problem.field}: {problem.message}")
@@ -565,35 +664,38 @@ class Dispatcher:
             if record is None or not _claimable(record, due):
                 continue
             if name in problems:
-                self._settle(item, name, {"state": "failed", "error_class": "ContentRejected",
-                                          "error_message": "the post breaks the channel's "
-                                          f"rules: {'; '.join(problems[name])}",
-                                          "next_attempt_at": None},
-                             actor.id, "channel_failed", now,
-                             states=("pending", "failed"), worker=self.worker_id)
+                note(self._settle(item, name, {
+                    "state": "failed", "error_class": "ContentRejected",
+                    "error_message": "the post breaks the channel's "
+                                     f"rules: {'; '.join(problems[name])}",
+                    "next_attempt_at": None},
+                    actor.id, "channel_failed", now, states=("pending", "failed"),
+                    worker=self.worker_id))
                 continue
             targets.append(channels[name])
         if len(targets) == 1 or _in_memory(office):
             for channel in targets:
-                self._attempt(item, channel, actor, due)
+                note(self._attempt(item, channel, actor, due))
         elif targets:
             with ThreadPoolExecutor(max_workers=min(len(targets), self.max_threads),
                                     thread_name_prefix="humasflow-post") as pool:
                 for future in [pool.submit(self._attempt, item, c, actor, due)
                                for c in targets]:
-                    future.result()
-        self._close_if_done(item.id, actor)
-        return self._report(item.id)
+                    note(future.result())
+        closed = self._close_if_done(item.id, actor)
+        return attrs.evolve(self._report(item.id), outcomes=outcomes, closed=closed)
 
     def _attempt(self, item: ContentItem, channel: ChannelConfig, actor: Actor,
-                 due: dt.datetime | None = None) -> None:
+                 due: dt.datetime | None = None) -> Publication | None:
+        """Claim and post one channel; return its record as this attempt left it, or
+        ``None`` when this worker recorded nothing (not claimed, or taken over)."""
         office = self.office
         now = office.now()
         pub = office.store.claim(office.org, item.id, channel.name, self.worker_id, now,
                                  now + self.lease, gate=(item.state, item.content_digest),
                                  due=due)
         if pub is None:
-            return  # another worker holds it, or it is not due
+            return None  # another worker holds it, or it is not due
         claim = _Claim(office, item.id, channel.name, self.worker_id, pub.attempts, self.lease)
         progress = Progress(office, item.id, channel.name, self.worker_id, pub.progress,
                             claim=claim)
@@ -628,7 +730,7 @@ class Dispatcher:
             log.warning("worker %s stopped its attempt at channel %r of item %s: its claim "
                         "was taken over; nothing recorded", self.worker_id, channel.name,
                         item.id)
-            return
+            return None
         values.update(claimed_by=None, lease_until=None)
         recorded = self._settle(item, channel.name, values, actor.id, action, office.now(),
                                 states=("in_flight", "unknown"), claimed_by=self.worker_id,
@@ -637,6 +739,7 @@ class Dispatcher:
             log.warning("worker %s: the outcome %r of channel %r of item %s was not recorded: "
                         "the channel was taken over meanwhile", self.worker_id,
                         values["state"], channel.name, item.id)
+        return recorded
 
     def _kept_alive(self, claim: _Claim) -> contextlib.AbstractContextManager[Any]:
         if self.heartbeat is None:
@@ -691,20 +794,21 @@ class Dispatcher:
         return getattr(publisher, "reconcile", None) is not None
 
     def _reconcile(self, item: ContentItem, channel: ChannelConfig, pub: Publication,
-                   actor: Actor) -> None:
+                   actor: Actor) -> Publication | None:
+        """Look an unknown channel up; return its record if the answer settled it."""
         office = self.office
         policy = _policy(channel)
         try:
             publisher = office.publisher(channel)
         except HumasflowError as exc:  # e.g. a credential variable is not set
             self._look_up_later(item, channel.name, pub, policy, f"cannot look it up: {exc}")
-            return
+            return None
         reconcile = getattr(publisher, "reconcile", None)
         if reconcile is None:
             # This platform cannot be searched: a person confirms. No more passes for it.
             if pub.next_attempt_at is not None:
                 self._reschedule(item, channel.name, None)
-            return
+            return None
         progress = Progress(office, item.id, channel.name, pub.claimed_by or self.worker_id,
                             pub.progress)
         try:
@@ -712,7 +816,7 @@ class Dispatcher:
             receipt = reconcile(post, progress)
         except Exception as exc:  # still unknown; a later pass or a person decides
             self._look_up_later(item, channel.name, pub, policy, str(exc))
-            return
+            return None
         now = office.now()
         if receipt is None:
             values: dict[str, Any] = {"state": "pending", "error_class": None,
@@ -723,9 +827,9 @@ class Dispatcher:
                       "url": receipt.url, "error_class": None, "error_message": None,
                       "next_attempt_at": None}
             action = "channel_posted"
-        self._settle(item, channel.name, values, actor.id, action, now,
-                     states=("unknown",), note="reconciled with the platform",
-                     worker=self.worker_id)
+        return self._settle(item, channel.name, values, actor.id, action, now,
+                            states=("unknown",), note="reconciled with the platform",
+                            worker=self.worker_id)
 
     def _look_up_later(self, item: ContentItem, channel: str, pub: Publication,
                        policy: RetryPolicy, why: str) -> None:
@@ -754,8 +858,9 @@ class Dispatcher:
                 actor_id: str, action: str, now: dt.datetime, *, note: str = "",
                 states: tuple[str, ...] = (), claimed_by: str | None = None,
                 worker: str | None = None,
-                guard: Callable[[Publication], bool] | None = None) -> bool:
-        """Change one channel's record and append the matching event, in one transaction.
+                guard: Callable[[Publication], bool] | None = None) -> Publication | None:
+        """Change one channel's record and append the matching event, in one transaction;
+        return the record as changed, or ``None`` if it was not changed.
 
         The record changes only if it is in one of ``states``, held by ``claimed_by``,
         and (checked with the record locked) ``guard`` accepts it. The event's actor is
@@ -773,12 +878,12 @@ class Dispatcher:
             if guard is not None:
                 current = store.publication_for_update(conn, self.office.org, item.id, channel)
                 if current is None or not guard(current):
-                    return False
+                    return None
             changed = store.update_publication(conn, self.office.org, item.id, channel,
                                                {**values, "updated_at": now}, states=states,
                                                claimed_by=claimed_by)
             if not changed:
-                return False
+                return None
             data = {"channel": channel, **{k: plain(v) for k, v in values.items()
                                            if k in ("state", "platform_id", "url",
                                                     "error_class", "error_message",
@@ -794,30 +899,41 @@ class Dispatcher:
                 "unknown": "channel_unknown", "waiting": "channel_unknown"}.get(pub.state)
         if hook is not None:
             self.office.notify(hook, item=fresh, publication=pub)
-        return True
+        return pub
 
-    def _schedule(self, item: ContentItem, actor: Actor, when: dt.datetime, action: str) -> None:
+    def _schedule(self, item: ContentItem, actor: Actor, when: dt.datetime | None,
+                  action: str) -> None:
+        """Set (``when``) or clear (``None``) the posting time, with its event; a time
+        replaced is kept in the event as ``previous``."""
         store = self.office.store
+        data: dict[str, Any] = {}
+        if when is not None:
+            data["post_at"] = when.astimezone(dt.timezone.utc).isoformat()
+        if item.post_at is not None:
+            data["previous"] = item.post_at.astimezone(dt.timezone.utc).isoformat()
         with store.writing() as conn:
-            store.set_post_at(conn, self.office.org, item.id, when, actor.id,
+            store.set_post_at(conn, self.office.org, item.id, when,
+                              actor.id if when is not None else None,
                               gate=(item.state, item.content_digest))
             store.append_item_event(conn, Event(
                 org=self.office.org, stream="", seq=0, at=self.office.now(), actor=actor.id,
                 action=action, from_state=item.state, to_state=item.state,
-                data={"post_at": when.astimezone(dt.timezone.utc).isoformat()}), item.id)
+                data=data), item.id)
 
-    def _close_if_done(self, item_id: int, actor: Actor) -> None:
+    def _close_if_done(self, item_id: int, actor: Actor) -> bool:
+        """Complete the posting step if every channel is settled; ``True`` if this call
+        closed the item (not if someone else had, or it is not done)."""
         office = self.office
-        for _ in range(5):
+        for _round in range(5):
             found = office.store.item_with_head(office.org, item_id)
             assert found is not None
             item, head = found
             if item.state == "posted":
-                return
+                return False
             pubs = office.store.publications(office.org, item.id)
             if not item.post.channels or not all(
                     c in pubs and pubs[c].is_settled for c in item.post.channels):
-                return
+                return False
             engine = office.engine(item.sop_revision)
             try:
                 move = engine.run(item, "complete", actor)
@@ -828,7 +944,8 @@ class Dispatcher:
                 continue  # another worker recorded something meanwhile: look again
             office.notify("item_posted", item=closed,
                          publications=office.store.publications(office.org, item.id))
-            return
+            return True
+        return False
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -962,13 +1079,31 @@ def _claimable(pub: Publication, now: dt.datetime) -> bool:
     return pub.state == "failed" and pub.next_attempt_at is not None and pub.next_attempt_at <= now
 
 
+def _retry_refusal(item_id: int, channel: str, state: str) -> str:
+    """Why a channel in ``state`` is not retried, and what to do instead."""
+    if state == "unknown":
+        return _("channel {channel!r} of item {id} is 'unknown': the last attempt may have "
+                 "posted it, so it is never retried blindly; check the platform, then "
+                 "`humasflow confirm {id} {channel} --url URL` or `--not-posted`").format(
+                     channel=channel, id=item_id)
+    if state == "waiting":
+        return _("channel {channel!r} of item {id} is 'waiting' for a person to post it by "
+                 "hand; then `humasflow confirm {id} {channel} --url URL`").format(
+                     channel=channel, id=item_id)
+    if state == "pending":
+        return _("channel {channel!r} of item {id} is 'pending': it has not failed; post it "
+                 "with `humasflow publish {id}`").format(channel=channel, id=item_id)
+    return _("channel {channel!r} of item {id} is {state!r}; only a failed channel is "
+             "retried").format(channel=channel, id=item_id, state=state)
+
+
 def _what_to_do(error: PublishError, channel: ChannelConfig, item_id: int, attempts: int,
                 policy: RetryPolicy, retry_at: dt.datetime | None) -> str:
     """The error's message, ending with what a person should do when it is not retried."""
     message = str(error)
     if retry_at is not None:
         return message
-    again = f"humasflow confirm {item_id} {channel.name} --not-posted --as <your id>"
+    again = f"humasflow retry {item_id} {channel.name} --as <your id>"
     if isinstance(error, AuthenticationFailed):
         names = [error.credential] if error.credential else sorted(channel.credentials)
         variables = [channel.credentials[n] for n in names if n in channel.credentials]

@@ -112,6 +112,7 @@ class Worker:
         self.session_factory = session_factory
         self.media_store = media_store
         self._dispatchers: dict[str, Dispatcher] = {}
+        self._offices: dict[str, Office] = {}
         self._signalled = False
 
     def __repr__(self) -> str:
@@ -121,6 +122,10 @@ class Worker:
 
     def run_once(self, now: dt.datetime | None = None) -> list[PostReport]:
         """Post what is due now in every organisation; return what each item went through.
+
+        Each report's :attr:`~humasflow.publishing.dispatch.PostReport.outcomes` and
+        ``closed`` say what this worker did; an item another worker handled meanwhile
+        comes back with neither (and is not logged at INFO).
 
         One organisation's failure (its store unreachable, a broken plugin) is logged
         and does not stop the others.
@@ -137,7 +142,12 @@ class Worker:
                               "trying again on the next pass", self.worker_id, org)
                 continue
             for report in done:
-                log.info("%s", _describe(report))
+                if report.outcomes or report.closed:
+                    log.info("%s", _describe(report))
+                else:
+                    # Due when the pass began, but another worker had it meanwhile.
+                    log.debug("worker %s: item %s of %s had nothing left for it",
+                              self.worker_id, report.item.id, report.item.org)
             reports.extend(done)
         return reports
 
@@ -158,8 +168,14 @@ class Worker:
                             credentials=self.credentials,
                             session_factory=self.session_factory, media_host=self.media_host,
                             media_store=self.media_store)
+            self._offices[org] = office
             dispatcher = self._dispatchers[org] = office.dispatcher(worker_id=self.worker_id)
         return dispatcher
+
+    def posts_through(self, office: object) -> bool:
+        """Whether ``office`` is one this worker posts through (a hook's ``office``
+        argument tells this worker's outcomes from other workers' in the same process)."""
+        return any(office is mine for mine in self._offices.values())
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -283,11 +299,14 @@ def run_due(
 
 
 def _describe(report: PostReport) -> str:
+    """What this worker did to one item: only its own outcomes, never another worker's."""
     item = report.item
     by_state: dict[str, list[str]] = {}
-    for name, pub in sorted(report.publications.items()):
+    for name, pub in sorted(report.outcomes.items()):
         by_state.setdefault(pub.state, []).append(name)
     channels = "; ".join(f"{state}: {', '.join(names)}"
                          for state, names in sorted(by_state.items()))
-    outcome = "closed" if report.done else "open"
-    return f"item {item.id} of {item.org} ({item.title!r}) {outcome}; {channels or 'no channels'}"
+    outcome = ("closed" if report.closed else "open" if item.is_open
+               else "closed by another worker")
+    return (f"item {item.id} of {item.org} ({item.title!r}) {outcome}; "
+            f"{channels or 'no channel changed'}")

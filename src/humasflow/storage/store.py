@@ -447,20 +447,31 @@ class Store:
         overdue_at: dt.datetime | None = None,
         limit: int | None = None,
     ) -> list[ContentItem]:
-        """The organisation's items, newest first, filtered."""
+        """The organisation's items, newest first, filtered.
+
+        ``overdue_at`` keeps the items late at that time
+        (:meth:`~humasflow.models.ContentItem.is_overdue`): an item waiting for a
+        posting time still to come is not late.
+        """
         query = sa.select(t.items).where(t.items.c.org == org)
         if states:
             query = query.where(t.items.c.state.in_(list(states)))
         if assignee is not None:
             query = query.where(t.items.c.assignee == assignee)
         if overdue_at is not None:
+            # A first cut in SQL; the deadline of a scheduled item is judged below.
             query = query.where(t.items.c.due_at < overdue_at,
-                                t.items.c.state.not_in(["posted", "cancelled"]))
+                                t.items.c.state.not_in(["posted", "cancelled"]),
+                                sa.or_(t.items.c.post_at.is_(None),
+                                       t.items.c.post_at < overdue_at))
         query = query.order_by(t.items.c.id.desc())
-        if limit is not None:
+        if limit is not None and overdue_at is None:
             query = query.limit(limit)
         with self.reading() as conn:
-            return [_item(r) for r in conn.execute(query)]
+            found = [_item(r) for r in conn.execute(query)]
+        if overdue_at is not None:
+            found = [i for i in found if i.is_overdue(overdue_at)][:limit]
+        return found
 
     def apply(self, conn: Connection, item: ContentItem, expected_version: int,
               prev_hash: str, event: Event, *, new_step: bool) -> Event:
@@ -1016,6 +1027,7 @@ def _item(row: Any) -> ContentItem:
         approved_digest=row.approved_digest, assignee=row.assignee,
         created_by=row.created_by, created_at=row.created_at,
         step_started_at=row.step_started_at, due_at=row.due_at,
+        post_at=row.post_at, post_by=row.post_by,
     )
 
 
