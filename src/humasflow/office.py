@@ -1134,7 +1134,7 @@ class Office:
             if not value and credentials_required:
                 source = self.credentials
                 raise CredentialMissing(channel.name, var, None if isinstance(
-                    source, _credentials.EnvironmentSource) else source.description)
+                    source, _credentials.EnvironmentSource) else _credentials.described(source))
             # Validation needs no network, so it works where the secrets are not set.
             credentials[key] = value or ""
             remember_secret(value)
