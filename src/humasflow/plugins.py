@@ -17,6 +17,7 @@ import pluggy
 
 from humasflow import hookspecs
 from humasflow.errors import ConfigurationError
+from humasflow.i18n import _
 
 __all__ = ["DEFAULT_PLUGINS", "get_plugins", "pm", "publisher_factories"]
 
@@ -67,7 +68,8 @@ def publisher_factories() -> dict[str, Callable[..., Any]]:
 
     def register(name: str, factory: Callable[..., Any]) -> None:
         if name in found:
-            raise ConfigurationError(f"two plugins register a publisher named {name!r}")
+            raise ConfigurationError(_("two plugins register a publisher named {name!r}")
+                                     .format(name=name))
         found[name] = factory
 
     pm.hook.register_publishers(register=register)

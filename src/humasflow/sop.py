@@ -23,7 +23,7 @@ from typing import Any
 import attrs
 
 from humasflow.errors import DefinitionError
-from humasflow.i18n import _
+from humasflow.i18n import N_, _
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -57,15 +57,16 @@ PHASES: Mapping[str, tuple[str, str]] = {
     "improvement": ("Peningkatan", "Improvement"),
 }
 
-#: The outputs the engine knows how to require, and how a step supplies them.
+#: The outputs the engine knows how to require, and how a step supplies them (marked for
+#: the catalog: translate a description with ``_()`` where it is shown).
 OUTPUT_KINDS: Mapping[str, str] = {
-    "concept": "the concept text of the post (text=...)",
-    "notes": "the technical notes: tools, templates, assets (notes=...)",
-    "design": "at least one design/video media reference (media=[...])",
-    "approval": "the coordinator's answer: approve, or reject with a reason",
-    "production": "at least one produced media reference (media=[...])",
-    "recheck": "the recheck result: pass, or rework with findings",
-    "publication": "a posting to every target channel",
+    "concept": N_("the concept text of the post (text=...)"),
+    "notes": N_("the technical notes: tools, templates, assets (notes=...)"),
+    "design": N_("at least one design/video media reference (media=[...])"),
+    "approval": N_("the coordinator's answer: approve, or reject with a reason"),
+    "production": N_("at least one produced media reference (media=[...])"),
+    "recheck": N_("the recheck result: pass, or rework with findings"),
+    "publication": N_("a posting to every target channel"),
 }
 _DECISIONS = {"approval": ("approve", "reject"), "recheck": ("pass", "rework")}
 _KEY = re.compile(r"^[a-z][a-z0-9_]*$")
