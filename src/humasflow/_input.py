@@ -59,17 +59,19 @@ def text(field: str, value: Any, limit: int = TEXT) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{field} must be a string, got {type(value).__name__}")
     if "\x00" in value:
-        raise InputInvalid(field, f"contains a NUL character (at position {value.index(chr(0))})",
-                           "remove it: no text may hold NUL")
+        raise InputInvalid(field, _("contains a NUL character (at position {position})").format(
+            position=value.index(chr(0))), _("remove it: no text may hold NUL"))
     found = _SURROGATE.search(value)
     if found:
         raise InputInvalid(
-            field, f"contains a lone surrogate {found.group()!r} (at position {found.start()}), "
-            "which is not a character", "it usually comes from bytes that were not valid "
-            "UTF-8; give the text as proper Unicode")
+            field, _("contains a lone surrogate {char!r} (at position {position}), which is "
+                     "not a character").format(char=found.group(), position=found.start()),
+            _("it usually comes from bytes that were not valid UTF-8; give the text as "
+              "proper Unicode"))
     if len(value) > limit:
-        raise InputInvalid(field, f"is {len(value)} characters long, more than the limit of "
-                           f"{limit}", "shorten it", limit=limit, length=len(value))
+        raise InputInvalid(field, _("is {length} characters long, more than the limit of "
+                                    "{limit}").format(length=len(value), limit=limit),
+                           _("shorten it"), limit=limit, length=len(value))
     return value
 
 
@@ -78,8 +80,10 @@ def ident(field: str, value: Any, limit: int) -> str:
     text(field, value, limit)
     found = _CONTROL.search(value)
     if found:
-        raise InputInvalid(field, f"contains the control character {found.group()!r} (at "
-                           f"position {found.start()})", "use printable characters only")
+        raise InputInvalid(field, _("contains the control character {char!r} (at position "
+                                    "{position})").format(char=found.group(),
+                                                          position=found.start()),
+                           _("use printable characters only"))
     return str(value)
 
 
@@ -151,33 +155,38 @@ def moment(field: str, value: Any) -> dt.datetime:
                 if isinstance(value, str) else "give an aware datetime")
         raise TypeError(f"{field} must be an aware datetime, got {what} {value!r:.60}; {hint}")
     if value.tzinfo is None or value.utcoffset() is None:
-        raise InputInvalid(field, f"is the naive datetime {value.isoformat()}",
-                           "give an aware one (with tzinfo), e.g. in UTC or the faculty's zone")
+        raise InputInvalid(field, _("is the naive datetime {value}").format(
+            value=value.isoformat()), _("give an aware one (with tzinfo), e.g. in UTC or the "
+                                        "faculty's zone"))
     try:
         utc = value.astimezone(dt.timezone.utc)
     except (OverflowError, ValueError):
         utc = None
     if utc is None or not EARLIEST <= utc < LATEST:
-        raise InputInvalid(field, f"is {value.isoformat()}, outside the times humasflow "
-                           f"takes ({EARLIEST.year} to {LATEST.year - 1})",
-                           "give a real date")
+        raise InputInvalid(field, _("is {value}, outside the times humasflow takes ({first} "
+                                    "to {last})").format(value=value.isoformat(),
+                                                         first=EARLIEST.year,
+                                                         last=LATEST.year - 1),
+                           _("give a real date"))
     zone = value.tzinfo
     back = utc.astimezone(zone)
     if back.replace(tzinfo=None) != value.replace(tzinfo=None):
         raise InputInvalid(
-            field, f"is {value.replace(tzinfo=None).isoformat(' ')} in {zone}, a time the "
-            "clocks skip there (daylight saving starts)",
-            f"give a time that exists, e.g. {back.replace(tzinfo=None).isoformat(' ')}, or "
-            "an explicit UTC offset")
+            field, _("is {value} in {zone}, a time the clocks skip there (daylight saving "
+                     "starts)").format(value=value.replace(tzinfo=None).isoformat(" "),
+                                       zone=zone),
+            _("give a time that exists, e.g. {example}, or an explicit UTC offset").format(
+                example=back.replace(tzinfo=None).isoformat(" ")))
     other = value.replace(fold=1 - value.fold)
     if other.utcoffset() != value.utcoffset():
         first, second = sorted([value.utcoffset(), other.utcoffset()],  # type: ignore[type-var]
                                reverse=True)
         raise InputInvalid(
-            field, f"is {value.replace(tzinfo=None).isoformat(' ')} in {zone}, a time that "
-            "happens twice there (daylight saving ends)",
-            f"give it with an explicit UTC offset ({_offset(first)} for the first, "
-            f"{_offset(second)} for the second)")
+            field, _("is {value} in {zone}, a time that happens twice there (daylight "
+                     "saving ends)").format(value=value.replace(tzinfo=None).isoformat(" "),
+                                            zone=zone),
+            _("give it with an explicit UTC offset ({first} for the first, {second} for the "
+              "second)").format(first=_offset(first), second=_offset(second)))
     return value
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from humasflow import i18n
 from humasflow.errors import MediaRefused
 from humasflow.mediastore import AttachRules, attach
 from humasflow.models import ContentItem, Event, Media
@@ -62,9 +63,11 @@ def import_media(office: Office, store: Store) -> int:
                 # What the old code posted, and so what was approved: the URL itself.
                 return attrs.evolve(m, passthrough=True)
             if m.source not in results:
+                # The refusal goes into the record, which stays in the source language.
                 try:
-                    results[m.source] = attach(office.media, m, rules,
-                                               session_factory=office.session_factory)
+                    with i18n.use(i18n.DEFAULT_LANGUAGE):
+                        results[m.source] = attach(office.media, m, rules,
+                                                   session_factory=office.session_factory)
                 except MediaRefused as exc:
                     results[m.source] = attrs.evolve(m, missing=True), str(exc)
             found = results[m.source]

@@ -19,6 +19,7 @@ from typing import IO, Any
 
 import attrs
 
+from humasflow.i18n import _
 from humasflow.models import Event
 from humasflow.scrubbing import scrub, scrub_data
 from humasflow.storage.rows import (
@@ -57,10 +58,14 @@ class Finding:
     group: str = ""
 
     def __str__(self) -> str:
-        if self.table:
-            where = f"{self.table} row {self.row}" + (f" [{self.group}]" if self.group else "")
-            return f"{where} ({self.stream} #{self.seq}): {self.problem}"
-        return f"{self.stream} #{self.seq}: {self.problem}"
+        if self.table and self.group:
+            message = _("{table} row {row} [{group}] ({stream} #{seq}): {problem}")
+        elif self.table:
+            message = _("{table} row {row} ({stream} #{seq}): {problem}")
+        else:
+            message = _("{stream} #{seq}: {problem}")
+        return message.format(table=self.table, row=self.row, group=self.group,
+                              stream=self.stream, seq=self.seq, problem=self.problem)
 
 
 @attrs.frozen
@@ -124,11 +129,11 @@ def verify(events: Iterable[Event], heads: Mapping[str, tuple[int, str]],
             return
         head = heads.get(name)
         if head is None:
-            findings.append(Finding(name, last_seq, "stream has events but no item or owner"))
+            findings.append(Finding(name, last_seq, _("stream has events but no item or owner")))
         elif head != (last_seq, last_hash):
-            findings.append(Finding(name, last_seq,
-                                    f"stream ends at #{last_seq} but its head says #{head[0]}: "
-                                    "events were deleted or added"))
+            findings.append(Finding(name, last_seq, _(
+                "stream ends at #{last} but its head says #{head}: events were deleted or "
+                "added").format(last=last_seq, head=head[0])))
 
     def explain(table: str, key: str, groups: Mapping[str, Any], source: str, order: int,
                 seq: int) -> None:
@@ -176,19 +181,21 @@ def verify(events: Iterable[Event], heads: Mapping[str, tuple[int, str]],
             stream, expected_seq, prev = event.stream, 1, ""
             seen.add(stream)
         if event.seq != expected_seq:
-            findings.append(Finding(stream, event.seq,
-                                    f"expected event #{expected_seq}: missing or reordered"))
+            findings.append(Finding(stream, event.seq, _(
+                "expected event #{seq}: missing or reordered").format(seq=expected_seq)))
         if event.prev_hash != prev:
-            findings.append(Finding(stream, event.seq, "does not link to the event before it"))
+            findings.append(Finding(stream, event.seq,
+                                    _("does not link to the event before it")))
         if event.compute_hash() != event.hash:
-            findings.append(Finding(stream, event.seq, "content does not match its hash: edited"))
+            findings.append(Finding(stream, event.seq,
+                                    _("content does not match its hash: edited")))
         hashes.setdefault(stream, []).append(event.hash)
         expected_seq, prev = event.seq + 1, event.hash
         learn(event)
     close(stream, expected_seq - 1, prev)
-    for name, (seq, _) in sorted(heads.items()):
+    for name, (seq, _hash) in sorted(heads.items()):
         if name not in seen and seq:
-            findings.append(Finding(name, seq, "all events of this stream are missing"))
+            findings.append(Finding(name, seq, _("all events of this stream are missing")))
 
     def hash_at(name: str, seq: int) -> str | None:
         chain = hashes.get(name, [])
@@ -198,9 +205,9 @@ def verify(events: Iterable[Event], heads: Mapping[str, tuple[int, str]],
         for name, head in sorted(streams.items()):
             seq, digest = int(head[0]), str(head[1])
             if hash_at(name, seq) != digest:
-                findings.append(Finding(
-                    name, seq, f"the checkpoint at org #{at} recorded this stream at #{seq}; "
-                    "the stream no longer holds that event: truncated or rewritten"))
+                findings.append(Finding(name, seq, _(
+                    "the checkpoint at org #{at} recorded this stream at #{seq}; the stream no "
+                    "longer holds that event: truncated or rewritten").format(at=at, seq=seq)))
     if anchor is not None:
         findings.extend(_check_anchor(anchor, hash_at, dict(checkpoints)))
 
@@ -218,16 +225,17 @@ def _check_anchor(anchor: Mapping[str, Any], hash_at: Any,
     try:
         seq, digest = int(anchor["seq"]), str(anchor["hash"])
     except (KeyError, TypeError, ValueError):
-        return [Finding("org", 0, "the anchor has no valid 'seq' and 'hash'")]
+        return [Finding("org", 0, _("the anchor has no valid 'seq' and 'hash'"))]
     if hash_at("org", seq) != digest:
-        return [Finding("org", seq, "the record does not extend the anchor: the "
-                        "organisation's stream no longer holds the anchored event (rewritten "
-                        "or truncated)")]
+        return [Finding("org", seq, _("the record does not extend the anchor: the "
+                                      "organisation's stream no longer holds the anchored "
+                                      "event (rewritten or truncated)"))]
     streams = checkpoints.get(seq)
     if streams is None:
-        return [Finding("org", seq, "the anchored event is not a checkpoint")]
+        return [Finding("org", seq, _("the anchored event is not a checkpoint"))]
     if anchor.get("digest") not in (None, heads_digest(streams)):
-        return [Finding("org", seq, "the anchor's digest does not match its checkpoint's heads")]
+        return [Finding("org", seq,
+                        _("the anchor's digest does not match its checkpoint's heads"))]
     return []
 
 
@@ -259,32 +267,39 @@ def _check_rows(tables: Mapping[str, Iterable[Mapping[str, Any]]],
                         and want in {row_digests(table, {"state": s})["state"]
                                      for s in _CLAIMABLE}):
                     continue
-                problem = (f"no event records this row's {group!r}" if want is None else
-                           f"its {group!r} is not what the record says it became")
+                if want is None:
+                    problem = _("no event records this row's {group!r}: changed outside "
+                                "humasflow")
+                else:
+                    problem = _("its {group!r} is not what the record says it became: changed "
+                                "outside humasflow")
                 findings.append(Finding(entry[0] if entry else stream, seq,
-                                        f"{problem}: changed outside humasflow",
+                                        problem.format(group=group),
                                         table=table, row=key, group=group))
             if table == "items":
                 origin = created.get(stream)
                 if origin is None:
-                    findings.append(Finding("org", 0, "the item's creation is not recorded in "
-                                            "the organisation's stream", table=table, row=key,
-                                            group="identity"))
-                elif origin[1] and hash_at(stream, 1) != origin[1]:
-                    findings.append(Finding("org", origin[0], "the item's first event is not "
-                                            "the one its creation record names",
+                    findings.append(Finding("org", 0, _("the item's creation is not recorded "
+                                                        "in the organisation's stream"),
                                             table=table, row=key, group="identity"))
-    for name, (seq, _) in sorted(created.items()):
+                elif origin[1] and hash_at(stream, 1) != origin[1]:
+                    findings.append(Finding("org", origin[0], _("the item's first event is "
+                                                                "not the one its creation "
+                                                                "record names"),
+                                            table=table, row=key, group="identity"))
+    for name, (seq, _hash) in sorted(created.items()):
         key = name.split(":", 1)[1]
         if ("items", key) not in present:
-            findings.append(Finding("org", seq, "the organisation's stream records this item's "
-                                    "creation, but its row is gone: deleted",
+            findings.append(Finding("org", seq, _("the organisation's stream records this "
+                                                  "item's creation, but its row is gone: "
+                                                  "deleted"),
                                     table="items", row=key))
     for (table, key), groups in sorted(explained.items()):
         if (table, key) not in present and not (table == "items" and f"item:{key}" in created):
             entry = max(groups.values(), key=lambda e: e[1])
-            findings.append(Finding(entry[0], entry[2], "the record wrote this row, but it is "
-                                    "gone: deleted", table=table, row=key))
+            findings.append(Finding(entry[0], entry[2], _("the record wrote this row, but it "
+                                                          "is gone: deleted"),
+                                    table=table, row=key))
     return count
 
 

@@ -1404,17 +1404,18 @@ _INBOX_KINDS = {
 
 
 def _inbox_command(entry: InboxEntry, who: str) -> str:
-    """The command that deals with one inbox entry."""
+    """The command that deals with one inbox entry (commands are not translated)."""
     i, channel = entry.item_id, entry.channel
     if entry.kind == "approve":
-        return f"humasflow approve {i} --as {who}"
+        return f"humasflow approve {i} --as {who}"  # not a message
     if entry.kind == "failed":
-        return f"humasflow retry {i} {channel} --as {who}"
+        return f"humasflow retry {i} {channel} --as {who}"  # not a message
     if entry.kind == "unknown":
-        return f"humasflow confirm {i} {channel} --as {who} --url URL | --not-posted"
+        command = f"humasflow confirm {i} {channel} --as {who}"  # not a message
+        return command + " --url URL | --not-posted"
     if entry.kind == "waiting":
-        return f"humasflow confirm {i} {channel} --as {who} --url URL"
-    return f"humasflow show {i}"
+        return f"humasflow confirm {i} {channel} --as {who} --url URL"  # not a message
+    return f"humasflow show {i}"  # not a message
 
 
 @cli.command()

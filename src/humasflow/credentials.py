@@ -34,6 +34,7 @@ import attrs
 
 from humasflow._files import fsync_dir
 from humasflow.errors import CredentialSourceError, SecretInConfiguration
+from humasflow.i18n import _
 from humasflow.scrubbing import looks_like_token
 
 if sys.version_info >= (3, 11):
@@ -105,11 +106,12 @@ class EnvironmentSource:
     def put(self, reference: str, value: str) -> None:
         """Refused: the environment of a running process cannot be updated for good."""
         raise CredentialSourceError(
-            self.description,
-            f"cannot keep a new value of {reference}: set the environment variable "
-            f"{reference} to the renewed credential where the posting processes start, or "
-            f"keep the credentials in a secrets file (--secrets FILE or {SECRETS_ENV}), "
-            "where a renewed credential is written back")
+            described(self),
+            _("cannot keep a new value of {reference}: set the environment variable "
+              "{reference} to the renewed credential where the posting processes start, or "
+              "keep the credentials in a secrets file (--secrets FILE or {variable}), "
+              "where a renewed credential is written back").format(
+                  reference=reference, variable=SECRETS_ENV))
 
 
 class SecretsFile:
@@ -152,8 +154,9 @@ class SecretsFile:
             CredentialSourceError: The file is unsafe, or it cannot be written.
         """
         if not isinstance(value, str) or not value:
-            raise CredentialSourceError(self.description,
-                                        f"the new value of {reference} is empty")
+            raise CredentialSourceError(described(self),
+                                        _("the new value of {reference} is empty").format(
+                                            reference=reference))
         with self._lock, self._file_lock():
             current = self._values()
             text = self.path.read_text("utf-8")
@@ -177,12 +180,13 @@ class SecretsFile:
             fd = os.open(self.path, flags)
         except FileNotFoundError:
             raise CredentialSourceError(
-                self.description, "there is no such file; create it (one REFERENCE = "
-                f"\"value\" line per credential) and make it private: chmod 600 {self.path}"
+                described(self), _("there is no such file; create it (one REFERENCE = "
+                                   "\"value\" line per credential) and make it private: "
+                                   "chmod 600 {path}").format(path=self.path)
             ) from None
         except OSError as exc:
-            raise CredentialSourceError(self.description,
-                                        f"cannot be read: {exc.strerror}") from None
+            raise CredentialSourceError(described(self), _("cannot be read: {error}").format(
+                error=exc.strerror)) from None
         try:
             st = os.fstat(fd)
             self._check_private(st)
@@ -203,36 +207,37 @@ class SecretsFile:
         import stat
 
         if not stat.S_ISREG(st.st_mode):
-            raise CredentialSourceError(self.description, "is not a regular file")
+            raise CredentialSourceError(described(self), _("is not a regular file"))
         if st.st_mode & 0o077:
             raise CredentialSourceError(
-                self.description,
-                f"others can read or change it (mode {stat.S_IMODE(st.st_mode):03o}); make it "
-                f"readable by its owner only: chmod 600 {self.path}")
+                described(self),
+                _("others can read or change it (mode {mode:03o}); make it readable by its "
+                  "owner only: chmod 600 {path}").format(mode=stat.S_IMODE(st.st_mode),
+                                                         path=self.path))
         geteuid = getattr(os, "geteuid", None)
         if geteuid is not None and st.st_uid != geteuid():
             raise CredentialSourceError(
-                self.description,
-                f"it belongs to user id {st.st_uid}, not to the user running humasflow "
-                f"({geteuid()}); give it to that user and keep it private: chown it, then "
-                f"chmod 600 {self.path}")
+                described(self),
+                _("it belongs to user id {owner}, not to the user running humasflow "
+                  "({user}); give it to that user and keep it private: chown it, then "
+                  "chmod 600 {path}").format(owner=st.st_uid, user=geteuid(), path=self.path))
 
     def _parse(self, raw: bytes) -> dict[str, str]:
         try:
             data = tomllib.loads(raw.decode("utf-8"))
         except UnicodeDecodeError:
-            raise CredentialSourceError(self.description, "is not UTF-8 text") from None
+            raise CredentialSourceError(described(self), _("is not UTF-8 text")) from None
         except tomllib.TOMLDecodeError as exc:
             # The parser's message gives the line and column, never the text.
-            raise CredentialSourceError(self.description,
-                                        f"is not valid TOML: {exc}") from None
+            raise CredentialSourceError(described(self), _("is not valid TOML: {error}").format(
+                error=exc)) from None
         values: dict[str, str] = {}
         for key, value in data.items():
             if not isinstance(value, str):
                 raise CredentialSourceError(
-                    self.description,
-                    f"{key} is not a string; write each credential as {key} = \"value\" "
-                    "(no tables, no numbers)")
+                    described(self),
+                    _("{key} is not a string; write each credential as {key} = \"value\" "
+                      "(no tables, no numbers)").format(key=key))
             values[key] = value
         return values
 
@@ -267,8 +272,8 @@ class SecretsFile:
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
-            raise CredentialSourceError(self.description,
-                                        f"cannot be rewritten: {exc.strerror}") from None
+            raise CredentialSourceError(described(self), _("cannot be rewritten: {error}").format(
+                error=exc.strerror)) from None
         with contextlib.suppress(OSError):  # the rename itself survives a power cut
             fsync_dir(folder)
 
@@ -313,7 +318,7 @@ def resolve_source(
     process's environment.
     """
     if credentials is not None and environ is not None:
-        raise ValueError("give credentials= or environ=, not both")
+        raise ValueError(_("give credentials= or environ=, not both"))
     if isinstance(credentials, (str, os.PathLike)):
         return SecretsFile(credentials)
     if credentials is not None:
@@ -351,11 +356,27 @@ class CredentialWarning:
 
     def __str__(self) -> str:
         when = self.expires_at.isoformat(timespec="minutes")
-        what = (f"channel {self.channel!r}: the credential {self.credential!r} "
-                f"({self.reference})")
         if self.expired:
-            return f"{what} expired at {when}; renew it, then post again"
-        return f"{what} expires at {when}; renew it before then"
+            message = _("channel {channel!r}: the credential {credential!r} ({reference}) "
+                        "expired at {when}; renew it, then post again")
+        else:
+            message = _("channel {channel!r}: the credential {credential!r} ({reference}) "
+                        "expires at {when}; renew it before then")
+        return message.format(channel=self.channel, credential=self.credential,
+                              reference=self.reference, when=when)
+
+
+def described(source: Any) -> str:
+    """How messages name a credential source, in the current language.
+
+    A source's ``description`` is what the record keeps (in English); the sources
+    humasflow brings are named in the reader's language, others by their description.
+    """
+    if isinstance(source, SecretsFile):
+        return _("the secrets file {path}").format(path=source.path)
+    if isinstance(source, EnvironmentSource):
+        return _("the environment")
+    return str(getattr(source, "description", source))
 
 
 def check_channel_config(channel: str, settings: Mapping[str, Any],
@@ -373,12 +394,12 @@ def check_channel_config(channel: str, settings: Mapping[str, Any],
     """
     for key, reference in credentials.items():
         if not isinstance(reference, str) or not reference:
-            raise SecretInConfiguration(channel, key, "credentials", "is empty")
+            raise SecretInConfiguration(channel, key, "credentials", _("is empty"))
         if looks_like_token(reference) or not _is_reference(reference):
             raise SecretInConfiguration(
                 channel, key, "credentials",
-                "is not a credential reference (it looks like a secret, or is not a "
-                "variable name)")
+                _("is not a credential reference (it looks like a secret, or is not a "
+                  "variable name)"))
     _check_settings(channel, settings, "")
 
 
@@ -396,10 +417,11 @@ def _check_settings(channel: str, value: Any, path: str) -> None:
             name = f"{path}.{key}" if path else str(key)
             if _SECRET_SETTING.search(str(key).replace("-", "_")) and inner not in (None, ""):
                 raise SecretInConfiguration(channel, name, "settings",
-                                            "is named like a secret")
+                                            _("is named like a secret"))
             _check_settings(channel, inner, name)
     elif isinstance(value, (list, tuple)):
         for i, inner in enumerate(value):
             _check_settings(channel, inner, f"{path}[{i}]")
     elif isinstance(value, str) and looks_like_token(value):
-        raise SecretInConfiguration(channel, path, "settings", "holds what looks like a token")
+        raise SecretInConfiguration(channel, path, "settings",
+                                    _("holds what looks like a token"))

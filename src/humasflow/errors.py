@@ -53,6 +53,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from humasflow.i18n import _
+
 if TYPE_CHECKING:
     from humasflow.publishing.contract import Problem
 
@@ -97,6 +99,12 @@ __all__ = [
 ]
 
 
+def _phrase(text: str) -> str:
+    """A phrase marked with ``N_`` where it was made (an action such as "add or change
+    actors"), in the current language; an empty one stays empty."""
+    return _(text) if text else text
+
+
 class HumasflowError(Exception):
     """The root of every error humasflow raises."""
 
@@ -117,9 +125,11 @@ class DefinitionError(HumasflowError):
         self.problem = problem
         self.expected = expected
         where = f"{source}: {path}" if path else source
-        message = f"{where}: {problem}"
         if expected:
-            message += f" (expected {expected})"
+            message = _("{where}: {problem} (expected {expected})").format(
+                where=where, problem=problem, expected=expected)
+        else:
+            message = _("{where}: {problem}").format(where=where, problem=problem)
         super().__init__(message)
 
 
@@ -144,11 +154,13 @@ class CredentialMissing(ConfigurationError):
         self.variable = variable
         self.source = source
         if source is None:
-            message = (f"channel {channel!r} needs the environment variable {variable} to be "
-                       "set; set it in the environment of the process that posts")
+            message = _("channel {channel!r} needs the environment variable {variable} to be "
+                        "set; set it in the environment of the process that posts").format(
+                            channel=channel, variable=variable)
         else:
-            message = (f"channel {channel!r} needs the credential {variable}, which {source} "
-                       f"does not hold; add it there")
+            message = _("channel {channel!r} needs the credential {variable}, which {source} "
+                        "does not hold; add it there").format(
+                            channel=channel, variable=variable, source=source)
         super().__init__(message)
 
 
@@ -170,14 +182,15 @@ class SecretInConfiguration(ConfigurationError):
         self.key = key
         self.field = field
         if field == "credentials":
-            advice = ("give the name of the environment variable (or secrets-file key) that "
-                      "holds it, in capitals, like X_ACCESS_TOKEN")
+            message = _("channel {channel!r}: credential {key!r} {problem}; never put a "
+                        "secret here: give the name of the environment variable (or "
+                        "secrets-file key) that holds it, in capitals, like X_ACCESS_TOKEN")
         else:
-            advice = ("put the secret in the environment or the secrets file and name it in "
-                      "the channel's credentials by a credential reference (the channel's "
-                      "credential access_token read from X_ACCESS_TOKEN, say)")
-        super().__init__(f"channel {channel!r}: {field[:-1]} {key!r} {problem}; never put a "
-                         f"secret here: {advice}")
+            message = _("channel {channel!r}: setting {key!r} {problem}; never put a secret "
+                        "here: put the secret in the environment or the secrets file and "
+                        "name it in the channel's credentials by a credential reference (the "
+                        "channel's credential access_token read from X_ACCESS_TOKEN, say)")
+        super().__init__(message.format(channel=channel, key=key, problem=problem))
 
 
 class CredentialSourceError(ConfigurationError):
@@ -191,7 +204,7 @@ class CredentialSourceError(ConfigurationError):
     def __init__(self, source: str, problem: str) -> None:
         self.source = source
         self.problem = problem
-        super().__init__(f"{source}: {problem}")
+        super().__init__(_("{source}: {problem}").format(source=source, problem=problem))
 
 
 class AnchorInvalid(ConfigurationError):
@@ -205,9 +218,10 @@ class AnchorInvalid(ConfigurationError):
     def __init__(self, source: str, problem: str) -> None:
         self.source = source
         self.problem = problem
-        super().__init__(
-            f"audit anchor {source}: {problem}; give the JSON file written by "
-            "'humasflow audit anchor --out FILE' (or Office.anchor())")
+        super().__init__(_(
+            "audit anchor {source}: {problem}; give the JSON file written by "
+            "'humasflow audit anchor --out FILE' (or Office.anchor())").format(
+                source=source, problem=problem))
 class InputInvalid(HumasflowError, ValueError):
     """A value given to humasflow cannot be taken as it is. Nothing was written.
 
@@ -230,10 +244,13 @@ class InputInvalid(HumasflowError, ValueError):
         self.problem = problem
         self.limit = limit
         self.length = length
-        message = f"{field} {problem}"
         if hint:
-            message += f"; {hint}"
-        super().__init__(message + "; nothing was written")
+            message = _("{field} {problem}; {hint}; nothing was written").format(
+                field=field, problem=problem, hint=hint)
+        else:
+            message = _("{field} {problem}; nothing was written").format(
+                field=field, problem=problem)
+        super().__init__(message)
 
 
 class NotFound(HumasflowError):
@@ -246,10 +263,9 @@ class ItemNotFound(NotFound):
     def __init__(self, item_id: str, org: str) -> None:
         self.item_id = item_id
         self.org = org
-        super().__init__(
-            f"no content item {item_id!r} in organisation {org!r}; "
-            "list the items with `humasflow list`"
-        )
+        super().__init__(_(
+            "no content item {item_id!r} in organisation {org!r}; "
+            "list the items with `humasflow list`").format(item_id=item_id, org=org))
 
 
 class ActorNotFound(NotFound):
@@ -258,21 +274,33 @@ class ActorNotFound(NotFound):
     def __init__(self, actor_id: str, org: str) -> None:
         self.actor_id = actor_id
         self.org = org
-        super().__init__(
-            f"no actor {actor_id!r} in organisation {org!r}; "
-            "add them with `humasflow actor add` or Office.add_actor()"
-        )
+        super().__init__(_(
+            "no actor {actor_id!r} in organisation {org!r}; "
+            "add them with `humasflow actor add` or Office.add_actor()").format(
+                actor_id=actor_id, org=org))
 
 
 class SOPNotFound(NotFound):
     """No SOP revision is registered (or not the one asked for)."""
 
-    def __init__(self, org: str, detail: str = "") -> None:
+    def __init__(self, org: str, detail: str = "", *, revision: int | None = None,
+                 in_effect: bool = False) -> None:
         self.org = org
-        super().__init__(
-            f"no SOP revision registered for organisation {org!r}{detail}; "
-            "register one with `humasflow init` or Office.establish()"
-        )
+        if revision is not None:
+            message = _("no SOP revision registered for organisation {org!r} (revision "
+                        "{revision}); register one with `humasflow init` or "
+                        "Office.establish()")
+        elif in_effect:
+            message = _("no SOP revision registered for organisation {org!r} that is in "
+                        "effect now; register one with `humasflow init` or "
+                        "Office.establish()")
+        elif detail:
+            message = _("no SOP revision registered for organisation {org!r}{detail}; "
+                        "register one with `humasflow init` or Office.establish()")
+        else:
+            message = _("no SOP revision registered for organisation {org!r}; "
+                        "register one with `humasflow init` or Office.establish()")
+        super().__init__(message.format(org=org, detail=detail, revision=revision))
 
 
 class Refused(HumasflowError):
@@ -296,10 +324,15 @@ class NotAllowedNow(Refused):
 
     def __init__(self, *, item_id: str, step: str, action: str, allowed: Sequence[str]) -> None:
         self.allowed = tuple(allowed)
-        choices = ", ".join(self.allowed) or "nothing (the item is closed)"
+        if self.allowed:
+            message = _("item {item_id!r} is at step {step!r}, where {action!r} is not "
+                        "possible; possible now: {choices}")
+        else:
+            message = _("item {item_id!r} is at step {step!r}, where {action!r} is not "
+                        "possible; possible now: nothing (the item is closed)")
         super().__init__(
-            f"item {item_id!r} is at step {step!r}, where {action!r} is not possible; "
-            f"possible now: {choices}",
+            message.format(item_id=item_id, step=step, action=action,
+                           choices=", ".join(self.allowed)),
             item_id=item_id,
             step=step,
             action=action,
@@ -315,8 +348,10 @@ class RoleRequired(Refused):
         self.actor_id = actor_id
         self.role = role
         super().__init__(
-            f"{actor_id!r} cannot {action} item {item_id!r} at step {step!r}: "
-            f"the SOP gives this step to the role {role!r}; ask someone with that role",
+            _("{actor_id!r} cannot {action} item {item_id!r} at step {step!r}: "
+              "the SOP gives this step to the role {role!r}; ask someone with that "
+              "role").format(actor_id=actor_id, action=action, item_id=item_id, step=step,
+                             role=role),
             item_id=item_id,
             step=step,
             action=action,
@@ -338,10 +373,11 @@ class AdminRequired(RoleRequired):
         self.reason = reason
         Refused.__init__(
             self,
-            f"{actor_id!r} cannot {action}: {reason}; only an active administrator "
-            "(role 'admin') may. Ask an administrator, or, in an organisation that has "
-            "none yet, create the first with `humasflow init --admin ID --name NAME` "
-            "or Office.bootstrap_admin()",
+            _("{actor_id!r} cannot {action}: {reason}; only an active administrator "
+              "(role 'admin') may. Ask an administrator, or, in an organisation that has "
+              "none yet, create the first with `humasflow init --admin ID --name NAME` "
+              "or Office.bootstrap_admin()").format(actor_id=actor_id, action=_phrase(action),
+                                                    reason=reason),
             item_id="-", step="-", action=action,
         )
 
@@ -353,8 +389,9 @@ class ActorInactive(Refused):
                  step: str = "-") -> None:
         self.actor_id = actor_id
         super().__init__(
-            f"{actor_id!r} cannot {action}: the actor is deactivated; an administrator "
-            f"can reactivate them (`humasflow actor activate {actor_id}`)",
+            _("{actor_id!r} cannot {action}: the actor is deactivated; an administrator "
+              "can reactivate them (`humasflow actor activate {actor}`)").format(
+                  actor_id=actor_id, action=_phrase(action), actor=actor_id),
             item_id=item_id, step=step, action=action,
         )
 
@@ -366,9 +403,10 @@ class ChannelInactive(Refused):
                  step: str = "-") -> None:
         self.channel = channel
         super().__init__(
-            f"channel {channel!r} is deactivated, so item {item_id!r} cannot be posted "
-            f"to it; an administrator can reactivate it (`humasflow channel activate "
-            f"{channel}`), or the coordinator can skip it for this item",
+            _("channel {channel!r} is deactivated, so item {item_id!r} cannot be posted "
+              "to it; an administrator can reactivate it (`humasflow channel activate "
+              "{name}`), or the coordinator can skip it for this item").format(
+                  channel=channel, item_id=item_id, name=channel),
             item_id=item_id, step=step, action=action,
         )
 
@@ -379,8 +417,9 @@ class FourEyesRequired(Refused):
     def __init__(self, *, item_id: str, step: str, action: str, actor_id: str) -> None:
         self.actor_id = actor_id
         super().__init__(
-            f"{actor_id!r} cannot {action} item {item_id!r}: they wrote its content, and the "
-            "SOP requires a second person to decide (four-eyes rule)",
+            _("{actor_id!r} cannot {action} item {item_id!r}: they wrote its content, and "
+              "the SOP requires a second person to decide (four-eyes rule)").format(
+                  actor_id=actor_id, action=action, item_id=item_id),
             item_id=item_id,
             step=step,
             action=action,
@@ -395,8 +434,9 @@ class OutputMissing(Refused):
     ) -> None:
         self.output = output
         super().__init__(
-            f"step {step!r} of item {item_id!r} cannot {action} without its output "
-            f"{output!r}: {hint}",
+            _("step {step!r} of item {item_id!r} cannot {action} without its output "
+              "{output!r}: {hint}").format(step=step, item_id=item_id, action=action,
+                                           output=output, hint=hint),
             item_id=item_id,
             step=step,
             action=action,
@@ -408,8 +448,9 @@ class ApprovalStale(Refused):
 
     def __init__(self, *, item_id: str, step: str, action: str) -> None:
         super().__init__(
-            f"item {item_id!r} cannot {action}: its concept or design changed after it was "
-            "approved; it needs the coordinator's approval again",
+            _("item {item_id!r} cannot {action}: its concept or design changed after it "
+              "was approved; it needs the coordinator's approval again").format(
+                  item_id=item_id, action=action),
             item_id=item_id,
             step=step,
             action=action,
@@ -426,7 +467,8 @@ class RecheckStale(Refused):
     def __init__(self, *, item_id: str, step: str, action: str, reason: str) -> None:
         self.reason = reason
         super().__init__(
-            f"item {item_id!r} cannot {action}: {reason}; nothing was posted",
+            _("item {item_id!r} cannot {action}: {reason}; nothing was posted").format(
+                item_id=item_id, action=action, reason=reason),
             item_id=item_id,
             step=step,
             action=action,
@@ -442,7 +484,8 @@ class ContentInvalid(Refused):
         self.problems = tuple(problems)
         lines = "; ".join(str(p) for p in self.problems)
         super().__init__(
-            f"item {item_id!r} cannot {action}: the post breaks its channels' rules: {lines}",
+            _("item {item_id!r} cannot {action}: the post breaks its channels' rules: "
+              "{problems}").format(item_id=item_id, action=action, problems=lines),
             item_id=item_id,
             step=step,
             action=action,
@@ -458,12 +501,15 @@ class ConflictError(HumasflowError):
     def __init__(self, item_id: str, expected_version: int) -> None:
         self.item_id = item_id
         self.expected_version: int | None = expected_version
-        what = (f"the record of organisation {item_id[4:]!r}" if item_id.startswith("org:")
-                else f"item {item_id!r}")
-        super().__init__(
-            f"{what} was changed by someone else (expected version "
-            f"{expected_version}); nothing was written: reload it and try again"
-        )
+        if item_id.startswith("org:"):
+            message = _("the record of organisation {org!r} was changed by someone else "
+                        "(expected version {version}); nothing was written: reload it and "
+                        "try again")
+        else:
+            message = _("item {item_id!r} was changed by someone else (expected version "
+                        "{version}); nothing was written: reload it and try again")
+        super().__init__(message.format(org=item_id[4:], item_id=item_id,
+                                        version=expected_version))
 
 
 class ItemChanged(ConflictError):
@@ -478,12 +524,17 @@ class ItemChanged(ConflictError):
         self.item_id = item_id
         self.expected_version = None
         self.channel = channel
-        where = f"channel {channel!r} was" if channel else "its channels were"
-        HumasflowError.__init__(
-            self,
-            f"item {item_id} changed after the posting checks (revised, sent back, "
-            f"cancelled or already moved on), so {where} not posted; look at it with "
-            f"'humasflow show {item_id}' and post again once it is back at the posting step")
+        if channel:
+            message = _("item {item_id} changed after the posting checks (revised, sent "
+                        "back, cancelled or already moved on), so channel {channel!r} was "
+                        "not posted; look at it with 'humasflow show {item_id}' and post "
+                        "again once it is back at the posting step")
+        else:
+            message = _("item {item_id} changed after the posting checks (revised, sent "
+                        "back, cancelled or already moved on), so its channels were not "
+                        "posted; look at it with 'humasflow show {item_id}' and post again "
+                        "once it is back at the posting step")
+        HumasflowError.__init__(self, message.format(item_id=item_id, channel=channel))
 
 
 class ClaimLost(HumasflowError):
@@ -509,10 +560,11 @@ class ClaimLost(HumasflowError):
         self.item_id = item_id
         self.channel = channel
         self.worker = worker
-        super().__init__(
-            f"worker {worker!r} no longer holds the attempt at channel {channel!r} of item "
-            f"{item_id}: its lease ran out and the channel was taken over; this attempt "
-            "stops before its next call to the platform, and the new owner's record stands")
+        super().__init__(_(
+            "worker {worker!r} no longer holds the attempt at channel {channel!r} of item "
+            "{item_id}: its lease ran out and the channel was taken over; this attempt "
+            "stops before its next call to the platform, and the new owner's record "
+            "stands").format(worker=worker, channel=channel, item_id=item_id))
 
 
 class PublishError(HumasflowError):
@@ -592,17 +644,23 @@ class StoreLocked(StorageError):
         self.target = target
         self.timeout = timeout
         if postgres:
-            held = ("another transaction holds a row or table lock this action needs "
-                    f"and kept it for more than {timeout:g} s (the lock_timeout)")
+            message = _(
+                "the store {target} is locked: another transaction holds a row or table "
+                "lock this action needs and kept it for more than {timeout:g} s (the "
+                "lock_timeout), e.g. a running `humasflow worker` or `run-due`, another "
+                "humasflow command, or a program with the database open in a write "
+                "transaction; nothing was written. Try again when it is done, or wait "
+                "longer with --busy-timeout SECONDS (HUMASFLOW_BUSY_TIMEOUT) or "
+                "busy_timeout= in humasflow.open()/Store()")
         else:
-            held = ("another connection holds its write lock and kept it for more than "
-                    f"{timeout:g} s")
-        super().__init__(
-            f"the store {target} is locked: {held}, e.g. a running `humasflow worker` or "
-            "`run-due`, another humasflow command, or a program with the database open in a "
-            "write transaction; nothing was written. Try again when it is done, or wait "
-            "longer with --busy-timeout SECONDS (HUMASFLOW_BUSY_TIMEOUT) or "
-            "busy_timeout= in humasflow.open()/Store()")
+            message = _(
+                "the store {target} is locked: another connection holds its write lock and "
+                "kept it for more than {timeout:g} s, e.g. a running `humasflow worker` or "
+                "`run-due`, another humasflow command, or a program with the database open "
+                "in a write transaction; nothing was written. Try again when it is done, or "
+                "wait longer with --busy-timeout SECONDS (HUMASFLOW_BUSY_TIMEOUT) or "
+                "busy_timeout= in humasflow.open()/Store()")
+        super().__init__(message.format(target=target, timeout=timeout))
 
 
 class MediaRefused(HumasflowError):
@@ -639,8 +697,19 @@ class MediaUnavailable(StorageError):
     def __init__(self, sha256: str, reason: str, where: str = "") -> None:
         self.sha256 = sha256
         self.reason = reason
-        what = ("is missing from the media store" if reason == "missing"
-                else "was changed in the media store: its bytes no longer match their hash")
-        super().__init__(
-            f"media {sha256[:16]}… {what}{f' ({where})' if where else ''}; nothing was "
-            "posted from it. Attach the file again (revise the item) to store it anew")
+        if reason == "missing" and where:
+            message = _("media {sha}… is missing from the media store ({where}); nothing was "
+                        "posted from it. Attach the file again (revise the item) to store "
+                        "it anew")
+        elif reason == "missing":
+            message = _("media {sha}… is missing from the media store; nothing was posted "
+                        "from it. Attach the file again (revise the item) to store it anew")
+        elif where:
+            message = _("media {sha}… was changed in the media store: its bytes no longer "
+                        "match their hash ({where}); nothing was posted from it. Attach the "
+                        "file again (revise the item) to store it anew")
+        else:
+            message = _("media {sha}… was changed in the media store: its bytes no longer "
+                        "match their hash; nothing was posted from it. Attach the file again "
+                        "(revise the item) to store it anew")
+        super().__init__(message.format(sha=sha256[:16], where=where))

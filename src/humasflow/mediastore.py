@@ -37,6 +37,7 @@ import attrs
 
 from humasflow._files import fsync_dir
 from humasflow.errors import MediaRefused, MediaUnavailable
+from humasflow.i18n import _
 
 if TYPE_CHECKING:
     from humasflow.models import Media
@@ -112,7 +113,8 @@ def _hash_of(media: Media | str) -> str:
     if not sha or not _HASH.match(sha):
         source = media if isinstance(media, str) else media.source
         raise MediaUnavailable(sha or "?" * 64, "missing",
-                               f"{source!r} was never stored; attach it again")
+                               _("{source!r} was never stored; attach it again").format(
+                                   source=source))
     return sha
 
 
@@ -158,8 +160,9 @@ class MediaStore:
                     if max_bytes is not None and size > max_bytes:
                         raise MediaRefused(
                             source, "max_bytes",
-                            f"{source!r} is larger than {_size(max_bytes)}, the largest media "
-                            "file this deployment takes", limit=max_bytes, actual=size)
+                            _("{source!r} is larger than {limit}, the largest media file this "
+                              "deployment takes").format(source=source, limit=_size(max_bytes)),
+                            limit=max_bytes, actual=size)
                     if len(head) < 64:
                         head += chunk[:64]
                     digest.update(chunk)
@@ -170,8 +173,9 @@ class MediaStore:
             if found is None:
                 raise MediaRefused(
                     source, "media_type",
-                    f"{source!r} is not an image or video this library knows: its bytes are "
-                    "not JPEG, PNG, GIF, WebP, MP4/MOV or WebM (the file name does not count)",
+                    _("{source!r} is not an image or video this library knows: its bytes are "
+                      "not JPEG, PNG, GIF, WebP, MP4/MOV or WebM (the file name does not "
+                      "count)").format(source=source),
                     actual=head[:12].hex())
             sha = digest.hexdigest()
             target = self._file(sha)
@@ -249,7 +253,7 @@ def describe(f: IO[bytes], sha256: str) -> MediaInfo:
     head = f.read(64)
     found = sniff(head)
     if found is None:
-        raise MediaUnavailable(sha256, "changed", "not a media type")
+        raise MediaUnavailable(sha256, "changed", _("not a media type"))
     mime, kind = found
     f.seek(0, io.SEEK_END)
     size = f.tell()
@@ -330,7 +334,7 @@ def _size(n: int) -> str:
     for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
         if n >= scale:
             return f"{n / scale:.1f} {unit}".replace(".0 ", " ")
-    return f"{n} bytes"
+    return _("{count} bytes").format(count=n)
 
 
 #: Folders no media are ever read from, whatever the allowed roots say.
@@ -369,7 +373,8 @@ def attach(store: Any, media: Media, rules: AttachRules, *, session_factory: Any
     if media.passthrough or (passthrough and media.is_url):
         if not media.is_url:
             raise MediaRefused(media.source, "passthrough",
-                               f"{media.source!r} is not an http(s) URL to pass through")
+                               _("{source!r} is not an http(s) URL to pass through").format(
+                                   source=media.source))
         return attrs.evolve(media, passthrough=True, sha256="", size=None, mime="", url="",
                              width=None, height=None, duration=None, missing=False)
     if media.sha256:
@@ -377,14 +382,16 @@ def attach(store: Any, media: Media, rules: AttachRules, *, session_factory: Any
             info = store.info(media.sha256)
         except MediaUnavailable as exc:
             raise MediaRefused(media.source, "stored",
-                               f"{media.source!r}: {exc}") from exc
+                               _("{source!r}: {error}").format(source=media.source,
+                                                               error=exc)) from exc
         if info.size > rules.max_bytes:
             raise _too_large(media.source, info.size, rules.max_bytes)
         return _with(media, info)
     if "://" in media.source:
         if not media.is_url:
             raise MediaRefused(media.source, "url_scheme",
-                               f"{media.source!r}: only http(s) URLs are fetched")
+                               _("{source!r}: only http(s) URLs are fetched").format(
+                                   source=media.source))
         return _with(media, _fetch(store, media.source, rules, session_factory))
     path = _local(media.source, rules)
     with path.open("rb") as f:
@@ -400,8 +407,9 @@ def _with(media: Media, info: MediaInfo) -> Media:
 
 def _too_large(source: str, size: int, limit: int) -> MediaRefused:
     return MediaRefused(source, "max_bytes",
-                        f"{source!r} is {_size(size)}; this deployment takes media files of "
-                        f"at most {_size(limit)}", limit=limit, actual=size)
+                        _("{source!r} is {size}; this deployment takes media files of at most "
+                          "{limit}").format(source=source, size=_size(size), limit=_size(limit)),
+                        limit=limit, actual=size)
 
 
 def _under(path: Path, root: Path) -> bool:
@@ -414,23 +422,27 @@ def _local(source: str, rules: AttachRules) -> Path:
         # strict: the file must exist; every symlink and ".." is resolved here, once.
         path = (given if given.is_absolute() else Path.cwd() / given).resolve(strict=True)
     except (OSError, RuntimeError):
-        raise MediaRefused(source, "file_exists", f"no file at {source!r}",
-                           actual=source) from None
+        raise MediaRefused(source, "file_exists", _("no file at {source!r}").format(
+            source=source), actual=source) from None
     for denied in DENIED_ROOTS:
         if _under(path, Path(denied)):
             raise MediaRefused(source, "denied_root",
-                               f"{source!r} resolves to {str(path)!r}, under {denied}: media "
-                               "are never read from /proc, /sys or /dev", actual=str(path))
+                               _("{source!r} resolves to {path!r}, under {denied}: media are "
+                                 "never read from /proc, /sys or /dev").format(
+                                     source=source, path=str(path), denied=denied),
+                               actual=str(path))
     if not is_regular(path):
         raise MediaRefused(source, "regular_file",
-                           f"{source!r} is not a regular file (a folder, device or pipe)",
-                           actual=str(path))
+                           _("{source!r} is not a regular file (a folder, device or pipe)")
+                           .format(source=source), actual=str(path))
     if not any(_under(path, root) for root in rules.roots):
         raise MediaRefused(
             source, "allowed_root",
-            f"{source!r} resolves to {str(path)!r}, outside the folders media may come from "
-            f"({', '.join(str(r) for r in rules.roots)}); move it there or configure its "
-            "folder (Office(media_roots=[...]))", limit=[str(r) for r in rules.roots],
+            _("{source!r} resolves to {path!r}, outside the folders media may come from "
+              "({roots}); move it there or configure its folder "
+              "(Office(media_roots=[...]))").format(
+                  source=source, path=str(path), roots=", ".join(str(r) for r in rules.roots)),
+            limit=[str(r) for r in rules.roots],
             actual=str(path))
     size = path.stat().st_size
     if size > rules.max_bytes:
@@ -449,13 +461,15 @@ def _fetch(store: Any, url: str, rules: AttachRules, session_factory: Any) -> Me
     try:
         response = session.get(url, stream=True, timeout=rules.fetch_timeout)
     except Exception as exc:
-        raise MediaRefused(url, "fetch", f"{url!r} could not be fetched: {exc}") from exc
+        raise MediaRefused(url, "fetch", _("{url!r} could not be fetched: {error}").format(
+            url=url, error=exc)) from exc
     with contextlib.closing(response):
         if not response.url.startswith(("http://", "https://")):  # pragma: no cover
-            raise MediaRefused(url, "url_scheme", f"{url!r} redirected to a non-http URL")
+            raise MediaRefused(url, "url_scheme", _("{url!r} redirected to a non-http URL")
+                               .format(url=url))
         if response.status_code != 200:
-            raise MediaRefused(url, "fetch", f"{url!r} answered HTTP {response.status_code}",
-                               actual=response.status_code)
+            raise MediaRefused(url, "fetch", _("{url!r} answered HTTP {status}").format(
+                url=url, status=response.status_code), actual=response.status_code)
         declared = response.headers.get("Content-Length")
         if declared and declared.isdigit() and int(declared) > rules.max_bytes:
             raise _too_large(url, int(declared), rules.max_bytes)
@@ -471,8 +485,9 @@ def _fetch(store: Any, url: str, rules: AttachRules, session_factory: Any) -> Me
             def readinto(self, buffer: Any) -> int:
                 if time.monotonic() > deadline:
                     raise MediaRefused(url, "fetch_time",
-                                       f"{url!r} took longer than {rules.fetch_deadline:g} s "
-                                       "to download", limit=rules.fetch_deadline)
+                                       _("{url!r} took longer than {seconds:g} s to download")
+                                       .format(url=url, seconds=rules.fetch_deadline),
+                                       limit=rules.fetch_deadline)
                 if not self.left:
                     self.left = next(self.chunks, b"")
                 n = min(len(buffer), len(self.left))
@@ -487,4 +502,5 @@ def _fetch(store: Any, url: str, rules: AttachRules, session_factory: Any) -> Me
         except MediaRefused:
             raise
         except Exception as exc:
-            raise MediaRefused(url, "fetch", f"{url!r} could not be fetched: {exc}") from exc
+            raise MediaRefused(url, "fetch", _("{url!r} could not be fetched: {error}").format(
+                url=url, error=exc)) from exc

@@ -35,6 +35,7 @@ from humasflow import credentials as _credentials
 from humasflow import inbox as _inbox
 from humasflow._data import plain
 from humasflow.credentials import CredentialSource, CredentialWarning
+from humasflow.i18n import N_, _
 from humasflow.scrubbing import get_logger, remember_secret, scrub
 
 if TYPE_CHECKING:
@@ -151,7 +152,7 @@ class Office:
     ) -> None:
         _input.ident("org", org, _input.ORG_ID)
         if not org.strip():
-            raise InputInvalid("org", "is empty", "give the organisation a short id")
+            raise InputInvalid("org", _("is empty"), _("give the organisation a short id"))
         if not isinstance(store, Store):
             store = Store(store)  # a SQLite path or a database URL
         self._store = store
@@ -261,11 +262,12 @@ class Office:
             folder = tempfile.mkdtemp(prefix="humasflow-media-")
             self._media_tmp = weakref.finalize(self, shutil.rmtree, folder, ignore_errors=True)
             return MediaStore(folder)
-        raise ConfigurationError(
-            f"the store {url.render_as_string(hide_password=True)!r} is not a SQLite file, "
+        raise ConfigurationError(_(
+            "the store {store!r} is not a SQLite file, "
             "so there is no folder beside it for media: configure a media store shared by "
             "every server (Office(media_store=FOLDER), humasflow.open(..., media=FOLDER), "
-            "--media-store / HUMASFLOW_MEDIA, or the media_store hook)")
+            "--media-store / HUMASFLOW_MEDIA, or the media_store hook)").format(
+                store=url.render_as_string(hide_password=True)))
 
     def _media_or_none(self) -> Any:
         try:
@@ -406,12 +408,12 @@ class Office:
             raise TypeError(f"sop must be an SOP (from load_sop(path) or parse_sop(text)), "
                             f"got {type(sop).__name__}")
         if ADMIN_ROLE in sop.roles:
-            raise DefinitionError(sop.source, "roles", f"defines the role {ADMIN_ROLE!r}, "
-                                  "which is humasflow's built-in administrator role",
-                                  "another key for that role")
+            raise DefinitionError(sop.source, "roles", _(
+                "defines the role {role!r}, which is humasflow's built-in administrator "
+                "role").format(role=ADMIN_ROLE), _("another key for that role"))
         by = by.id if isinstance(by, Actor) else by
         if not by or not by.strip():
-            raise ValueError("by is empty: say who establishes the revision")
+            raise ValueError(_("by is empty: say who establishes the revision"))
         _input.ident("by", by.id if isinstance(by, Actor) else by, _input.ACTOR_ID)
         effective = effective or sop.header.effective
         if isinstance(effective, dt.datetime):
@@ -429,7 +431,7 @@ class Office:
         with self._store.writing() as conn:
             self._store.lock_org(conn, self.org)
             if self._has_admin(conn) or self._store.sop_revisions(self.org, conn):
-                self._administrator(by, "establish an SOP revision", conn)
+                self._administrator(by, N_("establish an SOP revision"), conn)
             rev = self._store.add_sop_revision(conn, {
                 "org": self.org, "number": sop.header.number, "title": sop.header.title.id,
                 "definition": data, "digest": sop.digest, "established_by": by,
@@ -447,11 +449,11 @@ class Office:
         if isinstance(rev, bool) or not isinstance(rev, int):
             raise TypeError(f"revision must be a revision's number, got {type(rev).__name__}")
         if not 0 < rev <= _input.MAX_ID:
-            raise SOPNotFound(self.org, f" (revision {rev})")
+            raise SOPNotFound(self.org, revision=rev)
         if rev not in self._revisions:
             row = self._store.sop_revision(rev)
             if row is None or row["org"] != self.org:
-                raise SOPNotFound(self.org, f" (revision {rev})")
+                raise SOPNotFound(self.org, revision=rev)
             self._revisions[rev] = from_data(row["definition"], source=f"revision {rev}")
         return self._revisions[rev]
 
@@ -460,7 +462,7 @@ class Office:
         now = self._now()
         revisions = [r for r in self._store.sop_revisions(self.org) if r["effective_from"] <= now]
         if not revisions:
-            raise SOPNotFound(self.org, " that is in effect now")
+            raise SOPNotFound(self.org, in_effect=True)
         return int(revisions[-1]["id"])
 
     def revisions(self) -> list[Mapping[str, Any]]:
@@ -482,11 +484,12 @@ class Office:
         actor_id = by.id if isinstance(by, Actor) else by
         found = self._store.actor(self.org, actor_id, conn)
         if found is None:
-            reason = f"there is no actor {actor_id!r} in organisation {self.org!r}"
+            reason = _("there is no actor {actor_id!r} in organisation {org!r}").format(
+                actor_id=actor_id, org=self.org)
         elif not found.active:
-            reason = "the actor is deactivated"
+            reason = _("the actor is deactivated")
         elif ADMIN_ROLE not in found.roles:
-            reason = f"they do not hold the role {ADMIN_ROLE!r}"
+            reason = _("they do not hold the role {role!r}").format(role=ADMIN_ROLE)
         else:
             return found
         raise AdminRequired(action=action, actor_id=actor_id, reason=reason)
@@ -519,16 +522,17 @@ class Office:
             Refused: The organisation already has an active administrator: ask them.
         """
         if not actor_id.strip():
-            raise ValueError("actor_id is empty: give the administrator a stable id")
+            raise ValueError(_("actor_id is empty: give the administrator a stable id"))
         if not name.strip():
-            raise ValueError("name is empty: give the administrator's name")
+            raise ValueError(_("name is empty: give the administrator's name"))
         with self._store.writing() as conn:
             self._store.lock_org(conn, self.org)
             admins = [a.id for a in self._store.actors(self.org, conn) if a.is_admin]
             if admins:
                 raise Refused(
-                    f"organisation {self.org!r} already has an administrator "
-                    f"({', '.join(admins)}); ask them to add or change actors",
+                    _("organisation {org!r} already has an administrator "
+                      "({admins}); ask them to add or change actors").format(
+                          org=self.org, admins=", ".join(admins)),
                     item_id="-", step="-", action="bootstrap_admin")
             existing = self._store.actor(self.org, actor_id, conn)
             roles = (existing.roles if existing else frozenset()) | {ADMIN_ROLE}
@@ -567,23 +571,25 @@ class Office:
         _input.text("roles", ",".join(sorted(set(roles))), _input.ROLES)
         _input.ident("by", by.id if isinstance(by, Actor) else by, _input.ACTOR_ID)
         if not actor_id.strip():
-            raise ValueError("actor_id is empty: give the actor a stable id (e.g. a username)")
+            raise ValueError(_("actor_id is empty: give the actor a stable id (e.g. a "
+                               "username)"))
         roles = frozenset(roles)
         known = {role for rev in self._store.sop_revisions(self.org)
                  for role in self.sop(int(rev["id"])).roles}
         unknown = sorted(roles - known - {ADMIN_ROLE}) if known else []
         if unknown:
-            raise ValueError(
-                f"role {unknown[0]!r} is not a role of this organisation's SOP; "
-                f"roles: {', '.join(sorted(known | {ADMIN_ROLE}))}")
+            raise ValueError(_(
+                "role {role!r} is not a role of this organisation's SOP; "
+                "roles: {roles}").format(role=unknown[0],
+                                         roles=", ".join(sorted(known | {ADMIN_ROLE}))))
         with self._store.writing() as conn:
             self._store.lock_org(conn, self.org)
-            admin = self._administrator(by, "add or change actors", conn)
+            admin = self._administrator(by, N_("add or change actors"), conn)
             existing = self._store.actor(self.org, actor_id, conn)
             actor = Actor(id=actor_id, name=name, email=email, roles=roles, org=self.org,
                           active=existing.active if existing else True)
             if existing is not None and existing.is_admin and not actor.is_admin:
-                self._keep_an_admin(conn, actor_id, "remove the role 'admin' from")
+                self._keep_an_admin(conn, actor_id, N_("remove the role 'admin' from"))
             self._store.put_actor(conn, actor)
             self._store.append_org_event(conn, Event(
                 org=self.org, stream="org", seq=0, at=self._now(), actor=admin.id,
@@ -594,8 +600,9 @@ class Office:
         others = [a for a in self._store.actors(self.org, conn) if a.is_admin and a.id != actor_id]
         if not others:
             raise Refused(
-                f"cannot {what} {actor_id!r}: they are the organisation's last active "
-                "administrator; make another administrator first",
+                _("cannot {what} {actor_id!r}: they are the organisation's last active "
+                  "administrator; make another administrator first").format(
+                      what=_(what), actor_id=actor_id),
                 item_id="-", step="-", action="administer")
 
     def deactivate_actor(self, actor_id: str, *, by: str | Actor, reason: str = "") -> Actor:
@@ -617,12 +624,13 @@ class Office:
         verb = "activate" if active else "deactivate"
         with self._store.writing() as conn:
             self._store.lock_org(conn, self.org)
-            admin = self._administrator(by, f"{verb} actors", conn)
+            admin = self._administrator(
+                by, N_("activate actors") if active else N_("deactivate actors"), conn)
             existing = self._store.actor(self.org, actor_id, conn)
             if existing is None:
                 raise ActorNotFound(actor_id, self.org)
             if not active and existing.is_admin:
-                self._keep_an_admin(conn, actor_id, "deactivate")
+                self._keep_an_admin(conn, actor_id, N_("deactivate"))
             actor = attrs.evolve(existing, active=active)
             self._store.put_actor(conn, actor)
             self._store.append_org_event(conn, Event(
@@ -682,14 +690,16 @@ class Office:
         _input.strings("settings", dict(settings or {}), _input.SETTING)
         _input.strings("credentials", dict(credentials or {}), _input.ACTOR_ID)
         if not CHANNEL_NAME.fullmatch(name):
-            raise ConfigurationError(
-                f"channel name {name!r} is not allowed: use 1 to 64 letters, digits, "
-                "'-' or '_' (no spaces, dots or slashes), e.g. 'instagram' or 'x-main'")
+            raise ConfigurationError(_(
+                "channel name {name!r} is not allowed: use 1 to 64 letters, digits, "
+                "'-' or '_' (no spaces, dots or slashes), e.g. 'instagram' or "
+                "'x-main'").format(name=name))
         factories = plugins.publisher_factories()
         if publisher not in factories:
-            raise ConfigurationError(
-                f"channel {name!r}: no publisher named {publisher!r} is installed; "
-                f"installed: {', '.join(sorted(factories))}")
+            raise ConfigurationError(_(
+                "channel {name!r}: no publisher named {publisher!r} is installed; "
+                "installed: {installed}").format(name=name, publisher=publisher,
+                                                 installed=", ".join(sorted(factories))))
         _credentials.check_channel_config(name, settings or {}, credentials or {})
         settings = dict(settings or {})
         prepare = getattr(factories[publisher], "prepare_settings", None)
@@ -697,7 +707,7 @@ class Office:
             settings = dict(prepare(settings))
         with self._store.writing() as conn:
             self._store.lock_org(conn, self.org)
-            admin = self._administrator(by, "add or change channels", conn)
+            admin = self._administrator(by, N_("add or change channels"), conn)
             existing = self._store.channels(self.org, conn).get(name)
             channel = ChannelConfig(name=name, publisher=publisher, settings=settings,
                                     credentials=dict(credentials or {}), org=self.org,
@@ -729,12 +739,11 @@ class Office:
         verb = "activate" if active else "deactivate"
         with self._store.writing() as conn:
             self._store.lock_org(conn, self.org)
-            admin = self._administrator(by, f"{verb} channels", conn)
+            admin = self._administrator(
+                by, N_("activate channels") if active else N_("deactivate channels"), conn)
             known = self._store.channels(self.org, conn)
             if name not in known:
-                raise ConfigurationError(
-                    f"no channel named {name!r} in organisation {self.org!r}; configured: "
-                    f"{', '.join(sorted(known)) or 'none'}")
+                raise ConfigurationError(_no_channel(name, self.org, known))
             channel = attrs.evolve(known[name], active=active)
             self._store.put_channel(conn, channel)
             self._store.append_org_event(conn, Event(
@@ -769,10 +778,10 @@ class Office:
             channels: Target channels (default: every configured channel).
             assignee: The staff member responsible (default: ``by``).
         """
-        actor = self.acting(by, "create items")
+        actor = self.acting(by, N_("create items"))
         _input.text("title", title, _input.TITLE)
         if not title.strip():
-            raise ValueError("title is empty: give the item a short title")
+            raise ValueError(_("title is empty: give the item a short title"))
         _check_post_fields({"text": text, "media": media, "link": link,
                             "variants": variants or {},
                             "channels": channels if channels is not None else ()})
@@ -793,7 +802,7 @@ class Office:
         else:
             self._check_channels(channels)
         if assignee is not None and assignee != actor.id:
-            assigned = self.acting(assignee, "be assigned items")
+            assigned = self.acting(assignee, N_("be assigned items"))
             if not assigned.has_role(first.actor):
                 raise RoleRequired(item_id="(new)", step=first.key, action="be assigned",
                                    actor_id=assigned.id, role=first.actor)
@@ -827,9 +836,7 @@ class Office:
         known = self.channels()
         for name in channels:
             if name not in known:
-                raise ConfigurationError(
-                    f"no channel named {name!r} in organisation {self.org!r}; configured: "
-                    f"{', '.join(sorted(known)) or 'none'} (add one with add_channel())")
+                raise ConfigurationError(_no_channel(name, self.org, known, add=True))
             if not known[name].active:
                 raise ChannelInactive(channel=name, action="create", item_id="(new)",
                                       step="-")
@@ -897,8 +904,8 @@ class Office:
             ActorInactive: ``by`` or ``assignee`` is deactivated.
             NotAllowedNow: The item is closed.
         """
-        actor = self.acting(by, "assign items")
-        target = self.acting(self._actor_id(assignee, "assignee"), "be assigned items")
+        actor = self.acting(by, N_("assign items"))
+        target = self.acting(self._actor_id(assignee, "assignee"), N_("be assigned items"))
         item = self.item(item_id)
         engine = self.engine(item.sop_revision)
         if not item.is_open:
@@ -1093,16 +1100,18 @@ class Office:
             # Completing the posting step without posting would close the item although
             # no channel received it: only post() (which records each channel) may.
             raise Refused(
-                f"item {item.id} is at the posting step {item.state!r}: post it with "
-                "Office.post(), which publishes to its channels and then completes the step",
+                _("item {item_id} is at the posting step {step!r}: post it with "
+                  "Office.post(), which publishes to its channels and then completes the "
+                  "step").format(item_id=item.id, step=item.state),
                 item_id=str(item.id), step=item.state, action=action)
         if action in ("revise", "cancel"):
             live = [c for c, p in self._store.publications(self.org, item.id, conn).items()
                     if p.state in ("posted", "in_flight", "unknown", "waiting")]
             if live:
                 raise Refused(
-                    f"item {item.id} cannot {action}: it is posted, or may be, on "
-                    f"{', '.join(live)}; settle those channels first (confirm or skip)",
+                    _("item {item_id} cannot {action}: it is posted, or may be, on "
+                      "{channels}; settle those channels first (confirm or skip)").format(
+                          item_id=item.id, action=action, channels=", ".join(live)),
                     item_id=str(item.id), step=item.state, action=action)
 
     # -- publishing ---------------------------------------------------------------------------
@@ -1111,9 +1120,11 @@ class Office:
         factories = plugins.publisher_factories()
         factory = factories.get(channel.publisher)
         if factory is None:
-            raise ConfigurationError(
-                f"channel {channel.name!r} uses the publisher {channel.publisher!r}, which is "
-                f"not installed; installed: {', '.join(sorted(factories))}")
+            raise ConfigurationError(_(
+                "channel {channel!r} uses the publisher {publisher!r}, which is "
+                "not installed; installed: {installed}").format(
+                    channel=channel.name, publisher=channel.publisher,
+                    installed=", ".join(sorted(factories))))
         credentials = {}
         for key, var in channel.credentials.items():
             try:
@@ -1125,7 +1136,7 @@ class Office:
             if not value and credentials_required:
                 source = self.credentials
                 raise CredentialMissing(channel.name, var, None if isinstance(
-                    source, _credentials.EnvironmentSource) else source.description)
+                    source, _credentials.EnvironmentSource) else _credentials.described(source))
             # Validation needs no network, so it works where the secrets are not set.
             credentials[key] = value or ""
             remember_secret(value)
@@ -1242,7 +1253,8 @@ class Office:
                 continue
             if not m.is_stored or m.missing:
                 raise MediaUnavailable(m.sha256 or "0" * 64, "missing",
-                                       f"{m.source!r} of item {item.id}")
+                                       _("{source!r} of item {item_id}").format(
+                                           source=m.source, item_id=item.id))
             if check:
                 self.media.verify(m)
             url = self._media_url(m, channel)
@@ -1270,7 +1282,8 @@ class Office:
         def validate(item: ContentItem, post: PostContent) -> list[Problem]:
             problems: list[Problem] = []
             if not post.channels:
-                return [Problem("-", "channels", "required", "the post has no target channel")]
+                return [Problem("-", "channels", "required",
+                                _("the post has no target channel"))]
             configured = channels()
             probe = attrs.evolve(item, post=post)
             problems.extend(_variant_problems(post, probe.media_to_post))
@@ -1279,11 +1292,13 @@ class Office:
                 channel = configured.get(name)
                 if channel is None:
                     problems.append(Problem(name, "channels", "configured",
-                                            f"no channel named {name!r} is configured"))
+                                            _("no channel named {name!r} is configured")
+                                            .format(name=name)))
                     continue
                 if not channel.active:
                     problems.append(Problem(name, "channels", "active",
-                                            f"channel {name!r} is deactivated"))
+                                            _("channel {name!r} is deactivated")
+                                            .format(name=name)))
                     continue
                 if media_problems:
                     problems.extend(attrs.evolve(p, channel=name) for p in media_problems)
@@ -1568,14 +1583,15 @@ class Office:
                 with builtins.open(source, encoding="utf-8") as handle:
                     anchor = json.load(handle)
             except (OSError, UnicodeDecodeError, ValueError) as exc:
-                raise AnchorInvalid(source, f"cannot be read ({exc})") from exc
+                raise AnchorInvalid(source, _("cannot be read ({error})").format(
+                    error=exc)) from exc
             if not isinstance(anchor, Mapping):
-                raise AnchorInvalid(source, "is not a JSON object")
+                raise AnchorInvalid(source, _("is not a JSON object"))
         if not isinstance(anchor.get("seq"), int) or not isinstance(anchor.get("hash"), str):
-            raise AnchorInvalid(source, "has no integer 'seq' and text 'hash'")
+            raise AnchorInvalid(source, _("has no integer 'seq' and text 'hash'"))
         if anchor.get("org") != self.org:
-            raise AnchorInvalid(source, f"is organisation {anchor.get('org')!r}'s, not "
-                                f"{self.org!r}'s")
+            raise AnchorInvalid(source, _("is organisation {other!r}'s, not {org!r}'s").format(
+                other=anchor.get("org"), org=self.org))
         return anchor
 
     def export(self, out: IO[str], *, format: str = "jsonl",
@@ -1587,7 +1603,7 @@ class Office:
             return audit.export_jsonl(events, out)
         if format == "csv":
             return audit.export_csv(events, out)
-        raise ValueError(f"format is {format!r}; use 'jsonl' or 'csv'")
+        raise ValueError(_("format is {format!r}; use 'jsonl' or 'csv'").format(format=format))
 
     # -- hooks ----------------------------------------------------------------------------------
 
@@ -1605,16 +1621,22 @@ def _variant_problems(post: PostContent, media: Sequence[Media]) -> list[Problem
     problems = []
     for name, variant in sorted(post.variants.items()):
         if name not in post.channels:
+            if post.channels:
+                message = _("there is a variant for {name!r}, which is not a target channel "
+                            "of the post; targets: {targets}")
+            else:
+                message = _("there is a variant for {name!r}, which is not a target channel "
+                            "of the post; targets: none")
             problems.append(Problem(
                 name, "variants", "target",
-                f"there is a variant for {name!r}, which is not a target channel of the "
-                f"post; targets: {', '.join(post.channels) or 'none'}", actual=name))
+                message.format(name=name, targets=", ".join(post.channels)), actual=name))
         for i in variant.media or ():
             if i >= len(media):
                 problems.append(Problem(
                     name, "variants.media", "media_index",
-                    f"the variant attaches media number {i} (counted from 0), but the item "
-                    f"has {len(media)} media", limit=len(media) - 1, actual=i))
+                    _("the variant attaches media number {index} (counted from 0), but the "
+                      "item has {count} media").format(index=i, count=len(media)),
+                    limit=len(media) - 1, actual=i))
     return problems
 
 
@@ -1645,13 +1667,31 @@ class _PostingDesk:
         return self._office.validate(item)
 
 
+def _no_channel(name: str, org: str, known: Iterable[str], *, add: bool = False) -> str:
+    """The message for a channel name the organisation does not have."""
+    configured = ", ".join(sorted(known))
+    if configured and add:
+        message = _("no channel named {name!r} in organisation {org!r}; configured: "
+                    "{configured} (add one with add_channel())")
+    elif add:
+        message = _("no channel named {name!r} in organisation {org!r}; configured: none "
+                    "(add one with add_channel())")
+    elif configured:
+        message = _("no channel named {name!r} in organisation {org!r}; configured: "
+                    "{configured}")
+    else:
+        message = _("no channel named {name!r} in organisation {org!r}; configured: none")
+    return message.format(name=name, org=org, configured=configured)
+
+
 def _check_limit(limit: Any) -> None:
     if limit is None:
         return
     if isinstance(limit, bool) or not isinstance(limit, int):
         raise TypeError(f"limit must be a whole number, got {type(limit).__name__}")
     if not 0 <= limit <= _input.MAX_ID:
-        raise InputInvalid("limit", f"is {limit}", "give a number from 0 up")
+        raise InputInvalid("limit", _("is {limit}").format(limit=limit),
+                           _("give a number from 0 up"))
 
 
 def _check_post_fields(fields: Mapping[str, Any]) -> None:
@@ -1703,13 +1743,15 @@ def _stored_problems(media: Sequence[Media]) -> list[Problem]:
         if m.missing:
             problems.append(Problem(
                 "-", f"media[{i}]", "media_missing",
-                f"{m.source!r} was recorded by path before the media store, and the file "
-                "was gone when the store was migrated: attach it again (revise)",
+                _("{source!r} was recorded by path before the media store, and the file "
+                  "was gone when the store was migrated: attach it again (revise)").format(
+                      source=m.source),
                 actual=m.source))
         elif not m.is_stored:
             problems.append(Problem(
                 "-", f"media[{i}]", "media_stored",
-                f"{m.source!r} is not in the media store: attach it through the office",
+                _("{source!r} is not in the media store: attach it through the "
+                  "office").format(source=m.source),
                 actual=m.source))
     return problems
 
@@ -1720,8 +1762,10 @@ def _size_problems(name: str, channel: ChannelConfig,
     if not isinstance(limit, int) or isinstance(limit, bool):
         return []
     return [Problem(name, f"media[{i}]", "max_bytes",
-                    f"{m.source!r} is {m.size} bytes; channel {name!r} takes media files of "
-                    f"at most {limit} bytes", limit=limit, actual=m.size)
+                    _("{source!r} is {size} bytes; channel {name!r} takes media files of "
+                      "at most {limit} bytes").format(source=m.source, size=m.size, name=name,
+                                                      limit=limit),
+                    limit=limit, actual=m.size)
             for i, m in enumerate(media) if m.size is not None and m.size > limit]
 
 

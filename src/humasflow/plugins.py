@@ -180,7 +180,8 @@ def publisher_factories() -> dict[str, Callable[..., Any]]:
 
     def register(name: str, factory: Callable[..., Any]) -> None:
         if name in found:
-            raise ConfigurationError(f"two plugins register a publisher named {name!r}")
+            raise ConfigurationError(_("two plugins register a publisher named {name!r}")
+                                     .format(name=name))
         found[name] = factory
 
     pm.hook.register_publishers(register=register)

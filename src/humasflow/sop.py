@@ -23,6 +23,7 @@ from typing import Any
 import attrs
 
 from humasflow.errors import DefinitionError
+from humasflow.i18n import N_, _
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -56,15 +57,16 @@ PHASES: Mapping[str, tuple[str, str]] = {
     "improvement": ("Peningkatan", "Improvement"),
 }
 
-#: The outputs the engine knows how to require, and how a step supplies them.
+#: The outputs the engine knows how to require, and how a step supplies them (marked for
+#: the catalog: translate a description with ``_()`` where it is shown).
 OUTPUT_KINDS: Mapping[str, str] = {
-    "concept": "the concept text of the post (text=...)",
-    "notes": "the technical notes: tools, templates, assets (notes=...)",
-    "design": "at least one design/video media reference (media=[...])",
-    "approval": "the coordinator's answer: approve, or reject with a reason",
-    "production": "at least one produced media reference (media=[...])",
-    "recheck": "the recheck result: pass, or rework with findings",
-    "publication": "a posting to every target channel",
+    "concept": N_("the concept text of the post (text=...)"),
+    "notes": N_("the technical notes: tools, templates, assets (notes=...)"),
+    "design": N_("at least one design/video media reference (media=[...])"),
+    "approval": N_("the coordinator's answer: approve, or reject with a reason"),
+    "production": N_("at least one produced media reference (media=[...])"),
+    "recheck": N_("the recheck result: pass, or rework with findings"),
+    "publication": N_("a posting to every target channel"),
 }
 _DECISIONS = {"approval": ("approve", "reject"), "recheck": ("pass", "rework")}
 _KEY = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -223,13 +225,16 @@ def load_sop(path: str | Path) -> SOP:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise DefinitionError(str(path), "", f"cannot be read: {exc.strerror}") from exc
+        raise DefinitionError(str(path), "", _("cannot be read: {error}").format(
+            error=exc.strerror)) from exc
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DefinitionError(
-            str(path), "", f"is not UTF-8 text (byte {exc.start} is {raw[exc.start]:#04x}); "
-            "is it the SOP's TOML file?", "a TOML text file in UTF-8") from exc
+            str(path), "", _("is not UTF-8 text (byte {position} is {byte:#04x}); "
+                             "is it the SOP's TOML file?").format(
+                                 position=exc.start, byte=raw[exc.start]),
+            _("a TOML text file in UTF-8")) from exc
     return parse_sop(text, source=str(path))
 
 
@@ -244,10 +249,11 @@ def parse_sop(text: str, *, source: str = "<string>") -> SOP:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise DefinitionError(source, "", f"is not valid TOML: {exc}") from exc
+        raise DefinitionError(source, "", _("is not valid TOML: {error}").format(
+            error=exc)) from exc
     except UnicodeError as exc:  # a lone surrogate in the text
-        raise DefinitionError(source, "", "is not valid text: it holds a lone surrogate",
-                              "a TOML text file in UTF-8") from exc
+        raise DefinitionError(source, "", _("is not valid text: it holds a lone surrogate"),
+                              _("a TOML text file in UTF-8")) from exc
     return from_data(data, source=source)
 
 
@@ -268,8 +274,8 @@ class _Reader:
     def table(self, data: Mapping[str, Any], key: str, path: str) -> Mapping[str, Any]:
         value = data.get(key)
         if not isinstance(value, Mapping):
-            problem = "is missing" if value is None else f"is a {_kind(value)}"
-            raise self.fail(_join(path, key), problem, "a table")
+            problem = _("is missing") if value is None else _is_a(value)
+            raise self.fail(_join(path, key), problem, _("a table"))
         return value
 
     def text(
@@ -279,8 +285,7 @@ class _Reader:
         if value is None and not required:
             return ""
         if not isinstance(value, str) or not value.strip():
-            problem = "is missing" if value is None else f"is {value!r}"
-            raise self.fail(_join(path, key), problem, "a non-empty string")
+            raise self.fail(_join(path, key), _is(value), _("a non-empty string"))
         return value.strip()
 
     def label(
@@ -295,22 +300,21 @@ class _Reader:
         if isinstance(value, str) and value.strip():
             return Label(id=value.strip(), en=value.strip())
         if not isinstance(value, Mapping):
-            raise self.fail(path, "is missing" if value is None else f"is {value!r}",
-                            'a string or a table {id = "…", en = "…"}')
+            raise self.fail(path, _is(value), _('a string or a table {id = "…", en = "…"}'))
         unknown = set(value) - {"id", "en"}
         if unknown:
-            raise self.fail(_join(path, sorted(unknown)[0]), "is not a known language",
-                            '"id" or "en"')
+            raise self.fail(_join(path, sorted(unknown)[0]), _("is not a known language"),
+                            _('"id" or "en"'))
         id_ = self.text(value, "id", path, required=False)
         en = self.text(value, "en", path, required=False)
         if not (id_ or en):
-            raise self.fail(path, "has no text", 'at least one of "id" and "en"')
+            raise self.fail(path, _("has no text"), _('at least one of "id" and "en"'))
         return Label(id=id_ or en, en=en or id_)
 
     def labels(self, data: Mapping[str, Any], key: str, path: str) -> tuple[Label, ...]:
         value = data.get(key, [])
         if not isinstance(value, list):
-            raise self.fail(_join(path, key), f"is a {_kind(value)}", "an array")
+            raise self.fail(_join(path, key), _is_a(value), _("an array"))
         return tuple(self.label_value(v, f"{_join(path, key)}[{i}]") for i, v in enumerate(value))
 
     def date(
@@ -326,28 +330,26 @@ class _Reader:
                 pass
         elif isinstance(value, dt.date) and not isinstance(value, dt.datetime):
             return value
-        problem = "is missing" if value is None else f"is {value!r}"
-        raise self.fail(_join(path, key), problem, "a date such as 2021-12-01")
+        raise self.fail(_join(path, key), _is(value), _("a date such as 2021-12-01"))
 
     def key(self, data: Mapping[str, Any], name: str, path: str) -> str:
         value = self.text(data, name, path)
         if not _KEY.match(value):
-            raise self.fail(_join(path, name), f"is {value!r}",
-                            "lower-case letters, digits and _ , starting with a letter")
+            raise self.fail(_join(path, name), _is_value(value),
+                            _("lower-case letters, digits and _ , starting with a letter"))
         return value
 
     def sop(self, data: Mapping[str, Any]) -> SOP:
         if not isinstance(data, Mapping):
-            raise self.fail("", f"is a {_kind(data)}", "a table (the parsed SOP file)")
+            raise self.fail("", _is_a(data), _("a table (the parsed SOP file)"))
         self.check_strings(data, "")
         fmt = data.get("format")
         if fmt != FORMAT_VERSION:
-            raise self.fail("format", "is missing" if fmt is None else f"is {fmt!r}",
-                            f"format = {FORMAT_VERSION}")
+            raise self.fail("format", _is(fmt), f"format = {FORMAT_VERSION}")
         unknown = set(data) - {"format", "sop", "roles", "steps"}
         if unknown:
-            raise self.fail(sorted(unknown)[0], "is not a known top-level key",
-                            "format, sop, roles or steps")
+            raise self.fail(sorted(unknown)[0], _("is not a known top-level key"),
+                            _("format, sop, roles or steps"))
         header = self.header(self.table(data, "sop", ""))
         roles = self.roles(data.get("roles"))
         steps = self.steps(data.get("steps"), roles)
@@ -357,9 +359,10 @@ class _Reader:
         """Refuse NUL characters and lone surrogates anywhere: no store can keep them."""
         if isinstance(value, str):
             if "\x00" in value:
-                raise self.fail(path, "contains a NUL character", "text without NUL (\\u0000)")
+                raise self.fail(path, _("contains a NUL character"),
+                                _("text without NUL (\\u0000)"))
             if _SURROGATE.search(value):
-                raise self.fail(path, "contains a lone surrogate", "proper Unicode text")
+                raise self.fail(path, _("contains a lone surrogate"), _("proper Unicode text"))
         elif isinstance(value, Mapping):
             for key, inner in value.items():
                 self.check_strings(str(key), path)
@@ -372,8 +375,9 @@ class _Reader:
         """Refuse keys the format does not know (a misspelt key must not pass silently)."""
         unknown = sorted(set(data) - known)
         if unknown:
-            raise self.fail(_join(path, unknown[0]), f"is not a known {what} key",
-                            "one of " + ", ".join(sorted(known)))
+            raise self.fail(_join(path, unknown[0]),
+                            _("is not a known {what} key").format(what=what),
+                            _one_of(sorted(known)))
 
     def header(self, h: Mapping[str, Any]) -> Header:
         p = "sop"
@@ -383,26 +387,27 @@ class _Reader:
                          "recheck_by_other", "final_approval", "language"}, "header")
         four_eyes = h.get("four_eyes", True)
         if not isinstance(four_eyes, bool):
-            raise self.fail("sop.four_eyes", f"is {four_eyes!r}", "true or false")
+            raise self.fail("sop.four_eyes", _is_value(four_eyes), _("true or false"))
         switches = {}
         for key in ("recheck_by_other", "final_approval"):
             switches[key] = h.get(key, False)
             if not isinstance(switches[key], bool):
-                raise self.fail(f"sop.{key}", f"is {switches[key]!r}", "true or false")
+                raise self.fail(f"sop.{key}", _is_value(switches[key]), _("true or false"))
         timezone = self.text(h, "timezone", p, required=False) or "Asia/Jakarta"
         try:
             import zoneinfo
 
             zoneinfo.ZoneInfo(timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-            raise self.fail("sop.timezone", f"is {timezone!r}, an unknown time zone",
-                            'an IANA zone such as "Asia/Jakarta"') from exc
+            raise self.fail("sop.timezone", _("is {value!r}, an unknown time zone").format(
+                value=timezone), _('an IANA zone such as "Asia/Jakarta"')) from exc
         language = self.text(h, "language", p, required=False) or None
         if language is not None and language not in ("id", "en"):
-            raise self.fail("sop.language", f"is {language!r}", '"id" or "en"')
+            raise self.fail("sop.language", _("is {value!r}").format(value=language),
+                            _('"id" or "en"'))
         approved = h.get("approved_by", {})
         if not isinstance(approved, Mapping):
-            raise self.fail("sop.approved_by", f"is a {_kind(approved)}", "a table")
+            raise self.fail("sop.approved_by", _is_a(approved), _("a table"))
         pa = "sop.approved_by"
         self.only(approved, pa, {"name", "position", "nip"}, "approved_by")
         effective = self.date(h, "effective", p)
@@ -413,8 +418,8 @@ class _Reader:
                                                           required=False))):
             limit = _HEADER_LIMITS[key]
             if len(value) > limit:
-                raise self.fail(f"sop.{key}", f"is {len(value)} characters long",
-                                f"at most {limit} characters")
+                raise self.fail(f"sop.{key}", _("is {length} characters long").format(
+                    length=len(value)), _("at most {limit} characters").format(limit=limit))
         return Header(
             number=self.text(h, "number", p),
             title=title,
@@ -441,73 +446,75 @@ class _Reader:
 
     def roles(self, value: Any) -> dict[str, Role]:
         if not isinstance(value, list) or not value:
-            raise self.fail("roles", "is missing" if value is None else "is empty",
-                            "at least one [[roles]] table")
+            raise self.fail("roles", _("is missing") if value is None else _("is empty"),
+                            _("at least one [[roles]] table"))
         roles: dict[str, Role] = {}
         for i, r in enumerate(value):
             path = f"roles[{i}]"
             if not isinstance(r, Mapping):
-                raise self.fail(path, f"is a {_kind(r)}", "a table")
+                raise self.fail(path, _is_a(r), _("a table"))
             self.only(r, path, {"key", "name"}, "role")
             key = self.key(r, "key", path)
             if key in roles:
-                raise self.fail(f"{path}.key", f"repeats the role {key!r}", "unique role keys")
+                raise self.fail(f"{path}.key", _("repeats the role {key!r}").format(key=key),
+                                _("unique role keys"))
             roles[key] = Role(key=key, name=_must(self.label(r, "name", path)))
         return roles
 
     def steps(self, value: Any, roles: Mapping[str, Role]) -> tuple[Step, ...]:
         if not isinstance(value, list) or not value:
-            raise self.fail("steps", "is missing" if value is None else "is empty",
-                            "[[steps]] tables")
+            raise self.fail("steps", _("is missing") if value is None else _("is empty"),
+                            _("[[steps]] tables"))
         steps = [self.step(s, f"steps[{i}]", roles) for i, s in enumerate(value)]
         seen_keys: set[str] = set()
         for i, s in enumerate(steps):
             if s.key in seen_keys or s.key in ("posted", "cancelled"):
-                raise self.fail(f"steps[{i}].key", f"repeats or reserves the key {s.key!r}",
-                                "a unique key other than 'posted' and 'cancelled'")
+                raise self.fail(f"steps[{i}].key",
+                                _("repeats or reserves the key {key!r}").format(key=s.key),
+                                _("a unique key other than 'posted' and 'cancelled'"))
             seen_keys.add(s.key)
             if i and s.number <= steps[i - 1].number:
-                raise self.fail(f"steps[{i}].number", f"is {s.number}",
-                                f"a number greater than {steps[i - 1].number}")
+                raise self.fail(f"steps[{i}].number", _("is {value}").format(value=s.number),
+                                _("a number greater than {number}").format(
+                                    number=steps[i - 1].number))
         self.check_lifecycle(steps)
         return tuple(steps)
 
     def step(self, s: Any, path: str, roles: Mapping[str, Role]) -> Step:
         if not isinstance(s, Mapping):
-            raise self.fail(path, f"is a {_kind(s)}", "a table")
+            raise self.fail(path, _is_a(s), _("a table"))
         known = {"number", "key", "phase", "activity", "actor", "standard_time", "output",
                  "output_label", "equipment", "return_to"}
         unknown = set(s) - known
         if unknown:
-            raise self.fail(_join(path, sorted(unknown)[0]), "is not a known step key",
+            raise self.fail(_join(path, sorted(unknown)[0]), _("is not a known step key"),
                             ", ".join(sorted(known)))
         number = s.get("number")
         if not isinstance(number, int) or isinstance(number, bool) or number < 1:
-            raise self.fail(f"{path}.number", f"is {number!r}", "a positive whole number")
+            raise self.fail(f"{path}.number", _is_value(number), _("a positive whole number"))
         phase = self.text(s, "phase", path)
         if phase not in PHASES:
-            raise self.fail(f"{path}.phase", f"is {phase!r}", "one of " + ", ".join(PHASES))
+            raise self.fail(f"{path}.phase", _is_value(phase), _one_of(PHASES))
         actor = s.get("actor")
         if actor is not None and actor not in roles:
-            raise self.fail(f"{path}.actor", f"is {actor!r}, which is not a role",
-                            "one of " + ", ".join(roles))
+            raise self.fail(f"{path}.actor", _("is {value!r}, which is not a role").format(
+                value=actor), _one_of(roles))
         output = s.get("output")
         if actor is not None and output not in OUTPUT_KINDS:
-            raise self.fail(f"{path}.output", "is missing" if output is None else f"is {output!r}",
-                            "one of " + ", ".join(OUTPUT_KINDS))
+            raise self.fail(f"{path}.output", _is(output), _one_of(OUTPUT_KINDS))
         if actor is None and output is not None:
-            raise self.fail(f"{path}.output", "is set on a step without an actor",
-                            "an actor for every step with an output")
+            raise self.fail(f"{path}.output", _("is set on a step without an actor"),
+                            _("an actor for every step with an output"))
         standard = None
         if "standard_time" in s:
             standard = self.duration(s["standard_time"], f"{path}.standard_time")
         equipment = s.get("equipment", [])
         if not isinstance(equipment, list):
-            raise self.fail(f"{path}.equipment", f"is a {_kind(equipment)}", "an array")
+            raise self.fail(f"{path}.equipment", _is_a(equipment), _("an array"))
         return_to = s.get("return_to")
         if return_to is not None and output not in _DECISIONS:
-            raise self.fail(f"{path}.return_to", "is set on a step that decides nothing",
-                            "return_to only on approval and recheck steps")
+            raise self.fail(f"{path}.return_to", _("is set on a step that decides nothing"),
+                            _("return_to only on approval and recheck steps"))
         return Step(
             number=number,
             key=self.key(s, "key", path),
@@ -530,69 +537,77 @@ class _Reader:
             if m and int(m.group(1)) > 0:
                 seconds = int(m.group(1)) * _UNITS[m.group(2)]
                 if seconds > MAX_STANDARD_TIME.total_seconds():
-                    raise self.fail(path, f"is {value!r}, longer than the limit of {limit} "
-                                    "days", f'a duration of at most "{limit}d"')
+                    raise self.fail(
+                        path, _("is {value!r}, longer than the limit of {limit} days").format(
+                            value=value, limit=limit),
+                        _('a duration of at most "{limit}d"').format(limit=limit))
                 return dt.timedelta(seconds=seconds)
-        raise self.fail(path, f"is {value!r}", 'a duration such as "5m", "2h" or "1d"')
+        raise self.fail(path, _is_value(value), _('a duration such as "5m", "2h" or "1d"'))
 
     def check_lifecycle(self, steps: Sequence[Step]) -> None:
         life = [s for s in steps if s.is_lifecycle]
         index = {s.key: i for i, s in enumerate(life)}
         path_of = {s.key: f"steps[{i}]" for i, s in enumerate(steps)}
         if not life:
-            raise self.fail("steps", "has no step with an actor",
-                            "the content steps, each with an actor and an output")
+            raise self.fail("steps", _("has no step with an actor"),
+                            _("the content steps, each with an actor and an output"))
         if life[-1].output != "publication":
             raise self.fail(f"{path_of[life[-1].key]}.output",
-                            f"is {life[-1].output!r} on the last content step",
-                            '"publication" (the posting step comes last)')
+                            _("is {value!r} on the last content step").format(
+                                value=life[-1].output),
+                            _('"publication" (the posting step comes last)'))
         for kind in OUTPUT_KINDS:
             found = [s for s in life if s.output == kind]
             if len(found) > 1:
                 raise self.fail(f"{path_of[found[1].key]}.output",
-                                f"repeats the output {kind!r}", "each output kind at most once")
+                                _("repeats the output {kind!r}").format(kind=kind),
+                                _("each output kind at most once"))
         approval = next((s for s in life if s.output == "approval"), None)
         if approval is None:
-            raise self.fail("steps", "has no approval step",
-                            'a step with output = "approval" before the posting step')
+            raise self.fail("steps", _("has no approval step"),
+                            _('a step with output = "approval" before the posting step'))
         # The approval binds the concept and design, and what follows it relies on it:
         # an order the engine could never complete is refused here, not at the dead end.
         for s in life:
             if s.output in ("concept", "design") and index[s.key] > index[approval.key]:
                 raise self.fail(f"{path_of[s.key]}.output",
-                                f"is {s.output!r} after the approval step {approval.key!r}",
-                                "the concept and design steps before the approval (it "
-                                "approves them)")
+                                _("is {value!r} after the approval step {step!r}").format(
+                                    value=s.output, step=approval.key),
+                                _("the concept and design steps before the approval (it "
+                                  "approves them)"))
             if s.output in ("production", "recheck", "publication") and \
                     index[s.key] < index[approval.key]:
                 raise self.fail(f"{path_of[s.key]}.output",
-                                f"is {s.output!r} before the approval step {approval.key!r}",
-                                "the approval step before production, recheck and "
-                                "publication (they need an approved concept)")
+                                _("is {value!r} before the approval step {step!r}").format(
+                                    value=s.output, step=approval.key),
+                                _("the approval step before production, recheck and "
+                                  "publication (they need an approved concept)"))
         recheck = next((s for s in life if s.output == "recheck"), None)
         production = next((s for s in life if s.output == "production"), None)
         if recheck is not None and production is not None and \
                 index[recheck.key] < index[production.key]:
             raise self.fail(f"{path_of[recheck.key]}.output",
-                            f"is 'recheck' before the production step {production.key!r}",
-                            "a production step before the recheck (it rechecks the "
-                            "produced content)")
+                            _("is 'recheck' before the production step {step!r}").format(
+                                step=production.key),
+                            _("a production step before the recheck (it rechecks the "
+                              "produced content)"))
         for s in life:
             if s.return_to is None:
                 continue
             where = f"{path_of[s.key]}.return_to"
             if s.return_to not in index:
-                raise self.fail(where, f"is {s.return_to!r}, not a content step",
-                                "the key of an earlier content step")
+                raise self.fail(where, _("is {value!r}, not a content step").format(
+                    value=s.return_to), _("the key of an earlier content step"))
             if index[s.return_to] >= index[s.key]:
-                raise self.fail(where, f"is {s.return_to!r}, which is not earlier",
-                                "the key of an earlier content step")
+                raise self.fail(where, _("is {value!r}, which is not earlier").format(
+                    value=s.return_to), _("the key of an earlier content step"))
             if s.output == "recheck" and index[s.return_to] <= index[approval.key]:
-                raise self.fail(where, f"is {s.return_to!r}, before the approval",
-                                "a step after the approval (revisions go through approval)")
+                raise self.fail(where, _("is {value!r}, before the approval").format(
+                    value=s.return_to),
+                    _("a step after the approval (revisions go through approval)"))
         if index[approval.key] == 0:
-            raise self.fail(f"{path_of[approval.key]}", "is the first content step",
-                            "content steps before the approval")
+            raise self.fail(f"{path_of[approval.key]}", _("is the first content step"),
+                            _("content steps before the approval"))
 
 
 def _join(path: str, key: str) -> str:
@@ -602,6 +617,31 @@ def _join(path: str, key: str) -> str:
 def _kind(value: Any) -> str:
     return {dict: "table", list: "array", str: "string", int: "number", float: "number",
             bool: "boolean"}.get(type(value), type(value).__name__)
+
+
+def _is_a(value: Any) -> str:
+    """What kind of value was found, as a loader problem ("is a string")."""
+    kind = _kind(value)
+    known = {"table": _("is a table"), "array": _("is an array"), "string": _("is a string"),
+             "number": _("is a number"), "boolean": _("is a boolean")}
+    return known.get(kind) or _("is a {kind}").format(kind=kind)
+
+
+def _is(value: Any) -> str:
+    """The value found, as a loader problem ("is missing", "is 'x'")."""
+    if value is None:
+        return _("is missing")
+    return _is_value(value)
+
+
+def _is_value(value: Any) -> str:
+    """The value found, as a loader problem ("is 'x'")."""
+    return _("is {value!r}").format(value=value)
+
+
+def _one_of(choices: Sequence[str] | Mapping[str, Any]) -> str:
+    """What is expected instead: one of a few names."""
+    return _("one of {choices}").format(choices=", ".join(choices))
 
 
 def _must(label: Label | None) -> Label:

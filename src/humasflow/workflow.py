@@ -44,6 +44,7 @@ from humasflow.errors import (
     Refused,
     RoleRequired,
 )
+from humasflow.i18n import _
 from humasflow.models import (
     VARIANT_KEYS,
     Actor,
@@ -277,10 +278,15 @@ class _Context:
                 raise TypeError(f"{key}= {problem}, got {type(value).__name__} {value!r:.60}")
         extra = sorted(set(self.payload) - allowed)
         if extra:
-            where = ", ".join(sorted(allowed)) or "nothing but a note"
+            if allowed:
+                message = _("step {step!r} of item {item_id} does not take {key!r}; it takes "
+                            "{allowed}. Change the concept or design with 'revise'")
+            else:
+                message = _("step {step!r} of item {item_id} does not take {key!r}; it takes "
+                            "nothing but a note. Change the concept or design with 'revise'")
             raise Refused(
-                f"step {self.step.key!r} of item {self.item.id} does not take {extra[0]!r}; "
-                f"it takes {where}. Change the concept or design with 'revise'",
+                message.format(step=self.step.key, item_id=self.item.id, key=extra[0],
+                               allowed=", ".join(sorted(allowed))),
                 item_id=str(self.item.id), step=self.step.key, action=self.action)
 
     def check_fresh_approval(self) -> None:
@@ -297,20 +303,21 @@ class _Context:
             if bound is None:
                 raise RecheckStale(item_id=str(self.item.id), step=self.step.key,
                                    action=self.action,
-                                   reason="no passed recheck binds the produced content")
+                                   reason=_("no passed recheck binds the produced "
+                                            "content"))
             if bound != final:
                 raise RecheckStale(
                     item_id=str(self.item.id), step=self.step.key, action=self.action,
-                    reason="the text or media differ from what the recheck passed; "
-                           "revise the item and have it rechecked")
+                    reason=_("the text or media differ from what the recheck passed; "
+                             "revise the item and have it rechecked"))
         if sop.header.final_approval:
             approval = self.item.outputs.get("final_approval")
             if not isinstance(approval, Mapping) or approval.get("digest") != final:
                 raise RecheckStale(
                     item_id=str(self.item.id), step=self.step.key, action=self.action,
-                    reason="the SOP requires the coordinator's final approval of the "
-                           "produced content (approve at this step) and it is missing or "
-                           "covers other content")
+                    reason=_("the SOP requires the coordinator's final approval of the "
+                             "produced content (approve at this step) and it is missing or "
+                             "covers other content"))
 
     def check_valid(self) -> None:
         if self.validate is None:
@@ -340,7 +347,8 @@ class _Context:
             changes["text"] = str(changes["text"]).strip()
         text = changes.get("text", self.item.post.text)
         if not text:
-            raise self.refuse_output("concept", "give the concept text (text=...)")
+            raise self.refuse_output("concept", _("give the concept text ({option})").format(
+                option="text=..."))
         if "channels" in changes:
             changes["channels"] = tuple(changes["channels"])
         if changes:
@@ -350,7 +358,8 @@ class _Context:
         notes = str(self.payload.get("notes", "")).strip() or self.item.outputs.get("notes", "")
         if not notes:
             raise self.refuse_output(
-                "notes", "give the technical notes: tools, templates, assets (notes=...)")
+                "notes", _("give the technical notes: tools, templates, assets "
+                           "({option})").format(option="notes=..."))
         self.item = attrs.evolve(self.item, outputs={**self.item.outputs, "notes": notes})
         self.data["notes"] = notes
 
@@ -364,9 +373,11 @@ class _Context:
             self.with_post(**changes)
         if not self.item.post.media:
             raise self.refuse_output(
-                "design", "attach at least one design or video (media=[...])")
+                "design", _("attach at least one design or video ({option})").format(
+                    option="media=[...]"))
         if not self.item.post.text:
-            raise self.refuse_output("concept", "the concept text is empty (text=...)")
+            raise self.refuse_output("concept", _("the concept text is empty ({option})")
+                                     .format(option="text=..."))
         self.check_valid()
 
     def _output_production(self) -> None:
@@ -375,7 +386,8 @@ class _Context:
         produced = produced or self.item.produced
         if not produced:
             raise self.refuse_output(
-                "production", "attach at least one produced design or video (media=[...])")
+                "production", _("attach at least one produced design or video ({option})")
+                .format(option="media=[...]"))
         self.item = attrs.evolve(self.item, produced=produced,
                                  outputs={**self.item.outputs, "produced_by": self.actor.id})
         self.data["produced_by"] = self.actor.id
@@ -400,7 +412,7 @@ class _Context:
         needs_design = self.engine.sop.step_for_output("design") is not None
         if not self.item.post.text or (needs_design and not self.item.post.media):
             missing = "concept" if not self.item.post.text else "design"
-            raise self.refuse_output(missing, "there is nothing complete to approve yet")
+            raise self.refuse_output(missing, _("there is nothing complete to approve yet"))
         self.check_valid()
         digest = self.item.post.digest
         answer = {"by": self.actor.id, "answer": self.note or "approved", "digest": digest}
@@ -427,7 +439,8 @@ class _Context:
                 and self.item.recheck_digest != digest:
             raise RecheckStale(item_id=str(self.item.id), step=self.step.key,
                                action=self.action,
-                               reason="the produced content is not what the recheck passed")
+                               reason=_("the produced content is not what the recheck "
+                                        "passed"))
         answer = {"by": self.actor.id, "answer": self.note or "approved", "digest": digest}
         self.item = attrs.evolve(self.item,
                                  outputs={**self.item.outputs, "final_approval": answer})
@@ -436,21 +449,22 @@ class _Context:
     def _do_reject(self) -> None:
         self._decide()
         if not self.note:
-            raise self.refuse_output("reason", "say why the concept is rejected (note=...)")
+            raise self.refuse_output("reason", _("say why the concept is rejected ({option})")
+                                     .format(option="note=..."))
         self.item = attrs.evolve(self.item, approved_digest=None)
 
     def _do_pass(self) -> None:
         self.check_payload(frozenset())
         self.check_fresh_approval()
         if not self.item.media_to_post:
-            raise self.refuse_output("production", "there is no produced media to recheck")
+            raise self.refuse_output("production", _("there is no produced media to recheck"))
         producer = self.item.outputs.get("produced_by")
         if self.engine.sop.header.recheck_by_other and self.actor.id == producer:
             raise Refused(
-                f"{self.actor.id!r} cannot pass the recheck of item {self.item.id}: they "
-                "produced the content, and the SOP requires another person to recheck it "
-                "(recheck_by_other)", item_id=str(self.item.id), step=self.step.key,
-                action=self.action)
+                _("{actor_id!r} cannot pass the recheck of item {item_id}: they "
+                  "produced the content, and the SOP requires another person to recheck it "
+                  "(recheck_by_other)").format(actor_id=self.actor.id, item_id=self.item.id),
+                item_id=str(self.item.id), step=self.step.key, action=self.action)
         # The recheck binds what will be posted: the final text and the produced bytes.
         digest = self.item.final_digest
         result = {"by": self.actor.id, "result": "pass", "note": self.note, "digest": digest}
@@ -460,15 +474,16 @@ class _Context:
     def _do_rework(self) -> None:
         self.check_payload(frozenset())
         if not self.note:
-            raise self.refuse_output("findings",
-                                     "say what must be reworked (note=...)")
+            raise self.refuse_output("findings", _("say what must be reworked ({option})")
+                                     .format(option="note=..."))
         result = {"by": self.actor.id, "result": "rework", "note": self.note}
         self.item = attrs.evolve(self.item, outputs={**self.item.outputs, "recheck": result})
 
     def _do_revise(self) -> None:
         self.check_payload(_REVISE_KEYS)
         if not self.payload:
-            raise self.refuse_output("revision", "give what changes (text=, media=, link=...)")
+            raise self.refuse_output("revision", _("give what changes ({options})").format(
+                options="text=, media=, link=..."))
         changes = dict(self.payload)
         if "media" in changes:
             changes["media"] = media_tuple(changes["media"])
@@ -478,8 +493,8 @@ class _Context:
             changes["text"] = str(changes["text"]).strip()
         self.with_post(**changes)
         if self.item.post == self.original.post:
-            raise self.refuse_output("revision",
-                                     "the changes equal the current content; nothing to revise")
+            raise self.refuse_output("revision", _("the changes equal the current content; "
+                                                   "nothing to revise"))
         if self.item.approved_digest is not None and not self.item.is_approved:
             self.item = attrs.evolve(self.item, approved_digest=None)
             self.data["approval_withdrawn"] = True
@@ -487,7 +502,8 @@ class _Context:
     def _do_cancel(self) -> None:
         self.check_payload(frozenset())
         if not self.note:
-            raise self.refuse_output("reason", "say why the item is cancelled (note=...)")
+            raise self.refuse_output("reason", _("say why the item is cancelled ({option})")
+                                     .format(option="note=..."))
 
 
 def _variant_problem(value: Any) -> str:

@@ -51,6 +51,7 @@ import attrs
 
 from humasflow.clock import Clock, system_clock
 from humasflow.errors import ConfigurationError
+from humasflow.i18n import _
 from humasflow.models import Media
 
 if TYPE_CHECKING:
@@ -197,8 +198,9 @@ class PublisherContext:
         """
         self._check_name(name)
         if not isinstance(value, str) or not value:
-            raise ConfigurationError(f"channel {self.channel!r}: the renewed credential "
-                                     f"{name!r} is empty")
+            raise ConfigurationError(_("channel {channel!r}: the renewed credential "
+                                       "{name!r} is empty").format(channel=self.channel,
+                                                                   name=name))
         _check_aware(expires_at, "expires_at")
         if self.on_refresh is not None:
             self.on_refresh(name, value, expires_at)
@@ -219,14 +221,20 @@ class PublisherContext:
 
     def _check_name(self, name: str) -> None:
         if name not in self.credentials:
-            raise ConfigurationError(
-                f"channel {self.channel!r} has no credential {name!r}; its credentials: "
-                f"{', '.join(sorted(self.credentials)) or 'none'}")
+            if self.credentials:
+                message = _("channel {channel!r} has no credential {name!r}; its "
+                            "credentials: {known}")
+            else:
+                message = _("channel {channel!r} has no credential {name!r}; its "
+                            "credentials: none")
+            raise ConfigurationError(message.format(
+                channel=self.channel, name=name, known=", ".join(sorted(self.credentials))))
 
 
 def _check_aware(when: dt.datetime | None, what: str) -> None:
     if when is not None and (not isinstance(when, dt.datetime) or when.tzinfo is None):
-        raise ValueError(f"{what} is {when!r}; give an aware datetime (UTC)")
+        raise ValueError(_("{what} is {when!r}; give an aware datetime (UTC)").format(
+            what=what, when=when))
 
 
 def unknown_options(post: Post, known: Iterable[str]) -> list[Problem]:
@@ -237,9 +245,12 @@ def unknown_options(post: Post, known: Iterable[str]) -> list[Problem]:
     ["x: options.thred: this channel takes no option 'thred'; it takes poll, thread"]
     """
     known = sorted(known)
-    takes = f"it takes {', '.join(known)}" if known else "it takes no options"
+    if known:
+        message = _("this channel takes no option {name!r}; it takes {known}")
+    else:
+        message = _("this channel takes no option {name!r}; it takes no options")
     return [Problem(post.channel, f"options.{name}", "option",
-                    f"this channel takes no option {name!r}; {takes}", limit=tuple(known),
+                    message.format(name=name, known=", ".join(known)), limit=tuple(known),
                     actual=name)
             for name in sorted(post.options) if name not in known]
 

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
-from humasflow import _input
+from humasflow import _input, i18n
 from humasflow._data import plain
 from humasflow.errors import (
     AuthenticationFailed,
@@ -130,6 +130,16 @@ class PostingOffice(Protocol):
         """Log that an item could not be posted in a pass."""
 # A channel record's values that carry text from outside: scrubbed before they are written.
 _TEXT_FROM_OUTSIDE = frozenset({"error_class", "error_message", "url", "platform_id"})
+
+
+def _in_record_language() -> contextlib.AbstractContextManager[str]:
+    """Make messages in the record's language (English, the source text).
+
+    A channel's ``error_message`` and the notes of its events are part of the permanent
+    record: they must read the same whoever's language the posting ran in. Messages
+    raised to the caller are made in the caller's language as usual.
+    """
+    return i18n.use(i18n.DEFAULT_LANGUAGE)
 
 
 @attrs.frozen
@@ -292,7 +302,8 @@ class Heartbeat:
     def __init__(self, interval: float | dt.timedelta) -> None:
         seconds = interval.total_seconds() if isinstance(interval, dt.timedelta) else interval
         if not seconds > 0:
-            raise ValueError(f"the heartbeat interval is {interval!r}; give a positive one")
+            raise ValueError(_("the heartbeat interval is {interval!r}; give a positive one")
+                             .format(interval=interval))
         self.interval = float(seconds)
 
     def __repr__(self) -> str:
@@ -389,8 +400,8 @@ class Dispatcher:
     ) -> None:
         if not isinstance(lease, dt.timedelta) or not (
                 dt.timedelta(seconds=1) <= lease <= _MAX_LEASE):
-            raise ValueError(f"the lease is {lease!r}; give a timedelta from 1 second to "
-                             f"{_MAX_LEASE.days} days")
+            raise ValueError(_("the lease is {lease!r}; give a timedelta from 1 second to "
+                               "{days} days").format(lease=lease, days=_MAX_LEASE.days))
         self.office = office
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
         self.max_threads = max_threads
@@ -403,8 +414,8 @@ class Dispatcher:
             every = (heartbeat if isinstance(heartbeat, dt.timedelta)
                      else dt.timedelta(seconds=heartbeat))
             if every >= lease:
-                raise ValueError(f"the heartbeat ({every}) must beat more often than the "
-                                 f"lease ({lease}) runs out")
+                raise ValueError(_("the heartbeat ({every}) must beat more often than the "
+                                   "lease ({lease}) runs out").format(every=every, lease=lease))
             heartbeat = Heartbeat(every)
         self.heartbeat: HeartbeatLike | None = heartbeat
 
@@ -497,12 +508,14 @@ class Dispatcher:
             _input.web_url("url", url)
         item = self._check(item_id, actor, "confirm")
         if not_posted == bool(url or platform_id):
-            raise ValueError("give either the post's url (or platform id) or not_posted=True")
+            raise ValueError(_("give either the post's url (or platform id) or {option}")
+                             .format(option="not_posted=True"))
         pub = self._publication(item, channel)
         if pub.state not in _OPEN_FOR_CONFIRM:
             raise Refused(
-                f"channel {channel!r} of item {item.id} is {pub.state!r}; only an unknown, "
-                "manual or failed channel is confirmed by a person",
+                _("channel {channel!r} of item {item_id} is {state!r}; only an unknown, "
+                  "manual or failed channel is confirmed by a person").format(
+                      channel=channel, item_id=item.id, state=pub.state),
                 item_id=str(item.id), step=item.state, action="confirm")
         now = self.office.now()
         if not_posted:
@@ -574,20 +587,23 @@ class Dispatcher:
             raise NotAllowedNow(item_id=str(item.id), step=item.state, action="skip",
                                 allowed=self.office.engine(item.sop_revision).allowed(item.state))
         if not reason.strip():
-            raise ValueError("say why the channel is skipped (reason=...)")
+            raise ValueError(_("say why the channel is skipped ({option})").format(
+                option="reason=..."))
         pub = self._publication(item, channel)
         if pub.state in ("posted", "in_flight"):
-            raise Refused(f"channel {channel!r} of item {item.id} is {pub.state!r}; "
-                          "it cannot be skipped", item_id=str(item.id), step=item.state,
-                          action="skip")
+            raise Refused(_("channel {channel!r} of item {item_id} is {state!r}; it cannot be "
+                            "skipped").format(channel=channel, item_id=item.id,
+                                              state=pub.state),
+                          item_id=str(item.id), step=item.state, action="skip")
         pubs = self.office.store.publications(self.office.org, item.id)
         others = [c for c in item.post.channels
                   if c != channel and (c not in pubs or pubs[c].state != "skipped")]
         if not others:
             raise Refused(
-                f"channel {channel!r} is the last channel of item {item.id} that is not "
-                "skipped: skipping it would close the item posted nowhere, and that is a "
-                f"cancel; cancel the item instead (`humasflow cancel {item.id}`)",
+                _("channel {channel!r} is the last channel of item {item_id} that is not "
+                  "skipped: skipping it would close the item posted nowhere, and that is a "
+                  "cancel; cancel the item instead (`humasflow cancel {item_id}`)").format(
+                      channel=channel, item_id=item.id),
                 item_id=str(item.id), step=item.state, action="skip")
         self._settle(item, channel, {"state": "skipped", "next_attempt_at": None},
                      actor.id, "channel_skipped", self.office.now(), note=reason,
@@ -641,12 +657,12 @@ class Dispatcher:
             record = pubs.get(name)
             if (name in channels and not channels[name].active and record is not None
                     and _claimable(record, due)):
+                with _in_record_language():
+                    inactive = str(ChannelInactive(channel=name, action="post",
+                                                   item_id=str(item.id), step=item.state))
                 note(self._settle(item, name, {
                     "state": "failed", "error_class": "ChannelInactive",
-                    "error_message": str(ChannelInactive(channel=name, action="post",
-                                                         item_id=str(item.id),
-                                                         step=item.state)),
-                    "next_attempt_at": None},
+                    "error_message": inactive, "next_attempt_at": None},
                     actor.id, "channel_failed", now, states=("pending", "failed"),
                     worker=self.worker_id))
         for name, pub in pubs.items():
@@ -655,7 +671,9 @@ class Dispatcher:
             if asked or (pub.next_attempt_at is not None and pub.next_attempt_at <= due):
                 note(self._reconcile(item, channels[name], pub, actor))
         problems: dict[str, list[str]] = {}
-        for problem in office.validate(item):
+        with _in_record_language():  # what is wrong goes into the channels' records
+            found = office.validate(item)
+        for problem in found:
             problems.setdefault(problem.channel, []).append(f"{problem.field}: {problem.message}")
         targets = []
         records = store.publications(office.org, item.id)
@@ -700,7 +718,8 @@ class Dispatcher:
         progress = Progress(office, item.id, channel.name, self.worker_id, pub.progress,
                             claim=claim)
         policy = RetryPolicy.from_settings(channel.settings.get("retry"))
-        with self._kept_alive(claim):
+        # Every outcome below is recorded: its message is made in the record's language.
+        with self._kept_alive(claim), _in_record_language():
             try:
                 # Nothing is sent before publish(): a failure while preparing (a credential
                 # variable not set, a media host that is down) is a failed attempt, never
@@ -983,7 +1002,11 @@ class Dispatcher:
                                       step=item.state)
 
     def _authority_lost(self, item: ContentItem, by: str | None) -> str | None:
-        """Why whoever had the item posted can no longer post it, or ``None``."""
+        """Why whoever had the item posted can no longer post it, or ``None``.
+
+        The reason goes into the record (the hold's event and the channels' records), so
+        it is written in the record's language, English, and not translated.
+        """
         step = self.office.sop(item.sop_revision).step_for_output("publication")
         role = step.actor if step is not None else None
         actor = self.office.store.actor(self.office.org, by or "")
@@ -1028,8 +1051,14 @@ class Dispatcher:
     def _publication(self, item: ContentItem, channel: str) -> Publication:
         pub = self.office.store.publications(self.office.org, item.id).get(channel)
         if pub is None:
-            raise Refused(f"item {item.id} has no record for channel {channel!r}; its "
-                          f"channels: {', '.join(item.post.channels) or 'none'}",
+            if item.post.channels:
+                message = _("item {item_id} has no record for channel {channel!r}; its "
+                            "channels: {channels}")
+            else:
+                message = _("item {item_id} has no record for channel {channel!r}; its "
+                            "channels: none")
+            raise Refused(message.format(item_id=item.id, channel=channel,
+                                         channels=", ".join(item.post.channels)),
                           item_id=str(item.id), step=item.state, action="confirm")
         return pub
 
@@ -1099,7 +1128,11 @@ def _retry_refusal(item_id: int, channel: str, state: str) -> str:
 
 def _what_to_do(error: PublishError, channel: ChannelConfig, item_id: int, attempts: int,
                 policy: RetryPolicy, retry_at: dt.datetime | None) -> str:
-    """The error's message, ending with what a person should do when it is not retried."""
+    """The error's message, ending with what a person should do when it is not retried.
+
+    It is the channel's recorded ``error_message``: made in the record's language (see
+    :func:`_in_record_language`), so its own words are not marked for translation.
+    """
     message = str(error)
     if retry_at is not None:
         return message

@@ -13,6 +13,7 @@ from typing import Any
 
 from humasflow.errors import WaitingForPerson
 from humasflow.hookspecs import hookimpl
+from humasflow.i18n import _
 from humasflow.models import ChannelConfig
 from humasflow.publishing.contract import Post, Problem, PublisherContext, Receipt
 
@@ -32,10 +33,16 @@ class ManualPublisher:
 
     def publish(self, post: Post, progress: Any = None) -> Receipt:
         """Never posts: raises :class:`WaitingForPerson`."""
-        how = f" ({self.instructions})" if self.instructions else ""
+        if self.instructions:
+            message = _("post item {item_id} on {channel} by hand ({instructions}), then "
+                        "confirm it: {command}")
+        else:
+            message = _("post item {item_id} on {channel} by hand, then confirm it: {command}")
+        command = (f"humasflow confirm {post.item_id} {self.channel} --url <public URL> "
+                   "--as <your id>")
         raise WaitingForPerson(
-            f"post item {post.item_id} on {self.channel} by hand{how}, then confirm it: "
-            f"humasflow confirm {post.item_id} {self.channel} --url <public URL> --as <your id>",
+            message.format(item_id=post.item_id, channel=self.channel,
+                           instructions=self.instructions, command=command),
             channel=self.channel)
 
     def check(self) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
+from humasflow.i18n import _
 from humasflow.models import Media
 from humasflow.publishing.contract import Post, Problem
 
@@ -37,7 +38,8 @@ class FolderMediaHost:
 
     def __init__(self, folder: str | Path, base_url: str) -> None:
         if not base_url.startswith("https://") and not base_url.startswith("http://"):
-            raise ValueError(f"base_url is {base_url!r}; give the folder's public http(s) URL")
+            raise ValueError(_("base_url is {url!r}; give the folder's public http(s) URL")
+                             .format(url=base_url))
         self.folder = Path(folder)
         self.base_url = base_url.rstrip("/") + "/"
 
@@ -130,21 +132,24 @@ def check_media(
     problems: list[Problem] = []
     if max_count is not None and len(post.media) > max_count:
         problems.append(Problem(name, "media", "max_count",
-                                f"{len(post.media)} media attached; at most {max_count} "
-                                "per post", limit=max_count, actual=len(post.media)))
+                                _("{count} media attached; at most {limit} per post").format(
+                                    count=len(post.media), limit=max_count),
+                                limit=max_count, actual=len(post.media)))
     known = {e for endings in MEDIA_FORMATS.values() for e in endings}
     for i, media in enumerate(post.media):
         field = f"media[{i}]"
         kind = media.media_kind
         if not media.is_stored and not media.passthrough:
             problems.append(Problem(name, field, "media_stored",
-                                    f"{media.source!r} is not in the media store",
+                                    _("{source!r} is not in the media store").format(
+                                        source=media.source),
                                     actual=media.source))
             continue
         if kind not in kinds:
             problems.append(Problem(
                 name, field, "media_kind",
-                f"{media.source!r} is a {kind}; this channel takes {_words(kinds)}",
+                _("{source!r} is a {kind}; this channel takes {kinds}").format(
+                    source=media.source, kind=kind, kinds=_words(kinds)),
                 limit=tuple(kinds), actual=kind))
             continue
         allowed = tuple(e.lower() for e in formats.get(kind, ()))
@@ -158,23 +163,26 @@ def check_media(
         if allowed and endings and not set(endings) & set(allowed):
             problems.append(Problem(
                 name, field, "media_format",
-                f"{media.source!r} is {actual}: this channel takes {kind}s as "
-                f"{', '.join(allowed)}", limit=allowed, actual=actual))
+                _("{source!r} is {actual}: this channel takes {kind}s as {formats}").format(
+                    source=media.source, actual=actual, kind=kind,
+                    formats=", ".join(allowed)), limit=allowed, actual=actual))
             continue
         limit = max_bytes.get(kind) if isinstance(max_bytes, Mapping) else max_bytes
         if media.size is not None and limit is not None and media.size > limit:
             problems.append(Problem(
                 name, field, "max_bytes",
-                f"{media.source!r} is {_size(media.size)}; a {kind} may be at most "
-                f"{_size(limit)} here", limit=limit, actual=media.size))
+                _("{source!r} is {size}; a {kind} may be at most {limit} here").format(
+                    source=media.source, size=_size(media.size), kind=kind,
+                    limit=_size(limit)), limit=limit, actual=media.size))
             continue
         if need_public_url and not media.public_url:
             problems.append(Problem(
                 name, field, "public_url",
-                f"{media.source!r} is stored here and the platform fetches media from a "
-                "public URL: give the office a media host (Office(media_host="
-                "FolderMediaHost(...))), install a plugin with the public_media_url hook, "
-                "or set the channel's media_urls = \"pass\" for URLs",
+                _("{source!r} is stored here and the platform fetches media from a "
+                  "public URL: give the office a media host (Office(media_host="
+                  "FolderMediaHost(...))), install a plugin with the public_media_url hook, "
+                  "or set the channel's media_urls = \"pass\" for URLs").format(
+                      source=media.source),
                 actual=media.source))
     return problems
 
@@ -189,12 +197,14 @@ def _ending(source: str) -> str:
 def _words(kinds: Collection[str]) -> str:
     kinds = sorted(kinds)
     if not kinds:
-        return "no media"
-    return kinds[0] if len(kinds) == 1 else f"{', '.join(kinds[:-1])} or {kinds[-1]}"
+        return _("no media")
+    if len(kinds) == 1:
+        return kinds[0]
+    return _("{first} or {last}").format(first=", ".join(kinds[:-1]), last=kinds[-1])
 
 
 def _size(n: int) -> str:
     for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
         if n >= scale:
             return f"{n / scale:.1f} {unit}".replace(".0 ", " ")
-    return f"{n} bytes"
+    return _("{count} bytes").format(count=n)

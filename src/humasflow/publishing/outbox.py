@@ -32,6 +32,7 @@ from typing import Any
 
 from humasflow.errors import ContentRejected
 from humasflow.hookspecs import hookimpl
+from humasflow.i18n import _
 from humasflow.models import ChannelConfig, Media
 from humasflow.publishing.contract import Post, Problem, PublisherContext, Receipt
 
@@ -58,11 +59,12 @@ class OutboxPublisher:
         problems = []
         if not post.text and not post.media:
             problems.append(Problem(self.channel, "text", "required",
-                                    "the post has neither text nor media"))
+                                    _("the post has neither text nor media")))
         for i, media in enumerate(post.media):
             if not media.is_stored and not media.passthrough:
                 problems.append(Problem(self.channel, f"media[{i}]", "media_stored",
-                                        f"{media.source!r} is not in the media store",
+                                        _("{source!r} is not in the media store").format(
+                                            source=media.source),
                                         actual=media.source))
         return problems
 
@@ -79,8 +81,9 @@ class OutboxPublisher:
             entry = m.to_dict()
             if m.is_stored:
                 if self.media is None:
-                    raise ContentRejected("the office has no media store to read "
-                                          f"{m.source!r} from", channel=self.channel)
+                    raise ContentRejected(_("the office has no media store to read "
+                                            "{source!r} from").format(source=m.source),
+                                          channel=self.channel)
                 target = f"{i:02d}-{_file_name(m)}"
                 with self.media.open(m) as source, (tmp / target).open("wb") as out:
                     shutil.copyfileobj(source, out)

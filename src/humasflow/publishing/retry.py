@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 
 from humasflow.errors import ConfigurationError, PlatformError, PublishError, RateLimited
+from humasflow.i18n import _
 
 __all__ = ["RetryPolicy"]
 
@@ -52,26 +53,31 @@ class RetryPolicy:
         unknown = sorted(set(settings) - known)
         if unknown:
             raise ConfigurationError(
-                f"retry setting {unknown[0]!r} is unknown; known: {', '.join(sorted(known))}")
+                _("retry setting {key!r} is unknown; known: {known}").format(
+                    key=unknown[0], known=", ".join(sorted(known))))
         values: dict[str, Any] = {}
         for key, value in settings.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ConfigurationError(
-                    f"retry setting {key!r} is {value!r}; expected a number >= 0"
-                    + (" (seconds)" if key.endswith(("delay", "wait")) else ""))
+                if key.endswith(("delay", "wait")):
+                    message = _("retry setting {key!r} is {value!r}; expected a number >= 0 "
+                                "(seconds)")
+                else:
+                    message = _("retry setting {key!r} is {value!r}; expected a number >= 0")
+                raise ConfigurationError(message.format(key=key, value=value))
             if key in ("base_delay", "max_delay", "max_reset_wait"):
                 values[key] = dt.timedelta(seconds=value)
             elif key == "max_attempts":
                 if value != int(value) or value < 1:
                     raise ConfigurationError(
-                        f"retry setting 'max_attempts' is {value!r}; expected a whole number "
-                        ">= 1 (the first attempt included)")
+                        _("retry setting 'max_attempts' is {value!r}; expected a whole number "
+                          ">= 1 (the first attempt included)").format(value=value))
                 values[key] = int(value)
             else:
                 if value > 1:
                     # A shortening by more than the whole delay would retry in the past.
                     raise ConfigurationError(
-                        f"retry setting 'jitter' is {value!r}; expected a fraction from 0 to 1")
+                        _("retry setting 'jitter' is {value!r}; expected a fraction from 0 "
+                          "to 1").format(value=value))
                 values[key] = float(value)
         return cls(**values)
 

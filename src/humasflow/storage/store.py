@@ -33,6 +33,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
 from humasflow.errors import ConflictError, ItemChanged, StorageError, StoreLocked
+from humasflow.i18n import _
 from humasflow.models import Actor, ChannelConfig, ContentItem, Event, PostContent, Publication
 from humasflow.storage import rows
 from humasflow.storage import schema as t
@@ -79,19 +80,21 @@ class Store:
                  busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
         if (isinstance(busy_timeout, bool) or not isinstance(busy_timeout, (int, float))
                 or not 0 <= busy_timeout <= 86400):
-            raise ValueError(f"busy_timeout is {busy_timeout!r}; give seconds from 0 to 86400")
+            raise ValueError(_("busy_timeout is {value!r}; give seconds from 0 to 86400")
+                             .format(value=busy_timeout))
         self.busy_timeout = float(busy_timeout)
         if isinstance(target, Engine):
             self.engine = target
         else:
             if not str(target).strip():
-                raise StorageError("the store's target is empty; give a SQLite file path "
-                                   "(e.g. humasflow.db), ':memory:' or a database URL")
+                raise StorageError(_("the store's target is empty; give a SQLite file path "
+                                     "(e.g. humasflow.db), ':memory:' or a database URL"))
             url = database_url(target)
             path = sa.engine.make_url(url).database if url.startswith("sqlite") else None
             if path and path != ":memory:" and Path(path).is_dir():
-                raise StorageError(f"cannot open the store {path!r}: it is a directory; give "
-                                   "the path of a SQLite file (e.g. humasflow.db) in it")
+                raise StorageError(_("cannot open the store {path!r}: it is a directory; give "
+                                     "the path of a SQLite file (e.g. humasflow.db) in it")
+                                   .format(path=path))
             options: dict[str, Any] = {}
             if url in ("sqlite://", "sqlite:///:memory:"):
                 # One shared connection, or every connection would see its own empty database.
@@ -100,7 +103,8 @@ class Store:
             try:
                 self.engine = sa.create_engine(url, **options)
             except (sa.exc.ArgumentError, ImportError) as exc:
-                raise StorageError(f"cannot open store {_safe(url)!r}: {exc}") from exc
+                raise StorageError(_("cannot open store {url!r}: {error}").format(
+                    url=_safe(url), error=exc)) from exc
         self.target = _safe(self.engine.url.render_as_string(hide_password=False))
         if self.engine.dialect.name == "sqlite":
             self.target = self.engine.url.database or ":memory:"
@@ -162,30 +166,41 @@ class Store:
         """The :class:`StorageError` that says what a driver error means."""
         orig = getattr(exc, "orig", None) or exc
         first = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
-        where = f"the store {self.target}"
+        target = self.target
         if _is_locked(orig):
             return StoreLocked(self.target, self.busy_timeout, postgres=self.is_postgres)
         if isinstance(exc, (sa.exc.DataError, OverflowError)) or isinstance(
                 orig, sqlite3.DataError) or (
                 type(orig).__name__ == "DataError" or _sqlstate(orig).startswith("22")):
-            return StorageError(
-                f"{where} refused a value: {first}; nothing was written (the value is "
-                "not one humasflow checks: report it, with the action that failed)")
+            return StorageError(_(
+                "the store {target} refused a value: {error}; nothing was written (the value "
+                "is not one humasflow checks: report it, with the action that failed)").format(
+                    target=target, error=first))
         if isinstance(exc, sa.exc.IntegrityError):
-            return StorageError(
-                f"{where} refused the change because someone else made a conflicting one at "
-                f"the same moment ({first}); nothing was written: try again")
+            return StorageError(_(
+                "the store {target} refused the change because someone else made a "
+                "conflicting one at the same moment ({error}); nothing was written: try "
+                "again").format(target=target, error=first))
         if "file is not a database" in first:
-            return StorageError(f"{where} is not a humasflow store: the file is not a SQLite "
-                                "database; point --db at a humasflow store, or at a new "
-                                "file to create one with `humasflow init`")
+            return StorageError(_(
+                "the store {target} is not a humasflow store: the file is not a SQLite "
+                "database; point --db at a humasflow store, or at a new file to create one "
+                "with `humasflow init`").format(target=target))
         if "unable to open database file" in first:
-            return StorageError(f"cannot open {where}: its folder does not exist, it is a "
-                                "directory, or this user may not open it")
+            return StorageError(_(
+                "cannot open the store {target}: its folder does not exist, it is a "
+                "directory, or this user may not open it").format(target=target))
         if "readonly database" in first:
-            return StorageError(f"{where} cannot be written: the file (or its folder) is "
-                                "read-only for this user")
-        return StorageError(f"{where} cannot be {doing}: {first}")
+            return StorageError(_(
+                "the store {target} cannot be written: the file (or its folder) is "
+                "read-only for this user").format(target=target))
+        if doing == "read":
+            message = _("the store {target} cannot be read: {error}")
+        elif doing == "written":
+            message = _("the store {target} cannot be written: {error}")
+        else:
+            message = _("the store {target} cannot be {doing}: {error}")
+        return StorageError(message.format(target=target, doing=doing, error=first))
 
     # -- migrations ---------------------------------------------------------------------
 
@@ -218,10 +233,11 @@ class Store:
                 others = sorted(sa.inspect(conn).get_table_names())
             if others:
                 # A SQLite file is one application's database: never add tables to another's.
-                raise StorageError(
-                    f"the store {self.target} is not a humasflow store: it is the SQLite "
-                    f"database of something else (tables: {', '.join(others[:5])}); "
-                    "point --db at a humasflow store, or at a new file")
+                raise StorageError(_(
+                    "the store {target} is not a humasflow store: it is the SQLite "
+                    "database of something else (tables: {tables}); "
+                    "point --db at a humasflow store, or at a new file").format(
+                        target=self.target, tables=", ".join(others[:5])))
         with self.writing() as conn:
             if self.is_postgres:
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(7148101)"))
@@ -318,7 +334,8 @@ class Store:
                     events = [_event(r) for r in conn.execute(query)]
                     return events, _heads(conn, org), rows.current_rows(conn, org)
         except sa.exc.OperationalError as exc:
-            raise StorageError(f"the store cannot be read: {exc.orig}") from exc
+            raise StorageError(_("the store cannot be read: {error}").format(
+                error=exc.orig)) from exc
 
     # -- SOP revisions ------------------------------------------------------------------
 
@@ -946,9 +963,9 @@ def _is_locked(orig: object) -> bool:
 
 
 def _too_new(current: int, latest: int) -> StorageError:
-    return StorageError(
-        f"the store is at schema version {current}, newer than this humasflow knows "
-        f"({latest}); upgrade humasflow")
+    return StorageError(_(
+        "the store is at schema version {current}, newer than this humasflow knows "
+        "({latest}); upgrade humasflow").format(current=current, latest=latest))
 
 
 def _tune_postgres(engine: Engine, busy_timeout: float) -> None:
