@@ -10,13 +10,10 @@ folder, so these tests do not depend on what the installed catalog holds yet.
 
 from __future__ import annotations
 
-import string
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
 
 from humasflow import Office, i18n
 from humasflow.errors import (
@@ -31,26 +28,10 @@ from humasflow.sop import parse_sop
 from humasflow.storage import Store
 from humasflow.testing import SteerableClock, staffed_office
 
-ROOT = Path(__file__).resolve().parents[1]
-# The library's translations, until they are merged into the package's catalog.
-SOURCES = (ROOT / "translations-lib.po",
-           ROOT / "src" / "humasflow" / "locale" / "id" / "LC_MESSAGES" / "humasflow.po")
-
-
-def _translations() -> Path:
-    return next(p for p in SOURCES if p.is_file())
-
 
 @pytest.fixture
-def indonesian(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The Indonesian catalog compiled from the library's translations."""
-    with _translations().open("rb") as po:
-        catalog = read_po(po, locale="id")
-    folder = tmp_path / "locale" / "id" / "LC_MESSAGES"
-    folder.mkdir(parents=True)
-    with (folder / "humasflow.mo").open("wb") as mo:
-        write_mo(mo, catalog)
-    monkeypatch.setattr(i18n, "LOCALE_DIR", tmp_path / "locale")
+def indonesian() -> Iterator[None]:
+    """The package's Indonesian catalog, freshly loaded."""
     i18n._catalog.cache_clear()
     yield
     i18n._catalog.cache_clear()
@@ -74,21 +55,6 @@ def _message(call, *args, **kwargs) -> tuple[type[Exception], str]:
     except Exception as exc:
         return type(exc), str(exc)
     raise AssertionError(f"{call} raised nothing")
-
-
-def test_every_translation_keeps_the_placeholders_of_its_message():
-    """A translation that loses or renames a ``{placeholder}`` would raise a KeyError
-    (or drop a value) at the moment the error is raised."""
-    with _translations().open("rb") as po:
-        catalog = read_po(po, locale="id")
-
-    def fields(text: str) -> list[tuple[str, str | None, str | None]]:
-        return sorted((f, spec, conv) for _, f, spec, conv in string.Formatter().parse(text)
-                      if f is not None)
-
-    broken = [m.id for m in catalog
-              if m.id and m.string and fields(str(m.id)) != fields(str(m.string))]
-    assert broken == []
 
 
 def test_an_unknown_item_is_not_found_in_indonesian(office, indonesian):
