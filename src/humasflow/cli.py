@@ -45,9 +45,16 @@ import humasflow
 from humasflow import plugins as registry
 from humasflow.clock import Clock, system_clock
 from humasflow.credentials import CredentialSource, SecretsFile
-from humasflow.errors import CredentialSourceError, HumasflowError
+from humasflow.errors import (
+    ActorNotFound,
+    CredentialSourceError,
+    HumasflowError,
+    OrganisationNotFound,
+    StepNotFound,
+)
 from humasflow.evaluation import timeline
 from humasflow.hookspecs import hookimpl
+from humasflow.i18n import _
 from humasflow.models import ADMIN_ROLE, ContentItem, Event, Media, Publication, Variant
 from humasflow.office import DEFAULT_ORG, Office, PostReport
 from humasflow.publishing import worker
@@ -133,26 +140,50 @@ class _Session:
     _office: Office | None = None
     _zone: zoneinfo.ZoneInfo | None = None
 
+    def _check_db(self) -> None:
+        if not self.db.strip():
+            _fail("--db is empty; give the path of a SQLite file (e.g. humasflow.db) or a "
+                  "postgresql:// URL")
+        if _is_sqlite_path(self.db) and Path(self.db).is_dir():
+            _fail(f"--db {self.db!r} is a directory; give the path of a SQLite file "
+                  "(e.g. humasflow.db) or a postgresql:// URL")
+
     def office(self, *, create: bool = False) -> Office:
-        """The office; unless ``create``, a SQLite store must exist already."""
+        """The office; unless ``create``, the store and the organisation must exist
+        already (a misspelt ``--org`` creates nothing)."""
         if self._office is None:
-            if not self.db.strip():
-                _fail("--db is empty; give the path of a SQLite file (e.g. humasflow.db) or a "
-                      "postgresql:// URL")
-            if _is_sqlite_path(self.db) and Path(self.db).is_dir():
-                _fail(f"--db {self.db!r} is a directory; give the path of a SQLite file "
-                      "(e.g. humasflow.db) or a postgresql:// URL")
+            self._check_db()
             if not create and _is_sqlite_path(self.db) and not Path(self.db).exists():
                 _fail(f"no humasflow store at {self.db!r}; create one with `humasflow init` "
                       "(or point --db / HUMASFLOW_DB at an existing one)")
             credentials = self.credentials()
-            self._office = humasflow.open(
-                self.db, org=self.org, clock=self.clock, establish=False,
-                environ=self.environ if credentials is None else None,
-                credentials=credentials, busy_timeout=self.busy_timeout,
-                media=self.media_store, media_roots=self.media_roots)
+            try:
+                self._office = humasflow.open(
+                    self.db, org=self.org, clock=self.clock, establish=False,
+                    environ=self.environ if credentials is None else None,
+                    credentials=credentials, busy_timeout=self.busy_timeout,
+                    media=self.media_store, media_roots=self.media_roots, create=create)
+            except OrganisationNotFound as exc:
+                _fail(_("there is no organisation {org!r} in the store {db}; its "
+                        "organisations: {known}. Check --org (or HUMASFLOW_ORG); `humasflow "
+                        "--org {org} init --admin ID --name NAME` sets up a new one").format(
+                            org=exc.org, db=self.db,
+                            known=", ".join(exc.known) or _("none")))
             click.get_current_context().call_on_close(self._office.close)
         return self._office
+
+    def known_orgs(self) -> list[str] | None:
+        """The organisations of the store, or ``None`` when there is no store yet (a
+        SQLite file that does not exist); creates nothing."""
+        self._check_db()
+        if _is_sqlite_path(self.db) and not Path(self.db).exists():
+            return None
+        timeout = self.busy_timeout if self.busy_timeout is not None else 30.0
+        store = Store(self.db, busy_timeout=timeout)
+        try:
+            return store.orgs()
+        finally:
+            store.close()
 
     def store(self) -> Store:
         """The store itself, for the worker commands that serve every organisation in it
@@ -537,38 +568,66 @@ def init(session: _Session, sop_file: Path | None, outbox: Path | None,
     (step 1)."""
     if admin_id is not None and not (admin_name or "").strip():
         raise click.BadParameter("give the administrator's name with --name", param_hint="--name")
+    # Everything that can be checked is checked before the store is created or changed.
+    sop = load_sop(sop_file) if sop_file is not None else None
+    if outbox is not None and admin_id is None and by is None:
+        _fail("adding the outbox channel needs an administrator: give --admin ID --name "
+              "NAME (the first one) or --by ADMIN")
+    if sop_file is not None and admin_id is None and by is None:
+        _fail(_("establishing an SOP revision needs an administrator: give --admin ID --name "
+                "NAME (the first one) or --by ADMIN"))
+    known = session.known_orgs()
+    new_org = session.org not in (known or [])
+    if by is not None and admin_id is None and new_org:
+        _fail(_("--by {by}: there is no organisation {org!r} in this store yet, so it has no "
+                "administrator; its organisations: {known}. Check --org, or set the new "
+                "organisation up with --admin ID --name NAME").format(
+                    by=by, org=session.org, known=", ".join(known or []) or _("none")))
     office = session.office(create=True)
     _echo(f"Store: {_display_target(office)} (schema version {office.schema_version})")
-    _echo(f"Organisation: {office.org}")
+    others = [org for org in (known or []) if org != office.org]
+    if new_org and others:
+        _echo(_("Organisation: {org} (new; the store's other organisations: {others})")
+              .format(org=office.org, others=", ".join(others)))
+    else:
+        _echo(f"Organisation: {office.org}")
+    if by is not None and admin_id is None:
+        admins = [a.id for a in office.administrators()]
+        if by not in admins:
+            # The library lets an organisation without administrator be set up by anyone:
+            # a command that names an administrator must name a real one.
+            _fail(_("--by {by} is not an active administrator of organisation {org!r}; its "
+                    "administrators: {admins}").format(
+                        by=by, org=office.org,
+                        admins=", ".join(admins) or _("none yet (make the first with "
+                                                      "--admin ID --name NAME)")))
     if admin_id is not None:
         admin = office.bootstrap_admin(admin_id.strip(), str(admin_name).strip(),
                                        email=admin_email)
         _echo(f"Administrator: {admin.id} ({admin.name})")
         by = by or admin.id
-    if sop_file is not None or not office.revisions():
-        sop = load_sop(sop_file) if sop_file is not None else None
-        if by is None and (office.administrators() or office.revisions()):
-            _fail("establishing an SOP revision needs an administrator: give --by ADMIN")
-        # The first revision of an organisation without administrator is set-up: it is
-        # recorded as established by the approver the document names.
-        establisher = by or (sop or humasflow.bundled_sop()).header.approved_by_name
-        rev = office.establish(sop, by=establisher or "unknown")
-        sop = office.sop(rev)
-        _echo(f"Established SOP revision {rev}: {sop.header.number} "
-                   f"({sop.header.title.get(session.lang)}), effective {sop.header.effective}")
-    else:
+    if by is not None and (sop is not None or not office.revisions()):
+        # The administrator who runs init establishes the SOP, never its signatory: the
+        # approver the document names is a fact of the document (`sop show`).
+        rev = office.establish(sop, by=by)
+        established = office.sop(rev)
+        _echo(f"Established SOP revision {rev}: {established.header.number} "
+                   f"({established.header.title.get(session.lang)}), effective "
+                   f"{established.header.effective}")
+    elif office.revisions():
         latest = office.revisions()[-1]
         _echo(f"SOP already established: revision {latest['id']} ({latest['number']})")
+    elif office.administrators():
+        _echo(_("No SOP revision established yet: establish it with `humasflow init --by "
+                "ADMIN`."))
     if outbox is not None:
-        if by is None:
-            _fail("adding the outbox channel needs an administrator: give --admin ID --name "
-                  "NAME (the first one) or --by ADMIN")
+        assert by is not None
         folder = outbox.expanduser().resolve()
         office.add_channel("outbox", "outbox", settings={"path": str(folder)}, by=by)
         _echo(f"Channel 'outbox' writes posts into {folder}")
     if not office.administrators():
-        _echo("No administrator yet: make one with `humasflow init --admin ID --name "
-                   "NAME`; adding actors and channels needs one.")
+        _echo(_("No administrator yet: make the first with `humasflow init --admin ID --name "
+                "NAME`; they establish the SOP and add actors and channels."))
 
 
 @cli.group()
@@ -990,6 +1049,19 @@ def list_(session: _Session, state: str | None, open_only: bool, overdue: bool,
           assignee: str | None) -> None:
     """The items, newest first, with what waits for approval and what is late."""
     office = session.office()
+    try:
+        if state is not None:
+            office.check_states([state])
+        if assignee is not None:
+            office.actor(assignee)
+    except StepNotFound as exc:
+        raise click.BadParameter(_("{state!r} is not a step of the SOP; give one of: "
+                                   "{valid}").format(state=state, valid=", ".join(exc.valid)),
+                                 param_hint="--state") from None
+    except ActorNotFound:
+        raise click.BadParameter(_("there is no actor {id!r}; the actors: {known}").format(
+            id=assignee, known=", ".join(a.id for a in office.actors()) or _("none")),
+            param_hint="--assignee") from None
     items = office.items(state=state or ("open" if open_only else None), overdue=overdue,
                          assignee=assignee)
     if open_only:

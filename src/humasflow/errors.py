@@ -15,7 +15,9 @@ involved as attributes, and its message says what to do next::
     ├── NotFound
     │   ├── ItemNotFound           no such item in this organisation
     │   ├── ActorNotFound          no such actor in this organisation
-    │   └── SOPNotFound            no SOP revision registered / no such revision
+    │   ├── OrganisationNotFound   no such organisation in the store
+    │   ├── SOPNotFound            no SOP revision registered / no such revision
+    │   └── StepNotFound           no step (state) of that key in the SOP
     ├── Refused                    the SOP does not allow this action now
     │   ├── NotAllowedNow          the action does not exist in the item's current step
     │   ├── RoleRequired           the actor does not hold the step's role
@@ -53,6 +55,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from humasflow.i18n import _
+
 if TYPE_CHECKING:
     from humasflow.publishing.contract import Problem
 
@@ -81,6 +85,7 @@ __all__ = [
     "MediaUnavailable",
     "NotAllowedNow",
     "NotFound",
+    "OrganisationNotFound",
     "OutcomeUnknown",
     "OutputMissing",
     "PlatformError",
@@ -91,6 +96,7 @@ __all__ = [
     "RoleRequired",
     "SOPNotFound",
     "SecretInConfiguration",
+    "StepNotFound",
     "StorageError",
     "StoreLocked",
     "WaitingForPerson",
@@ -106,17 +112,23 @@ class DefinitionError(HumasflowError):
 
     Attributes:
         source: The file (or ``"<string>"``) the definition came from.
-        path: The key path inside the file, e.g. ``steps[3].standard_time``.
+        path: The key path inside the file, e.g. ``steps[3].standard_time`` (arrays
+            counted from 0, as TOML libraries count them).
         problem: What is wrong.
         expected: What would be accepted instead.
+        where: The place as the message names it for people, e.g.
+            ``step 4 (approve): standard_time`` (counted from 1, with the step's key);
+            the ``path`` when not given.
     """
 
-    def __init__(self, source: str, path: str, problem: str, expected: str = "") -> None:
+    def __init__(self, source: str, path: str, problem: str, expected: str = "", *,
+                 where: str = "") -> None:
         self.source = source
         self.path = path
         self.problem = problem
         self.expected = expected
-        where = f"{source}: {path}" if path else source
+        self.where = where or path
+        where = f"{source}: {self.where}" if self.where else source
         message = f"{where}: {problem}"
         if expected:
             message += f" (expected {expected})"
@@ -262,6 +274,41 @@ class ActorNotFound(NotFound):
             f"no actor {actor_id!r} in organisation {org!r}; "
             "add them with `humasflow actor add` or Office.add_actor()"
         )
+
+
+class OrganisationNotFound(NotFound):
+    """No organisation of this id exists in the store (and the office may not create it).
+
+    Attributes:
+        org: The organisation asked for.
+        known: The organisations the store holds.
+    """
+
+    def __init__(self, org: str, known: Sequence[str]) -> None:
+        self.org = org
+        self.known = tuple(known)
+        super().__init__(_(
+            "there is no organisation {org!r} in this store; its organisations: {known}. "
+            "Check the spelling of --org (HUMASFLOW_ORG), or create it with `humasflow "
+            "--org {org} init` (humasflow.open(..., create=True))").format(
+                org=org, known=", ".join(self.known) or _("none")))
+
+
+class StepNotFound(NotFound):
+    """No step of the organisation's SOP has this key (a state asked for by name).
+
+    Attributes:
+        state: The key asked for.
+        valid: The keys that exist: the SOP's steps, ``posted`` and ``cancelled``.
+    """
+
+    def __init__(self, state: str, org: str, valid: Sequence[str]) -> None:
+        self.state = state
+        self.org = org
+        self.valid = tuple(valid)
+        super().__init__(_(
+            "{state!r} is not a step of organisation {org!r}'s SOP; the states are: "
+            "{valid}").format(state=state, org=org, valid=", ".join(self.valid)))
 
 
 class SOPNotFound(NotFound):

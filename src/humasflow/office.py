@@ -56,11 +56,15 @@ from humasflow.errors import (
     MediaRefused,
     MediaUnavailable,
     NotAllowedNow,
+    OrganisationNotFound,
     Refused,
     RoleRequired,
     SOPNotFound,
+    StepNotFound,
+    StorageError,
 )
 from humasflow.evaluation import Breach, StepRun, timeline
+from humasflow.i18n import _
 from humasflow.mediastore import DEFAULT_MAX_BYTES, AttachRules, MediaStore, attach
 from humasflow.models import (
     ADMIN_ROLE,
@@ -84,7 +88,7 @@ from humasflow.publishing.contract import (
 from humasflow.publishing.dispatch import Dispatcher, PostReport
 from humasflow.sop import SOP, Step, bundled_sop, from_data
 from humasflow.storage.store import DEFAULT_BUSY_TIMEOUT, Store
-from humasflow.workflow import Engine, Move, payload_problem
+from humasflow.workflow import CLOSED_STATES, Engine, Move, payload_problem
 
 __all__ = ["DEFAULT_ORG", "Office", "PostReport", "open"]
 
@@ -131,6 +135,10 @@ class Office:
         media_roots: Folders local media files may be attached from, besides the current
             working directory of the process attaching them.
         media_max_bytes: The largest media file attached (default 512 MiB).
+        create: Create the organisation if the store does not hold it yet (default);
+            with ``False`` an unknown ``org`` raises
+            :class:`~humasflow.errors.OrganisationNotFound`, so a misspelt id opens
+            nothing instead of a new, empty organisation.
     """
 
     def __init__(
@@ -146,10 +154,9 @@ class Office:
         media_store: Any = None,
         media_roots: Sequence[str | os.PathLike[str]] = (),
         media_max_bytes: int = DEFAULT_MAX_BYTES,
+        create: bool = True,
     ) -> None:
-        _input.ident("org", org, _input.ORG_ID)
-        if not org.strip():
-            raise InputInvalid("org", "is empty", "give the organisation a short id")
+        _check_org(org)
         if not isinstance(store, Store):
             store = Store(store)  # a SQLite path or a database URL
         self._store = store
@@ -173,7 +180,12 @@ class Office:
         self._engines: dict[int, Engine] = {}
         # Publishers used only to validate (no network, no secrets), by configuration.
         self._validating: dict[str, Any] = {}
-        store.ensure_org(org)
+        if create:
+            store.ensure_org(org)
+        else:
+            known = store.orgs()
+            if org not in known:
+                raise OrganisationNotFound(org, known)
         if store.pending_media_import(org) and self._media_or_none() is not None:
             from humasflow._media_import import import_media
 
@@ -215,14 +227,14 @@ class Office:
         """The ids of every organisation in the store."""
         return self._store.orgs()
 
-    def for_org(self, org: str) -> Office:
+    def for_org(self, org: str, *, create: bool = True) -> Office:
         """The office of another organisation on the same store (its connections shared),
         with this office's clock, credential source, HTTP session, media host and media
-        store."""
+        store; ``create=False`` refuses an organisation the store does not hold."""
         return Office(self._store, org, clock=self.clock, credentials=self.credentials,
                       session_factory=self.session_factory, media_host=self.media_host,
                       media_store=self._media_store, media_roots=self.media_roots,
-                      media_max_bytes=self.media_max_bytes)
+                      media_max_bytes=self.media_max_bytes, create=create)
 
     def close(self) -> None:
         """Release the store's connections."""
@@ -867,20 +879,55 @@ class Office:
             assignee: Only items this actor is responsible for.
             by: If given, the reading actor must belong to the organisation.
             limit: At most this many.
+
+        Raises:
+            StepNotFound: A state is no step of the organisation's SOP revisions (nor
+                ``posted``, ``cancelled`` or ``open``): a misspelt state is not an empty
+                list.
+            ActorNotFound: ``assignee`` (or ``by``) is not an actor of the organisation.
         """
         if by is not None:
             self.actor(by)
         _check_limit(limit)
+        if assignee is not None:
+            self.actor(assignee)
         states: list[str] = []
         if state == "open":
-            states = sorted({s.key for rev in self._store.sop_revisions(self.org)
-                             for s in self.sop(int(rev["id"])).lifecycle})
+            states = self._open_states()
         elif isinstance(state, str):
             states = [state]
         elif state is not None:
             states = list(state)
+        if states and state != "open":
+            self.check_states(states)
         return self._store.items(self.org, states=states, assignee=assignee,
                                 overdue_at=self._now() if overdue else None, limit=limit)
+
+    def _open_states(self) -> list[str]:
+        return sorted({s.key for rev in self._store.sop_revisions(self.org)
+                       for s in self.sop(int(rev["id"])).lifecycle})
+
+    def states(self) -> list[str]:
+        """Every state an item of the organisation can be in: the content steps of its
+        SOP revisions (the latest revision's first, in its order), ``posted`` and
+        ``cancelled``."""
+        keys: list[str] = []
+        for rev in reversed(self._store.sop_revisions(self.org)):
+            keys += [s.key for s in self.sop(int(rev["id"])).lifecycle if s.key not in keys]
+        return [*keys, *CLOSED_STATES]
+
+    def check_states(self, states: Iterable[str]) -> None:
+        """Refuse a state that no step of the organisation's SOP has.
+
+        Raises:
+            StepNotFound: One of ``states`` is unknown (the error lists the valid ones).
+        """
+        valid = self.states()
+        for state in states:
+            if not isinstance(state, str):
+                raise TypeError(f"state must be a step's key, got {type(state).__name__}")
+            if state not in valid:
+                raise StepNotFound(state, self.org, valid)
 
     def assign(self, item_id: int, assignee: str, *, by: str | Actor) -> ContentItem:
         """Make ``assignee`` responsible for the item.
@@ -1565,6 +1612,12 @@ class _PostingDesk:
         return self._office.validate(item)
 
 
+def _check_org(org: Any) -> None:
+    _input.ident("org", org, _input.ORG_ID)
+    if not org.strip():
+        raise InputInvalid("org", "is empty", "give the organisation a short id")
+
+
 def _check_limit(limit: Any) -> None:
     if limit is None:
         return
@@ -1656,6 +1709,7 @@ def open(
     busy_timeout: float | None = None,
     media: Any = None,
     media_roots: Sequence[str | os.PathLike[str]] = (),
+    create: bool = True,
 ) -> Office:
     """Open (creating and migrating if needed) a store and return an organisation's office.
 
@@ -1677,12 +1731,27 @@ def open(
         busy_timeout: Seconds a write waits for another writer's lock before it fails
             with :class:`~humasflow.errors.StoreLocked` (default 30; see
             :class:`~humasflow.storage.store.Store`).
+        create: Create the SQLite file and the organisation if they do not exist yet
+            (default). With ``False`` nothing is created: a SQLite file that does not
+            exist raises :class:`~humasflow.errors.StorageError`, an organisation the
+            store does not hold :class:`~humasflow.errors.OrganisationNotFound`.
+
+    Raises:
+        InputInvalid: ``org`` is not an id a store can hold (nothing is created).
     """
+    _check_org(org)
     timeout = DEFAULT_BUSY_TIMEOUT if busy_timeout is None else busy_timeout
+    if not create and isinstance(target, (str, os.PathLike)):
+        text = os.fspath(target)
+        if "://" not in text and text != ":memory:" and not Path(text).exists():
+            raise StorageError(_(
+                "there is no humasflow store at {path!r}; create one with `humasflow "
+                "init` (or humasflow.open(..., create=True)), or give the path of an "
+                "existing one").format(path=text))
     store = Store(target, busy_timeout=timeout)
     try:
         office = Office(store, org, clock=clock, environ=environ, credentials=credentials,
-                        media_store=media, media_roots=media_roots)
+                        media_store=media, media_roots=media_roots, create=create)
     except BaseException:
         store.close()
         raise

@@ -1,0 +1,201 @@
+"""Typos and mistakes are errors that say what would be right, never silent successes.
+
+Rules checked here: a state, an assignee or an organisation that does not exist is an
+error naming the ones that do (and a misspelt ``--org`` creates nothing); ``init``
+checks its SOP file before it writes anything and records the establishment as done by
+the administrator who ran it; SOP loader errors name the step as people count it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+import humasflow
+from humasflow import DefinitionError, OrganisationNotFound, StepNotFound, StorageError
+from humasflow.cli import cli
+from humasflow.sop import bundled_sop, parse_sop
+from humasflow.testing import SteerableClock
+
+BUNDLED = Path(humasflow.__file__).with_name("sops") / "fisip-ub-social-media.toml"
+
+
+class Run:
+    """Runs the command on one SQLite store with the test's clock."""
+
+    def __init__(self, db: Path, clock: SteerableClock) -> None:
+        self.db = db
+        self.clock = clock
+
+    def __call__(self, *args: str, code: int = 0) -> Result:
+        result = CliRunner().invoke(cli, ["--db", str(self.db), *args],
+                                    obj={"clock": self.clock, "environ": {}})
+        assert result.exit_code == code, (result.output, result.exception)
+        return result
+
+
+@pytest.fixture
+def run(tmp_path, clock) -> Run:
+    """A store with an administrator, the bundled SOP, staff rina and coordinator budi."""
+    hf = Run(tmp_path / "humasflow.db", clock)
+    hf("init", "--admin", "admin", "--name", "Admin", "--outbox", str(tmp_path / "outbox"))
+    hf("actor", "add", "rina", "--name", "Rina", "--role", "staff", "--by", "admin")
+    hf("actor", "add", "budi", "--name", "Budi", "--role", "coordinator", "--by", "admin")
+    return hf
+
+
+def _orgs(db: Path) -> list[str]:
+    with sqlite3.connect(db) as conn:
+        return [row[0] for row in conn.execute("SELECT id FROM orgs ORDER BY id")]
+
+
+# -- states and assignees -------------------------------------------------------------------
+
+
+def test_list_refuses_an_unknown_state_and_lists_the_valid_ones(run):
+    result = run("list", "--state", "aprove", code=2)
+    assert "Invalid value for --state: 'aprove' is not a step of the SOP" in result.output
+    assert ("concept, prepare, design, approve, produce, recheck, post, posted, cancelled"
+            in result.output)
+    assert "No items." in run("list", "--state", "approve").output
+    assert "No items." in run("list", "--state", "cancelled").output
+
+
+def test_list_refuses_an_unknown_assignee(run):
+    result = run("list", "--assignee", "rnia", code=2)
+    assert "there is no actor 'rnia'; the actors: admin, budi, rina" in result.output
+
+
+def test_the_library_refuses_unknown_states_too(office):
+    with pytest.raises(StepNotFound) as caught:
+        office.items(state="aprove")
+    assert caught.value.state == "aprove"
+    assert caught.value.valid[-2:] == ("posted", "cancelled")
+    assert "approve" in caught.value.valid
+    with pytest.raises(StepNotFound):
+        office.items(state=["approve", "pots"])
+    assert office.items(state="open") == []
+    assert office.states()[0] == "concept"
+
+
+# -- organisations --------------------------------------------------------------------------
+
+
+def test_a_misspelt_org_creates_nothing_and_names_the_existing_ones(run):
+    for command in (["list"], ["sop", "show"], ["actor", "list"], ["log"], ["check-sla"]):
+        result = run("--org", "fisp", *command, code=1)
+        assert ("there is no organisation 'fisp' in the store" in result.stderr), command
+        assert "its organisations: default." in result.stderr
+    assert _orgs(run.db) == ["default"]
+
+
+def test_init_sets_up_a_new_org_and_says_it_is_new(run, tmp_path):
+    out = run("--org", "fisip", "init", "--admin", "tika", "--name", "Tika").output
+    assert "Organisation: fisip (new; the store's other organisations: default)" in out
+    assert _orgs(run.db) == ["default", "fisip"]
+    assert "SOP already established" in run("--org", "fisip", "init").output
+
+
+def test_init_with_by_on_a_misspelt_org_creates_nothing(run, tmp_path):
+    result = run("--org", "fisp", "init", "--by", "admin", "--outbox", str(tmp_path / "o"),
+                 code=1)
+    assert "--by admin: there is no organisation 'fisp' in this store yet" in result.stderr
+    assert _orgs(run.db) == ["default"]
+
+
+def test_the_library_creates_an_organisation_only_when_asked(tmp_path, clock):
+    db = str(tmp_path / "h.db")
+    with pytest.raises(StorageError, match="there is no humasflow store"):
+        humasflow.open(db, create=False)
+    assert not Path(db).exists()
+    humasflow.open(db, org="fisip", clock=clock, environ={}).close()  # creates, as before
+    with pytest.raises(OrganisationNotFound) as caught:
+        humasflow.open(db, org="fisp", clock=clock, environ={}, create=False)
+    assert caught.value.known == ("fisip",)
+    assert _orgs(Path(db)) == ["fisip"]
+    office = humasflow.open(db, org="fisip", clock=clock, environ={}, create=False)
+    try:
+        with pytest.raises(OrganisationNotFound):
+            office.for_org("fib", create=False)
+    finally:
+        office.close()
+
+
+# -- init -----------------------------------------------------------------------------------
+
+
+def test_init_checks_the_sop_file_before_writing_anything(tmp_path, clock):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(BUNDLED.read_text("utf-8").replace('standard_time = "5m"',
+                                                      'standard_time = "5x"', 1), "utf-8")
+    hf = Run(tmp_path / "new.db", clock)
+    result = hf("init", "--sop", str(bad), "--admin", "tika", "--name", "Tika", code=1)
+    assert "standard_time" in result.stderr
+    assert not (tmp_path / "new.db").exists()
+    result = hf("init", "--outbox", str(tmp_path / "o"), code=1)
+    assert "needs an administrator" in result.stderr
+    assert not (tmp_path / "new.db").exists()
+
+
+def test_init_records_the_establishment_as_done_by_the_administrator(tmp_path, clock):
+    hf = Run(tmp_path / "h.db", clock)
+    out = hf("init").output  # no administrator: nothing is established in anyone's name
+    assert "No administrator yet" in out
+    assert "Established" not in out
+    out = hf("init", "--admin", "tika", "--name", "Tika").output
+    assert "Established SOP revision 1" in out
+    office = humasflow.open(str(hf.db), clock=clock, environ={}, create=False)
+    try:
+        assert [r["established_by"] for r in office.revisions()] == ["tika"]
+        establish = [e for e in office.events("org") if e.action == "establish"]
+        assert [e.actor for e in establish] == ["tika"]
+        assert office.sop().header.approved_by_name not in {e.actor for e in office.events()}
+    finally:
+        office.close()
+
+
+def test_init_by_must_name_an_administrator(tmp_path, clock):
+    hf = Run(tmp_path / "h.db", clock)
+    hf("init")
+    result = hf("init", "--by", "tika", code=1)
+    assert "--by tika is not an active administrator of organisation 'default'" in result.stderr
+    hf("init", "--admin", "tika", "--name", "Tika")
+    sop = tmp_path / "sop.toml"
+    sop.write_text(BUNDLED.read_text("utf-8"), "utf-8")
+    assert "Established SOP revision 2" in hf("init", "--sop", str(sop), "--by", "tika").output
+    assert "is not an active administrator" in hf("init", "--sop", str(sop), "--by", "tiak",
+                                                  code=1).stderr
+
+
+# -- the SOP loader -------------------------------------------------------------------------
+
+
+def test_sop_errors_name_the_step_as_people_count_it():
+    text = BUNDLED.read_text("utf-8")
+    approve = bundled_sop().step("approve")
+    position = [s.key for s in bundled_sop().steps].index("approve") + 1
+    broken = text.replace('standard_time = "10m"\noutput = "approval"',
+                          'standard_time = "10 minutes"\noutput = "approval"')
+    assert broken != text
+    with pytest.raises(DefinitionError) as caught:
+        parse_sop(broken, source="sop.toml")
+    assert caught.value.path == f"steps[{position - 1}].standard_time"
+    assert str(caught.value).startswith(
+        f"sop.toml: step {position} (approve): standard_time: is '10 minutes'")
+    assert approve.number == position  # the bundled SOP numbers its steps from 1, in order
+
+
+def test_sop_errors_name_a_step_without_key_by_its_place():
+    text = BUNDLED.read_text("utf-8").replace('key = "concept"\n', "", 1)
+    with pytest.raises(DefinitionError, match=r"sop.toml: step 2: key: is missing"):
+        parse_sop(text, source="sop.toml")
+
+
+def test_the_admin_role_is_refused_by_the_loader():
+    text = BUNDLED.read_text("utf-8").replace('key = "staff"', 'key = "admin"').replace(
+        'actor = "staff"', 'actor = "admin"')
+    with pytest.raises(DefinitionError, match=r"role 2 \(admin\): key: is 'admin'"):
+        parse_sop(text, source="sop.toml")
