@@ -199,3 +199,90 @@ def test_the_admin_role_is_refused_by_the_loader():
         'actor = "staff"', 'actor = "admin"')
     with pytest.raises(DefinitionError, match=r"role 2 \(admin\): key: is 'admin'"):
         parse_sop(text, source="sop.toml")
+
+
+# -- channel limits from the concept step on ------------------------------------------------
+
+
+class _Short:
+    """A publisher whose platform takes 280 characters and needs an image."""
+
+    def __init__(self, channel, context) -> None:
+        self.channel = channel.name
+
+    def validate(self, post):
+        from humasflow.publishing.contract import Problem
+
+        problems = []
+        if not post.media:
+            problems.append(Problem(self.channel, "media", "required", "needs an image"))
+        if len(post.text) > 280:
+            problems.append(Problem(self.channel, "text", "max_length",
+                                    f"the text has {len(post.text)} characters; the "
+                                    "platform takes 280", limit=280, actual=len(post.text)))
+        return problems
+
+    def publish(self, post, progress=None):  # pragma: no cover - never posted here
+        raise AssertionError("not posted in these tests")
+
+    def check(self) -> None:  # pragma: no cover
+        pass
+
+
+class _ShortPlugin:
+    @humasflow.hookimpl
+    def register_publishers(self, register):
+        register("short", _Short)
+
+
+@pytest.fixture
+def short(run):
+    from humasflow.testing import plugin_registered
+
+    with plugin_registered(_ShortPlugin()):
+        run("channel", "add", "tw", "--publisher", "short", "--by", "admin")
+        yield run
+
+
+def test_channel_limits_show_as_warnings_from_the_concept_step_on(short, image):
+    long_text = "Selamat Dies Natalis!" * 471 + "ABC"  # 9,894 characters
+    created = short("new", "Dies Natalis", "--as", "rina", "--text", long_text)
+    item = created.stdout.strip()
+    warning = ("Warning: channel 'tw' would refuse the post: text: the text has 9894 "
+               "characters; the platform takes 280")
+    assert warning in created.stderr
+    assert "needs an image" not in created.stderr  # the design step supplies it
+    completed = short("complete", item, "--as", "rina", "--text", long_text)
+    assert warning in completed.stderr
+    shown = short("show", item).stdout
+    assert ("Warnings:      channel 'tw' would refuse the post: text: the text has 9894 "
+            "characters") in shown
+    revised = short("revise", item, "--as", "rina", "--text", "Selamat Dies Natalis!")
+    assert "Warning" not in revised.stderr
+    assert "Warnings:" not in short("show", item).stdout
+
+
+def test_the_library_gives_the_same_warnings(office, clock, image):
+    from humasflow.testing import plugin_registered
+
+    with plugin_registered(_ShortPlugin()):
+        office.add_channel("tw", "short", by="admin")
+        item = office.new_item("Dies Natalis", by="rina", text="x" * 300, channels=["tw"])
+        problems = office.post_warnings(item.id)
+        assert [(p.channel, p.rule, p.limit) for p in problems] == [("tw", "max_length", 280)]
+        assert office.post_warnings(office.cancel(item.id, by="rina", reason="moved")) == []
+
+
+def test_a_folder_given_as_media_is_named_a_folder(run, tmp_path):
+    folder = tmp_path / "posters"
+    folder.mkdir()
+    item = run("new", "Dies Natalis", "--as", "rina").stdout.strip()
+    result = run("new", "Other", "--as", "rina", "--media", str(folder), code=2)
+    assert f"'{folder}' is a folder; give a media file" in result.output
+    office = humasflow.open(str(run.db), clock=run.clock, environ={}, create=False,
+                            media_roots=[tmp_path])
+    try:
+        with pytest.raises(humasflow.ContentInvalid, match="is a folder; give a media file"):
+            office.revise(int(item), by="rina", media=[str(folder)])
+    finally:
+        office.close()

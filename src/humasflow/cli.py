@@ -279,6 +279,10 @@ def _media_paths(values: Sequence[str]) -> list[str]:
             paths.append(value)
             continue
         path = Path(value).expanduser()
+        if path.is_dir():
+            raise click.BadParameter(_("{path!r} is a folder; give a media file (an image or "
+                                       "a video), e.g. one of the files in it").format(
+                                           path=value), param_hint="--media")
         if not path.is_file():
             raise click.BadParameter(f"no file at {value!r}", param_hint="--media")
         paths.append(str(path.resolve()))
@@ -1037,6 +1041,7 @@ def new(session: _Session, title: str, by: str, text: str, media: tuple[str, ...
     if not item.post.channels:
         _echo("Warning: the item has no target channel; add one with "
                    "`humasflow channel add` before it goes to approval.", err=True)
+    _warn_post(office, item)
 
 
 @cli.command("list")
@@ -1151,6 +1156,9 @@ def _item_text(office: Office, item: ContentItem, lang: str, zone: dt.tzinfo,
     ]
     for name, variant in sorted(item.post.variants.items()):
         facts.append((f"Variant {name}", _variant_text(variant)))
+    warnings = _warning_lines(office, item)
+    if warnings:
+        facts.append((_("Warnings"), "\n".join(warnings)))
     facts.append(("Approval", _approval_status(office, item)))
     if item.outputs.get("notes"):
         facts.append(("Notes", str(item.outputs["notes"])))
@@ -1160,7 +1168,10 @@ def _item_text(office: Office, item: ContentItem, lang: str, zone: dt.tzinfo,
         facts.append(("Recheck", f"{recheck.get('result')} by {recheck.get('by')}{note}"))
     facts.append(("SOP revision", str(item.sop_revision)))
     width = max(len(k) for k, _ in facts)
-    lines = [f"{k + ':':<{width + 1}}  {v}" for k, v in facts]
+    # Warnings are one a line, under each other.
+    lines = [f"{k + ':':<{width + 1}}  " + (("\n" + " " * (width + 3)).join(warnings)
+                                           if warnings and k == _("Warnings") else v)
+             for k, v in facts]
     history = office.history(item.id)
     lines += ["", "Timeline:", _timeline_table(office, item, history, zone, now)]
     publications = office.publications(item.id)
@@ -1184,6 +1195,28 @@ def _act(session: _Session, item_id: int, action: str, by: str, note: str = "",
     before = office.item(item_id)
     after = office.act(item_id, action, by=by, note=note, **payload)
     _echo(_move_line(office, before, after, by, session.zone(), session.now()))
+    if action in ("complete", "revise"):
+        _warn_post(office, after)
+
+
+def _warning_lines(office: Office, item: ContentItem) -> list[str]:
+    """Each rule of a target channel the post breaks so far (see Office.post_warnings)."""
+    lines = []
+    for problem in office.post_warnings(item):
+        if problem.channel not in item.post.channels:
+            lines.append(_("{field}: {message}").format(field=problem.field,
+                                                        message=problem.message))
+        else:
+            lines.append(_("channel {channel!r} would refuse the post: {field}: "
+                           "{message}").format(channel=problem.channel, field=problem.field,
+                                               message=problem.message))
+    return lines
+
+
+def _warn_post(office: Office, item: ContentItem) -> None:
+    """Print the channels' objections to the post now, not at the step that refuses it."""
+    for line in _warning_lines(office, item):
+        _echo(_("Warning: {problem}").format(problem=line), err=True)
 
 
 _as_option = click.option("--as", "by", required=True, metavar="ACTOR", help="Who acts.")

@@ -37,6 +37,7 @@ import attrs
 
 from humasflow._files import fsync_dir
 from humasflow.errors import MediaRefused, MediaUnavailable
+from humasflow.i18n import _
 
 if TYPE_CHECKING:
     from humasflow.models import Media
@@ -421,6 +422,11 @@ def _local(source: str, rules: AttachRules) -> Path:
             raise MediaRefused(source, "denied_root",
                                f"{source!r} resolves to {str(path)!r}, under {denied}: media "
                                "are never read from /proc, /sys or /dev", actual=str(path))
+    if path.is_dir():
+        raise MediaRefused(source, "regular_file",
+                           _("{source!r} is a folder; give a media file (an image or a video), "
+                             "not the folder that holds it").format(source=source),
+                           actual=str(path))
     if not is_regular(path):
         raise MediaRefused(source, "regular_file",
                            f"{source!r} is not a regular file (a folder, device or pipe)",

@@ -1310,6 +1310,25 @@ class Office:
         """Check the item's post against every target channel's publisher."""
         return self._validator(self.channels)(item, post or item.post)
 
+    def post_warnings(self, item: int | ContentItem) -> list[Problem]:
+        """What the item's post breaks at its target channels so far, from any step on.
+
+        The same check as at the design and approval steps (each channel's publisher
+        validates the post, without network), leaving out what a later step still
+        supplies (problems of the rule ``required``, such as media before the design
+        step). A concept too long for a channel shows here at the concept step, long
+        before the design step refuses it. A channel whose publisher cannot be used
+        (not installed) is one problem, not an error. Nothing is written.
+        """
+        found = item if isinstance(item, ContentItem) else self.item(item)
+        if not found.is_open or not found.post.channels:
+            return []
+        try:
+            problems = self.validate(found)
+        except (ConfigurationError, MediaUnavailable) as exc:
+            return [Problem("-", "channels", "configured", str(exc))]
+        return [p for p in problems if p.rule != "required"]
+
     def _validator(self, channels: Callable[[], Mapping[str, ChannelConfig]],
                    ) -> Callable[[ContentItem, PostContent], list[Problem]]:
         def validate(item: ContentItem, post: PostContent) -> list[Problem]:
