@@ -183,7 +183,7 @@ def test_nul_and_surrogates_are_refused_at_the_boundary(office, bad, problem):
     item = office.new_item("fine", by="rina")
     with pytest.raises(InputInvalid, match=r"^text contains"):
         office.complete(item.id, by="rina", text=bad)
-    with pytest.raises(InputInvalid, match=r"^note contains"):
+    with pytest.raises(InputInvalid, match=r"^reason contains"):
         office.cancel(item.id, by="rina", reason=bad)
     after = counts(office)
     assert after[0] == before[0] + 1

@@ -286,3 +286,52 @@ def test_a_folder_given_as_media_is_named_a_folder(run, tmp_path):
             office.revise(int(item), by="rina", media=[str(folder)])
     finally:
         office.close()
+
+
+# -- errors speak the caller's words --------------------------------------------------------
+
+
+def test_cli_errors_name_the_options_not_python_parameters(run, image):
+    item = run("new", "Dies Natalis", "--as", "rina").stdout.strip()
+    result = run("complete", item, "--as", "rina", code=1)
+    assert "give the concept text (--text)" in result.stderr
+    assert "=..." not in result.stderr
+    run("complete", item, "--as", "rina", "--text", "Selamat Dies Natalis!")
+    result = run("complete", item, "--as", "rina", "--text", "again", code=1)
+    assert "does not take --text; it takes --notes." in result.stderr
+    run("complete", item, "--as", "rina", "--notes", "Canva")
+    result = run("complete", item, "--as", "rina", code=1)
+    assert "attach at least one design or video (--media)" in result.stderr
+    result = run("revise", item, "--as", "rina", code=1)
+    assert "give what changes: --text, --media, --link, --variant or --channel" in result.stderr
+    run("complete", item, "--as", "rina", "--media", image)
+    result = run("reject", item, "--as", "budi", "--reason", " ", code=1)
+    assert "say why the concept is rejected (--reason)" in result.stderr
+    assert "note" not in result.stderr
+    result = run("cancel", item, "--as", "rina", "--reason", "", code=1)
+    assert "say why the item is cancelled (--reason)" in result.stderr
+    result = run("reject", item, "--as", "budi", "--reason", "x" * 100_001, code=1)
+    assert result.stderr.startswith("Error: --reason is 100001 characters long")
+
+
+def test_library_errors_name_the_parameters_of_the_call(office, image):
+    from humasflow import InputInvalid, OutputMissing, Refused
+
+    item = office.new_item("Dies Natalis", by="rina")
+    with pytest.raises(OutputMissing, match=r"give the concept text \(text=\.\.\.\)") as caught:
+        office.complete(item.id, by="rina")
+    assert caught.value.params == ("text",)
+    assert "(--text)" in caught.value.reworded(lambda p: f"--{p}")
+    office.complete(item.id, by="rina", text="Selamat!")
+    with pytest.raises(Refused, match=r"does not take text=\.\.\.; it takes notes=\.\.\."):
+        office.complete(item.id, by="rina", text="again")
+    office.complete(item.id, by="rina", notes="Canva")
+    with pytest.raises(OutputMissing, match=r"\(media=\[\.\.\.\]\)"):
+        office.complete(item.id, by="rina")
+    office.complete(item.id, by="rina", media=[image])
+    with pytest.raises(OutputMissing, match=r"rejected \(reason=\.\.\.\)$"):
+        office.reject(item.id, by="budi", reason="")
+    with pytest.raises(InputInvalid, match="^reason contains a NUL"):
+        office.reject(item.id, by="budi", reason="\x00")
+    with pytest.raises(InputInvalid, match="^findings contains a NUL"):
+        office.rework(item.id, by="budi", findings="\x00")

@@ -118,7 +118,29 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except HumasflowError as exc:
-            raise click.ClickException(_printable(scrub(" ".join(str(exc).split())))) from exc
+            message = exc.reworded(_option_for(ctx.invoked_subcommand))
+            raise click.ClickException(_printable(scrub(" ".join(message.split())))) from exc
+
+
+#: The options that give what the library's parameters take, for errors that name them.
+_OPTIONS = {"text": "--text", "media": "--media", "notes": "--notes", "link": "--link",
+            "variants": "--variant", "channels": "--channel", "reason": "--reason",
+            "findings": "--findings", "answer": "--answer", "note": "--note",
+            "assignee": "--assignee", "title": "TITLE", "by": "--as"}
+#: Where a command's option for a parameter has another name.
+_COMMAND_OPTIONS: Mapping[str, Mapping[str, str]] = {
+    "assign": {"assignee": "--to"},
+    # The step actions hand their option to Office.act() as its note.
+    "reject": {"note": "--reason"}, "cancel": {"note": "--reason"},
+    "rework": {"note": "--findings"}, "approve": {"note": "--answer"},
+    **{name: {"by": "--by"} for name in ("actor", "channel", "channels", "sop", "init")},
+}
+
+
+def _option_for(command: str | None) -> Callable[[str], str]:
+    """How the command line names a library parameter in error messages (``--text``)."""
+    names = {**_OPTIONS, **_COMMAND_OPTIONS.get(command or "", {})}
+    return lambda param: names.get(param, param)
 
 
 @attrs.define

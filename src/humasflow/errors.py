@@ -51,7 +51,9 @@ involved as attributes, and its message says what to do next::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+import string
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -103,8 +105,43 @@ __all__ = [
 ]
 
 
+def _library_spelling(param: str) -> str:
+    """How a library message names a parameter of the call: ``text=...``, ``media=[...]``."""
+    return f"{param}=[...]" if param in ("media", "channels") else f"{param}=..."
+
+
 class HumasflowError(Exception):
-    """The root of every error humasflow raises."""
+    """The root of every error humasflow raises.
+
+    Attributes:
+        params: The parameters of the call (``text``, ``media``, ``reason``…) that the
+            message names, if any; :meth:`reworded` spells them as another caller does.
+    """
+
+    params: tuple[str, ...] = ()
+    _template: str = ""
+
+    def _naming(self, template: str) -> str:
+        """Keep a message whose ``{param}`` fields name parameters of the call; return it
+        spelled as the library's callers write them (``text=...``)."""
+        self._template = template
+        self.params = tuple(dict.fromkeys(
+            field for _text, field, _spec, _conv in string.Formatter().parse(template)
+            if field))
+        return self.reworded(_library_spelling)
+
+    def reworded(self, spell: Callable[[str], str]) -> str:
+        """The message with each parameter it names spelled by ``spell(param)``: the
+        command line, say, names ``text`` ``--text``. A message that names no parameter
+        is returned as it is."""
+        if not self._template:
+            return str(self)
+        return self._template.format_map({p: spell(p) for p in self.params})
+
+
+def _literal(text: str) -> str:
+    """``text`` as a literal part of a message template (its braces kept as they are)."""
+    return text.replace("{", "{{").replace("}", "}}")
 
 
 class DefinitionError(HumasflowError):
@@ -247,6 +284,16 @@ class InputInvalid(HumasflowError, ValueError):
             message += f"; {hint}"
         super().__init__(message + "; nothing was written")
 
+    def reworded(self, spell: Callable[[str], str]) -> str:
+        """The message naming the field as ``spell`` names its parameter (the part before
+        any ``[`` or ``.``: ``variants['x']`` is a part of ``variants``)."""
+        base = re.match(r"[A-Za-z_]+", self.field)
+        if base is None:
+            return str(self)
+        named = spell(base.group())
+        rest = self.field[base.end():]
+        return f"{named}{rest}" + str(self)[len(self.field):]
+
 
 class NotFound(HumasflowError):
     """Something asked for does not exist (in the caller's organisation)."""
@@ -331,11 +378,13 @@ class Refused(HumasflowError):
         action: The action that was refused.
     """
 
-    def __init__(self, message: str, *, item_id: str, step: str, action: str) -> None:
+    def __init__(self, message: str, *, item_id: str, step: str, action: str,
+                 naming: bool = False) -> None:
         self.item_id = item_id
         self.step = step
         self.action = action
-        super().__init__(message)
+        # With ``naming`` the message's {param} fields name parameters of the call.
+        super().__init__(self._naming(message) if naming else message)
 
 
 class NotAllowedNow(Refused):
@@ -441,9 +490,12 @@ class OutputMissing(Refused):
         self, *, item_id: str, step: str, action: str, output: str, hint: str
     ) -> None:
         self.output = output
+        # The hint may name the parameters that supply the output: "({text})".
+        template = _literal(_("step {step!r} of item {item_id!r} cannot {action} without "
+                              "its output {output!r}").format(
+                                  step=step, item_id=item_id, action=action, output=output))
         super().__init__(
-            f"step {step!r} of item {item_id!r} cannot {action} without its output "
-            f"{output!r}: {hint}",
+            self._naming(f"{template}: {hint}"),
             item_id=item_id,
             step=step,
             action=action,

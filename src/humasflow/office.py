@@ -1096,12 +1096,14 @@ class Office:
     def approve(self, item_id: int, *, by: str | Actor, answer: str = "",
                 expected_version: int | None = None) -> ContentItem:
         """Approve the concept as it stands now (coordinator; not its author)."""
+        _input.text("answer", answer)
         return self.act(item_id, "approve", by=by, note=answer,
                         expected_version=expected_version)
 
     def reject(self, item_id: int, *, by: str | Actor, reason: str,
                expected_version: int | None = None) -> ContentItem:
         """Reject the concept with a reason; it returns to the step the SOP names."""
+        _input.text("reason", reason)
         return self.act(item_id, "reject", by=by, note=reason,
                         expected_version=expected_version)
 
@@ -1113,6 +1115,7 @@ class Office:
     def rework(self, item_id: int, *, by: str | Actor, findings: str,
                expected_version: int | None = None) -> ContentItem:
         """Record a failed recheck with findings; it returns to production."""
+        _input.text("findings", findings)
         return self.act(item_id, "rework", by=by, note=findings,
                         expected_version=expected_version)
 
@@ -1125,6 +1128,7 @@ class Office:
     def cancel(self, item_id: int, *, by: str | Actor, reason: str,
                expected_version: int | None = None) -> ContentItem:
         """Cancel an item that is not posted yet, with a reason."""
+        _input.text("reason", reason)
         return self.act(item_id, "cancel", by=by, note=reason,
                         expected_version=expected_version)
 

@@ -44,6 +44,7 @@ from humasflow.errors import (
     Refused,
     RoleRequired,
 )
+from humasflow.i18n import _
 from humasflow.models import (
     VARIANT_KEYS,
     Actor,
@@ -277,11 +278,16 @@ class _Context:
                 raise TypeError(f"{key}= {problem}, got {type(value).__name__} {value!r:.60}")
         extra = sorted(set(self.payload) - allowed)
         if extra:
-            where = ", ".join(sorted(allowed)) or "nothing but a note"
+            # The message names the parameters ({text}), for callers that spell them
+            # otherwise (the command line's options).
+            where = ", ".join(f"{{{k}}}" for k in sorted(allowed)) or _("nothing but a note")
             raise Refused(
-                f"step {self.step.key!r} of item {self.item.id} does not take {extra[0]!r}; "
-                f"it takes {where}. Change the concept or design with 'revise'",
-                item_id=str(self.item.id), step=self.step.key, action=self.action)
+                _("step {step!r} of item {item} does not take {extra}; it takes {where}. "
+                  "Change the concept or design with 'revise'").format(
+                      step=self.step.key, item=self.item.id, extra=f"{{{extra[0]}}}",
+                      where=where),
+                item_id=str(self.item.id), step=self.step.key, action=self.action,
+                naming=True)
 
     def check_fresh_approval(self) -> None:
         if not self.item.is_approved:
@@ -340,7 +346,7 @@ class _Context:
             changes["text"] = str(changes["text"]).strip()
         text = changes.get("text", self.item.post.text)
         if not text:
-            raise self.refuse_output("concept", "give the concept text (text=...)")
+            raise self.refuse_output("concept", _("give the concept text ({text})"))
         if "channels" in changes:
             changes["channels"] = tuple(changes["channels"])
         if changes:
@@ -350,7 +356,7 @@ class _Context:
         notes = str(self.payload.get("notes", "")).strip() or self.item.outputs.get("notes", "")
         if not notes:
             raise self.refuse_output(
-                "notes", "give the technical notes: tools, templates, assets (notes=...)")
+                "notes", _("give the technical notes: tools, templates, assets ({notes})"))
         self.item = attrs.evolve(self.item, outputs={**self.item.outputs, "notes": notes})
         self.data["notes"] = notes
 
@@ -364,9 +370,9 @@ class _Context:
             self.with_post(**changes)
         if not self.item.post.media:
             raise self.refuse_output(
-                "design", "attach at least one design or video (media=[...])")
+                "design", _("attach at least one design or video ({media})"))
         if not self.item.post.text:
-            raise self.refuse_output("concept", "the concept text is empty (text=...)")
+            raise self.refuse_output("concept", _("the concept text is empty ({text})"))
         self.check_valid()
 
     def _output_production(self) -> None:
@@ -375,7 +381,7 @@ class _Context:
         produced = produced or self.item.produced
         if not produced:
             raise self.refuse_output(
-                "production", "attach at least one produced design or video (media=[...])")
+                "production", _("attach at least one produced design or video ({media})"))
         self.item = attrs.evolve(self.item, produced=produced,
                                  outputs={**self.item.outputs, "produced_by": self.actor.id})
         self.data["produced_by"] = self.actor.id
@@ -436,7 +442,7 @@ class _Context:
     def _do_reject(self) -> None:
         self._decide()
         if not self.note:
-            raise self.refuse_output("reason", "say why the concept is rejected (note=...)")
+            raise self.refuse_output("reason", _("say why the concept is rejected ({reason})"))
         self.item = attrs.evolve(self.item, approved_digest=None)
 
     def _do_pass(self) -> None:
@@ -461,14 +467,15 @@ class _Context:
         self.check_payload(frozenset())
         if not self.note:
             raise self.refuse_output("findings",
-                                     "say what must be reworked (note=...)")
+                                     _("say what must be reworked ({findings})"))
         result = {"by": self.actor.id, "result": "rework", "note": self.note}
         self.item = attrs.evolve(self.item, outputs={**self.item.outputs, "recheck": result})
 
     def _do_revise(self) -> None:
         self.check_payload(_REVISE_KEYS)
         if not self.payload:
-            raise self.refuse_output("revision", "give what changes (text=, media=, link=...)")
+            raise self.refuse_output("revision", _("give what changes: {text}, {media}, "
+                                                   "{link}, {variants} or {channels}"))
         changes = dict(self.payload)
         if "media" in changes:
             changes["media"] = media_tuple(changes["media"])
@@ -487,7 +494,7 @@ class _Context:
     def _do_cancel(self) -> None:
         self.check_payload(frozenset())
         if not self.note:
-            raise self.refuse_output("reason", "say why the item is cancelled (note=...)")
+            raise self.refuse_output("reason", _("say why the item is cancelled ({reason})"))
 
 
 def _variant_problem(value: Any) -> str:
