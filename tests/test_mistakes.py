@@ -335,3 +335,48 @@ def test_library_errors_name_the_parameters_of_the_call(office, image):
         office.reject(item.id, by="budi", reason="\x00")
     with pytest.raises(InputInvalid, match="^findings contains a NUL"):
         office.rework(item.id, by="budi", findings="\x00")
+
+
+# -- assign and revise's channels and variants ----------------------------------------------
+
+
+def test_assign_from_the_command_line(run):
+    run("actor", "add", "sari", "--name", "Sari", "--role", "staff", "--by", "admin")
+    item = run("new", "Dies Natalis", "--as", "rina").stdout.strip()
+    out = run("assign", item, "--to", "sari", "--by", "budi").stdout
+    assert f"Item {item} 'Dies Natalis' is assigned to sari (before: rina), by budi." in out
+    assert "Assignee:      sari" in run("show", item).stdout
+    # The library's checks: the coordinator's role, the step's role, an actor that exists.
+    assert "cannot assign item" in run("assign", item, "--to", "rina", "--by", "rina",
+                                       code=1).stderr
+    assert "cannot be assigned item" in run("assign", item, "--to", "budi", "--by", "budi",
+                                            code=1).stderr
+    assert "no actor 'sary'" in run("assign", item, "--to", "sary", "--by", "budi",
+                                    code=1).stderr
+    run("cancel", item, "--as", "sari", "--reason", "moved")
+    assert "where 'assign' is not possible" in run("assign", item, "--to", "rina", "--by",
+                                                   "budi", code=1).stderr
+
+
+def test_revise_changes_channels_and_variants(run, tmp_path):
+    run("channel", "add", "web", "--publisher", "outbox", "--set", f"path={tmp_path / 'web'}",
+        "--by", "admin")
+    item = run("new", "Dies Natalis", "--as", "rina", "--text", "Selamat!",
+               "--variant", "web=Selamat di web").stdout.strip()
+    assert "Channels:      outbox, web" in run("show", item).stdout
+    run("revise", item, "--as", "rina", "--channel", "outbox", "--no-variant", "web")
+    shown = run("show", item).stdout
+    assert "Channels:      outbox\n" in shown
+    assert "Variant" not in shown
+    run("revise", item, "--as", "rina", "--channel", "outbox", "--channel", "web",
+        "--variant", "web=Di web")
+    shown = run("show", item).stdout
+    assert "Channels:      outbox, web" in shown
+    assert "Variant web:   'Di web'" in shown
+    result = run("revise", item, "--as", "rina", "--channel", "wbe", code=1)
+    assert "no channel named 'wbe' in organisation 'default'; configured: outbox, web" \
+        in result.stderr
+    result = run("revise", item, "--as", "rina", "--no-variant", "outbox", code=2)
+    assert "channel 'outbox' has no variant; the variants: web" in result.output
+    run("complete", item, "--as", "rina", "--channel", "web")
+    assert "Channels:      web\n" in run("show", item).stdout

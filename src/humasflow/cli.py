@@ -328,9 +328,11 @@ def _variant_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _variants(texts: Sequence[str], media: Sequence[str], options: Sequence[str],
-              current: Mapping[str, Variant] | None = None) -> dict[str, Any] | None:
-    """The variants after the ``--variant*``/``--option`` arguments (``None``: unchanged)."""
-    if not (texts or media or options):
+              current: Mapping[str, Variant] | None = None, *,
+              changed: bool = False) -> dict[str, Any] | None:
+    """The variants after the ``--variant*``/``--option`` arguments (``None``: unchanged,
+    unless ``changed`` says ``current`` itself was changed)."""
+    if not (texts or media or options or changed):
         return None
     result: dict[str, dict[str, Any]] = {
         name: {"text": v.text, "media": None if v.media is None else list(v.media),
@@ -1263,13 +1265,19 @@ def _post_payload(text: str | None, media: Sequence[str], link: str | None) -> d
 @click.option("--notes", help="The technical notes (preparation step).")
 @click.option("--media", multiple=True, metavar="PATH", help="Design or produced media.")
 @click.option("--link", help="A link to share (concept step).")
+@click.option("--channel", "channels", multiple=True, metavar="NAME",
+              help="The target channels (concept step; repeatable; replaces the current "
+                   "ones).")
 @_variant_options
 @click.pass_obj
 def complete(session: _Session, item_id: int, by: str, text: str | None, notes: str | None,
-             media: tuple[str, ...], link: str | None, variant_texts: tuple[str, ...],
-             variant_media: tuple[str, ...], variant_opts: tuple[str, ...]) -> None:
+             media: tuple[str, ...], link: str | None, channels: tuple[str, ...],
+             variant_texts: tuple[str, ...], variant_media: tuple[str, ...],
+             variant_opts: tuple[str, ...]) -> None:
     """Complete the item's current step with its output."""
     payload = _post_payload(text, media, link)
+    if channels:
+        payload["channels"] = list(dict.fromkeys(channels))
     if variant_texts or variant_media or variant_opts:
         current = session.office().item(item_id).post.variants
         payload["variants"] = _variants(variant_texts, variant_media, variant_opts, current)
@@ -1324,18 +1332,53 @@ def rework(session: _Session, item_id: int, by: str, findings: str) -> None:
 @click.option("--text", help="The new post text.")
 @click.option("--media", multiple=True, metavar="PATH", help="The new design media.")
 @click.option("--link", help="The new link.")
+@click.option("--channel", "channels", multiple=True, metavar="NAME",
+              help="The new target channels (repeatable; replaces the current ones).")
+@click.option("--no-variant", "dropped", multiple=True, metavar="CHANNEL",
+              help="Remove a channel's variant: it posts the item's own text and media "
+                   "(repeatable).")
 @click.option("--note", default="", help="Why it changes.")
 @_variant_options
 @click.pass_obj
 def revise(session: _Session, item_id: int, by: str, text: str | None, media: tuple[str, ...],
-           link: str | None, note: str, variant_texts: tuple[str, ...],
-           variant_media: tuple[str, ...], variant_opts: tuple[str, ...]) -> None:
-    """Change the concept or design (after approval it needs approval again)."""
+           link: str | None, channels: tuple[str, ...], dropped: tuple[str, ...], note: str,
+           variant_texts: tuple[str, ...], variant_media: tuple[str, ...],
+           variant_opts: tuple[str, ...]) -> None:
+    """Change the concept or design, its channels or their variants (after approval it
+    needs approval again)."""
     payload = _post_payload(text, media, link)
-    if variant_texts or variant_media or variant_opts:
-        current = session.office().item(item_id).post.variants
-        payload["variants"] = _variants(variant_texts, variant_media, variant_opts, current)
+    if channels:
+        payload["channels"] = list(dict.fromkeys(channels))
+    if variant_texts or variant_media or variant_opts or dropped:
+        current = dict(session.office().item(item_id).post.variants)
+        unknown = [name for name in dropped if name not in current]
+        if unknown:
+            raise click.BadParameter(_("channel {channel!r} has no variant; the variants: "
+                                       "{known}").format(channel=unknown[0],
+                                                         known=", ".join(current) or _("none")),
+                                     param_hint="--no-variant")
+        for name in dropped:
+            del current[name]
+        payload["variants"] = _variants(variant_texts, variant_media, variant_opts, current,
+                                        changed=bool(dropped))
     _act(session, item_id, "revise", by, note, **payload)
+
+
+@cli.command()
+@_item_argument
+@click.option("--to", "assignee", required=True, metavar="ACTOR",
+              help="Who becomes responsible for the item.")
+@click.option("--by", "--as", "by", required=True, metavar="ACTOR",
+              help="Who assigns it: the coordinator, an administrator or its assignee.")
+@click.pass_obj
+def assign(session: _Session, item_id: int, assignee: str, by: str) -> None:
+    """Make another person responsible for an open item."""
+    office = session.office()
+    before = office.item(item_id)
+    item = office.assign(item_id, assignee, by=by)
+    _echo(_("Item {id} {title!r} is assigned to {assignee} (before: {previous}), by "
+            "{by}.").format(id=item.id, title=item.title, assignee=item.assignee,
+                            previous=before.assignee or "-", by=by))
 
 
 @cli.command()

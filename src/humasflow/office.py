@@ -833,15 +833,17 @@ class Office:
         self._hook("step_entered", item=item, step=first, at=now)
         return item
 
-    def _check_channels(self, channels: Sequence[str]) -> None:
+    def _check_channels(self, channels: Sequence[str], *, action: str = "create",
+                        item_id: str = "(new)") -> None:
         known = self.channels()
         for name in channels:
             if name not in known:
                 raise ConfigurationError(
                     f"no channel named {name!r} in organisation {self.org!r}; configured: "
-                    f"{', '.join(sorted(known)) or 'none'} (add one with add_channel())")
+                    f"{', '.join(sorted(known)) or 'none'} (add one with `humasflow "
+                    "channel add` or Office.add_channel())")
             if not known[name].active:
-                raise ChannelInactive(channel=name, action="create", item_id="(new)",
+                raise ChannelInactive(channel=name, action=action, item_id=item_id,
                                       step="-")
 
     def item(self, item_id: int, *, by: str | Actor | None = None) -> ContentItem:
@@ -1009,6 +1011,10 @@ class Office:
         item_id = self._item_id(item_id)
         _input.text("note", note)
         _check_post_fields(payload)
+        if "channels" in payload and not payload_problem("channels", payload["channels"]):
+            # A misspelt channel is refused now, as new_item() refuses it, not at approval.
+            self._check_channels(list(payload["channels"]), action=action,
+                                 item_id=str(item_id))
         if action in ("complete", "revise") and "media" in payload \
                 and not payload_problem("media", payload["media"]):
             # Attach = ingest: the bytes are in the media store before the step runs, and
