@@ -380,3 +380,42 @@ def test_revise_changes_channels_and_variants(run, tmp_path):
     assert "channel 'outbox' has no variant; the variants: web" in result.output
     run("complete", item, "--as", "rina", "--channel", "web")
     assert "Channels:      web\n" in run("show", item).stdout
+
+
+# -- hints about the store ------------------------------------------------------------------
+
+
+def test_a_missing_driver_says_what_to_install(monkeypatch, tmp_path, clock):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if it were not installed
+    url = "postgresql://humas@db.example.invalid/humasflow"
+    with pytest.raises(StorageError, match=r"pip install 'humasflow\[postgres\]'"):
+        humasflow.open(url)
+    result = Run(url, clock)("list", code=1)  # type: ignore[arg-type]
+    assert "the PostgreSQL driver (psycopg) is not installed" in result.stderr
+    assert "pip install 'humasflow[postgres]'" in result.stderr
+
+
+def test_a_sqlite_store_in_a_folder_that_does_not_exist_says_so(tmp_path, clock):
+    target = tmp_path / "missing" / "deeper" / "h.db"
+    with pytest.raises(StorageError, match="the folder .* does not exist; create it first"):
+        humasflow.open(str(target))
+    result = Run(target, clock)("init", code=1)
+    assert f"the folder '{target.parent}' does not exist" in result.stderr
+    assert "cannot be written" not in result.stderr
+    assert not (tmp_path / "missing").exists()
+
+
+@pytest.mark.postgres
+def test_a_postgresql_database_that_does_not_exist_says_so(pg_url, clock):
+    import sqlalchemy as sa
+
+    base = sa.engine.make_url(pg_url.split("?")[0])
+    url = base.set(database="humasflow_no_such_database").render_as_string(
+        hide_password=False)
+    with pytest.raises(StorageError, match="has no database 'humasflow_no_such_database'"):
+        humasflow.open(url)
+    result = Run(url, clock)("init", code=1)  # type: ignore[arg-type]
+    assert "does not exist" in result.stderr
+    assert "createdb humasflow_no_such_database" in result.stderr
