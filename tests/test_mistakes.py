@@ -419,3 +419,19 @@ def test_a_postgresql_database_that_does_not_exist_says_so(pg_url, clock):
     result = Run(url, clock)("init", code=1)  # type: ignore[arg-type]
     assert "does not exist" in result.stderr
     assert "createdb humasflow_no_such_database" in result.stderr
+
+
+# -- more of the same kind ------------------------------------------------------------------
+
+
+def test_a_misspelt_channel_setting_is_refused_when_the_channel_is_configured(run, tmp_path):
+    result = run("channel", "add", "web", "--publisher", "outbox", "--set",
+                 f"paht={tmp_path / 'web'}", "--by", "admin", code=1)
+    assert ("the outbox publisher takes no setting 'paht'; it takes media_max_bytes, "
+            "media_urls, path, retry") in result.stderr
+    result = run("channel", "add", "fb", "--publisher", "manual", "--set", "instruction=x",
+                 "--by", "admin", code=1)
+    assert "the manual publisher takes no setting 'instruction'" in result.stderr
+    assert "web" not in run("channel", "list").stdout
+    run("channel", "add", "fb", "--publisher", "manual", "--set", "instructions=Page admin",
+        "--set", "media_urls=pass", "--by", "admin")

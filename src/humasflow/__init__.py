@@ -70,11 +70,13 @@ from humasflow.models import (
 )
 from humasflow.office import DEFAULT_ORG, Office, PostReport, open
 from humasflow.publishing.contract import (
+    CHANNEL_SETTINGS,
     Post,
     Problem,
     Publisher,
     PublisherContext,
     Receipt,
+    check_settings,
     idempotency_key,
     unknown_options,
 )
@@ -84,6 +86,7 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "ADMIN_ROLE",
+    "CHANNEL_SETTINGS",
     "DEFAULT_ORG",
     "SOP",
     "Actor",
@@ -156,6 +159,7 @@ __all__ = [
     "Variant",
     "WaitingForPerson",
     "bundled_sop",
+    "check_settings",
     "hookimpl",
     "idempotency_key",
     "load_sop",
