@@ -26,7 +26,7 @@ BUNDLED = Path(humasflow.__file__).with_name("sops") / "fisip-ub-social-media.to
 class Run:
     """Runs the command on one SQLite store with the test's clock."""
 
-    def __init__(self, db: Path, clock: SteerableClock) -> None:
+    def __init__(self, db: Path | str, clock: SteerableClock) -> None:
         self.db = db
         self.clock = clock
 
@@ -47,7 +47,7 @@ def run(tmp_path, clock) -> Run:
     return hf
 
 
-def _orgs(db: Path) -> list[str]:
+def _orgs(db: Path | str) -> list[str]:
     with sqlite3.connect(db) as conn:
         return [row[0] for row in conn.execute("SELECT id FROM orgs ORDER BY id")]
 
@@ -331,9 +331,9 @@ def test_library_errors_name_the_parameters_of_the_call(office, image):
     office.complete(item.id, by="rina", media=[image])
     with pytest.raises(OutputMissing, match=r"rejected \(reason=\.\.\.\)$"):
         office.reject(item.id, by="budi", reason="")
-    with pytest.raises(InputInvalid, match="^reason contains a NUL"):
+    with pytest.raises(InputInvalid, match=r"^reason contains a NUL"):
         office.reject(item.id, by="budi", reason="\x00")
-    with pytest.raises(InputInvalid, match="^findings contains a NUL"):
+    with pytest.raises(InputInvalid, match=r"^findings contains a NUL"):
         office.rework(item.id, by="budi", findings="\x00")
 
 
@@ -392,14 +392,14 @@ def test_a_missing_driver_says_what_to_install(monkeypatch, tmp_path, clock):
     url = "postgresql://humas@db.example.invalid/humasflow"
     with pytest.raises(StorageError, match=r"pip install 'humasflow\[postgres\]'"):
         humasflow.open(url)
-    result = Run(url, clock)("list", code=1)  # type: ignore[arg-type]
+    result = Run(url, clock)("list", code=1)
     assert "the PostgreSQL driver (psycopg) is not installed" in result.stderr
     assert "pip install 'humasflow[postgres]'" in result.stderr
 
 
 def test_a_sqlite_store_in_a_folder_that_does_not_exist_says_so(tmp_path, clock):
     target = tmp_path / "missing" / "deeper" / "h.db"
-    with pytest.raises(StorageError, match="the folder .* does not exist; create it first"):
+    with pytest.raises(StorageError, match=r"the folder .* does not exist; create it first"):
         humasflow.open(str(target))
     result = Run(target, clock)("init", code=1)
     assert f"the folder '{target.parent}' does not exist" in result.stderr
@@ -416,7 +416,7 @@ def test_a_postgresql_database_that_does_not_exist_says_so(pg_url, clock):
         hide_password=False)
     with pytest.raises(StorageError, match="has no database 'humasflow_no_such_database'"):
         humasflow.open(url)
-    result = Run(url, clock)("init", code=1)  # type: ignore[arg-type]
+    result = Run(url, clock)("init", code=1)
     assert "does not exist" in result.stderr
     assert "createdb humasflow_no_such_database" in result.stderr
 

