@@ -1327,8 +1327,9 @@ class Office:
         validates the post, without network), leaving out what a later step still
         supplies (problems of the rule ``required``, such as media before the design
         step). A concept too long for a channel shows here at the concept step, long
-        before the design step refuses it. A channel whose publisher cannot be used
-        (not installed) is one problem, not an error. Nothing is written.
+        before the design step refuses it. A publisher that cannot check the post (not
+        installed, or failing while it is made) is one problem, not an error: warnings
+        never stop what shows them. Nothing is written.
         """
         found = item if isinstance(item, ContentItem) else self.item(item)
         if not found.is_open or not found.post.channels:
@@ -1336,7 +1337,11 @@ class Office:
         try:
             problems = self.validate(found)
         except (ConfigurationError, MediaUnavailable) as exc:
-            return [Problem("-", "channels", "configured", str(exc))]
+            return [Problem("-", "channels", "configured", scrub(str(exc)))]
+        except Exception as exc:  # a plugin's factory or validate: shown, never raised
+            return [Problem("-", "channels", "check", scrub(_(
+                "the channels' publishers could not check the post: {error}: {message}")
+                .format(error=type(exc).__name__, message=exc)))]
         return [p for p in problems if p.rule != "required"]
 
     def _validator(self, channels: Callable[[], Mapping[str, ChannelConfig]],
