@@ -183,7 +183,7 @@ def test_nul_and_surrogates_are_refused_at_the_boundary(office, bad, problem):
     item = office.new_item("fine", by="rina")
     with pytest.raises(InputInvalid, match=r"^text contains"):
         office.complete(item.id, by="rina", text=bad)
-    with pytest.raises(InputInvalid, match=r"^note contains"):
+    with pytest.raises(InputInvalid, match=r"^reason contains"):
         office.cancel(item.id, by="rina", reason=bad)
     after = counts(office)
     assert after[0] == before[0] + 1
@@ -538,12 +538,12 @@ def test_item_numbers_beyond_the_store_are_not_found_in_the_cli(store_url):
     assert "no SOP revision" in result.output
 
 
-def test_open_closes_the_store_when_the_org_is_refused(tmp_path):
+def test_open_refuses_an_org_no_store_can_hold_before_creating_anything(tmp_path):
     with pytest.raises(InputInvalid, match="org"):
         humasflow.open(str(tmp_path / "h.db"), org="bad\x00org")
     with pytest.raises(InputInvalid, match="org"):
         humasflow.open(str(tmp_path / "h.db"), org="o" * 101)
-    assert Path(tmp_path / "h.db").exists()
+    assert not Path(tmp_path / "h.db").exists()
 
 
 def test_a_sqlite_file_of_another_application_is_left_alone(tmp_path):

@@ -160,9 +160,9 @@ def _untranslated(path) -> list[tuple[int, str]]:
 
 
 def test_the_command_prints_no_text_that_bypasses_the_catalog():
-    from humasflow import cli as cli_module
-
     from pathlib import Path
+
+    from humasflow import cli as cli_module
 
     found = _untranslated(Path(cli_module.__file__))
     assert not found, "\n".join(f"cli.py:{line}: {text!r}" for line, text in found[:40])

@@ -362,12 +362,16 @@ def test_a_secret_in_the_channel_settings_is_refused(office, settings, key):
 
 
 def test_ordinary_settings_and_references_are_accepted(office):
-    channel = office.add_channel(
-        "x", "outbox",
-        settings={"path": "/tmp/out", "page_id": "1234567890123456", "api_version": "v19.0",
-                  "token_url": "https://api.x.com/2/oauth2/token", "retry": {"jitter": 0}},
-        credentials={"access_token": "FISIP_X_ACCESS_TOKEN", "secret": "FISIP_2024_X_SECRET"},
-        by="admin")
+    # The fake publisher takes any setting (the outbox refuses the ones it does not take).
+    with plugin_registered(fake_publisher_plugin()):
+        channel = office.add_channel(
+            "x", "fake",
+            settings={"path": "/tmp/out", "page_id": "1234567890123456",
+                      "api_version": "v19.0", "token_url": "https://api.x.com/2/oauth2/token",
+                      "retry": {"jitter": 0}},
+            credentials={"access_token": "FISIP_X_ACCESS_TOKEN",
+                         "secret": "FISIP_2024_X_SECRET"},
+            by="admin")
     assert channel.credentials["secret"] == "FISIP_2024_X_SECRET"
 
 

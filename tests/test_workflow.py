@@ -299,7 +299,7 @@ def test_text_at_the_production_step_is_refused_pointing_to_revise(crew, image):
     err = refused(crew, item.id, Refused, crew.complete, item.id, by="rina", media=[image],
                   text="new text")
     assert type(err) is Refused
-    assert "'text'" in str(err)
+    assert "does not take text=..." in str(err)
     assert "revise" in str(err)
 
 

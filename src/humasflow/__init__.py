@@ -38,6 +38,7 @@ from humasflow.errors import (
     MediaUnavailable,
     NotAllowedNow,
     NotFound,
+    OrganisationNotFound,
     OutcomeUnknown,
     OutputMissing,
     PlatformError,
@@ -48,6 +49,7 @@ from humasflow.errors import (
     RoleRequired,
     SecretInConfiguration,
     SOPNotFound,
+    StepNotFound,
     StorageError,
     StoreLocked,
     WaitingForPerson,
@@ -69,11 +71,13 @@ from humasflow.models import (
 )
 from humasflow.office import DEFAULT_ORG, Office, PostReport, open
 from humasflow.publishing.contract import (
+    CHANNEL_SETTINGS,
     Post,
     Problem,
     Publisher,
     PublisherContext,
     Receipt,
+    check_settings,
     idempotency_key,
     unknown_options,
 )
@@ -83,6 +87,7 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "ADMIN_ROLE",
+    "CHANNEL_SETTINGS",
     "DEFAULT_ORG",
     "SOP",
     "Actor",
@@ -128,6 +133,7 @@ __all__ = [
     "NotAllowedNow",
     "NotFound",
     "Office",
+    "OrganisationNotFound",
     "OutcomeUnknown",
     "OutputMissing",
     "PlatformError",
@@ -149,12 +155,14 @@ __all__ = [
     "SecretInConfiguration",
     "SecretsFile",
     "Step",
+    "StepNotFound",
     "StepRun",
     "StorageError",
     "StoreLocked",
     "Variant",
     "WaitingForPerson",
     "bundled_sop",
+    "check_settings",
     "hookimpl",
     "idempotency_key",
     "load_sop",

@@ -54,10 +54,17 @@ from transitions.extensions.diagrams import GraphMachine
 import humasflow
 from humasflow import _input, i18n
 from humasflow import plugins as registry
-from humasflow.config import CONFIG_NAME, Config, load_config, user_config_path
 from humasflow.clock import Clock, system_clock
+from humasflow.config import CONFIG_NAME, Config, load_config, user_config_path
 from humasflow.credentials import CredentialSource, SecretsFile
-from humasflow.errors import CredentialSourceError, HumasflowError, InputInvalid
+from humasflow.errors import (
+    ActorNotFound,
+    CredentialSourceError,
+    HumasflowError,
+    InputInvalid,
+    OrganisationNotFound,
+    StepNotFound,
+)
 from humasflow.evaluation import timeline
 from humasflow.hookspecs import hookimpl
 from humasflow.i18n import N_, _, ngettext
@@ -213,7 +220,29 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except HumasflowError as exc:
-            raise click.ClickException(_printable(scrub(" ".join(str(exc).split())))) from exc
+            message = exc.reworded(_option_for(ctx.invoked_subcommand))
+            raise click.ClickException(_printable(scrub(" ".join(message.split())))) from exc
+
+
+#: The options that give what the library's parameters take, for errors that name them.
+_OPTIONS = {"text": "--text", "media": "--media", "notes": "--notes", "link": "--link",
+            "variants": "--variant", "channels": "--channel", "reason": "--reason",
+            "findings": "--findings", "answer": "--answer", "note": "--note",
+            "assignee": "--assignee", "title": "TITLE", "by": "--as"}
+#: Where a command's option for a parameter has another name.
+_COMMAND_OPTIONS: Mapping[str, Mapping[str, str]] = {
+    "assign": {"assignee": "--to"},
+    # The step actions hand their option to Office.act() as its note.
+    "reject": {"note": "--reason"}, "cancel": {"note": "--reason"},
+    "rework": {"note": "--findings"}, "approve": {"note": "--answer"},
+    **{name: {"by": "--by"} for name in ("actor", "channel", "channels", "sop", "init")},
+}
+
+
+def _option_for(command: str | None) -> Callable[[str], str]:
+    """How the command line names a library parameter in error messages (``--text``)."""
+    names = {**_OPTIONS, **_COMMAND_OPTIONS.get(command or "", {})}
+    return lambda param: names.get(param, param)
 
     def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with _help_translated(self):
@@ -277,26 +306,37 @@ class _Session:
     _office: Office | None = None
     _zone: zoneinfo.ZoneInfo | None = None
 
+    def _check_db(self) -> None:
+        if not self.db.strip():
+            _fail("--db is empty; give the path of a SQLite file (e.g. humasflow.db) or a "
+                  "postgresql:// URL")
+        if _is_sqlite_path(self.db) and Path(self.db).is_dir():
+            _fail(f"--db {self.db!r} is a directory; give the path of a SQLite file "
+                  "(e.g. humasflow.db) or a postgresql:// URL")
+
     def office(self, *, create: bool = False) -> Office:
-        """The office; unless ``create``, a SQLite store must exist already."""
+        """The office; unless ``create``, the store and the organisation must exist
+        already (a misspelt ``--org`` creates nothing)."""
         if self._office is None:
-            if not self.db.strip():
-                _fail(_("--db is empty; give the path of a SQLite file (e.g. humasflow.db) or a "
-                        "postgresql:// URL"))
-            if _is_sqlite_path(self.db) and Path(self.db).is_dir():
-                _fail(_("--db {db!r} is a directory; give the path of a SQLite file "
-                        "(e.g. humasflow.db) or a postgresql:// URL").format(db=self.db))
+            self._check_db()
             if not create and _is_sqlite_path(self.db) and not Path(self.db).exists():
                 _fail(_("no humasflow store at {db!r}; create one with `humasflow init` "
                         "(or point --db / HUMASFLOW_DB at an existing one)").format(db=self.db))
             credentials = self.credentials()
-            self._office = humasflow.open(
-                self.db, org=self.org, clock=self.clock, establish=False,
-                environ=self.environ if credentials is None else None,
-                credentials=credentials, busy_timeout=self.busy_timeout,
-                media=self.media_store, media_roots=self.media_roots,
-                media_max_bytes=self.config.media.get("max_bytes"),
-                media_host=self.config.media_host())
+            try:
+                self._office = humasflow.open(
+                    self.db, org=self.org, clock=self.clock, establish=False,
+                    environ=self.environ if credentials is None else None,
+                    credentials=credentials, busy_timeout=self.busy_timeout,
+                    media=self.media_store, media_roots=self.media_roots,
+                    media_max_bytes=self.config.media.get("max_bytes"),
+                    media_host=self.config.media_host(), create=create)
+            except OrganisationNotFound as exc:
+                _fail(_("there is no organisation {org!r} in the store {db}; its "
+                        "organisations: {known}. Check --org (or HUMASFLOW_ORG); `humasflow "
+                        "--org {org} init --admin ID --name NAME` sets up a new one").format(
+                            org=exc.org, db=self.db,
+                            known=", ".join(exc.known) or _("none")))
             click.get_current_context().call_on_close(self._office.close)
             if not self.lang_chosen and self._office.revisions():
                 # Nobody asked for a language: the faculty's SOP may say which it speaks.
@@ -305,6 +345,19 @@ class _Session:
                     self.lang = spoken
                     i18n.set_language(spoken)
         return self._office
+
+    def known_orgs(self) -> list[str] | None:
+        """The organisations of the store, or ``None`` when there is no store yet (a
+        SQLite file that does not exist); creates nothing."""
+        self._check_db()
+        if _is_sqlite_path(self.db) and not Path(self.db).exists():
+            return None
+        timeout = self.busy_timeout if self.busy_timeout is not None else 30.0
+        store = Store(self.db, busy_timeout=timeout)
+        try:
+            return store.orgs()
+        finally:
+            store.close()
 
     def store(self) -> Store:
         """The store itself, for the worker commands that serve every organisation in it
@@ -412,6 +465,10 @@ def _media_paths(values: Sequence[str]) -> list[str]:
             paths.append(value)
             continue
         path = Path(value).expanduser()
+        if path.is_dir():
+            raise click.BadParameter(_("{path!r} is a folder; give a media file (an image or "
+                                       "a video), e.g. one of the files in it").format(
+                                           path=value), param_hint="--media")
         if not path.is_file():
             raise click.BadParameter(_("no file at {path!r}").format(path=value),
                                      param_hint="--media")
@@ -436,9 +493,11 @@ def _variant_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _variants(texts: Sequence[str], media: Sequence[str], options: Sequence[str],
-              current: Mapping[str, Variant] | None = None) -> dict[str, Any] | None:
-    """The variants after the ``--variant*``/``--option`` arguments (``None``: unchanged)."""
-    if not (texts or media or options):
+              current: Mapping[str, Variant] | None = None, *,
+              changed: bool = False) -> dict[str, Any] | None:
+    """The variants after the ``--variant*``/``--option`` arguments (``None``: unchanged,
+    unless ``changed`` says ``current`` itself was changed)."""
+    if not (texts or media or options or changed):
         return None
     result: dict[str, dict[str, Any]] = {
         name: {"text": v.text, "media": None if v.media is None else list(v.media),
@@ -835,43 +894,70 @@ def init(session: _Session, sop_file: Path | None, outbox: Path | None,
     if admin_id is not None and not (admin_name or "").strip():
         raise click.BadParameter(_("give the administrator's name with --name"),
                                  param_hint="--name")
+    # Everything that can be checked is checked before the store is created or changed.
+    sop = load_sop(sop_file) if sop_file is not None else None
+    if outbox is not None and admin_id is None and by is None:
+        _fail(_("adding the outbox channel needs an administrator: give --admin ID --name "
+                "NAME (the first one) or --by ADMIN"))
+    if sop_file is not None and admin_id is None and by is None:
+        _fail(_("establishing an SOP revision needs an administrator: give --admin ID --name "
+                "NAME (the first one) or --by ADMIN"))
+    known = session.known_orgs()
+    new_org = session.org not in (known or [])
+    if by is not None and admin_id is None and new_org:
+        _fail(_("--by {by}: there is no organisation {org!r} in this store yet, so it has no "
+                "administrator; its organisations: {known}. Check --org, or set the new "
+                "organisation up with --admin ID --name NAME").format(
+                    by=by, org=session.org, known=", ".join(known or []) or _("none")))
     office = session.office(create=True)
     _echo(_("Store: {target} (schema version {version})").format(
         target=_display_target(office), version=office.schema_version))
-    _echo(_("Organisation: {org}").format(org=office.org))
+    others = [org for org in (known or []) if org != office.org]
+    if new_org and others:
+        _echo(_("Organisation: {org} (new; the store's other organisations: {others})")
+              .format(org=office.org, others=", ".join(others)))
+    else:
+        _echo(_("Organisation: {org}").format(org=office.org))
+    if by is not None and admin_id is None:
+        admins = [a.id for a in office.administrators()]
+        if by not in admins:
+            # The library lets an organisation without administrator be set up by anyone:
+            # a command that names an administrator must name a real one.
+            _fail(_("--by {by} is not an active administrator of organisation {org!r}; its "
+                    "administrators: {admins}").format(
+                        by=by, org=office.org,
+                        admins=", ".join(admins) or _("none yet (make the first with "
+                                                      "--admin ID --name NAME)")))
     if admin_id is not None:
         admin = office.bootstrap_admin(admin_id.strip(), str(admin_name).strip(),
                                        email=admin_email)
         _echo(_("Administrator: {id} ({name})").format(id=admin.id, name=admin.name))
         by = by or admin.id
-    if sop_file is not None or not office.revisions():
-        sop = load_sop(sop_file) if sop_file is not None else None
-        if by is None and (office.administrators() or office.revisions()):
-            _fail(_("establishing an SOP revision needs an administrator: give --by ADMIN"))
-        # The first revision of an organisation without administrator is set-up: it is
-        # recorded as established by the approver the document names.
-        establisher = by or (sop or humasflow.bundled_sop()).header.approved_by_name
-        rev = office.establish(sop, by=establisher or "unknown")
-        sop = office.sop(rev)
+    if by is not None and (sop is not None or not office.revisions()):
+        # The administrator who runs init establishes the SOP, never its signatory: the
+        # approver the document names is a fact of the document (`sop show`).
+        rev = office.establish(sop, by=by)
+        established = office.sop(rev)
         _echo(_("Established SOP revision {rev}: {number} ({title}), effective "
-                "{effective}").format(rev=rev, number=sop.header.number,
-                                      title=sop.header.title.get(session.lang),
-                                      effective=sop.header.effective))
-    else:
+                "{effective}").format(rev=rev, number=established.header.number,
+                                      title=established.header.title.get(session.lang),
+                                      effective=established.header.effective))
+    elif office.revisions():
         latest = office.revisions()[-1]
         latest_id, latest_number = latest["id"], latest["number"]
         _echo(_("SOP already established: revision {rev} ({number})").format(
             rev=latest_id, number=latest_number))
+    elif office.administrators():
+        _echo(_("No SOP revision established yet: establish it with `humasflow init --by "
+                "ADMIN`."))
     if outbox is not None:
-        if by is None:
-            _fail(_("adding the outbox channel needs an administrator: give --admin ID --name "
-                    "NAME (the first one) or --by ADMIN"))
+        assert by is not None
         folder = outbox.expanduser().resolve()
         office.add_channel("outbox", "outbox", settings={"path": str(folder)}, by=by)
         _echo(_("Channel 'outbox' writes posts into {folder}").format(folder=folder))
     if not office.administrators():
-        _echo(_("No administrator yet: make one with `humasflow init --admin ID --name "
-                "NAME`; adding actors and channels needs one."))
+        _echo(_("No administrator yet: make the first with `humasflow init --admin ID --name "
+                "NAME`; they establish the SOP and add actors and channels."))
 
 
 @cli.group()
@@ -1360,6 +1446,7 @@ def new(session: _Session, title: str, by: str, text: str, media: tuple[str, ...
     if not item.post.channels:
         _echo(_("Warning: the item has no target channel; add one with "
                 "`humasflow channel add` before it goes to approval."), err=True)
+    _warn_post(office, item)
 
 
 @cli.command("list")
@@ -1372,6 +1459,19 @@ def list_(session: _Session, state: str | None, open_only: bool, overdue: bool,
           assignee: str | None) -> None:
     """The items, newest first, with what waits for approval and what is late."""
     office = session.office()
+    try:
+        if state is not None:
+            office.check_states([state])
+        if assignee is not None:
+            office.actor(assignee)
+    except StepNotFound as exc:
+        raise click.BadParameter(_("{state!r} is not a step of the SOP; give one of: "
+                                   "{valid}").format(state=state, valid=", ".join(exc.valid)),
+                                 param_hint="--state") from None
+    except ActorNotFound:
+        raise click.BadParameter(_("there is no actor {id!r}; the actors: {known}").format(
+            id=assignee, known=", ".join(a.id for a in office.actors()) or _("none")),
+            param_hint="--assignee") from None
     items = office.items(state=state or ("open" if open_only else None), overdue=overdue,
                          assignee=assignee)
     if open_only:
@@ -1532,6 +1632,9 @@ def _item_text(office: Office, item: ContentItem, lang: str, zone: dt.tzinfo,
     for name, variant in sorted(item.post.variants.items()):
         facts.append((_("Variant {channel}").format(channel=name),
                       _variant_text(variant, item.media_to_post)))
+    warnings = _warning_lines(office, item)
+    if warnings:
+        facts.append((_("Warnings"), "\n".join(warnings)))
     facts.append((_("Approval"), _approval_status(office, item)))
     if item.outputs.get("notes"):
         facts.append((_("Notes"), str(item.outputs["notes"])))
@@ -1542,7 +1645,10 @@ def _item_text(office: Office, item: ContentItem, lang: str, zone: dt.tzinfo,
             result=recheck.get("result"), actor=recheck.get("by"), note=note)))
     facts.append((_("SOP revision"), str(item.sop_revision)))
     width = max(len(k) for k, _v in facts)
-    lines = [f"{k + ':':<{width + 1}}  {v}" for k, v in facts]
+    # Warnings are one a line, under each other.
+    lines = [f"{k + ':':<{width + 1}}  " + (("\n" + " " * (width + 3)).join(warnings)
+                                           if warnings and k == _("Warnings") else v)
+             for k, v in facts]
     history = office.history(item.id)
     lines += ["", _("Timeline:"), _timeline_table(office, item, history, zone, now)]
     publications = office.publications(item.id)
@@ -1568,6 +1674,28 @@ def _act(session: _Session, item_id: int, action: str, by: str, note: str = "",
     before = office.item(item_id)
     after = office.act(item_id, action, by=by, note=note, **payload)
     _echo(_move_line(office, before, after, by, session.zone(), session.now()))
+    if action in ("complete", "revise"):
+        _warn_post(office, after)
+
+
+def _warning_lines(office: Office, item: ContentItem) -> list[str]:
+    """Each rule of a target channel the post breaks so far (see Office.post_warnings)."""
+    lines = []
+    for problem in office.post_warnings(item):
+        if problem.channel not in item.post.channels:
+            lines.append(_("{field}: {message}").format(field=problem.field,
+                                                        message=problem.message))
+        else:
+            lines.append(_("channel {channel!r} would refuse the post: {field}: "
+                           "{message}").format(channel=problem.channel, field=problem.field,
+                                               message=problem.message))
+    return lines
+
+
+def _warn_post(office: Office, item: ContentItem) -> None:
+    """Print the channels' objections to the post now, not at the step that refuses it."""
+    for line in _warning_lines(office, item):
+        _echo(_("Warning: {problem}").format(problem=line), err=True)
 
 
 _as_option = click.option("--as", "by", required=True, metavar="ACTOR", help="Who acts.")
@@ -1592,13 +1720,19 @@ def _post_payload(text: str | None, media: Sequence[str], link: str | None) -> d
 @click.option("--notes", help="The technical notes (preparation step).")
 @click.option("--media", multiple=True, metavar="PATH", help="Design or produced media.")
 @click.option("--link", help="A link to share (concept step).")
+@click.option("--channel", "channels", multiple=True, metavar="NAME",
+              help="The target channels (concept step; repeatable; replaces the current "
+                   "ones).")
 @_variant_options
 @click.pass_obj
 def complete(session: _Session, item_id: int, by: str, text: str | None, notes: str | None,
-             media: tuple[str, ...], link: str | None, variant_texts: tuple[str, ...],
-             variant_media: tuple[str, ...], variant_opts: tuple[str, ...]) -> None:
+             media: tuple[str, ...], link: str | None, channels: tuple[str, ...],
+             variant_texts: tuple[str, ...], variant_media: tuple[str, ...],
+             variant_opts: tuple[str, ...]) -> None:
     """Complete the item's current step with its output."""
     payload = _post_payload(text, media, link)
+    if channels:
+        payload["channels"] = list(dict.fromkeys(channels))
     if variant_texts or variant_media or variant_opts:
         current = session.office().item(item_id).post.variants
         payload["variants"] = _variants(variant_texts, variant_media, variant_opts, current)
@@ -1653,18 +1787,53 @@ def rework(session: _Session, item_id: int, by: str, findings: str) -> None:
 @click.option("--text", help="The new post text.")
 @click.option("--media", multiple=True, metavar="PATH", help="The new design media.")
 @click.option("--link", help="The new link.")
+@click.option("--channel", "channels", multiple=True, metavar="NAME",
+              help="The new target channels (repeatable; replaces the current ones).")
+@click.option("--no-variant", "dropped", multiple=True, metavar="CHANNEL",
+              help="Remove a channel's variant: it posts the item's own text and media "
+                   "(repeatable).")
 @click.option("--note", default="", help="Why it changes.")
 @_variant_options
 @click.pass_obj
 def revise(session: _Session, item_id: int, by: str, text: str | None, media: tuple[str, ...],
-           link: str | None, note: str, variant_texts: tuple[str, ...],
-           variant_media: tuple[str, ...], variant_opts: tuple[str, ...]) -> None:
-    """Change the concept or design (after approval it needs approval again)."""
+           link: str | None, channels: tuple[str, ...], dropped: tuple[str, ...], note: str,
+           variant_texts: tuple[str, ...], variant_media: tuple[str, ...],
+           variant_opts: tuple[str, ...]) -> None:
+    """Change the concept or design, its channels or their variants (after approval it
+    needs approval again)."""
     payload = _post_payload(text, media, link)
-    if variant_texts or variant_media or variant_opts:
-        current = session.office().item(item_id).post.variants
-        payload["variants"] = _variants(variant_texts, variant_media, variant_opts, current)
+    if channels:
+        payload["channels"] = list(dict.fromkeys(channels))
+    if variant_texts or variant_media or variant_opts or dropped:
+        current = dict(session.office().item(item_id).post.variants)
+        unknown = [name for name in dropped if name not in current]
+        if unknown:
+            raise click.BadParameter(_("channel {channel!r} has no variant; the variants: "
+                                       "{known}").format(channel=unknown[0],
+                                                         known=", ".join(current) or _("none")),
+                                     param_hint="--no-variant")
+        for name in dropped:
+            del current[name]
+        payload["variants"] = _variants(variant_texts, variant_media, variant_opts, current,
+                                        changed=bool(dropped))
     _act(session, item_id, "revise", by, note, **payload)
+
+
+@cli.command()
+@_item_argument
+@click.option("--to", "assignee", required=True, metavar="ACTOR",
+              help="Who becomes responsible for the item.")
+@click.option("--by", "--as", "by", required=True, metavar="ACTOR",
+              help="Who assigns it: the coordinator, an administrator or its assignee.")
+@click.pass_obj
+def assign(session: _Session, item_id: int, assignee: str, by: str) -> None:
+    """Make another person responsible for an open item."""
+    office = session.office()
+    before = office.item(item_id)
+    item = office.assign(item_id, assignee, by=by)
+    _echo(_("Item {id} {title!r} is assigned to {assignee} (before: {previous}), by "
+            "{by}.").format(id=item.id, title=item.title, assignee=item.assignee,
+                            previous=before.assignee or "-", by=by))
 
 
 @cli.command()

@@ -70,8 +70,8 @@ else:  # pragma: no cover - Python 3.10
 
 __all__ = [
     "CONFIG_NAME",
-    "Config",
     "ENV_CONFIG",
+    "Config",
     "find_config",
     "load_config",
     "user_config_path",

@@ -15,7 +15,9 @@ involved as attributes, and its message says what to do next::
     ├── NotFound
     │   ├── ItemNotFound           no such item in this organisation
     │   ├── ActorNotFound          no such actor in this organisation
-    │   └── SOPNotFound            no SOP revision registered / no such revision
+    │   ├── OrganisationNotFound   no such organisation in the store
+    │   ├── SOPNotFound            no SOP revision registered / no such revision
+    │   └── StepNotFound           no step (state) of that key in the SOP
     ├── Refused                    the SOP does not allow this action now
     │   ├── NotAllowedNow          the action does not exist in the item's current step
     │   ├── RoleRequired           the actor does not hold the step's role
@@ -49,7 +51,9 @@ involved as attributes, and its message says what to do next::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+import string
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -83,6 +87,7 @@ __all__ = [
     "MediaUnavailable",
     "NotAllowedNow",
     "NotFound",
+    "OrganisationNotFound",
     "OutcomeUnknown",
     "OutputMissing",
     "PlatformError",
@@ -93,6 +98,7 @@ __all__ = [
     "RoleRequired",
     "SOPNotFound",
     "SecretInConfiguration",
+    "StepNotFound",
     "StorageError",
     "StoreLocked",
     "WaitingForPerson",
@@ -105,8 +111,43 @@ def _phrase(text: str) -> str:
     return _(text) if text else text
 
 
+def _library_spelling(param: str) -> str:
+    """How a library message names a parameter of the call: ``text=...``, ``media=[...]``."""
+    return f"{param}=[...]" if param in ("media", "channels") else f"{param}=..."
+
+
 class HumasflowError(Exception):
-    """The root of every error humasflow raises."""
+    """The root of every error humasflow raises.
+
+    Attributes:
+        params: The parameters of the call (``text``, ``media``, ``reason``…) that the
+            message names, if any; :meth:`reworded` spells them as another caller does.
+    """
+
+    params: tuple[str, ...] = ()
+    _template: str = ""
+
+    def _naming(self, template: str) -> str:
+        """Keep a message whose ``{param}`` fields name parameters of the call; return it
+        spelled as the library's callers write them (``text=...``)."""
+        self._template = template
+        self.params = tuple(dict.fromkeys(
+            field for _text, field, _spec, _conv in string.Formatter().parse(template)
+            if field))
+        return self.reworded(_library_spelling)
+
+    def reworded(self, spell: Callable[[str], str]) -> str:
+        """The message with each parameter it names spelled by ``spell(param)``: the
+        command line, say, names ``text`` ``--text``. A message that names no parameter
+        is returned as it is."""
+        if not self._template:
+            return str(self)
+        return self._template.format_map({p: spell(p) for p in self.params})
+
+
+def _literal(text: str) -> str:
+    """``text`` as a literal part of a message template (its braces kept as they are)."""
+    return text.replace("{", "{{").replace("}", "}}")
 
 
 class DefinitionError(HumasflowError):
@@ -114,17 +155,23 @@ class DefinitionError(HumasflowError):
 
     Attributes:
         source: The file (or ``"<string>"``) the definition came from.
-        path: The key path inside the file, e.g. ``steps[3].standard_time``.
+        path: The key path inside the file, e.g. ``steps[3].standard_time`` (arrays
+            counted from 0, as TOML libraries count them).
         problem: What is wrong.
         expected: What would be accepted instead.
+        where: The place as the message names it for people, e.g.
+            ``step 4 (approve): standard_time`` (counted from 1, with the step's key);
+            the ``path`` when not given.
     """
 
-    def __init__(self, source: str, path: str, problem: str, expected: str = "") -> None:
+    def __init__(self, source: str, path: str, problem: str, expected: str = "", *,
+                 where: str = "") -> None:
         self.source = source
         self.path = path
         self.problem = problem
         self.expected = expected
-        where = f"{source}: {path}" if path else source
+        self.where = where or path
+        where = f"{source}: {self.where}" if self.where else source
         if expected:
             message = _("{where}: {problem} (expected {expected})").format(
                 where=where, problem=problem, expected=expected)
@@ -252,6 +299,16 @@ class InputInvalid(HumasflowError, ValueError):
                 field=field, problem=problem)
         super().__init__(message)
 
+    def reworded(self, spell: Callable[[str], str]) -> str:
+        """The message naming the field as ``spell`` names its parameter (the part before
+        any ``[`` or ``.``: ``variants['x']`` is a part of ``variants``)."""
+        base = re.match(r"[A-Za-z_]+", self.field)
+        if base is None:
+            return str(self)
+        named = spell(base.group())
+        rest = self.field[base.end():]
+        return f"{named}{rest}" + str(self)[len(self.field):]
+
 
 class NotFound(HumasflowError):
     """Something asked for does not exist (in the caller's organisation)."""
@@ -278,6 +335,41 @@ class ActorNotFound(NotFound):
             "no actor {actor_id!r} in organisation {org!r}; "
             "add them with `humasflow actor add` or Office.add_actor()").format(
                 actor_id=actor_id, org=org))
+
+
+class OrganisationNotFound(NotFound):
+    """No organisation of this id exists in the store (and the office may not create it).
+
+    Attributes:
+        org: The organisation asked for.
+        known: The organisations the store holds.
+    """
+
+    def __init__(self, org: str, known: Sequence[str]) -> None:
+        self.org = org
+        self.known = tuple(known)
+        super().__init__(_(
+            "there is no organisation {org!r} in this store; its organisations: {known}. "
+            "Check the spelling of --org (HUMASFLOW_ORG), or create it with `humasflow "
+            "--org {org} init` (humasflow.open(..., create=True))").format(
+                org=org, known=", ".join(self.known) or _("none")))
+
+
+class StepNotFound(NotFound):
+    """No step of the organisation's SOP has this key (a state asked for by name).
+
+    Attributes:
+        state: The key asked for.
+        valid: The keys that exist: the SOP's steps, ``posted`` and ``cancelled``.
+    """
+
+    def __init__(self, state: str, org: str, valid: Sequence[str]) -> None:
+        self.state = state
+        self.org = org
+        self.valid = tuple(valid)
+        super().__init__(_(
+            "{state!r} is not a step of organisation {org!r}'s SOP; the states are: "
+            "{valid}").format(state=state, org=org, valid=", ".join(self.valid)))
 
 
 class SOPNotFound(NotFound):
@@ -312,11 +404,13 @@ class Refused(HumasflowError):
         action: The action that was refused.
     """
 
-    def __init__(self, message: str, *, item_id: str, step: str, action: str) -> None:
+    def __init__(self, message: str, *, item_id: str, step: str, action: str,
+                 naming: bool = False) -> None:
         self.item_id = item_id
         self.step = step
         self.action = action
-        super().__init__(message)
+        # With ``naming`` the message's {param} fields name parameters of the call.
+        super().__init__(self._naming(message) if naming else message)
 
 
 class NotAllowedNow(Refused):
@@ -433,10 +527,12 @@ class OutputMissing(Refused):
         self, *, item_id: str, step: str, action: str, output: str, hint: str
     ) -> None:
         self.output = output
+        # The hint may name the parameters that supply the output: "({text})".
+        template = _literal(_("step {step!r} of item {item_id!r} cannot {action} without "
+                              "its output {output!r}").format(
+                                  step=step, item_id=item_id, action=action, output=output))
         super().__init__(
-            _("step {step!r} of item {item_id!r} cannot {action} without its output "
-              "{output!r}: {hint}").format(step=step, item_id=item_id, action=action,
-                                           output=output, hint=hint),
+            self._naming(f"{template}: {hint}"),
             item_id=item_id,
             step=step,
             action=action,

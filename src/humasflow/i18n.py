@@ -30,7 +30,7 @@ import datetime as dt
 import gettext
 import os
 from collections.abc import Iterator, Mapping
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 __all__ = [
@@ -73,7 +73,7 @@ def normalise(name: str | None) -> str | None:
     return code if code in LANGUAGES else None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _catalog(lang: str) -> gettext.NullTranslations:
     if lang == DEFAULT_LANGUAGE:
         return gettext.NullTranslations()
@@ -112,7 +112,7 @@ def _(message: str) -> str:
     return _catalog(lang).gettext(message)
 
 
-def N_(message: str) -> str:  # noqa: N802 - the gettext convention
+def N_(message: str) -> str:
     """Mark ``message`` for the catalog without translating it now (help texts, labels
     kept in tables): translate it with :func:`_` when it is shown."""
     return message

@@ -431,6 +431,11 @@ def _local(source: str, rules: AttachRules) -> Path:
                                  "never read from /proc, /sys or /dev").format(
                                      source=source, path=str(path), denied=denied),
                                actual=str(path))
+    if path.is_dir():
+        raise MediaRefused(source, "regular_file",
+                           _("{source!r} is a folder; give a media file (an image or a video), "
+                             "not the folder that holds it").format(source=source),
+                           actual=str(path))
     if not is_regular(path):
         raise MediaRefused(source, "regular_file",
                            _("{source!r} is not a regular file (a folder, device or pipe)")

@@ -58,9 +58,12 @@ from humasflow.errors import (
     MediaRefused,
     MediaUnavailable,
     NotAllowedNow,
+    OrganisationNotFound,
     Refused,
     RoleRequired,
     SOPNotFound,
+    StepNotFound,
+    StorageError,
 )
 from humasflow.evaluation import Breach, StepRun, timeline
 from humasflow.inbox import Inbox
@@ -87,7 +90,7 @@ from humasflow.publishing.contract import (
 from humasflow.publishing.dispatch import Dispatcher, PostReport
 from humasflow.sop import SOP, Step, bundled_sop, from_data
 from humasflow.storage.store import DEFAULT_BUSY_TIMEOUT, Store
-from humasflow.workflow import Engine, Move, payload_problem
+from humasflow.workflow import CLOSED_STATES, Engine, Move, payload_problem
 
 __all__ = ["DEFAULT_ORG", "Office", "PostReport", "open"]
 
@@ -134,6 +137,10 @@ class Office:
         media_roots: Folders local media files may be attached from, besides the current
             working directory of the process attaching them.
         media_max_bytes: The largest media file attached (default 512 MiB).
+        create: Create the organisation if the store does not hold it yet (default);
+            with ``False`` an unknown ``org`` raises
+            :class:`~humasflow.errors.OrganisationNotFound`, so a misspelt id opens
+            nothing instead of a new, empty organisation.
     """
 
     def __init__(
@@ -149,10 +156,9 @@ class Office:
         media_store: Any = None,
         media_roots: Sequence[str | os.PathLike[str]] = (),
         media_max_bytes: int = DEFAULT_MAX_BYTES,
+        create: bool = True,
     ) -> None:
-        _input.ident("org", org, _input.ORG_ID)
-        if not org.strip():
-            raise InputInvalid("org", _("is empty"), _("give the organisation a short id"))
+        _check_org(org)
         if not isinstance(store, Store):
             store = Store(store)  # a SQLite path or a database URL
         self._store = store
@@ -176,7 +182,12 @@ class Office:
         self._engines: dict[int, Engine] = {}
         # Publishers used only to validate (no network, no secrets), by configuration.
         self._validating: dict[str, Any] = {}
-        store.ensure_org(org)
+        if create:
+            store.ensure_org(org)
+        else:
+            known = store.orgs()
+            if org not in known:
+                raise OrganisationNotFound(org, known)
         if store.pending_media_import(org) and self._media_or_none() is not None:
             from humasflow._media_import import import_media
 
@@ -218,14 +229,14 @@ class Office:
         """The ids of every organisation in the store."""
         return self._store.orgs()
 
-    def for_org(self, org: str) -> Office:
+    def for_org(self, org: str, *, create: bool = True) -> Office:
         """The office of another organisation on the same store (its connections shared),
         with this office's clock, credential source, HTTP session, media host and media
-        store."""
+        store; ``create=False`` refuses an organisation the store does not hold."""
         return Office(self._store, org, clock=self.clock, credentials=self.credentials,
                       session_factory=self.session_factory, media_host=self.media_host,
                       media_store=self._media_store, media_roots=self.media_roots,
-                      media_max_bytes=self.media_max_bytes)
+                      media_max_bytes=self.media_max_bytes, create=create)
 
     def close(self) -> None:
         """Release the store's connections."""
@@ -832,13 +843,14 @@ class Office:
         self._hook("step_entered", item=item, step=first, at=now)
         return item
 
-    def _check_channels(self, channels: Sequence[str]) -> None:
+    def _check_channels(self, channels: Sequence[str], *, action: str = "create",
+                        item_id: str = "(new)") -> None:
         known = self.channels()
         for name in channels:
             if name not in known:
                 raise ConfigurationError(_no_channel(name, self.org, known, add=True))
             if not known[name].active:
-                raise ChannelInactive(channel=name, action="create", item_id="(new)",
+                raise ChannelInactive(channel=name, action=action, item_id=item_id,
                                       step="-")
 
     def item(self, item_id: int, *, by: str | Actor | None = None) -> ContentItem:
@@ -876,20 +888,55 @@ class Office:
             assignee: Only items this actor is responsible for.
             by: If given, the reading actor must belong to the organisation.
             limit: At most this many.
+
+        Raises:
+            StepNotFound: A state is no step of the organisation's SOP revisions (nor
+                ``posted``, ``cancelled`` or ``open``): a misspelt state is not an empty
+                list.
+            ActorNotFound: ``assignee`` (or ``by``) is not an actor of the organisation.
         """
         if by is not None:
             self.actor(by)
         _check_limit(limit)
+        if assignee is not None:
+            self.actor(assignee)
         states: list[str] = []
         if state == "open":
-            states = sorted({s.key for rev in self._store.sop_revisions(self.org)
-                             for s in self.sop(int(rev["id"])).lifecycle})
+            states = self._open_states()
         elif isinstance(state, str):
             states = [state]
         elif state is not None:
             states = list(state)
+        if states and state != "open":
+            self.check_states(states)
         return self._store.items(self.org, states=states, assignee=assignee,
                                 overdue_at=self._now() if overdue else None, limit=limit)
+
+    def _open_states(self) -> list[str]:
+        return sorted({s.key for rev in self._store.sop_revisions(self.org)
+                       for s in self.sop(int(rev["id"])).lifecycle})
+
+    def states(self) -> list[str]:
+        """Every state an item of the organisation can be in: the content steps of its
+        SOP revisions (the latest revision's first, in its order), ``posted`` and
+        ``cancelled``."""
+        keys: list[str] = []
+        for rev in reversed(self._store.sop_revisions(self.org)):
+            keys += [s.key for s in self.sop(int(rev["id"])).lifecycle if s.key not in keys]
+        return [*keys, *CLOSED_STATES]
+
+    def check_states(self, states: Iterable[str]) -> None:
+        """Refuse a state that no step of the organisation's SOP has.
+
+        Raises:
+            StepNotFound: One of ``states`` is unknown (the error lists the valid ones).
+        """
+        valid = self.states()
+        for state in states:
+            if not isinstance(state, str):
+                raise TypeError(f"state must be a step's key, got {type(state).__name__}")
+            if state not in valid:
+                raise StepNotFound(state, self.org, valid)
 
     def assign(self, item_id: int, assignee: str, *, by: str | Actor) -> ContentItem:
         """Make ``assignee`` responsible for the item.
@@ -971,6 +1018,10 @@ class Office:
         item_id = self._item_id(item_id)
         _input.text("note", note)
         _check_post_fields(payload)
+        if "channels" in payload and not payload_problem("channels", payload["channels"]):
+            # A misspelt channel is refused now, as new_item() refuses it, not at approval.
+            self._check_channels(list(payload["channels"]), action=action,
+                                 item_id=str(item_id))
         if action in ("complete", "revise") and "media" in payload \
                 and not payload_problem("media", payload["media"]):
             # Attach = ingest: the bytes are in the media store before the step runs, and
@@ -1058,12 +1109,14 @@ class Office:
     def approve(self, item_id: int, *, by: str | Actor, answer: str = "",
                 expected_version: int | None = None) -> ContentItem:
         """Approve the concept as it stands now (coordinator; not its author)."""
+        _input.text("answer", answer)
         return self.act(item_id, "approve", by=by, note=answer,
                         expected_version=expected_version)
 
     def reject(self, item_id: int, *, by: str | Actor, reason: str,
                expected_version: int | None = None) -> ContentItem:
         """Reject the concept with a reason; it returns to the step the SOP names."""
+        _input.text("reason", reason)
         return self.act(item_id, "reject", by=by, note=reason,
                         expected_version=expected_version)
 
@@ -1075,6 +1128,7 @@ class Office:
     def rework(self, item_id: int, *, by: str | Actor, findings: str,
                expected_version: int | None = None) -> ContentItem:
         """Record a failed recheck with findings; it returns to production."""
+        _input.text("findings", findings)
         return self.act(item_id, "rework", by=by, note=findings,
                         expected_version=expected_version)
 
@@ -1087,6 +1141,7 @@ class Office:
     def cancel(self, item_id: int, *, by: str | Actor, reason: str,
                expected_version: int | None = None) -> ContentItem:
         """Cancel an item that is not posted yet, with a reason."""
+        _input.text("reason", reason)
         return self.act(item_id, "cancel", by=by, note=reason,
                         expected_version=expected_version)
 
@@ -1276,6 +1331,30 @@ class Office:
     def validate(self, item: ContentItem, post: PostContent | None = None) -> list[Problem]:
         """Check the item's post against every target channel's publisher."""
         return self._validator(self.channels)(item, post or item.post)
+
+    def post_warnings(self, item: int | ContentItem) -> list[Problem]:
+        """What the item's post breaks at its target channels so far, from any step on.
+
+        The same check as at the design and approval steps (each channel's publisher
+        validates the post, without network), leaving out what a later step still
+        supplies (problems of the rule ``required``, such as media before the design
+        step). A concept too long for a channel shows here at the concept step, long
+        before the design step refuses it. A publisher that cannot check the post (not
+        installed, or failing while it is made) is one problem, not an error: warnings
+        never stop what shows them. Nothing is written.
+        """
+        found = item if isinstance(item, ContentItem) else self.item(item)
+        if not found.is_open or not found.post.channels:
+            return []
+        try:
+            problems = self.validate(found)
+        except (ConfigurationError, MediaUnavailable) as exc:
+            return [Problem("-", "channels", "configured", scrub(str(exc)))]
+        except Exception as exc:  # a plugin's factory or validate: shown, never raised
+            return [Problem("-", "channels", "check", scrub(_(
+                "the channels' publishers could not check the post: {error}: {message}")
+                .format(error=type(exc).__name__, message=exc)))]
+        return [p for p in problems if p.rule != "required"]
 
     def _validator(self, channels: Callable[[], Mapping[str, ChannelConfig]],
                    ) -> Callable[[ContentItem, PostContent], list[Problem]]:
@@ -1672,16 +1751,23 @@ def _no_channel(name: str, org: str, known: Iterable[str], *, add: bool = False)
     configured = ", ".join(sorted(known))
     if configured and add:
         message = _("no channel named {name!r} in organisation {org!r}; configured: "
-                    "{configured} (add one with add_channel())")
+                    "{configured} (add one with `humasflow channel add` or "
+                    "Office.add_channel())")
     elif add:
         message = _("no channel named {name!r} in organisation {org!r}; configured: none "
-                    "(add one with add_channel())")
+                    "(add one with `humasflow channel add` or Office.add_channel())")
     elif configured:
         message = _("no channel named {name!r} in organisation {org!r}; configured: "
                     "{configured}")
     else:
         message = _("no channel named {name!r} in organisation {org!r}; configured: none")
     return message.format(name=name, org=org, configured=configured)
+
+
+def _check_org(org: Any) -> None:
+    _input.ident("org", org, _input.ORG_ID)
+    if not org.strip():
+        raise InputInvalid("org", _("is empty"), _("give the organisation a short id"))
 
 
 def _check_limit(limit: Any) -> None:
@@ -1782,6 +1868,7 @@ def open(
     media_roots: Sequence[str | os.PathLike[str]] = (),
     media_max_bytes: int | None = None,
     media_host: Callable[[Media, Any], str | None] | None = None,
+    create: bool = True,
 ) -> Office:
     """Open (creating and migrating if needed) a store and return an organisation's office.
 
@@ -1805,8 +1892,23 @@ def open(
         busy_timeout: Seconds a write waits for another writer's lock before it fails
             with :class:`~humasflow.errors.StoreLocked` (default 30; see
             :class:`~humasflow.storage.store.Store`).
+        create: Create the SQLite file and the organisation if they do not exist yet
+            (default). With ``False`` nothing is created: a SQLite file that does not
+            exist raises :class:`~humasflow.errors.StorageError`, an organisation the
+            store does not hold :class:`~humasflow.errors.OrganisationNotFound`.
+
+    Raises:
+        InputInvalid: ``org`` is not an id a store can hold (nothing is created).
     """
+    _check_org(org)
     timeout = DEFAULT_BUSY_TIMEOUT if busy_timeout is None else busy_timeout
+    if not create and isinstance(target, (str, os.PathLike)):
+        text = os.fspath(target)
+        if "://" not in text and text != ":memory:" and not Path(text).exists():
+            raise StorageError(_(
+                "there is no humasflow store at {path!r}; create one with `humasflow "
+                "init` (or humasflow.open(..., create=True)), or give the path of an "
+                "existing one").format(path=text))
     store = Store(target, busy_timeout=timeout)
     try:
         extra: dict[str, Any] = {}
@@ -1814,7 +1916,7 @@ def open(
             extra["media_max_bytes"] = media_max_bytes
         office = Office(store, org, clock=clock, environ=environ, credentials=credentials,
                         media_store=media, media_roots=media_roots, media_host=media_host,
-                        **extra)
+                        create=create, **extra)
     except BaseException:
         store.close()
         raise

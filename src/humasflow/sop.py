@@ -24,6 +24,7 @@ import attrs
 
 from humasflow.errors import DefinitionError
 from humasflow.i18n import N_, _
+from humasflow.models import ADMIN_ROLE
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -70,6 +71,7 @@ OUTPUT_KINDS: Mapping[str, str] = {
 }
 _DECISIONS = {"approval": ("approve", "reject"), "recheck": ("pass", "rework")}
 _KEY = re.compile(r"^[a-z][a-z0-9_]*$")
+_TABLE_PATH = re.compile(r"^(steps|roles)\[(\d+)\](.*)$")
 _DURATION = re.compile(r"^\s*(\d+)\s*(m|min|h|d)\s*$")
 _UNITS = {"m": 60, "min": 60, "h": 3600, "d": 86400}
 
@@ -267,9 +269,28 @@ class _Reader:
 
     def __init__(self, source: str) -> None:
         self.source = source
+        self.tables: dict[str, Any] = {}
 
     def fail(self, path: str, problem: str, expected: str = "") -> DefinitionError:
-        return DefinitionError(self.source, path, problem, expected)
+        return DefinitionError(self.source, path, problem, expected, where=self.where(path))
+
+    def where(self, path: str) -> str:
+        """``steps[2].standard_time`` as people count: ``step 3 (approve): standard_time``."""
+        found = _TABLE_PATH.match(path)
+        if found is None:
+            return path
+        array, index, rest = found.group(1), int(found.group(2)), found.group(3)
+        entries = self.tables.get(array)
+        entry = entries[index] if isinstance(entries, list) and index < len(entries) else None
+        key = entry.get("key") if isinstance(entry, Mapping) else None
+        what = _("step") if array == "steps" else _("role")
+        if isinstance(key, str) and key.strip():
+            place = _("{what} {number} ({key})").format(what=what, number=index + 1,
+                                                        key=key.strip())
+        else:
+            place = _("{what} {number}").format(what=what, number=index + 1)
+        rest = rest.lstrip(".")
+        return f"{place}: {rest}" if rest else place
 
     def table(self, data: Mapping[str, Any], key: str, path: str) -> Mapping[str, Any]:
         value = data.get(key)
@@ -350,6 +371,7 @@ class _Reader:
         if unknown:
             raise self.fail(sorted(unknown)[0], _("is not a known top-level key"),
                             _("format, sop, roles or steps"))
+        self.tables = {"steps": data.get("steps"), "roles": data.get("roles")}
         header = self.header(self.table(data, "sop", ""))
         roles = self.roles(data.get("roles"))
         steps = self.steps(data.get("steps"), roles)
@@ -455,6 +477,9 @@ class _Reader:
                 raise self.fail(path, _is_a(r), _("a table"))
             self.only(r, path, {"key", "name"}, "role")
             key = self.key(r, "key", path)
+            if key == ADMIN_ROLE:
+                raise self.fail(f"{path}.key", f"is {key!r}, humasflow's built-in administrator "
+                                "role", "another key for that role")
             if key in roles:
                 raise self.fail(f"{path}.key", _("repeats the role {key!r}").format(key=key),
                                 _("unique role keys"))

@@ -278,16 +278,16 @@ class _Context:
                 raise TypeError(f"{key}= {problem}, got {type(value).__name__} {value!r:.60}")
         extra = sorted(set(self.payload) - allowed)
         if extra:
-            if allowed:
-                message = _("step {step!r} of item {item_id} does not take {key!r}; it takes "
-                            "{allowed}. Change the concept or design with 'revise'")
-            else:
-                message = _("step {step!r} of item {item_id} does not take {key!r}; it takes "
-                            "nothing but a note. Change the concept or design with 'revise'")
+            # The message names the parameters ({text}), for callers that spell them
+            # otherwise (the command line's options).
+            where = ", ".join(f"{{{k}}}" for k in sorted(allowed)) or _("nothing but a note")
             raise Refused(
-                message.format(step=self.step.key, item_id=self.item.id, key=extra[0],
-                               allowed=", ".join(sorted(allowed))),
-                item_id=str(self.item.id), step=self.step.key, action=self.action)
+                _("step {step!r} of item {item} does not take {extra}; it takes {where}. "
+                  "Change the concept or design with 'revise'").format(
+                      step=self.step.key, item=self.item.id, extra=f"{{{extra[0]}}}",
+                      where=where),
+                item_id=str(self.item.id), step=self.step.key, action=self.action,
+                naming=True)
 
     def check_fresh_approval(self) -> None:
         if not self.item.is_approved:
@@ -347,8 +347,7 @@ class _Context:
             changes["text"] = str(changes["text"]).strip()
         text = changes.get("text", self.item.post.text)
         if not text:
-            raise self.refuse_output("concept", _("give the concept text ({option})").format(
-                option="text=..."))
+            raise self.refuse_output("concept", _("give the concept text ({text})"))
         if "channels" in changes:
             changes["channels"] = tuple(changes["channels"])
         if changes:
@@ -358,8 +357,7 @@ class _Context:
         notes = str(self.payload.get("notes", "")).strip() or self.item.outputs.get("notes", "")
         if not notes:
             raise self.refuse_output(
-                "notes", _("give the technical notes: tools, templates, assets "
-                           "({option})").format(option="notes=..."))
+                "notes", _("give the technical notes: tools, templates, assets ({notes})"))
         self.item = attrs.evolve(self.item, outputs={**self.item.outputs, "notes": notes})
         self.data["notes"] = notes
 
@@ -373,11 +371,9 @@ class _Context:
             self.with_post(**changes)
         if not self.item.post.media:
             raise self.refuse_output(
-                "design", _("attach at least one design or video ({option})").format(
-                    option="media=[...]"))
+                "design", _("attach at least one design or video ({media})"))
         if not self.item.post.text:
-            raise self.refuse_output("concept", _("the concept text is empty ({option})")
-                                     .format(option="text=..."))
+            raise self.refuse_output("concept", _("the concept text is empty ({text})"))
         self.check_valid()
 
     def _output_production(self) -> None:
@@ -386,8 +382,7 @@ class _Context:
         produced = produced or self.item.produced
         if not produced:
             raise self.refuse_output(
-                "production", _("attach at least one produced design or video ({option})")
-                .format(option="media=[...]"))
+                "production", _("attach at least one produced design or video ({media})"))
         self.item = attrs.evolve(self.item, produced=produced,
                                  outputs={**self.item.outputs, "produced_by": self.actor.id})
         self.data["produced_by"] = self.actor.id
@@ -449,8 +444,7 @@ class _Context:
     def _do_reject(self) -> None:
         self._decide()
         if not self.note:
-            raise self.refuse_output("reason", _("say why the concept is rejected ({option})")
-                                     .format(option="note=..."))
+            raise self.refuse_output("reason", _("say why the concept is rejected ({reason})"))
         self.item = attrs.evolve(self.item, approved_digest=None)
 
     def _do_pass(self) -> None:
@@ -474,16 +468,16 @@ class _Context:
     def _do_rework(self) -> None:
         self.check_payload(frozenset())
         if not self.note:
-            raise self.refuse_output("findings", _("say what must be reworked ({option})")
-                                     .format(option="note=..."))
+            raise self.refuse_output("findings",
+                                     _("say what must be reworked ({findings})"))
         result = {"by": self.actor.id, "result": "rework", "note": self.note}
         self.item = attrs.evolve(self.item, outputs={**self.item.outputs, "recheck": result})
 
     def _do_revise(self) -> None:
         self.check_payload(_REVISE_KEYS)
         if not self.payload:
-            raise self.refuse_output("revision", _("give what changes ({options})").format(
-                options="text=, media=, link=..."))
+            raise self.refuse_output("revision", _("give what changes: {text}, {media}, "
+                                                   "{link}, {variants} or {channels}"))
         changes = dict(self.payload)
         if "media" in changes:
             changes["media"] = media_tuple(changes["media"])
@@ -502,8 +496,7 @@ class _Context:
     def _do_cancel(self) -> None:
         self.check_payload(frozenset())
         if not self.note:
-            raise self.refuse_output("reason", _("say why the item is cancelled ({option})")
-                                     .format(option="note=..."))
+            raise self.refuse_output("reason", _("say why the item is cancelled ({reason})"))
 
 
 def _variant_problem(value: Any) -> str:

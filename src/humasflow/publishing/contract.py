@@ -58,11 +58,13 @@ if TYPE_CHECKING:
     import requests
 
 __all__ = [
+    "CHANNEL_SETTINGS",
     "Post",
     "Problem",
     "Publisher",
     "PublisherContext",
     "Receipt",
+    "check_settings",
     "idempotency_key",
     "unknown_options",
 ]
@@ -253,6 +255,33 @@ def unknown_options(post: Post, known: Iterable[str]) -> list[Problem]:
                     message.format(name=name, known=", ".join(known)), limit=tuple(known),
                     actual=name)
             for name in sorted(post.options) if name not in known]
+
+
+#: The settings every channel takes, whatever its publisher: read by the office and the
+#: dispatcher (``media_urls``, ``media_max_bytes``, ``retry``).
+CHANNEL_SETTINGS = ("media_max_bytes", "media_urls", "retry")
+
+
+def check_settings(publisher: str, settings: Mapping[str, Any], known: Iterable[str]) -> None:
+    """Refuse a setting that neither the publisher nor every channel takes, so that a
+    misspelt key fails when the channel is configured instead of being ignored.
+
+    Call it from a factory's ``prepare_settings(settings)``.
+
+    >>> check_settings("outbox", {"paht": "out"}, ["path"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+      ...
+    humasflow.errors.ConfigurationError: the outbox publisher takes no setting 'paht'; ...
+
+    Raises:
+        ConfigurationError: A setting is unknown (the message lists the known ones).
+    """
+    takes = sorted({*known, *CHANNEL_SETTINGS})
+    for key in sorted(settings):
+        if key not in takes:
+            raise ConfigurationError(_(
+                "the {publisher} publisher takes no setting {key!r}; it takes {known}").format(
+                    publisher=publisher, key=key, known=", ".join(takes)))
 
 
 def new_session() -> requests.Session:

@@ -15,7 +15,13 @@ from humasflow.errors import WaitingForPerson
 from humasflow.hookspecs import hookimpl
 from humasflow.i18n import _
 from humasflow.models import ChannelConfig
-from humasflow.publishing.contract import Post, Problem, PublisherContext, Receipt
+from humasflow.publishing.contract import (
+    Post,
+    Problem,
+    PublisherContext,
+    Receipt,
+    check_settings,
+)
 
 __all__ = ["ManualPublisher"]
 
@@ -26,6 +32,12 @@ class ManualPublisher:
     def __init__(self, channel: ChannelConfig, context: PublisherContext) -> None:
         self.channel = channel.name
         self.instructions = str(channel.settings.get("instructions", ""))
+
+    @staticmethod
+    def prepare_settings(settings: dict[str, Any]) -> dict[str, Any]:
+        """Refuse settings the manual publisher does not take (a misspelt key)."""
+        check_settings("manual", settings, ["instructions"])
+        return settings
 
     def validate(self, post: Post) -> list[Problem]:
         """A person can post anything; nothing to check."""

@@ -34,7 +34,13 @@ from humasflow.errors import ContentRejected
 from humasflow.hookspecs import hookimpl
 from humasflow.i18n import _
 from humasflow.models import ChannelConfig, Media
-from humasflow.publishing.contract import Post, Problem, PublisherContext, Receipt
+from humasflow.publishing.contract import (
+    Post,
+    Problem,
+    PublisherContext,
+    Receipt,
+    check_settings,
+)
 
 __all__ = ["OutboxPublisher"]
 
@@ -50,7 +56,9 @@ class OutboxPublisher:
 
     @staticmethod
     def prepare_settings(settings: dict[str, Any]) -> dict[str, Any]:
-        """Make ``path`` absolute (called when the channel is configured)."""
+        """Make ``path`` absolute and refuse settings the outbox does not take (called
+        when the channel is configured)."""
+        check_settings("outbox", settings, ["path"])
         path = Path(str(settings.get("path", "outbox"))).expanduser()
         return {**settings, "path": str(path.absolute())}
 

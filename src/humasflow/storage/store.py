@@ -19,6 +19,7 @@ says what happened (a locked database, a file that is not a database, a refused 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -95,6 +96,12 @@ class Store:
                 raise StorageError(_("cannot open the store {path!r}: it is a directory; give "
                                      "the path of a SQLite file (e.g. humasflow.db) in it")
                                    .format(path=path))
+            if path and path != ":memory:" and not Path(path).expanduser().parent.is_dir():
+                folder = str(Path(path).expanduser().parent)
+                raise StorageError(_(
+                    "cannot open the store {path!r}: the folder {folder!r} does not exist; "
+                    "create it first (mkdir -p {folder}), or give a path in a folder that "
+                    "exists").format(path=path, folder=folder))
             options: dict[str, Any] = {}
             if url in ("sqlite://", "sqlite:///:memory:"):
                 # One shared connection, or every connection would see its own empty database.
@@ -102,7 +109,15 @@ class Store:
                            "connect_args": {"check_same_thread": False}}
             try:
                 self.engine = sa.create_engine(url, **options)
-            except (sa.exc.ArgumentError, ImportError) as exc:
+            except ImportError as exc:
+                if url.split("://", 1)[0] == "postgresql+psycopg":
+                    raise StorageError(_(
+                        "cannot open the store {url!r}: the PostgreSQL driver (psycopg) is "
+                        "not installed; install it with: pip install 'humasflow[postgres]'")
+                        .format(url=_safe(url))) from exc
+                raise StorageError(_("cannot open store {url!r}: {error}").format(
+                    url=_safe(url), error=exc)) from exc
+            except sa.exc.ArgumentError as exc:
                 raise StorageError(_("cannot open store {url!r}: {error}").format(
                     url=_safe(url), error=exc)) from exc
         self.target = _safe(self.engine.url.render_as_string(hide_password=False))
@@ -186,6 +201,16 @@ class Store:
                 "the store {target} is not a humasflow store: the file is not a SQLite "
                 "database; point --db at a humasflow store, or at a new file to create one "
                 "with `humasflow init`").format(target=target))
+        missing = _MISSING_DATABASE.search(first)
+        if missing is not None or _sqlstate(orig) == "3D000":
+            url = self.engine.url
+            name = missing.group(1) if missing is not None else url.database
+            server = f"{url.host or 'localhost'}:{url.port or 5432}"
+            return StorageError(_(
+                "the store {target} does not exist: the PostgreSQL server {server} has no "
+                "database {name!r}; create it (createdb {name}, or CREATE DATABASE), or "
+                "point the URL at a database that exists").format(
+                    target=self.target, server=server, name=name))
         if "unable to open database file" in first:
             return StorageError(_(
                 "cannot open the store {target}: its folder does not exist, it is a "
@@ -949,6 +974,10 @@ def _safe(url: str) -> str:
 #: What a driver raises, wrapped by SQLAlchemy or (from an event handler) bare.
 _DRIVER_ERRORS = (sa.exc.OperationalError, sa.exc.DataError, sa.exc.IntegrityError,
                   sa.exc.DatabaseError, sqlite3.Error, OverflowError)
+
+
+#: PostgreSQL's words when the URL names a database the server does not have.
+_MISSING_DATABASE = re.compile(r'database "([^"]*)" does not exist')
 
 
 def _sqlstate(orig: object) -> str:
