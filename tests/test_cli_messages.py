@@ -65,7 +65,8 @@ def test_the_demo_and_its_store_speak_only_through_the_catalog(pseudo, tmp_path)
         "run-due": run("--db", db, "run-due"),
         "show": run("--db", db, "show", "1"),
     }
-    assert "[[Timeline:]]" in outputs["demo"] and "[[Audit: OK:" in outputs["demo"]
+    assert "[[Timeline:]]" in outputs["demo"]
+    assert "[[Audit: OK:" in outputs["demo"]
     assert "[[Item {id}: {before} -> {after} by {actor}{took}.]]" not in outputs["demo"]
     assert "[[Item 1: 2 concept -> 3 prepare by rina" in outputs["demo"]
     assert "[[posted]]" in outputs["status"]  # a channel's state, in words

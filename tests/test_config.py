@@ -34,7 +34,9 @@ def test_without_a_file_every_setting_is_its_default(tmp_path):
     assert load_config().path is None
     out = run("config").output
     assert "Configuration file: none" in out
-    assert "store" in out and "humasflow.db" in out and "default" in out
+    assert "store" in out
+    assert "humasflow.db" in out
+    assert "default" in out
 
 
 def test_the_working_directory_file_is_found_and_paths_are_relative_to_it(tmp_path):
@@ -58,11 +60,16 @@ def test_the_users_config_folder_is_used_when_the_working_directory_has_none(tmp
 def test_flag_beats_environment_beats_file_beats_default(tmp_path):
     write(tmp_path / "humasflow.toml", 'org = "from-file"\nbusy_timeout = 12\n')
     out = run("config").output
-    assert "from-file" in out and "12.0" in out
+    assert "from-file" in out
+    assert "12.0" in out
     out = run("config", env={"HUMASFLOW_ORG": "from-env"}).output
-    assert "from-env" in out and "environment" in out and "from-file" not in out
+    assert "from-env" in out
+    assert "environment" in out
+    assert "from-file" not in out
     out = run("--org", "from-flag", "config", env={"HUMASFLOW_ORG": "from-env"}).output
-    assert "from-flag" in out and "flag" in out and "from-env" not in out
+    assert "from-flag" in out
+    assert "flag" in out
+    assert "from-env" not in out
 
 
 def test_config_names_a_file_and_a_missing_one_is_an_error(tmp_path):
@@ -70,7 +77,8 @@ def test_config_names_a_file_and_a_missing_one_is_an_error(tmp_path):
     assert "fisip" in run("--config", str(named), "config").output
     assert "fisip" in run("config", env={"HUMASFLOW_CONFIG": str(named)}).output
     result = run("--config", str(tmp_path / "nope.toml"), "config", code=1)
-    assert "does not exist" in result.output and "nope.toml" in result.output
+    assert "does not exist" in result.output
+    assert "nope.toml" in result.output
 
 
 @pytest.mark.parametrize(("text", "words"), [
@@ -98,7 +106,8 @@ def test_a_wrong_file_is_refused_naming_the_key_and_the_fix(tmp_path, text, word
     for word in words:
         assert word in message
     result = run("config", code=1)
-    assert "Error:" in result.output and "Traceback" not in result.output
+    assert "Error:" in result.output
+    assert "Traceback" not in result.output
     assert "EAAGm0PX4ZCpsBAKZAZBqYx7" not in result.output
 
 
@@ -122,7 +131,8 @@ settings = { path = "out" }
     finally:
         office.close()
     result = run("channel", "add", "nowhere", "--by", "admin", code=1)
-    assert "--publisher" in result.output and "[channels.nowhere]" in result.output
+    assert "--publisher" in result.output
+    assert "[channels.nowhere]" in result.output
 
 
 def test_the_media_host_is_configured_without_python(tmp_path, monkeypatch):
@@ -136,10 +146,12 @@ base_url = "https://media.example.ac.id/humas/"
 ''')
     config = load_config()
     host = config.media_host()
-    assert host is not None and host.base_url == "https://media.example.ac.id/humas/"
+    assert host is not None
+    assert host.base_url == "https://media.example.ac.id/humas/"
     assert Path(host.folder) == tmp_path / "public"
     out = run("config").output
-    assert "media.host" in out and "https://media.example.ac.id/humas/" in out
+    assert "media.host" in out
+    assert "https://media.example.ac.id/humas/" in out
     assert "1000000" in out
     # The command hands both to the office it opens.
     run("init", "--admin", "admin", "--name", "Admin")

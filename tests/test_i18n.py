@@ -61,7 +61,8 @@ def test_the_language_is_a_context_of_its_own():
     assert i18n.language() == "en"
     with pytest.raises(ValueError, match="speaks en, id"):
         i18n.set_language("fr")
-    assert i18n.normalise("id_ID.UTF-8") == "id" and i18n.normalise("en-GB") == "en"
+    assert i18n.normalise("id_ID.UTF-8") == "id"
+    assert i18n.normalise("en-GB") == "en"
 
 
 def test_durations_and_dates_read_naturally_in_both():
@@ -83,11 +84,13 @@ def invoke(*args: str, env=None, code: int = 0):
 
 def test_help_speaks_indonesian_when_asked_anywhere_on_the_line():
     english = invoke("--help")
-    assert "Usage:" in english and "Options:" in english
+    assert "Usage:" in english
+    assert "Options:" in english
     for args in (["--lang", "id", "--help"], ["sop", "show", "--help", "--lang", "id"],
                  ["--lang=id", "list", "--help"]):
         out = invoke(*args)
-        assert "Usage:" not in out and "Penggunaan:" in out, out
+        assert "Usage:" not in out, out
+        assert "Penggunaan:" in out, out
         assert "Show this message and exit." not in out
     assert "Penggunaan:" in invoke("--help", env={"HUMASFLOW_LANG": "id"})
     # click's own messages speak it too, and are English again afterwards.
@@ -101,7 +104,8 @@ def test_lang_works_after_the_command_name(tmp_path):
     invoke("init", "--admin", "admin", "--name", "Admin")
     english = invoke("sop", "show")
     indonesian = invoke("sop", "show", "--lang", "id")
-    assert "Standard time" in english and "Waktu" in indonesian
+    assert "Standard time" in english
+    assert "Waktu" in indonesian
     assert indonesian == invoke("--lang", "id", "sop", "show")
 
 

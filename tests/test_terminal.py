@@ -30,7 +30,8 @@ def test_a_plain_table_is_aligned_and_never_wraps(monkeypatch):
     lines = table.split("\n")
     assert lines[0].split() == ["ID", "Title"]
     assert set(lines[1].replace(" ", "")) == {"-"}
-    assert long in table and "\x1b" not in table
+    assert long in table
+    assert "\x1b" not in table
     assert lines[3].index("Dies") == lines[2].index(long)
     assert lines[4].strip() == "line two"
 
@@ -49,7 +50,8 @@ def test_user_text_in_a_table_is_shown_escaped(monkeypatch, styled):
     if styled:
         monkeypatch.setattr("sys.stdout", _Terminal())
     table = cli_module._table(("Title",), [("\x1b[2Jgone [bold]markup[/bold]",)])
-    assert "\\x1b[2J" in table and "\x1b[2J" not in table
+    assert "\\x1b[2J" in table
+    assert "\x1b[2J" not in table
     assert "[bold]markup[/bold]" in table
 
 
@@ -64,11 +66,14 @@ def test_verify_reports_progress_and_the_command_stays_plain_off_a_terminal(tmp_
             office.new_item(f"Item {n}", by="rina")
         seen: list[int] = []
         report = office.verify(progress=seen.append)
-        assert report.ok and seen and seen[-1] == report.events
+        assert report.ok
+        assert seen
+        assert seen[-1] == report.events
     finally:
         office.close()
     out = invoke("--db", str(tmp_path / "p.db"), "audit", "verify")
-    assert out.startswith("OK:") and "\x1b" not in out
+    assert out.startswith("OK:")
+    assert "\x1b" not in out
 
 
 def test_progress_is_drawn_on_a_terminal_and_gone_after(monkeypatch):

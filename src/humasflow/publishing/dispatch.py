@@ -568,7 +568,8 @@ class Dispatcher:
             self._settle(item, name, {"state": "pending", "error_class": None,
                                       "error_message": None, "next_attempt_at": None},
                          actor.id, "channel_retry", now, states=("failed",),
-                         note="retried by a person after the cause was fixed")  # the record: English
+                         # The record keeps its notes in English.
+                         note="retried by a person after the cause was fixed")
         if item.post_at is None:
             # A held or cleared schedule: the person retrying answers for posting now.
             self._schedule(item, actor, now, "post")
