@@ -192,12 +192,16 @@ class SOPMachine(RuleBasedStateMachine):
         method = "claim" if at == "claim" else "_schedule"
         real = getattr(owner, method)
         done: list[str] = []
+        # A text of its own each time: revising to the text an item already has is no
+        # change, and is refused.
+        self.cuts = getattr(self, "cuts", 0) + 1
+        unapproved = f"Teks yang belum disetujui #{self.cuts}"
 
         def cut(*args, **kwargs):
             if not done:
                 done.append(cut_in)
                 if cut_in == "revise":
-                    self.office.revise(item_id, by="rina", text="Teks yang belum disetujui")
+                    self.office.revise(item_id, by="rina", text=unapproved)
                 elif cut_in == "cancel":
                     self.office.cancel(item_id, by="budi", reason="acara batal")
             return real(*args, **kwargs)
