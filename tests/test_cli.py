@@ -1104,3 +1104,35 @@ def test_audit_anchor_then_verify_against_it(hf, image, tmp_path):
     (tmp_path / "bad.json").write_text("[]", encoding="utf-8")
     assert "not a JSON object" in hf("audit", "verify", "--anchor", str(tmp_path / "bad.json"),
                                      code=1).output
+
+
+def test_the_coordinators_view_in_indonesian(hf, image, fake, clock):
+    """Rule: list, show, inbox, check-sla and errors speak Indonesian with --lang id
+    (or HUMASFLOW_LANG=id), and the same commands speak English without it."""
+    hf("channel", "add", "x", "--publisher", "fake", "--by", "admin")
+    waiting = to_approval(hf, image, "Open house")
+    late = new_item(hf, "Late concept")
+    clock.advance(minutes=12)
+
+    listed = hf("list", "--lang", "id").output
+    assert re.search(rf"^{waiting}\s+Open house\s+5 approve\s+rina\s+.*MENUNGGU PERSETUJUAN",
+                     listed, re.M)
+    assert re.search(rf"^{late}\s+Late concept\s+.*TERLAMBAT \+7m$", listed, re.M)
+    assert "2 butir; 1 menunggu persetujuan; 2 terlambat." in listed
+    assert listed.splitlines()[0].split()[:2] == ["ID", "Judul"]
+    assert hf("list").output.splitlines()[0].split()[:2] == ["ID", "Title"]
+
+    inbox = hf("inbox", "--as", "budi", env={"HUMASFLOW_LANG": "id"}).output
+    assert "hal menunggu budi (Budi Santoso), yang paling mendesak lebih dulu:" in inbox
+    assert f"humasflow approve {waiting} --as budi" in inbox
+    assert "setujui" in inbox
+
+    shown = hf("--lang", "id", "show", str(waiting)).output
+    assert "Persetujuan" in shown or "persetujuan" in shown
+    assert "Approval:" not in shown
+
+    refused = hf("approve", str(waiting), "--as", "rina", "--lang", "id", code=1).stderr
+    assert refused.startswith("Galat: 'rina' tidak dapat menjalankan 'approve'")
+    assert "mintalah orang yang memegang peran tersebut" in refused
+    assert hf("approve", str(waiting), "--as", "rina", code=1).stderr.startswith(
+        "Error: 'rina' cannot approve item '1'")
