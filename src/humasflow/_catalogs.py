@@ -42,7 +42,8 @@ def extract_cli_help(fileobj: Any, keywords: Any, comment_tags: Any,
     """A Babel extraction method: the marked messages of a module, plus the
     ``help``/``short_help`` strings and the docstrings of click commands in it."""
     source = fileobj.read()
-    yield from extract_python(io.BytesIO(source), keywords, comment_tags, options)
+    found: Iterator[Any] = extract_python(io.BytesIO(source), keywords, comment_tags, options)
+    yield from found
     tree = ast.parse(source)
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
@@ -71,6 +72,16 @@ def _is_click_command(decorator: ast.expr) -> bool:
     return isinstance(func, ast.Attribute) and func.attr in ("command", "group")
 
 
+def plugin_template(domain: str, package_dir: Path) -> Catalog:
+    """The messages a plugin marks in its package (with ``_``, ``N_``, ``ngettext``)."""
+    catalog = Catalog(project=domain, domain=domain)
+    for _filename, _lineno, message, comments, context in extract_from_dir(
+            str(package_dir), [("**.py", "python")], keywords=KEYWORDS,
+            strip_comment_tags=True):
+        catalog.add(message, None, [], auto_comments=comments, context=context)
+    return catalog
+
+
 def template() -> Catalog:
     """Every message humasflow shows: its own, its help texts, and click's."""
     catalog = Catalog(project="humasflow", copyright_holder="the humasflow authors",
@@ -87,8 +98,9 @@ def template() -> Catalog:
     for name in CLICK_MODULES:
         path = click_dir / f"{name}.py"
         with path.open("rb") as handle:
-            for _lineno, _func, message, comments in extract_python(
-                    handle, {"_": None, "ngettext": (1, 2)}, [], {}):
+            calls: Iterator[Any] = extract_python(handle, {"_": None, "ngettext": (1, 2)},
+                                                  [], {})
+            for _lineno, _func, message, comments in calls:
                 if isinstance(message, tuple):
                     # extract_python gives every argument of the call; keep the two forms.
                     message = message[:2]
@@ -97,13 +109,13 @@ def template() -> Catalog:
     return catalog
 
 
-def po_path(lang: str) -> Path:
-    return LOCALE_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
+def po_path(lang: str, domain: str = DOMAIN, locale_dir: Path = LOCALE_DIR) -> Path:
+    return locale_dir / lang / "LC_MESSAGES" / f"{domain}.po"
 
 
-def read_catalog(lang: str) -> Catalog:
-    with po_path(lang).open("rb") as handle:
-        return read_po(handle, locale=lang, domain=DOMAIN)
+def read_catalog(lang: str, domain: str = DOMAIN, locale_dir: Path = LOCALE_DIR) -> Catalog:
+    with po_path(lang, domain, locale_dir).open("rb") as handle:
+        return read_po(handle, locale=lang, domain=domain)
 
 
 def compiled(catalog: Catalog) -> bytes:
@@ -112,16 +124,20 @@ def compiled(catalog: Catalog) -> bytes:
     return out.getvalue()
 
 
-def update(compendia: list[Path] | None = None) -> None:
+def update(compendia: list[Path] | None = None, *, domain: str = DOMAIN,
+           package_dir: Path | None = None) -> None:
     """Update every language's catalog from the template and compile it.
 
     ``compendia``: other ``.po`` files whose translations fill messages the catalog
-    does not translate yet (for translations made apart from the catalog).
+    does not translate yet (for translations made apart from the catalog). ``domain``
+    and ``package_dir``: a plugin's catalog, kept in ``package_dir/locale``.
     """
-    pot = template()
+    locale_dir = LOCALE_DIR if package_dir is None else package_dir / "locale"
+    pot = template() if package_dir is None else plugin_template(domain, package_dir)
     for lang in LANGUAGES[1:]:
-        catalog = read_catalog(lang) if po_path(lang).exists() else Catalog(
-            locale=lang, domain=DOMAIN, project="humasflow")
+        path = po_path(lang, domain, locale_dir)
+        catalog = read_catalog(lang, domain, locale_dir) if path.exists() else Catalog(
+            locale=lang, domain=domain, project=domain)
         catalog.update(pot, no_fuzzy_matching=True)
         for path in compendia or ():
             with path.open("rb") as handle:
@@ -134,23 +150,28 @@ def update(compendia: list[Path] | None = None) -> None:
         out = io.BytesIO()
         write_po(out, catalog, width=100, omit_header=False, ignore_obsolete=True,
                  sort_output=True, include_lineno=False)
-        po_path(lang).parent.mkdir(parents=True, exist_ok=True)
-        po_path(lang).write_bytes(out.getvalue())
-        po_path(lang).with_suffix(".mo").write_bytes(compiled(read_catalog(lang)))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(out.getvalue())
+        path.with_suffix(".mo").write_bytes(compiled(read_catalog(lang, domain, locale_dir)))
 
 
-def _translated(string: str | tuple[str, ...] | None) -> bool:
+def _translated(string: Any) -> bool:
     """Whether a message's translation is there (every form of a plural one)."""
     if isinstance(string, tuple):
         return bool(string) and all(string)
     return bool(string)
 
 
-def missing(lang: str) -> list[str]:
-    """The messages of the template that ``lang``'s catalog does not translate."""
-    catalog = read_catalog(lang)
+def missing(lang: str, *, domain: str = DOMAIN, package_dir: Path | None = None) -> list[str]:
+    """The messages of the template that ``lang``'s catalog does not translate (a
+    plugin's, given its ``domain`` and ``package_dir``)."""
+    if package_dir is None:
+        catalog, pot = read_catalog(lang), template()
+    else:
+        catalog = read_catalog(lang, domain, package_dir / "locale")
+        pot = plugin_template(domain, package_dir)
     gaps = []
-    for message in template():
+    for message in pot:
         if not message.id:
             continue
         found = catalog.get(message.id)
@@ -165,12 +186,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="only report messages without a translation")
     parser.add_argument("--compendium", action="append", type=Path, default=[],
                         help="a .po file whose translations fill untranslated messages")
+    parser.add_argument("--domain", default=DOMAIN, help="a plugin's gettext domain")
+    parser.add_argument("--package-dir", type=Path,
+                        help="the plugin's package folder (its catalogs go in locale/)")
     args = parser.parse_args(argv)
+    if (args.domain == DOMAIN) != (args.package_dir is None):
+        parser.error("--domain and --package-dir go together (a plugin's catalog)")
     if not args.check:
-        update(args.compendium)
+        update(args.compendium, domain=args.domain, package_dir=args.package_dir)
     status = 0
     for lang in LANGUAGES[1:]:
-        gaps = missing(lang)
+        gaps = missing(lang, domain=args.domain, package_dir=args.package_dir)
         for gap in gaps:
             print(f"{lang}: no translation for {gap!r}", file=sys.stderr)
         status = status or (1 if gaps else 0)

@@ -223,6 +223,18 @@ class _Group(click.Group):
             message = exc.reworded(_option_for(ctx.invoked_subcommand))
             raise click.ClickException(_printable(scrub(" ".join(message.split())))) from exc
 
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with _help_translated(self):
+            super().format_help_text(ctx, formatter)
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with _help_translated(*self.get_params(ctx)):
+            super().format_options(ctx, formatter)
+
+    def get_short_help_str(self, limit: int = 45) -> str:
+        with _help_translated(self):
+            return super().get_short_help_str(limit)
+
 
 #: The options that give what the library's parameters take, for errors that name them.
 _OPTIONS = {"text": "--text", "media": "--media", "notes": "--notes", "link": "--link",
@@ -243,18 +255,6 @@ def _option_for(command: str | None) -> Callable[[str], str]:
     """How the command line names a library parameter in error messages (``--text``)."""
     names = {**_OPTIONS, **_COMMAND_OPTIONS.get(command or "", {})}
     return lambda param: names.get(param, param)
-
-    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        with _help_translated(self):
-            super().format_help_text(ctx, formatter)
-
-    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        with _help_translated(*self.get_params(ctx)):
-            super().format_options(ctx, formatter)
-
-    def get_short_help_str(self, limit: int = 45) -> str:
-        with _help_translated(self):
-            return super().get_short_help_str(limit)
 
 
 def _wanted_language(argv: Sequence[str]) -> str | None:
@@ -308,11 +308,11 @@ class _Session:
 
     def _check_db(self) -> None:
         if not self.db.strip():
-            _fail("--db is empty; give the path of a SQLite file (e.g. humasflow.db) or a "
-                  "postgresql:// URL")
+            _fail(_("--db is empty; give the path of a SQLite file (e.g. humasflow.db) or a "
+                    "postgresql:// URL"))
         if _is_sqlite_path(self.db) and Path(self.db).is_dir():
-            _fail(f"--db {self.db!r} is a directory; give the path of a SQLite file "
-                  "(e.g. humasflow.db) or a postgresql:// URL")
+            _fail(_("--db {db!r} is a directory; give the path of a SQLite file "
+                    "(e.g. humasflow.db) or a postgresql:// URL").format(db=self.db))
 
     def office(self, *, create: bool = False) -> Office:
         """The office; unless ``create``, the store and the organisation must exist

@@ -37,6 +37,7 @@ __all__ = [
     "DEFAULT_LANGUAGE",
     "LANGUAGES",
     "N_",
+    "Translator",
     "_",
     "format_date",
     "format_datetime",
@@ -110,6 +111,47 @@ def _(message: str) -> str:
     if lang == DEFAULT_LANGUAGE:
         return message
     return _catalog(lang).gettext(message)
+
+
+class Translator:
+    """The translation functions of a plugin's own gettext catalog, in the language of
+    the moment (the same context as humasflow's own messages)::
+
+        # humasflow_x/__init__.py
+        from pathlib import Path
+        from humasflow.i18n import Translator
+
+        _ = Translator("humasflow_x", Path(__file__).with_name("locale"))
+
+    The catalog is kept like humasflow's: ``python -m humasflow._catalogs --domain
+    humasflow_x --package-dir src/humasflow_x`` extracts, updates and compiles it.
+    """
+
+    def __init__(self, domain: str, locale_dir: str | os.PathLike[str]) -> None:
+        self.domain = domain
+        self.locale_dir = Path(locale_dir)
+
+    def _catalog(self) -> gettext.NullTranslations:
+        found: gettext.NullTranslations = _plugin_catalog(self.domain, str(self.locale_dir),
+                                                          _current.get())
+        return found
+
+    def __call__(self, message: str) -> str:
+        """``message`` in the current language (as :func:`_`)."""
+        if _current.get() == DEFAULT_LANGUAGE:
+            return message
+        return self._catalog().gettext(message)
+
+    def ngettext(self, singular: str, plural: str, n: int) -> str:
+        """The form of a message for ``n`` (as :func:`ngettext`)."""
+        if _current.get() == DEFAULT_LANGUAGE:
+            return singular if n == 1 else plural
+        return self._catalog().ngettext(singular, plural, n)
+
+
+@cache
+def _plugin_catalog(domain: str, locale_dir: str, lang: str) -> gettext.NullTranslations:
+    return gettext.translation(domain, locale_dir, languages=[lang], fallback=True)
 
 
 def N_(message: str) -> str:
