@@ -171,3 +171,25 @@ def test_the_command_prints_no_text_that_bypasses_the_catalog():
     found = _untranslated(Path(cli_module.__file__))
     assert not found, "\n".join(f"cli.py:{line}: {text!r}" for line, text in found[:40])
 
+
+
+def test_a_plugin_keeps_and_uses_a_catalog_of_its_own(tmp_path):
+    package = tmp_path / "humasflow_demo"
+    package.mkdir()
+    (package / "__init__.py").write_text(
+        'from humasflow.i18n import Translator\n'
+        '_ = Translator("humasflow_demo", __import__("pathlib").Path(__file__).parent / "locale")\n'
+        'def hello():\n    return _("The post is ready.")\n', encoding="utf-8")
+    compendium = tmp_path / "made-elsewhere.po"
+    compendium.write_text('msgid ""\nmsgstr ""\n"Language: id\\n"\n\n'
+                          'msgid "The post is ready."\nmsgstr "Unggahan siap."\n',
+                          encoding="utf-8")
+    before = compendium.read_bytes()
+    _catalogs.update([compendium], domain="humasflow_demo", package_dir=package)
+    assert compendium.read_bytes() == before  # a compendium is only read
+    assert _catalogs.missing("id", domain="humasflow_demo", package_dir=package) == []
+    translator = i18n.Translator("humasflow_demo", package / "locale")
+    assert translator("The post is ready.") == "The post is ready."
+    with i18n.use("id"):
+        assert translator("The post is ready.") == "Unggahan siap."
+        assert translator.ngettext("one", "many", 2) == "many"

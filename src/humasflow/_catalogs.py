@@ -139,8 +139,8 @@ def update(compendia: list[Path] | None = None, *, domain: str = DOMAIN,
         catalog = read_catalog(lang, domain, locale_dir) if path.exists() else Catalog(
             locale=lang, domain=domain, project=domain)
         catalog.update(pot, no_fuzzy_matching=True)
-        for path in compendia or ():
-            with path.open("rb") as handle:
+        for compendium in compendia or ():
+            with compendium.open("rb") as handle:
                 extra = read_po(handle, locale=lang, domain=DOMAIN)
             for message in extra:
                 ours = catalog.get(message.id) if message.id else None
