@@ -39,6 +39,9 @@ def _fresh_clone(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     venv_bin = str(Path(sys.executable).parent)
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
                                   if p != venv_bin)
+    # The demo's temporary folder (and pip's) lands in the test's folder, removed with it.
+    (tmp_path / "tmp").mkdir()
+    env["TMPDIR"] = str(tmp_path / "tmp")
     return clone, env
 
 
@@ -60,6 +63,7 @@ def test_first_command_sets_up_and_runs_the_demo(tmp_path):
     written = re.search(r"The outbox post was written to (\S+)", result.stdout)
     assert written, result.stdout[-2000:]
     assert Path(written.group(1)).is_file()
+    assert Path(written.group(1)).is_relative_to(tmp_path / "tmp")
 
 
 def test_second_command_sets_up_and_collects_the_suite(tmp_path):
