@@ -166,14 +166,8 @@ def _set_language(ctx: click.Context, param: click.Parameter, value: str | None)
 _LANG_CHOICE = click.Choice(list(i18n.LANGUAGES), case_sensitive=False)
 
 
-class _Command(click.Command):
-    """A command whose help is translated and which takes ``--lang`` like the group."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.params.append(click.Option(
-            ["--lang"], type=_LANG_CHOICE, expose_value=False, is_eager=True,
-            callback=_set_language, help="The language to speak: id or en."))
+class _TranslatedHelp(click.Command):
+    """Help texts (the command's and its options') shown in the current language."""
 
     def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with _help_translated(self):
@@ -188,7 +182,17 @@ class _Command(click.Command):
             return super().get_short_help_str(limit)
 
 
-class _Group(click.Group):
+class _Command(_TranslatedHelp):
+    """A command whose help is translated and which takes ``--lang`` like the group."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.append(click.Option(
+            ["--lang"], type=_LANG_CHOICE, expose_value=False, is_eager=True,
+            callback=_set_language, help="The language to speak: id or en."))
+
+
+class _Group(_TranslatedHelp, click.Group):
     """A group that turns every humasflow error into a one-line ``Error: ...``, speaks
     the chosen language, and translates its help.
 
@@ -222,18 +226,6 @@ class _Group(click.Group):
         except HumasflowError as exc:
             message = exc.reworded(_option_for(ctx.invoked_subcommand))
             raise click.ClickException(_printable(scrub(" ".join(message.split())))) from exc
-
-    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        with _help_translated(self):
-            super().format_help_text(ctx, formatter)
-
-    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        with _help_translated(*self.get_params(ctx)):
-            super().format_options(ctx, formatter)
-
-    def get_short_help_str(self, limit: int = 45) -> str:
-        with _help_translated(self):
-            return super().get_short_help_str(limit)
 
 
 #: The options that give what the library's parameters take, for errors that name them.
