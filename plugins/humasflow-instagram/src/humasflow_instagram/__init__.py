@@ -360,7 +360,7 @@ class InstagramPublisher:
             status, text = self._status(child)
             if status in (EXPIRED, ERROR):
                 children[i] = None
-                progress.save(children=children)
+                progress.save(children=list(children))
                 if status == ERROR:
                     raise self._container_error(post, child, text, progress, index=i)
             else:
@@ -372,7 +372,7 @@ class InstagramPublisher:
             fields["is_carousel_item"] = "true"
             answer = self._create_one(fields, post, i)
             children[i] = str(answer["id"])
-            progress.save(children=children)
+            progress.save(children=list(children))
         made = [c for c in children if c is not None]
         for i, child in enumerate(made):
             self._wait(post, child, statuses.get(child), progress, index=i, child=True)

@@ -216,11 +216,10 @@ class Graph:
         code, subcode = failure.code, failure.subcode
         said = failure.words()
         if not failure.has_error and status not in (401, 403):
-            cls = unknown if risky else PlatformError
-            return cls(_("{channel}: Instagram answered {what} with HTTP {status} and no "
-                         "Graph JSON; it will be tried again").format(
-                             channel=channel, what=what, status=status),
-                       channel=channel, code=status)
+            return _error(unknown if risky else PlatformError, _(
+                "{channel}: Instagram answered {what} with HTTP {status} and no Graph JSON; "
+                "it will be tried again").format(channel=channel, what=what, status=status),
+                channel=channel, code=status)
         if code in (190, 102) or (code is None and status == 401):
             return AuthenticationFailed(_(
                 "{channel}: Instagram refused the access token ({said}); renew it (see the "
@@ -266,10 +265,10 @@ class Graph:
             if subcode in _FETCH_FAILED:
                 pass  # a media fetch failure: the content, below
             else:
-                cls = unknown if risky else PlatformError
-                return cls(_("{channel}: Instagram failed on {what} ({said}); it will be "
-                             "tried again").format(channel=channel, what=what, said=said),
-                           channel=channel, code=status if code is None else code)
+                return _error(unknown if risky else PlatformError, _(
+                    "{channel}: Instagram failed on {what} ({said}); it will be tried "
+                    "again").format(channel=channel, what=what, said=said),
+                    channel=channel, code=status if code is None else code)
         return ContentRejected(_("{channel}: Instagram refused {what}: {said}; change "
                                  "the post and try again").format(
                                      channel=channel, what=what, said=said),
@@ -291,6 +290,14 @@ class Graph:
         if not minutes:
             return None
         return self.clock() + dt.timedelta(minutes=minutes)
+
+
+def _error(cls: type[PublishError], message: str, *, channel: str,
+           code: int | str) -> PublishError:
+    """``cls(message)``, with the platform's ``code`` where the class keeps one."""
+    if issubclass(cls, PlatformError):
+        return cls(message, channel=channel, code=code)
+    return cls(message, channel=channel)
 
 
 def _entries(usage: Any) -> list[Mapping[str, Any]]:
