@@ -17,7 +17,6 @@ import json
 import pytest
 import requests
 import responses
-from _instagram_support import TOKEN, calls, image, post, publisher, video
 from humasflow import (
     AuthenticationFailed,
     ConfigurationError,
@@ -30,6 +29,7 @@ from humasflow import (
 )
 from humasflow.testing import Crash, MemoryProgress, SteerableClock
 
+from _instagram_support import TOKEN, calls, image, post, publisher, video
 from humasflow_instagram import PUBLISHER, InstagramPublisher, prepare_settings
 from humasflow_instagram.testing import InstagramFake
 
@@ -160,7 +160,8 @@ def test_every_request_has_a_timeout_and_the_token_only_in_a_header(fake, clock,
     made = publisher({"timeout": 7.5}, clock=clock)
     made.publish(post(image("a.jpg"), image("b.jpg")), MemoryProgress())
     made.check()
-    assert seen and {t for t, _u, _h in seen} == {7.5}
+    assert seen
+    assert {t for t, _u, _h in seen} == {7.5}
     assert all(TOKEN not in url for _t, url, _h in seen)
     assert all(h.get("Authorization") == f"Bearer {TOKEN}" for _t, _u, h in seen)
     assert TOKEN not in repr(made)
@@ -302,13 +303,13 @@ def test_a_crash_in_the_middle_of_a_carousel_resumes_with_the_children_it_has(fa
     with pytest.raises(Crash):
         publisher(clock=clock).publish(post(*items), crashing)
     # The second child was made on the platform, but the process died before saving it.
-    assert crashing["children"] == [list(fake.containers)[0], None, None, None]
+    assert crashing["children"] == [next(iter(fake.containers)), None, None, None]
     progress = MemoryProgress(crashing)
 
     publisher(clock=clock).publish(post(*items), progress)
 
     [media] = fake.media
-    kept = list(fake.containers)[0]
+    kept = next(iter(fake.containers))
     assert media["children"][0] == kept  # the saved child, reused
     assert len(media["children"]) == 4
     urls = [fake.containers[c]["fields"]["image_url"] for c in media["children"]]
@@ -480,11 +481,12 @@ def test_the_limit_read_refused_is_an_authentication_failure(clock):
 def test_check_reads_the_account_and_the_publishing_permission_and_posts_nothing(fake, clock):
     publisher({"account": "@fisipub", "refresh": "off"}, clock=clock).check()
     assert calls(fake) == [("GET", "me"), ("GET", "me/content_publishing_limit")]
-    assert fake.media == [] and fake.containers == {}
+    assert fake.media == []
+    assert fake.containers == {}
 
 
 def test_check_refuses_a_token_of_another_account(fake, clock):
-    with pytest.raises(AuthenticationFailed, match="@fisipub.*channel is for @feb_ub"):
+    with pytest.raises(AuthenticationFailed, match=r"@fisipub.*channel is for @feb_ub"):
         publisher({"account": "feb_ub"}, clock=clock).check()
 
 
@@ -521,7 +523,8 @@ def test_check_renews_an_instagram_login_token_where_the_source_keeps_it(fake, c
 def test_check_warns_where_the_token_cannot_be_kept_and_does_not_renew_it(fake, clock, caplog):
     renewed: list = []
     publisher(clock=clock, writable=False, renewed=renewed).check()
-    assert renewed == [] and fake.refreshed == []
+    assert renewed == []
+    assert fake.refreshed == []
     assert "cannot keep a renewed one" in caplog.text
     assert TOKEN not in caplog.text
 

@@ -291,7 +291,8 @@ class InstagramPublisher:
         rows = answer.get("data") or [{}]
         row = rows[0] if isinstance(rows[0], Mapping) else {}
         usage = _int(row.get("quota_usage"))
-        config = row.get("config") if isinstance(row.get("config"), Mapping) else {}
+        config = row.get("config")
+        config = config if isinstance(config, Mapping) else {}
         total = _int(config.get("quota_total"))
         duration = _int(config.get("quota_duration")) or 86400
         if usage is None or total is None or usage < total:

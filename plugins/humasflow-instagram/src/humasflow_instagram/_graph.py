@@ -12,9 +12,9 @@ status: an expired token is a 400 with code 190. How each is mapped:
 code / subcode                          raised
 ======================================  ==============================================
 190, 102 (token invalid or expired)     ``AuthenticationFailed`` (renew the token)
-10, 200–299 (permission missing)        ``AuthenticationFailed`` (which permissions)
+10, 200-299 (permission missing)        ``AuthenticationFailed`` (which permissions)
 9 / 2207042 (publishing limit)          :class:`PublishingLimitReached` (RateLimited)
-4, 17, 32, 613, 80001–80014             ``RateLimited`` (``reset_at`` from the
+4, 17, 32, 613, 80001-80014             ``RateLimited`` (``reset_at`` from the
                                         ``X-Business-Use-Case-Usage`` /
                                         ``X-App-Usage`` headers' estimated time)
 4 / 2207051 (activity restricted)       ``ContentRejected``
@@ -43,7 +43,6 @@ import requests
 from humasflow import (
     AuthenticationFailed,
     ContentRejected,
-    OutcomeUnknown,
     PlatformError,
     PublishError,
     RateLimited,

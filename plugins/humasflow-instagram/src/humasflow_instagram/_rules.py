@@ -206,10 +206,10 @@ def _ratio(channel: str, field: str, media: Media) -> list[Problem]:
         return []
     ratio = media.width / media.height
     low, high = FEED_RATIO
-    # Rounded as Instagram states them (4:5 is 0.8, 1.91:1): a 1080×1350 design fits.
+    # Rounded as Instagram states them (4:5 is 0.8, 1.91:1): a 1080 by 1350 design fits.
     if round(ratio, 3) < low or round(ratio, 3) > high:
         return [Problem(channel, field, "aspect_ratio", _(
-            "{source!r} is {width}×{height} (aspect ratio {ratio:.2f}:1); an Instagram feed "
+            "{source!r} is {width}\u00d7{height} (aspect ratio {ratio:.2f}:1); an Instagram feed "
             "image must be between 4:5 (0.80:1) and 1.91:1: crop it").format(
                 source=media.source, width=media.width, height=media.height, ratio=ratio),
             limit=FEED_RATIO, actual=round(ratio, 3))]

@@ -236,7 +236,8 @@ class InstagramFake:
         for key in ("image_url", "cover_url"):
             url = fields.get(key)
             if url and not self._fetchable(url):
-                error = dict(_FETCH, error_user_msg=_FETCH["error_user_msg"].format(url=url))
+                error = dict(_FETCH, error_user_msg=str(_FETCH["error_user_msg"]).format(
+                    url=url))
                 return self._error(400, error)
         if kind == "CAROUSEL":
             children = [c for c in fields.get("children", "").split(",") if c]
@@ -277,9 +278,7 @@ class InstagramFake:
                 self.clock() - state["created_at"] > dt.timedelta(hours=24)):
             state["status_code"] = "EXPIRED"
         answer = {"id": container, "status_code": state["status_code"]}
-        if state["status_code"] == "ERROR":
-            answer["status"] = state["status"]
-        elif state["status"]:
+        if state["status_code"] == "ERROR" or state["status"]:
             answer["status"] = state["status"]
         return self._ok(answer)
 
