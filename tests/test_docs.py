@@ -242,7 +242,10 @@ _OFFICE = """
 import contextlib
 
 import humasflow
+import humasflow.plugins
 from humasflow.testing import FakePublisher, plugin_registered, staffed_office
+
+humasflow.plugins.load_plugins()
 
 class _Platforms:  # stand-ins for the X and Instagram distributions
     @humasflow.hookimpl
@@ -251,6 +254,13 @@ class _Platforms:  # stand-ins for the X and Instagram distributions
             register(name, lambda channel, context: FakePublisher(channel=channel.name))
 
 _platforms = contextlib.ExitStack()
+# An installed platform distribution (plugins/humasflow-instagram…) steps aside for the
+# stand-in while the page runs, so the two never register the same name.
+for _name in ("x", "instagram"):
+    _real = humasflow.plugins.pm.get_plugin(_name)
+    if _real is not None:
+        humasflow.plugins.pm.unregister(name=_name)
+        _platforms.callback(humasflow.plugins.pm.register, _real, _name)
 _platforms.enter_context(plugin_registered(_Platforms()))
 office = humasflow.open("humas.db")
 staffed_office(office)          # administrator admin, staff rina and sari, coordinator budi

@@ -167,6 +167,10 @@ class PublisherContext:
             read-only local file), each after checking the bytes' hash
             (:class:`~humasflow.errors.MediaUnavailable` if they changed). ``None``
             when the office has no media store configured.
+        credentials_writable: Whether the office's credential source keeps a renewed
+            credential durably (a secrets file, a writable vault): a publisher renews a
+            token only where the new one outlives the process. ``False`` for the
+            environment.
     """
 
     credentials: Mapping[str, str] = attrs.field(factory=dict, repr=False)
@@ -174,6 +178,7 @@ class PublisherContext:
     clock: Clock = system_clock
     media: Any = attrs.field(default=None, repr=False)
     channel: str = ""
+    credentials_writable: bool = False
     on_refresh: Callable[[str, str, dt.datetime | None], Any] | None = attrs.field(
         default=None, repr=False)
     on_expiry: Callable[[str, dt.datetime], Any] | None = attrs.field(default=None,
