@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -53,6 +53,7 @@ from humasflow import (
     Problem,
     PublisherContext,
     PublishError,
+    RateLimited,
     Receipt,
     hookimpl,
     unknown_options,
@@ -62,7 +63,13 @@ from humasflow.publishing.media import check_media
 
 from humasflow_facebook import _marker
 from humasflow_facebook._i18n import _
-from humasflow_facebook._wire import PERMISSIONS, BadAnswer, GraphSession, classify
+from humasflow_facebook._wire import (
+    PERMISSIONS,
+    BadAnswer,
+    GraphSession,
+    classify,
+    usage_reset,
+)
 
 __all__ = [
     "DEFAULT_VERSION",
@@ -365,10 +372,9 @@ class FacebookPublisher:
             data = {"published": "false"}
             if media.alt:
                 data["alt_text_custom"] = media.alt
-            answer = self._call(_("uploading a photo"), lambda m=media, d=data: self._photo(m, d),
-                                )
+            answer = self._call(_("uploading a photo"), _bind(self._photo, media, data))
             photo_ids.append(str(answer["id"]))
-            progress.save(photo_ids=photo_ids)
+            progress.save(photo_ids=list(photo_ids))
         return photo_ids
 
     def _photo(self, media: Media, data: dict[str, str]) -> Any:
@@ -384,17 +390,20 @@ class FacebookPublisher:
                                 "title": str(post.options.get("title") or post.title)}
         path = f"{self.version}/{self.page_id}/videos"
         what = _("posting the video")
+        send_bytes = False
         if media.public_url:
             data["file_url"] = media.public_url
-            send: Callable[[], Any] = lambda: self._graph.request(path, post_args=data)
         elif (media.size or 0) > self.resumable_over:
             data["fbuploader_video_file_chunk"] = self._upload_video(media, progress)
-            send = lambda: self._graph.request(path, post_args=data)  # noqa: E731
         else:
-            def send() -> Any:
-                with self._media.open(media) as f:
-                    return self._graph.request(path, post_args=data, files={
-                        "source": (_file_name(media), f, media.mime or None)})
+            send_bytes = True
+
+        def send() -> Any:
+            if not send_bytes:
+                return self._graph.request(path, post_args=data)
+            with self._media.open(media) as f:
+                return self._graph.request(path, post_args=data, files={
+                    "source": (_file_name(media), f, media.mime or None)})
 
         def on_video_host() -> Any:
             with self._wire.video_host():
@@ -506,8 +515,8 @@ class FacebookPublisher:
                  unknown: type[PublishError]) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
         for _page in range(_LOOKUP_PAGES):
-            answer = self._call(what, lambda a=dict(args): self._graph.request(
-                f"{self.version}/{path}", a), lost=unknown)
+            answer = self._call(what, _bind(self._graph.request, f"{self.version}/{path}",
+                                            dict(args)), lost=unknown)
             for entry in answer.get("data") or []:
                 if isinstance(entry, dict):
                     found.append({**entry, "text": entry.get(field)})
@@ -578,8 +587,6 @@ class FacebookPublisher:
     def _bad_answer(self, exc: BadAnswer, what: str) -> PublishError:
         status = exc.status
         if status == 429:
-            from humasflow import RateLimited
-            from humasflow_facebook._wire import usage_reset
             reset_at = usage_reset(exc.headers, self._clock)
             return RateLimited(_("{channel}: Facebook is throttling the calls ({what}); HTTP "
                                  "429 without a Graph error").format(channel=self.channel,
@@ -619,9 +626,11 @@ class FacebookPublisher:
     def _judge_token(self, name: str, data: Mapping[str, Any]) -> str:
         what = _("checking the Page token")
         if data.get("is_valid") is False:
-            error = data.get("error") if isinstance(data.get("error"), dict) else {}
-            raise classify({"code": 190, **error}, channel=self.channel, what=what,
-                           headers={}, now=self._clock)
+            found = data.get("error")
+            error: Mapping[str, Any] = found if isinstance(found, dict) else {}
+            raise classify({"code": 190, "message": error.get("message", ""),
+                            "error_subcode": error.get("subcode")},
+                           channel=self.channel, what=what, headers={}, now=self._clock)
         kind = str(data.get("type", ""))
         if kind and kind != "PAGE":
             raise AuthenticationFailed(_(
@@ -655,6 +664,11 @@ class FacebookPublisher:
         granted = ", ".join(sorted(scopes)) if isinstance(scopes, list) else "?"
         return _("Page {name!r} ({page}); {expiry}; permissions: {granted}").format(
             name=name, page=self.page_id, expiry=expiry, granted=granted)
+
+
+def _bind(call: Callable[..., T], *args: Any) -> Callable[[], T]:
+    """``call`` with ``args``, called later (a lambda in a loop would see the last)."""
+    return lambda: call(*args)
 
 
 def _kind(post: Post) -> str:
@@ -696,10 +710,6 @@ def _parse_time(value: Any) -> dt.datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
-
-
-def _names(values: Iterable[str]) -> str:
-    return ", ".join(sorted(values))
 
 
 @hookimpl

@@ -21,6 +21,7 @@ import json
 import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import facebook
 import requests
@@ -31,7 +32,6 @@ from humasflow import (
     PublishError,
     RateLimited,
 )
-
 from humasflow.i18n import N_
 
 from humasflow_facebook._i18n import _
@@ -124,7 +124,7 @@ class GraphSession:
         sends_file = bool(kwargs.get("files")) or hasattr(kwargs.get("data"), "read")
         kwargs["timeout"] = self.upload_timeout if sends_file else self.timeout
         kwargs.pop("proxies", None)  # the core's session carries the deployment's proxies
-        self.paths.append(requests.utils.urlparse(url).path)
+        self.paths.append(urlsplit(url).path)
         response = self._session.request(method, url, **kwargs)
         self.last_status, self.last_headers = response.status_code, response.headers
         kind = response.headers.get("content-type", "")

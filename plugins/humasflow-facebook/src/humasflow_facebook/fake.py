@@ -37,7 +37,7 @@ from humasflow_facebook._wire import PERMISSIONS
 __all__ = ["FAKE_PAGE_TOKEN", "FakeGraphAPI"]
 
 #: The Page token the fake accepts unless told otherwise (clearly not a real one).
-FAKE_PAGE_TOKEN = "fake-page-token-0000"
+FAKE_PAGE_TOKEN = "fake-page-token-0000"  # noqa: S105 (a fake, by name and value)
 
 _FAILURES: Mapping[str, tuple[int, dict[str, Any]]] = {
     "unauthorized": (400, {"message": "Error validating access token: Session has expired "
@@ -189,7 +189,8 @@ class FakeGraphAPI:
                 b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + body)
             for part in message.iter_parts():
                 name = part.get_param("name", header="content-disposition")
-                payload = part.get_payload(decode=True) or b""
+                decoded = part.get_payload(decode=True)
+                payload = decoded if isinstance(decoded, bytes) else b""
                 if part.get_filename() is not None:
                     files[str(name)] = payload
                 else:
