@@ -710,3 +710,11 @@ def test_a_validation_message_in_indonesian(publisher):
 def test_the_package_ships_its_compiled_catalog():
     package = Path(__file__).parents[1] / "src" / "humasflow_facebook"
     assert (package / "locale" / "id" / "LC_MESSAGES" / "humasflow_facebook.mo").is_file()
+
+
+def test_the_docstring_examples_run():
+    import doctest
+
+    import humasflow_facebook._marker as module
+
+    assert doctest.testmod(module).failed == 0
