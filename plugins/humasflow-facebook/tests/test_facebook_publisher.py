@@ -29,7 +29,7 @@ from humasflow import (
     plugins,
 )
 from humasflow.mediastore import MediaStore
-from humasflow.testing import MemoryProgress, sample_image, sample_video
+from humasflow.testing import MemoryProgress, sample_image, sample_video, staffed_office
 from humasflow.testing.faults import Crash
 
 from humasflow_facebook import (
@@ -718,3 +718,27 @@ def test_the_docstring_examples_run():
     import humasflow_facebook._marker as module
 
     assert doctest.testmod(module).failed == 0
+
+
+def test_channels_check_prints_the_page_and_the_tokens_expiry(graph, tmp_path):
+    """`humasflow channels check` shows what check() read, and warns of the expiry."""
+    import humasflow
+    from click.testing import CliRunner
+    from humasflow.cli import cli
+
+    graph.expires_at = int((dt.datetime.now(dt.timezone.utc)
+                            + dt.timedelta(days=3)).timestamp())
+    db = tmp_path / "humas.db"
+    with humasflow.open(str(db)) as office:
+        staffed_office(office)
+        office.add_channel("facebook", "facebook", settings={
+            "page_id": graph.page_id, "graph_url": graph.url, "video_url": graph.url},
+            credentials={"page_token": "FISIP_FB_PAGE_TOKEN"}, by="admin")
+    result = CliRunner().invoke(cli, ["--db", str(db), "channels", "check"],
+                                obj={"environ": {"FISIP_FB_PAGE_TOKEN": FAKE_PAGE_TOKEN}})
+    assert result.exit_code == 0, result.output
+    assert (f"facebook (facebook): OK (Page 'FISIP Universitas Brawijaya' ({graph.page_id}); "
+            "the token expires at ") in result.output
+    assert "WARNING the credential 'page_token' (FISIP_FB_PAGE_TOKEN) expires" in result.output
+    assert FAKE_PAGE_TOKEN not in result.output
+    assert graph.posts() == []
