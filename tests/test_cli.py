@@ -667,6 +667,25 @@ def test_channels_check_names_a_missing_credential_variable(hf, fake):
     assert fake.publishers["x"].posted == []
 
 
+def test_channels_check_prints_what_the_publisher_read(hf, fake):
+    """A publisher's check() may return one line (the account, the token's expiry);
+    the command prints it after OK, scrubbed like every other text."""
+    secret = "s3cret-token-value"
+
+    class Talkative(FakePublisher):
+        def check(self):
+            return f"Page 'FISIP UB' (104); the token {secret} does not\nexpire"
+
+    fake.publishers["x"] = Talkative(channel="x")
+    hf("channel", "add", "x", "--publisher", "fake", "--credential", "token=HF_TEST_X_TOKEN",
+        "--by", "admin")
+    out = hf("channels", "check", environ={"HF_TEST_X_TOKEN": secret}).stdout
+    assert ("  x (fake): OK (Page 'FISIP UB' (104); the token [redacted] does not expire)"
+            in out)
+    assert "  outbox (outbox): OK\n" in out
+    assert secret not in out
+
+
 def test_channels_check_never_prints_a_secret(hf, fake):
     secret = "s3cret-token-value"
 

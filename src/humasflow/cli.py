@@ -1354,7 +1354,8 @@ def channel_activate(session: _Session, name: str, by: str, reason: str) -> None
 def channel_check(session: _Session, warn_days: float) -> None:
     """Check every channel's credentials with its platform, without posting.
 
-    Prints OK or the error for each channel (never a secret), and a warning for each
+    Prints OK (with what the publisher read, such as the account's name) or the error
+    for each channel (never a secret), and a warning for each
     credential known to expire within --warn-days (or expired); exits 1 if any channel
     failed its check.
     """
@@ -1369,7 +1370,8 @@ def channel_check(session: _Session, warn_days: float) -> None:
         return " ".join(scrub(text).split())
 
     try:
-        results = office.check_channels()
+        summaries: dict[str, str] = {}
+        results = office.check_channels(summaries=summaries)
     except Exception as exc:
         _fail(masked(_("checking the channels stopped: {error_class}: {error}").format(
             error_class=type(exc).__name__, error=exc)))
@@ -1377,7 +1379,8 @@ def channel_check(session: _Session, warn_days: float) -> None:
     for name, error in sorted(results.items()):
         via = f"{name} ({channels[name].publisher})" if name in channels else name
         if error is None:
-            _echo(f"  {via}: OK")
+            said = summaries.get(name)
+            _echo(f"  {via}: OK ({masked(said)})" if said else f"  {via}: OK")
         else:
             failed += 1
             _echo("  " + _("{channel}: FAILED {error_class}: {error}").format(

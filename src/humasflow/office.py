@@ -1526,21 +1526,29 @@ class Office:
         item = self.item(item_id)
         return PostReport(item=item, publications=self._store.publications(self.org, item.id))
 
-    def check_channels(self) -> dict[str, Exception | None]:
+    def check_channels(self, *, summaries: dict[str, str] | None = None
+                       ) -> dict[str, Exception | None]:
         """Verify every channel's credentials through its publisher, without posting.
 
         Returns each channel's error (``None`` when it passed); one channel's failure,
         whatever its kind (a refused token, an unreachable platform), never stops the
         others from being checked.
+
+        Args:
+            summaries: If given, filled with channel → the one line a publisher's
+                ``check()`` returned about what it read (an account's name, a token's
+                expiry), for the channels that passed and said something.
         """
         results: dict[str, Exception | None] = {}
         for name, channel in self.channels().items():
             try:
-                self._publisher(channel).check()
+                said = self._publisher(channel).check()
             except Exception as exc:
                 results[name] = exc
             else:
                 results[name] = None
+                if summaries is not None and isinstance(said, str) and said.strip():
+                    summaries[name] = scrub(" ".join(said.split()))
         return results
 
     def publications(self, item_id: int) -> dict[str, Publication]:

@@ -28,8 +28,10 @@ object with these methods:
     it is there, ``None`` if it is certainly not there (it may then be posted again),
     or raise ``OutcomeUnknown`` if it cannot tell. Without ``reconcile`` a person
     confirms (``humasflow confirm``).
-``check() -> None``
+``check() -> str | None``
     Verify the credentials without posting; raise ``AuthenticationFailed`` if refused.
+    It may return one line about what it read (the account's name, the token's
+    expiry), which ``humasflow channels check`` prints after OK.
 
 A factory may also offer ``prepare_settings(settings) -> settings`` (a static method of
 the publisher class): :meth:`~humasflow.office.Office.add_channel` calls it once, and
@@ -306,5 +308,5 @@ class Publisher(Protocol):
     def publish(self, post: Post, progress: Any) -> Receipt:
         """Post it; return the platform's id and URL, or raise a PublishError."""
 
-    def check(self) -> None:
-        """Verify the credentials without posting."""
+    def check(self) -> str | None:
+        """Verify the credentials without posting; optionally say what was read."""

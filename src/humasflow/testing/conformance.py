@@ -49,7 +49,8 @@ The checks (names for :attr:`PublisherConformance.not_applicable`):
     A read timeout on the call that makes the post public raises
     :class:`OutcomeUnknown`; no raw ``requests`` exception escapes at any call.
 ``check``
-    ``check()`` passes with good credentials and posts nothing.
+    ``check()`` passes with good credentials (returning ``None`` or a one-line
+    summary) and posts nothing.
 ``check_bad_credentials``
     ``check()`` raises :class:`AuthenticationFailed` with :attr:`bad_environ`.
 ``secrets``
@@ -511,7 +512,9 @@ class PublisherConformance:
 
     def test_check_passes_with_good_credentials(self, harness: Harness) -> None:
         self._applies("check")
-        assert harness.publisher().check() is None
+        said = harness.publisher().check()
+        assert said is None or isinstance(said, str), (
+            f"check() returned {said!r}; return None or a one-line summary")
         assert harness.posts() == [], "check() posted something"
 
     def test_check_refuses_bad_credentials(self, harness: Harness) -> None:
