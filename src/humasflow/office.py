@@ -1198,6 +1198,7 @@ class Office:
         context = PublisherContext(
             credentials=credentials, session=self.session_factory(), clock=self.clock,
             channel=channel.name, media=self._media_or_none(),
+            credentials_writable=bool(getattr(self.credentials, "writable", False)),
             on_refresh=functools.partial(self._credential_renewed, channel),
             on_expiry=functools.partial(self._credential_expires, channel))
         return factory(channel, context)

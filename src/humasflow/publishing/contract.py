@@ -161,6 +161,11 @@ class PublisherContext:
         channel: The channel's name.
         on_refresh: Called by :meth:`refresh_credential` (set by the office).
         on_expiry: Called by :meth:`credential_expires` (set by the office).
+        credentials_writable: Whether the office's credential source keeps a renewed
+            credential durably (a secrets file, a vault): a publisher whose platform
+            hands out single-use refresh tokens (an OAuth 2.0 refresh) refreshes only
+            then, since a refreshed token the source cannot keep is lost when the
+            process ends, and the old one no longer works.
         media: The media store the post's media are read from:
             ``with context.media.open(media) as f: ...`` (a binary file),
             ``context.media.read(media)`` (bytes) or ``context.media.path(media)`` (a
@@ -174,6 +179,7 @@ class PublisherContext:
     clock: Clock = system_clock
     media: Any = attrs.field(default=None, repr=False)
     channel: str = ""
+    credentials_writable: bool = False
     on_refresh: Callable[[str, str, dt.datetime | None], Any] | None = attrs.field(
         default=None, repr=False)
     on_expiry: Callable[[str, dt.datetime], Any] | None = attrs.field(default=None,
