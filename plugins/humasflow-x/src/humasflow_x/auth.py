@@ -27,6 +27,7 @@ from typing import Any
 import requests
 import tweepy
 from humasflow import AuthenticationFailed, ConfigurationError, PlatformError, PublisherContext
+from humasflow.scrubbing import remember_secret
 from requests.auth import AuthBase, HTTPBasicAuth
 
 from humasflow_x._i18n import _
@@ -36,7 +37,7 @@ __all__ = ["OAUTH1", "OAUTH2", "TOKEN_URL", "Credentials"]
 
 OAUTH1 = ("consumer_key", "consumer_secret", "access_token", "access_token_secret")
 OAUTH2 = ("access_token", "refresh_token", "client_id", "client_secret", "expires_at")
-TOKEN_URL = "https://api.x.com/2/oauth2/token"
+TOKEN_URL = "https://api.x.com/2/oauth2/token"  # noqa: S105 - a URL, not a secret
 #: Refresh this long before the access token expires.
 MARGIN = dt.timedelta(minutes=5)
 
@@ -52,6 +53,9 @@ class Credentials:
         self._context = context
         self._values: Mapping[str, str] = context.credentials
         self.channel = context.channel
+        for name, value in self._values.items():
+            if name != "expires_at":
+                remember_secret(value)  # scrubbed from every log line and message
         names = set(self._values)
         if "consumer_key" in names or "consumer_secret" in names:
             self.kind = "oauth1"
@@ -175,6 +179,8 @@ class Credentials:
                                                    status=response.status_code),
                 channel=self.channel, credential="refresh_token")
         expires = now + dt.timedelta(seconds=int(body.get("expires_in") or 7200))
+        remember_secret(str(body.get("refresh_token") or ""))
+        remember_secret(str(body["access_token"]))
         if body.get("refresh_token"):
             self._context.refresh_credential("refresh_token", str(body["refresh_token"]))
         self._context.refresh_credential("access_token", str(body["access_token"]),

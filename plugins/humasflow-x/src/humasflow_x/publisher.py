@@ -419,8 +419,7 @@ class XPublisher:
                                       or _expired(entry, now)):
                 entry = None
             if entry is None:
-                data = uploader.upload(index, media, lambda media=media: self._media.open(
-                    media))
+                data = uploader.upload(index, media, self._opener(media))
                 expires = now + dt.timedelta(seconds=int(data.get("expires_after_secs")
                                                          or 86400))
                 entry = {"id": str(data["id"]), "sha256": media.sha256,
@@ -432,6 +431,10 @@ class XPublisher:
                 entry["alt"] = True
                 progress.save(media=done)
         return [str(m["id"]) for m in done[:len(post.media)]]
+
+    def _opener(self, media: Any) -> Callable[[], Any]:
+        """Opens the media's bytes in the media store (their hash checked first)."""
+        return lambda: self._media.open(media)
 
     def _uploader(self, progress: Any) -> Uploader:
         def report(event: dict[str, Any]) -> None:
@@ -458,6 +461,15 @@ class XPublisher:
         """After an unknown outcome: the receipt if every part is on X, ``None`` if the
         rest can be sent (the recorded parts stay; the part being sent was looked up and
         is not there); raises ``OutcomeUnknown`` if X cannot be asked."""
+        try:
+            return self._reconcile(post, progress)
+        except OutcomeUnknown:
+            raise
+        except PublishError as exc:
+            raise OutcomeUnknown(_("{error}; whether the post is on X is not known yet")
+                                 .format(error=exc), channel=self.channel) from None
+
+    def _reconcile(self, post: Post, progress: Any) -> Receipt | None:
         plan = self.plan(post)
         account = self._account(progress, unknown=OutcomeUnknown, save=False)
         parts: list[str] = list(progress.get("parts") or [])
@@ -493,13 +505,14 @@ class XPublisher:
                 unknown: type[PublishError]) -> Iterator[Mapping[str, Any]]:
         token: str | None = None
         for _page in range(5):
-            answer = self._call(_("looking the post up"), lambda token=token: (
-                self._client.get_users_tweets(
+            def page(token: str | None = token) -> Any:
+                return self._client.get_users_tweets(
                     account.user_id, start_time=start, max_results=100,
                     pagination_token=token, user_auth=False,
                     tweet_fields=["created_at", "attachments", "referenced_tweets",
                                   "entities"],
-                    expansions=["attachments.media_keys"])), unknown=unknown)
+                    expansions=["attachments.media_keys"])
+            answer = self._call(_("looking the post up"), page, unknown=unknown)
             yield from answer.get("data") or ()
             token = (answer.get("meta") or {}).get("next_token")
             if not token:
@@ -591,11 +604,11 @@ def _reply_id(value: Any) -> str | None:
         return str(value)
     if not isinstance(value, str):
         return None
-    value = value.strip()
-    if value.isdigit():
-        return value
-    found = _STATUS_URL.match(value)
-    return found.group(1) if found else None
+    text = str(value).strip()
+    if text.isdigit():
+        return text
+    found = _STATUS_URL.match(text)
+    return str(found.group(1)) if found else None
 
 
 def _thread_reason(exc: texts.ThreadSplitError, max_parts: int) -> str:

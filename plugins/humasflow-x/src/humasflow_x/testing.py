@@ -38,7 +38,7 @@ from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 import attrs
 
-__all__ = ["FAKE_CREDENTIALS", "FakeX"]
+__all__ = ["FAKE_CREDENTIALS", "FAKE_OAUTH1", "FAKE_OAUTH2", "FakeX"]
 
 #: Clearly fake credentials the fake accepts by default (OAuth 1.0a and OAuth 2.0).
 FAKE_CREDENTIALS = {
@@ -50,6 +50,14 @@ FAKE_CREDENTIALS = {
     "refresh_token": "fake-refresh-token-0006",
     "client_id": "fake-client-id-0007",
 }
+
+#: A channel's OAuth 1.0a credentials with the fake values (credential name → value).
+FAKE_OAUTH1 = {k: FAKE_CREDENTIALS[k] for k in ("consumer_key", "consumer_secret",
+                                                "access_token", "access_token_secret")}
+#: A channel's OAuth 2.0 credentials with the fake values.
+FAKE_OAUTH2 = {"access_token": FAKE_CREDENTIALS["oauth2_token"],
+               "refresh_token": FAKE_CREDENTIALS["refresh_token"],
+               "client_id": FAKE_CREDENTIALS["client_id"]}
 
 HOSTS = ("https://api.twitter.com", "https://api.x.com")
 
@@ -283,8 +291,8 @@ class FakeX:
             return value[7:] == self.credentials.get("oauth2_token")
         if not value.startswith("OAuth "):
             return False
-        from oauthlib.common import Request
-        from oauthlib.oauth1.rfc5849 import signature
+        from oauthlib.common import Request  # type: ignore[import-untyped]
+        from oauthlib.oauth1.rfc5849 import signature  # type: ignore[import-untyped]
 
         params = dict(signature.collect_parameters(headers={"Authorization": value},
                                                    exclude_oauth_signature=False))
@@ -518,9 +526,9 @@ def _multipart(headers: Mapping[str, str], body: bytes) -> dict[str, bytes]:
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
         b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
     fields: dict[str, bytes] = {}
-    for part in message.iter_parts():  # type: ignore[attr-defined]
+    for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
         payload = part.get_payload(decode=True)
         if name:
-            fields[str(name)] = payload or b""
+            fields[str(name)] = payload if isinstance(payload, bytes) else b""
     return fields

@@ -93,24 +93,40 @@ def split_thread(text: str, *, limit: int = MAX_WEIGHTED_LENGTH, max_parts: int 
 
 
 def _chunks(text: str, limit: int, reserve: str) -> list[str]:
-    """Greedy split at white space so that each chunk plus ``reserve`` fits ``limit``."""
+    """Split at white space so that each chunk plus ``reserve`` fits ``limit``.
+
+    Weights are added word by word (parsing the whole candidate each time is quadratic),
+    then every chunk is measured whole; if one does not fit (a URL that the words' sums
+    misjudged), the split is made again measuring each candidate whole.
+    """
+    chunks = _greedy(text, limit, reserve, exact=False)
+    if all(weighted_length(chunk + reserve) <= limit for chunk in chunks):
+        return chunks
+    return _greedy(text, limit, reserve, exact=True)
+
+
+def _greedy(text: str, limit: int, reserve: str, *, exact: bool) -> list[str]:
     pieces = _SPACE.split(text)  # word, space, word, space, ...
+    budget = limit - weighted_length(reserve)
     chunks: list[str] = []
-    current = ""
+    current, weight = "", 0
     for index in range(0, len(pieces), 2):
         word = pieces[index]
         space = pieces[index - 1] if index else ""
         if not word:
             continue
-        candidate = f"{current}{space}{word}" if current else word
-        if weighted_length(candidate + reserve) <= limit:
-            current = candidate
-            continue
         if current:
+            candidate = f"{current}{space}{word}"
+            grown = (weighted_length(candidate + reserve) - weighted_length(reserve) if exact
+                     else weight + weighted_length(space) + weighted_length(word))
+            if grown <= budget:
+                current, weight = candidate, grown
+                continue
             chunks.append(current)
-            current = ""
-        if weighted_length(word + reserve) <= limit:
-            current = word
+            current, weight = "", 0
+        alone = weighted_length(word)
+        if alone <= budget:
+            current, weight = word, alone
             continue
         if not _breakable(word):
             raise ThreadSplitError(
@@ -119,6 +135,7 @@ def _chunks(text: str, limit: int, reserve: str) -> list[str]:
         pieces_of_word = _cut(word, limit, reserve)
         chunks.extend(pieces_of_word[:-1])
         current = pieces_of_word[-1]
+        weight = weighted_length(current)
     if current:
         chunks.append(current)
     return chunks
@@ -130,12 +147,15 @@ def _breakable(word: str) -> bool:
 
 def _cut(word: str, limit: int, reserve: str) -> list[str]:
     """Cut a plain word that is longer than a post into pieces that fit."""
+    budget = limit - weighted_length(reserve)
     pieces: list[str] = []
-    current = ""
+    current, weight = "", 0
     for char in word:
-        if current and weighted_length(current + char + reserve) > limit:
+        step = weighted_length(char)
+        if current and weight + step > budget:
             pieces.append(current)
-            current = ""
+            current, weight = "", 0
         current += char
+        weight += step
     pieces.append(current)
     return pieces

@@ -24,11 +24,11 @@ import tweepy
 from humasflow import (
     AuthenticationFailed,
     ContentRejected,
-    OutcomeUnknown,
     PlatformError,
     PublishError,
     RateLimited,
 )
+from humasflow.scrubbing import get_logger
 from requests.auth import AuthBase
 
 from humasflow_x._i18n import _
@@ -43,6 +43,15 @@ API_HOSTS = ("https://api.twitter.com", "https://api.x.com")
 PLACEHOLDER = "humasflow-x-signs-below-tweepy"
 
 _DUPLICATE = "duplicate content"
+
+#: The libraries on the wire that log what they send at debug level (tweepy its
+#: headers, requests-oauthlib its client with the consumer key and token): their lines
+#: go through humasflow's scrubbing filter, which removes every credential value.
+LIBRARY_LOGGERS = ("tweepy.client", "requests_oauthlib.oauth1_auth",
+                   "oauthlib.oauth1.rfc5849", "oauthlib.oauth1.rfc5849.signature",
+                   "oauthlib.common")
+for _name in LIBRARY_LOGGERS:
+    get_logger(_name)
 
 
 class Bearer(AuthBase):
@@ -249,10 +258,3 @@ def _access_level(detail: str, body: Mapping[str, Any], auth_kind: str) -> str:
                  "scopes tweet.read tweet.write users.read media.write offline.access")
     return _("the app or the account may not do this: check the app's permissions (Read "
              "and write) and the account's standing in the X developer portal")
-
-
-def unknown_outcome(channel: str, what: str) -> OutcomeUnknown:
-    """The error for a crash-like failure after a request may have been carried out."""
-    return OutcomeUnknown(_("{channel}: no answer from X while {what}; the request may have "
-                            "been carried out").format(channel=channel, what=what),
-                          channel=channel)
