@@ -42,7 +42,7 @@ from humasflow.storage.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-PAGES = [*sorted(DOCS.glob("*.md")), ROOT / "README.md"]
+PAGES = [*sorted(DOCS.rglob("*.md")), ROOT / "README.md"]
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 FENCE = re.compile(r"^(?P<indent> *)(?P<fence>`{3,}|~{3,})(?P<lang>[\w+-]*)[^\n]*$")
 
@@ -251,6 +251,12 @@ class _Platforms:  # stand-ins for the X and Instagram distributions
             register(name, lambda channel, context: FakePublisher(channel=channel.name))
 
 _platforms = contextlib.ExitStack()
+humasflow.plugins.load_plugins()
+for _name in ("x", "instagram"):  # an installed distribution steps aside for the block
+    _real = humasflow.plugins.pm.get_plugin(_name)
+    if _real is not None:
+        humasflow.plugins.pm.unregister(name=_name)
+        _platforms.callback(humasflow.plugins.pm.register, _real, _name)
 _platforms.enter_context(plugin_registered(_Platforms()))
 office = humasflow.open("humas.db")
 staffed_office(office)          # administrator admin, staff rina and sari, coordinator budi
