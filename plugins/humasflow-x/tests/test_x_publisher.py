@@ -134,6 +134,19 @@ def test_a_video_goes_up_in_bounded_chunks_and_waits_as_x_says(fake, make, store
                          "total": video.size}
 
 
+def test_uploads_are_retried_at_once_the_create_call_is_not(fake, make, stored):
+    fake.fail_next("server_error", path="/2/media/upload$")
+    fake.fail_next("server_error", path="/2/media/metadata", applied=True)
+    publisher = make()
+    publisher.publish(post(media=[stored.image()]), MemoryProgress())
+    assert [p for _m, p in fake.requests].count("/2/media/upload") == 2
+    assert [p for _m, p in fake.requests].count("/2/media/metadata") == 2
+    fake.fail_next("server_error", path="/2/tweets")
+    with pytest.raises(PlatformError):
+        make().publish(post("Kedua", [stored.image()]), MemoryProgress())
+    assert [p for _m, p in fake.requests].count("/2/tweets") == 2  # once each post
+
+
 def test_a_video_x_cannot_process_is_refused_and_nothing_is_posted(fake, make, stored):
     fake.processing = ("pending", "in_progress", "failed")
     with pytest.raises(ContentRejected, match="Unsupported video format"):

@@ -77,6 +77,8 @@ FORMATS = {"image": (".jpg", ".jpeg", ".png", ".webp"), "gif": (".gif",),
            "video": (".mp4", ".mov", ".m4v")}
 #: How far before a part's "sending" mark a look-up searches (clocks differ a little).
 LOOKUP_SLACK = dt.timedelta(minutes=2)
+#: How often one media request is sent before its transient failure is the attempt's.
+UPLOAD_TRIES = 3
 #: Media ids live ``expires_after_secs``; one this close to it is uploaded again.
 MEDIA_SLACK = dt.timedelta(minutes=10)
 
@@ -448,12 +450,21 @@ class XPublisher:
                         channel=self.channel, timeout=self.upload_timeout)
 
     def _send(self, what: str, send: Callable[[], requests.Response]) -> requests.Response:
+        """One media request. Uploads create nothing public, so a transient failure (a
+        5xx, no answer) is tried again at once, up to :data:`UPLOAD_TRIES` times."""
         def checked() -> requests.Response:
             response = send()
             raise_for_status(response)
             return response
-        result: requests.Response = self._call(what, checked, unknown=PlatformError)
-        return result
+        for attempt in range(1, UPLOAD_TRIES + 1):
+            try:
+                result: requests.Response = self._call(what, checked, unknown=PlatformError)
+                return result
+            except PlatformError:
+                if attempt == UPLOAD_TRIES:
+                    raise
+                self.sleep(float(attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # -- reconcile ----------------------------------------------------------------------------
 
