@@ -47,6 +47,7 @@ H = dt.timedelta(hours=1)
 
 class RotatingPublisher:
     def __init__(self, plugin: Rotating, channel: Any, context: PublisherContext) -> None:
+        plugin.writable.append(context.credentials_writable)
         self.plugin = plugin
         self.channel = channel.name
         self.context = context
@@ -76,6 +77,7 @@ class Rotating:
     def __init__(self) -> None:
         self.seen: list[dict[str, str]] = []
         self.after: list[dict[str, str]] = []
+        self.writable: list[bool] = []
         self.renew: str | None = None
         self.expires: dt.datetime | None = None
         self.by_channel: dict[str, dt.datetime] = {}
@@ -425,6 +427,22 @@ def test_a_publisher_may_renew_only_its_channels_credentials(clock):
     context.refresh_credential("access_token", NEW)  # no office: only the context changes
     assert context.credentials == {"access_token": NEW}
     assert NEW not in repr(context)
+
+
+def test_a_publisher_knows_whether_a_renewed_credential_would_be_kept(
+        office, store, clock, tmp_path, rotating):
+    """A platform whose refresh tokens are single-use (X's OAuth 2.0) refreshes only
+    where the renewed token outlives the process."""
+    path = secrets_file(tmp_path, f'HF_X_ACCESS_TOKEN = "{OLD}"\n')
+    for office, writable in ((Office(store, clock=clock, credentials=SecretsFile(path)), True),
+                             (Office(store, clock=clock,
+                                     environ={"HF_X_ACCESS_TOKEN": OLD}), False)):
+        if "x" not in office.channels():
+            add_x(office)
+        rotating.writable.clear()
+        office.check_channels()
+        assert rotating.writable == [writable]
+    assert PublisherContext().credentials_writable is False
 
 
 # -- expiry times ----------------------------------------------------------------------

@@ -42,7 +42,7 @@ from humasflow.storage.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-PAGES = [*sorted(DOCS.glob("*.md")), ROOT / "README.md"]
+PAGES = [*sorted(DOCS.rglob("*.md")), ROOT / "README.md"]
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 FENCE = re.compile(r"^(?P<indent> *)(?P<fence>`{3,}|~{3,})(?P<lang>[\w+-]*)[^\n]*$")
 
@@ -254,8 +254,10 @@ class _Platforms:  # stand-ins for the X and Instagram distributions
             register(name, lambda channel, context: FakePublisher(channel=channel.name))
 
 _platforms = contextlib.ExitStack()
-# An installed platform distribution (plugins/humasflow-instagram…) steps aside for the
-# stand-in while the page runs, so the two never register the same name.
+# An installed platform distribution (plugins/humasflow-x, plugins/humasflow-instagram…)
+# steps aside for the stand-in while the page runs, so the two never register the same
+# name.
+humasflow.plugins.load_plugins()
 for _name in ("x", "instagram"):
     _real = humasflow.plugins.pm.get_plugin(_name)
     if _real is not None:

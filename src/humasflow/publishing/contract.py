@@ -163,16 +163,17 @@ class PublisherContext:
         channel: The channel's name.
         on_refresh: Called by :meth:`refresh_credential` (set by the office).
         on_expiry: Called by :meth:`credential_expires` (set by the office).
+        credentials_writable: Whether the office's credential source keeps a renewed
+            credential durably (a secrets file, a vault): a publisher whose platform
+            hands out single-use refresh tokens (an OAuth 2.0 refresh) refreshes only
+            then, since a refreshed token the source cannot keep is lost when the
+            process ends, and the old one no longer works.
         media: The media store the post's media are read from:
             ``with context.media.open(media) as f: ...`` (a binary file),
             ``context.media.read(media)`` (bytes) or ``context.media.path(media)`` (a
             read-only local file), each after checking the bytes' hash
             (:class:`~humasflow.errors.MediaUnavailable` if they changed). ``None``
             when the office has no media store configured.
-        credentials_writable: Whether the office's credential source keeps a renewed
-            credential durably (a secrets file, a writable vault): a publisher renews a
-            token only where the new one outlives the process. ``False`` for the
-            environment.
     """
 
     credentials: Mapping[str, str] = attrs.field(factory=dict, repr=False)
