@@ -394,19 +394,6 @@ def test_a_renewed_credential_the_environment_cannot_keep_is_kept_and_the_operat
         assert NEW not in text
 
 
-def test_a_publisher_is_told_whether_its_credential_source_keeps_a_renewed_value(
-        office, store, clock, tmp_path, rotating):
-    """A publisher renews a token only where the new one outlives the process."""
-    path = secrets_file(tmp_path, f'HF_X_ACCESS_TOKEN = "{OLD}"\n')
-    for source, writable in ((SecretsFile(path), True),
-                             (EnvironmentSource({"HF_X_ACCESS_TOKEN": OLD}), False)):
-        office = Office(store, clock=clock, credentials=source)
-        if "x" not in office.channels():
-            add_x(office)
-        assert office.publisher("x").context.credentials_writable is writable
-    assert PublisherContext().credentials_writable is False
-
-
 def test_a_renewed_value_is_scrubbed_from_later_messages(office, store, clock, rotating, image):
     posting = Office(store, clock=clock, environ={"HF_X_ACCESS_TOKEN": OLD})
     add_x(posting)
