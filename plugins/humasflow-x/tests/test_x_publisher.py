@@ -358,7 +358,7 @@ def test_no_token_shows_in_tweepy_s_debug_log(fake, make, caplog, stored):
 def test_check_asks_who_posts_and_posts_nothing(fake, make, caplog):
     caplog.set_level(logging.INFO, logger="humasflow_x")
     publisher = make()
-    assert publisher.check() is None
+    assert publisher.check() == "posts as @fisip_ub (OAuth 1.0a user context)"
     account = publisher.account()
     assert (account.username, account.auth) == ("fisip_ub", "OAuth 1.0a user context")
     assert make(credentials=dict(OAUTH2)).account().auth == "OAuth 2.0 user token"

@@ -531,11 +531,18 @@ class XPublisher:
 
     # -- check ------------------------------------------------------------------------------
 
-    def check(self) -> None:
-        """Ask X whose credentials these are (``GET /2/users/me``), posting nothing."""
+    def check(self) -> str:
+        """Ask X whose credentials these are (``GET /2/users/me``), posting nothing.
+
+        Returns:
+            A one-line summary, the account and the auth kind (``humasflow channels
+            check`` prints it).
+        """
         account = self.account()
         log.info("channel %r posts as @%s (%s)", self.channel, account.username,
                  account.auth)
+        return _("posts as @{username} ({auth})").format(username=account.username,
+                                                         auth=account.auth)
 
     def account(self) -> Account:
         """The account the channel posts as, and the auth kind (asks X)."""
