@@ -1016,10 +1016,12 @@ def _tune_sqlite(engine: Engine, busy_timeout: float) -> None:
         # Let SQLAlchemy's begin event, not the driver, decide how transactions start.
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
+        # The busy timeout first: switching a new file to WAL takes a lock that several
+        # processes opening the store at once wait for like any other.
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         cursor.close()
 
     @sa_event.listens_for(engine, "begin")
