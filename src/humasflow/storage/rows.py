@@ -127,12 +127,14 @@ def _encode(value: Any) -> str:
 
 
 def row_digests(table: str, values: Mapping[str, Any], *,
-                groups: Iterable[str] | None = None) -> dict[str, str]:
+                groups: Iterable[str] | None = None,
+                encoded: Mapping[str, str] | None = None) -> dict[str, str]:
     """The digest of each group of ``table`` whose columns are all in ``values``.
 
     The same function digests what a write is about to store and, later, the row read
     back, so both must give the same values (JSON columns as plain data, timestamps as
-    aware datetimes).
+    aware datetimes). ``encoded`` may hold the :func:`encode_json` text of JSON columns
+    whose values are lists or mappings, where the caller has it already.
 
     Raises:
         ValueError: ``values`` holds some but not all columns of a group (a write must
@@ -141,20 +143,28 @@ def row_digests(table: str, values: Mapping[str, Any], *,
     digests = {}
     wanted = set(groups) if groups is not None else None
     sha256 = hashlib.sha256
+    known = encoded or {}
     for group, columns in _LAYOUTS[table].items():
         if wanted is not None and group not in wanted:
             continue
         try:
-            blob = "\0".join([f"{c}\1{_encode(values[c])}" for c in columns])
+            blob = "\0".join([f"{c}\1J{known[c]}" if c in known else f"{c}\1{_encode(values[c])}"
+                              for c in columns])
         except KeyError:
-            present = [c for c in columns if c in values]
-            if not present:
+            missing = [c for c in columns if c not in values and c not in known]
+            if len(missing) == len(columns):
                 continue
-            missing = sorted(set(columns) - set(present))
             raise ValueError(f"a write to {table} stores part of the column group {group!r} "
-                             f"(missing {', '.join(missing)}); store the whole group") from None
+                             f"(missing {', '.join(sorted(missing))}); store the whole "
+                             "group") from None
         digests[group] = sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()[:32]
     return digests
+
+
+def encode_json(value: Any) -> str:
+    """The JSON text :func:`row_digests` digests a JSON column's value by (sorted keys,
+    no spaces; the same text :func:`humasflow.models.content_digest` hashes)."""
+    return _ENCODE(value)
 
 
 def stash(conn: sa.Connection, table: str, key: str, values: Mapping[str, Any]) -> None:

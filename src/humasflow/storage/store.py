@@ -35,7 +35,15 @@ from sqlalchemy.engine import Connection, Engine
 
 from humasflow.errors import ConflictError, ItemChanged, StorageError, StoreLocked
 from humasflow.i18n import _
-from humasflow.models import Actor, ChannelConfig, ContentItem, Event, PostContent, Publication
+from humasflow.models import (
+    Actor,
+    ChannelConfig,
+    ContentItem,
+    Event,
+    PostContent,
+    Publication,
+    content_digest_of_json,
+)
 from humasflow.storage import rows
 from humasflow.storage import schema as t
 
@@ -522,20 +530,17 @@ class Store:
         Raises:
             ConflictError: The item changed since it was read; nothing was written.
         """
-        values = _item_values(item)
-        for key in ("id", "org", "sop_revision", "created_by", "created_at", "key"):
-            values.pop(key)
+        values, encoded = _move_values(item)
         if new_step:
             # A new step: the breach report and any posting schedule start afresh.
-            values.update(breach_reported=None, post_at=None, post_by=None)
-        else:
-            for key in ("step_started_at", "due_at"):
-                values.pop(key)
+            values.update(step_started_at=item.step_started_at, due_at=item.due_at,
+                          breach_reported=None, post_at=None, post_by=None)
         written = rows.take(conn)
-        written.setdefault("items", {})[str(item.id)] = rows.row_digests("items", values)
-        sealed = attrs.evolve(event, stream=f"item:{item.id}", seq=expected_version + 1,
-                              prev_hash=prev_hash,
-                              data=rows.with_rows(event.data, written)).sealed()
+        written.setdefault("items", {})[str(item.id)] = rows.row_digests("items", values,
+                                                                          encoded=encoded)
+        sealed = event.sealed_as(stream=f"item:{item.id}", seq=expected_version + 1,
+                                 prev_hash=prev_hash,
+                                 data=rows.with_rows(event.data, written))
         values.update(version=sealed.seq, head_hash=sealed.hash,
                       b_id=item.id, b_org=item.org, b_version=expected_version)
         statement = _UPDATE_NEW_STEP if new_step else _UPDATE_SAME_STEP
@@ -1062,6 +1067,25 @@ def _item_values(item: ContentItem) -> dict[str, Any]:
         "due_at": item.due_at,
         "content_digest": item.content_digest,
     }
+
+
+def _move_values(item: ContentItem) -> tuple[dict[str, Any], dict[str, str]]:
+    """The columns a move writes (:data:`_MOVE_COLUMNS` but the chain's head), and the
+    JSON text of the post, produced media and outputs, encoded once: for the row's
+    digests and its content digest alike."""
+    post = item.post.to_dict()
+    produced = [m.to_dict() for m in item.produced]
+    outputs = dict(item.outputs)
+    encoded = {"post": rows.encode_json(post), "produced": rows.encode_json(produced),
+               "outputs": rows.encode_json(outputs)}
+    values = {
+        "title": item.title, "state": item.state, "version": item.version, "post": post,
+        "produced": produced, "outputs": outputs, "authors": sorted(item.authors),
+        "approved_digest": item.approved_digest, "assignee": item.assignee,
+        "content_digest": content_digest_of_json(encoded["post"], encoded["produced"],
+                                                 encoded["outputs"], item.approved_digest),
+    }
+    return values, encoded
 
 
 def _item(row: Any) -> ContentItem:
