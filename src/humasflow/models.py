@@ -499,14 +499,25 @@ class Event:
         return attrs.evolve(self, hash=self.compute_hash())
 
     def sealed_as(self, *, stream: str, seq: int, prev_hash: str,
-                  data: Mapping[str, Any]) -> Event:
+                  data: Mapping[str, Any]) -> tuple[Event, str]:
         """Return a copy placed in ``stream`` at ``seq`` after ``prev_hash``, with
-        ``data``, sealed: ``evolve(...).sealed()`` in one copy."""
-        body = _event_body(self.org, stream, seq, self.at, self.actor, self.action,
-                           self.from_state, self.to_state, self.note, data, prev_hash)
-        return Event(org=self.org, stream=stream, seq=seq, at=self.at, actor=self.actor,
-                     action=self.action, from_state=self.from_state, to_state=self.to_state,
-                     note=self.note, data=data, prev_hash=prev_hash, hash=_event_hash(body))
+        ``data``, sealed (``evolve(...).sealed()`` in one copy), and the canonical JSON
+        of ``data`` that the hash covers (a store may write that text as it is)."""
+        data_json = _HASHED(data)
+        # The canonical JSON of body(), put together from the data's text: sorted keys,
+        # each value encoded as json.dumps encodes it inside the body.
+        enc = _HASHED
+        blob = (f'{{"action":{enc(self.action)},"actor":{enc(self.actor)},'
+                f'"at":{enc(_utc_iso(self.at))},"data":{data_json},'
+                f'"from_state":{enc(self.from_state)},"note":{enc(self.note)},'
+                f'"org":{enc(self.org)},"prev_hash":{enc(prev_hash)},"seq":{enc(seq)},'
+                f'"stream":{enc(stream)},"to_state":{enc(self.to_state)}}}')
+        sealed = Event(org=self.org, stream=stream, seq=seq, at=self.at, actor=self.actor,
+                       action=self.action, from_state=self.from_state,
+                       to_state=self.to_state, note=self.note, data=data,
+                       prev_hash=prev_hash,
+                       hash=hashlib.sha256(blob.encode()).hexdigest())
+        return sealed, data_json
 
 
 def _event_body(org: str, stream: str, seq: int, at: dt.datetime, actor: str, action: str,

@@ -538,17 +538,19 @@ class Store:
         written = rows.take(conn)
         written.setdefault("items", {})[str(item.id)] = rows.row_digests("items", values,
                                                                           encoded=encoded)
-        sealed = event.sealed_as(stream=f"item:{item.id}", seq=expected_version + 1,
-                                 prev_hash=prev_hash,
-                                 data=rows.with_rows(event.data, written))
-        values.update(version=sealed.seq, head_hash=sealed.hash,
+        sealed, data_json = event.sealed_as(stream=f"item:{item.id}",
+                                            seq=expected_version + 1, prev_hash=prev_hash,
+                                            data=rows.with_rows(event.data, written))
+        # The JSON columns are written as the text already encoded for the digests.
+        values.update(encoded, version=sealed.seq, head_hash=sealed.hash,
                       b_id=item.id, b_org=item.org, b_version=expected_version)
-        statement = _UPDATE_NEW_STEP if new_step else _UPDATE_SAME_STEP
-        updated = conn.execute(statement, values)
+        hot = _HOT[self.is_postgres]
+        updated = conn.execute(hot.update_new_step if new_step else hot.update_same_step,
+                               values)
         if updated.rowcount != 1:
             raise ConflictError(str(item.id), expected_version)
         try:
-            conn.execute(_INSERT_EVENT, _event_row(sealed))
+            conn.execute(hot.insert_event, {**_event_row(sealed), "data": data_json})
         except sa.exc.IntegrityError as exc:
             raise ConflictError(str(item.id), expected_version) from exc
         return sealed
@@ -940,7 +942,6 @@ _SELECT_ITEM = sa.select(t.items).where(t.items.c.id == sa.bindparam("b_id"),
                                         t.items.c.org == sa.bindparam("b_org"))
 _SELECT_ACTOR = sa.select(t.actors).where(t.actors.c.org == sa.bindparam("b_org"),
                                           t.actors.c.id == sa.bindparam("b_id"))
-_INSERT_EVENT = t.events.insert()
 _SELECT_SNAPSHOT = (
     sa.select(t.items, t.actors.c.id.label("a_id"), t.actors.c.name.label("a_name"),
               t.actors.c.email.label("a_email"), t.actors.c.roles.label("a_roles"),
@@ -953,19 +954,51 @@ _SELECT_CHANNELS = (sa.select(t.channels).where(t.channels.c.org == sa.bindparam
                     .order_by(t.channels.c.name))
 
 
-def _update_item(columns: Sequence[str]) -> sa.Update:
+def _json_text(name: str, postgres: bool) -> Any:
+    """A bind of JSON already encoded: the text as it is (SQLite keeps JSON as text),
+    cast to ``json`` on PostgreSQL."""
+    bind = sa.bindparam(name, type_=sa.Text())
+    return sa.cast(bind, sa.JSON) if postgres else bind
+
+
+def _update_item(columns: Sequence[str], postgres: bool) -> sa.Update:
     c = t.items.c
     return (t.items.update()
             .where(c.id == sa.bindparam("b_id"), c.org == sa.bindparam("b_org"),
                    c.version == sa.bindparam("b_version"))
-            .values({name: sa.bindparam(name, type_=c[name].type) for name in columns}))
+            .values({name: _json_text(name, postgres) if name in _ENCODED_COLUMNS
+                     else sa.bindparam(name, type_=c[name].type) for name in columns}))
 
 
 _MOVE_COLUMNS = ("title", "state", "version", "head_hash", "post", "produced", "outputs",
                  "authors", "approved_digest", "assignee", "content_digest")
-_UPDATE_SAME_STEP = _update_item(_MOVE_COLUMNS)
-_UPDATE_NEW_STEP = _update_item((*_MOVE_COLUMNS, "step_started_at", "due_at",
-                                  "breach_reported", "post_at", "post_by"))
+#: The JSON columns a move writes as text it encoded once (:func:`_move_values`).
+_ENCODED_COLUMNS = ("post", "produced", "outputs", "authors")
+
+
+@attrs.frozen
+class _HotStatements:
+    """The statements of one move, built once per dialect."""
+
+    update_same_step: sa.Update
+    update_new_step: sa.Update
+    insert_event: sa.Insert
+
+    @classmethod
+    def build(cls, postgres: bool) -> _HotStatements:
+        event_columns = {c.name: sa.bindparam(c.name, type_=c.type)
+                         for c in t.events.c if c.name != "id"}
+        event_columns["data"] = _json_text("data", postgres)
+        return cls(
+            update_same_step=_update_item(_MOVE_COLUMNS, postgres),
+            update_new_step=_update_item((*_MOVE_COLUMNS, "step_started_at", "due_at",
+                                          "breach_reported", "post_at", "post_by"),
+                                         postgres),
+            insert_event=t.events.insert().values(event_columns))
+
+
+#: By dialect: ``_HOT[store.is_postgres]``.
+_HOT = {False: _HotStatements.build(False), True: _HotStatements.build(True)}
 
 
 def _safe(url: str) -> str:
@@ -1071,16 +1104,17 @@ def _item_values(item: ContentItem) -> dict[str, Any]:
 
 def _move_values(item: ContentItem) -> tuple[dict[str, Any], dict[str, str]]:
     """The columns a move writes (:data:`_MOVE_COLUMNS` but the chain's head), and the
-    JSON text of the post, produced media and outputs, encoded once: for the row's
-    digests and its content digest alike."""
+    JSON text of its JSON columns, encoded once: for the row's digests, its content
+    digest and the write alike."""
     post = item.post.to_dict()
     produced = [m.to_dict() for m in item.produced]
     outputs = dict(item.outputs)
+    authors = sorted(item.authors)
     encoded = {"post": rows.encode_json(post), "produced": rows.encode_json(produced),
-               "outputs": rows.encode_json(outputs)}
+               "outputs": rows.encode_json(outputs), "authors": rows.encode_json(authors)}
     values = {
         "title": item.title, "state": item.state, "version": item.version, "post": post,
-        "produced": produced, "outputs": outputs, "authors": sorted(item.authors),
+        "produced": produced, "outputs": outputs, "authors": authors,
         "approved_digest": item.approved_digest, "assignee": item.assignee,
         "content_digest": content_digest_of_json(encoded["post"], encoded["produced"],
                                                  encoded["outputs"], item.approved_digest),
