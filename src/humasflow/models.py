@@ -505,13 +505,16 @@ class Event:
         of ``data`` that the hash covers (a store may write that text as it is)."""
         data_json = _HASHED(data)
         # The canonical JSON of body(), put together from the data's text: sorted keys,
-        # each value encoded as json.dumps encodes it inside the body.
-        enc = _HASHED
+        # each value encoded as json.dumps encodes it inside the body (texts by the
+        # encoder's own string function, the optional states as null).
+        enc = _JSON_TEXT
+        from_state = "null" if self.from_state is None else enc(self.from_state)
+        to_state = "null" if self.to_state is None else enc(self.to_state)
         blob = (f'{{"action":{enc(self.action)},"actor":{enc(self.actor)},'
                 f'"at":{enc(_utc_iso(self.at))},"data":{data_json},'
-                f'"from_state":{enc(self.from_state)},"note":{enc(self.note)},'
-                f'"org":{enc(self.org)},"prev_hash":{enc(prev_hash)},"seq":{enc(seq)},'
-                f'"stream":{enc(stream)},"to_state":{enc(self.to_state)}}}')
+                f'"from_state":{from_state},"note":{enc(self.note)},'
+                f'"org":{enc(self.org)},"prev_hash":{enc(prev_hash)},"seq":{int(seq)!r},'
+                f'"stream":{enc(stream)},"to_state":{to_state}}}')
         sealed = Event(org=self.org, stream=stream, seq=seq, at=self.at, actor=self.actor,
                        action=self.action, from_state=self.from_state,
                        to_state=self.to_state, note=self.note, data=data,
@@ -539,6 +542,8 @@ def _event_body(org: str, stream: str, seq: int, at: dt.datetime, actor: str, ac
 
 
 _HASHED = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode
+#: How that encoder writes a text (``ensure_ascii=False``).
+_JSON_TEXT = json.encoder.encode_basestring
 
 
 def _event_hash(body: Mapping[str, Any]) -> str:

@@ -182,6 +182,8 @@ class Office:
         self._engines: dict[int, Engine] = {}
         # Publishers used only to validate (no network, no secrets), by configuration.
         self._validating: dict[str, Any] = {}
+        # The channels an action last read, with the organisation's stream version then.
+        self._channels_seen: tuple[int | None, Mapping[str, ChannelConfig]] | None = None
         if create:
             store.ensure_org(org)
         else:
@@ -1067,7 +1069,8 @@ class Office:
         :class:`_FetchFirst` says what to fetch, and nothing is written.
         """
         with self._store.writing() as conn:
-            actor, found = self._store.snapshot(conn, self.org, item_id, actor_id)
+            actor, found, org_version = self._store.snapshot_with_org(conn, self.org, item_id,
+                                                                      actor_id)
             if actor is None:
                 raise ActorNotFound(actor_id, self.org)
             if found is None:
@@ -1080,13 +1083,17 @@ class Office:
                 raise ConflictError(str(item.id), expected_version)
             engine = self.engine(item.sop_revision)
             self._check_not_live(item, engine, action, conn)
-            read: list[dict[str, ChannelConfig]] = []
 
-            def configured() -> dict[str, ChannelConfig]:
-                # The channels are read once per transaction, and only if needed.
-                if not read:
-                    read.append(self._store.channels(self.org, conn))
-                return read[0]
+            def configured() -> Mapping[str, ChannelConfig]:
+                # Read only if needed, and only if they may have changed: every change of
+                # a channel advances the organisation's stream, whose version is read
+                # with the item.
+                seen = self._channels_seen
+                if seen is not None and seen[0] == org_version:
+                    return seen[1]
+                channels = self._store.channels(self.org, conn)
+                self._channels_seen = (org_version, channels)
+                return channels
 
             if deciding:
                 given = payload.get("channels", item.post.channels)

@@ -477,16 +477,24 @@ class Store:
         UPDATE``; SQLite's write transaction holds the database), so a posting claim
         cannot slip in between an action's checks and its write.
         """
+        actor, found, _ = self.snapshot_with_org(conn, org, item_id, actor_id)
+        return actor, found
+
+    def snapshot_with_org(self, conn: Connection, org: str, item_id: int, actor_id: str,
+                          ) -> tuple[Actor | None, tuple[ContentItem, str] | None, int | None]:
+        """:meth:`snapshot`, and the version of the organisation's stream (which every
+        change of its channels, actors or SOP advances), read in the same statement;
+        ``None`` if there is no such item."""
         row = conn.execute(_SELECT_SNAPSHOT_LOCKED if self.is_postgres else _SELECT_SNAPSHOT,
                            {"b_id": item_id, "b_org": org, "b_actor": actor_id}).first()
         if row is None:  # no such item: say whether the actor exists, for the right error
-            return self.actor(org, actor_id, conn), None
+            return self.actor(org, actor_id, conn), None, None
         actor = None
         if row.a_id is not None:
             actor = Actor(id=row.a_id, name=row.a_name, email=row.a_email,
                           roles=frozenset(r for r in row.a_roles.split(",") if r), org=org,
                           active=bool(row.a_active))
-        return actor, (_item(row), row.head_hash)
+        return actor, (_item(row), row.head_hash), row.o_version
 
     def items(
         self,
@@ -945,9 +953,10 @@ _SELECT_ACTOR = sa.select(t.actors).where(t.actors.c.org == sa.bindparam("b_org"
 _SELECT_SNAPSHOT = (
     sa.select(t.items, t.actors.c.id.label("a_id"), t.actors.c.name.label("a_name"),
               t.actors.c.email.label("a_email"), t.actors.c.roles.label("a_roles"),
-              t.actors.c.active.label("a_active"))
-    .select_from(t.items.outerjoin(t.actors, sa.and_(t.actors.c.org == t.items.c.org,
-                                                     t.actors.c.id == sa.bindparam("b_actor"))))
+              t.actors.c.active.label("a_active"), t.orgs.c.version.label("o_version"))
+    .select_from(t.items.join(t.orgs, t.orgs.c.id == t.items.c.org)
+                 .outerjoin(t.actors, sa.and_(t.actors.c.org == t.items.c.org,
+                                              t.actors.c.id == sa.bindparam("b_actor"))))
     .where(t.items.c.id == sa.bindparam("b_id"), t.items.c.org == sa.bindparam("b_org")))
 _SELECT_SNAPSHOT_LOCKED = _SELECT_SNAPSHOT.with_for_update(of=t.items)
 _SELECT_CHANNELS = (sa.select(t.channels).where(t.channels.c.org == sa.bindparam("b_org"))
