@@ -1042,7 +1042,7 @@ class Office:
             except _FetchFirst as fetch:
                 payload["media"] = self._attach(
                     deciding, fetch.targets, action=action, configured=fetch.configured,
-                    item_id=lambda: (fetch.item_id, fetch.step))
+                    item_id=fetch.item_id, step=fetch.step)
                 deciding = ()
                 continue
             self._after(recorded, sealed, entered)

@@ -5,8 +5,9 @@ One :class:`Engine` (one ``Machine``) is built per SOP revision, with
 coordinator's approval. Items are never added to the machine: the engine reads each
 (state, trigger)'s transition from it once, into a table, and an action runs that
 transition's guard itself (the machine's dispatch per action cost more than the rest of
-the engine). The engine works on snapshots and returns a :class:`Move`; it never touches the store: the
-:class:`~humasflow.office.Office` writes the move in one transaction.
+the engine). The engine works on snapshots and returns a :class:`Move`; it never
+touches the store: the :class:`~humasflow.office.Office` writes the move in one
+transaction.
 
 The triggers:
 
