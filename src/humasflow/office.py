@@ -1793,8 +1793,11 @@ class _PostingDesk:
     def item(self, item_id: int) -> ContentItem:
         return self._office.item(item_id)
 
-    def validate(self, item: ContentItem) -> list[Problem]:
-        return self._office.validate(item)
+    def validate(self, item: ContentItem,
+                 channels: Mapping[str, ChannelConfig] | None = None) -> list[Problem]:
+        if channels is None:
+            return self._office.validate(item)
+        return self._office._validator(lambda: channels)(item, item.post)
 
 
 def _no_channel(name: str, org: str, known: Iterable[str], *, add: bool = False) -> str:
