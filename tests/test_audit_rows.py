@@ -16,6 +16,8 @@ import json
 import attrs
 import pytest
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from humasflow import Event, Office
 from humasflow.errors import AnchorInvalid
@@ -414,3 +416,49 @@ def test_a_claimed_channel_in_flight_without_an_event_verifies(office, clock, im
     assert office.verify().ok
     sql(office, "UPDATE publications SET state = 'posted' WHERE item_id = :p", p=p)
     assert rows_found(office.verify()) == {("publications", f"{p}/outbox", "state")}
+
+
+# -- the write's single encodings hash exactly what the record's definitions hash ------------
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(st.characters(blacklist_categories=("Cs",)))
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(st.text(st.characters(blacklist_categories=("Cs",)), max_size=8), inner,
+                      max_size=4),
+    max_leaves=12)
+_texts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=20)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.dictionaries(_texts, _json, max_size=5), note=_texts,
+       states=st.tuples(st.none() | _texts, st.none() | _texts), seq=st.integers(1, 2**40))
+def test_an_event_sealed_in_one_copy_has_the_hash_its_body_has(data, note, states, seq):
+    """Event.sealed_as puts the body's canonical JSON together from the data's text: the
+    hash is the one compute_hash() gives, and the text is the data."""
+    at = dt.datetime(2026, 3, 1, 8, 30, 0, 123456, tzinfo=dt.timezone.utc)
+    draft = Event(org="fisip-ü", stream="", seq=0, at=at, actor="rina \u00e9", action="complete",
+                  from_state=states[0], to_state=states[1], note=note)
+    sealed, text = draft.sealed_as(stream="item:7", seq=seq, prev_hash="ab" * 32, data=data)
+    reference = attrs.evolve(draft, stream="item:7", seq=seq, prev_hash="ab" * 32,
+                             data=data).sealed()
+    assert sealed == reference
+    assert json.loads(text) == data
+
+
+@settings(max_examples=200, deadline=None)
+@given(post=st.dictionaries(_texts, _json, max_size=5), produced=st.lists(_json, max_size=3),
+       outputs=st.dictionaries(_texts, _json, max_size=5), approved=st.none() | _texts)
+def test_the_content_digest_of_encoded_values_is_the_content_digest(post, produced, outputs,
+                                                                    approved):
+    """A write encodes the post, produced media and outputs once, for the row digests and
+    the content digest: the digest is the one of the values themselves."""
+    from humasflow.models import content_digest, content_digest_of_json
+    from humasflow.storage.rows import encode_json
+
+    assert content_digest_of_json(encode_json(post), encode_json(produced),
+                                  encode_json(outputs), approved) == content_digest(
+        post, produced, outputs, approved)
+    values = {"title": "t", "post": post, "outputs": outputs, "produced": produced}
+    encoded = {k: encode_json(v) for k, v in values.items() if k != "title"}
+    assert row_digests("items", values, encoded=encoded) == row_digests("items", values)

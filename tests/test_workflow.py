@@ -329,30 +329,16 @@ def test_content_items_have_no_to_state_methods_and_are_frozen(crew, image):
     assert crew.item(item.id).state == "recheck"
 
 
-def test_the_bound_object_has_no_to_state_methods_and_is_released(crew, image):
-    """The machine holds one identity-compared adapter, never an item; it has no
-    to_<state> shortcut, and it carries an item's state only while an action runs."""
+def test_the_machine_binds_no_item_and_defines_every_move(crew, image):
+    """The machine is the definition and holds no model (no item is ever bound to it);
+    it has no to_<state> shortcut, and an action allows and takes exactly the
+    transitions the machine defines for its (state, trigger)."""
     item = at_step(crew, image, "concept")
     engine = crew.engine(item.sop_revision)
-    seen = []
-
-    def spy(event):
-        seen.append((event.model, event.model.state))
-        return True
-
-    engine.machine.events["complete"].transitions["concept"][0].conditions[0].func = (
-        lambda event, real=engine._guard: spy(event) and real(event))
-    try:
-        crew.complete(item.id, by="rina", text="Konsep")
-    finally:
-        engine.machine.events["complete"].transitions["concept"][0].conditions[0].func = (
-            engine._guard)
-    assert len(engine.machine.models) == 1
-    (model, state_during), = seen
-    assert model is engine.machine.models[0]
-    assert state_during == "concept"
-    names = [a for a in dir(model) if not a.startswith("__")]
-    assert "complete" in names  # the adapter carries the triggers
-    assert not [n for n in names if n.startswith("to_")]
-    assert not isinstance(model, ContentItem)
-    assert model.state == ""  # released: it points at no item between actions
+    done = crew.complete(item.id, by="rina", text="Konsep")
+    assert engine.machine.models == []
+    assert not [t for t in engine.machine.events if t.startswith("to_")]
+    for state in engine.machine.states:
+        assert sorted(engine.allowed(state)) == sorted(engine.machine.get_triggers(state))
+    (transition,) = engine.machine.events["complete"].transitions["concept"]
+    assert done.state == transition.dest == crew.item(item.id).state

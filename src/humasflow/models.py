@@ -147,6 +147,8 @@ class Media:
 
 def media_tuple(value: Any) -> tuple[Media, ...]:
     """One media or several, each a :class:`Media`, a path/URL or a ``to_dict`` mapping."""
+    if type(value) is tuple and all(type(m) is Media for m in value):
+        return value  # already media (every copy of an item passes its media here)
     if isinstance(value, (str, Media)):
         value = [value]
     return tuple(m if isinstance(m, Media) else Media.from_dict(m) if isinstance(m, Mapping)
@@ -484,28 +486,68 @@ class Event:
 
     def body(self) -> dict[str, Any]:
         """Return the fields the hash covers, as plain data."""
-        return {
-            "org": self.org,
-            "stream": self.stream,
-            "seq": self.seq,
-            "at": _utc_iso(self.at),
-            "actor": self.actor,
-            "action": self.action,
-            "from_state": self.from_state,
-            "to_state": self.to_state,
-            "note": self.note,
-            "data": self.data,
-            "prev_hash": self.prev_hash,
-        }
+        return _event_body(self.org, self.stream, self.seq, self.at, self.actor, self.action,
+                           self.from_state, self.to_state, self.note, self.data,
+                           self.prev_hash)
 
     def compute_hash(self) -> str:
         """Return the SHA-256 of :meth:`body` in canonical JSON."""
-        blob = json.dumps(self.body(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()
+        return _event_hash(self.body())
 
     def sealed(self) -> Event:
         """Return a copy with :attr:`hash` filled in."""
         return attrs.evolve(self, hash=self.compute_hash())
+
+    def sealed_as(self, *, stream: str, seq: int, prev_hash: str,
+                  data: Mapping[str, Any]) -> tuple[Event, str]:
+        """Return a copy placed in ``stream`` at ``seq`` after ``prev_hash``, with
+        ``data``, sealed (``evolve(...).sealed()`` in one copy), and the canonical JSON
+        of ``data`` that the hash covers (a store may write that text as it is)."""
+        data_json = _HASHED(data)
+        # The canonical JSON of body(), put together from the data's text: sorted keys,
+        # each value encoded as json.dumps encodes it inside the body (texts by the
+        # encoder's own string function, the optional states as null).
+        enc = _JSON_TEXT
+        from_state = "null" if self.from_state is None else enc(self.from_state)
+        to_state = "null" if self.to_state is None else enc(self.to_state)
+        blob = (f'{{"action":{enc(self.action)},"actor":{enc(self.actor)},'
+                f'"at":{enc(_utc_iso(self.at))},"data":{data_json},'
+                f'"from_state":{from_state},"note":{enc(self.note)},'
+                f'"org":{enc(self.org)},"prev_hash":{enc(prev_hash)},"seq":{int(seq)!r},'
+                f'"stream":{enc(stream)},"to_state":{to_state}}}')
+        sealed = Event(org=self.org, stream=stream, seq=seq, at=self.at, actor=self.actor,
+                       action=self.action, from_state=self.from_state,
+                       to_state=self.to_state, note=self.note, data=data,
+                       prev_hash=prev_hash,
+                       hash=hashlib.sha256(blob.encode()).hexdigest())
+        return sealed, data_json
+
+
+def _event_body(org: str, stream: str, seq: int, at: dt.datetime, actor: str, action: str,
+                from_state: str | None, to_state: str | None, note: str,
+                data: Mapping[str, Any], prev_hash: str) -> dict[str, Any]:
+    return {
+        "org": org,
+        "stream": stream,
+        "seq": seq,
+        "at": _utc_iso(at),
+        "actor": actor,
+        "action": action,
+        "from_state": from_state,
+        "to_state": to_state,
+        "note": note,
+        "data": data,
+        "prev_hash": prev_hash,
+    }
+
+
+_HASHED = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode
+#: How that encoder writes a text (``ensure_ascii=False``).
+_JSON_TEXT = json.encoder.encode_basestring
+
+
+def _event_hash(body: Mapping[str, Any]) -> str:
+    return hashlib.sha256(_HASHED(body).encode()).hexdigest()
 
 
 @attrs.frozen
@@ -587,6 +629,21 @@ def content_digest(post: Mapping[str, Any], produced: Any, outputs: Mapping[str,
     blob = json.dumps({"post": post, "produced": produced, "outputs": outputs,
                        "approved": approved_digest},
                       sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+#: The JSON :func:`content_digest` writes, for values encoded one by one.
+_CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"),
+                              default=str).encode
+
+
+def content_digest_of_json(post: str, produced: str, outputs: str,
+                           approved_digest: str | None) -> str:
+    """:func:`content_digest` from the canonical JSON (sorted keys, no spaces) of the
+    post, the produced media and the outputs, where a write has it already: the same
+    text, so the same digest, without encoding them again."""
+    blob = (f'{{"approved":{_CANONICAL(approved_digest)},"outputs":{outputs},'
+            f'"post":{post},"produced":{produced}}}')
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

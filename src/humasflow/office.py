@@ -182,6 +182,8 @@ class Office:
         self._engines: dict[int, Engine] = {}
         # Publishers used only to validate (no network, no secrets), by configuration.
         self._validating: dict[str, Any] = {}
+        # The channels an action last read, with the organisation's stream version then.
+        self._channels_seen: tuple[int | None, Mapping[str, ChannelConfig]] | None = None
         if create:
             store.ensure_org(org)
         else:
@@ -311,11 +313,13 @@ class Office:
 
     def _attach(self, media: Any, channels: Sequence[str] | Callable[[], Sequence[str]], *,
                 item_id: str | Callable[[], tuple[str, str]], step: str = "",
-                action: str) -> tuple[Media, ...]:
+                action: str, configured: Mapping[str, ChannelConfig] | None = None,
+                ) -> tuple[Media, ...]:
         """Copy each media's bytes into the media store before any step runs on them.
 
         ``channels`` and ``item_id`` may be callables, read only when needed (a URL to
         decide on, a refusal to report), so attaching local files costs no extra read.
+        ``configured`` are the channels already read, if they were.
 
         Raises:
             ContentInvalid: A file breaks an attach rule (each problem names it).
@@ -325,21 +329,14 @@ class Office:
             return wanted
         passthrough = False
         if any(m.is_url and not m.passthrough for m in wanted):
-            configured = self.channels()
-            passing = {n for n, c in configured.items() if c.settings.get("media_urls") == "pass"}
-            # A URL is handed over as it is only if every target channel asks for it (the
-            # targets need not be read when every configured channel does).
-            if passing and passing == set(configured):
-                passthrough = True
-            elif passing:
-                names = channels() if callable(channels) else channels
-                targets = [c for c in names if c in configured]
-                passthrough = bool(targets) and set(targets) <= passing
-        rules = AttachRules(roots=(Path.cwd().resolve(), *self.media_roots),
-                            max_bytes=self.media_max_bytes)
-        # Only bytes need the media store: URLs passed through are recorded as they are.
+            passthrough = _passes_through(
+                self.channels() if configured is None else configured, channels)
+        # Only bytes need the media store, and the rules of where they may come from:
+        # URLs passed through are recorded as they are.
         needs_store = any(not (m.passthrough or (passthrough and m.is_url)) for m in wanted)
         store = self.media if needs_store else None
+        rules = AttachRules(roots=(Path.cwd().resolve(), *self.media_roots),
+                            max_bytes=self.media_max_bytes) if needs_store else _PASS_RULES
         attached, problems = [], []
         for i, m in enumerate(wanted):
             try:
@@ -1022,28 +1019,58 @@ class Office:
             # A misspelt channel is refused now, as new_item() refuses it, not at approval.
             self._check_channels(list(payload["channels"]), action=action,
                                  item_id=str(item_id))
+        deciding: tuple[Media, ...] = ()
         if action in ("complete", "revise") and "media" in payload \
                 and not payload_problem("media", payload["media"]):
             # Attach = ingest: the bytes are in the media store before the step runs, and
-            # outside the write transaction (a URL may take a while to fetch). The item is
-            # read only if a URL or a refusal needs it.
-            read: list[ContentItem] = []
+            # outside the write transaction (a URL may take a while to fetch).
+            wanted = media_tuple(payload["media"])
+            if all(m.is_url for m in wanted) and any(not m.passthrough for m in wanted):
+                # Whether URLs are fetched or passed through depends on the channels,
+                # which the transaction reads anyway: it decides there (passing them
+                # through touches no file), and URLs to fetch are fetched outside it,
+                # before it runs again.
+                deciding = wanted
+            else:
+                payload["media"] = self._attach(
+                    wanted, lambda: self._targets(item_id, payload), action=action,
+                    item_id=lambda: self._where(item_id))
+        while True:
+            try:
+                recorded, sealed, entered = self._act(item_id, action, actor_id, note,
+                                                      expected_version, payload, deciding)
+            except _FetchFirst as fetch:
+                payload["media"] = self._attach(
+                    deciding, fetch.targets, action=action, configured=fetch.configured,
+                    item_id=fetch.item_id, step=fetch.step)
+                deciding = ()
+                continue
+            self._after(recorded, sealed, entered)
+            return recorded
 
-            def current() -> ContentItem:
-                if not read:
-                    read.append(self.item(item_id))
-                return read[0]
+    def _targets(self, item_id: int, payload: Mapping[str, Any]) -> Sequence[str]:
+        """The channels an action's payload targets: its own, or the item's."""
+        given = payload["channels"] if "channels" in payload \
+            else self.item(item_id).post.channels
+        return given if isinstance(given, (list, tuple)) else ()
 
-            def channels() -> Sequence[str]:
-                given = payload.get("channels", current().post.channels)
-                return given if isinstance(given, (list, tuple)) else ()
+    def _where(self, item_id: int) -> tuple[str, str]:
+        """The item's id and step, for a refusal that names them."""
+        item = self.item(item_id)
+        return str(item.id), item.state
 
-            payload["media"] = self._attach(
-                payload["media"], channels, action=action,
-                item_id=lambda: (str(current().id), current().state))
-        # One transition = one transaction: read, check the guards, write, commit.
+    def _act(self, item_id: int, action: str, actor_id: str, note: str,
+             expected_version: int | None, payload: dict[str, Any],
+             deciding: tuple[Media, ...]) -> tuple[ContentItem, Event, Step | None]:
+        """One transition in one transaction: read, check the guards, write, commit.
+
+        ``deciding`` are media whose URLs pass through or are fetched depending on the
+        channels: with every URL passing through they are attached here; otherwise
+        :class:`_FetchFirst` says what to fetch, and nothing is written.
+        """
         with self._store.writing() as conn:
-            actor, found = self._store.snapshot(conn, self.org, item_id, actor_id)
+            actor, found, org_version = self._store.snapshot_with_org(conn, self.org, item_id,
+                                                                      actor_id)
             if actor is None:
                 raise ActorNotFound(actor_id, self.org)
             if found is None:
@@ -1056,15 +1083,33 @@ class Office:
                 raise ConflictError(str(item.id), expected_version)
             engine = self.engine(item.sop_revision)
             self._check_not_live(item, engine, action, conn)
+
+            def configured() -> Mapping[str, ChannelConfig]:
+                # Read only if needed, and only if they may have changed: every change of
+                # a channel advances the organisation's stream, whose version is read
+                # with the item.
+                seen = self._channels_seen
+                if seen is not None and seen[0] == org_version:
+                    return seen[1]
+                channels = self._store.channels(self.org, conn)
+                self._channels_seen = (org_version, channels)
+                return channels
+
+            if deciding:
+                given = payload.get("channels", item.post.channels)
+                targets = tuple(given) if isinstance(given, (list, tuple)) else ()
+                if not _passes_through(configured(), targets):
+                    raise _FetchFirst(configured(), targets, str(item.id), item.state)
+                payload = {**payload, "media": self._attach(
+                    deciding, targets, action=action, configured=configured(),
+                    item_id=lambda: (str(item.id), item.state))}
             validate = None
             if action in ("complete", "approve"):
                 # Read the channels only if the step validates (design and approval).
-                validate = self._validator(lambda: self._store.channels(self.org, conn))
+                validate = self._validator(configured)
             move = engine.run(item, action, actor, note=note, payload=payload,
                               validate=validate)
-            recorded, sealed, entered = self._write(conn, engine, item, head, move, actor)
-        self._after(recorded, sealed, entered)
-        return recorded
+            return self._write(conn, engine, item, head, move, actor)
 
     def _record(self, engine: Engine, before: ContentItem, head: str, move: Move,
                 actor: Actor, extra: Mapping[str, Any] | None = None) -> ContentItem:
@@ -1080,19 +1125,22 @@ class Office:
                ) -> tuple[ContentItem, Event, Step | None]:
         now = self._now()
         new_step = move.to_state != move.from_state
-        item = move.item
         step = engine.step(move.to_state)
+        # The item as recorded, made once: its next version, and a new step's times.
         if new_step:
             standard = step.standard_time if step else None
-            item = attrs.evolve(item, step_started_at=now,
+            item = attrs.evolve(move.item, version=before.version + 1, step_started_at=now,
                                 due_at=now + standard if standard else None)
+        else:
+            item = attrs.evolve(move.item, version=before.version + 1)
         # The engine hands over plain data already; only the caller's extra needs it.
         data = {**move.data, **plain(extra or {})}
         event = Event(org=self.org, stream="", seq=0, at=now, actor=actor.id,
                       action=move.action, from_state=move.from_state, to_state=move.to_state,
                       note=move.note, data=data)
         sealed = self._store.apply(conn, item, before.version, head, event, new_step=new_step)
-        return attrs.evolve(item, version=sealed.seq), sealed, step if new_step else None
+        assert sealed.seq == item.version
+        return item, sealed, step if new_step else None
 
     def _after(self, item: ContentItem, sealed: Event, entered: Step | None) -> None:
         """Hooks run after the commit: a failing plugin cannot undo a recorded action."""
@@ -1365,7 +1413,7 @@ class Office:
                 return [Problem("-", "channels", "required",
                                 _("the post has no target channel"))]
             configured = channels()
-            probe = attrs.evolve(item, post=post)
+            probe = item if post is item.post else attrs.evolve(item, post=post)
             problems.extend(_variant_problems(post, probe.media_to_post))
             media_problems = _stored_problems(probe.media_to_post)
             for name in post.channels:
@@ -1696,8 +1744,11 @@ class Office:
     # -- hooks ----------------------------------------------------------------------------------
 
     def _hook(self, name: str, **kwargs: Any) -> None:
+        caller = getattr(plugins.pm.hook, name)
+        if not caller.get_hookimpls():
+            return  # nobody listens (the usual case on every transition)
         try:
-            getattr(plugins.pm.hook, name)(office=self, **kwargs)
+            caller(office=self, **kwargs)
         except Exception:
             # The action is already committed; a failing hook must not look like a
             # failed action. It is logged with its traceback instead.
@@ -1751,8 +1802,11 @@ class _PostingDesk:
     def item(self, item_id: int) -> ContentItem:
         return self._office.item(item_id)
 
-    def validate(self, item: ContentItem) -> list[Problem]:
-        return self._office.validate(item)
+    def validate(self, item: ContentItem,
+                 channels: Mapping[str, ChannelConfig] | None = None) -> list[Problem]:
+        if channels is None:
+            return self._office.validate(item)
+        return self._office._validator(lambda: channels)(item, item.post)
 
 
 def _no_channel(name: str, org: str, known: Iterable[str], *, add: bool = False) -> str:
@@ -1934,3 +1988,36 @@ def open(
         # Once it has one, the administrator establishes what applies.
         office.establish(by=bundled_sop().header.approved_by_name or "unknown")
     return office
+
+
+#: The rules handed to :func:`~humasflow.mediastore.attach` for media that only pass
+#: through (it reads no file and fetches nothing for them, so they are never applied).
+_PASS_RULES = AttachRules(roots=())
+
+
+def _passes_through(configured: Mapping[str, ChannelConfig],
+                    channels: Sequence[str] | Callable[[], Sequence[str]]) -> bool:
+    """Whether media URLs are handed to ``channels`` as they are (not fetched): only if
+    every target channel asks for it (``media_urls = "pass"``). The targets need not be
+    read when every configured channel asks for it."""
+    passing = {n for n, c in configured.items() if c.settings.get("media_urls") == "pass"}
+    if not passing:
+        return False
+    if passing == set(configured):
+        return True
+    names = channels() if callable(channels) else channels
+    targets = [c for c in names if c in configured]
+    return bool(targets) and set(targets) <= passing
+
+
+class _FetchFirst(Exception):
+    """Raised in an action's transaction: its media URLs are to be fetched (the channels
+    do not pass them through) before it runs again; nothing was written."""
+
+    def __init__(self, configured: Mapping[str, ChannelConfig], targets: Sequence[str],
+                 item_id: str, step: str) -> None:
+        super().__init__(item_id)
+        self.configured = configured
+        self.targets = targets
+        self.item_id = item_id
+        self.step = step

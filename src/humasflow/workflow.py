@@ -2,11 +2,12 @@
 
 One :class:`Engine` (one ``Machine``) is built per SOP revision, with
 ``auto_transitions=False`` so that no ``to_<state>()`` shortcut can skip the
-coordinator's approval. Items are never added to the machine: one :class:`_Binding`
-adapter (identity-compared) is registered once, and an action points it at the item's
-state under a lock only while it runs, so the machine never holds more than one model.
-The engine works on snapshots and returns a :class:`Move`; it never touches the store: the
-:class:`~humasflow.office.Office` writes the move in one transaction.
+coordinator's approval. Items are never added to the machine: the engine reads each
+(state, trigger)'s transition from it once, into a table, and an action runs that
+transition's guard itself (the machine's dispatch per action cost more than the rest of
+the engine). The engine works on snapshots and returns a :class:`Move`; it never
+touches the store: the :class:`~humasflow.office.Office` writes the move in one
+transaction.
 
 The triggers:
 
@@ -26,12 +27,11 @@ cancel     stop the item before it is posted, with a reason
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
-from transitions import EventData, Machine, MachineError
+from transitions import EventData, Machine
 
 from humasflow._data import plain
 from humasflow.errors import (
@@ -94,11 +94,8 @@ class Move:
     data: Mapping[str, Any] = attrs.field(factory=dict)
 
 
-class _Binding:
-    """The object bound to the machine for one action. Compares by identity."""
-
-    def __init__(self, state: str) -> None:
-        self.state = state
+#: What the table of moves gives for an action the state does not allow.
+_NO_MOVE = "\0"
 
 
 class Engine:
@@ -112,11 +109,11 @@ class Engine:
     def __init__(self, sop: SOP, revision: int = 1) -> None:
         self.sop = sop
         self.revision = revision
-        self._lock = threading.Lock()
         life = sop.lifecycle
         self.first_step = life[0].key
         self.approval_step = next(s for s in life if s.output == "approval")
         self._index = {s.key: i for i, s in enumerate(life)}
+        self._steps = {key: sop.step(key) for key in self._index}
         self._content_role = life[0].actor
         self.machine = Machine(
             model=None,
@@ -125,11 +122,6 @@ class Engine:
             auto_transitions=False,
             send_event=True,
         )
-        # One adapter stays registered with the machine; an action points it at the item's
-        # state under the lock and clears it after. add_model/remove_model per action cost
-        # more than the rest of the engine, and items themselves are never bound.
-        self._binding = _Binding(self.first_step)
-        self.machine.add_model(self._binding)
         guard: list[str | Callable[..., bool | None]] = [self._guard]
         approval_index = self._index[self.approval_step.key]
         for i, step in enumerate(life):
@@ -147,17 +139,28 @@ class Engine:
             revise_to = self.approval_step.key if i > approval_index else None
             self.machine.add_transition("revise", step.key, revise_to, conditions=guard)
             self.machine.add_transition("cancel", step.key, "cancelled", conditions=guard)
+        # The machine is the definition; an action looks its transition up in this table,
+        # read from the machine once, and runs the guard itself. Every transition's only
+        # condition is the guard, which passes or raises, and there are no callbacks: the
+        # machine would run the first transition of (state, trigger), exactly this,
+        # without its dispatch on every action.
+        self._moves: dict[tuple[str, str], str | None] = {}
+        for trigger, event in self.machine.events.items():
+            for source, transitions in event.transitions.items():
+                if transitions:
+                    self._moves[source, trigger] = transitions[0].dest  # None: in place
+        self._allowed = {state: tuple(t for t in TRIGGERS if (state, t) in self._moves)
+                         for state in self.machine.states}
 
     # -- queries -------------------------------------------------------------------------
 
     def step(self, state: str) -> Step | None:
         """Return the lifecycle step for ``state`` (``None`` for closed states)."""
-        return self.sop.step(state) if state in self._index else None
+        return self._steps.get(state)
 
     def allowed(self, state: str) -> list[str]:
         """Return the actions possible in ``state``, in a stable order."""
-        found = set(self.machine.get_triggers(state))
-        return [t for t in TRIGGERS if t in found]
+        return list(self._allowed.get(state, ()))
 
     # -- running an action --------------------------------------------------------------
 
@@ -191,23 +194,14 @@ class Engine:
         Raises:
             Refused: A subclass saying exactly why the SOP does not allow it.
         """
-        allowed = self.allowed(item.state)
-        if action not in allowed:
+        dest = self._moves.get((item.state, action), _NO_MOVE)
+        if dest is _NO_MOVE:
             raise NotAllowedNow(item_id=str(item.id), step=item.state, action=action,
-                                allowed=allowed)
+                                allowed=self.allowed(item.state))
         ctx = _Context(self, item, action, actor, note.strip(), dict(payload or {}), validate)
         ctx.action = label or action
-        with self._lock:
-            binding = self._binding
-            binding.state = item.state  # the item's state is bound for this action only
-            try:
-                binding.trigger(action, ctx=ctx)  # type: ignore[attr-defined]
-            except MachineError as exc:  # pragma: no cover - allowed() screens these
-                raise NotAllowedNow(item_id=str(item.id), step=item.state, action=action,
-                                    allowed=allowed) from exc
-            finally:
-                new_state: str = binding.state
-                binding.state = ""
+        ctx.check_and_apply()  # the transition's guard: raises what refuses the action
+        new_state = item.state if dest is None else dest
         assert ctx.item is not None
         new_item = attrs.evolve(ctx.item, state=new_state)
         return Move(action=action, from_state=item.state, to_state=new_state, item=new_item,

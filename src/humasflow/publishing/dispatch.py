@@ -110,8 +110,10 @@ class PostingOffice(Protocol):
     def history(self, item_id: int) -> list[Event]:
         """The item's events, oldest first."""
 
-    def validate(self, item: ContentItem) -> list[Problem]:
-        """The item's post checked against every target channel."""
+    def validate(self, item: ContentItem,
+                 channels: Mapping[str, ChannelConfig] | None = None) -> list[Problem]:
+        """The item's post checked against every target channel (as in ``channels``, the
+        channels as read, or else as stored)."""
 
     def post_for(self, item: ContentItem, channel: str) -> Post:
         """The post as ``channel`` receives it."""
@@ -673,7 +675,8 @@ class Dispatcher:
                 note(self._reconcile(item, channels[name], pub, actor))
         problems: dict[str, list[str]] = {}
         with _in_record_language():  # what is wrong goes into the channels' records
-            found = office.validate(item)
+            # Against the channels read above: the ones the attempts below post with.
+            found = office.validate(item, channels)
         for problem in found:
             problems.setdefault(problem.channel, []).append(f"{problem.field}: {problem.message}")
         targets = []

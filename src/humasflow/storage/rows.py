@@ -127,34 +127,71 @@ def _encode(value: Any) -> str:
 
 
 def row_digests(table: str, values: Mapping[str, Any], *,
-                groups: Iterable[str] | None = None) -> dict[str, str]:
+                groups: Iterable[str] | None = None,
+                encoded: Mapping[str, str] | None = None) -> dict[str, str]:
     """The digest of each group of ``table`` whose columns are all in ``values``.
 
     The same function digests what a write is about to store and, later, the row read
     back, so both must give the same values (JSON columns as plain data, timestamps as
-    aware datetimes).
+    aware datetimes). ``encoded`` may hold the :func:`encode_json` text of JSON columns
+    whose values are lists or mappings, where the caller has it already.
 
     Raises:
         ValueError: ``values`` holds some but not all columns of a group (a write must
             store a group whole, or its digest cannot be taken).
     """
-    digests = {}
     wanted = set(groups) if groups is not None else None
+    known = encoded or {}
+    shape = (table, tuple(values), tuple(known))
+    plan = _PLANS.get(shape)
+    if plan is None:
+        plan = _plan(table, values, known)
+        if len(_PLANS) < 1024:  # a few shapes in practice: one per kind of write
+            _PLANS[shape] = plan
     sha256 = hashlib.sha256
-    for group, columns in _LAYOUTS[table].items():
+    digests = {}
+    for group, columns in plan:
         if wanted is not None and group not in wanted:
             continue
-        try:
-            blob = "\0".join([f"{c}\1{_encode(values[c])}" for c in columns])
-        except KeyError:
-            present = [c for c in columns if c in values]
-            if not present:
-                continue
-            missing = sorted(set(columns) - set(present))
-            raise ValueError(f"a write to {table} stores part of the column group {group!r} "
-                             f"(missing {', '.join(missing)}); store the whole group") from None
+        blob = "\0".join([f"{c}\1J{known[c]}" if c in known else f"{c}\1{_encode(values[c])}"
+                          for c in columns])
         digests[group] = sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()[:32]
     return digests
+
+
+_PLANS: dict[tuple[Any, ...], tuple[tuple[str, tuple[str, ...]], ...]] = {}
+
+
+def _plan(table: str, values: Mapping[str, Any],
+          known: Mapping[str, str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The groups of ``table`` a write of these columns stores whole, in layout order.
+
+    Raises:
+        ValueError: The write stores part of a group.
+    """
+    plan = []
+    for group, columns in _LAYOUTS[table].items():
+        missing = [c for c in columns if c not in values and c not in known]
+        if not missing:
+            plan.append((group, columns))
+        elif len(missing) < len(columns):
+            raise ValueError(f"a write to {table} stores part of the column group {group!r} "
+                             f"(missing {', '.join(sorted(missing))}); store the whole "
+                             "group")
+    return tuple(plan)
+
+
+# The same JSON without turning unknown values into text: a value that JSON cannot hold
+# is refused where it is written, as the JSON column would refuse it.
+_ENCODE_STRICT = json.JSONEncoder(sort_keys=True, ensure_ascii=False,
+                                  separators=(",", ":")).encode
+
+
+def encode_json(value: Any) -> str:
+    """The JSON text :func:`row_digests` digests a JSON column's value by (sorted keys,
+    no spaces; the same text :func:`humasflow.models.content_digest` hashes), for a
+    value that is a list or a mapping of JSON data."""
+    return _ENCODE_STRICT(value)
 
 
 def stash(conn: sa.Connection, table: str, key: str, values: Mapping[str, Any]) -> None:

@@ -35,7 +35,15 @@ from sqlalchemy.engine import Connection, Engine
 
 from humasflow.errors import ConflictError, ItemChanged, StorageError, StoreLocked
 from humasflow.i18n import _
-from humasflow.models import Actor, ChannelConfig, ContentItem, Event, PostContent, Publication
+from humasflow.models import (
+    Actor,
+    ChannelConfig,
+    ContentItem,
+    Event,
+    PostContent,
+    Publication,
+    content_digest_of_json,
+)
 from humasflow.storage import rows
 from humasflow.storage import schema as t
 
@@ -469,16 +477,24 @@ class Store:
         UPDATE``; SQLite's write transaction holds the database), so a posting claim
         cannot slip in between an action's checks and its write.
         """
+        actor, found, _ = self.snapshot_with_org(conn, org, item_id, actor_id)
+        return actor, found
+
+    def snapshot_with_org(self, conn: Connection, org: str, item_id: int, actor_id: str,
+                          ) -> tuple[Actor | None, tuple[ContentItem, str] | None, int | None]:
+        """:meth:`snapshot`, and the version of the organisation's stream (which every
+        change of its channels, actors or SOP advances), read in the same statement;
+        ``None`` if there is no such item."""
         row = conn.execute(_SELECT_SNAPSHOT_LOCKED if self.is_postgres else _SELECT_SNAPSHOT,
                            {"b_id": item_id, "b_org": org, "b_actor": actor_id}).first()
         if row is None:  # no such item: say whether the actor exists, for the right error
-            return self.actor(org, actor_id, conn), None
+            return self.actor(org, actor_id, conn), None, None
         actor = None
         if row.a_id is not None:
             actor = Actor(id=row.a_id, name=row.a_name, email=row.a_email,
                           roles=frozenset(r for r in row.a_roles.split(",") if r), org=org,
                           active=bool(row.a_active))
-        return actor, (_item(row), row.head_hash)
+        return actor, (_item(row), row.head_hash), row.o_version
 
     def items(
         self,
@@ -522,28 +538,27 @@ class Store:
         Raises:
             ConflictError: The item changed since it was read; nothing was written.
         """
-        values = _item_values(item)
-        for key in ("id", "org", "sop_revision", "created_by", "created_at", "key"):
-            values.pop(key)
+        values, encoded = _move_values(item)
         if new_step:
             # A new step: the breach report and any posting schedule start afresh.
-            values.update(breach_reported=None, post_at=None, post_by=None)
-        else:
-            for key in ("step_started_at", "due_at"):
-                values.pop(key)
+            values.update(step_started_at=item.step_started_at, due_at=item.due_at,
+                          breach_reported=None, post_at=None, post_by=None)
         written = rows.take(conn)
-        written.setdefault("items", {})[str(item.id)] = rows.row_digests("items", values)
-        sealed = attrs.evolve(event, stream=f"item:{item.id}", seq=expected_version + 1,
-                              prev_hash=prev_hash,
-                              data=rows.with_rows(event.data, written)).sealed()
-        values.update(version=sealed.seq, head_hash=sealed.hash,
+        written.setdefault("items", {})[str(item.id)] = rows.row_digests("items", values,
+                                                                          encoded=encoded)
+        sealed, data_json = event.sealed_as(stream=f"item:{item.id}",
+                                            seq=expected_version + 1, prev_hash=prev_hash,
+                                            data=rows.with_rows(event.data, written))
+        # The JSON columns are written as the text already encoded for the digests.
+        values.update(encoded, version=sealed.seq, head_hash=sealed.hash,
                       b_id=item.id, b_org=item.org, b_version=expected_version)
-        statement = _UPDATE_NEW_STEP if new_step else _UPDATE_SAME_STEP
-        updated = conn.execute(statement, values)
+        hot = _HOT[self.is_postgres]
+        updated = conn.execute(hot.update_new_step if new_step else hot.update_same_step,
+                               values)
         if updated.rowcount != 1:
             raise ConflictError(str(item.id), expected_version)
         try:
-            conn.execute(_INSERT_EVENT, _event_row(sealed))
+            conn.execute(hot.insert_event, {**_event_row(sealed), "data": data_json})
         except sa.exc.IntegrityError as exc:
             raise ConflictError(str(item.id), expected_version) from exc
         return sealed
@@ -935,32 +950,64 @@ _SELECT_ITEM = sa.select(t.items).where(t.items.c.id == sa.bindparam("b_id"),
                                         t.items.c.org == sa.bindparam("b_org"))
 _SELECT_ACTOR = sa.select(t.actors).where(t.actors.c.org == sa.bindparam("b_org"),
                                           t.actors.c.id == sa.bindparam("b_id"))
-_INSERT_EVENT = t.events.insert()
 _SELECT_SNAPSHOT = (
     sa.select(t.items, t.actors.c.id.label("a_id"), t.actors.c.name.label("a_name"),
               t.actors.c.email.label("a_email"), t.actors.c.roles.label("a_roles"),
-              t.actors.c.active.label("a_active"))
-    .select_from(t.items.outerjoin(t.actors, sa.and_(t.actors.c.org == t.items.c.org,
-                                                     t.actors.c.id == sa.bindparam("b_actor"))))
+              t.actors.c.active.label("a_active"), t.orgs.c.version.label("o_version"))
+    .select_from(t.items.join(t.orgs, t.orgs.c.id == t.items.c.org)
+                 .outerjoin(t.actors, sa.and_(t.actors.c.org == t.items.c.org,
+                                              t.actors.c.id == sa.bindparam("b_actor"))))
     .where(t.items.c.id == sa.bindparam("b_id"), t.items.c.org == sa.bindparam("b_org")))
 _SELECT_SNAPSHOT_LOCKED = _SELECT_SNAPSHOT.with_for_update(of=t.items)
 _SELECT_CHANNELS = (sa.select(t.channels).where(t.channels.c.org == sa.bindparam("b_org"))
                     .order_by(t.channels.c.name))
 
 
-def _update_item(columns: Sequence[str]) -> sa.Update:
+def _json_text(name: str, postgres: bool) -> Any:
+    """A bind of JSON already encoded: the text as it is (SQLite keeps JSON as text),
+    cast to ``json`` on PostgreSQL."""
+    bind = sa.bindparam(name, type_=sa.Text())
+    return sa.cast(bind, sa.JSON) if postgres else bind
+
+
+def _update_item(columns: Sequence[str], postgres: bool) -> sa.Update:
     c = t.items.c
     return (t.items.update()
             .where(c.id == sa.bindparam("b_id"), c.org == sa.bindparam("b_org"),
                    c.version == sa.bindparam("b_version"))
-            .values({name: sa.bindparam(name, type_=c[name].type) for name in columns}))
+            .values({name: _json_text(name, postgres) if name in _ENCODED_COLUMNS
+                     else sa.bindparam(name, type_=c[name].type) for name in columns}))
 
 
 _MOVE_COLUMNS = ("title", "state", "version", "head_hash", "post", "produced", "outputs",
                  "authors", "approved_digest", "assignee", "content_digest")
-_UPDATE_SAME_STEP = _update_item(_MOVE_COLUMNS)
-_UPDATE_NEW_STEP = _update_item((*_MOVE_COLUMNS, "step_started_at", "due_at",
-                                  "breach_reported", "post_at", "post_by"))
+#: The JSON columns a move writes as text it encoded once (:func:`_move_values`).
+_ENCODED_COLUMNS = ("post", "produced", "outputs", "authors")
+
+
+@attrs.frozen
+class _HotStatements:
+    """The statements of one move, built once per dialect."""
+
+    update_same_step: sa.Update
+    update_new_step: sa.Update
+    insert_event: sa.Insert
+
+    @classmethod
+    def build(cls, postgres: bool) -> _HotStatements:
+        event_columns = {c.name: sa.bindparam(c.name, type_=c.type)
+                         for c in t.events.c if c.name != "id"}
+        event_columns["data"] = _json_text("data", postgres)
+        return cls(
+            update_same_step=_update_item(_MOVE_COLUMNS, postgres),
+            update_new_step=_update_item((*_MOVE_COLUMNS, "step_started_at", "due_at",
+                                          "breach_reported", "post_at", "post_by"),
+                                         postgres),
+            insert_event=t.events.insert().values(event_columns))
+
+
+#: By dialect: ``_HOT[store.is_postgres]``.
+_HOT = {False: _HotStatements.build(False), True: _HotStatements.build(True)}
 
 
 def _safe(url: str) -> str:
@@ -1064,6 +1111,26 @@ def _item_values(item: ContentItem) -> dict[str, Any]:
         "due_at": item.due_at,
         "content_digest": item.content_digest,
     }
+
+
+def _move_values(item: ContentItem) -> tuple[dict[str, Any], dict[str, str]]:
+    """The columns a move writes (:data:`_MOVE_COLUMNS` but the chain's head), and the
+    JSON text of its JSON columns, encoded once: for the row's digests, its content
+    digest and the write alike."""
+    post = item.post.to_dict()
+    produced = [m.to_dict() for m in item.produced]
+    outputs = dict(item.outputs)
+    authors = sorted(item.authors)
+    encoded = {"post": rows.encode_json(post), "produced": rows.encode_json(produced),
+               "outputs": rows.encode_json(outputs), "authors": rows.encode_json(authors)}
+    values = {
+        "title": item.title, "state": item.state, "version": item.version, "post": post,
+        "produced": produced, "outputs": outputs, "authors": authors,
+        "approved_digest": item.approved_digest, "assignee": item.assignee,
+        "content_digest": content_digest_of_json(encoded["post"], encoded["produced"],
+                                                 encoded["outputs"], item.approved_digest),
+    }
+    return values, encoded
 
 
 def _item(row: Any) -> ContentItem:
