@@ -6,6 +6,7 @@ tamper-evident record, and the last step posts through publisher plugins.
 """
 
 from humasflow.audit import AuditReport, Finding
+from humasflow.calendar import WorkingCalendar
 from humasflow.clock import Clock, system_clock
 from humasflow.credentials import (
     CredentialSource,
@@ -161,6 +162,7 @@ __all__ = [
     "StoreLocked",
     "Variant",
     "WaitingForPerson",
+    "WorkingCalendar",
     "bundled_sop",
     "check_settings",
     "hookimpl",

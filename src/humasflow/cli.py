@@ -54,6 +54,7 @@ from transitions.extensions.diagrams import GraphMachine
 import humasflow
 from humasflow import _input, i18n
 from humasflow import plugins as registry
+from humasflow.calendar import WorkingCalendar
 from humasflow.clock import Clock, system_clock
 from humasflow.config import CONFIG_NAME, Config, load_config, user_config_path
 from humasflow.credentials import CredentialSource, SecretsFile
@@ -322,7 +323,8 @@ class _Session:
                     credentials=credentials, busy_timeout=self.busy_timeout,
                     media=self.media_store, media_roots=self.media_roots,
                     media_max_bytes=self.config.media.get("max_bytes"),
-                    media_host=self.config.media_host(), create=create)
+                    media_host=self.config.media_host(), create=create,
+                    calendar=self.calendar())
             except OrganisationNotFound as exc:
                 _fail(_("there is no organisation {org!r} in the store {db}; its "
                         "organisations: {known}. Check --org (or HUMASFLOW_ORG); `humasflow "
@@ -337,6 +339,16 @@ class _Session:
                     self.lang = spoken
                     i18n.set_language(spoken)
         return self._office
+
+    def calendar(self) -> WorkingCalendar | None:
+        """The working calendar of the configuration file's ``[calendar]``, if any."""
+        if not self.config.calendar:
+            return None
+        try:
+            return WorkingCalendar.from_config(self.config.calendar, timezone=self.tz)
+        except HumasflowError as exc:
+            _fail(_("{path}: calendar: {message}").format(path=str(self.config.path),
+                                                          message=str(exc)))
 
     def known_orgs(self) -> list[str] | None:
         """The organisations of the store, or ``None`` when there is no store yet (a
