@@ -82,6 +82,7 @@ from humasflow.publishing.contract import (
     idempotency_key,
     unknown_options,
 )
+from humasflow.report import Report
 from humasflow.sop import SOP, Header, Label, Role, Step, bundled_sop, load_sop, parse_sop
 
 __version__ = "0.1.0.dev0"
@@ -150,6 +151,7 @@ __all__ = [
     "Receipt",
     "RecheckStale",
     "Refused",
+    "Report",
     "Role",
     "RoleRequired",
     "SOPNotFound",

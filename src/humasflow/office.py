@@ -1580,6 +1580,17 @@ class Office:
             return self.calendar.add(start, standard)
         return start + standard
 
+    def late_by(self, item: ContentItem, now: dt.datetime) -> dt.timedelta | None:
+        """How late ``item`` is at its current step at ``now``, on its SOP's clock (working
+        time when the SOP measures its standard times so, as the report does), or
+        ``None`` when it is not late."""
+        deadline = item.deadline
+        if not item.is_overdue(now) or deadline is None:
+            return None
+        if self.sop(item.sop_revision).header.clock == "working":
+            return self.calendar.working_time(deadline, now)
+        return now - deadline
+
     def report(self, since: dt.datetime | dt.date, until: dt.datetime | dt.date, *,
                by: str | None = None, revision: int | None = None,
                channel: str | None = None, staff: str | None = None,
@@ -1613,8 +1624,9 @@ class Office:
         for item in self._store.items(self.org, overdue_at=now):
             deadline = item.deadline
             assert deadline is not None
+            late_by = self.late_by(item, now)
             breaches.append(Breach(item=item, step=item.state, due_at=deadline,
-                                   late_by=now - deadline))
+                                   late_by=now - deadline if late_by is None else late_by))
         return sorted(breaches, key=lambda b: b.due_at)
 
     def inbox(self, actor_id: str | Actor, now: dt.datetime | None = None, *,
