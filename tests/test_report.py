@@ -141,6 +141,8 @@ def test_by_staff_revision_and_filters(office, records):
     report = office.report(DAY, DAY, by="staff")
     assert step(report, "concept", "rina").completions == 2
     assert step(report, "concept", "sari").completions == 1
+    assert step(report, "concept", "rina").open == 1       # D, assigned to rina
+    assert all(s.group for s in report.steps)
     assert step(report, "approve", "budi").completions == 4
     only = office.report(DAY, DAY, staff="sari")
     assert step(only, "concept").completions == 1

@@ -423,6 +423,8 @@ class _Queries:
             group: Any = pubs.c.channel
         elif by == "staff":
             group = sa.func.coalesce(visits.c.ended_by, "")
+            # A visit still open belongs to whoever the item is assigned to.
+            open_group: Any = sa.func.coalesce(items.c.assignee, "")
         elif by == "revision":
             group = sa.cast(items.c.sop_revision, sa.String)
         else:
@@ -436,10 +438,13 @@ class _Queries:
             self.item_filters.append(sa.exists().where(pubs.c.item_id == items.c.id,
                                                        pubs.c.channel == channel))
         self.filters = [*self.item_filters, visits.c.step.in_(steps)]
+        self.open_filters = list(self.filters)
         if staff is not None:
             self.filters.append(visits.c.ended_by == staff)
+            self.open_filters.append(items.c.assignee == staff)
         self.visits, self.items, self.std, self.joined = visits, items, std, joined
         self.group = group.label("grp")
+        self.open_group = (open_group if by == "staff" else group).label("grp")
         self.seconds = _seconds(dialect, visits.c.ended_at, visits.c.started_at)
         self.ended = [visits.c.ended_at.is_not(None), visits.c.ended_at >= start,
                       visits.c.ended_at < end]
@@ -500,12 +505,12 @@ class _Queries:
     def _open(self) -> Any:
         v = self.visits
         still = sa.or_(v.c.ended_at.is_(None), v.c.ended_at >= self.end)
-        return (sa.select(self.group, v.c.step, self.items.c.id.label("item_id"),
+        return (sa.select(self.open_group, v.c.step, self.items.c.id.label("item_id"),
                           self.items.c.title, v.c.started_at, sa.null().label("ended_at"),
                           self.items.c.assignee.label("ended_by"),
                           self.std.c.seconds.label("standard"))
                 .select_from(self.joined)
-                .where(*self.filters, v.c.started_at < self.end, still))
+                .where(*self.open_filters, v.c.started_at < self.end, still))
 
     def open_visits(self, conn: Any) -> dict[tuple[str, str], int]:
         opened = self._open().subquery("opened")
