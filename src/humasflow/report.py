@@ -331,6 +331,13 @@ def build_report(office: Office, store: Store, since: dt.datetime | dt.date,
         dialect = conn.dialect.name
         q = _Queries(dialect, org, start, end, cutoff, list(lifecycle), standards, by,
                      revision, channel, staff)
+        q.visits.drop(conn, checkfirst=True)  # left by a report cut short on this connection
+        q.visits.create(conn)
+        conn.execute(q.fill)
+        if dialect == "postgresql":
+            # Without statistics the planner takes the new table for tiny and may scan it
+            # once per item.
+            conn.execute(sa.text("ANALYZE humasflow_report_visits"))
         if calendar is None:
             steps = q.step_stats_sql(conn)
             lead = q.lead_time_sql(conn)
@@ -344,6 +351,8 @@ def build_report(office: Office, store: Store, since: dt.datetime | dt.date,
         reasons = q.reasons(conn)
         weeks = q.weeks(conn, zone)
         channels = q.channels(conn)
+        q.visits.drop(conn)
+        conn.rollback()  # a read: nothing of it stays
 
     order = {key: (step.number, key) for key, step in lifecycle.items()}
     current = {s.key: s.standard_time for s in sop.lifecycle}
@@ -385,6 +394,16 @@ def build_report(office: Office, store: Store, since: dt.datetime | dt.date,
                   weeks=tuple(weeks), channels=tuple(channels), breaches=tuple(every))
 
 
+def _visits_table() -> sa.Table:
+    return sa.Table(
+        "humasflow_report_visits", sa.MetaData(),
+        sa.Column("stream", sa.String(100)), sa.Column("step", sa.String(100)),
+        sa.Column("started_at", t.UTCDateTime), sa.Column("ended_at", t.UTCDateTime),
+        sa.Column("ended_by", sa.String(200)), sa.Column("outcome", sa.String(100)),
+        sa.Column("reason", sa.Text), sa.Column("seconds", sa.Float),
+        sa.Column("item_id", sa.Integer), prefixes=["TEMPORARY"])
+
+
 class _Queries:
     """The report's SQL: one visits query (window functions over the item streams),
     aggregated per step and group."""
@@ -403,19 +422,29 @@ class _Queries:
                                ev.c.from_state.is_distinct_from(ev.c.to_state)))
                  .cte("moves"))
         window: dict[str, Any] = {"partition_by": moves.c.stream, "order_by": moves.c.seq}
-        visits = sa.select(
+        found = sa.select(
             moves.c.stream, moves.c.to_state.label("step"), moves.c.at.label("started_at"),
             sa.func.lead(moves.c.at, type_=t.UTCDateTime).over(**window).label("ended_at"),
             sa.func.lead(moves.c.actor, type_=sa.String).over(**window).label("ended_by"),
             sa.func.lead(moves.c.action, type_=sa.String).over(**window).label("outcome"),
             sa.func.lead(moves.c.note, type_=sa.Text).over(**window).label("reason"),
-        ).cte("visits")
+        ).subquery("found")
+        # The visits of the period (ended in it, or still open at its end) are computed
+        # once into a temporary table that every part of the report then aggregates:
+        # the window over the item streams is the costly part, and neither database
+        # reliably keeps a CTE's result between statements.
+        visits = _visits_table()
+        self.fill = sa.insert(visits).from_select(
+            [c.name for c in visits.c],
+            sa.select(*found.c, _seconds(dialect, found.c.ended_at, found.c.started_at),
+                      sa.cast(sa.func.substr(found.c.stream, 6), sa.Integer))
+            .where(found.c.started_at < end, sa.or_(
+                found.c.ended_at.is_(None), found.c.ended_at >= start)))
         rows = standards or [(0, "", 0.0)]
         std = sa.values(sa.column("rev", sa.Integer), sa.column("step", sa.String),
                         sa.column("seconds", sa.Float), name="standards").data(rows).cte(
                             "standard_times")
-        item_id = sa.cast(sa.func.substr(visits.c.stream, 6), sa.Integer)
-        joined = visits.join(items, items.c.id == item_id).outerjoin(
+        joined = visits.join(items, items.c.id == visits.c.item_id).outerjoin(
             std, sa.and_(std.c.rev == items.c.sop_revision, std.c.step == visits.c.step))
         pubs = t.publications
         if by == "channel":
@@ -445,7 +474,7 @@ class _Queries:
         self.visits, self.items, self.std, self.joined = visits, items, std, joined
         self.group = group.label("grp")
         self.open_group = (open_group if by == "staff" else group).label("grp")
-        self.seconds = _seconds(dialect, visits.c.ended_at, visits.c.started_at)
+        self.seconds = visits.c.seconds
         self.ended = [visits.c.ended_at.is_not(None), visits.c.ended_at >= start,
                       visits.c.ended_at < end]
 
