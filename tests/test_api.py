@@ -27,6 +27,8 @@ PUBLIC = {
     "humasflow.publishing.contract": None,
     "humasflow.audit": ("AuditReport", "Finding"),
     "humasflow.evaluation": ("Breach", "StepRun"),
+    "humasflow.calendar": ("WorkingCalendar",),
+    "humasflow.report": ("Report",),
     "humasflow.sop": ("SOP", "Header", "Label", "Role", "Step", "bundled_sop", "load_sop",
                       "parse_sop"),
     "humasflow.hookspecs": ("hookimpl",),

@@ -64,7 +64,10 @@ def test_the_demo_and_its_store_speak_only_through_the_catalog(pseudo, tmp_path)
         "check-sla": run("--db", db, "check-sla"),
         "run-due": run("--db", db, "run-due"),
         "show": run("--db", db, "show", "1"),
+        "report": run("--db", db, "report"),
+        "report md": run("--db", db, "report", "--format", "md", "--by", "staff"),
     }
+    assert "[[Steps]]" in outputs["report"]
     assert "[[Timeline:]]" in outputs["demo"]
     assert "[[Audit: OK:" in outputs["demo"]
     assert "[[Item {id}: {before} -> {after} by {actor}{took}.]]" not in outputs["demo"]

@@ -6,6 +6,7 @@ tamper-evident record, and the last step posts through publisher plugins.
 """
 
 from humasflow.audit import AuditReport, Finding
+from humasflow.calendar import WorkingCalendar
 from humasflow.clock import Clock, system_clock
 from humasflow.credentials import (
     CredentialSource,
@@ -81,6 +82,7 @@ from humasflow.publishing.contract import (
     idempotency_key,
     unknown_options,
 )
+from humasflow.report import Report
 from humasflow.sop import SOP, Header, Label, Role, Step, bundled_sop, load_sop, parse_sop
 
 __version__ = "0.1.0.dev0"
@@ -149,6 +151,7 @@ __all__ = [
     "Receipt",
     "RecheckStale",
     "Refused",
+    "Report",
     "Role",
     "RoleRequired",
     "SOPNotFound",
@@ -161,6 +164,7 @@ __all__ = [
     "StoreLocked",
     "Variant",
     "WaitingForPerson",
+    "WorkingCalendar",
     "bundled_sop",
     "check_settings",
     "hookimpl",

@@ -54,6 +54,7 @@ from transitions.extensions.diagrams import GraphMachine
 import humasflow
 from humasflow import _input, i18n
 from humasflow import plugins as registry
+from humasflow.calendar import WorkingCalendar
 from humasflow.clock import Clock, system_clock
 from humasflow.config import CONFIG_NAME, Config, load_config, user_config_path
 from humasflow.credentials import CredentialSource, SecretsFile
@@ -322,7 +323,8 @@ class _Session:
                     credentials=credentials, busy_timeout=self.busy_timeout,
                     media=self.media_store, media_roots=self.media_roots,
                     media_max_bytes=self.config.media.get("max_bytes"),
-                    media_host=self.config.media_host(), create=create)
+                    media_host=self.config.media_host(), create=create,
+                    calendar=self.calendar())
             except OrganisationNotFound as exc:
                 _fail(_("there is no organisation {org!r} in the store {db}; its "
                         "organisations: {known}. Check --org (or HUMASFLOW_ORG); `humasflow "
@@ -337,6 +339,16 @@ class _Session:
                     self.lang = spoken
                     i18n.set_language(spoken)
         return self._office
+
+    def calendar(self) -> WorkingCalendar | None:
+        """The working calendar of the configuration file's ``[calendar]``, if any."""
+        if not self.config.calendar:
+            return None
+        try:
+            return WorkingCalendar.from_config(self.config.calendar, timezone=self.tz)
+        except HumasflowError as exc:
+            _fail(_("{path}: calendar: {message}").format(path=str(self.config.path),
+                                                          message=str(exc)))
 
     def known_orgs(self) -> list[str] | None:
         """The organisations of the store, or ``None`` when there is no store yet (a
@@ -2732,6 +2744,58 @@ def check_sla(session: _Session) -> None:
                _("Due ({zone})").format(zone=_zone_name(zone, now)), _("Late"))
     _echo(_table(headers, rows))
     _echo("\n" + _("{count} new breach(es) reported.").format(count=len(breaches)))
+
+
+@cli.command()
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), metavar="YYYY-MM-DD",
+              help="The first day of the period (default: the first day of --until's month).")
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), metavar="YYYY-MM-DD",
+              help="The last day of the period, included (default: today).")
+@click.option("--by", type=click.Choice(["step", "channel", "staff", "revision"]),
+              default="step", show_default=True,
+              help="Break the steps down by channel, staff member or SOP revision.")
+@click.option("--revision", type=int, help="Only items of this SOP revision.")
+@click.option("--channel", "channel_name", metavar="NAME",
+              help="Only items posted (or being posted) to this channel.")
+@click.option("--staff", metavar="ID", help="Only step visits this person ended.")
+@click.option("--format", "fmt", type=click.Choice(["table", "md", "csv", "json"]),
+              default="table", show_default=True, help="The output format.")
+@click.option("--output", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              help="Write to this file (default: standard output).")
+@click.pass_obj
+def report(session: _Session, since: dt.datetime | None, until: dt.datetime | None, by: str,
+           revision: int | None, channel_name: str | None, staff: str | None, fmt: str,
+           output: Path | None) -> None:
+    """Evaluate the procedure over a period (SOP step 9).
+
+    For each step: completions, median, 90th percentile and longest duration against
+    its standard time, and the share within it; rejections at approval and rework at
+    recheck with their reasons; the lead time from concept to posted; items per week;
+    each channel's posting; and every breach. Days are days of the SOP's time zone;
+    durations are on the SOP's clock (wall or working time), as the report says.
+    """
+    from humasflow.report import render
+
+    office = session.office()
+    today = session.now().astimezone(session.zone()).date()
+    last = until.date() if until is not None else today
+    first = since.date() if since is not None else last.replace(day=1)
+    try:
+        found = office.report(first, last, by=None if by == "step" else by,
+                              revision=revision, channel=channel_name, staff=staff,
+                              now=session.now())
+    except InputInvalid as exc:
+        _fail(str(exc))
+    text = render(found, fmt)
+    if output is None:
+        _echo(text, nl=not text.endswith("\n"))
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        _fail(_("cannot write --output {path!r}: {reason}").format(path=str(output),
+                                                                    reason=exc.strerror))
+    _echo(_("Wrote the report to {path}").format(path=output), err=True)
 
 
 @cli.command()

@@ -119,7 +119,7 @@ def build(office: Office, actor: Actor, now: dt.datetime, zone: dt.tzinfo) -> In
         holds_step = step.actor is not None and actor.has_role(step.actor)
         coordinates = approver is not None and actor.has_role(approver)
         deadline = item.deadline
-        late_by = now - deadline if item.is_overdue(now) and deadline is not None else None
+        late_by = office.late_by(item, now)
 
         if _may_approve(office, item, actor, posting):
             key = ((_LATE, -late_by.total_seconds()) if late_by is not None

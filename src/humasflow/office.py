@@ -40,6 +40,9 @@ from humasflow.scrubbing import get_logger, remember_secret, scrub
 
 if TYPE_CHECKING:
     import requests
+
+    from humasflow.report import Report
+from humasflow.calendar import WorkingCalendar
 from humasflow.clock import Clock, system_clock
 from humasflow.errors import (
     ActorInactive,
@@ -141,6 +144,10 @@ class Office:
             with ``False`` an unknown ``org`` raises
             :class:`~humasflow.errors.OrganisationNotFound`, so a misspelt id opens
             nothing instead of a new, empty organisation.
+        calendar: The organisation's working calendar, used when an SOP measures its
+            standard times in working time (``clock = "working"``). Default:
+            Monday-Friday 07:30-16:00 with Indonesia's public holidays, in the zone of
+            the current SOP.
     """
 
     def __init__(
@@ -157,8 +164,10 @@ class Office:
         media_roots: Sequence[str | os.PathLike[str]] = (),
         media_max_bytes: int = DEFAULT_MAX_BYTES,
         create: bool = True,
+        calendar: WorkingCalendar | None = None,
     ) -> None:
         _check_org(org)
+        self._calendar = calendar
         if not isinstance(store, Store):
             store = Store(store)  # a SQLite path or a database URL
         self._store = store
@@ -238,7 +247,8 @@ class Office:
         return Office(self._store, org, clock=self.clock, credentials=self.credentials,
                       session_factory=self.session_factory, media_host=self.media_host,
                       media_store=self._media_store, media_roots=self.media_roots,
-                      media_max_bytes=self.media_max_bytes, create=create)
+                      media_max_bytes=self.media_max_bytes, create=create,
+                      calendar=self._calendar)
 
     def close(self) -> None:
         """Release the store's connections."""
@@ -828,7 +838,7 @@ class Office:
             version=1,
             sop_revision=rev, post=post, authors=authors, assignee=assignee or actor.id,
             created_by=actor.id, created_at=now, step_started_at=now,
-            due_at=now + first.standard_time if first.standard_time else None)
+            due_at=self._due(engine.sop, first.standard_time, now))
         event = Event(org=self.org, stream="", seq=1, at=now, actor=actor.id, action="create",
                       to_state=first.key,
                       data={"title": item.title, "revision": rev, "post": post.to_dict(),
@@ -1130,7 +1140,7 @@ class Office:
         if new_step:
             standard = step.standard_time if step else None
             item = attrs.evolve(move.item, version=before.version + 1, step_started_at=now,
-                                due_at=now + standard if standard else None)
+                                due_at=self._due(engine.sop, standard, now))
         else:
             item = attrs.evolve(move.item, version=before.version + 1)
         # The engine hands over plain data already; only the caller's extra needs it.
@@ -1609,6 +1619,46 @@ class Office:
 
     # -- records, standard times ------------------------------------------------------------
 
+    @property
+    def calendar(self) -> WorkingCalendar:
+        """The working calendar standard times in working time are measured with."""
+        if self._calendar is None:
+            zone = (self.sop().header.timezone if self._store.sop_revisions(self.org)
+                    else "Asia/Jakarta")
+            self._calendar = WorkingCalendar(timezone=zone)
+        return self._calendar
+
+    def _due(self, sop: SOP, standard: dt.timedelta | None,
+             start: dt.datetime) -> dt.datetime | None:
+        """When a step entered at ``start`` is due, on the SOP's clock."""
+        if not standard:
+            return None
+        if sop.header.clock == "working":
+            return self.calendar.add(start, standard)
+        return start + standard
+
+    def late_by(self, item: ContentItem, now: dt.datetime) -> dt.timedelta | None:
+        """How late ``item`` is at its current step at ``now``, on its SOP's clock (working
+        time when the SOP measures its standard times so, as the report does), or
+        ``None`` when it is not late."""
+        deadline = item.deadline
+        if not item.is_overdue(now) or deadline is None:
+            return None
+        if self.sop(item.sop_revision).header.clock == "working":
+            return self.calendar.working_time(deadline, now)
+        return now - deadline
+
+    def report(self, since: dt.datetime | dt.date, until: dt.datetime | dt.date, *,
+               by: str | None = None, revision: int | None = None,
+               channel: str | None = None, staff: str | None = None,
+               now: dt.datetime | None = None) -> Report:
+        """The evaluation report of a period (SOP step 9); see :mod:`humasflow.report`."""
+        from humasflow.report import build_report
+
+        return build_report(self, self._store, since, until, by=by, revision=revision,
+                            channel=channel, staff=staff,
+                            now=_input.moment("now", now) if now is not None else self._now())
+
     def history(self, item_id: int) -> list[Event]:
         """The item's events, oldest first."""
         self.item(item_id)
@@ -1631,8 +1681,9 @@ class Office:
         for item in self._store.items(self.org, overdue_at=now):
             deadline = item.deadline
             assert deadline is not None
+            late_by = self.late_by(item, now)
             breaches.append(Breach(item=item, step=item.state, due_at=deadline,
-                                   late_by=now - deadline))
+                                   late_by=now - deadline if late_by is None else late_by))
         return sorted(breaches, key=lambda b: b.due_at)
 
     def inbox(self, actor_id: str | Actor, now: dt.datetime | None = None, *,
@@ -1932,6 +1983,7 @@ def open(
     media_max_bytes: int | None = None,
     media_host: Callable[[Media, Any], str | None] | None = None,
     create: bool = True,
+    calendar: WorkingCalendar | None = None,
 ) -> Office:
     """Open (creating and migrating if needed) a store and return an organisation's office.
 
@@ -1959,6 +2011,7 @@ def open(
             (default). With ``False`` nothing is created: a SQLite file that does not
             exist raises :class:`~humasflow.errors.StorageError`, an organisation the
             store does not hold :class:`~humasflow.errors.OrganisationNotFound`.
+        calendar: The working calendar (see :class:`Office`).
 
     Raises:
         InputInvalid: ``org`` is not an id a store can hold (nothing is created).
@@ -1979,7 +2032,7 @@ def open(
             extra["media_max_bytes"] = media_max_bytes
         office = Office(store, org, clock=clock, environ=environ, credentials=credentials,
                         media_store=media, media_roots=media_roots, media_host=media_host,
-                        create=create, **extra)
+                        create=create, calendar=calendar, **extra)
     except BaseException:
         store.close()
         raise

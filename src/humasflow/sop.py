@@ -33,6 +33,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 __all__ = [
     "BUNDLED_SOP",
+    "CLOCKS",
     "MAX_STANDARD_TIME",
     "OUTPUT_KINDS",
     "PHASES",
@@ -78,6 +79,10 @@ _UNITS = {"m": 60, "min": 60, "h": 3600, "d": 86400}
 #: The longest standard time a step may have. A step that takes longer is not a step
 #: of one content item's lifecycle; the bound also keeps every due time computable.
 MAX_STANDARD_TIME = dt.timedelta(days=30)
+#: The clocks standard times can be measured with (the header's ``clock``): ``wall``
+#: counts every minute, ``working`` only the organisation's working time (see
+#: :class:`humasflow.calendar.WorkingCalendar`).
+CLOCKS = ("wall", "working")
 #: Text limits of header facts the store keeps in columns of their own (characters).
 _HEADER_LIMITS = {"number": 200, "title": 500, "approved_by.name": 200}
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -165,6 +170,7 @@ class Header:
     recording: Label | None = None
     timezone: str = "Asia/Jakarta"
     language: str | None = None
+    clock: str = "wall"
     four_eyes: bool = True
     recheck_by_other: bool = False
     final_approval: bool = False
@@ -406,7 +412,7 @@ class _Reader:
         self.only(h, p, {"number", "title", "effective", "made", "revised", "institution",
                          "ministry", "approved_by", "legal_basis", "qualifications", "related",
                          "equipment", "warnings", "recording", "timezone", "four_eyes",
-                         "recheck_by_other", "final_approval", "language"}, "header")
+                         "recheck_by_other", "final_approval", "language", "clock"}, "header")
         four_eyes = h.get("four_eyes", True)
         if not isinstance(four_eyes, bool):
             raise self.fail("sop.four_eyes", _is_value(four_eyes), _("true or false"))
@@ -427,6 +433,10 @@ class _Reader:
         if language is not None and language not in ("id", "en"):
             raise self.fail("sop.language", _("is {value!r}").format(value=language),
                             _('"id" or "en"'))
+        clock = self.text(h, "clock", p, required=False) or "wall"
+        if clock not in CLOCKS:
+            raise self.fail("sop.clock", _("is {value!r}").format(value=clock),
+                            _('"wall" or "working"'))
         approved = h.get("approved_by", {})
         if not isinstance(approved, Mapping):
             raise self.fail("sop.approved_by", _is_a(approved), _("a table"))
@@ -461,6 +471,7 @@ class _Reader:
             recording=self.label(h, "recording", p, required=False),
             timezone=timezone,
             language=language,
+            clock=clock,
             four_eyes=four_eyes,
             recheck_by_other=switches["recheck_by_other"],
             final_approval=switches["final_approval"],

@@ -1,0 +1,185 @@
+"""The evaluation report against a raw aggregate query over the same rows.
+
+Run by hand::
+
+    .venv/bin/python bench/report.py                      # 5,000 items (~50,000 events)
+    .venv/bin/python bench/report.py --items 20000 --runs 7
+    .venv/bin/python bench/report.py --store postgresql://postgres@127.0.0.1/test
+
+What is measured, in one process, on a SQLite file in a temporary folder (or the store
+given, in a schema of its own that is dropped afterwards): a month of synthetic records
+(each item created, moved through the seven content steps, one in five rejected once,
+one in ten reworked once, and posted; 85% of the visits take 1-5 minutes, the others
+5-60), written straight into the tables (the report
+reads the events and item rows; it does not check hashes).
+
+report
+    ``Office.report`` for the month, wall clock: every part of the report (steps with
+    nearest-rank percentiles, decisions and reasons, lead time, weeks, channels,
+    breaches).
+raw query
+    One hand-written SQL query over the same events: per step, the count, mean and
+    maximum duration of the visits that ended in the month (``lead`` over each stream).
+    The floor a report can be measured against: it computes less than the report.
+
+Reported: the median wall time of each and the ratio ``report / raw query``. Runs are
+interleaved so that a noisy neighbour hurts both alike.
+"""
+
+from __future__ import annotations
+
+# ruff: noqa: E402 - the imports below come after the import path fix
+import os
+import sys
+
+# bench/transitions.py would shadow the ``transitions`` library; drop this folder.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+
+import argparse
+import datetime as dt
+import random
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from humasflow.office import Office
+from humasflow.storage import schema as t
+from humasflow.storage.store import Store
+from humasflow.testing import SteerableClock, staffed_office
+
+START = dt.datetime(2026, 1, 1, 1, 0, tzinfo=dt.timezone.utc)
+STEPS = ("concept", "prepare", "design", "approve", "produce", "recheck", "post")
+
+
+def fill(store: Store, org: str, revision: int, items: int, seed: int = 11) -> int:
+    """Write ``items`` synthetic items and their events; return the number of events."""
+    rng = random.Random(seed)  # noqa: S311 - synthetic records, repeatable, not secrets
+    item_rows, event_rows = [], []
+    for n in range(1, items + 1):
+        at = START + dt.timedelta(minutes=rng.randrange(0, 29 * 24 * 60))
+        created = at
+        moves = [("create", None, "concept", "")]
+        path = list(STEPS)
+        if rng.random() < 0.2:
+            path[4:4] = ["design", "approve"]
+        if rng.random() < 0.1:
+            path[-1:-1] = ["produce", "recheck"]
+        for here, nxt in zip(path, [*path[1:], "posted"], strict=True):
+            action = "complete"
+            note = ""
+            if here == "approve":
+                action = "approve" if nxt == "produce" else "reject"
+                note = "" if action == "approve" else rng.choice(("logo", "typo", "size"))
+            elif here == "recheck":
+                action = "pass" if nxt == "post" else "rework"
+                note = "" if action == "pass" else "colour"
+            elif here == "post":
+                action = "posted"
+            moves.append((action, here, nxt, note))
+        events = []
+        for seq, (action, before, after, note) in enumerate(moves, start=1):
+            if seq > 1:
+                # Most visits within their standard time (5-15 minutes), some well over.
+                at += dt.timedelta(seconds=rng.randrange(60, 300) if rng.random() < 0.85
+                                   else rng.randrange(300, 3600))
+            events.append({"org": org, "stream": f"item:{n}", "seq": seq, "at": at,
+                           "actor": "rina", "action": action, "from_state": before,
+                           "to_state": after, "note": note, "data": {},
+                           "prev_hash": "", "hash": f"{n}-{seq}"})
+        event_rows += events
+        item_rows.append({"id": n, "org": org, "sop_revision": revision, "title": f"Item {n}",
+                          "state": "posted", "version": len(events), "head_hash": "",
+                          "post": {}, "produced": [], "outputs": {}, "authors": [],
+                          "created_by": "rina", "created_at": created,
+                          "step_started_at": at, "key": str(uuid.uuid4())})
+    with store.engine.begin() as conn:
+        conn.execute(t.items.insert(), item_rows)
+        for chunk in range(0, len(event_rows), 20000):
+            conn.execute(t.events.insert(), event_rows[chunk:chunk + 20000])
+    return len(event_rows)
+
+
+_RAW = """
+    WITH moves AS (
+        SELECT stream, seq, at, to_state FROM events
+        WHERE org = :org AND stream LIKE 'item:%'
+          AND (action = 'create' OR from_state IS DISTINCT FROM to_state)),
+    visits AS (
+        SELECT to_state AS step, at AS s,
+               lead(at) OVER (PARTITION BY stream ORDER BY seq) AS e FROM moves)
+    SELECT step, count(*), avg(SECONDS), max(SECONDS) FROM visits
+    WHERE e >= :since AND e < :until GROUP BY step"""
+
+
+def raw_query(store: Store, org: str, since: dt.datetime, until: dt.datetime) -> list:
+    sqlite = store.engine.dialect.name == "sqlite"
+    seconds = ("(julianday(e) - julianday(s)) * 86400" if sqlite
+               else "extract(epoch from e - s)")
+    bind = t.UTCDateTime().process_bind_param
+    dialect = store.engine.dialect
+    text = sa.text(_RAW.replace("SECONDS", seconds))
+    with store.engine.connect() as conn:
+        return list(conn.execute(text, {"org": org, "since": bind(since, dialect),
+                                        "until": bind(until, dialect)}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--items", type=int, default=5000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--store", help="a database URL (default: a SQLite file)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        url = args.store or str(Path(tmp) / "bench.db")
+        schema = None
+        if args.store and args.store.startswith("postgresql"):
+            schema = f"bench_{uuid.uuid4().hex[:8]}"
+            admin = sa.create_engine(args.store)
+            with admin.begin() as conn:
+                conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+            url = f"{args.store}?options=-csearch_path%3D{schema}"
+        store = Store(url)
+        try:
+            office = Office(store, "bench", clock=SteerableClock(START), environ={},
+                            media_store=Path(tmp) / "media")
+            revision = office.establish(by="Dekan", effective=START - dt.timedelta(days=1))
+            staffed_office(office)
+            office.clock = SteerableClock(dt.datetime(2026, 2, 2, tzinfo=dt.timezone.utc))
+            count = fill(store, "bench", revision, args.items)
+            if schema is not None:
+                # As autovacuum would soon after: the planner needs the new rows' statistics.
+                with store.engine.begin() as conn:
+                    conn.execute(sa.text("ANALYZE"))
+            since, until = dt.date(2026, 1, 1), dt.date(2026, 1, 31)
+            report = office.report(since, until)
+            bounds = (report.since, report.until)
+            times: dict[str, list[float]] = {"report": [], "raw query": []}
+            for _ in range(args.runs):
+                begin = time.perf_counter()
+                office.report(since, until)
+                times["report"].append(time.perf_counter() - begin)
+                begin = time.perf_counter()
+                raw_query(store, "bench", *bounds)
+                times["raw query"].append(time.perf_counter() - begin)
+            done = sum(s.completions for s in report.steps)
+            print(f"{store.engine.dialect.name}: {args.items} items, {count} events, "
+                  f"{done} step visits in the month, {len(report.breaches)} breaches")
+            medians = {k: statistics.median(v) for k, v in times.items()}
+            for name, value in medians.items():
+                print(f"  {name:10} {value * 1000:9.1f} ms")
+            print(f"  report / raw query: {medians['report'] / medians['raw query']:.2f}x")
+        finally:
+            store.close()
+            if schema is not None:
+                with admin.begin() as conn:
+                    conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+                admin.dispose()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,828 @@
+"""The evaluation report (SOP step 9): how the procedure went over a period.
+
+:meth:`Office.report <humasflow.office.Office.report>` returns a :class:`Report`, an
+app renders it itself or asks :func:`render` for a table, Markdown, CSV or JSON.
+
+What is counted, and how:
+
+- A *visit* is one stay of an item at one step: from the event that moved it there to
+  the next event that moved it on (events that leave the item at its step, such as a
+  revision before approval, do not end the visit). A visit counts in the period when it
+  *ended* in it (``since`` included, ``until`` excluded); a visit still open at the end
+  of the period is counted as open and, if it already ran past its standard time, is a
+  breach.
+- Durations are measured against the standard time of the item's own SOP revision.
+  The median and 90th percentile are nearest-rank: the value at rank ⌈p·n⌉ of the
+  ordered durations.
+- Everything is computed in the database with aggregate SQL (window functions for the
+  ranks), on SQLite and PostgreSQL alike, when the SOP's standard times are on the wall
+  clock. When they are in working time (``clock = "working"``), the database gives one
+  row per visit (its start and end, not its events) and each visit's working time is
+  computed in Python with the office's :class:`~humasflow.calendar.WorkingCalendar`:
+  working time depends on holidays and opening hours that SQL does not know.
+- Per channel: the channel records (one per item and channel) of the items posted or
+  being posted whose record last changed in the period: their states, attempts, and the
+  causes of failures (the error class the publisher reported).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import math
+import zoneinfo
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import sqlalchemy as sa
+
+from humasflow import _input
+from humasflow.errors import InputInvalid
+from humasflow.i18n import N_, _, format_duration
+from humasflow.storage import schema as t
+
+if TYPE_CHECKING:
+    from humasflow.office import Office
+    from humasflow.storage.store import Store
+
+__all__ = ["BY", "FORMATS", "ChannelStats", "Decisions", "Distribution", "Report",
+           "StepBreach", "StepStats", "Week", "build_report", "render"]
+
+#: How a report can be broken down (``None``: by step only).
+BY = ("step", "channel", "staff", "revision")
+#: The formats :func:`render` writes.
+FORMATS = ("table", "md", "csv", "json")
+
+_WEEK = 7 * 86400
+
+
+@attrs.frozen
+class Distribution:
+    """How long something took, over ``count`` cases (durations ``None`` when none)."""
+
+    count: int = 0
+    median: dt.timedelta | None = None
+    p90: dt.timedelta | None = None
+    max: dt.timedelta | None = None
+
+
+@attrs.frozen
+class StepStats:
+    """One step (in one group) over the period.
+
+    Attributes:
+        step: The step's key.
+        number: Its number in the SOP.
+        group: The group's value (a channel, a staff member, a revision), or ``""``.
+        standard: The step's standard time (the current revision's), if any.
+        durations: Completions and their median, 90th percentile and longest duration.
+        within: How many completions were within the standard time.
+        outcomes: How the visits ended (``complete``, ``reject``, ``rework``…), counted.
+        open: Visits still open at the end of the period.
+    """
+
+    step: str
+    number: int
+    group: str = ""
+    standard: dt.timedelta | None = None
+    durations: Distribution = Distribution()
+    within: int = 0
+    outcomes: Mapping[str, int] = attrs.field(factory=dict)
+    open: int = 0
+
+    @property
+    def completions(self) -> int:
+        """Visits that ended in the period."""
+        return self.durations.count
+
+    @property
+    def within_share(self) -> float | None:
+        """The share of completions within the standard time (``None``: no standard or
+        no completion)."""
+        if self.standard is None or not self.completions:
+            return None
+        return self.within / self.completions
+
+
+@attrs.frozen
+class Decisions:
+    """A deciding step (approval, recheck): how often it sent the item back, and why."""
+
+    step: str
+    decided: int = 0
+    returned: int = 0
+    reasons: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def rate(self) -> float | None:
+        """The share of decisions that sent the item back (``None``: none decided)."""
+        return self.returned / self.decided if self.decided else None
+
+
+@attrs.frozen
+class Week:
+    """One week of the period (from Monday, in the report's zone)."""
+
+    start: dt.date
+    created: int = 0
+    posted: int = 0
+
+
+@attrs.frozen
+class ChannelStats:
+    """One channel's posting over the period."""
+
+    channel: str
+    records: int = 0
+    states: Mapping[str, int] = attrs.field(factory=dict)
+    attempts: int = 0
+    retries: int = 0
+    causes: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def posted(self) -> int:
+        """Records posted (or confirmed as posted by hand)."""
+        return self.states.get("posted", 0)
+
+    @property
+    def success_share(self) -> float | None:
+        """Posted among the records not skipped (``None``: none)."""
+        counted = self.records - self.states.get("skipped", 0)
+        return self.posted / counted if counted else None
+
+
+@attrs.frozen
+class StepBreach:
+    """A visit that ran past its standard time.
+
+    ``ended_at`` is ``None`` for a visit still open at the end of the period, whose
+    duration is measured until then.
+    """
+
+    item_id: int
+    title: str
+    step: str
+    actor: str | None
+    started_at: dt.datetime
+    ended_at: dt.datetime | None
+    duration: dt.timedelta
+    standard: dt.timedelta
+
+    @property
+    def overrun(self) -> dt.timedelta:
+        """By how much the standard time was exceeded."""
+        return self.duration - self.standard
+
+
+@attrs.frozen
+class Report:
+    """The evaluation report of one period.
+
+    Attributes:
+        org: The organisation.
+        since: The start of the period (included), UTC.
+        until: Its end (excluded), UTC.
+        made_at: When the report was made (open visits are measured until ``until``, or
+            until then if that is earlier).
+        clock: The clock durations are measured with: ``"wall"`` or ``"working"``
+            (the current SOP's).
+        calendar: The working calendar used (as data), on the working clock.
+        by: How the steps are broken down (``None``: by step only).
+        filters: The filters applied (``revision``, ``channel``, ``staff``).
+        steps: Per step (and group), in the SOP's order.
+        approval: Rejections at the approval step.
+        recheck: Rework at the recheck step.
+        lead_time: From creation (the concept) to posted, for the items posted in the
+            period.
+        weeks: Items created and posted per week.
+        channels: Per channel.
+        breaches: Every visit past its standard time, the largest overrun first.
+    """
+
+    org: str
+    since: dt.datetime
+    until: dt.datetime
+    made_at: dt.datetime
+    clock: str
+    timezone: str
+    calendar: Mapping[str, Any] | None = None
+    by: str | None = None
+    filters: Mapping[str, Any] = attrs.field(factory=dict)
+    steps: tuple[StepStats, ...] = ()
+    approval: Decisions | None = None
+    recheck: Decisions | None = None
+    lead_time: Distribution = Distribution()
+    weeks: tuple[Week, ...] = ()
+    channels: tuple[ChannelStats, ...] = ()
+    breaches: tuple[StepBreach, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as plain JSON data (durations in seconds, times in ISO 8601)."""
+        data: dict[str, Any] = _plain(attrs.asdict(self))
+        return data | {
+            "steps": [_plain(attrs.asdict(s)) | {"completions": s.completions,
+                                                  "within_share": s.within_share}
+                      for s in self.steps],
+            "approval": _decisions(self.approval),
+            "recheck": _decisions(self.recheck),
+            "channels": [_plain(attrs.asdict(c)) | {"posted": c.posted,
+                                                     "success_share": c.success_share}
+                         for c in self.channels],
+            "breaches": [_plain(attrs.asdict(b)) | {"overrun": b.overrun.total_seconds()}
+                         for b in self.breaches],
+        }
+
+
+def _decisions(value: Decisions | None) -> dict[str, Any] | None:
+    return None if value is None else _plain(attrs.asdict(value)) | {"rate": value.rate}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+# -- building ---------------------------------------------------------------------------
+
+def _bound(name: str, value: dt.datetime | dt.date, zone: dt.tzinfo, *,
+           end: bool) -> dt.datetime:
+    """A period's bound: a date is a day of the zone (``until``'s day included)."""
+    if isinstance(value, dt.datetime):
+        return _input.moment(name, value).astimezone(dt.timezone.utc)
+    if isinstance(value, dt.date):
+        day = value + dt.timedelta(days=1) if end else value
+        return dt.datetime.combine(day, dt.time(0), zone).astimezone(dt.timezone.utc)
+    raise TypeError(f"{name} must be a date or an aware datetime, got "
+                    f"{type(value).__name__} {value!r:.60}")
+
+
+def _seconds(dialect: str, end: Any, start: Any) -> Any:
+    """The seconds from ``start`` to ``end``, in SQL."""
+    if dialect == "sqlite":
+        # Times are ISO text; julianday's double keeps milliseconds, rounded here.
+        return sa.func.round((sa.func.julianday(end) - sa.func.julianday(start)) * 86400.0, 3)
+    return sa.cast(sa.extract("epoch", end - start), sa.Float)
+
+
+def _rank_of(count: Any, numerator: int, denominator: int) -> Any:
+    """⌈numerator/denominator · count⌉ in integer SQL (the same on both databases)."""
+    return (count * numerator + (denominator - 1)) // denominator
+
+
+def _nearest_rank(ordered: Sequence[float], numerator: int, denominator: int) -> float:
+    return ordered[max(0, -(-len(ordered) * numerator // denominator) - 1)]
+
+
+def _td(seconds: Any) -> dt.timedelta | None:
+    return None if seconds is None else dt.timedelta(seconds=round(float(seconds), 3))
+
+
+def build_report(office: Office, store: Store, since: dt.datetime | dt.date,
+                 until: dt.datetime | dt.date, *, by: str | None = None,
+                 revision: int | None = None, channel: str | None = None,
+                 staff: str | None = None, now: dt.datetime) -> Report:
+    """Compute the report (see :meth:`Office.report <humasflow.office.Office.report>`).
+
+    Raises:
+        InputInvalid: ``until`` is not after ``since``, or ``by`` is not one of
+            :data:`BY`.
+    """
+    org = office.org
+    sop = office.sop()
+    zone = zoneinfo.ZoneInfo(sop.header.timezone)
+    start = _bound("since", since, zone, end=False)
+    end = _bound("until", until, zone, end=True)
+    if end <= start:
+        raise InputInvalid("until", _("is not after since ({since})").format(
+            since=start.isoformat()), _("give a later --until"))
+    if by is not None and by not in BY:
+        raise InputInvalid("by", _("is {value!r}").format(value=by),
+                           _("one of {choices}").format(choices=", ".join(BY)))
+    if staff is not None:
+        office.actor(staff)
+    if channel is not None and channel not in office.channels():
+        raise InputInvalid("channel", _("is {value!r}, no channel of {org}").format(
+            value=channel, org=org), _("one of {choices}").format(
+                choices=", ".join(sorted(office.channels())) or "-"))
+    clock = sop.header.clock
+    calendar = office.calendar if clock == "working" else None
+    cutoff = min(end, now)
+
+    revisions = {int(r["id"]): office.sop(int(r["id"])) for r in store.sop_revisions(org)}
+    lifecycle = {s.key: s for rev in revisions.values() for s in rev.lifecycle}
+    for s in sop.lifecycle:
+        lifecycle[s.key] = s
+    standards = [(rev, s.key, s.standard_time.total_seconds())
+                 for rev, definition in revisions.items() for s in definition.lifecycle
+                 if s.standard_time]
+
+    with store.engine.connect() as conn:
+        dialect = conn.dialect.name
+        q = _Queries(dialect, org, start, end, cutoff, list(lifecycle), standards, by,
+                     revision, channel, staff)
+        q.visits.drop(conn, checkfirst=True)  # left by a report cut short on this connection
+        q.visits.create(conn)
+        conn.execute(q.fill)
+        if dialect == "postgresql":
+            # Without statistics the planner takes the new table for tiny and may scan it
+            # once per item.
+            conn.execute(sa.text("ANALYZE humasflow_report_visits"))
+        if calendar is None:
+            steps = q.step_stats_sql(conn)
+            lead = q.lead_time_sql(conn)
+            breaches = q.breaches_sql(conn)
+        else:
+            steps, breaches = q.step_stats_working(conn, calendar)
+            lead = q.lead_time_working(conn, calendar)
+        open_counts = q.open_visits(conn)
+        open_breaches = q.open_breaches(conn, calendar)
+        outcomes = q.outcomes(conn)
+        reasons = q.reasons(conn)
+        weeks = q.weeks(conn, zone)
+        channels = q.channels(conn)
+        q.visits.drop(conn)
+        conn.rollback()  # a read: nothing of it stays
+
+    order = {key: (step.number, key) for key, step in lifecycle.items()}
+    current = {s.key: s.standard_time for s in sop.lifecycle}
+    groups = sorted({g for g, _s in steps} | {g for g, _s in open_counts}
+                    | {g for g, _s in outcomes}) or ([""] if by in (None, "step") else [])
+    stats = []
+    for group in groups:
+        for key in sorted(lifecycle, key=lambda k: order[k]):
+            found = steps.get((group, key))
+            if found is None and (group, key) not in open_counts and group != "":
+                continue
+            dist, within = found if found is not None else (Distribution(), 0)
+            stats.append(StepStats(
+                step=key, number=lifecycle[key].number, group=group,
+                standard=current.get(key, lifecycle[key].standard_time), durations=dist,
+                within=within, outcomes=dict(outcomes.get((group, key), {})),
+                open=open_counts.get((group, key), 0)))
+
+    def decisions(output: str, back: str) -> Decisions | None:
+        step = next((s for s in sop.lifecycle if s.output == output), None)
+        if step is None:
+            return None
+        counted: Counter[str] = Counter()
+        for (_group, key), ends in outcomes.items():
+            if key == step.key:
+                counted.update(ends)
+        return Decisions(step=step.key, decided=sum(counted.values()), returned=counted[back],
+                         reasons=tuple(reasons.get((step.key, back), ())))
+
+    every = sorted([*breaches, *open_breaches],
+                   key=lambda b: (-b.overrun.total_seconds(), b.item_id, b.started_at))
+    return Report(org=org, since=start, until=end, made_at=now, clock=clock,
+                  timezone=sop.header.timezone,
+                  calendar=calendar.to_dict() if calendar is not None else None, by=by,
+                  filters={k: v for k, v in (("revision", revision), ("channel", channel),
+                                             ("staff", staff)) if v is not None},
+                  steps=tuple(stats), approval=decisions("approval", "reject"),
+                  recheck=decisions("recheck", "rework"), lead_time=lead,
+                  weeks=tuple(weeks), channels=tuple(channels), breaches=tuple(every))
+
+
+def _visits_table() -> sa.Table:
+    return sa.Table(
+        "humasflow_report_visits", sa.MetaData(),
+        sa.Column("stream", sa.String(100)), sa.Column("step", sa.String(100)),
+        sa.Column("started_at", t.UTCDateTime), sa.Column("ended_at", t.UTCDateTime),
+        sa.Column("ended_by", sa.String(200)), sa.Column("outcome", sa.String(100)),
+        sa.Column("reason", sa.Text), sa.Column("seconds", sa.Float),
+        sa.Column("item_id", sa.Integer), prefixes=["TEMPORARY"])
+
+
+class _Queries:
+    """The report's SQL: one visits query (window functions over the item streams),
+    aggregated per step and group."""
+
+    def __init__(self, dialect: str, org: str, start: dt.datetime, end: dt.datetime,
+                 cutoff: dt.datetime, steps: list[str],
+                 standards: list[tuple[int, str, float]], by: str | None,
+                 revision: int | None, channel: str | None, staff: str | None) -> None:
+        self.dialect, self.org, self.start, self.end, self.cutoff = (
+            dialect, org, start, end, cutoff)
+        ev, items = t.events, t.items
+        moves = (sa.select(ev.c.stream, ev.c.seq, ev.c.at, ev.c.actor, ev.c.action,
+                           ev.c.to_state, ev.c.note)
+                 .where(ev.c.org == org, ev.c.stream.like("item:%"),
+                        sa.or_(ev.c.action == "create",
+                               ev.c.from_state.is_distinct_from(ev.c.to_state)))
+                 .cte("moves"))
+        window: dict[str, Any] = {"partition_by": moves.c.stream, "order_by": moves.c.seq}
+        found = sa.select(
+            moves.c.stream, moves.c.to_state.label("step"), moves.c.at.label("started_at"),
+            sa.func.lead(moves.c.at, type_=t.UTCDateTime).over(**window).label("ended_at"),
+            sa.func.lead(moves.c.actor, type_=sa.String).over(**window).label("ended_by"),
+            sa.func.lead(moves.c.action, type_=sa.String).over(**window).label("outcome"),
+            sa.func.lead(moves.c.note, type_=sa.Text).over(**window).label("reason"),
+        ).subquery("found")
+        # The visits of the period (ended in it, or still open at its end) are computed
+        # once into a temporary table that every part of the report then aggregates:
+        # the window over the item streams is the costly part, and neither database
+        # reliably keeps a CTE's result between statements.
+        visits = _visits_table()
+        self.fill = sa.insert(visits).from_select(
+            [c.name for c in visits.c],
+            sa.select(*found.c, _seconds(dialect, found.c.ended_at, found.c.started_at),
+                      sa.cast(sa.func.substr(found.c.stream, 6), sa.Integer))
+            .where(found.c.started_at < end, sa.or_(
+                found.c.ended_at.is_(None), found.c.ended_at >= start)))
+        rows = standards or [(0, "", 0.0)]
+        std = sa.values(sa.column("rev", sa.Integer), sa.column("step", sa.String),
+                        sa.column("seconds", sa.Float), name="standards").data(rows).cte(
+                            "standard_times")
+        joined = visits.join(items, items.c.id == visits.c.item_id).outerjoin(
+            std, sa.and_(std.c.rev == items.c.sop_revision, std.c.step == visits.c.step))
+        pubs = t.publications
+        if by == "channel":
+            joined = joined.join(pubs, pubs.c.item_id == items.c.id)
+            group: Any = pubs.c.channel
+        elif by == "staff":
+            group = sa.func.coalesce(visits.c.ended_by, "")
+            # A visit still open belongs to whoever the item is assigned to.
+            open_group: Any = sa.func.coalesce(items.c.assignee, "")
+        elif by == "revision":
+            group = sa.cast(items.c.sop_revision, sa.String)
+        else:
+            group = sa.literal("", sa.String)
+        # What selects items (the revision, the channel) also applies to lead times and
+        # weeks; the staff member is who ended a visit, so only visits know them.
+        self.item_filters: list[Any] = [items.c.org == org]
+        if revision is not None:
+            self.item_filters.append(items.c.sop_revision == revision)
+        if channel is not None:
+            self.item_filters.append(sa.exists().where(pubs.c.item_id == items.c.id,
+                                                       pubs.c.channel == channel))
+        self.filters = [*self.item_filters, visits.c.step.in_(steps)]
+        self.open_filters = list(self.filters)
+        if staff is not None:
+            self.filters.append(visits.c.ended_by == staff)
+            self.open_filters.append(items.c.assignee == staff)
+        self.visits, self.items, self.std, self.joined = visits, items, std, joined
+        self.group = group.label("grp")
+        self.open_group = (open_group if by == "staff" else group).label("grp")
+        self.seconds = visits.c.seconds
+        self.ended = [visits.c.ended_at.is_not(None), visits.c.ended_at >= start,
+                      visits.c.ended_at < end]
+
+    # Completed visits ------------------------------------------------------------------
+
+    def _completed(self) -> Any:
+        v = self.visits
+        return (sa.select(self.group, v.c.step, self.items.c.id.label("item_id"),
+                          self.items.c.title, v.c.started_at, v.c.ended_at, v.c.ended_by,
+                          self.seconds.label("seconds"), self.std.c.seconds.label("standard"))
+                .select_from(self.joined).where(*self.filters, *self.ended))
+
+    def step_stats_sql(self, conn: Any) -> dict[tuple[str, str], tuple[Distribution, int]]:
+        done = self._completed().subquery("done")
+        part: dict[str, Any] = {"partition_by": (done.c.grp, done.c.step)}
+        ranked = sa.select(
+            done.c.grp, done.c.step, done.c.seconds, done.c.standard,
+            sa.func.row_number().over(order_by=done.c.seconds, **part).label("rn"),
+            sa.func.count().over(**part).label("n"),
+        ).subquery("ranked")
+        query = sa.select(
+            ranked.c.grp, ranked.c.step, sa.func.max(ranked.c.n),
+            sa.func.max(sa.case((ranked.c.rn == _rank_of(ranked.c.n, 1, 2), ranked.c.seconds))),
+            sa.func.max(sa.case((ranked.c.rn == _rank_of(ranked.c.n, 9, 10),
+                                 ranked.c.seconds))),
+            sa.func.max(ranked.c.seconds),
+            sa.func.sum(sa.case((ranked.c.seconds <= ranked.c.standard, 1), else_=0)),
+        ).group_by(ranked.c.grp, ranked.c.step)
+        return {(row[0], row[1]): (Distribution(int(row[2]), _td(row[3]), _td(row[4]),
+                                                _td(row[5])), int(row[6] or 0))
+                for row in conn.execute(query)}
+
+    def breaches_sql(self, conn: Any) -> list[StepBreach]:
+        done = self._completed().subquery("done")
+        query = sa.select(done).where(done.c.standard.is_not(None),
+                                      done.c.seconds > done.c.standard)
+        return [_breach(row, row.seconds) for row in conn.execute(query)]
+
+    def step_stats_working(self, conn: Any, calendar: Any) -> tuple[
+            dict[tuple[str, str], tuple[Distribution, int]], list[StepBreach]]:
+        durations: dict[tuple[str, str], list[float]] = defaultdict(list)
+        within: Counter[tuple[str, str]] = Counter()
+        breaches = []
+        for row in conn.execute(self._completed()):
+            seconds = calendar.working_time(row.started_at, row.ended_at).total_seconds()
+            durations[(row.grp, row.step)].append(seconds)
+            if row.standard is not None:
+                if seconds <= row.standard:
+                    within[(row.grp, row.step)] += 1
+                else:
+                    breaches.append(_breach(row, seconds))
+        return ({key: (_distribution(values), within[key])
+                 for key, values in durations.items()}, breaches)
+
+    # Open visits -----------------------------------------------------------------------
+
+    def _open(self) -> Any:
+        v = self.visits
+        still = sa.or_(v.c.ended_at.is_(None), v.c.ended_at >= self.end)
+        return (sa.select(self.open_group, v.c.step, self.items.c.id.label("item_id"),
+                          self.items.c.title, v.c.started_at, sa.null().label("ended_at"),
+                          self.items.c.assignee.label("ended_by"),
+                          self.std.c.seconds.label("standard"))
+                .select_from(self.joined)
+                .where(*self.open_filters, v.c.started_at < self.end, still))
+
+    def open_visits(self, conn: Any) -> dict[tuple[str, str], int]:
+        opened = self._open().subquery("opened")
+        query = sa.select(opened.c.grp, opened.c.step, sa.func.count()).group_by(
+            opened.c.grp, opened.c.step)
+        return {(row[0], row[1]): int(row[2]) for row in conn.execute(query)}
+
+    def open_breaches(self, conn: Any, calendar: Any) -> list[StepBreach]:
+        found = []
+        for row in conn.execute(self._open().where(self.std.c.seconds.is_not(None))):
+            if calendar is None:
+                seconds = (self.cutoff - row.started_at).total_seconds()
+            else:
+                seconds = calendar.working_time(row.started_at, self.cutoff).total_seconds()
+            if seconds > row.standard:
+                found.append(_breach(row, seconds))
+        return found
+
+    # Decisions -------------------------------------------------------------------------
+
+    def outcomes(self, conn: Any) -> dict[tuple[str, str], dict[str, int]]:
+        v = self.visits
+        query = (sa.select(self.group, v.c.step, v.c.outcome, sa.func.count())
+                 .select_from(self.joined).where(*self.filters, *self.ended)
+                 .group_by(self.group, v.c.step, v.c.outcome))
+        found: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+        for row in conn.execute(query):
+            found[(row[0], row[1])][row[2]] = int(row[3])
+        return found
+
+    def reasons(self, conn: Any) -> dict[tuple[str, str], list[tuple[str, int]]]:
+        v = self.visits
+        count = sa.func.count().label("n")
+        query = (sa.select(v.c.step, v.c.outcome, v.c.reason, count)
+                 .select_from(self.joined)
+                 .where(*self.filters, *self.ended, v.c.outcome.in_(("reject", "rework")))
+                 .group_by(v.c.step, v.c.outcome, v.c.reason)
+                 .order_by(v.c.step, v.c.outcome, count.desc(), v.c.reason))
+        found: dict[tuple[str, str], list[tuple[str, int]]] = defaultdict(list)
+        for row in conn.execute(query):
+            found[(row[0], row[1])].append((row[2] or "", int(row[3])))
+        return found
+
+    # Items -----------------------------------------------------------------------------
+
+    def _posted(self) -> Any:
+        ev, items = t.events, self.items
+        where = [ev.c.org == self.org, ev.c.to_state == "posted", ev.c.at >= self.start,
+                 ev.c.at < self.end, *self.item_filters]
+        item_id = sa.cast(sa.func.substr(ev.c.stream, 6), sa.Integer)
+        return (sa.select(items.c.id, items.c.created_at, ev.c.at.label("posted_at"))
+                .select_from(ev.join(items, items.c.id == item_id)).where(*where))
+
+    def lead_time_sql(self, conn: Any) -> Distribution:
+        posted = self._posted().subquery("posted")
+        seconds = _seconds(self.dialect, posted.c.posted_at, posted.c.created_at)
+        timed = sa.select(seconds.label("seconds")).subquery("timed")
+        ranked = sa.select(
+            timed.c.seconds,
+            sa.func.row_number().over(order_by=timed.c.seconds).label("rn"),
+            sa.func.count().over().label("n")).subquery("ranked")
+        row = conn.execute(sa.select(
+            sa.func.max(ranked.c.n),
+            sa.func.max(sa.case((ranked.c.rn == _rank_of(ranked.c.n, 1, 2), ranked.c.seconds))),
+            sa.func.max(sa.case((ranked.c.rn == _rank_of(ranked.c.n, 9, 10),
+                                 ranked.c.seconds))),
+            sa.func.max(ranked.c.seconds))).one()
+        if not row[0]:
+            return Distribution()
+        return Distribution(int(row[0]), _td(row[1]), _td(row[2]), _td(row[3]))
+
+    def lead_time_working(self, conn: Any, calendar: Any) -> Distribution:
+        return _distribution([calendar.working_time(r.created_at, r.posted_at).total_seconds()
+                              for r in conn.execute(self._posted())])
+
+    def weeks(self, conn: Any, zone: dt.tzinfo) -> list[Week]:
+        local = self.start.astimezone(zone)
+        monday = dt.datetime.combine(local.date() - dt.timedelta(days=local.weekday()),
+                                     dt.time(0), zone).astimezone(dt.timezone.utc)
+        anchor = sa.bindparam("anchor", monday, type_=t.UTCDateTime)
+
+        def week_of(column: Any) -> Any:
+            seconds = _seconds(self.dialect, column, anchor)
+            if self.dialect == "sqlite":
+                return sa.cast(seconds / _WEEK, sa.Integer)  # never negative: truncation
+            return sa.cast(sa.func.floor(seconds / _WEEK), sa.Integer)
+
+        items = self.items
+        created_week = week_of(items.c.created_at).label("week")
+        created = (sa.select(created_week, sa.func.count())
+                   .where(*self.item_filters, items.c.created_at >= self.start,
+                          items.c.created_at < self.end).group_by(created_week))
+        posted_rows = self._posted().subquery("posted")
+        posted_week = week_of(posted_rows.c.posted_at).label("week")
+        posted = sa.select(posted_week, sa.func.count()).group_by(posted_week)
+        counts: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+        for index, query in enumerate((created, posted)):
+            for week, n in conn.execute(query):
+                counts[int(week)][index] = int(n)
+        last = int((self.end - monday).total_seconds() // _WEEK)
+        last -= 1 if (self.end - monday).total_seconds() % _WEEK == 0 else 0
+        first_day = monday.astimezone(zone).date()
+        return [Week(start=first_day + dt.timedelta(weeks=w), created=counts[w][0],
+                     posted=counts[w][1]) for w in range(last + 1)]
+
+    def channels(self, conn: Any) -> list[ChannelStats]:
+        pubs = t.publications
+        where = [pubs.c.org == self.org, pubs.c.updated_at >= self.start,
+                 pubs.c.updated_at < self.end]
+        states = (sa.select(pubs.c.channel, pubs.c.state, sa.func.count(),
+                            sa.func.sum(pubs.c.attempts),
+                            sa.func.sum(sa.case((pubs.c.attempts > 1, pubs.c.attempts - 1),
+                                                else_=0)))
+                  .where(*where).group_by(pubs.c.channel, pubs.c.state))
+        count = sa.func.count().label("n")
+        causes = (sa.select(pubs.c.channel, pubs.c.error_class, count)
+                  .where(*where, pubs.c.error_class.is_not(None), pubs.c.state != "posted")
+                  .group_by(pubs.c.channel, pubs.c.error_class)
+                  .order_by(pubs.c.channel, count.desc(), pubs.c.error_class))
+        found: dict[str, dict[str, Any]] = defaultdict(
+            lambda: {"states": {}, "attempts": 0, "retries": 0, "causes": []})
+        for name, state, n, attempts, retries in conn.execute(states):
+            entry = found[name]
+            entry["states"][state] = int(n)
+            entry["attempts"] += int(attempts or 0)
+            entry["retries"] += int(retries or 0)
+        for name, cause, n in conn.execute(causes):
+            found[name]["causes"].append((cause, int(n)))
+        return [ChannelStats(channel=name, records=sum(e["states"].values()),
+                             states=e["states"], attempts=e["attempts"],
+                             retries=e["retries"], causes=tuple(e["causes"]))
+                for name, e in sorted(found.items())]
+
+
+def _distribution(values: Iterable[float]) -> Distribution:
+    ordered = sorted(values)
+    if not ordered:
+        return Distribution()
+    return Distribution(len(ordered), _td(_nearest_rank(ordered, 1, 2)),
+                        _td(_nearest_rank(ordered, 9, 10)), _td(ordered[-1]))
+
+
+def _breach(row: Any, seconds: float) -> StepBreach:
+    duration = _td(seconds)
+    standard = _td(row.standard)
+    assert duration is not None
+    assert standard is not None
+    return StepBreach(item_id=int(row.item_id), title=row.title, step=row.step,
+                  actor=row.ended_by, started_at=row.started_at, ended_at=row.ended_at,
+                  duration=duration, standard=standard)
+
+
+# -- rendering --------------------------------------------------------------------------
+
+_STEP_HEADINGS = (N_("Step"), N_("Group"), N_("Standard"), N_("Completed"), N_("Median"),
+                  N_("P90"), N_("Max"), N_("Within standard"), N_("Open"))
+_BREACH_HEADINGS = (N_("Item"), N_("Title"), N_("Step"), N_("Actor"), N_("Started"),
+                    N_("Took"), N_("Standard"), N_("Overrun"))
+_CHANNEL_HEADINGS = (N_("Channel"), N_("Records"), N_("Posted"), N_("Success"),
+                     N_("Attempts"), N_("Retries"), N_("Failure causes"))
+_WEEK_HEADINGS = (N_("Week of"), N_("Created"), N_("Posted"))
+
+
+def _duration(value: dt.timedelta | None) -> str:
+    return "-" if value is None else format_duration(value)
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{math.floor(value * 1000 + 0.5) / 10:g}%"
+
+
+def _sections(report: Report) -> list[tuple[str, Sequence[str], list[list[str]]]]:
+    """The report as titled tables of text cells (in the current language)."""
+    zone = zoneinfo.ZoneInfo(report.timezone)
+
+    def when(value: dt.datetime | None) -> str:
+        return "-" if value is None else value.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+    steps = [[f"{s.number} {s.step}", s.group or "-", _duration(s.standard),
+              str(s.completions), _duration(s.durations.median), _duration(s.durations.p90),
+              _duration(s.durations.max),
+              "-" if s.within_share is None else f"{s.within}/{s.completions} "
+              f"({_share(s.within_share)})", str(s.open)] for s in report.steps]
+    decisions = []
+    for what, found in ((_("rejected at approval"), report.approval),
+                        (_("sent back to production at recheck"), report.recheck)):
+        if found is None:
+            continue
+        decisions.append([what, found.step, f"{found.returned}/{found.decided}",
+                          _share(found.rate),
+                          "; ".join(f"{reason or '-'} ({n})" for reason, n in found.reasons)
+                          or "-"])
+    lead = report.lead_time
+    lead_rows = [[str(lead.count), _duration(lead.median), _duration(lead.p90),
+                  _duration(lead.max)]]
+    weeks = [[w.start.isoformat(), str(w.created), str(w.posted)] for w in report.weeks]
+    channels = [[c.channel, str(c.records), str(c.posted), _share(c.success_share),
+                 str(c.attempts), str(c.retries),
+                 "; ".join(f"{cause} ({n})" for cause, n in c.causes) or "-"]
+                for c in report.channels]
+    breaches = [[str(b.item_id), b.title, b.step, b.actor or "-", when(b.started_at),
+                 _duration(b.duration) + ("" if b.ended_at else " " + _("(open)")),
+                 _duration(b.standard), _duration(b.overrun)] for b in report.breaches]
+    return [
+        (_("Steps"), [_(h) for h in _STEP_HEADINGS], steps),
+        (_("Decisions"), [_("Decision"), _("Step"), _("Returned"), _("Rate"), _("Reasons")],
+         decisions),
+        (_("Lead time from concept to posted"), [_("Items"), _("Median"), _("P90"), _("Max")],
+         lead_rows),
+        (_("Items per week"), [_(h) for h in _WEEK_HEADINGS], weeks),
+        (_("Channels"), [_(h) for h in _CHANNEL_HEADINGS], channels),
+        (_("Breaches of the standard time"), [_(h) for h in _BREACH_HEADINGS], breaches),
+    ]
+
+
+def _heading(report: Report) -> list[str]:
+    zone = zoneinfo.ZoneInfo(report.timezone)
+    last = (report.until - dt.timedelta(microseconds=1)).astimezone(zone)
+    lines = [_("Evaluation report of {org}, {since} to {until}").format(
+        org=report.org, since=report.since.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+        until=last.strftime("%Y-%m-%d %H:%M"))]
+    if report.clock == "working" and report.calendar is not None:
+        cal = report.calendar
+        lines.append(_("Durations in working time: {days}, {start}-{end} {zone}, public "
+                       "holidays of {country}, {closed} closed days").format(
+            days=", ".join(cal["workdays"]), start=cal["hours"][0], end=cal["hours"][1],
+            zone=cal["timezone"], country=cal["holidays"] or _("no country"),
+            closed=len(cal["closed"])))
+    else:
+        lines.append(_("Durations in wall-clock time (the SOP's clock)"))
+    if report.filters:
+        lines.append(_("Only: {filters}").format(filters=", ".join(
+            f"{k}={v}" for k, v in report.filters.items())))
+    return lines
+
+
+def render(report: Report, format: str = "table") -> str:
+    """The report as text: ``table`` (aligned columns for a terminal), ``md``
+    (Markdown), ``csv`` (one table per section, a ``section`` column first) or ``json``
+    (:meth:`Report.to_dict`)."""
+    if format == "json":
+        return json.dumps(report.to_dict(), ensure_ascii=False, indent=2) + "\n"
+    sections = _sections(report)
+    if format == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        for title, headings, rows in sections:
+            writer.writerow([_("section"), *headings])
+            for row in rows:
+                writer.writerow([title, *(_safe_cell(c) for c in row)])
+        return out.getvalue()
+    lines = []
+    if format == "md":
+        heading = _heading(report)
+        lines += [f"# {heading[0]}", "", *heading[1:], ""]
+        for title, headings, rows in sections:
+            lines += [f"## {title}", ""]
+            if not rows:
+                lines += [_("None."), ""]
+                continue
+            lines.append("| " + " | ".join(headings) + " |")
+            lines.append("|" + "|".join("---" for _h in headings) + "|")
+            lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |"
+                      for row in rows]
+            lines.append("")
+        return "\n".join(lines)
+    if format != "table":
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {format!r}")
+    lines += [*_heading(report), ""]
+    for title, headings, rows in sections:
+        lines += [title, "-" * len(title)]
+        if not rows:
+            lines += [_("None."), ""]
+            continue
+        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headings)]
+        lines.append("  ".join(h.ljust(w) for h, w in zip(headings, widths, strict=True)).rstrip())
+        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+                  for row in rows]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _safe_cell(value: str) -> str:
+    # A spreadsheet must show a cell, never run it (as the record's CSV export does).
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") and value != "-" \
+        else value
