@@ -170,11 +170,17 @@ _LANG_CHOICE = click.Choice(list(i18n.LANGUAGES), case_sensitive=False)
 class _TranslatedHelp(click.Command):
     """Help texts (the command's and its options') shown in the current language."""
 
+
     def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with _help_translated(self):
             super().format_help_text(ctx, formatter)
 
     def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # click makes --help once per command, its text in the language of that moment:
+        # give it back its English text, translated here like every other option's.
+        help_option = self.get_help_option(ctx)
+        if help_option is not None:
+            help_option.help = N_("Show this message and exit.")
         with _help_translated(*self.get_params(ctx)):
             super().format_options(ctx, formatter)
 
