@@ -88,10 +88,9 @@ def template() -> Catalog:
                       domain=DOMAIN)
     method_map = [("cli.py", "humasflow._catalogs:extract_cli_help"),
                   ("**.py", "python")]
-    for _filename, lineno, message, comments, context in extract_from_dir(
+    for _filename, _lineno, message, comments, context in extract_from_dir(
             str(PACKAGE), method_map, keywords=KEYWORDS, strip_comment_tags=True):
         catalog.add(message, None, [], auto_comments=comments, context=context)
-        del lineno
     import click
 
     click_dir = Path(click.__file__).parent

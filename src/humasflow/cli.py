@@ -45,7 +45,6 @@ import attrs
 import click
 import rich.box
 import rich.console
-import rich.progress
 import rich.table
 import rich.text
 from transitions import State
@@ -591,6 +590,8 @@ def _progress(label: str) -> Iterator[Callable[[int], None]]:
     if not getattr(stream, "isatty", lambda: False)():
         yield lambda done: None
         return
+    import rich.progress  # only the commands that show progress need it
+
     console = rich.console.Console(file=stream, no_color=bool(os.environ.get("NO_COLOR")))
     with rich.progress.Progress(rich.progress.SpinnerColumn(),
                                 rich.progress.TextColumn("{task.description}"),

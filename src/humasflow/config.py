@@ -260,9 +260,8 @@ def _top_value(path: Path, key: str, value: Any) -> Any:
 
 
 def _check_media(path: Path, media: dict[str, Any]) -> None:
-    for key in ("store",):
-        if key in media and not (isinstance(media[key], str) and media[key].strip()):
-            raise _problem(path, f"media.{key}", _("must be a non-empty string"))
+    if "store" in media and not (isinstance(media["store"], str) and media["store"].strip()):
+        raise _problem(path, "media.store", _("must be a non-empty string"))
     roots = media.get("roots", [])
     if not isinstance(roots, list) or not all(isinstance(r, str) and r for r in roots):
         raise _problem(path, "media.roots", _("must be a list of folders"))
