@@ -1,0 +1,27 @@
+"""Approval by email: signed approval requests, replies, notifications and digests.
+
+This package holds what the mail features share. :mod:`humasflow.mail.token` signs
+the code an approval request carries and checks the code a reply brings back.
+"""
+
+from humasflow.mail.token import (
+    TOKEN_PATTERN,
+    ApprovalClaims,
+    TokenRefused,
+    find_tokens,
+    message_id,
+    sign,
+    token_from_message_id,
+    verify,
+)
+
+__all__ = [
+    "TOKEN_PATTERN",
+    "ApprovalClaims",
+    "TokenRefused",
+    "find_tokens",
+    "message_id",
+    "sign",
+    "token_from_message_id",
+    "verify",
+]
