@@ -92,7 +92,9 @@ TOP_LEVEL = {
 _SECTIONS = {
     "media": {"store", "roots", "max_bytes", "host"},
     "mail": {"host", "port", "security", "sender", "username", "password", "reply_to",
-             "timeout", "language"},
+             "timeout", "language", "credential", "secret", "domain", "token_days",
+             "attach_max_bytes", "imap_host", "imap_port", "imap_security",
+             "imap_username", "imap_folder", "done_folder"},
     "calendar": {"timezone", "workdays", "hours", "holidays", "closed", "open"},
 }
 _CHANNEL_KEYS = {"publisher", "settings", "credentials"}
@@ -286,14 +288,33 @@ def _check_mail(path: Path, mail: dict[str, Any]) -> None:
         raise _problem(path, "mail.password",
                        _("a password does not belong in the configuration file; put it in "
                          "the secrets file or the environment"))
-    port = mail.get("port")
-    if port is not None and (isinstance(port, bool) or not isinstance(port, int)
-                             or not 0 < port < 65536):
-        raise _problem(path, "mail.port", _("must be a port number from 1 to 65535"))
-    security = mail.get("security")
-    if security is not None and security not in _SECURITY:
-        raise _problem(path, "mail.security", _("must be one of {choices}").format(
-            choices=", ".join(_SECURITY)))
+    for key in ("port", "imap_port"):
+        port = mail.get(key)
+        if port is not None and (isinstance(port, bool) or not isinstance(port, int)
+                                 or not 0 < port < 65536):
+            raise _problem(path, f"mail.{key}", _("must be a port number from 1 to 65535"))
+    for key in ("security", "imap_security"):
+        security = mail.get(key)
+        if security is not None and security not in _SECURITY:
+            raise _problem(path, f"mail.{key}", _("must be one of {choices}").format(
+                choices=", ".join(_SECURITY)))
+    for key in ("token_days", "attach_max_bytes", "timeout"):
+        number = mail.get(key)
+        if number is not None and (isinstance(number, bool)
+                                   or not isinstance(number, (int, float)) or number <= 0):
+            raise _problem(path, f"mail.{key}", _("must be a positive number"))
+    for key in ("host", "sender", "username", "reply_to", "credential", "secret", "domain",
+                "imap_host", "imap_username", "imap_folder", "done_folder", "language"):
+        value = mail.get(key)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise _problem(path, f"mail.{key}", _("must be a non-empty string"))
+    from humasflow.credentials import is_reference
+
+    for key in ("credential", "secret"):
+        if key in mail and not is_reference(mail[key]):
+            raise _problem(path, f"mail.{key}", _(
+                "must name a value in the credential source (like HUMASFLOW_MAIL_SECRET), "
+                "not hold the value itself"))
 
 
 def _check_calendar(path: Path, calendar: dict[str, Any]) -> None:

@@ -395,7 +395,7 @@ def check_channel_config(channel: str, settings: Mapping[str, Any],
     for key, reference in credentials.items():
         if not isinstance(reference, str) or not reference:
             raise SecretInConfiguration(channel, key, "credentials", _("is empty"))
-        if looks_like_token(reference) or not _is_reference(reference):
+        if looks_like_token(reference) or not is_reference(reference):
             raise SecretInConfiguration(
                 channel, key, "credentials",
                 _("is not a credential reference (it looks like a secret, or is not a "
@@ -403,7 +403,8 @@ def check_channel_config(channel: str, settings: Mapping[str, Any],
     _check_settings(channel, settings, "")
 
 
-def _is_reference(reference: str) -> bool:
+def is_reference(reference: str) -> bool:
+    """Whether ``reference`` is a credential's name (``FISIP_IG_TOKEN``), not a value."""
     if len(reference) > _MAX_REFERENCE or not _REFERENCE.fullmatch(reference):
         return False
     # A word-like name: no long run of letters and digits mixed, as random ids have.

@@ -4,6 +4,7 @@ This package holds what the mail features share. :mod:`humasflow.mail.token` sig
 the code an approval request carries and checks the code a reply brings back.
 """
 
+from humasflow.mail.settings import MailSettings
 from humasflow.mail.token import (
     TOKEN_PATTERN,
     ApprovalClaims,
@@ -18,6 +19,7 @@ from humasflow.mail.token import (
 __all__ = [
     "TOKEN_PATTERN",
     "ApprovalClaims",
+    "MailSettings",
     "TokenRefused",
     "find_tokens",
     "message_id",
