@@ -83,6 +83,7 @@ __all__ = [
     "InputInvalid",
     "ItemChanged",
     "ItemNotFound",
+    "MailError",
     "MediaRefused",
     "MediaUnavailable",
     "NotAllowedNow",
@@ -718,6 +719,21 @@ class OutcomeUnknown(PublishError):
 
 class WaitingForPerson(PublishError):
     """The channel has no API: a person posts by hand, then confirms with the URL."""
+
+
+class MailError(HumasflowError):
+    """A message could not be handed to the mail server (connection, login, refusal).
+
+    Nothing recorded is undone by it: the message waits to be sent again.
+
+    Attributes:
+        permanent: The server refused the message for good (an unknown recipient, say),
+            so sending it again will not help.
+    """
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 class StorageError(HumasflowError):

@@ -15,11 +15,15 @@ from humasflow.mail.token import (
     token_from_message_id,
     verify,
 )
+from humasflow.mail.transport import MailTransport, MemoryTransport, SMTPTransport
 
 __all__ = [
     "TOKEN_PATTERN",
     "ApprovalClaims",
     "MailSettings",
+    "MailTransport",
+    "MemoryTransport",
+    "SMTPTransport",
     "TokenRefused",
     "find_tokens",
     "message_id",
