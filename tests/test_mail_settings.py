@@ -42,3 +42,21 @@ def test_bad_values_name_the_key(tmp_path: Path, line: str, key: str, says: str)
     with pytest.raises(ConfigurationError, match=says) as refused:
         settings(tmp_path, line + "\n")
     assert key in str(refused.value)
+
+
+def test_the_secret_and_password_come_from_the_credential_source() -> None:
+    from humasflow.credentials import EnvironmentSource
+    from humasflow.mail import mail_password, mail_secret
+
+    mail = MailSettings(username="humas")
+    source = EnvironmentSource({"HUMASFLOW_MAIL_SECRET": "x" * 40,
+                                "HUMASFLOW_MAIL_PASSWORD": "pw"})
+    assert mail_secret(source, mail) == b"x" * 40
+    assert mail_password(source, mail) == "pw"
+    assert mail_password(source, MailSettings()) is None
+    with pytest.raises(ConfigurationError, match="HUMASFLOW_MAIL_SECRET"):
+        mail_secret(EnvironmentSource({}), mail)
+    with pytest.raises(ConfigurationError, match="too short"):
+        mail_secret(EnvironmentSource({"HUMASFLOW_MAIL_SECRET": "short"}), mail)
+    with pytest.raises(ConfigurationError, match="HUMASFLOW_MAIL_PASSWORD"):
+        mail_password(EnvironmentSource({}), mail)

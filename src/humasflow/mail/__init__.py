@@ -4,7 +4,7 @@ This package holds what the mail features share. :mod:`humasflow.mail.token` sig
 the code an approval request carries and checks the code a reply brings back.
 """
 
-from humasflow.mail.settings import MailSettings
+from humasflow.mail.settings import MailSettings, mail_password, mail_secret
 from humasflow.mail.token import (
     TOKEN_PATTERN,
     ApprovalClaims,
@@ -26,6 +26,8 @@ __all__ = [
     "SMTPTransport",
     "TokenRefused",
     "find_tokens",
+    "mail_password",
+    "mail_secret",
     "message_id",
     "sign",
     "token_from_message_id",

@@ -35,7 +35,13 @@ from typing import Any, Literal
 
 import attrs
 
-__all__ = ["DEFAULT_CREDENTIAL", "DEFAULT_SECRET", "MailSettings"]
+from humasflow.errors import ConfigurationError
+from humasflow.i18n import _
+
+__all__ = ["DEFAULT_CREDENTIAL", "DEFAULT_SECRET", "MailSettings", "mail_password",
+           "mail_secret"]
+
+_MIN_SECRET = 32
 
 #: The default name of the mail password in the credential source.
 DEFAULT_CREDENTIAL = "HUMASFLOW_MAIL_PASSWORD"
@@ -106,3 +112,50 @@ class MailSettings:
         if self.sender and "@" in self.sender:
             return self.sender.rsplit("@", 1)[1].strip("> ")
         return "humasflow.invalid"
+
+
+def mail_secret(credentials: Any, settings: MailSettings) -> bytes:
+    """The deployment's signing secret: the value named :attr:`MailSettings.secret` in
+    ``credentials`` (a :class:`~humasflow.credentials.CredentialSource`), as bytes.
+
+    Raises:
+        ConfigurationError: The source does not hold it, or it is shorter than 32
+            characters (make one with ``python -c "import secrets;
+            print(secrets.token_urlsafe(32))"``).
+    """
+    from humasflow.credentials import described
+
+    value: str | None = credentials.get(settings.secret)
+    if not value:
+        raise ConfigurationError(_(
+            "approval by email needs the signing secret {name}, which {source} does not "
+            "hold; add a long random value there (python -c \"import secrets; "
+            "print(secrets.token_urlsafe(32))\")").format(
+                name=settings.secret, source=described(credentials)))
+    if len(value) < _MIN_SECRET:
+        raise ConfigurationError(_(
+            "the signing secret {name} is too short ({length} characters); use at least "
+            "{minimum} random characters").format(
+                name=settings.secret, length=len(value), minimum=_MIN_SECRET))
+    return value.encode("utf-8")
+
+
+def mail_password(credentials: Any, settings: MailSettings) -> str | None:
+    """The mail login's password (named :attr:`MailSettings.credential`), or ``None``
+    when there is no login (:attr:`MailSettings.username` unset).
+
+    Raises:
+        ConfigurationError: A login is set but the source does not hold its password.
+    """
+    from humasflow.credentials import described
+
+    if not settings.username and not settings.imap_username:
+        return None
+    value: str | None = credentials.get(settings.credential)
+    if value is None:
+        raise ConfigurationError(_(
+            "the mail login {user} needs the password {name}, which {source} does not "
+            "hold; add it there").format(user=settings.username or settings.imap_username,
+                                         name=settings.credential,
+                                         source=described(credentials)))
+    return value
