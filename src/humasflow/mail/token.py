@@ -16,7 +16,7 @@ does not stop a second use by itself (the record does: a nonce is accepted once)
 >>> claims = ApprovalClaims(item_key="0d9ae0a4-7c1b-4f7e-9b55-3f1c2a9c1e11",
 ...                         sop_revision=1, digest="ab" * 32,
 ...                         expires=dt.datetime(2026, 12, 3, tzinfo=dt.timezone.utc),
-...                         nonce="n0nce")
+...                         nonce="n0nce-exampl")
 >>> token = sign(secret, claims)
 >>> read = verify(secret, token, now=dt.datetime(2026, 12, 2, tzinfo=dt.timezone.utc))
 >>> read.item_key == claims.item_key, read.binds("ab" * 32), read.binds("cd" * 32)
