@@ -30,6 +30,7 @@ involved as attributes, and its message says what to do next::
     │   ├── RecheckStale           what would be posted is not what the recheck passed
     │   └── ContentInvalid         the post breaks a target channel's rules
     ├── MediaRefused               a media file cannot be attached (type, size, place)
+    ├── MailError                  a mail server refused or could not be reached
     ├── ConflictError              someone else changed the item first (stale version)
     │   └── ItemChanged            the item changed after the posting checks: not posted
     ├── ClaimLost                  a worker's attempt at a channel was taken over: it stops
