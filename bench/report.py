@@ -2,9 +2,15 @@
 
 Run by hand::
 
-    .venv/bin/python bench/report.py                      # 5,000 items (~50,000 events)
-    .venv/bin/python bench/report.py --items 20000 --runs 7
-    .venv/bin/python bench/report.py --store postgresql://postgres@127.0.0.1/test
+    .venv/bin/python bench/report.py                      # 5,000 items (~43,000 events)
+    .venv/bin/python bench/report.py --events 1000000 --runs 3
+    .venv/bin/python bench/report.py --events 1000000 \
+        --store postgresql+psycopg://postgres@127.0.0.1:5432/test
+
+A SQLite store is built once and kept under ``~/.cache/humasflow-bench`` (keyed by its
+size, the synthetic records' version and the schema version, so that a re-run reads it
+instead of writing a million events again; ``--rebuild`` makes it anew). A PostgreSQL
+store is filled in a schema of its own that is dropped afterwards.
 
 What is measured, in one process, on a SQLite file in a temporary folder (or the store
 given, in a schema of its own that is dropped afterwards): a month of synthetic records
@@ -56,11 +62,33 @@ START = dt.datetime(2026, 1, 1, 1, 0, tzinfo=dt.timezone.utc)
 STEPS = ("concept", "prepare", "design", "approve", "produce", "recheck", "post")
 
 
-def fill(store: Store, org: str, revision: int, items: int, seed: int = 11) -> int:
-    """Write ``items`` synthetic items and their events; return the number of events."""
+#: The synthetic records' version: change it when ``fill`` writes other records.
+RECORDS = 1
+
+
+def fill(store: Store, org: str, revision: int, items: int, seed: int = 11,
+         target: int = 0) -> int:
+    """Write ``items`` synthetic items and their events (or as many items as make
+    ``target`` events, when given); return the number of events."""
     rng = random.Random(seed)  # noqa: S311 - synthetic records, repeatable, not secrets
-    item_rows, event_rows = [], []
-    for n in range(1, items + 1):
+    item_rows: list[dict] = []
+    event_rows: list[dict] = []
+    written = 0
+
+    def flush() -> None:
+        nonlocal written
+        with store.engine.begin() as conn:
+            if item_rows:
+                conn.execute(t.items.insert(), item_rows)
+            for chunk in range(0, len(event_rows), 20000):
+                conn.execute(t.events.insert(), event_rows[chunk:chunk + 20000])
+        written += len(event_rows)
+        item_rows.clear()
+        event_rows.clear()
+
+    n = 0
+    while (written + len(event_rows) < target) if target else n < items:
+        n += 1
         at = START + dt.timedelta(minutes=rng.randrange(0, 29 * 24 * 60))
         created = at
         moves = [("create", None, "concept", "")]
@@ -97,11 +125,10 @@ def fill(store: Store, org: str, revision: int, items: int, seed: int = 11) -> i
                           "post": {}, "produced": [], "outputs": {}, "authors": [],
                           "created_by": "rina", "created_at": created,
                           "step_started_at": at, "key": str(uuid.uuid4())})
-    with store.engine.begin() as conn:
-        conn.execute(t.items.insert(), item_rows)
-        for chunk in range(0, len(event_rows), 20000):
-            conn.execute(t.events.insert(), event_rows[chunk:chunk + 20000])
-    return len(event_rows)
+        if len(event_rows) >= 200000:
+            flush()
+    flush()
+    return written
 
 
 _RAW = """
@@ -131,11 +158,20 @@ def raw_query(store: Store, org: str, since: dt.datetime, until: dt.datetime) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--items", type=int, default=5000)
+    parser.add_argument("--events", type=int, default=0,
+                        help="as many items as make this many events (instead of --items)")
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--store", help="a database URL (default: a SQLite file)")
+    parser.add_argument("--store", help="a database URL (default: a SQLite file, cached)")
+    parser.add_argument("--rebuild", action="store_true",
+                        help="build the cached SQLite store anew")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        url = args.store or str(Path(tmp) / "bench.db")
+        size = f"e{args.events}" if args.events else f"i{args.items}"
+        cache = (Path.home() / ".cache" / "humasflow-bench"
+                 / f"report-{size}-r{RECORDS}-s{t.MIGRATIONS[-1][0]}.db")
+        cached = args.store is None and cache.exists() and not args.rebuild
+        building = Path(tmp) / "bench.db"
+        url = args.store or str(cache if cached else building)
         schema = None
         if args.store and args.store.startswith("postgresql"):
             schema = f"bench_{uuid.uuid4().hex[:8]}"
@@ -144,13 +180,23 @@ def main() -> None:
                 conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
             url = f"{args.store}?options=-csearch_path%3D{schema}"
         store = Store(url)
+        complete = False
         try:
             office = Office(store, "bench", clock=SteerableClock(START), environ={},
                             media_store=Path(tmp) / "media")
-            revision = office.establish(by="Dekan", effective=START - dt.timedelta(days=1))
-            staffed_office(office)
+            if not cached:
+                revision = office.establish(by="Dekan",
+                                            effective=START - dt.timedelta(days=1))
+                staffed_office(office)
+                began = time.perf_counter()
+                fill(store, "bench", revision, args.items, target=args.events)
+                print(f"  (records written in {time.perf_counter() - began:.0f} s)")
             office.clock = SteerableClock(dt.datetime(2026, 2, 2, tzinfo=dt.timezone.utc))
-            count = fill(store, "bench", revision, args.items)
+            with store.engine.connect() as conn:
+                count = conn.execute(sa.select(sa.func.count()).select_from(t.events)
+                                     .where(t.events.c.org == "bench")).scalar()
+                items = conn.execute(sa.select(sa.func.count()).select_from(t.items)
+                                     .where(t.items.c.org == "bench")).scalar()
             if schema is not None:
                 # As autovacuum would soon after: the planner needs the new rows' statistics.
                 with store.engine.begin() as conn:
@@ -167,14 +213,19 @@ def main() -> None:
                 raw_query(store, "bench", *bounds)
                 times["raw query"].append(time.perf_counter() - begin)
             done = sum(s.completions for s in report.steps)
-            print(f"{store.engine.dialect.name}: {args.items} items, {count} events, "
+            print(f"{store.engine.dialect.name}: {items} items, {count} events, "
                   f"{done} step visits in the month, {len(report.breaches)} breaches")
             medians = {k: statistics.median(v) for k, v in times.items()}
             for name, value in medians.items():
                 print(f"  {name:10} {value * 1000:9.1f} ms")
             print(f"  report / raw query: {medians['report'] / medians['raw query']:.2f}x")
+            complete = True
         finally:
             store.close()
+            if args.store is None and not cached and complete:
+                # Kept for the next run; moved into place only once complete.
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(building, cache)
             if schema is not None:
                 with admin.begin() as conn:
                     conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))

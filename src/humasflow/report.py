@@ -338,17 +338,15 @@ def build_report(office: Office, store: Store, since: dt.datetime | dt.date,
             # Without statistics the planner takes the new table for tiny and may scan it
             # once per item.
             conn.execute(sa.text("ANALYZE humasflow_report_visits"))
+        ended, outcomes, reasons = q.ended(conn)
         if calendar is None:
-            steps = q.step_stats_sql(conn)
+            steps = ended
             lead = q.lead_time_sql(conn)
             breaches = q.breaches_sql(conn)
         else:
             steps, breaches = q.step_stats_working(conn, calendar)
             lead = q.lead_time_working(conn, calendar)
-        open_counts = q.open_visits(conn)
-        open_breaches = q.open_breaches(conn, calendar)
-        outcomes = q.outcomes(conn)
-        reasons = q.reasons(conn)
+        open_counts, open_breaches = q.open_visits(conn, calendar)
         weeks = q.weeks(conn, zone)
         channels = q.channels(conn)
         q.visits.drop(conn)
@@ -395,18 +393,22 @@ def build_report(office: Office, store: Store, since: dt.datetime | dt.date,
 
 
 def _visits_table() -> sa.Table:
+    # One row per visit of the period, with what every part of the report needs resolved
+    # once: its group, its standard time, the item's assignee (for open visits).
     return sa.Table(
         "humasflow_report_visits", sa.MetaData(),
-        sa.Column("stream", sa.String(100)), sa.Column("step", sa.String(100)),
+        sa.Column("item_id", sa.Integer), sa.Column("step", sa.String(100)),
         sa.Column("started_at", t.UTCDateTime), sa.Column("ended_at", t.UTCDateTime),
         sa.Column("ended_by", sa.String(200)), sa.Column("outcome", sa.String(100)),
         sa.Column("reason", sa.Text), sa.Column("seconds", sa.Float),
-        sa.Column("item_id", sa.Integer), prefixes=["TEMPORARY"])
+        sa.Column("grp", sa.String(200)), sa.Column("open_grp", sa.String(200)),
+        sa.Column("assignee", sa.String(200)), sa.Column("standard", sa.Float),
+        prefixes=["TEMPORARY"])
 
 
 class _Queries:
-    """The report's SQL: one visits query (window functions over the item streams),
-    aggregated per step and group."""
+    """The report's SQL: one visits query (window functions over the item streams) into
+    a temporary table, which a few aggregate queries then read without further joins."""
 
     def __init__(self, dialect: str, org: str, start: dt.datetime, end: dt.datetime,
                  cutoff: dt.datetime, steps: list[str],
@@ -417,11 +419,13 @@ class _Queries:
         ev, items = t.events, t.items
         moves = (sa.select(ev.c.stream, ev.c.seq, ev.c.at, ev.c.actor, ev.c.action,
                            ev.c.to_state, ev.c.note)
-                 .where(ev.c.org == org, ev.c.stream.like("item:%"),
+                 .where(ev.c.org == org, ev.c.stream.like("item:%"), ev.c.at < end,
                         sa.or_(ev.c.action == "create",
                                ev.c.from_state.is_distinct_from(ev.c.to_state)))
                  .cte("moves"))
         window: dict[str, Any] = {"partition_by": moves.c.stream, "order_by": moves.c.seq}
+        # A move at or after the end of the period cannot end a visit in it: such visits
+        # are open at the end, which a missing next move (``lead`` is NULL) says too.
         found = sa.select(
             moves.c.stream, moves.c.to_state.label("step"), moves.c.at.label("started_at"),
             sa.func.lead(moves.c.at, type_=t.UTCDateTime).over(**window).label("ended_at"),
@@ -429,35 +433,25 @@ class _Queries:
             sa.func.lead(moves.c.action, type_=sa.String).over(**window).label("outcome"),
             sa.func.lead(moves.c.note, type_=sa.Text).over(**window).label("reason"),
         ).subquery("found")
-        # The visits of the period (ended in it, or still open at its end) are computed
-        # once into a temporary table that every part of the report then aggregates:
-        # the window over the item streams is the costly part, and neither database
-        # reliably keeps a CTE's result between statements.
-        visits = _visits_table()
-        self.fill = sa.insert(visits).from_select(
-            [c.name for c in visits.c],
-            sa.select(*found.c, _seconds(dialect, found.c.ended_at, found.c.started_at),
-                      sa.cast(sa.func.substr(found.c.stream, 6), sa.Integer))
-            .where(found.c.started_at < end, sa.or_(
-                found.c.ended_at.is_(None), found.c.ended_at >= start)))
         rows = standards or [(0, "", 0.0)]
         std = sa.values(sa.column("rev", sa.Integer), sa.column("step", sa.String),
                         sa.column("seconds", sa.Float), name="standards").data(rows).cte(
                             "standard_times")
-        joined = visits.join(items, items.c.id == visits.c.item_id).outerjoin(
-            std, sa.and_(std.c.rev == items.c.sop_revision, std.c.step == visits.c.step))
+        item_id = sa.cast(sa.func.substr(found.c.stream, 6), sa.Integer)
+        joined = found.join(items, items.c.id == item_id).outerjoin(
+            std, sa.and_(std.c.rev == items.c.sop_revision, std.c.step == found.c.step))
         pubs = t.publications
         if by == "channel":
             joined = joined.join(pubs, pubs.c.item_id == items.c.id)
             group: Any = pubs.c.channel
         elif by == "staff":
-            group = sa.func.coalesce(visits.c.ended_by, "")
-            # A visit still open belongs to whoever the item is assigned to.
-            open_group: Any = sa.func.coalesce(items.c.assignee, "")
+            group = sa.func.coalesce(found.c.ended_by, "")
         elif by == "revision":
             group = sa.cast(items.c.sop_revision, sa.String)
         else:
             group = sa.literal("", sa.String)
+        # A visit still open belongs to whoever the item is assigned to.
+        open_group = sa.func.coalesce(items.c.assignee, "") if by == "staff" else group
         # What selects items (the revision, the channel) also applies to lead times and
         # weeks; the staff member is who ended a visit, so only visits know them.
         self.item_filters: list[Any] = [items.c.org == org]
@@ -466,51 +460,84 @@ class _Queries:
         if channel is not None:
             self.item_filters.append(sa.exists().where(pubs.c.item_id == items.c.id,
                                                        pubs.c.channel == channel))
-        self.filters = [*self.item_filters, visits.c.step.in_(steps)]
-        self.open_filters = list(self.filters)
+        # The visits of the period (ended in it, or still open at its end) are computed
+        # once into a temporary table that every part of the report then aggregates:
+        # the window over the item streams is the costly part, and neither database
+        # reliably keeps a CTE's result between statements.
+        visits = _visits_table()
+        self.fill = sa.insert(visits).from_select(
+            [c.name for c in visits.c],
+            sa.select(item_id, found.c.step, found.c.started_at, found.c.ended_at,
+                      found.c.ended_by, found.c.outcome, found.c.reason,
+                      _seconds(dialect, found.c.ended_at, found.c.started_at),
+                      group, open_group, items.c.assignee, std.c.seconds)
+            .select_from(joined)
+            .where(*self.item_filters, found.c.step.in_(steps),
+                   sa.or_(found.c.ended_at.is_(None),
+                          found.c.ended_at >= start)))
+        v = visits
+        self.visits, self.items = visits, items
+        self.filters: list[Any] = [v.c.ended_at.is_not(None), v.c.ended_at < end]
+        self.open_filters: list[Any] = [sa.or_(v.c.ended_at.is_(None), v.c.ended_at >= end)]
         if staff is not None:
-            self.filters.append(visits.c.ended_by == staff)
-            self.open_filters.append(items.c.assignee == staff)
-        self.visits, self.items, self.std, self.joined = visits, items, std, joined
-        self.group = group.label("grp")
-        self.open_group = (open_group if by == "staff" else group).label("grp")
-        self.seconds = visits.c.seconds
-        self.ended = [visits.c.ended_at.is_not(None), visits.c.ended_at >= start,
-                      visits.c.ended_at < end]
+            self.filters.append(v.c.ended_by == staff)
+            self.open_filters.append(v.c.assignee == staff)
 
     # Completed visits ------------------------------------------------------------------
 
     def _completed(self) -> Any:
-        v = self.visits
-        return (sa.select(self.group, v.c.step, self.items.c.id.label("item_id"),
-                          self.items.c.title, v.c.started_at, v.c.ended_at, v.c.ended_by,
-                          self.seconds.label("seconds"), self.std.c.seconds.label("standard"))
-                .select_from(self.joined).where(*self.filters, *self.ended))
+        v, items = self.visits, self.items
+        return (sa.select(v.c.grp, v.c.step, v.c.item_id, items.c.title, v.c.started_at,
+                          v.c.ended_at, v.c.ended_by, v.c.seconds, v.c.standard)
+                .select_from(v.join(items, items.c.id == v.c.item_id)).where(*self.filters))
 
-    def step_stats_sql(self, conn: Any) -> dict[tuple[str, str], tuple[Distribution, int]]:
-        done = self._completed().subquery("done")
-        part: dict[str, Any] = {"partition_by": (done.c.grp, done.c.step)}
+    def ended(self, conn: Any) -> tuple[dict[tuple[str, str], tuple[Distribution, int]],
+                                        dict[tuple[str, str], dict[str, int]],
+                                        dict[tuple[str, str], list[tuple[str, int]]]]:
+        """Per group and step: the durations and how many within the standard; how the
+        visits ended; the reasons they were sent back: one pass over the visits."""
+        v = self.visits
+        part: dict[str, Any] = {"partition_by": (v.c.grp, v.c.step)}
         ranked = sa.select(
-            done.c.grp, done.c.step, done.c.seconds, done.c.standard,
-            sa.func.row_number().over(order_by=done.c.seconds, **part).label("rn"),
+            v.c.grp, v.c.step, v.c.outcome, v.c.reason, v.c.seconds, v.c.standard,
+            sa.func.row_number().over(order_by=v.c.seconds, **part).label("rn"),
             sa.func.count().over(**part).label("n"),
-        ).subquery("ranked")
+        ).where(*self.filters).subquery("ranked")
+        r = ranked.c
+        # Only the visits sent back keep their reason: the others group by outcome alone.
+        reason = sa.case((r.outcome.in_(("reject", "rework")), sa.func.coalesce(r.reason, "")),
+                         else_=sa.null()).label("why")
         query = sa.select(
-            ranked.c.grp, ranked.c.step, sa.func.max(ranked.c.n),
-            sa.func.max(sa.case((ranked.c.rn == _rank_of(ranked.c.n, 1, 2), ranked.c.seconds))),
-            sa.func.max(sa.case((ranked.c.rn == _rank_of(ranked.c.n, 9, 10),
-                                 ranked.c.seconds))),
-            sa.func.max(ranked.c.seconds),
-            sa.func.sum(sa.case((ranked.c.seconds <= ranked.c.standard, 1), else_=0)),
-        ).group_by(ranked.c.grp, ranked.c.step)
-        return {(row[0], row[1]): (Distribution(int(row[2]), _td(row[3]), _td(row[4]),
-                                                _td(row[5])), int(row[6] or 0))
-                for row in conn.execute(query)}
+            r.grp, r.step, r.outcome, reason, sa.func.count(), sa.func.max(r.n),
+            sa.func.max(sa.case((r.rn == _rank_of(r.n, 1, 2), r.seconds))),
+            sa.func.max(sa.case((r.rn == _rank_of(r.n, 9, 10), r.seconds))),
+            sa.func.max(r.seconds),
+            sa.func.sum(sa.case((r.seconds <= r.standard, 1), else_=0)),
+        ).group_by(r.grp, r.step, r.outcome, reason)
+        parts: dict[tuple[str, str], list[Any]] = defaultdict(lambda: [0, None, None, None, 0])
+        outcomes: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+        reasons: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+        for grp, key, outcome, why, n, total, median, p90, longest, within in conn.execute(
+                query):
+            entry = parts[(grp, key)]
+            entry[0] = int(total)
+            # Each rank is in exactly one of the rows of its group and step.
+            for index, value in ((1, median), (2, p90), (3, longest)):
+                if value is not None and (entry[index] is None or value > entry[index]):
+                    entry[index] = value
+            entry[4] += int(within or 0)
+            outcomes[(grp, key)][outcome] = outcomes[(grp, key)].get(outcome, 0) + int(n)
+            if why is not None:
+                reasons[(key, outcome)][why] += int(n)
+        stats = {key: (Distribution(e[0], _td(e[1]), _td(e[2]), _td(e[3])), e[4])
+                 for key, e in parts.items()}
+        ordered = {key: sorted(found.items(), key=lambda kv: (-kv[1], kv[0]))
+                   for key, found in reasons.items()}
+        return stats, outcomes, ordered
 
     def breaches_sql(self, conn: Any) -> list[StepBreach]:
-        done = self._completed().subquery("done")
-        query = sa.select(done).where(done.c.standard.is_not(None),
-                                      done.c.seconds > done.c.standard)
+        query = self._completed().where(self.visits.c.standard.is_not(None),
+                                        self.visits.c.seconds > self.visits.c.standard)
         return [_breach(row, row.seconds) for row in conn.execute(query)]
 
     def step_stats_working(self, conn: Any, calendar: Any) -> tuple[
@@ -531,57 +558,29 @@ class _Queries:
 
     # Open visits -----------------------------------------------------------------------
 
-    def _open(self) -> Any:
-        v = self.visits
-        still = sa.or_(v.c.ended_at.is_(None), v.c.ended_at >= self.end)
-        return (sa.select(self.open_group, v.c.step, self.items.c.id.label("item_id"),
-                          self.items.c.title, v.c.started_at, sa.null().label("ended_at"),
-                          self.items.c.assignee.label("ended_by"),
-                          self.std.c.seconds.label("standard"))
-                .select_from(self.joined)
-                .where(*self.open_filters, v.c.started_at < self.end, still))
-
-    def open_visits(self, conn: Any) -> dict[tuple[str, str], int]:
-        opened = self._open().subquery("opened")
-        query = sa.select(opened.c.grp, opened.c.step, sa.func.count()).group_by(
-            opened.c.grp, opened.c.step)
-        return {(row[0], row[1]): int(row[2]) for row in conn.execute(query)}
-
-    def open_breaches(self, conn: Any, calendar: Any) -> list[StepBreach]:
+    def open_visits(self, conn: Any, calendar: Any) -> tuple[dict[tuple[str, str], int],
+                                                             list[StepBreach]]:
+        """The visits still open at the end of the period, counted, and those of them
+        already past their standard time."""
+        v, items = self.visits, self.items
+        query = (sa.select(v.c.open_grp.label("grp"), v.c.step, v.c.item_id, items.c.title,
+                           v.c.started_at, sa.null().label("ended_at"),
+                           v.c.assignee.label("ended_by"), v.c.standard)
+                 .select_from(v.join(items, items.c.id == v.c.item_id))
+                 .where(*self.open_filters))
+        counts: Counter[tuple[str, str]] = Counter()
         found = []
-        for row in conn.execute(self._open().where(self.std.c.seconds.is_not(None))):
+        for row in conn.execute(query):
+            counts[(row.grp, row.step)] += 1
+            if row.standard is None:
+                continue
             if calendar is None:
                 seconds = (self.cutoff - row.started_at).total_seconds()
             else:
                 seconds = calendar.working_time(row.started_at, self.cutoff).total_seconds()
             if seconds > row.standard:
                 found.append(_breach(row, seconds))
-        return found
-
-    # Decisions -------------------------------------------------------------------------
-
-    def outcomes(self, conn: Any) -> dict[tuple[str, str], dict[str, int]]:
-        v = self.visits
-        query = (sa.select(self.group, v.c.step, v.c.outcome, sa.func.count())
-                 .select_from(self.joined).where(*self.filters, *self.ended)
-                 .group_by(self.group, v.c.step, v.c.outcome))
-        found: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
-        for row in conn.execute(query):
-            found[(row[0], row[1])][row[2]] = int(row[3])
-        return found
-
-    def reasons(self, conn: Any) -> dict[tuple[str, str], list[tuple[str, int]]]:
-        v = self.visits
-        count = sa.func.count().label("n")
-        query = (sa.select(v.c.step, v.c.outcome, v.c.reason, count)
-                 .select_from(self.joined)
-                 .where(*self.filters, *self.ended, v.c.outcome.in_(("reject", "rework")))
-                 .group_by(v.c.step, v.c.outcome, v.c.reason)
-                 .order_by(v.c.step, v.c.outcome, count.desc(), v.c.reason))
-        found: dict[tuple[str, str], list[tuple[str, int]]] = defaultdict(list)
-        for row in conn.execute(query):
-            found[(row[0], row[1])].append((row[2] or "", int(row[3])))
-        return found
+        return dict(counts), found
 
     # Items -----------------------------------------------------------------------------
 
