@@ -2765,14 +2765,17 @@ def check_sla(session: _Session) -> None:
 @click.option("--channel", "channel_name", metavar="NAME",
               help="Only items posted (or being posted) to this channel.")
 @click.option("--staff", metavar="ID", help="Only step visits this person ended.")
+@click.option("--compare", type=int, metavar="REVISION",
+              help="Compare the items of this SOP revision with those of the revision "
+                   "before it, step by step, with the sample sizes.")
 @click.option("--format", "fmt", type=click.Choice(["table", "md", "csv", "json"]),
               default="table", show_default=True, help="The output format.")
 @click.option("--output", type=click.Path(dir_okay=False, writable=True, path_type=Path),
               help="Write to this file (default: standard output).")
 @click.pass_obj
 def report(session: _Session, since: dt.datetime | None, until: dt.datetime | None, by: str,
-           revision: int | None, channel_name: str | None, staff: str | None, fmt: str,
-           output: Path | None) -> None:
+           revision: int | None, channel_name: str | None, staff: str | None,
+           compare: int | None, fmt: str, output: Path | None) -> None:
     """Evaluate the procedure over a period (SOP step 9).
 
     For each step: completions, median, 90th percentile and longest duration against
@@ -2780,20 +2783,30 @@ def report(session: _Session, since: dt.datetime | None, until: dt.datetime | No
     recheck with their reasons; the lead time from concept to posted; items per week;
     each channel's posting; and every breach. Days are days of the SOP's time zone;
     durations are on the SOP's clock (wall or working time), as the report says.
+
+    With --compare REVISION: the items of that revision against those of the revision
+    before it ("did the change help?"), with the number of completions on each side.
     """
-    from humasflow.report import render
+    from humasflow.report import render, render_comparison
 
     office = session.office()
     today = session.now().astimezone(session.zone()).date()
     last = until.date() if until is not None else today
     first = since.date() if since is not None else last.replace(day=1)
+    if compare is not None and (revision is not None or by != "step"):
+        _fail(_("--compare cannot be combined with --revision or --by: it compares two "
+                "revisions step by step; leave those out"))
     try:
-        found = office.report(first, last, by=None if by == "step" else by,
-                              revision=revision, channel=channel_name, staff=staff,
-                              now=session.now())
+        if compare is not None:
+            text = render_comparison(office.compare_revisions(
+                first, last, compare, channel=channel_name, staff=staff,
+                now=session.now()), fmt)
+        else:
+            text = render(office.report(first, last, by=None if by == "step" else by,
+                                        revision=revision, channel=channel_name,
+                                        staff=staff, now=session.now()), fmt)
     except InputInvalid as exc:
         _fail(str(exc))
-    text = render(found, fmt)
     if output is None:
         _echo(text, nl=not text.endswith("\n"))
         return

@@ -41,7 +41,7 @@ from humasflow.scrubbing import get_logger, remember_secret, scrub
 if TYPE_CHECKING:
     import requests
 
-    from humasflow.report import Report
+    from humasflow.report import Comparison, Report
 from humasflow.calendar import WorkingCalendar
 from humasflow.clock import Clock, system_clock
 from humasflow.errors import (
@@ -1658,6 +1658,23 @@ class Office:
         return build_report(self, self._store, since, until, by=by, revision=revision,
                             channel=channel, staff=staff,
                             now=_input.moment("now", now) if now is not None else self._now())
+
+    def compare_revisions(self, since: dt.datetime | dt.date, until: dt.datetime | dt.date,
+                          revision: int | None = None, *, channel: str | None = None,
+                          staff: str | None = None, min_sample: int | None = None,
+                          now: dt.datetime | None = None) -> Comparison:
+        """The period's steps for the items of ``revision`` (default: the current one)
+        against those of the revision before it, step by step: sample sizes, medians,
+        shares within the standard and their changes ("did the change help?"); see
+        :class:`~humasflow.report.Comparison`. A side with fewer than ``min_sample``
+        (default :data:`~humasflow.report.MIN_SAMPLE`) completions is marked too small
+        to read a trend from."""
+        from humasflow.report import MIN_SAMPLE, build_comparison
+
+        return build_comparison(
+            self, since, until, revision=revision, channel=channel, staff=staff,
+            min_sample=MIN_SAMPLE if min_sample is None else min_sample,
+            now=_input.moment("now", now) if now is not None else self._now())
 
     def history(self, item_id: int) -> list[Event]:
         """The item's events, oldest first."""

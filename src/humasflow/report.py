@@ -49,8 +49,9 @@ if TYPE_CHECKING:
     from humasflow.office import Office
     from humasflow.storage.store import Store
 
-__all__ = ["BY", "FORMATS", "ChannelStats", "Decisions", "Distribution", "Report",
-           "StepBreach", "StepStats", "Week", "build_report", "render"]
+__all__ = ["BY", "FORMATS", "MIN_SAMPLE", "ChannelStats", "Comparison", "Decisions",
+           "Distribution", "Report", "StepBreach", "StepChange", "StepStats", "Week",
+           "build_comparison", "build_report", "render", "render_comparison"]
 
 #: How a report can be broken down (``None``: by step only).
 BY = ("step", "channel", "staff", "revision")
@@ -58,6 +59,9 @@ BY = ("step", "channel", "staff", "revision")
 FORMATS = ("table", "md", "csv", "json")
 
 _WEEK = 7 * 86400
+#: Fewer completions than this on either side of a comparison are too few to read a
+#: trend from: the comparison says so instead of suggesting one.
+MIN_SAMPLE = 10
 
 
 @attrs.frozen
@@ -253,6 +257,85 @@ def _plain(value: Any) -> Any:
     return value
 
 
+@attrs.frozen
+class StepChange:
+    """One step before and after an SOP revision.
+
+    ``before`` and ``after`` are the step's statistics over the items of the previous
+    revision and over those of the revision compared; the changes are ``after`` minus
+    ``before``, ``None`` when either side has nothing to measure.
+    """
+
+    step: str
+    number: int
+    before: StepStats
+    after: StepStats
+    min_sample: int = MIN_SAMPLE
+
+    @property
+    def median_change(self) -> dt.timedelta | None:
+        """How much the median duration changed (negative: faster)."""
+        old, new = self.before.durations.median, self.after.durations.median
+        return None if old is None or new is None else new - old
+
+    @property
+    def within_change(self) -> float | None:
+        """How much the share within the standard time changed (in shares of 1)."""
+        old, new = self.before.within_share, self.after.within_share
+        return None if old is None or new is None else new - old
+
+    @property
+    def too_small(self) -> bool:
+        """Whether either side has fewer completions than ``min_sample``."""
+        return min(self.before.completions, self.after.completions) < self.min_sample
+
+
+@attrs.frozen
+class Comparison:
+    """A period's steps before and after an SOP revision ("did the change help?").
+
+    Attributes:
+        revision: The revision compared.
+        previous: The revision before it.
+        before: The report over the items of ``previous``.
+        after: The report over the items of ``revision``.
+        steps: Per step of either revision, in the SOP's order.
+        min_sample: Below how many completions a side is too small to read a trend.
+    """
+
+    revision: int
+    previous: int
+    before: Report
+    after: Report
+    steps: tuple[StepChange, ...] = ()
+    min_sample: int = MIN_SAMPLE
+
+    def to_dict(self) -> dict[str, Any]:
+        """The comparison as plain JSON data (durations in seconds, times in ISO 8601)."""
+        return {
+            "org": self.after.org, "since": self.after.since.isoformat(),
+            "until": self.after.until.isoformat(), "clock": self.after.clock,
+            "revision": self.revision, "previous": self.previous,
+            "min_sample": self.min_sample, "filters": _plain(self.after.filters),
+            "steps": [{"step": c.step, "number": c.number,
+                       "before": _side(c.before), "after": _side(c.after),
+                       "median_change": _plain(c.median_change),
+                       "within_change": c.within_change, "too_small": c.too_small}
+                      for c in self.steps],
+            "lead_time": {"before": _plain(attrs.asdict(self.before.lead_time)),
+                          "after": _plain(attrs.asdict(self.after.lead_time))},
+            "approval": {"before": _decisions(self.before.approval),
+                         "after": _decisions(self.after.approval)},
+        }
+
+
+def _side(stats: StepStats) -> dict[str, Any]:
+    return {"completions": stats.completions, "standard": _plain(stats.standard),
+            "median": _plain(stats.durations.median), "p90": _plain(stats.durations.p90),
+            "max": _plain(stats.durations.max), "within": stats.within,
+            "within_share": stats.within_share, "open": stats.open}
+
+
 # -- building ---------------------------------------------------------------------------
 
 def _bound(name: str, value: dt.datetime | dt.date, zone: dt.tzinfo, *,
@@ -390,6 +473,51 @@ def build_report(office: Office, store: Store, since: dt.datetime | dt.date,
                   steps=tuple(stats), approval=decisions("approval", "reject"),
                   recheck=decisions("recheck", "rework"), lead_time=lead,
                   weeks=tuple(weeks), channels=tuple(channels), breaches=tuple(every))
+
+
+def build_comparison(office: Office, since: dt.datetime | dt.date,
+                     until: dt.datetime | dt.date, *, revision: int | None = None,
+                     channel: str | None = None, staff: str | None = None,
+                     min_sample: int = MIN_SAMPLE, now: dt.datetime) -> Comparison:
+    """Compare the items of ``revision`` with those of the revision before it (see
+    :meth:`Office.compare_revisions <humasflow.office.Office.compare_revisions>`).
+
+    Raises:
+        InputInvalid: ``revision`` is not a revision of the organisation, or is its
+            first (nothing to compare it with); or the period or a filter is wrong.
+    """
+    ids = [int(r["id"]) for r in office.revisions()]
+    chosen = revision if revision is not None else office.current_revision()
+    if chosen not in ids:
+        raise InputInvalid("revision", _("is {value!r}, no SOP revision of {org}").format(
+            value=chosen, org=office.org), _("one of {choices}").format(
+                choices=", ".join(map(str, ids)) or "-"))
+    if ids.index(chosen) == 0:
+        raise InputInvalid("revision", _("is {org}'s first SOP revision: there is nothing "
+                                         "before it to compare with").format(org=office.org),
+                           _("give a later revision"))
+    if isinstance(min_sample, bool) or not isinstance(min_sample, int) or min_sample < 1:
+        raise InputInvalid("min_sample", _("is {value!r}").format(value=min_sample),
+                           _("a whole number of at least 1"))
+    previous = ids[ids.index(chosen) - 1]
+    before, after = (office.report(since, until, revision=r, channel=channel, staff=staff,
+                                   now=now) for r in (previous, chosen))
+    # Each side against its own revision's standard times (a report shows the current's).
+    standards = {r: {s.key: s.standard_time for s in office.sop(r).lifecycle}
+                 for r in (previous, chosen)}
+    before, after = (attrs.evolve(found, steps=tuple(
+        attrs.evolve(s, standard=standards[r].get(s.step)) for s in found.steps))
+        for r, found in ((previous, before), (chosen, after)))
+    old = {s.step: s for s in before.steps}
+    new = {s.step: s for s in after.steps}
+    order = [*new, *(k for k in old if k not in new)]
+    changes = tuple(StepChange(
+        step=key, number=(new.get(key) or old[key]).number,
+        before=old.get(key) or StepStats(step=key, number=new[key].number),
+        after=new.get(key) or StepStats(step=key, number=old[key].number),
+        min_sample=min_sample) for key in order)
+    return Comparison(revision=chosen, previous=previous, before=before, after=after,
+                      steps=changes, min_sample=min_sample)
 
 
 def _visits_table() -> sa.Table:
@@ -781,7 +909,99 @@ def render(report: Report, format: str = "table") -> str:
     (:meth:`Report.to_dict`)."""
     if format == "json":
         return json.dumps(report.to_dict(), ensure_ascii=False, indent=2) + "\n"
-    sections = _sections(report)
+    return _write(_heading(report), _sections(report), format)
+
+
+def _signed_duration(value: dt.timedelta | None) -> str:
+    if value is None:
+        return "-"
+    sign = "-" if value < dt.timedelta(0) else "+"
+    return sign + format_duration(abs(value))
+
+
+def _signed_points(value: float | None) -> str:
+    if value is None:
+        return "-"
+    points = math.floor(abs(value) * 1000 + 0.5) / 10
+    return f"{'-' if value < 0 and points else '+'}{points:g} " + _("points")
+
+
+def _comparison_sections(comparison: Comparison) -> list[
+        tuple[str, Sequence[str], list[list[str]]]]:
+    def side(stats: StepStats) -> list[str]:
+        return [str(stats.completions), _duration(stats.standard),
+                _duration(stats.durations.median),
+                "-" if stats.within_share is None else _share(stats.within_share)]
+
+    small = _("too few to read a trend (fewer than {n} on a side)").format(
+        n=comparison.min_sample)
+
+    def note(before: int, after: int) -> str:
+        if not before or not after:
+            return _("nothing to compare (no completion on a side)")
+        return small if min(before, after) < comparison.min_sample else "-"
+
+    rows = [[f"{c.number} {c.step}", *side(c.before), *side(c.after),
+             _signed_duration(c.median_change), _signed_points(c.within_change),
+             note(c.before.completions, c.after.completions)] for c in comparison.steps]
+    old, new = comparison.before.lead_time, comparison.after.lead_time
+    lead = [[str(old.count), _duration(old.median), str(new.count), _duration(new.median),
+             _signed_duration(None if old.median is None or new.median is None
+                              else new.median - old.median), note(old.count, new.count)]]
+    decisions = []
+    for what, before, after in (
+            (_("rejected at approval"), comparison.before.approval,
+             comparison.after.approval),
+            (_("sent back to production at recheck"), comparison.before.recheck,
+             comparison.after.recheck)):
+        if before is None and after is None:
+            continue
+        b = before or Decisions(step=after.step if after else "")
+        a = after or Decisions(step=b.step)
+        decisions.append([what, f"{b.returned}/{b.decided}", _share(b.rate),
+                          f"{a.returned}/{a.decided}", _share(a.rate),
+                          _signed_points(None if a.rate is None or b.rate is None
+                                         else a.rate - b.rate),
+                          note(b.decided, a.decided)])
+    rev = {"before": comparison.previous, "after": comparison.revision}
+    before_n = _("Before (rev. {before}): n").format(**rev)
+    after_n = _("After (rev. {after}): n").format(**rev)
+    return [
+        (_("Steps before and after the revision"),
+         [_("Step"), before_n, _("Standard"), _("Median"), _("Within standard"), after_n,
+          _("Standard"), _("Median"), _("Within standard"), _("Change in median"),
+          _("Change in share within"), _("Note")], rows),
+        (_("Lead time from concept to posted"),
+         [before_n, _("Median"), after_n, _("Median"), _("Change in median"), _("Note")],
+         lead),
+        (_("Decisions"), [_("Decision"), before_n, _("Rate"), after_n, _("Rate"),
+                          _("Change"), _("Note")], decisions),
+    ]
+
+
+def render_comparison(comparison: Comparison, format: str = "table") -> str:
+    """A :class:`Comparison` as text, in the formats of :func:`render`."""
+    if format == "json":
+        return json.dumps(comparison.to_dict(), ensure_ascii=False, indent=2) + "\n"
+    filters = {k: v for k, v in comparison.after.filters.items() if k != "revision"}
+    after = comparison.after
+    heading = _heading(attrs.evolve(after, filters=filters))
+    zone = zoneinfo.ZoneInfo(after.timezone)
+    last = (after.until - dt.timedelta(microseconds=1)).astimezone(zone)
+    heading[0] = _("SOP revision {after} against revision {before}, {org}, {since} to "
+                   "{until}").format(
+        after=comparison.revision, before=comparison.previous, org=after.org,
+        since=after.since.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+        until=last.strftime("%Y-%m-%d %H:%M"))
+    heading.append(_("Before: the items of revision {before}; after: the items of revision "
+                     "{after}. n is the number of completions measured; with fewer than "
+                     "{n} on a side a difference is noise, not a trend.").format(
+        before=comparison.previous, after=comparison.revision, n=comparison.min_sample))
+    return _write(heading, _comparison_sections(comparison), format)
+
+
+def _write(heading: list[str], sections: list[tuple[str, Sequence[str], list[list[str]]]],
+           format: str) -> str:
     if format == "csv":
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
@@ -792,7 +1012,6 @@ def render(report: Report, format: str = "table") -> str:
         return out.getvalue()
     lines = []
     if format == "md":
-        heading = _heading(report)
         lines += [f"# {heading[0]}", "", *heading[1:], ""]
         for title, headings, rows in sections:
             lines += [f"## {title}", ""]
@@ -807,7 +1026,7 @@ def render(report: Report, format: str = "table") -> str:
         return "\n".join(lines)
     if format != "table":
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {format!r}")
-    lines += [*_heading(report), ""]
+    lines += [*heading, ""]
     for title, headings, rows in sections:
         lines += [title, "-" * len(title)]
         if not rows:
