@@ -99,6 +99,9 @@ def test_rejections_rework_lead_time_and_weeks(office, records):
     assert report.lead_time == Distribution(3, 49 * M, 77 * M, 77 * M)
     [week] = report.weeks
     assert (week.start, week.created, week.posted) == (DAY, 4, 3)
+    # 7 + 11 + 7 completions; late: A's approval, B's concept, approval and recheck, C's
+    # concept.
+    assert (week.completed, week.on_time, week.on_time_share) == (25, 20, 0.8)
     [outbox] = report.channels
     assert (outbox.channel, outbox.records, outbox.posted, outbox.success_share,
             outbox.retries) == ("outbox", 3, 3, 1.0, 0)

@@ -134,6 +134,15 @@ class Week:
     start: dt.date
     created: int = 0
     posted: int = 0
+    #: Step completions that ended in the week, of steps with a standard time.
+    completed: int = 0
+    #: Of those, within their standard time.
+    on_time: int = 0
+
+    @property
+    def on_time_share(self) -> float | None:
+        """The share of the week's completions within the standard (``None``: none)."""
+        return self.on_time / self.completed if self.completed else None
 
 
 @attrs.frozen
@@ -605,6 +614,9 @@ class _Queries:
                           found.c.ended_at >= start)))
         v = visits
         self.visits, self.items = visits, items
+        # On the working clock: when each completion with a standard ended, and whether
+        # within it (the weeks' on-time shares; on the wall clock SQL counts them).
+        self.working_within: list[tuple[dt.datetime, bool]] | None = None
         self.filters: list[Any] = [v.c.ended_at.is_not(None), v.c.ended_at < end]
         self.open_filters: list[Any] = [sa.or_(v.c.ended_at.is_(None), v.c.ended_at >= end)]
         if staff is not None:
@@ -673,10 +685,12 @@ class _Queries:
         durations: dict[tuple[str, str], list[float]] = defaultdict(list)
         within: Counter[tuple[str, str]] = Counter()
         breaches = []
+        self.working_within = []
         for row in conn.execute(self._completed()):
             seconds = calendar.working_time(row.started_at, row.ended_at).total_seconds()
             durations[(row.grp, row.step)].append(seconds)
             if row.standard is not None:
+                self.working_within.append((row.ended_at, seconds <= row.standard))
                 if seconds <= row.standard:
                     within[(row.grp, row.step)] += 1
                 else:
@@ -762,15 +776,29 @@ class _Queries:
         posted_rows = self._posted().subquery("posted")
         posted_week = week_of(posted_rows.c.posted_at).label("week")
         posted = sa.select(posted_week, sa.func.count()).group_by(posted_week)
-        counts: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+        counts: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
         for index, query in enumerate((created, posted)):
             for week, n in conn.execute(query):
                 counts[int(week)][index] = int(n)
+        if self.working_within is None:
+            v = self.visits
+            ended_week = week_of(v.c.ended_at).label("week")
+            timed = (sa.select(ended_week, sa.func.count(),
+                               sa.func.sum(sa.case((v.c.seconds <= v.c.standard, 1), else_=0)))
+                     .where(*self.filters, v.c.standard.is_not(None)).group_by(ended_week))
+            for week, n, within in conn.execute(timed):
+                counts[int(week)][2:] = [int(n), int(within or 0)]
+        else:
+            for ended_at, within in self.working_within:
+                week = int((ended_at - monday).total_seconds() // _WEEK)
+                counts[week][2] += 1
+                counts[week][3] += int(within)
         last = int((self.end - monday).total_seconds() // _WEEK)
         last -= 1 if (self.end - monday).total_seconds() % _WEEK == 0 else 0
         first_day = monday.astimezone(zone).date()
         return [Week(start=first_day + dt.timedelta(weeks=w), created=counts[w][0],
-                     posted=counts[w][1]) for w in range(last + 1)]
+                     posted=counts[w][1], completed=counts[w][2], on_time=counts[w][3])
+                for w in range(last + 1)]
 
     def channels(self, conn: Any) -> list[ChannelStats]:
         pubs = t.publications
@@ -827,7 +855,7 @@ _BREACH_HEADINGS = (N_("Item"), N_("Title"), N_("Step"), N_("Actor"), N_("Starte
                     N_("Took"), N_("Standard"), N_("Overrun"))
 _CHANNEL_HEADINGS = (N_("Channel"), N_("Records"), N_("Posted"), N_("Success"),
                      N_("Attempts"), N_("Retries"), N_("Failure causes"))
-_WEEK_HEADINGS = (N_("Week of"), N_("Created"), N_("Posted"))
+_WEEK_HEADINGS = (N_("Week of"), N_("Created"), N_("Posted"), N_("On time"))
 
 
 def _duration(value: dt.timedelta | None) -> str:
@@ -862,7 +890,9 @@ def _sections(report: Report) -> list[tuple[str, Sequence[str], list[list[str]]]
     lead = report.lead_time
     lead_rows = [[str(lead.count), _duration(lead.median), _duration(lead.p90),
                   _duration(lead.max)]]
-    weeks = [[w.start.isoformat(), str(w.created), str(w.posted)] for w in report.weeks]
+    weeks = [[w.start.isoformat(), str(w.created), str(w.posted),
+              "-" if w.on_time_share is None else f"{w.on_time}/{w.completed} "
+              f"({_share(w.on_time_share)})"] for w in report.weeks]
     channels = [[c.channel, str(c.records), str(c.posted), _share(c.success_share),
                  str(c.attempts), str(c.retries),
                  "; ".join(f"{cause} ({n})" for cause, n in c.causes) or "-"]
