@@ -2772,10 +2772,14 @@ def check_sla(session: _Session) -> None:
               default="table", show_default=True, help="The output format.")
 @click.option("--output", type=click.Path(dir_okay=False, writable=True, path_type=Path),
               help="Write to this file (default: standard output).")
+@click.option("--chart", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              metavar="FILE",
+              help="Also draw the report's charts into FILE, .png or .svg (needs the "
+                   "charts extra).")
 @click.pass_obj
 def report(session: _Session, since: dt.datetime | None, until: dt.datetime | None, by: str,
            revision: int | None, channel_name: str | None, staff: str | None,
-           compare: int | None, fmt: str, output: Path | None) -> None:
+           compare: int | None, fmt: str, output: Path | None, chart: Path | None) -> None:
     """Evaluate the procedure over a period (SOP step 9).
 
     For each step: completions, median, 90th percentile and longest duration against
@@ -2796,17 +2800,35 @@ def report(session: _Session, since: dt.datetime | None, until: dt.datetime | No
     if compare is not None and (revision is not None or by != "step"):
         _fail(_("--compare cannot be combined with --revision or --by: it compares two "
                 "revisions step by step; leave those out"))
+    if compare is not None and chart is not None:
+        _fail(_("--chart draws one period's report, not a comparison: leave out --compare "
+                "or --chart"))
+    if chart is not None:
+        from humasflow.charts import ChartsUnavailable, available, write_chart
+
+        if chart.suffix.lower() not in (".png", ".svg"):
+            _fail(_("--chart {path!r} must end in .png or .svg").format(path=str(chart)))
+        if not available():
+            _fail(str(ChartsUnavailable()))
     try:
         if compare is not None:
             text = render_comparison(office.compare_revisions(
                 first, last, compare, channel=channel_name, staff=staff,
                 now=session.now()), fmt)
         else:
-            text = render(office.report(first, last, by=None if by == "step" else by,
-                                        revision=revision, channel=channel_name,
-                                        staff=staff, now=session.now()), fmt)
+            found = office.report(first, last, by=None if by == "step" else by,
+                                  revision=revision, channel=channel_name, staff=staff,
+                                  now=session.now())
+            text = render(found, fmt)
     except InputInvalid as exc:
         _fail(str(exc))
+    if chart is not None:
+        try:
+            write_chart(found, chart)
+        except OSError as exc:
+            _fail(_("cannot write --chart {path!r}: {reason}").format(
+                path=str(chart), reason=exc.strerror))
+        _echo(_("Drew the charts into {path}").format(path=chart), err=True)
     if output is None:
         _echo(text, nl=not text.endswith("\n"))
         return
