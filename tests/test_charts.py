@@ -124,3 +124,28 @@ def test_without_matplotlib_a_message_says_how_to_install_it(db, tmp_path, monke
     assert "Breaches of the standard time" in render(office.report(DAY, DAY))
     assert "charts" in run(path, clock, "--chart", str(tmp_path / "c.svg"), lang="id",
                            code=1)
+
+
+def test_one_html_page_escapes_the_record_and_inlines_the_charts(db):
+    page = render(db[0].report(DAY, DAY), "html")
+    assert page.startswith("<!DOCTYPE html>")
+    assert "<style>" in page
+    assert "<script" not in page
+    assert "<link" not in page  # nothing fetched from elsewhere
+    assert "Dies &lt;b&gt;Natalis&lt;/b&gt;" in page  # the title holds markup
+    assert "<b>Natalis</b>" not in page
+    assert page.count("<svg") == 1
+    assert "Reasons for rejection and rework" in page
+    assert "<?xml" not in page
+
+
+def test_html_without_matplotlib_is_complete_and_says_so(db, monkeypatch):
+    monkeypatch.setattr(charts, "available", lambda: False)
+    page = render(db[0].report(DAY, DAY), "html")
+    assert "<svg" not in page
+    assert "Breaches of the standard time" in page
+    assert "pip install &#x27;humasflow[charts]&#x27;" in page
+    _office, path, clock = db
+    out = run(path, clock, "--format", "html", lang="id")
+    assert '<html lang="id">' in out
+    assert "Laporan evaluasi" in out

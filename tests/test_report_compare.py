@@ -109,6 +109,9 @@ def test_every_format(office, revisions):
     rows = list(csv.reader(io.StringIO(render_comparison(found, "csv"))))
     concept = next(r for r in rows if r[1] == "2 concept")
     assert concept[2:10] == ["3", "5m", "7m", "33.3%", "4", "10m", "6m", "75%"]
+    page = render_comparison(found, "html")
+    assert "<td>2 concept</td><td>3</td><td>5m</td><td>7m</td>" in page
+    assert "matplotlib" not in page  # a comparison has no charts to miss
     data = json.loads(render_comparison(found, "json"))
     step = next(s for s in data["steps"] if s["step"] == "concept")
     assert (step["before"]["median"], step["after"]["median"]) == (420.0, 360.0)

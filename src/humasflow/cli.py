@@ -2768,8 +2768,9 @@ def check_sla(session: _Session) -> None:
 @click.option("--compare", type=int, metavar="REVISION",
               help="Compare the items of this SOP revision with those of the revision "
                    "before it, step by step, with the sample sizes.")
-@click.option("--format", "fmt", type=click.Choice(["table", "md", "csv", "json"]),
-              default="table", show_default=True, help="The output format.")
+@click.option("--format", "fmt", type=click.Choice(["table", "md", "csv", "json", "html"]),
+              default="table", show_default=True,
+              help="The output format (html: one self-contained page to attach).")
 @click.option("--output", type=click.Path(dir_okay=False, writable=True, path_type=Path),
               help="Write to this file (default: standard output).")
 @click.option("--chart", type=click.Path(dir_okay=False, writable=True, path_type=Path),

@@ -56,7 +56,7 @@ __all__ = ["BY", "FORMATS", "MIN_SAMPLE", "ChannelStats", "Comparison", "Decisio
 #: How a report can be broken down (``None``: by step only).
 BY = ("step", "channel", "staff", "revision")
 #: The formats :func:`render` writes.
-FORMATS = ("table", "md", "csv", "json")
+FORMATS = ("table", "md", "csv", "json", "html")
 
 _WEEK = 7 * 86400
 #: Fewer completions than this on either side of a comparison are too few to read a
@@ -935,11 +935,66 @@ def _heading(report: Report) -> list[str]:
 
 def render(report: Report, format: str = "table") -> str:
     """The report as text: ``table`` (aligned columns for a terminal), ``md``
-    (Markdown), ``csv`` (one table per section, a ``section`` column first) or ``json``
-    (:meth:`Report.to_dict`)."""
+    (Markdown), ``csv`` (one table per section, a ``section`` column first), ``json``
+    (:meth:`Report.to_dict`) or ``html`` (one self-contained page to print or attach:
+    inline CSS, the charts inline as SVG when matplotlib is installed)."""
     if format == "json":
         return json.dumps(report.to_dict(), ensure_ascii=False, indent=2) + "\n"
+    if format == "html":
+        return _html(_heading(report), _sections(report), _inline_chart(report))
     return _write(_heading(report), _sections(report), format)
+
+
+_CSS = """
+body{font:10pt/1.35 system-ui,sans-serif;margin:1.5em;color:#1b1b1b}
+h1{font-size:14pt;margin:0 0 .3em}h2{font-size:11pt;margin:1.2em 0 .3em}
+p{margin:.15em 0}table{border-collapse:collapse;width:100%;font-size:9pt}
+th,td{border:1px solid #c8c8c8;padding:2px 5px;text-align:left;vertical-align:top}
+th{background:#eef2f8}.chart svg{width:100%;height:auto}.note{color:#555}
+@media print{body{margin:0}h2{break-after:avoid}tr{break-inside:avoid}}
+"""
+
+
+def _inline_chart(report: Report) -> str | None:
+    """The report's charts as SVG markup, or ``None`` without matplotlib."""
+    from humasflow import charts
+
+    if not charts.available():
+        return None
+    svg = charts.chart(report, "svg").decode("utf-8")
+    return svg[svg.index("<svg"):]  # no XML declaration or doctype inside HTML
+
+
+def _html(heading: list[str], sections: list[tuple[str, Sequence[str], list[list[str]]]],
+          chart: str | None, *, charts: bool = True) -> str:
+    """One self-contained page (inline CSS and SVG); every text from the record escaped."""
+    from html import escape
+
+    from humasflow.i18n import language
+
+    out = [f'<!DOCTYPE html>\n<html lang="{escape(language())}">\n<head>\n'
+           f'<meta charset="utf-8">\n<title>{escape(heading[0])}</title>\n'
+           f"<style>{_CSS}</style>\n</head>\n<body>\n<h1>{escape(heading[0])}</h1>"]
+    out += [f'<p class="note">{escape(line)}</p>' for line in heading[1:]]
+    for title, headings, rows in sections:
+        out.append(f"<h2>{escape(title)}</h2>")
+        if not rows:
+            out.append("<p>" + escape(_("None.")) + "</p>")
+            continue
+        out.append("<table>\n<tr>" + "".join(f"<th>{escape(h)}</th>" for h in headings)
+                   + "</tr>")
+        out += ["<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>"
+                for row in rows]
+        out.append("</table>")
+    if chart is not None:
+        title = escape(_("Charts"))
+        out.append(f'<h2>{title}</h2>\n<div class="chart">{chart}</div>')
+    elif charts:
+        out.append('<p class="note">' + escape(_(
+            "Charts need matplotlib, which is not installed: install the charts extra "
+            "with: pip install 'humasflow[charts]'")) + "</p>")
+    out.append("</body>\n</html>\n")
+    return "\n".join(out)
 
 
 def _signed_duration(value: dt.timedelta | None) -> str:
@@ -1013,6 +1068,13 @@ def render_comparison(comparison: Comparison, format: str = "table") -> str:
     """A :class:`Comparison` as text, in the formats of :func:`render`."""
     if format == "json":
         return json.dumps(comparison.to_dict(), ensure_ascii=False, indent=2) + "\n"
+    if format == "html":
+        return _html(_comparison_heading(comparison), _comparison_sections(comparison), None,
+                     charts=False)
+    return _write(_comparison_heading(comparison), _comparison_sections(comparison), format)
+
+
+def _comparison_heading(comparison: Comparison) -> list[str]:
     filters = {k: v for k, v in comparison.after.filters.items() if k != "revision"}
     after = comparison.after
     heading = _heading(attrs.evolve(after, filters=filters))
@@ -1027,7 +1089,7 @@ def render_comparison(comparison: Comparison, format: str = "table") -> str:
                      "{after}. n is the number of completions measured; with fewer than "
                      "{n} on a side a difference is noise, not a trend.").format(
         before=comparison.previous, after=comparison.revision, n=comparison.min_sample))
-    return _write(heading, _comparison_sections(comparison), format)
+    return heading
 
 
 def _write(heading: list[str], sections: list[tuple[str, Sequence[str], list[list[str]]]],
