@@ -43,6 +43,10 @@ def available() -> bool:
     return importlib.util.find_spec("matplotlib") is not None
 
 
+def _short(text: str, width: int = 38) -> str:
+    return text if len(text) <= width else text[:width - 1].rstrip() + "…"
+
+
 def _minutes(value: Any) -> float:
     return 0.0 if value is None else value.total_seconds() / 60
 
@@ -62,6 +66,7 @@ def chart(report: Report, format: str = "svg") -> bytes:
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     figure = Figure(figsize=(8.27, 11.0), layout="constrained")
     FigureCanvasAgg(figure)
@@ -90,7 +95,7 @@ def chart(report: Report, format: str = "svg") -> bytes:
         steps.legend(loc="lower right", fontsize="small")
 
     # Weeks: created and posted, and the on-time share on its own axis.
-    days = [w.start.strftime("%d %b") for w in report.weeks]
+    days = [w.start.isoformat() for w in report.weeks]  # the same in every language
     spots = list(range(len(days)))
     weeks.bar([x - 0.2 for x in spots], [w.created for w in report.weeks], width=0.4,
               color="#7fa7d9", label=_("Created"))
@@ -98,6 +103,7 @@ def chart(report: Report, format: str = "svg") -> bytes:
               color="#2f5d9e", label=_("Posted"))
     weeks.set_xticks(spots, days)
     weeks.set_ylabel(_("Items"))
+    weeks.yaxis.set_major_locator(MaxNLocator(integer=True))
     weeks.set_title(_("Items per week and share on time"))
     share = weeks.twinx()
     timed = [(x, w.on_time_share * 100) for x, w in zip(spots, report.weeks, strict=True)
@@ -115,13 +121,15 @@ def chart(report: Report, format: str = "svg") -> bytes:
     counted = []
     for prefix, found in ((_("approval"), report.approval), (_("recheck"), report.recheck)):
         if found is not None:
-            counted += [(f"{prefix}: {reason or '-'}", n) for reason, n in found.reasons]
+            counted += [(_short(f"{prefix}: {reason or '-'}"), n)
+                        for reason, n in found.reasons]
     counted.sort(key=lambda entry: -entry[1])
     rows = list(range(len(counted)))
     reasons.barh(rows, [n for _r, n in counted], color="#e08e45")
     reasons.set_yticks(rows, [r for r, _n in counted])
     reasons.invert_yaxis()
     reasons.set_xlabel(_("Times sent back"))
+    reasons.xaxis.set_major_locator(MaxNLocator(integer=True))
     reasons.set_title(_("Reasons for rejection and rework"))
     if not counted:
         reasons.text(0.5, 0.5, _("No item was sent back in the period."),
