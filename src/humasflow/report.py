@@ -430,7 +430,7 @@ def build_report(office: Office, store: Store, since: dt.datetime | dt.date,
             # Without statistics the planner takes the new table for tiny and may scan it
             # once per item.
             conn.execute(sa.text("ANALYZE humasflow_report_visits"))
-        ended, outcomes, reasons = q.ended(conn)
+        ended, outcomes, reasons = q.ended(conn, zone)
         if calendar is None:
             steps = ended
             lead = q.lead_time_sql(conn)
@@ -617,6 +617,7 @@ class _Queries:
         # On the working clock: when each completion with a standard ended, and whether
         # within it (the weeks' on-time shares; on the wall clock SQL counts them).
         self.working_within: list[tuple[dt.datetime, bool]] | None = None
+        self.week_timed: dict[int, list[int]] = {}
         self.filters: list[Any] = [v.c.ended_at.is_not(None), v.c.ended_at < end]
         self.open_filters: list[Any] = [sa.or_(v.c.ended_at.is_(None), v.c.ended_at >= end)]
         if staff is not None:
@@ -631,44 +632,72 @@ class _Queries:
                           v.c.ended_at, v.c.ended_by, v.c.seconds, v.c.standard)
                 .select_from(v.join(items, items.c.id == v.c.item_id)).where(*self.filters))
 
-    def ended(self, conn: Any) -> tuple[dict[tuple[str, str], tuple[Distribution, int]],
-                                        dict[tuple[str, str], dict[str, int]],
-                                        dict[tuple[str, str], list[tuple[str, int]]]]:
+    def _monday(self, zone: dt.tzinfo) -> dt.datetime:
+        """The start (UTC) of the week the period starts in, from Monday in ``zone``."""
+        local = self.start.astimezone(zone)
+        return dt.datetime.combine(local.date() - dt.timedelta(days=local.weekday()),
+                                   dt.time(0), zone).astimezone(dt.timezone.utc)
+
+    def _week_of(self, column: Any, monday: dt.datetime) -> Any:
+        anchor = sa.bindparam("anchor", monday, type_=t.UTCDateTime)
+        seconds = _seconds(self.dialect, column, anchor)
+        if self.dialect == "sqlite":
+            return sa.cast(seconds / _WEEK, sa.Integer)  # never negative: truncation
+        return sa.cast(sa.func.floor(seconds / _WEEK), sa.Integer)
+
+    def ended(self, conn: Any, zone: dt.tzinfo) -> tuple[
+            dict[tuple[str, str], tuple[Distribution, int]],
+            dict[tuple[str, str], dict[str, int]], dict[tuple[str, str], list[tuple[str, int]]]]:
         """Per group and step: the durations and how many within the standard; how the
-        visits ended; the reasons they were sent back: one pass over the visits."""
+        visits ended; the reasons they were sent back; per week, the completions within
+        the standard. Two passes over the visits: one grouping them, one ranking them."""
         v = self.visits
-        part: dict[str, Any] = {"partition_by": (v.c.grp, v.c.step)}
-        ranked = sa.select(
-            v.c.grp, v.c.step, v.c.outcome, v.c.reason, v.c.seconds, v.c.standard,
-            sa.func.row_number().over(order_by=v.c.seconds, **part).label("rn"),
-            sa.func.count().over(**part).label("n"),
-        ).where(*self.filters).subquery("ranked")
-        r = ranked.c
         # Only the visits sent back keep their reason: the others group by outcome alone.
-        reason = sa.case((r.outcome.in_(("reject", "rework")), sa.func.coalesce(r.reason, "")),
-                         else_=sa.null()).label("why")
+        reason = sa.case((v.c.outcome.in_(("reject", "rework")),
+                          sa.func.coalesce(v.c.reason, "")), else_=sa.null()).label("why")
+        week = self._week_of(v.c.ended_at, self._monday(zone)).label("week")
         query = sa.select(
-            r.grp, r.step, r.outcome, reason, sa.func.count(), sa.func.max(r.n),
-            sa.func.max(sa.case((r.rn == _rank_of(r.n, 1, 2), r.seconds))),
-            sa.func.max(sa.case((r.rn == _rank_of(r.n, 9, 10), r.seconds))),
-            sa.func.max(r.seconds),
-            sa.func.sum(sa.case((r.seconds <= r.standard, 1), else_=0)),
-        ).group_by(r.grp, r.step, r.outcome, reason)
+            v.c.grp, v.c.step, v.c.outcome, reason, week, sa.func.count(),
+            sa.func.max(v.c.seconds), sa.func.count(v.c.standard),
+            sa.func.sum(sa.case((v.c.seconds <= v.c.standard, 1), else_=0)),
+        ).where(*self.filters).group_by(v.c.grp, v.c.step, v.c.outcome, reason, week)
         parts: dict[tuple[str, str], list[Any]] = defaultdict(lambda: [0, None, None, None, 0])
         outcomes: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
         reasons: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
-        for grp, key, outcome, why, n, total, median, p90, longest, within in conn.execute(
-                query):
+        self.week_timed = defaultdict(lambda: [0, 0])
+        for grp, key, outcome, why, index, n, longest, timed, within in conn.execute(query):
             entry = parts[(grp, key)]
-            entry[0] = int(total)
-            # Each rank is in exactly one of the rows of its group and step.
-            for index, value in ((1, median), (2, p90), (3, longest)):
-                if value is not None and (entry[index] is None or value > entry[index]):
-                    entry[index] = value
+            entry[0] += int(n)
+            if longest is not None and (entry[3] is None or longest > entry[3]):
+                entry[3] = longest
             entry[4] += int(within or 0)
             outcomes[(grp, key)][outcome] = outcomes[(grp, key)].get(outcome, 0) + int(n)
             if why is not None:
                 reasons[(key, outcome)][why] += int(n)
+            self.week_timed[int(index)][0] += int(timed)
+            self.week_timed[int(index)][1] += int(within or 0)
+        if parts:
+            # The nearest ranks ⌈n/2⌉ and ⌈9n/10⌉ of each group, known from the counts.
+            ranks = sa.values(sa.column("grp", sa.String), sa.column("step", sa.String),
+                              sa.column("lo", sa.Integer), sa.column("hi", sa.Integer),
+                              name="ranks").data(
+                [(g, k, (e[0] + 1) // 2, (e[0] * 9 + 9) // 10)
+                 for (g, k), e in parts.items()]).cte("wanted")
+            ranked = sa.select(
+                v.c.grp, v.c.step, v.c.seconds,
+                sa.func.row_number().over(partition_by=(v.c.grp, v.c.step),
+                                          order_by=v.c.seconds).label("rn"),
+            ).where(*self.filters).subquery("ranked")
+            r = ranked.c
+            picked = (sa.select(r.grp, r.step, r.rn, ranks.c.lo, ranks.c.hi, r.seconds)
+                      .join_from(ranked, ranks, sa.and_(ranks.c.grp == r.grp,
+                                                        ranks.c.step == r.step))
+                      .where(sa.or_(r.rn == ranks.c.lo, r.rn == ranks.c.hi)))
+            for grp, key, rn, lo, hi, seconds in conn.execute(picked):
+                if rn == lo:
+                    parts[(grp, key)][1] = seconds
+                if rn == hi:
+                    parts[(grp, key)][2] = seconds
         stats = {key: (Distribution(e[0], _td(e[1]), _td(e[2]), _td(e[3])), e[4])
                  for key, e in parts.items()}
         ordered = {key: sorted(found.items(), key=lambda kv: (-kv[1], kv[0]))
@@ -757,16 +786,10 @@ class _Queries:
                               for r in conn.execute(self._posted())])
 
     def weeks(self, conn: Any, zone: dt.tzinfo) -> list[Week]:
-        local = self.start.astimezone(zone)
-        monday = dt.datetime.combine(local.date() - dt.timedelta(days=local.weekday()),
-                                     dt.time(0), zone).astimezone(dt.timezone.utc)
-        anchor = sa.bindparam("anchor", monday, type_=t.UTCDateTime)
+        monday = self._monday(zone)
 
         def week_of(column: Any) -> Any:
-            seconds = _seconds(self.dialect, column, anchor)
-            if self.dialect == "sqlite":
-                return sa.cast(seconds / _WEEK, sa.Integer)  # never negative: truncation
-            return sa.cast(sa.func.floor(seconds / _WEEK), sa.Integer)
+            return self._week_of(column, monday)
 
         items = self.items
         created_week = week_of(items.c.created_at).label("week")
@@ -781,13 +804,8 @@ class _Queries:
             for week, n in conn.execute(query):
                 counts[int(week)][index] = int(n)
         if self.working_within is None:
-            v = self.visits
-            ended_week = week_of(v.c.ended_at).label("week")
-            timed = (sa.select(ended_week, sa.func.count(),
-                               sa.func.sum(sa.case((v.c.seconds <= v.c.standard, 1), else_=0)))
-                     .where(*self.filters, v.c.standard.is_not(None)).group_by(ended_week))
-            for week, n, within in conn.execute(timed):
-                counts[int(week)][2:] = [int(n), int(within or 0)]
+            for week, (n, within) in self.week_timed.items():  # counted by ``ended``
+                counts[week][2:] = [n, within]
         else:
             for ended_at, within in self.working_within:
                 week = int((ended_at - monday).total_seconds() // _WEEK)
