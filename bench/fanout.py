@@ -43,12 +43,15 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 
 import argparse
+import collections
 import datetime as dt
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import event as sa_event
 
 from humasflow import Office
 from humasflow.hookspecs import hookimpl
@@ -90,6 +93,29 @@ def _ready(office: Office, channels: list[str], poster: str) -> int:
     office.complete(item.id, by="rina", media=[poster])
     office.pass_recheck(item.id, by="sari")
     return item.id
+
+
+def _counted(store: Store, post: Any) -> collections.Counter[str]:
+    """Run ``post()`` once and count what it sends to the database: statements, and
+    transactions split into writes (``BEGIN IMMEDIATE`` on SQLite) and reads."""
+    counts: collections.Counter[str] = collections.Counter()
+
+    def on_statement(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        counts["statements"] += 1
+
+    def on_begin(conn: Any) -> None:
+        write = conn.get_execution_options().get("humasflow_write", False)
+        counts["write transactions" if write else "read transactions"] += 1
+
+    sa_event.listen(store.engine, "before_cursor_execute", on_statement)
+    sa_event.listen(store.engine, "begin", on_begin)
+    try:
+        post()
+    finally:
+        sa_event.remove(store.engine, "before_cursor_execute", on_statement)
+        sa_event.remove(store.engine, "begin", on_begin)
+    counts["transactions"] = counts["write transactions"] + counts["read transactions"]
+    return counts
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
                     walls[name].append(wall)
                     cpus[name].append(cpu)
             order.reverse()
+        # Counted on one more post, outside the timed runs (the listeners cost time).
+        item = _ready(office, fast, poster)
+        counts = _counted(store, lambda: office.post(item, by=rina))
         store.close()
 
     slowest, total = args.latency, args.latency * args.channels
@@ -162,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{total * 1000:>6.0f} ms {wall / slowest:>13.2f} {wall / total:>9.2f} "
               f"{cpu_ms:>7.1f}")
     print()
+    print(f"one post to {args.channels} channels: {counts['transactions']} transactions "
+          f"({counts['write transactions']} writes, {counts['read transactions']} reads), "
+          f"{counts['statements']} statements")
     own = statistics.median(walls["no latency (fan-out)"])
     added = statistics.median(walls["fan-out"]) - slowest
     print(f"humasflow's own cost of a post (no latency): {own * 1000:.0f} ms. Fan-out took the "

@@ -4,7 +4,7 @@ Usage: python _race_worker.py STORE_URL MEDIA_FOLDER SEED ROUNDS ITEM_ID...
 
 Does random actions on the given items as the office's staff and coordinator: post,
 revise, approve, produce, recheck, rework, cancel, schedule and run the due posts. A
-short random pause is injected between the posting checks and each claim (and before a
+short random pause is injected between the posting checks and the claims (and before a
 schedule is written), so revise and cancel commit in exactly the window that matters.
 Every refusal is expected; anything that is not a humasflow error ends the process
 with a non-zero status.
@@ -32,7 +32,7 @@ def main() -> None:
             return method(*args, **kwargs)
         return wrapper
 
-    store.claim = paused(store.claim)  # type: ignore[method-assign]
+    store.claim_channels = paused(store.claim_channels)  # type: ignore[method-assign]
     store.set_post_at = paused(store.set_post_at)  # type: ignore[method-assign]
     office = Office(store, media_store=media)
     for n in range(int(rounds)):

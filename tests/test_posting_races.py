@@ -73,8 +73,8 @@ def test_a_change_between_the_checks_and_the_claim_stops_the_post(
     def meanwhile():
         change_item(office, item.id, change)
 
-    cut = cut_in_before(office._store, "claim", meanwhile)
-    monkeypatch.setattr(office._store, "claim", cut)
+    cut = cut_in_before(office._store, "claim_channels", meanwhile)
+    monkeypatch.setattr(office._store, "claim_channels", cut)
     with pytest.raises(ItemChanged, match=f"item {item.id} changed"):
         office.post(item.id, by="rina")
     assert fake.publishers["x"].posted == []
@@ -106,9 +106,9 @@ def test_a_scheduled_post_whose_item_was_cancelled_meanwhile_is_not_posted(
     item = item_ready_to_post(office, text="Teks", media=[image], channels=["x"])
     office.schedule(item.id, clock(), by="rina")
     cut = cut_in_before(
-        office._store, "claim",
+        office._store, "claim_channels",
         lambda: office.cancel(item.id, by="budi", reason="acara batal"))
-    monkeypatch.setattr(office._store, "claim", cut)
+    monkeypatch.setattr(office._store, "claim_channels", cut)
     assert office.run_due() == []  # the pass logs the item and goes on
     assert fake.publishers["x"].posted == []
     assert office.item(item.id).state == "cancelled"

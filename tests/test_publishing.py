@@ -25,12 +25,14 @@ from humasflow.errors import (
     ContentRejected,
     HumasflowError,
     InputInvalid,
+    ItemChanged,
     NotAllowedNow,
     OutcomeUnknown,
     PlatformError,
     PublishError,
     Refused,
     RoleRequired,
+    StoreLocked,
 )
 from humasflow.hookspecs import hookimpl
 from humasflow.publishing.contract import Post, Problem, Receipt
@@ -1020,3 +1022,86 @@ def test_an_outbox_post_cut_off_by_a_crash_settles_itself(
         assert office.verify().ok
     finally:
         store.close()
+
+
+# -- claims in one transaction; writers of one store take turns ------------------------------
+
+
+def test_claim_channels_takes_every_claimable_channel_at_once_and_leaves_held_ones(
+        office, fake, clock, image):
+    item_id = ready(office, image, ["x", "fb", "ig"])
+    store, lease = office._store, clock() + dt.timedelta(minutes=15)
+    store.ensure_publications(office.org, item_id, ["x", "fb", "ig"], clock())
+    assert store.claim(office.org, item_id, "x", "other-worker", clock(), lease,
+                       gate=gate(office, item_id)) is not None
+    claimed = store.claim_channels(office.org, item_id, ["x", "fb", "ig"], "worker-1",
+                                   clock(), lease, gate=gate(office, item_id))
+    assert sorted(claimed) == ["fb", "ig"]  # x is the other worker's
+    assert all(p.state == "in_flight" and p.claimed_by == "worker-1" and p.attempts == 1
+               for p in claimed.values())
+    records = office.publications(item_id)
+    assert records["x"].claimed_by == "other-worker"
+    assert {n: r.claimed_by for n, r in records.items()} == {
+        "fb": "worker-1", "ig": "worker-1", "x": "other-worker"}
+    assert store.claim_channels(office.org, item_id, ["fb", "ig"], "worker-2", clock(),
+                                lease, gate=gate(office, item_id)) == {}
+
+
+def test_claim_channels_claims_none_once_the_item_changed(office, fake, clock, image):
+    item_id = ready(office, image, ["x", "fb"])
+    store = office._store
+    store.ensure_publications(office.org, item_id, ["x", "fb"], clock())
+    seen = gate(office, item_id)
+    office.revise(item_id, by="rina", text="Teks yang belum disetujui")
+    with pytest.raises(ItemChanged, match=f"item {item_id} changed"):
+        store.claim_channels(office.org, item_id, ["x", "fb"], "worker-1", clock(),
+                             clock() + dt.timedelta(minutes=15), gate=seen)
+    assert {n: r.state for n, r in office.publications(item_id).items()} == {
+        "fb": "pending", "x": "pending"}
+
+
+def test_writers_of_one_store_take_turns(tmp_path):
+    store = Store(tmp_path / "turns.db", busy_timeout=0)
+    holding, release = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def hold() -> None:
+        with store.writing():
+            holding.set()
+            release.wait(5)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(5)
+        # Busy timeout 0: a second writer of the same store fails at once, and says why.
+        with pytest.raises(StoreLocked), store.writing():
+            pass
+    finally:
+        release.set()
+        holder.join(5)
+    store.close()
+
+    store = Store(tmp_path / "turns.db", busy_timeout=10)
+    order: list[int] = []
+
+    def write(n: int) -> None:
+        try:
+            for _ in range(20):
+                with store.writing() as conn:
+                    order.append(n)
+                    conn.exec_driver_sql("SELECT 1")
+                    order.append(n)
+        except BaseException as exc:  # pragma: no cover - the assertion below says it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    store.close()
+    assert errors == []
+    assert len(order) == 160
+    # Each transaction ran alone: its two marks are next to each other.
+    assert all(order[i] == order[i + 1] for i in range(0, len(order), 2))

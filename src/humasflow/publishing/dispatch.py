@@ -49,6 +49,7 @@ from humasflow.errors import (
     ContentInvalid,
     HumasflowError,
     InputInvalid,
+    ItemNotFound,
     NotAllowedNow,
     OutcomeUnknown,
     PlatformError,
@@ -202,6 +203,20 @@ class _Claim:
         self.attempt = attempt
         self.lease = lease
         self.lost = threading.Event()
+        self._kept: contextlib.AbstractContextManager[Any] | None = None
+
+    def keep_alive(self, heartbeat: HeartbeatLike | None) -> None:
+        """Have ``heartbeat`` renew the lease from now until :meth:`let_go`."""
+        if heartbeat is not None:
+            kept = heartbeat.keep(self.renew)
+            kept.__enter__()
+            self._kept = kept
+
+    def let_go(self) -> None:
+        """Stop renewing the lease (the attempt is over); a second call does nothing."""
+        kept, self._kept = self._kept, None
+        if kept is not None:
+            kept.__exit__(None, None, None)
 
     def until(self) -> dt.datetime:
         """The end of a lease renewed now."""
@@ -430,14 +445,16 @@ class Dispatcher:
             Refused: Not at the posting step, wrong role, stale approval, or the post
                 breaks a channel's rules (:class:`ContentInvalid`).
         """
-        item = self._check(item_id, actor, "post")
-        self._refuse_inactive(item, "post")
-        problems = self.office.validate(item)
+        item, pubs, channels = self._posting_state(item_id)
+        self._checked(item, actor, "post")
+        self._refuse_inactive(item, "post", channels, pubs)
+        problems = self.office.validate(item, channels)
         if problems:
             raise ContentInvalid(item_id=str(item.id), step=item.state, action="post",
                                  problems=problems)
-        self._schedule(item, actor, self.office.now(), "post")
-        return self._run(item.id, actor)
+        # The records are made with the schedule, in its transaction.
+        self._schedule(item, actor, self.office.now(), "post", records=True)
+        return self._run(item.id, actor, checked=(item.content_digest, channels))
 
     def schedule(self, item_id: int, when: dt.datetime, actor: Actor, *,
                  allow_past: bool = False) -> ContentItem:
@@ -457,7 +474,8 @@ class Dispatcher:
                 _("give a later time, or pass allow_past=True to have it posted at the "
                   "next pass"))
         item = self._check(item_id, actor, "schedule")
-        self._refuse_inactive(item, "schedule")
+        self._refuse_inactive(item, "schedule", self.office.channels(),
+                              self.office.store.publications(self.office.org, item.id))
         self._schedule(item, actor, when, "schedule")
         return self.office.item(item.id)
 
@@ -564,7 +582,7 @@ class Dispatcher:
                 raise Refused(_retry_refusal(item.id, channel, pub.state),
                               item_id=str(item.id), step=item.state, action="retry")
             names = [channel]
-        self._refuse_inactive(item, "retry")
+        self._refuse_inactive(item, "retry", self.office.channels(), pubs)
         now = self.office.now()
         for name in names:
             self._settle(item, name, {"state": "pending", "error_class": None,
@@ -621,16 +639,21 @@ class Dispatcher:
 
     # -- the run --------------------------------------------------------------------------------
 
-    def _run(self, item_id: int, actor: Actor, due: dt.datetime | None = None) -> PostReport:
+    def _run(self, item_id: int, actor: Actor, due: dt.datetime | None = None, *,
+             checked: tuple[str, Mapping[str, ChannelConfig]] | None = None) -> PostReport:
         """Post the item's channels on the authority of ``actor``.
 
         ``due`` is given by a pass (:meth:`run_due`): then only what is due by then is
         done. Without it a person asked (post, confirm): every unknown channel that can
-        be looked up is looked up now, whatever its backoff.
+        be looked up is looked up now, whatever its backoff. ``checked`` is (content
+        digest, channels) of a validation that found nothing wrong just before: the
+        channels are posted with, and the post is not validated again while the item
+        has that digest.
         """
-        item = self._item(item_id)
+        item, pubs, read = self._posting_state(item_id, channels=checked is None)
+        channels = read if checked is None else checked[1]
         if item.state == "posted":
-            return self._report(item.id)
+            return PostReport(item=item, publications=pubs)
         outcomes: dict[str, Publication] = {}
 
         def note(found: Publication | None) -> None:
@@ -644,9 +667,12 @@ class Dispatcher:
         now = office.now()
         asked = due is None
         due = due or now  # failed channels whose retry time has come by then are tried
-        store.ensure_publications(office.org, item.id, item.post.channels, now)
-        channels = office.channels()
-        for stale in store.expired_leases(office.org, now, item.id):
+        if any(name not in pubs for name in item.post.channels):
+            store.ensure_publications(office.org, item.id, item.post.channels, now)
+            pubs = store.publications(office.org, item.id)
+        expired = [p for p in pubs.values() if p.state == "in_flight"
+                   and p.lease_until is not None and p.lease_until < now]
+        for stale in expired:
             look_up = now if self._can_reconcile(channels.get(stale.channel)) else None
             note(self._settle(item, stale.channel, {
                 "state": "unknown", "error_class": "Interrupted",
@@ -655,7 +681,9 @@ class Dispatcher:
                 "next_attempt_at": look_up},
                 actor.id, "channel_unknown", now, states=("in_flight",),
                 worker=self.worker_id, guard=_still_expired(stale, now)))
-        pubs = store.publications(office.org, item.id)
+        if expired:
+            pubs = store.publications(office.org, item.id)
+        written = bool(outcomes)
         for name in item.post.channels:
             record = pubs.get(name)
             if (name in channels and not channels[name].active and record is not None
@@ -663,6 +691,7 @@ class Dispatcher:
                 with _in_record_language():
                     inactive = str(ChannelInactive(channel=name, action="post",
                                                    item_id=str(item.id), step=item.state))
+                written = True
                 note(self._settle(item, name, {
                     "state": "failed", "error_class": "ChannelInactive",
                     "error_message": inactive, "next_attempt_at": None},
@@ -672,15 +701,19 @@ class Dispatcher:
             if pub.state != "unknown" or name not in channels:
                 continue
             if asked or (pub.next_attempt_at is not None and pub.next_attempt_at <= due):
+                written = True
                 note(self._reconcile(item, channels[name], pub, actor))
         problems: dict[str, list[str]] = {}
-        with _in_record_language():  # what is wrong goes into the channels' records
-            # Against the channels read above: the ones the attempts below post with.
-            found = office.validate(item, channels)
-        for problem in found:
-            problems.setdefault(problem.channel, []).append(f"{problem.field}: {problem.message}")
+        if checked is None or checked[0] != item.content_digest:
+            with _in_record_language():  # what is wrong goes into the channels' records
+                # Against the channels read above: the ones the attempts below post with.
+                found = office.validate(item, channels)
+            for problem in found:
+                problems.setdefault(problem.channel, []).append(
+                    f"{problem.field}: {problem.message}")
         targets = []
-        records = store.publications(office.org, item.id)
+        # The records as read, unless this run changed some of them since.
+        records = store.publications(office.org, item.id) if written else pubs
         for name in item.post.channels:
             record = records.get(name)
             if record is None or not _claimable(record, due):
@@ -695,35 +728,50 @@ class Dispatcher:
                     worker=self.worker_id))
                 continue
             targets.append(channels[name])
-        if len(targets) == 1 or _in_memory(office):
-            for channel in targets:
-                note(self._attempt(item, channel, actor, due))
-        elif targets:
-            with ThreadPoolExecutor(max_workers=min(len(targets), self.max_threads),
-                                    thread_name_prefix="humasflow-post") as pool:
-                for future in [pool.submit(self._attempt, item, c, actor, due)
-                               for c in targets]:
-                    note(future.result())
-        closed = self._close_if_done(item.id, actor)
-        return attrs.evolve(self._report(item.id), outcomes=outcomes, closed=closed)
-
-    def _attempt(self, item: ContentItem, channel: ChannelConfig, actor: Actor,
-                 due: dt.datetime | None = None) -> Publication | None:
-        """Claim and post one channel; return its record as this attempt left it, or
-        ``None`` when this worker recorded nothing (not claimed, or taken over)."""
-        office = self.office
+        # Every target claimed in one transaction, before the first platform call.
         now = office.now()
-        pub = office.store.claim(office.org, item.id, channel.name, self.worker_id, now,
-                                 now + self.lease, gate=(item.state, item.content_digest),
-                                 due=due)
-        if pub is None:
-            return None  # another worker holds it, or it is not due
-        claim = _Claim(office, item.id, channel.name, self.worker_id, pub.attempts, self.lease)
+        claimed = store.claim_channels(office.org, item.id, [c.name for c in targets],
+                                       self.worker_id, now, now + self.lease,
+                                       gate=(item.state, item.content_digest), due=due)
+        attempts = [(c, claimed[c.name], _Claim(office, item.id, c.name, self.worker_id,
+                                                 claimed[c.name].attempts, self.lease))
+                    for c in targets if c.name in claimed]
+        try:
+            # Each claim is kept alive from now on, also while it waits for a thread.
+            for _channel, _pub, claim in attempts:
+                claim.keep_alive(self.heartbeat)
+            if len(attempts) == 1 or self.max_threads <= 1 or _in_memory(office):
+                for channel, pub, claim in attempts:
+                    note(self._attempt(item, channel, pub, claim, actor))
+            elif attempts:
+                # The calling thread posts the first channel itself, a thread each of the
+                # others (at most max_threads at once in all).
+                (channel, pub, claim), others = attempts[0], attempts[1:]
+                with ThreadPoolExecutor(max_workers=min(len(others), self.max_threads - 1),
+                                        thread_name_prefix="humasflow-post") as pool:
+                    futures = [pool.submit(self._attempt, item, *other, actor)
+                               for other in others]
+                    note(self._attempt(item, channel, pub, claim, actor))
+                    for future in futures:
+                        note(future.result())
+        finally:
+            for _channel, _pub, claim in attempts:
+                claim.let_go()
+        closed, item, pubs = self._close(item.id, actor)
+        return PostReport(item=item, publications=pubs, outcomes=outcomes, closed=closed)
+
+    def _attempt(self, item: ContentItem, channel: ChannelConfig, pub: Publication,
+                 claim: _Claim, actor: Actor) -> Publication | None:
+        """Post one claimed channel (``pub``: its record in flight, kept alive by the
+        caller); return its record as this attempt left it, or ``None`` when this worker
+        recorded nothing (taken over)."""
+        office = self.office
         progress = Progress(office, item.id, channel.name, self.worker_id, pub.progress,
                             claim=claim)
         policy = RetryPolicy.from_settings(channel.settings.get("retry"))
         # Every outcome below is recorded: its message is made in the record's language.
-        with self._kept_alive(claim), _in_record_language():
+        with contextlib.ExitStack() as attempt, _in_record_language():
+            attempt.callback(claim.let_go)  # the attempt's heartbeat ends with it
             try:
                 # Nothing is sent before publish(): a failure while preparing (a credential
                 # variable not set, a media host that is down) is a failed attempt, never
@@ -763,11 +811,6 @@ class Dispatcher:
                         "the channel was taken over meanwhile", self.worker_id,
                         values["state"], channel.name, item.id)
         return recorded
-
-    def _kept_alive(self, claim: _Claim) -> contextlib.AbstractContextManager[Any]:
-        if self.heartbeat is None:
-            return contextlib.nullcontext()
-        return self.heartbeat.keep(claim.renew)
 
     def _publish(self, item: ContentItem, channel: ChannelConfig, publisher: Any, post: Any,
                  progress: Progress, attempts: int,
@@ -925,9 +968,10 @@ class Dispatcher:
         return pub
 
     def _schedule(self, item: ContentItem, actor: Actor, when: dt.datetime | None,
-                  action: str) -> None:
+                  action: str, *, records: bool = False) -> None:
         """Set (``when``) or clear (``None``) the posting time, with its event; a time
-        replaced is kept in the event as ``previous``."""
+        replaced is kept in the event as ``previous``. With ``records``, the channels
+        that have no record yet get a ``pending`` one in the same transaction."""
         store = self.office.store
         data: dict[str, Any] = {}
         if when is not None:
@@ -938,6 +982,9 @@ class Dispatcher:
             store.set_post_at(conn, self.office.org, item.id, when,
                               actor.id if when is not None else None,
                               gate=(item.state, item.content_digest))
+            if records:  # the item's row is locked by the update above
+                store.add_publications(conn, self.office.org, item.id, item.post.channels,
+                                       self.office.now())
             store.append_item_event(conn, Event(
                 org=self.office.org, stream="", seq=0, at=self.office.now(), actor=actor.id,
                 action=action, from_state=item.state, to_state=item.state,
@@ -946,17 +993,19 @@ class Dispatcher:
     def _close_if_done(self, item_id: int, actor: Actor) -> bool:
         """Complete the posting step if every channel is settled; ``True`` if this call
         closed the item (not if someone else had, or it is not done)."""
-        office = self.office
+        return self._close(item_id, actor)[0]
+
+    def _close(self, item_id: int, actor: Actor,
+               ) -> tuple[bool, ContentItem, dict[str, Publication]]:
+        """:meth:`_close_if_done`, and the item and its records as they stand after it."""
+        office, store = self.office, self.office.store
         for _round in range(5):
-            found = office.store.item_with_head(office.org, item_id)
+            found = store.posting_state(office.org, item_id)
             assert found is not None
-            item, head = found
-            if item.state == "posted":
-                return False
-            pubs = office.store.publications(office.org, item.id)
-            if not item.post.channels or not all(
+            item, head, pubs = found
+            if item.state == "posted" or not item.post.channels or not all(
                     c in pubs and pubs[c].is_settled for c in item.post.channels):
-                return False
+                return False, item, pubs
             engine = office.engine(item.sop_revision)
             try:
                 move = engine.run(item, "complete", actor)
@@ -965,10 +1014,11 @@ class Dispatcher:
                 closed = office.record(engine, item, head, move, actor, {"channels": results})
             except ConflictError:
                 continue  # another worker recorded something meanwhile: look again
-            office.notify("item_posted", item=closed,
-                         publications=office.store.publications(office.org, item.id))
-            return True
-        return False
+            # A settled record (posted, skipped) stays as it is: the records read above
+            # are the ones the item closed with.
+            office.notify("item_posted", item=closed, publications=pubs)
+            return True, closed, pubs
+        return False, item, pubs
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -994,10 +1044,11 @@ class Dispatcher:
                                 allowed=engine.allowed(item.state))
         return item
 
-    def _refuse_inactive(self, item: ContentItem, action: str) -> None:
-        """Refuse to post to a deactivated channel the item still has to go to."""
-        channels = self.office.channels()
-        pubs = self.office.store.publications(self.office.org, item.id)
+    def _refuse_inactive(self, item: ContentItem, action: str,
+                         channels: Mapping[str, ChannelConfig],
+                         pubs: Mapping[str, Publication]) -> None:
+        """Refuse to post to a deactivated channel the item still has to go to (the
+        organisation's ``channels`` and the item's records ``pubs`` as read)."""
         for name in item.post.channels:
             if name in pubs and pubs[name].is_settled:
                 continue
@@ -1067,9 +1118,25 @@ class Dispatcher:
         return pub
 
     def _report(self, item_id: int) -> PostReport:
-        item = self._item(item_id)
-        return PostReport(item=item,
-                          publications=self.office.store.publications(self.office.org, item.id))
+        item, pubs, _channels = self._posting_state(item_id, channels=False)
+        return PostReport(item=item, publications=pubs)
+
+    def _posting_state(self, item_id: int, *, channels: bool = True,
+                       ) -> tuple[ContentItem, dict[str, Publication],
+                                  dict[str, ChannelConfig]]:
+        """The item, its records and (with ``channels``) the organisation's channels,
+        read in one transaction.
+
+        Raises:
+            ItemNotFound: The organisation has no such item.
+        """
+        office, store = self.office, self.office.store
+        with store.reading() as conn:
+            found = store.posting_state(office.org, item_id, conn)
+            configured = store.channels(office.org, conn) if channels else {}
+        if found is None:
+            raise ItemNotFound(str(item_id), office.org)
+        return found[0], found[2], configured
 
 
 def _posting_key(dispatcher: Dispatcher, item: ContentItem) -> str:

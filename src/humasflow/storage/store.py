@@ -21,10 +21,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 import sqlite3
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import sqlalchemy as sa
@@ -135,6 +136,10 @@ class Store:
         self.is_postgres = self.engine.dialect.name == "postgresql"
         if self.is_postgres:
             _tune_postgres(self.engine, self.busy_timeout)
+        # SQLite has one writer at a time: this process's writers queue here, woken the
+        # moment the lock is free, instead of in SQLite's busy handler, which sleeps in
+        # steps of up to 100 ms. The database's own lock still guards other processes.
+        self._write_lock = None if self.is_postgres else threading.RLock()
         if migrate:
             try:
                 self.migrate()
@@ -172,7 +177,29 @@ class Store:
 
     @contextmanager
     def writing(self) -> Iterator[Connection]:
-        """A write transaction: committed on success, rolled back on any error."""
+        """A write transaction: committed on success, rolled back on any error.
+
+        On SQLite the writers of one :class:`Store` take turns on an in-process lock
+        before ``BEGIN IMMEDIATE``, waiting for it at most ``busy_timeout`` seconds.
+
+        Raises:
+            StoreLocked: The write lock stayed taken longer than the busy timeout.
+        """
+        lock = self._write_lock
+        if lock is None:
+            with self._writing() as conn:
+                yield conn
+            return
+        if not lock.acquire(timeout=self.busy_timeout):
+            raise StoreLocked(self.target, self.busy_timeout)
+        try:
+            with self._writing() as conn:
+                yield conn
+        finally:
+            lock.release()
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
         try:
             with self.engine.connect() as conn:
                 conn = conn.execution_options(humasflow_write=True)
@@ -634,6 +661,18 @@ class Store:
             rows = conn.execute(query).fetchall()
         return {r.channel: _publication(r) for r in rows}
 
+    def posting_state(self, org: str, item_id: int, conn: Connection | None = None,
+                      ) -> tuple[ContentItem, str, dict[str, Publication]] | None:
+        """An item, the hash of its latest event and its per-channel records, read
+        together (one snapshot); ``None`` if the organisation has no such item."""
+        if conn is None:
+            with self.reading() as c:
+                return self.posting_state(org, item_id, c)
+        row = conn.execute(_SELECT_ITEM, {"b_id": item_id, "b_org": org}).first()
+        if row is None:
+            return None
+        return _item(row), row.head_hash, self.publications(org, item_id, conn)
+
     def ensure_publications(self, org: str, item_id: int, channels: Sequence[str],
                             now: dt.datetime) -> None:
         """Create a ``pending`` record for each channel that has none yet."""
@@ -646,62 +685,84 @@ class Store:
             # otherwise both see no record and both insert (a key violation on PostgreSQL).
             conn.execute(sa.select(t.items.c.id).where(t.items.c.id == item_id)
                          .with_for_update())
-            have = set(conn.execute(query).scalars())
-            for channel in channels:
-                if channel not in have:
-                    conn.execute(t.publications.insert().values(
-                        item_id=item_id, channel=channel, org=org, state="pending",
-                        attempts=0, updated_at=now, progress={}))
+            self.add_publications(conn, org, item_id, channels, now)
+
+    def add_publications(self, conn: Connection, org: str, item_id: int,
+                         channels: Sequence[str], now: dt.datetime) -> None:
+        """Create a ``pending`` record for each channel that has none yet, in ``conn``'s
+        transaction, which must hold the item's row locked (it updated or selected it
+        for update): otherwise two writers could both insert."""
+        have = set(conn.execute(sa.select(t.publications.c.channel)
+                                .where(t.publications.c.item_id == item_id)).scalars())
+        missing = [c for c in dict.fromkeys(channels) if c not in have]
+        if missing:
+            conn.execute(t.publications.insert(), [
+                {"item_id": item_id, "channel": c, "org": org, "state": "pending",
+                 "attempts": 0, "updated_at": now, "progress": {}} for c in missing])
 
     def claim(self, org: str, item_id: int, channel: str, worker: str, now: dt.datetime,
               lease_until: dt.datetime, *, gate: tuple[str, str],
               due: dt.datetime | None = None) -> Publication | None:
-        """Take one channel's next attempt, recording it in flight before any call.
-
-        Only a ``pending`` record, or a ``failed`` one whose retry time has come (by
-        ``due``, default ``now``), can be claimed; the conditional update makes the
-        claim exclusive between workers.
-
-        ``gate`` is the (state, :attr:`~humasflow.models.ContentItem.content_digest`) the
-        posting checks saw. The claim holds only if the item still has both, checked in
-        this transaction with the item's row locked (PostgreSQL: ``FOR SHARE``, which an
-        action's ``FOR UPDATE`` waits for; SQLite: the write transaction), so a revise or
-        cancel either commits first and the claim fails, or waits for it and then sees
-        the channel in flight and is refused.
+        """Take one channel's next attempt: :meth:`claim_channels` for one channel; its
+        record in flight, or ``None`` if it was not claimable.
 
         Raises:
             ItemChanged: The item moved or changed since it was checked; nothing was
                 claimed.
         """
-        p, i = t.publications.c, t.items.c
-        claimable = sa.or_(p.state == "pending",
-                           sa.and_(p.state == "failed", p.next_attempt_at <= (due or now)))
+        return self.claim_channels(org, item_id, [channel], worker, now, lease_until,
+                                   gate=gate, due=due).get(channel)
+
+    def claim_channels(self, org: str, item_id: int, channels: Sequence[str], worker: str,
+                       now: dt.datetime, lease_until: dt.datetime, *, gate: tuple[str, str],
+                       due: dt.datetime | None = None) -> dict[str, Publication]:
+        """Take the next attempt of each of the item's ``channels`` that can be taken, in
+        one transaction, recording them in flight before any call.
+
+        Only a ``pending`` record, or a ``failed`` one whose retry time has come (by
+        ``due``, default ``now``), can be claimed; the conditional update makes each
+        claim exclusive between workers. A channel another worker holds (or whose row
+        another transaction has locked, on PostgreSQL) is left out, not waited for.
+
+        ``gate`` is the (state, :attr:`~humasflow.models.ContentItem.content_digest`) the
+        posting checks saw. The claims hold only if the item still has both, checked in
+        this transaction with the item's row locked (PostgreSQL: ``FOR SHARE``, which an
+        action's ``FOR UPDATE`` waits for; SQLite: the write transaction), so a revise or
+        cancel either commits first and nothing is claimed, or waits for it and then sees
+        the channels in flight and is refused.
+
+        Returns:
+            The records claimed, in flight, by channel (empty: none could be claimed).
+
+        Raises:
+            ItemChanged: The item moved or changed since it was checked; nothing was
+                claimed.
+        """
+        if not channels:
+            return {}
+        params = {"b_org": org, "b_item": item_id, "b_channels": list(channels),
+                  "b_due": due or now}
+        hot = _ClaimStatements.get(self)
         with self.writing() as conn:
-            # The channel's row first, then the item's: the order every other writer of
+            # The channels' rows first, then the item's: the order every other writer of
             # both (outcome recording) takes too, so the two cannot deadlock.
-            query = sa.select(p.channel).where(p.item_id == item_id, p.channel == channel,
-                                               p.org == org, claimable)
-            if self.is_postgres:
-                query = query.with_for_update(skip_locked=True)
-            if conn.execute(query).first() is None:
-                return None
+            found = list(conn.execute(hot.claimable, params).scalars())
+            if not found:
+                return {}
             state, digest = gate
-            held = sa.select(i.id).where(i.id == item_id, i.org == org, i.state == state,
-                                         i.content_digest == digest)
-            if self.is_postgres:
-                held = held.with_for_update(read=True)
-            if conn.execute(held).first() is None:
-                raise ItemChanged(str(item_id), channel)
-            updated = conn.execute(
-                t.publications.update()
-                .where(p.item_id == item_id, p.channel == channel, claimable)
-                .values(state="in_flight", attempts=p.attempts + 1, claimed_by=worker,
-                        lease_until=lease_until, next_attempt_at=None, updated_at=now))
-            if updated.rowcount != 1:
-                return None
-            row = conn.execute(sa.select(t.publications).where(
-                p.item_id == item_id, p.channel == channel)).one()
-            return _publication(row)
+            if conn.execute(hot.gate, {"b_id": item_id, "b_org": org, "b_state": state,
+                                       "b_digest": digest}).first() is None:
+                raise ItemChanged(str(item_id), channels[0] if len(channels) == 1 else "")
+            values = {**params, "b_channels": found, "b_worker": worker,
+                      "b_lease": lease_until, "b_now": now}
+            if hot.returning:
+                claimed = conn.execute(hot.take, values).fetchall()
+            else:
+                conn.execute(hot.take, values)
+                claimed = conn.execute(hot.taken, values).fetchall()
+            return {row.channel: _publication(row) for row in sorted(
+                claimed, key=lambda r: r.channel) if row.claimed_by == worker
+                and row.state == "in_flight"}
 
     def update_publication(self, conn: Connection, org: str, item_id: int, channel: str,
                            values: Mapping[str, Any], *, states: Sequence[str] = (),
@@ -961,6 +1022,42 @@ _SELECT_SNAPSHOT = (
 _SELECT_SNAPSHOT_LOCKED = _SELECT_SNAPSHOT.with_for_update(of=t.items)
 _SELECT_CHANNELS = (sa.select(t.channels).where(t.channels.c.org == sa.bindparam("b_org"))
                     .order_by(t.channels.c.name))
+
+
+class _ClaimStatements:
+    """The statements of :meth:`Store.claim_channels`, built once per dialect."""
+
+    _built: ClassVar[dict[tuple[bool, bool], _ClaimStatements]] = {}
+
+    def __init__(self, postgres: bool, returning: bool) -> None:
+        p, i = t.publications.c, t.items.c
+        claimable = sa.or_(p.state == "pending", sa.and_(
+            p.state == "failed", p.next_attempt_at <= sa.bindparam("b_due")))
+        of_item = sa.and_(p.org == sa.bindparam("b_org"), p.item_id == sa.bindparam("b_item"),
+                          p.channel.in_(sa.bindparam("b_channels", expanding=True)))
+        self.claimable = sa.select(p.channel).where(of_item, claimable)
+        self.gate = sa.select(i.id).where(
+            i.id == sa.bindparam("b_id"), i.org == sa.bindparam("b_org"),
+            i.state == sa.bindparam("b_state"), i.content_digest == sa.bindparam("b_digest"))
+        if postgres:
+            self.claimable = self.claimable.with_for_update(skip_locked=True)
+            self.gate = self.gate.with_for_update(read=True)
+        take = (t.publications.update().where(of_item, claimable)
+                .values(state="in_flight", attempts=p.attempts + 1,
+                        claimed_by=sa.bindparam("b_worker"),
+                        lease_until=sa.bindparam("b_lease"), next_attempt_at=None,
+                        updated_at=sa.bindparam("b_now")))
+        self.returning = returning
+        self.take = take.returning(*t.publications.c) if returning else take
+        self.taken = sa.select(t.publications).where(of_item)
+
+    @classmethod
+    def get(cls, store: Store) -> _ClaimStatements:
+        key = (store.is_postgres, bool(store.engine.dialect.update_returning))
+        built = cls._built.get(key)
+        if built is None:
+            built = cls._built[key] = cls(*key)
+        return built
 
 
 def _json_text(name: str, postgres: bool) -> Any:
