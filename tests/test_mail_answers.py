@@ -232,3 +232,21 @@ def test_the_reasons_are_documented():
     page = (Path(__file__).parents[1] / "docs" / "mail-replies.md").read_text("utf-8")
     for reason in REASONS:
         assert f"`{reason}`" in page
+
+
+def test_a_reply_the_receiving_server_authenticated_is_accepted(office, image):
+    item = to_approval(office, image)
+    checked = MailSettings(sender="humas@example.ac.id", authserv_id="mx.example.ac.id")
+    raw = reply(token_for(office, item), headers=[(
+        "Authentication-Results",
+        "mx.example.ac.id; dkim=pass header.d=example.ac.id; "
+        "dmarc=pass (p=reject) header.from=example.ac.id")])
+    assert process(office, raw, settings=checked).accepted
+
+
+def test_approve_records_how_an_answer_came_when_the_app_says(office, image):
+    item = to_approval(office, image)
+    office.approve(item.id, by="budi", via="email",
+                   evidence={"message_id": "<x@example.ac.id>", "sender": "budi@example.ac.id"})
+    data = office.history(item.id)[-1].data
+    assert (data["via"], data["message_id"]) == ("email", "<x@example.ac.id>")

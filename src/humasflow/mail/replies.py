@@ -25,7 +25,6 @@ from __future__ import annotations
 import html
 import re
 from email import policy
-from email.headerregistry import Address
 from email.message import EmailMessage, MIMEPart
 from email.parser import BytesParser
 from email.utils import getaddresses
@@ -414,12 +413,4 @@ def _passed(results: dict[str, str], aligned: dict[str, bool]) -> bool:
     if "dmarc" in results:
         return results["dmarc"] == "pass" and aligned["dmarc"]
     return any(results.get(m) == "pass" and aligned.get(m) for m in ("dkim", "spf"))
-
-
-def address(value: str) -> str:
-    """``value`` as one plain address, lowercased (for comparing actors' emails)."""
-    try:
-        return Address(addr_spec=value.strip()).addr_spec.lower()
-    except (ValueError, IndexError, TypeError):
-        return value.strip().lower()
 
