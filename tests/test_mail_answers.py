@@ -9,6 +9,8 @@ import threading
 from email.message import EmailMessage
 from pathlib import Path
 
+import pytest
+
 from humasflow.mail import MailSettings, MemoryTransport
 from humasflow.mail.answers import REASONS, process_message
 from humasflow.mail.token import ApprovalClaims, sign
@@ -250,3 +252,22 @@ def test_approve_records_how_an_answer_came_when_the_app_says(office, image):
                    evidence={"message_id": "<x@example.ac.id>", "sender": "budi@example.ac.id"})
     data = office.history(item.id)[-1].data
     assert (data["via"], data["message_id"]) == ("email", "<x@example.ac.id>")
+
+
+@pytest.mark.parametrize("header", [("Auto-Submitted", "auto-replied"),
+                                    ("Precedence", "bulk"), ("X-Autoreply", "yes")])
+def test_an_automatic_reply_is_recorded_but_never_answered(office, image, header):
+    item = to_approval(office, image)
+    sent = MemoryTransport()
+    outcome = process(office, reply(token_for(office, item), "Saya sedang cuti",
+                                    headers=[header]), sent)
+    assert outcome.reason == "no_answer"
+    assert office.history(item.id)[-1].action == "mail_refused"
+    assert sent.sent == []
+
+
+def test_humasflow_never_answers_its_own_address(office, image):
+    sent = MemoryTransport()
+    outcome = process(office, reply(None, sender="humas@example.ac.id"), sent)
+    assert outcome.reason == "no_token"
+    assert sent.sent == []

@@ -370,8 +370,10 @@ def _answer(transport: MailTransport | None, settings: MailSettings, reply: Repl
             text: str) -> bool:
     """Sends ``text`` to the reply's sender; a mail failure is logged, not raised (the
     outcome is recorded already)."""
-    if transport is None or not reply.sender or not settings.sender:
-        return False
+    if transport is None or not reply.sender or not settings.sender or reply.automatic \
+            or reply.sender in {(settings.sender or "").lower(),
+                                (settings.reply_address or "").lower()}:
+        return False  # never answer a program, or humasflow's own address
     message = EmailMessage()
     message["From"] = settings.sender
     message["To"] = reply.sender

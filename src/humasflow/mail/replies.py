@@ -111,6 +111,9 @@ class Reply:
         first_line: The first line the sender wrote ("" when none).
         reason_missing: The first line is a rejection keyword without a reason.
         language: The keyword's language, if there was a keyword.
+        automatic: The message says it was sent by a program (``Auto-Submitted``,
+            ``Precedence: bulk``, an out-of-office reply): it is never answered, so
+            two programs cannot answer each other forever.
     """
 
     sender: str
@@ -121,6 +124,7 @@ class Reply:
     first_line: str
     reason_missing: bool = False
     language: str | None = None
+    automatic: bool = False
 
 
 def read_reply(raw: bytes) -> Reply:
@@ -149,7 +153,15 @@ def read_reply(raw: bytes) -> Reply:
     tokens = dict.fromkeys([*header_tokens, *find_tokens(text)])
     return Reply(sender=sender_of(message), message_id=_message_id(message),
                  tokens=tuple(tokens), text=text, answer=answer, first_line=first,
-                 reason_missing=missing, language=language)
+                 reason_missing=missing, language=language, automatic=_automatic(message))
+
+
+def _automatic(message: EmailMessage) -> bool:
+    auto = str(message.get("Auto-Submitted", "no")).strip().lower()
+    precedence = str(message.get("Precedence", "")).strip().lower()
+    return (auto not in ("", "no") or precedence in ("bulk", "junk", "list", "auto_reply")
+            or message.get("X-Autoreply") is not None
+            or message.get("X-Autorespond") is not None)
 
 
 def _parse(raw: bytes) -> EmailMessage:
