@@ -274,3 +274,58 @@ def test_an_unreachable_server_is_a_clear_mail_error(office):
                             imap_security="none", imap_username=USER, timeout=2)
     with pytest.raises(MailError, match="cannot reach the IMAP server"):
         poller(office, settings).poll_once()
+
+
+def test_run_keeps_polling_until_stopped(office, image, imap_server):
+    item = to_approval(office, image)
+    deliver(imap_server, reply(token_for(office, item)))
+    stop = threading.Event()
+    seen: list = []
+
+    def on_outcome(outcome):
+        seen.append(outcome.reason)
+        stop.set()
+
+    thread = threading.Thread(target=poller(office, imap_server).run,
+                              kwargs={"interval": 0.1, "stop": stop,
+                                      "on_outcome": on_outcome})
+    thread.start()
+    thread.join(timeout=60)
+    stop.set()
+    assert not thread.is_alive()
+    assert seen == ["accepted"]
+
+
+def test_humasflow_mail_poll_once_reads_the_configured_mailbox(tmp_path, imap_server):
+    from click.testing import CliRunner
+
+    from humasflow.cli import cli
+    from humasflow.testing import sample_image, staffed_office
+
+    db = tmp_path / "humasflow.db"
+    office = Office(str(db), environ={})
+    try:
+        office.establish(by="Dekan")
+        staffed_office(office)
+        office.add_channel("outbox", "outbox", settings={"path": str(tmp_path / "out")},
+                           by="admin")
+        item = to_approval(office, sample_image(tmp_path / "poster.png"))
+        deliver(imap_server, reply(token_for(office, item), mid="<cli@example.ac.id>"))
+        config = tmp_path / "humasflow.toml"
+        config.write_text(
+            f'store = "{db}"\n[mail]\nsender = "humas@example.ac.id"\n'
+            f'imap_host = "127.0.0.1"\nimap_port = {imap_server.imap_port}\n'
+            f'imap_security = "none"\nimap_username = "{USER}"\n')
+        env = {"HUMASFLOW_MAIL_SECRET": SECRET.decode(), "HUMASFLOW_MAIL_PASSWORD": PASSWORD}
+        runner = CliRunner()
+        result = runner.invoke(cli, ["--config", str(config), "--lang", "en", "mail", "poll",
+                                     "--once"], env=env)
+        assert result.exit_code == 0, result.output
+        assert f"<cli@example.ac.id> from budi@example.ac.id: item {item.id} approved" \
+            in result.output
+        assert office.item(item.id).state == "produce"
+        again = runner.invoke(cli, ["--config", str(config), "--lang", "en", "mail", "poll",
+                                    "--once"], env=env)
+        assert "No unread replies in INBOX" in again.output
+    finally:
+        office.close()
