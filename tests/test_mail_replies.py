@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from humasflow.mail.replies import (
     Answer,
@@ -147,3 +149,20 @@ def test_a_message_without_one_sender_has_none(sender):
 def test_a_raw_message_must_be_bytes():
     with pytest.raises(ValueError, match="bytes"):
         read_reply("SETUJU")  # type: ignore[arg-type]
+
+
+@given(st.binary(max_size=2000))
+@settings(max_examples=200, deadline=None)
+def test_any_bytes_are_read_without_an_error(raw):
+    reply = read_reply(raw)
+    assert reply.answer is None or reply.answer.action in ("approve", "reject")
+    assert authentication(raw, "mx.ub.ac.id").passed is False
+
+
+@given(st.text(max_size=300))
+@settings(max_examples=300, deadline=None)
+def test_an_answer_is_a_keyword_and_a_rejection_has_a_reason(text):
+    answer = answer_text(text)
+    if answer is not None:
+        assert answer.language in ("id", "en")
+        assert answer.action == "approve" or answer.reason.strip()
