@@ -90,6 +90,7 @@ def test_config_names_a_file_and_a_missing_one_is_an_error(tmp_path):
     ('[media.host]\nfolder = "pub"\nbase_url = "ftp://x"\n', ["media.host.base_url", "http"]),
     ('[mail]\npassword = "hunter2"\n', ["mail.password", "secrets file"]),
     ('[mail]\nport = 70000\n', ["mail.port", "65535"]),
+    ('[mail]\nauthserv_id = ""\n', ["mail.authserv_id", "non-empty"]),
     ('[calendar]\nworkdays = ["monday"]\n', ["calendar.workdays", "mon"]),
     ('[calendar]\nhours = ["16:00", "07:30"]\n', ["calendar.hours", "before"]),
     ('[channels.x]\nsettings = { access_token = "abc" }\n', ["channels.x", "access_token"]),

@@ -39,7 +39,7 @@ import zlib
 import zoneinfo
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, cast
+from typing import IO, Any, NoReturn, cast
 
 import attrs
 import click
@@ -3057,3 +3057,93 @@ def _demo_walk(office: Office, clock: SteerableClock, db_path: Path, outbox: Pat
     echo("\n" + _("Explore it: {command}").format(command=command))
     if not verdict.ok or not report.done:
         click.get_current_context().exit(1)
+
+
+# -- mail ----------------------------------------------------------------------------------
+
+
+@cli.group()
+def mail() -> None:
+    """Approval by email: read the coordinators' replies."""
+
+
+def _mail_setup(session: _Session, *, imap: bool = False) -> tuple[Office, Any, bytes, Any,
+                                                                    str | None]:
+    """The office, the ``[mail]`` settings, the signing secret, the transport answers go
+    through (``None`` without ``mail.host``) and the login's password."""
+    from humasflow.mail import MailSettings, SMTPTransport, mail_password, mail_secret
+
+    office = session.office()
+    settings = MailSettings.from_config(session.config.mail)
+    if imap and not settings.imap_host:
+        _fail(_("mail.imap_host is not set in the configuration file: say which IMAP "
+                "server holds the replies (see docs/mail-replies.md)"))
+    secret = mail_secret(office.credentials, settings)
+    password = mail_password(office.credentials, settings)
+    transport = SMTPTransport(settings, password) if settings.host else None
+    return office, settings, secret, transport, password
+
+
+def _outcome_line(outcome: Any) -> str:
+    who = outcome.sender or "?"
+    if outcome.status == "accepted":
+        if outcome.action == "approve":
+            text = _("{id} from {sender}: item {item} approved")
+        else:
+            text = _("{id} from {sender}: item {item} rejected")
+    elif outcome.status == "duplicate":
+        text = _("{id} from {sender}: processed already, nothing done")
+    else:
+        text = _("{id} from {sender}: refused ({reason}): {detail}")
+    return text.format(id=outcome.message_id or "?", sender=who, item=outcome.item_id,
+                       reason=outcome.reason, detail=outcome.detail)
+
+
+@mail.command("process")
+@click.argument("file", type=click.File("rb"))
+@click.pass_obj
+def mail_process(session: _Session, file: IO[bytes]) -> None:
+    """Process one reply (an .eml file, or - for standard input).
+
+    Exits with 1 when the reply was refused (the sender was answered why).
+    """
+    from humasflow.mail.answers import process_message
+
+    office, settings, secret, transport, _password = _mail_setup(session)
+    raw = file.read()
+    source = str(getattr(file, "name", "-"))  # a path, or <stdin>
+    if not raw.strip():
+        _fail(_("{file} is empty: give a raw email message (an .eml file)").format(
+            file=source))
+    outcome = process_message(office, raw, settings=settings, secret=secret,
+                              transport=transport, now=session.now())
+    _echo(_outcome_line(outcome))
+    if outcome.status == "refused":
+        click.get_current_context().exit(1)
+
+
+@mail.command("poll")
+@click.option("--once", is_flag=True, help="Read the folder once, then stop.")
+@click.option("--interval", type=click.FloatRange(min=1), default=60, show_default=True,
+              metavar="SECONDS", help="How long to wait between two reads.")
+@click.pass_obj
+def mail_poll(session: _Session, once: bool, interval: float) -> None:
+    """Process the unread replies of the IMAP folder and move them to the done folder."""
+    from humasflow.mail.imap import IMAPPoller
+
+    office, settings, secret, transport, password = _mail_setup(session, imap=True)
+    poller = IMAPPoller(office, settings, password=password, secret=secret,
+                        transport=transport)
+    if once:
+        outcomes = poller.poll_once()
+        for outcome in outcomes:
+            _echo(_outcome_line(outcome))
+        if not outcomes:
+            _echo(_("No unread replies in {folder}.").format(folder=settings.imap_folder))
+        return
+    _echo(_("Reading {folder} on {host} every {seconds} s; Ctrl+C stops.").format(
+        folder=settings.imap_folder, host=settings.imap_host, seconds=f"{interval:g}"))
+    try:
+        poller.run(interval=interval, on_outcome=lambda o: _echo(_outcome_line(o)))
+    except KeyboardInterrupt:
+        _echo(_("Stopped."))

@@ -94,7 +94,7 @@ _SECTIONS = {
     "mail": {"host", "port", "security", "sender", "username", "password", "reply_to",
              "timeout", "language", "credential", "secret", "domain", "token_days",
              "attach_max_bytes", "imap_host", "imap_port", "imap_security",
-             "imap_username", "imap_folder", "done_folder"},
+             "imap_username", "imap_folder", "done_folder", "authserv_id"},
     "calendar": {"timezone", "workdays", "hours", "holidays", "closed", "open"},
 }
 _CHANNEL_KEYS = {"publisher", "settings", "credentials"}
@@ -304,7 +304,8 @@ def _check_mail(path: Path, mail: dict[str, Any]) -> None:
                                    or not isinstance(number, (int, float)) or number <= 0):
             raise _problem(path, f"mail.{key}", _("must be a positive number"))
     for key in ("host", "sender", "username", "reply_to", "credential", "secret", "domain",
-                "imap_host", "imap_username", "imap_folder", "done_folder", "language"):
+                "imap_host", "imap_username", "imap_folder", "done_folder", "language",
+                "authserv_id"):
         value = mail.get(key)
         if value is not None and (not isinstance(value, str) or not value.strip()):
             raise _problem(path, f"mail.{key}", _("must be a non-empty string"))

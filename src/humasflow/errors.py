@@ -31,6 +31,7 @@ involved as attributes, and its message says what to do next::
     │   └── ContentInvalid         the post breaks a target channel's rules
     ├── MediaRefused               a media file cannot be attached (type, size, place)
     ├── MailError                  a mail server refused or could not be reached
+    ├── AnswerTaken                an emailed answer (or its token) was processed already
     ├── ConflictError              someone else changed the item first (stale version)
     │   └── ItemChanged            the item changed after the posting checks: not posted
     ├── ClaimLost                  a worker's attempt at a channel was taken over: it stops
@@ -68,6 +69,7 @@ __all__ = [
     "ActorNotFound",
     "AdminRequired",
     "AnchorInvalid",
+    "AnswerTaken",
     "ApprovalStale",
     "AuthenticationFailed",
     "ChannelInactive",
@@ -735,6 +737,25 @@ class MailError(HumasflowError):
     def __init__(self, message: str, *, permanent: bool = False) -> None:
         super().__init__(message)
         self.permanent = permanent
+
+
+class AnswerTaken(HumasflowError):
+    """An emailed answer was processed already, or its approval token was used.
+
+    Nothing was written by the attempt that raised it.
+
+    Attributes:
+        what: ``"message"`` (this reply was processed, by another poller perhaps) or
+            ``"token"`` (another reply already answered with the same token).
+    """
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        if what == "token":
+            message = _("this approval request was answered already; a request answers once")
+        else:
+            message = _("this reply was processed already")
+        super().__init__(message)
 
 
 class StorageError(HumasflowError):

@@ -49,6 +49,7 @@ from humasflow.errors import (
     ActorNotFound,
     AdminRequired,
     AnchorInvalid,
+    AnswerTaken,
     ChannelInactive,
     ConfigurationError,
     ConflictError,
@@ -1071,7 +1072,9 @@ class Office:
 
     def _act(self, item_id: int, action: str, actor_id: str, note: str,
              expected_version: int | None, payload: dict[str, Any],
-             deciding: tuple[Media, ...]) -> tuple[ContentItem, Event, Step | None]:
+             deciding: tuple[Media, ...], *, extra: Mapping[str, Any] | None = None,
+             claim: Callable[[Any], None] | None = None,
+             ) -> tuple[ContentItem, Event, Step | None]:
         """One transition in one transaction: read, check the guards, write, commit.
 
         ``deciding`` are media whose URLs pass through or are fetched depending on the
@@ -1079,6 +1082,9 @@ class Office:
         :class:`_FetchFirst` says what to fetch, and nothing is written.
         """
         with self._store.writing() as conn:
+            if claim is not None:
+                # First, so a second claimant waits here for the first to finish.
+                claim(conn)
             actor, found, org_version = self._store.snapshot_with_org(conn, self.org, item_id,
                                                                       actor_id)
             if actor is None:
@@ -1119,7 +1125,7 @@ class Office:
                 validate = self._validator(configured)
             move = engine.run(item, action, actor, note=note, payload=payload,
                               validate=validate)
-            return self._write(conn, engine, item, head, move, actor)
+            return self._write(conn, engine, item, head, move, actor, extra)
 
     def _record(self, engine: Engine, before: ContentItem, head: str, move: Move,
                 actor: Actor, extra: Mapping[str, Any] | None = None) -> ContentItem:
@@ -1165,18 +1171,115 @@ class Office:
                         expected_version=expected_version, **payload)
 
     def approve(self, item_id: int, *, by: str | Actor, answer: str = "",
-                expected_version: int | None = None) -> ContentItem:
-        """Approve the concept as it stands now (coordinator; not its author)."""
+                expected_version: int | None = None, via: str | None = None,
+                evidence: Mapping[str, str] | None = None) -> ContentItem:
+        """Approve the concept as it stands now (coordinator; not its author).
+
+        ``via`` says how the answer came (``"email"``: the "jawaban email" of the SOP)
+        and ``evidence`` what shows it (``message_id``, ``sender``); both are recorded
+        in the event's data.
+        """
         _input.text("answer", answer)
-        return self.act(item_id, "approve", by=by, note=answer,
-                        expected_version=expected_version)
+        if via is None and evidence is None:
+            return self.act(item_id, "approve", by=by, note=answer,
+                            expected_version=expected_version)
+        return self._decide(item_id, "approve", by, answer, expected_version,
+                            _via(via, evidence))
 
     def reject(self, item_id: int, *, by: str | Actor, reason: str,
-               expected_version: int | None = None) -> ContentItem:
-        """Reject the concept with a reason; it returns to the step the SOP names."""
+               expected_version: int | None = None, via: str | None = None,
+               evidence: Mapping[str, str] | None = None) -> ContentItem:
+        """Reject the concept with a reason; it returns to the step the SOP names
+        (``via`` and ``evidence`` as for :meth:`approve`)."""
         _input.text("reason", reason)
-        return self.act(item_id, "reject", by=by, note=reason,
-                        expected_version=expected_version)
+        if via is None and evidence is None:
+            return self.act(item_id, "reject", by=by, note=reason,
+                            expected_version=expected_version)
+        return self._decide(item_id, "reject", by, reason, expected_version,
+                            _via(via, evidence))
+
+    def _decide(self, item_id: int, action: str, by: str | Actor, note: str,
+                expected_version: int | None, extra: Mapping[str, Any],
+                claim: Callable[[Any], None] | None = None) -> ContentItem:
+        actor_id = self._actor_id(by)
+        item_id = self._item_id(item_id)
+        recorded, sealed, entered = self._act(item_id, action, actor_id, note,
+                                              expected_version, {}, (), extra=extra,
+                                              claim=claim)
+        self._after(recorded, sealed, entered)
+        return recorded
+
+    # -- emailed answers ------------------------------------------------------------------
+
+    def find_key(self, key: str) -> tuple[str, int] | None:
+        """The organisation and number of the item whose global key is ``key``."""
+        return self._store.item_by_key(key)
+
+    def mail_reply_outcome(self, reply_key: str) -> str | None:
+        """The outcome recorded for a processed reply (``reply_key``: its Message-ID's
+        digest), or ``None`` if it was not processed."""
+        return self._store.mail_reply(reply_key)
+
+    def mail_token_used(self, nonce: str) -> bool:
+        """Whether an accepted emailed answer used the approval token ``nonce``."""
+        return self._store.token_used(nonce)
+
+    def answer_by_email(self, item_id: int, action: str, *, by: str | Actor, note: str,
+                        message_id: str, sender: str, reply_key: str,
+                        nonce: str) -> ContentItem:
+        """Approve or reject as an emailed reply says, once.
+
+        The reply (``reply_key``) and its approval token (``nonce``) are claimed in the
+        transaction that records the answer: if either was claimed before, nothing is
+        written.
+
+        Raises:
+            AnswerTaken: The reply was processed, or the token used, already.
+            Refused: As :meth:`approve` and :meth:`reject`.
+        """
+        if action not in ("approve", "reject"):
+            raise ValueError(f"an emailed answer approves or rejects, not {action!r}")
+        _input.text("note", note)
+        at = self._now()
+
+        def claim(conn: Any) -> None:
+            if not self._store.claim_mail_reply(conn, key=reply_key, org=self.org,
+                                                message_id=message_id, item_id=item_id,
+                                                outcome="accepted", at=at):
+                raise AnswerTaken("message")
+            if not self._store.claim_mail_token(conn, nonce=nonce, org=self.org,
+                                                item_id=item_id, reply_key=reply_key, at=at):
+                raise AnswerTaken("token")
+
+        return self._decide(item_id, action, by, note, None,
+                            _via("email", {"message_id": message_id, "sender": sender}),
+                            claim)
+
+    def refuse_email(self, *, reply_key: str, message_id: str, sender: str, reason: str,
+                     item_id: int | None = None,
+                     detail: Mapping[str, Any] | None = None) -> Event | None:
+        """Record that an emailed reply was refused, and why, once.
+
+        The event (``mail_refused``) goes to the item's record when the reply names a
+        known item of this organisation, else to the organisation's. It holds the
+        reason, the Message-ID, the sender and ``detail``, never the reply's text.
+
+        Returns:
+            The event, or ``None`` if the reply was processed already (nothing written).
+        """
+        at = self._now()
+        data = {"via": "email", "reason": reason, "message_id": message_id[:998],
+                "sender": sender, **plain(detail or {})}
+        with self._store.writing() as conn:
+            if not self._store.claim_mail_reply(conn, key=reply_key, org=self.org,
+                                                message_id=message_id, item_id=item_id,
+                                                outcome=reason, at=at):
+                return None
+            event = Event(org=self.org, stream="", seq=0, at=at, actor="humasflow",
+                          action="mail_refused", note="", data=data)
+            if item_id is not None:
+                return self._store.append_item_event(conn, event, item_id)
+            return self._store.append_org_event(conn, event)
 
     def pass_recheck(self, item_id: int, *, by: str | Actor, note: str = "",
                      expected_version: int | None = None) -> ContentItem:
@@ -1821,6 +1924,16 @@ class Office:
             # The action is already committed; a failing hook must not look like a
             # failed action. It is logged with its traceback instead.
             log.exception("a humasflow plugin failed in hook %s", name)
+
+
+def _via(via: str | None, evidence: Mapping[str, str] | None) -> dict[str, Any]:
+    """The event data that says how an answer came."""
+    _input.text("via", via or "")
+    data: dict[str, Any] = {"via": via} if via else {}
+    for key, value in (evidence or {}).items():
+        _input.text(f"evidence.{key}", value)
+        data[str(key)] = value
+    return data
 
 
 def _variant_problems(post: PostContent, media: Sequence[Media]) -> list[Problem]:

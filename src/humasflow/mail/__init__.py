@@ -1,9 +1,14 @@
 """Approval by email: signed approval requests, replies, notifications and digests.
 
 This package holds what the mail features share. :mod:`humasflow.mail.token` signs
-the code an approval request carries and checks the code a reply brings back.
+the code an approval request carries and checks the code a reply brings back;
+:mod:`humasflow.mail.replies` reads a reply, :mod:`humasflow.mail.answers` applies or
+refuses it once, and :mod:`humasflow.mail.imap` polls a mailbox for replies.
 """
 
+from humasflow.mail.answers import Outcome, process_message
+from humasflow.mail.imap import IMAPPoller
+from humasflow.mail.replies import Answer, Reply, read_reply
 from humasflow.mail.settings import MailSettings, mail_password, mail_secret
 from humasflow.mail.token import (
     TOKEN_PATTERN,
@@ -19,16 +24,22 @@ from humasflow.mail.transport import MailTransport, MemoryTransport, SMTPTranspo
 
 __all__ = [
     "TOKEN_PATTERN",
+    "Answer",
     "ApprovalClaims",
+    "IMAPPoller",
     "MailSettings",
     "MailTransport",
     "MemoryTransport",
+    "Outcome",
+    "Reply",
     "SMTPTransport",
     "TokenRefused",
     "find_tokens",
     "mail_password",
     "mail_secret",
     "message_id",
+    "process_message",
+    "read_reply",
     "sign",
     "token_from_message_id",
     "verify",

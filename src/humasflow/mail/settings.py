@@ -22,6 +22,8 @@
     imap_username = "humas@ub.ac.id"  # default: username
     imap_folder = "INBOX"           # where to look for unread replies
     done_folder = "humasflow/done"  # where processed replies are moved
+    authserv_id = "mx.ub.ac.id"     # the receiving server's Authentication-Results
+                                    # name: replies must pass DKIM/SPF/DMARC there
 
 Passwords and the secret are never in this file: ``credential`` and ``secret`` *name*
 values that the deployment's credential source holds (the environment by default, or
@@ -76,6 +78,7 @@ class MailSettings:
     imap_username: str | None = None
     imap_folder: str = "INBOX"
     done_folder: str = "humasflow/done"
+    authserv_id: str | None = None
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> MailSettings:

@@ -207,6 +207,29 @@ media_imports = sa.Table(
     sa.Column("done_at", UTCDateTime),
 )
 
+# Replies to approval requests that were processed (answered or refused), by the digest
+# of their Message-ID: claimed in the transaction that records the answer, so a reply
+# is applied once whatever number of pollers read it.
+mail_replies = sa.Table(
+    "mail_replies", metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("org", sa.String(100), nullable=False),
+    sa.Column("message_id", sa.String(998), nullable=False),
+    sa.Column("item_id", sa.Integer),
+    sa.Column("outcome", sa.String(30), nullable=False),
+    sa.Column("processed_at", UTCDateTime, nullable=False),
+)
+
+# Approval tokens whose answer was accepted, by nonce: a token answers once.
+mail_tokens = sa.Table(
+    "mail_tokens", metadata,
+    sa.Column("nonce", sa.String(16), primary_key=True),
+    sa.Column("org", sa.String(100), nullable=False),
+    sa.Column("item_id", sa.Integer, nullable=False),
+    sa.Column("reply_key", sa.String(64), nullable=False),
+    sa.Column("used_at", UTCDateTime, nullable=False),
+)
+
 
 def _initial(conn: Connection) -> None:
     for table in (orgs, sop_revisions, actors, items, events, channels, publications):
@@ -276,6 +299,11 @@ def _media_store(conn: Connection) -> None:
                          "WHERE org NOT IN (SELECT org FROM media_imports)"))
 
 
+def _mail_replies(conn: Connection) -> None:
+    mail_replies.create(conn, checkfirst=True)  # idempotent, like migration 3
+    mail_tokens.create(conn, checkfirst=True)
+
+
 #: The ordered schema migrations: (version, name, function).
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema", _initial),
@@ -285,4 +313,5 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (5, "store uuid, item keys, active actors and channels", _identity_and_activity),
     (6, "media store: import media recorded by path", _media_store),
     (7, "row digests: a baseline of existing rows", _row_digest_baseline),
+    (8, "processed mail replies and used approval tokens", _mail_replies),
 ]

@@ -898,6 +898,50 @@ class Store:
         conn.execute(t.events.insert().values(**_event_row(sealed)))
         return sealed
 
+    # -- emailed answers --------------------------------------------------------------
+
+    def item_by_key(self, key: str) -> tuple[str, int] | None:
+        """The organisation and number of the item with the global ``key``, if any."""
+        with self.reading() as conn:
+            row = conn.execute(sa.select(t.items.c.org, t.items.c.id)
+                               .where(t.items.c.key == key)).first()
+        return (row.org, row.id) if row is not None else None
+
+    def mail_reply(self, key: str) -> str | None:
+        """The outcome recorded for the reply whose Message-ID digest is ``key``."""
+        with self.reading() as conn:
+            return conn.execute(sa.select(t.mail_replies.c.outcome)
+                                .where(t.mail_replies.c.key == key)).scalar()
+
+    def token_used(self, nonce: str) -> bool:
+        """Whether an answer with the approval token ``nonce`` was accepted."""
+        with self.reading() as conn:
+            return conn.execute(sa.select(t.mail_tokens.c.nonce)
+                                .where(t.mail_tokens.c.nonce == nonce)).first() is not None
+
+    def _insert_once(self, conn: Connection, table: sa.Table, values: Mapping[str, Any]) -> bool:
+        """Insert ``values`` unless a row with the same key is there (or is being
+        inserted by a transaction not yet committed, which this one waits for)."""
+        insert = (pg_insert if self.is_postgres else sqlite_insert)(table)
+        key = next(iter(table.primary_key.columns))
+        # RETURNING, not rowcount: some drivers report -1 for an insert that did nothing.
+        done = conn.execute(insert.values(**values).on_conflict_do_nothing().returning(key))
+        return done.first() is not None
+
+    def claim_mail_reply(self, conn: Connection, *, key: str, org: str, message_id: str,
+                         item_id: int | None, outcome: str, at: dt.datetime) -> bool:
+        """Claim the reply ``key`` in ``conn``'s transaction; ``False`` if it was claimed."""
+        return self._insert_once(conn, t.mail_replies, {
+            "key": key, "org": org, "message_id": message_id[:998], "item_id": item_id,
+            "outcome": outcome, "processed_at": at})
+
+    def claim_mail_token(self, conn: Connection, *, nonce: str, org: str, item_id: int,
+                         reply_key: str, at: dt.datetime) -> bool:
+        """Claim the approval token ``nonce``; ``False`` if an answer used it already."""
+        return self._insert_once(conn, t.mail_tokens, {
+            "nonce": nonce, "org": org, "item_id": item_id, "reply_key": reply_key,
+            "used_at": at})
+
     # -- credential expiry times ------------------------------------------------------
 
     def credential_expiries(self, org: str,
