@@ -18,7 +18,7 @@ import io
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from humasflow.errors import HumasflowError
+from humasflow.errors import ChartsUnavailable
 from humasflow.i18n import _
 
 if TYPE_CHECKING:
@@ -28,14 +28,6 @@ __all__ = ["CHART_FORMATS", "ChartsUnavailable", "available", "chart", "write_ch
 
 #: The formats :func:`chart` draws, by file suffix.
 CHART_FORMATS = ("png", "svg")
-
-
-class ChartsUnavailable(HumasflowError):
-    """Charts need matplotlib, which is not installed."""
-
-    def __init__(self) -> None:
-        super().__init__(_("Charts need matplotlib, which is not installed: install the "
-                           "charts extra with: pip install 'humasflow[charts]'"))
 
 
 def available() -> bool:

@@ -9,7 +9,8 @@ involved as attributes, and its message says what to do next::
     │   ├── CredentialMissing      a channel's credential is not in its credential source
     │   ├── SecretInConfiguration  a secret given where a credential reference belongs
     │   ├── CredentialSourceError  the secrets file (or vault) cannot be read or written
-    │   └── AnchorInvalid          an audit anchor file cannot be read or is not one
+    │   ├── AnchorInvalid          an audit anchor file cannot be read or is not one
+    │   └── ChartsUnavailable      charts need the ``charts`` extra (matplotlib)
     ├── InputInvalid               a value humasflow cannot take (also a ValueError):
     │                              field, problem, limit, length
     ├── NotFound
@@ -73,6 +74,7 @@ __all__ = [
     "ApprovalStale",
     "AuthenticationFailed",
     "ChannelInactive",
+    "ChartsUnavailable",
     "ClaimLost",
     "ConfigurationError",
     "ConflictError",
@@ -737,6 +739,14 @@ class MailError(HumasflowError):
     def __init__(self, message: str, *, permanent: bool = False) -> None:
         super().__init__(message)
         self.permanent = permanent
+
+
+class ChartsUnavailable(ConfigurationError):
+    """Charts need matplotlib, which is not installed."""
+
+    def __init__(self) -> None:
+        super().__init__(_("Charts need matplotlib, which is not installed: install the "
+                           "charts extra with: pip install 'humasflow[charts]'"))
 
 
 class AnswerTaken(HumasflowError):
