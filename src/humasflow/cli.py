@@ -1512,6 +1512,7 @@ _INBOX_KINDS = {
     "unknown": N_("channel unknown"),
     "waiting": N_("post by hand"),
     "late": N_("late"),
+    "action": N_("corrective action overdue"),
     "approve": N_("approve"),
     "scheduled": N_("scheduled today"),
 }
@@ -1520,6 +1521,8 @@ _INBOX_KINDS = {
 def _inbox_command(entry: InboxEntry, who: str) -> str:
     """The command that deals with one inbox entry (commands are not translated)."""
     i, channel = entry.item_id, entry.channel
+    if entry.kind == "action":
+        return f"humasflow actions show {entry.action_id}"  # not a message
     if entry.kind == "approve":
         return f"humasflow approve {i} --as {who}"  # not a message
     if entry.kind == "failed":
@@ -1556,9 +1559,10 @@ def inbox(session: _Session, by: str) -> None:
     rows = []
     for e in found:
         late = f"+{_duration(e.late_by)}" if e.late_by is not None else ""
-        rows.append((e.urgency, _(_INBOX_KINDS.get(e.kind, e.kind)), e.item_id,
-                     _short(e.title, 30), _step_name(office, office.item(e.item_id).sop_revision,
-                                                     e.step),
+        step = (_step_name(office, office.item(e.item_id).sop_revision, e.step)
+                if e.item_id and e.step else "-")
+        rows.append((e.urgency, _(_INBOX_KINDS.get(e.kind, e.kind)), e.item_id or "-",
+                     _short(e.title, 30), step,
                      e.channel or "-", _local(e.due_at, zone), late,
                      _inbox_command(e, found.actor.id)))
     headers = ("#", _("What"), _("Item"), _("Title"), _("Step"), _("Channel"),
