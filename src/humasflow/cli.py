@@ -53,6 +53,7 @@ from transitions.extensions.diagrams import GraphMachine
 import humasflow
 from humasflow import _input, i18n
 from humasflow import plugins as registry
+from humasflow.actions import CorrectiveAction
 from humasflow.calendar import WorkingCalendar
 from humasflow.clock import Clock, system_clock
 from humasflow.config import CONFIG_NAME, Config, load_config, user_config_path
@@ -1504,6 +1505,147 @@ def list_(session: _Session, state: str | None, open_only: bool, overdue: bool,
     late = sum(1 for i in items if i.is_overdue(now))
     _echo("\n" + _("{items} item(s); {waiting} awaiting approval; {late} overdue.").format(
         items=len(items), waiting=waiting, late=late))
+
+
+@cli.group()
+def actions() -> None:
+    """Corrective actions (SOP step 10): record, list, change and close them."""
+
+
+_action_by = click.option("--as", "--by", "by", required=True, metavar="ACTOR",
+                          help="Who does this (the coordinator, an administrator, or the "
+                               "action's owner for changes).")
+
+
+def _library_value(call: Callable[[], Any]) -> Any:
+    """Run a library call; a ValueError (bad input) becomes a one-line error."""
+    try:
+        return call()
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+_ACTION_STATUSES = {"open": N_("open"), "done": N_("done"), "dropped": N_("dropped")}
+
+
+def _action_text(action: CorrectiveAction) -> str:
+    lines = [
+        _("Corrective action {id} ({status})").format(
+            id=action.id, status=_(_ACTION_STATUSES.get(action.status, action.status))),
+        _("Against: {subject} {target}").format(subject=action.subject, target=action.target),
+        _("Finding: {text}").format(text=action.finding),
+        _("Action: {text}").format(text=action.action),
+        _("Owner: {owner}, due {due}").format(owner=action.owner, due=action.due.isoformat()),
+        _("Recorded by {actor} at {at}").format(actor=action.created_by,
+                                               at=action.created_at.isoformat()),
+    ]
+    if action.closing_note:
+        lines.append(_("Closing note: {text}").format(text=action.closing_note))
+    return "\n".join(lines)
+
+
+@actions.command("add")
+@click.option("--report", "period", metavar="SINCE/UNTIL",
+              help="Against a report's period, e.g. 2026-01-01/2026-01-31.")
+@click.option("--breach", metavar="ITEM/STEP", help="Against a breach, e.g. 12/approve.")
+@click.option("--item", "item_id", metavar="ITEM", help="Against an item.")
+@click.option("--finding", required=True, help="What went wrong.")
+@click.option("--action", "text", required=True, help="What is to be done about it.")
+@click.option("--owner", required=True, metavar="ACTOR", help="Who carries it out.")
+@click.option("--due", required=True, metavar="YYYY-MM-DD", help="By when.")
+@_action_by
+@click.pass_obj
+def actions_add(session: _Session, period: str | None, breach: str | None,
+                item_id: str | None, finding: str, text: str, owner: str, due: str,
+                by: str) -> None:
+    """Record a corrective action against a report, a breach or an item."""
+    given = [(s, t) for s, t in (("report", period), ("breach", breach), ("item", item_id))
+             if t is not None]
+    if len(given) != 1:
+        _fail(_("say what the action is against: exactly one of --report SINCE/UNTIL, "
+                "--breach ITEM/STEP or --item ITEM"))
+    subject, target = given[0]
+    office = session.office()
+    made = _library_value(lambda: office.add_action(
+        subject=subject, target=target, finding=finding, action=text, owner=owner, due=due,
+        by=by))
+    _echo(_("Recorded corrective action {id}, owner {owner}, due {due}").format(
+        id=made.id, owner=made.owner, due=made.due.isoformat()))
+
+
+@actions.command("list")
+@click.option("--status", type=click.Choice(["open", "done", "dropped"]),
+              help="Only actions with this status.")
+@click.option("--owner", metavar="ACTOR", help="Only this person's actions.")
+@click.option("--overdue", is_flag=True, help="Only open actions past their due date.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True, help="How to write them.")
+@click.pass_obj
+def actions_list(session: _Session, status: str | None, owner: str | None, overdue: bool,
+                 fmt: str) -> None:
+    """The corrective actions, oldest first (overdue ones marked)."""
+    office = session.office()
+    today = office.action_today(session.now())
+    found = office.actions(status=status, owner=owner, overdue=overdue, today=today)
+    if fmt != "table":
+        from humasflow.actions import export_actions_csv, export_actions_json
+
+        out = io.StringIO()
+        (export_actions_csv if fmt == "csv" else export_actions_json)(found, out)
+        click.echo(out.getvalue(), nl=False)
+        return
+    if not found:
+        _echo(_("No corrective actions; record one with `humasflow actions add`."))
+        return
+    _echo(_table((_("ID"), _("Status"), _("Against"), _("Owner"), _("Due"), _("Action")), [
+        (a.id, _(_ACTION_STATUSES.get(a.status, a.status)), f"{a.subject} {a.target}",
+         a.owner, a.due.isoformat() + (" " + _("(overdue)") if a.is_overdue(today) else ""),
+         _short(a.action, 40)) for a in found]))
+
+
+@actions.command("show")
+@click.argument("action_id", metavar="ID", type=int)
+@click.pass_obj
+def actions_show(session: _Session, action_id: int) -> None:
+    """One corrective action."""
+    _echo(_action_text(session.office().action(action_id)))
+
+
+@actions.command("change")
+@click.argument("action_id", metavar="ID", type=int)
+@click.option("--action", "text", help="What is to be done, reworded.")
+@click.option("--owner", metavar="ACTOR", help="Hand it to someone else (coordinator).")
+@click.option("--due", metavar="YYYY-MM-DD", help="A new due date.")
+@click.option("--status", type=click.Choice(["open", "done", "dropped"]),
+              help="A new status (coordinator).")
+@click.option("--note", default="", help="Why (kept in the record).")
+@_action_by
+@click.pass_obj
+def actions_change(session: _Session, action_id: int, text: str | None, owner: str | None,
+                   due: str | None, status: str | None, note: str, by: str) -> None:
+    """Change a corrective action's text, owner, due date or status."""
+    if text is None and owner is None and due is None and status is None:
+        _fail(_("nothing to change: give --action, --owner, --due or --status"))
+    office = session.office()
+    changed = _library_value(lambda: office.change_action(
+        action_id, action=text, owner=owner, due=due, status=status, note=note, by=by))
+    _echo(_action_text(changed))
+
+
+@actions.command("close")
+@click.argument("action_id", metavar="ID", type=int)
+@click.option("--note", required=True, help="What was done (or why it was dropped).")
+@click.option("--dropped", is_flag=True, help="Close it as dropped, not done.")
+@_action_by
+@click.pass_obj
+def actions_close(session: _Session, action_id: int, note: str, dropped: bool,
+                  by: str) -> None:
+    """Close a corrective action as done (or dropped), with a closing note."""
+    office = session.office()
+    closed = _library_value(lambda: office.close_action(
+        action_id, note=note, status="dropped" if dropped else "done", by=by))
+    _echo(_("Corrective action {id} closed: {status}").format(
+        id=closed.id, status=_(_ACTION_STATUSES[closed.status])))
 
 
 #: What each kind of inbox entry is called in the table.
