@@ -405,6 +405,7 @@ class Office:
         *,
         by: str | Actor,
         effective: dt.date | dt.datetime | None = None,
+        note: str = "",
     ) -> int:
         """Register a revision of the SOP (step 1); return its revision id.
 
@@ -418,6 +419,7 @@ class Office:
             by: Who establishes it: an administrator's id (or, for the first revision of
                 an organisation without administrator, the approver's name).
             effective: From when it applies (default: the document's effective date).
+            note: Why (kept in the record), e.g. the evaluation that led to it.
 
         Raises:
             AdminRequired: ``by`` is not an active administrator.
@@ -458,7 +460,7 @@ class Office:
                 "established_at": now, "effective_from": effective})
             self._store.append_org_event(conn, Event(
                 org=self.org, stream="org", seq=0, at=now, actor=by, action="establish",
-                data={"revision": rev, "number": sop.header.number, "digest": sop.digest,
+                note=note, data={"revision": rev, "number": sop.header.number, "digest": sop.digest,
                       "title": sop.header.title.id, "effective": effective.isoformat(),
                       "established_by": by}))
         return rev
@@ -489,6 +491,39 @@ class Office:
         """Every registered revision (id, number, digest, established_by, effective_from…)."""
         return [{k: v for k, v in r.items() if k != "definition"}
                 for r in self._store.sop_revisions(self.org)]
+
+    def propose_revision(self, changes: Iterable[Any], *,
+                         revision: int | None = None) -> SOP:
+        """A new SOP made from a revision (default: the current one) by a list of change
+        objects (see :mod:`humasflow.revision`), checked by the SOP loader. Nothing is
+        stored: establish the result with :meth:`establish`.
+
+        Raises:
+            ValueError: A change names no step of the SOP.
+            DefinitionError: The result is not a valid SOP.
+        """
+        from humasflow.revision import propose
+
+        return propose(self.sop(revision), changes)
+
+    def revision_diff(self, old: int | SOP, new: int | SOP) -> Any:
+        """The :class:`~humasflow.revision.RevisionDiff` between two revisions (ids, or
+        SOPs such as a proposal)."""
+        from humasflow.revision import diff
+
+        return diff(old if isinstance(old, SOP) else self.sop(old),
+                    new if isinstance(new, SOP) else self.sop(new))
+
+    def revision_history(self) -> list[dict[str, Any]]:
+        """Every revision, oldest first, with who established it, when, from when it
+        applies, the note recorded with it, and how many items started under it."""
+        notes = {int(e.data.get("revision", 0)): e.note for e in self._store.events(
+            self.org, "org") if e.action == "establish"}
+        counts: dict[int, int] = {}
+        for item in self._store.items(self.org):
+            counts[item.sop_revision] = counts.get(item.sop_revision, 0) + 1
+        return [{**r, "note": notes.get(int(r["id"]), ""), "items": counts.get(int(r["id"]), 0)}
+                for r in self.revisions()]
 
     def engine(self, revision: int) -> Engine:
         """The state machine of a revision."""
