@@ -1177,18 +1177,37 @@ def sop_diagram(session: _Session, revision: int | None) -> None:
     _echo(_mermaid(office, rev, session.lang))
 
 
-@sop.command("register")
+@sop.command("establish")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @_admin_by
 @click.option("--effective", type=click.DateTime(["%Y-%m-%d"]), metavar="YYYY-MM-DD",
               help="From when it applies (default: the file's effective date).")
+@click.option("--note", default="", help="Why (kept in the record).")
+@click.pass_obj
+def sop_establish(session: _Session, file: Path, by: str,
+                  effective: dt.datetime | None, note: str = "") -> None:
+    """Establish a new revision of the SOP from FILE (also: sop register)."""
+    _established(session, session.office(), load_sop(file), by=by, effective=effective,
+                 note=note)
+
+
+@sop.command("register", hidden=True)
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@_admin_by
+@click.option("--effective", type=click.DateTime(["%Y-%m-%d"]), metavar="YYYY-MM-DD",
+              help="From when it applies (default: the file's effective date).")
+@click.option("--note", default="", help="Why (kept in the record).")
 @click.pass_obj
 def sop_register(session: _Session, file: Path, by: str,
-                 effective: dt.datetime | None) -> None:
+                 effective: dt.datetime | None, note: str = "") -> None:
     """Establish a new revision of the SOP from FILE (step 1)."""
-    definition = load_sop(file)
-    office = session.office()
-    rev = office.establish(definition, by=by,
+    _established(session, session.office(), load_sop(file), by=by, effective=effective,
+                 note=note)
+
+
+def _established(session: _Session, office: Office, definition: SOP, *, by: str,
+                 effective: dt.datetime | None, note: str) -> None:
+    rev = office.establish(definition, by=by, note=note,
                            effective=effective.date() if effective is not None else None)
     meta = next(r for r in office.revisions() if r["id"] == rev)
     established_by, effective_from = meta["established_by"], meta["effective_from"]
@@ -1200,6 +1219,95 @@ def sop_register(session: _Session, file: Path, by: str,
     if office.current_revision() != rev:
         _echo(_("Not in effect yet: new items use revision {current} until then. Items keep "
                 "the revision they started under.").format(current=office.current_revision()))
+
+
+def _revise_pairs(option: str, values: Sequence[str], sep: str) -> list[tuple[str, str]]:
+    pairs = []
+    for value in values:
+        left, found, right = value.partition(sep)
+        if not found or not left.strip() or not right.strip():
+            _fail(_("{option} {value!r}: write it as STEP{sep}VALUE").format(
+                option=option, value=value, sep=sep))
+        pairs.append((left.strip(), right.strip()))
+    return pairs
+
+
+@sop.command("revise")
+@click.option("--standard-time", "times", multiple=True, metavar="STEP=DURATION",
+              help="Change a step's standard time, e.g. approve=30m (repeatable).")
+@click.option("--actor", "actors", multiple=True, metavar="STEP=ROLE",
+              help="Change who carries a step out (or approves), e.g. recheck=coordinator.")
+@click.option("--move", "moves", multiple=True, metavar="STEP:AFTER",
+              help="Move a step to just after another, e.g. prepare:design.")
+@click.option("--remove", "removes", multiple=True, metavar="STEP", help="Remove a step.")
+@click.option("--header", "headers", multiple=True, metavar="FIELD=VALUE",
+              help="Change a header field, e.g. number=UN10/05-rev1.")
+@click.option("--revision", type=int, help="Start from this revision (default: current).")
+@click.option("--establish", "establish", is_flag=True,
+              help="Establish the proposal (administrators, with --by).")
+@click.option("--by", "--as", "by", metavar="ADMIN", help="The administrator who "
+              "establishes it.")
+@click.option("--effective", type=click.DateTime(["%Y-%m-%d"]), metavar="YYYY-MM-DD",
+              help="From when it applies (with --establish).")
+@click.option("--note", default="", help="Why (kept in the record).")
+@click.pass_obj
+def sop_revise(session: _Session, times: tuple[str, ...], actors: tuple[str, ...],
+               moves: tuple[str, ...], removes: tuple[str, ...], headers: tuple[str, ...],
+               revision: int | None, establish: bool, by: str | None,
+               effective: dt.datetime | None, note: str) -> None:
+    """Propose a new SOP revision from the current one and show the difference."""
+    from humasflow import revision as rv
+
+    changes: list[Any] = [rv.SetStandardTime(k, v) for k, v in _revise_pairs(
+        "--standard-time", times, "=")]
+    changes += [rv.SetActor(k, v) for k, v in _revise_pairs("--actor", actors, "=")]
+    changes += [rv.MoveStep(k, after=v) for k, v in _revise_pairs("--move", moves, ":")]
+    changes += [rv.RemoveStep(k) for k in removes]
+    changes += [rv.SetHeader(k, v) for k, v in _revise_pairs("--header", headers, "=")]
+    if not changes:
+        _fail(_("nothing to revise: give --standard-time, --actor, --move, --remove or "
+                "--header"))
+    office = session.office()
+    base = revision if revision is not None else office.current_revision()
+    proposal = _library_value(lambda: office.propose_revision(changes, revision=base))
+    _echo(_("Proposed from revision {rev}:").format(rev=base))
+    _echo(office.revision_diff(base, proposal).text())
+    if not establish:
+        _echo(_("Nothing stored; add --establish --by ADMIN to establish it."))
+        return
+    if by is None:
+        _fail(_("--establish needs --by ADMIN: the administrator who establishes it"))
+    _established(session, office, proposal, by=by, effective=effective, note=note)
+
+
+@sop.command("diff")
+@click.argument("old", type=int)
+@click.argument("new", type=int)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="How to write it.")
+@click.pass_obj
+def sop_diff(session: _Session, old: int, new: int, fmt: str) -> None:
+    """The difference between two revisions: steps added, removed, moved, fields."""
+    found = session.office().revision_diff(old, new)
+    if fmt == "json":
+        click.echo(json.dumps(found.to_dict(), ensure_ascii=False, indent=2, default=str))
+        return
+    _echo(found.text())
+
+
+@sop.command("history")
+@click.pass_obj
+def sop_history(session: _Session) -> None:
+    """Every revision: who established it, from when, why, and its items."""
+    office, zone = session.office(), session.zone()
+    rows = []
+    for h in office.revision_history():
+        number, by, items = h["number"], h["established_by"], h["items"]  # not a message
+        effective, note = h["effective_from"], h["note"]  # not a message
+        rows.append((h["id"], number, by, _local(effective, zone), items,
+                     _short(note or "-", 40)))
+    _echo(_table((_("Revision"), _("Number"), _("By"), _("Effective"), _("Items"), _("Note")),
+                 rows))
 
 
 # -- actors and channels --------------------------------------------------------------------
