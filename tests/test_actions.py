@@ -142,3 +142,22 @@ def test_verify_finds_an_action_changed_outside_humasflow(office, store):
         conn.execute(t.corrective_actions.delete())
     assert any("deleted" in f.problem for f in office.verify().findings)
     assert sa.inspect(store.engine).has_table("corrective_actions")
+
+
+def test_a_store_before_migration_8_gets_the_table_and_still_verifies(office, store,
+                                                                     store_url, clock):
+    from humasflow.office import Office
+    from humasflow.storage.store import Store
+
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE corrective_actions"))
+        conn.execute(t.schema_migrations.delete().where(t.schema_migrations.c.version == 8))
+    migrated = Office(Store(store_url), clock=clock, environ={})
+    try:
+        assert migrated.schema_version == 8
+        assert migrated.verify().ok
+        migrated.add_action(subject="report", target="2026-01-01/2026-01-31", finding="f",
+                            action="a", owner="rina", due="2026-02-01", by="budi")
+        assert migrated.verify().ok
+    finally:
+        migrated.close()
