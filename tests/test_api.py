@@ -25,6 +25,7 @@ PUBLIC = {
     "humasflow.office": None,
     "humasflow.clock": None,
     "humasflow.publishing.contract": None,
+    "humasflow.actions": ("CorrectiveAction",),
     "humasflow.audit": ("AuditReport", "Finding"),
     "humasflow.evaluation": ("Breach", "StepRun"),
     "humasflow.calendar": ("WorkingCalendar",),

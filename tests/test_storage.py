@@ -35,7 +35,7 @@ VERSIONS = [m[0] for m in MIGRATIONS]
 
 
 def test_migrations_are_numbered_one_by_one():
-    assert VERSIONS == list(range(1, len(MIGRATIONS) + 1))
+    assert list(range(1, len(MIGRATIONS) + 1)) == VERSIONS
     assert all(name for _, name, _ in MIGRATIONS)
 
 

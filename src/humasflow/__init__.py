@@ -5,6 +5,7 @@ standard times are tracked, the coordinator's approval is enforced, every action
 tamper-evident record, and the last step posts through publisher plugins.
 """
 
+from humasflow.actions import CorrectiveAction
 from humasflow.audit import AuditReport, Finding
 from humasflow.calendar import WorkingCalendar
 from humasflow.clock import Clock, system_clock
@@ -15,6 +16,7 @@ from humasflow.credentials import (
     SecretsFile,
 )
 from humasflow.errors import (
+    ActionNotFound,
     ActorInactive,
     ActorNotFound,
     AdminRequired,
@@ -95,6 +97,7 @@ __all__ = [
     "CHANNEL_SETTINGS",
     "DEFAULT_ORG",
     "SOP",
+    "ActionNotFound",
     "Actor",
     "ActorInactive",
     "ActorNotFound",
@@ -115,6 +118,7 @@ __all__ = [
     "ContentInvalid",
     "ContentItem",
     "ContentRejected",
+    "CorrectiveAction",
     "CredentialMissing",
     "CredentialSource",
     "CredentialSourceError",

@@ -87,7 +87,7 @@ class AuditReport:
 
 
 # Which stream may explain a row of each table.
-_ORG_TABLES = ("actors", "channels", "sop_revisions")
+_ORG_TABLES = ("actors", "channels", "sop_revisions", "corrective_actions")
 _ITEM_TABLES = ("items", "publications")
 _CLAIMABLE = ("pending", "failed")
 

@@ -53,6 +53,7 @@ from transitions.extensions.diagrams import GraphMachine
 import humasflow
 from humasflow import _input, i18n
 from humasflow import plugins as registry
+from humasflow.actions import CorrectiveAction
 from humasflow.calendar import WorkingCalendar
 from humasflow.clock import Clock, system_clock
 from humasflow.config import CONFIG_NAME, Config, load_config, user_config_path
@@ -1176,18 +1177,37 @@ def sop_diagram(session: _Session, revision: int | None) -> None:
     _echo(_mermaid(office, rev, session.lang))
 
 
-@sop.command("register")
+@sop.command("establish")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @_admin_by
 @click.option("--effective", type=click.DateTime(["%Y-%m-%d"]), metavar="YYYY-MM-DD",
               help="From when it applies (default: the file's effective date).")
+@click.option("--note", default="", help="Why (kept in the record).")
+@click.pass_obj
+def sop_establish(session: _Session, file: Path, by: str,
+                  effective: dt.datetime | None, note: str = "") -> None:
+    """Establish a new revision of the SOP from FILE (also: sop register)."""
+    _established(session, session.office(), load_sop(file), by=by, effective=effective,
+                 note=note)
+
+
+@sop.command("register", hidden=True)
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@_admin_by
+@click.option("--effective", type=click.DateTime(["%Y-%m-%d"]), metavar="YYYY-MM-DD",
+              help="From when it applies (default: the file's effective date).")
+@click.option("--note", default="", help="Why (kept in the record).")
 @click.pass_obj
 def sop_register(session: _Session, file: Path, by: str,
-                 effective: dt.datetime | None) -> None:
+                 effective: dt.datetime | None, note: str = "") -> None:
     """Establish a new revision of the SOP from FILE (step 1)."""
-    definition = load_sop(file)
-    office = session.office()
-    rev = office.establish(definition, by=by,
+    _established(session, session.office(), load_sop(file), by=by, effective=effective,
+                 note=note)
+
+
+def _established(session: _Session, office: Office, definition: SOP, *, by: str,
+                 effective: dt.datetime | None, note: str) -> None:
+    rev = office.establish(definition, by=by, note=note,
                            effective=effective.date() if effective is not None else None)
     meta = next(r for r in office.revisions() if r["id"] == rev)
     established_by, effective_from = meta["established_by"], meta["effective_from"]
@@ -1199,6 +1219,95 @@ def sop_register(session: _Session, file: Path, by: str,
     if office.current_revision() != rev:
         _echo(_("Not in effect yet: new items use revision {current} until then. Items keep "
                 "the revision they started under.").format(current=office.current_revision()))
+
+
+def _revise_pairs(option: str, values: Sequence[str], sep: str) -> list[tuple[str, str]]:
+    pairs = []
+    for value in values:
+        left, found, right = value.partition(sep)
+        if not found or not left.strip() or not right.strip():
+            _fail(_("{option} {value!r}: write it as STEP{sep}VALUE").format(
+                option=option, value=value, sep=sep))
+        pairs.append((left.strip(), right.strip()))
+    return pairs
+
+
+@sop.command("revise")
+@click.option("--standard-time", "times", multiple=True, metavar="STEP=DURATION",
+              help="Change a step's standard time, e.g. approve=30m (repeatable).")
+@click.option("--actor", "actors", multiple=True, metavar="STEP=ROLE",
+              help="Change who carries a step out (or approves), e.g. recheck=coordinator.")
+@click.option("--move", "moves", multiple=True, metavar="STEP:AFTER",
+              help="Move a step to just after another, e.g. prepare:design.")
+@click.option("--remove", "removes", multiple=True, metavar="STEP", help="Remove a step.")
+@click.option("--header", "headers", multiple=True, metavar="FIELD=VALUE",
+              help="Change a header field, e.g. number=UN10/05-rev1.")
+@click.option("--revision", type=int, help="Start from this revision (default: current).")
+@click.option("--establish", "establish", is_flag=True,
+              help="Establish the proposal (administrators, with --by).")
+@click.option("--by", "--as", "by", metavar="ADMIN", help="The administrator who "
+              "establishes it.")
+@click.option("--effective", type=click.DateTime(["%Y-%m-%d"]), metavar="YYYY-MM-DD",
+              help="From when it applies (with --establish).")
+@click.option("--note", default="", help="Why (kept in the record).")
+@click.pass_obj
+def sop_revise(session: _Session, times: tuple[str, ...], actors: tuple[str, ...],
+               moves: tuple[str, ...], removes: tuple[str, ...], headers: tuple[str, ...],
+               revision: int | None, establish: bool, by: str | None,
+               effective: dt.datetime | None, note: str) -> None:
+    """Propose a new SOP revision from the current one and show the difference."""
+    from humasflow import revision as rv
+
+    changes: list[Any] = [rv.SetStandardTime(k, v) for k, v in _revise_pairs(
+        "--standard-time", times, "=")]
+    changes += [rv.SetActor(k, v) for k, v in _revise_pairs("--actor", actors, "=")]
+    changes += [rv.MoveStep(k, after=v) for k, v in _revise_pairs("--move", moves, ":")]
+    changes += [rv.RemoveStep(k) for k in removes]
+    changes += [rv.SetHeader(k, v) for k, v in _revise_pairs("--header", headers, "=")]
+    if not changes:
+        _fail(_("nothing to revise: give --standard-time, --actor, --move, --remove or "
+                "--header"))
+    office = session.office()
+    base = revision if revision is not None else office.current_revision()
+    proposal = _library_value(lambda: office.propose_revision(changes, revision=base))
+    _echo(_("Proposed from revision {rev}:").format(rev=base))
+    _echo(office.revision_diff(base, proposal).text())
+    if not establish:
+        _echo(_("Nothing stored; add --establish --by ADMIN to establish it."))
+        return
+    if by is None:
+        _fail(_("--establish needs --by ADMIN: the administrator who establishes it"))
+    _established(session, office, proposal, by=by, effective=effective, note=note)
+
+
+@sop.command("diff")
+@click.argument("old", type=int)
+@click.argument("new", type=int)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="How to write it.")
+@click.pass_obj
+def sop_diff(session: _Session, old: int, new: int, fmt: str) -> None:
+    """The difference between two revisions: steps added, removed, moved, fields."""
+    found = session.office().revision_diff(old, new)
+    if fmt == "json":
+        click.echo(json.dumps(found.to_dict(), ensure_ascii=False, indent=2, default=str))
+        return
+    _echo(found.text())
+
+
+@sop.command("history")
+@click.pass_obj
+def sop_history(session: _Session) -> None:
+    """Every revision: who established it, from when, why, and its items."""
+    office, zone = session.office(), session.zone()
+    rows = []
+    for h in office.revision_history():
+        number, by, items = h["number"], h["established_by"], h["items"]  # not a message
+        effective, note = h["effective_from"], h["note"]  # not a message
+        rows.append((h["id"], number, by, _local(effective, zone), items,
+                     _short(note or "-", 40)))
+    _echo(_table((_("Revision"), _("Number"), _("By"), _("Effective"), _("Items"), _("Note")),
+                 rows))
 
 
 # -- actors and channels --------------------------------------------------------------------
@@ -1506,12 +1615,154 @@ def list_(session: _Session, state: str | None, open_only: bool, overdue: bool,
         items=len(items), waiting=waiting, late=late))
 
 
+@cli.group()
+def actions() -> None:
+    """Corrective actions (SOP step 10): record, list, change and close them."""
+
+
+_action_by = click.option("--as", "--by", "by", required=True, metavar="ACTOR",
+                          help="Who does this (the coordinator, an administrator, or the "
+                               "action's owner for changes).")
+
+
+def _library_value(call: Callable[[], Any]) -> Any:
+    """Run a library call; a ValueError (bad input) becomes a one-line error."""
+    try:
+        return call()
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+_ACTION_STATUSES = {"open": N_("open"), "done": N_("done"), "dropped": N_("dropped")}
+
+
+def _action_text(action: CorrectiveAction) -> str:
+    lines = [
+        _("Corrective action {id} ({status})").format(
+            id=action.id, status=_(_ACTION_STATUSES.get(action.status, action.status))),
+        _("Against: {subject} {target}").format(subject=action.subject, target=action.target),
+        _("Finding: {text}").format(text=action.finding),
+        _("Action: {text}").format(text=action.action),
+        _("Owner: {owner}, due {due}").format(owner=action.owner, due=action.due.isoformat()),
+        _("Recorded by {actor} at {at}").format(actor=action.created_by,
+                                               at=action.created_at.isoformat()),
+    ]
+    if action.closing_note:
+        lines.append(_("Closing note: {text}").format(text=action.closing_note))
+    return "\n".join(lines)
+
+
+@actions.command("add")
+@click.option("--report", "period", metavar="SINCE/UNTIL",
+              help="Against a report's period, e.g. 2026-01-01/2026-01-31.")
+@click.option("--breach", metavar="ITEM/STEP", help="Against a breach, e.g. 12/approve.")
+@click.option("--item", "item_id", metavar="ITEM", help="Against an item.")
+@click.option("--finding", required=True, help="What went wrong.")
+@click.option("--action", "text", required=True, help="What is to be done about it.")
+@click.option("--owner", required=True, metavar="ACTOR", help="Who carries it out.")
+@click.option("--due", required=True, metavar="YYYY-MM-DD", help="By when.")
+@_action_by
+@click.pass_obj
+def actions_add(session: _Session, period: str | None, breach: str | None,
+                item_id: str | None, finding: str, text: str, owner: str, due: str,
+                by: str) -> None:
+    """Record a corrective action against a report, a breach or an item."""
+    given = [(s, t) for s, t in (("report", period), ("breach", breach), ("item", item_id))
+             if t is not None]
+    if len(given) != 1:
+        _fail(_("say what the action is against: exactly one of --report SINCE/UNTIL, "
+                "--breach ITEM/STEP or --item ITEM"))
+    subject, target = given[0]
+    office = session.office()
+    made = _library_value(lambda: office.add_action(
+        subject=subject, target=target, finding=finding, action=text, owner=owner, due=due,
+        by=by))
+    _echo(_("Recorded corrective action {id}, owner {owner}, due {due}").format(
+        id=made.id, owner=made.owner, due=made.due.isoformat()))
+
+
+@actions.command("list")
+@click.option("--status", type=click.Choice(["open", "done", "dropped"]),
+              help="Only actions with this status.")
+@click.option("--owner", metavar="ACTOR", help="Only this person's actions.")
+@click.option("--overdue", is_flag=True, help="Only open actions past their due date.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True, help="How to write them.")
+@click.pass_obj
+def actions_list(session: _Session, status: str | None, owner: str | None, overdue: bool,
+                 fmt: str) -> None:
+    """The corrective actions, oldest first (overdue ones marked)."""
+    office = session.office()
+    today = office.action_today(session.now())
+    found = office.actions(status=status, owner=owner, overdue=overdue, today=today)
+    if fmt != "table":
+        from humasflow.actions import export_actions_csv, export_actions_json
+
+        out = io.StringIO()
+        (export_actions_csv if fmt == "csv" else export_actions_json)(found, out)
+        click.echo(out.getvalue(), nl=False)
+        return
+    if not found:
+        _echo(_("No corrective actions; record one with `humasflow actions add`."))
+        return
+    _echo(_table((_("ID"), _("Status"), _("Against"), _("Owner"), _("Due"), _("Action")), [
+        (a.id, _(_ACTION_STATUSES.get(a.status, a.status)), f"{a.subject} {a.target}",
+         a.owner, a.due.isoformat() + (" " + _("(overdue)") if a.is_overdue(today) else ""),
+         _short(a.action, 40)) for a in found]))
+
+
+@actions.command("show")
+@click.argument("action_id", metavar="ID", type=int)
+@click.pass_obj
+def actions_show(session: _Session, action_id: int) -> None:
+    """One corrective action."""
+    _echo(_action_text(session.office().action(action_id)))
+
+
+@actions.command("change")
+@click.argument("action_id", metavar="ID", type=int)
+@click.option("--action", "text", help="What is to be done, reworded.")
+@click.option("--owner", metavar="ACTOR", help="Hand it to someone else (coordinator).")
+@click.option("--due", metavar="YYYY-MM-DD", help="A new due date.")
+@click.option("--status", type=click.Choice(["open", "done", "dropped"]),
+              help="A new status (coordinator).")
+@click.option("--note", default="", help="Why (kept in the record).")
+@_action_by
+@click.pass_obj
+def actions_change(session: _Session, action_id: int, text: str | None, owner: str | None,
+                   due: str | None, status: str | None, note: str, by: str) -> None:
+    """Change a corrective action's text, owner, due date or status."""
+    if text is None and owner is None and due is None and status is None:
+        _fail(_("nothing to change: give --action, --owner, --due or --status"))
+    office = session.office()
+    changed = _library_value(lambda: office.change_action(
+        action_id, action=text, owner=owner, due=due, status=status, note=note, by=by))
+    _echo(_action_text(changed))
+
+
+@actions.command("close")
+@click.argument("action_id", metavar="ID", type=int)
+@click.option("--note", required=True, help="What was done (or why it was dropped).")
+@click.option("--dropped", is_flag=True, help="Close it as dropped, not done.")
+@_action_by
+@click.pass_obj
+def actions_close(session: _Session, action_id: int, note: str, dropped: bool,
+                  by: str) -> None:
+    """Close a corrective action as done (or dropped), with a closing note."""
+    office = session.office()
+    closed = _library_value(lambda: office.close_action(
+        action_id, note=note, status="dropped" if dropped else "done", by=by))
+    _echo(_("Corrective action {id} closed: {status}").format(
+        id=closed.id, status=_(_ACTION_STATUSES[closed.status])))
+
+
 #: What each kind of inbox entry is called in the table.
 _INBOX_KINDS = {
     "failed": N_("channel failed"),
     "unknown": N_("channel unknown"),
     "waiting": N_("post by hand"),
     "late": N_("late"),
+    "action": N_("corrective action overdue"),
     "approve": N_("approve"),
     "scheduled": N_("scheduled today"),
 }
@@ -1520,6 +1771,8 @@ _INBOX_KINDS = {
 def _inbox_command(entry: InboxEntry, who: str) -> str:
     """The command that deals with one inbox entry (commands are not translated)."""
     i, channel = entry.item_id, entry.channel
+    if entry.kind == "action":
+        return f"humasflow actions show {entry.action_id}"  # not a message
     if entry.kind == "approve":
         return f"humasflow approve {i} --as {who}"  # not a message
     if entry.kind == "failed":
@@ -1556,9 +1809,10 @@ def inbox(session: _Session, by: str) -> None:
     rows = []
     for e in found:
         late = f"+{_duration(e.late_by)}" if e.late_by is not None else ""
-        rows.append((e.urgency, _(_INBOX_KINDS.get(e.kind, e.kind)), e.item_id,
-                     _short(e.title, 30), _step_name(office, office.item(e.item_id).sop_revision,
-                                                     e.step),
+        step = (_step_name(office, office.item(e.item_id).sop_revision, e.step)
+                if e.item_id and e.step else "-")
+        rows.append((e.urgency, _(_INBOX_KINDS.get(e.kind, e.kind)), e.item_id or "-",
+                     _short(e.title, 30), step,
                      e.channel or "-", _local(e.due_at, zone), late,
                      _inbox_command(e, found.actor.id)))
     headers = ("#", _("What"), _("Item"), _("Title"), _("Step"), _("Channel"),

@@ -14,6 +14,7 @@ involved as attributes, and its message says what to do next::
     ├── InputInvalid               a value humasflow cannot take (also a ValueError):
     │                              field, problem, limit, length
     ├── NotFound
+    │   ├── ActionNotFound         no such corrective action in this organisation
     │   ├── ItemNotFound           no such item in this organisation
     │   ├── ActorNotFound          no such actor in this organisation
     │   ├── OrganisationNotFound   no such organisation in the store
@@ -66,6 +67,7 @@ if TYPE_CHECKING:
     from humasflow.publishing.contract import Problem
 
 __all__ = [
+    "ActionNotFound",
     "ActorInactive",
     "ActorNotFound",
     "AdminRequired",
@@ -318,6 +320,17 @@ class InputInvalid(HumasflowError, ValueError):
 
 class NotFound(HumasflowError):
     """Something asked for does not exist (in the caller's organisation)."""
+
+
+class ActionNotFound(NotFound):
+    """No corrective action with this id exists in the organisation."""
+
+    def __init__(self, action_id: str, org: str) -> None:
+        self.action_id = action_id
+        self.org = org
+        super().__init__(_(
+            "no corrective action {action_id!r} in organisation {org!r}; "
+            "list them with `humasflow actions list`").format(action_id=action_id, org=org))
 
 
 class ItemNotFound(NotFound):

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["KINDS", "Inbox", "InboxEntry"]
 
 #: The kinds of entries, in the order of their urgency when nothing else decides.
-KINDS = ("failed", "unknown", "waiting", "late", "approve", "scheduled")
+KINDS = ("failed", "unknown", "waiting", "late", "action", "approve", "scheduled")
 
 # Urgency groups: a channel a person must settle first (a post that silently never
 # appears is the worst outcome), then late work (the latest first), then approvals (the
@@ -63,7 +63,10 @@ class InboxEntry:
             ``scheduled``), or when an unknown channel is looked up next.
         late_by: How late the item is at its step, if it is.
         since: Since when it waits (the step's start, or the channel's last change).
-        detail: The channel's last error or instructions, if any.
+        detail: The channel's last error or instructions, if any; for ``action``,
+            what is to be done.
+        action_id: For ``action`` (an overdue corrective action): its number; the item
+            is the one it is recorded against (0 for a report's period).
     """
 
     kind: str
@@ -76,6 +79,7 @@ class InboxEntry:
     late_by: dt.timedelta | None = None
     since: dt.datetime | None = None
     detail: str = ""
+    action_id: int | None = None
 
 
 @attrs.frozen
@@ -148,9 +152,30 @@ def build(office: Office, actor: Actor, now: dt.datetime, zone: dt.tzinfo) -> In
         if late_by is not None and holds_step and not channels:
             found.append(((_LATE, -late_by.total_seconds(), item.id), _entry(
                 item, "late", due_at=deadline, late_by=late_by, since=item.step_started_at)))
+    found.extend(_action_entries(office, actor, now, zone))
     ordered = [entry for _key, entry in sorted(found, key=lambda pair: pair[0])]
     return Inbox(actor=actor, at=now, entries=tuple(
         attrs.evolve(entry, urgency=n) for n, entry in enumerate(ordered, start=1)))
+
+
+def _action_entries(office: Office, actor: Actor, now: dt.datetime,
+                    zone: dt.tzinfo) -> list[tuple[tuple[Any, ...], InboxEntry]]:
+    """Overdue corrective actions: the owner's own, and every one for those who control
+    them (the coordinating role, administrators)."""
+    today = now.astimezone(zone).date()
+    controls = office.may_control(actor)
+    found = []
+    for action in office.actions(overdue=True, today=today):
+        if action.owner != actor.id and not controls:
+            continue
+        item_part, _sep, step = action.target.partition("/")
+        item_id = int(item_part) if action.subject != "report" else 0
+        due = dt.datetime.combine(action.due, dt.time.max, tzinfo=zone)
+        found.append(((_LATE, -(now - due).total_seconds(), 0, action.id), InboxEntry(
+            kind="action", item_id=item_id, title=action.finding, step=step,
+            due_at=due.astimezone(dt.timezone.utc), late_by=now - due,
+            since=action.created_at, detail=action.action, action_id=action.id)))
+    return found
 
 
 def _entry(item: ContentItem, kind: str, **values: Any) -> InboxEntry:

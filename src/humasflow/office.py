@@ -42,9 +42,11 @@ if TYPE_CHECKING:
     import requests
 
     from humasflow.report import Comparison, Report
+from humasflow.actions import STATUSES, SUBJECTS, CorrectiveAction, parse_due
 from humasflow.calendar import WorkingCalendar
 from humasflow.clock import Clock, system_clock
 from humasflow.errors import (
+    ActionNotFound,
     ActorInactive,
     ActorNotFound,
     AdminRequired,
@@ -404,6 +406,7 @@ class Office:
         *,
         by: str | Actor,
         effective: dt.date | dt.datetime | None = None,
+        note: str = "",
     ) -> int:
         """Register a revision of the SOP (step 1); return its revision id.
 
@@ -417,6 +420,7 @@ class Office:
             by: Who establishes it: an administrator's id (or, for the first revision of
                 an organisation without administrator, the approver's name).
             effective: From when it applies (default: the document's effective date).
+            note: Why (kept in the record), e.g. the evaluation that led to it.
 
         Raises:
             AdminRequired: ``by`` is not an active administrator.
@@ -457,7 +461,7 @@ class Office:
                 "established_at": now, "effective_from": effective})
             self._store.append_org_event(conn, Event(
                 org=self.org, stream="org", seq=0, at=now, actor=by, action="establish",
-                data={"revision": rev, "number": sop.header.number, "digest": sop.digest,
+                note=note, data={"revision": rev, "number": sop.header.number, "digest": sop.digest,
                       "title": sop.header.title.id, "effective": effective.isoformat(),
                       "established_by": by}))
         return rev
@@ -488,6 +492,39 @@ class Office:
         """Every registered revision (id, number, digest, established_by, effective_from…)."""
         return [{k: v for k, v in r.items() if k != "definition"}
                 for r in self._store.sop_revisions(self.org)]
+
+    def propose_revision(self, changes: Iterable[Any], *,
+                         revision: int | None = None) -> SOP:
+        """A new SOP made from a revision (default: the current one) by a list of change
+        objects (see :mod:`humasflow.revision`), checked by the SOP loader. Nothing is
+        stored: establish the result with :meth:`establish`.
+
+        Raises:
+            ValueError: A change names no step of the SOP.
+            DefinitionError: The result is not a valid SOP.
+        """
+        from humasflow.revision import propose
+
+        return propose(self.sop(revision), changes)
+
+    def revision_diff(self, old: int | SOP, new: int | SOP) -> Any:
+        """The :class:`~humasflow.revision.RevisionDiff` between two revisions (ids, or
+        SOPs such as a proposal)."""
+        from humasflow.revision import diff
+
+        return diff(old if isinstance(old, SOP) else self.sop(old),
+                    new if isinstance(new, SOP) else self.sop(new))
+
+    def revision_history(self) -> list[dict[str, Any]]:
+        """Every revision, oldest first, with who established it, when, from when it
+        applies, the note recorded with it, and how many items started under it."""
+        notes = {int(e.data.get("revision", 0)): e.note for e in self._store.events(
+            self.org, "org") if e.action == "establish"}
+        counts: dict[int, int] = {}
+        for item in self._store.items(self.org):
+            counts[item.sop_revision] = counts.get(item.sop_revision, 0) + 1
+        return [{**r, "note": notes.get(int(r["id"]), ""), "items": counts.get(int(r["id"]), 0)}
+                for r in self.revisions()]
 
     def engine(self, revision: int) -> Engine:
         """The state machine of a revision."""
@@ -1911,6 +1948,224 @@ class Office:
         if format == "csv":
             return audit.export_csv(events, out)
         raise ValueError(_("format is {format!r}; use 'jsonl' or 'csv'").format(format=format))
+
+    # -- corrective actions (SOP step 10) -------------------------------------------------------
+
+    def _acting_in(self, conn: Any, by: str | Actor, action: str) -> Actor:
+        actor_id = self._actor_id(by)
+        actor = self._store.actor(self.org, actor_id, conn)
+        if actor is None:
+            raise ActorNotFound(actor_id, self.org)
+        if not actor.active:
+            raise ActorInactive(actor_id=actor.id, action=action)
+        return actor
+
+    def _coordinating_roles(self) -> set[str]:
+        """The roles that record and close corrective actions: those that approve."""
+        return {s.actor for s in self.sop().steps if s.output == "approval" and s.actor}
+
+    def may_control(self, actor: Actor) -> bool:
+        """Whether ``actor`` records and closes corrective actions (the coordinating
+        role, or an administrator)."""
+        return actor.is_admin or bool(set(actor.roles) & self._coordinating_roles())
+
+    def _refuse_action(self, actor_id: str, what: str) -> Refused:
+        return Refused(_("{actor_id!r} cannot {what}: only the coordinating role ({roles}) "
+                         "or an administrator may").format(
+                             actor_id=actor_id, what=_(what),
+                             roles=", ".join(sorted(self._coordinating_roles())) or "-"),
+                       item_id="-", step="-", action="control")
+
+    def add_action(self, *, subject: str, target: str, finding: str, action: str,
+                   owner: str | Actor, due: dt.date | str, by: str | Actor) -> CorrectiveAction:
+        """Record a corrective action (the coordinating role or an administrator).
+
+        Args:
+            subject: ``report`` (target: ``SINCE/UNTIL``), ``breach`` (``ITEM/STEP``) or
+                ``item`` (``ITEM``).
+            target: What it is recorded against.
+            finding: What went wrong.
+            action: What is to be done.
+            owner: The actor who carries it out.
+            due: By when (a date, or ``YYYY-MM-DD``).
+            by: Who records it.
+
+        Raises:
+            ValueError: A field is empty or malformed (the message names it).
+            ActorNotFound: ``owner`` or ``by`` is not an actor here.
+            ItemNotFound: The item (of an ``item`` or ``breach`` target) does not exist.
+            Refused: ``by`` may not record actions.
+        """
+        if subject not in SUBJECTS:
+            raise ValueError(_("subject is {value!r}; use one of: {allowed}").format(
+                value=subject, allowed=", ".join(SUBJECTS)))
+        due_date = parse_due(due)
+        for field, value in (("finding", finding), ("action", action)):
+            if not str(value).strip():
+                raise ValueError(_("{field} is empty: say what was found and what is to be "
+                                   "done").format(field=field))
+        target = self._action_target(subject, str(target))
+        owner_actor = self.acting(owner, "own a corrective action")
+        now = self._now()
+        with self._store.writing() as conn:
+            self._store.lock_org(conn, self.org)
+            actor = self._acting_in(conn, by, "record a corrective action")
+            if not self.may_control(actor):
+                raise self._refuse_action(actor.id, N_("record a corrective action"))
+            number = max((int(r["id"]) for r in self._store.actions(self.org, conn)),
+                         default=0) + 1
+            row = self._store.put_action(conn, {
+                "org": self.org, "id": number, "subject": subject, "target": target,
+                "finding": str(finding), "action": str(action), "owner": owner_actor.id,
+                "due": due_date, "status": "open", "closing_note": "", "created_by": actor.id,
+                "created_at": now, "updated_at": now})
+            made = CorrectiveAction.from_row(row)
+            self._store.append_org_event(conn, Event(
+                org=self.org, stream="org", seq=0, at=now, actor=actor.id,
+                action="corrective_action", data=made.to_dict()))
+        return made
+
+    def _action_target(self, subject: str, target: str) -> str:
+        target = target.strip()
+        if subject == "report":
+            parts = target.split("/")
+            if len(parts) != 2:
+                raise ValueError(_("target {value!r}: a report's target is its period, "
+                                   "SINCE/UNTIL, e.g. 2026-01-01/2026-01-31").format(
+                                       value=target))
+            since, until = (parse_due(p, "target") for p in parts)
+            return f"{since.isoformat()}/{until.isoformat()}"
+        item_part, _sep, step = target.partition("/")
+        if not item_part.isdigit():
+            raise ValueError(_("target {value!r}: name the item by its number (12) or a "
+                               "breach as ITEM/STEP (12/approve)").format(value=target))
+        item = self.item(int(item_part))
+        if subject == "breach":
+            if not step:
+                raise ValueError(_("target {value!r}: a breach is ITEM/STEP, e.g. "
+                                   "12/approve").format(value=target))
+            self.sop(item.sop_revision).step(step)
+            return f"{item.id}/{step}"
+        return str(item.id)
+
+    def action(self, action_id: int) -> CorrectiveAction:
+        """One corrective action.
+
+        Raises:
+            ActionNotFound: No such action in this organisation.
+        """
+        for row in self._store.actions(self.org):
+            if str(row["id"]) == str(action_id):
+                return CorrectiveAction.from_row(row)
+        raise ActionNotFound(str(action_id), self.org)
+
+    def actions(self, *, status: str | None = None, owner: str | None = None,
+                subject: str | None = None, overdue: bool = False,
+                today: dt.date | None = None) -> list[CorrectiveAction]:
+        """The corrective actions, oldest first, optionally filtered.
+
+        Args:
+            status: Only those with this status.
+            owner: Only this actor's.
+            subject: Only those against a ``report``, ``breach`` or ``item``.
+            overdue: Only open actions past their due date.
+            today: The date overdue is judged on (default: today in the calendar's zone).
+        """
+        if status is not None and status not in STATUSES:
+            raise ValueError(_("status is {value!r}; use one of: {allowed}").format(
+                value=status, allowed=", ".join(STATUSES)))
+        day = today or self.action_today()
+        found = [CorrectiveAction.from_row(r) for r in self._store.actions(self.org)]
+        return [a for a in found
+                if (status is None or a.status == status)
+                and (owner is None or a.owner == owner)
+                and (subject is None or a.subject == subject)
+                and (not overdue or a.is_overdue(day))]
+
+    def action_today(self, now: dt.datetime | None = None) -> dt.date:
+        """Today's date in the working calendar's zone (what due dates are read in)."""
+        return (now or self._now()).astimezone(self.calendar.zone).date()
+
+    def change_action(self, action_id: int, *, by: str | Actor, action: str | None = None,
+                      owner: str | Actor | None = None, due: dt.date | str | None = None,
+                      status: str | None = None, note: str = "") -> CorrectiveAction:
+        """Change an action's text, owner, due date or status; each change is an event.
+
+        The owner may change the text and due date; changing the owner or the status
+        takes the coordinating role or an administrator.
+
+        Raises:
+            ActionNotFound: No such action.
+            ValueError: A bad status or date.
+            Refused: ``by`` may not make this change.
+        """
+        if status is not None and status not in STATUSES:
+            raise ValueError(_("status is {value!r}; use one of: {allowed}").format(
+                value=status, allowed=", ".join(STATUSES)))
+        changes: dict[str, Any] = {}
+        if action is not None:
+            if not action.strip():
+                raise ValueError(_("action is empty: say what is to be done"))
+            changes["action"] = action
+        if due is not None:
+            changes["due"] = parse_due(due)
+        if owner is not None:
+            changes["owner"] = self.acting(owner, "own a corrective action").id
+        if status is not None:
+            changes["status"] = status
+            if status != "open":
+                changes["closing_note"] = note
+        return self._update_action(action_id, changes, by=by, note=note,
+                                   event="corrective_action_changed")
+
+    def close_action(self, action_id: int, *, by: str | Actor, note: str,
+                     status: str = "done") -> CorrectiveAction:
+        """Close an action as ``done`` (or ``dropped``) with a closing note.
+
+        Raises:
+            ActionNotFound: No such action.
+            ValueError: The note is empty or the status is not a closing one.
+            Refused: ``by`` is neither the coordinating role nor an administrator.
+        """
+        if status not in ("done", "dropped"):
+            raise ValueError(_("status is {value!r}; an action closes as 'done' or "
+                               "'dropped'").format(value=status))
+        if not note.strip():
+            raise ValueError(_("note is empty: say what was done (or why it was dropped)"))
+        return self._update_action(action_id, {"status": status, "closing_note": note},
+                                   by=by, note=note, event="corrective_action_closed")
+
+    def _update_action(self, action_id: int, changes: Mapping[str, Any], *, by: str | Actor,
+                       note: str, event: str) -> CorrectiveAction:
+        now = self._now()
+        with self._store.writing() as conn:
+            self._store.lock_org(conn, self.org)
+            actor = self._acting_in(conn, by, "change a corrective action")
+            rows = {str(r["id"]): r for r in self._store.actions(self.org, conn)}
+            row = rows.get(str(action_id))
+            if row is None:
+                raise ActionNotFound(str(action_id), self.org)
+            controlling = self.may_control(actor)
+            if not controlling and (actor.id != row["owner"] or
+                                    {"owner", "status"} & set(changes)):
+                raise self._refuse_action(actor.id, N_("change this corrective action"))
+            values = {**row, **changes, "updated_at": now}
+            changed = CorrectiveAction.from_row(self._store.put_action(conn, values))
+            self._store.append_org_event(conn, Event(
+                org=self.org, stream="org", seq=0, at=now, actor=actor.id, action=event,
+                note=note, data=changed.to_dict()))
+        return changed
+
+    def export_actions(self, out: IO[str], *, format: str = "csv", **filters: Any) -> int:
+        """Write the (filtered, see :meth:`actions`) actions as ``csv`` or ``json``."""
+        from humasflow.actions import export_actions_csv, export_actions_json
+
+        found = self.actions(**filters)
+        if format == "csv":
+            return export_actions_csv(found, out)
+        if format == "json":
+            return export_actions_json(found, out)
+        raise ValueError(_("format is {format!r}; use 'csv' or 'json'").format(format=format))
 
     # -- hooks ----------------------------------------------------------------------------------
 

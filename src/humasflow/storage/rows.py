@@ -33,7 +33,8 @@ from humasflow.storage import schema as t
 __all__ = ["EXCLUDED", "GROUPS", "TRACKED", "group_of", "row_digests", "row_key"]
 
 #: The tables whose rows are checked against the record.
-TRACKED = ("items", "publications", "actors", "channels", "sop_revisions")
+TRACKED = ("items", "publications", "actors", "channels", "sop_revisions",
+           "corrective_actions")
 
 #: Columns that change without an event, so no digest covers them.
 EXCLUDED: Mapping[str, frozenset[str]] = {
@@ -47,6 +48,7 @@ EXCLUDED: Mapping[str, frozenset[str]] = {
     "actors": frozenset(),
     "channels": frozenset(),
     "sop_revisions": frozenset(),
+    "corrective_actions": frozenset(),
 }
 
 #: Named groups of columns; a column not named here is a group of its own.
@@ -70,11 +72,14 @@ GROUPS: Mapping[str, Mapping[str, tuple[str, ...]]] = {
         "definition": ("number", "title", "definition", "digest"),
         "establishment": ("established_by", "established_at", "effective_from"),
     },
+    "corrective_actions": {
+        "identity": ("org", "id", "subject", "target", "created_by", "created_at"),
+    },
 }
 
 _KEYS: Mapping[str, tuple[str, ...]] = {
     "items": ("id",), "publications": ("item_id", "channel"), "actors": ("id",),
-    "channels": ("name",), "sop_revisions": ("id",),
+    "channels": ("name",), "sop_revisions": ("id",), "corrective_actions": ("id",),
 }
 
 _TABLES: Mapping[str, sa.Table] = {name: t.metadata.tables[name] for name in TRACKED}
@@ -224,8 +229,11 @@ def with_rows(data: Mapping[str, Any], rows: Mapping[str, Any]) -> dict[str, Any
 def current_rows(conn: sa.Connection, org: str) -> dict[str, list[dict[str, Any]]]:
     """Every tracked row of the organisation, as stored."""
     rows = {}
+    present = set(sa.inspect(conn).get_table_names())
     for name in TRACKED:
         table = _TABLES[name]
+        if name not in present:
+            continue  # a migration that runs before the one creating the table
         query = sa.select(table).where(table.c.org == org)
         rows[name] = [dict(r._mapping) for r in conn.execute(query)]
     return rows

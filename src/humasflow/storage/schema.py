@@ -230,6 +230,26 @@ mail_tokens = sa.Table(
     sa.Column("used_at", UTCDateTime, nullable=False),
 )
 
+corrective_actions = sa.Table(
+    "corrective_actions", metadata,
+    sa.Column("org", sa.String(100), sa.ForeignKey("orgs.id"), primary_key=True),
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    # What the action is recorded against: "report", "breach" or "item", and its target
+    # ("2026-01-01/2026-01-31", "12/approve_concept", "12").
+    sa.Column("subject", sa.String(20), nullable=False),
+    sa.Column("target", sa.String(300), nullable=False),
+    sa.Column("finding", sa.Text, nullable=False),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("owner", sa.String(200), nullable=False),
+    sa.Column("due", sa.Date, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("closing_note", sa.Text, nullable=False, default=""),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index("ix_corrective_actions_due", "org", "status", "due"),
+)
+
 
 def _initial(conn: Connection) -> None:
     for table in (orgs, sop_revisions, actors, items, events, channels, publications):
@@ -304,6 +324,10 @@ def _mail_replies(conn: Connection) -> None:
     mail_tokens.create(conn, checkfirst=True)
 
 
+def _corrective_actions(conn: Connection) -> None:
+    corrective_actions.create(conn, checkfirst=True)  # idempotent, like migration 3
+
+
 #: The ordered schema migrations: (version, name, function).
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema", _initial),
@@ -314,4 +338,5 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (6, "media store: import media recorded by path", _media_store),
     (7, "row digests: a baseline of existing rows", _row_digest_baseline),
     (8, "processed mail replies and used approval tokens", _mail_replies),
+    (9, "corrective actions (SOP step 10)", _corrective_actions),
 ]

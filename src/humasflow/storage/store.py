@@ -637,6 +637,27 @@ class Store:
         self._stash_row(conn, t.channels, channel.name,
                         t.channels.c.org == channel.org, t.channels.c.name == channel.name)
 
+    def put_action(self, conn: Connection, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Insert or replace a corrective action (``values`` hold the whole row)."""
+        keys = {"org": values["org"], "id": values["id"]}
+        self._upsert(conn, t.corrective_actions, keys,
+                     {k: v for k, v in values.items() if k not in keys})
+        table = t.corrective_actions
+        self._stash_row(conn, table, str(values["id"]), table.c.org == values["org"],
+                        table.c.id == values["id"])
+        row = conn.execute(sa.select(table).where(table.c.org == values["org"],
+                                                  table.c.id == values["id"])).one()
+        return dict(row._mapping)
+
+    def actions(self, org: str, conn: Connection | None = None) -> list[dict[str, Any]]:
+        """The organisation's corrective actions, by id."""
+        table = t.corrective_actions
+        query = sa.select(table).where(table.c.org == org).order_by(table.c.id)
+        if conn is not None:
+            return [dict(r._mapping) for r in conn.execute(query)]
+        with self.reading() as c:
+            return [dict(r._mapping) for r in c.execute(query)]
+
     def channels(self, org: str, conn: Connection | None = None) -> dict[str, ChannelConfig]:
         """The organisation's channels by name."""
         if conn is None:

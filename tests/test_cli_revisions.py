@@ -1,0 +1,81 @@
+"""``humasflow sop revise|diff|establish|history`` (and ``sop register``, kept): a
+proposal shows its difference and is stored only when an administrator establishes it;
+errors are one line, in English and Indonesian."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+import pytest
+from click.testing import CliRunner
+
+from humasflow.cli import cli
+from humasflow.office import Office
+from humasflow.storage.store import Store
+from humasflow.testing import SteerableClock, staffed_office
+
+
+@pytest.fixture
+def db(store_url, tmp_path):
+    clock = SteerableClock()
+    store = Store(store_url)
+    media = tmp_path / "media-store" if store.is_postgres else None
+    office = Office(store, clock=clock, environ={}, media_store=media)
+    office.establish(by="Dekan")
+    staffed_office(office)
+    office.new_item("Dies Natalis", by="rina")
+    store.close()
+    return store_url, clock, media
+
+
+def run(db, *args, lang="en", code=0):
+    url, clock, media = db
+    env = {"HUMASFLOW_MEDIA_STORE": str(media)} if media else {}
+    result = CliRunner().invoke(cli, ["--lang", lang, "--db", url, "sop", *args],
+                                obj={"clock": clock, "environ": env})
+    assert result.exit_code == code, result.output
+    return result.output
+
+
+def test_revise_then_establish_then_diff_and_history(db):
+    shown = run(db, "revise", "--standard-time", "approve=30m", "--move", "prepare:design")
+    assert "step approve: standard_time 10m -> 30m" in shown
+    assert "step prepare: moved from 3 to 4" in shown
+    assert "Nothing stored" in shown
+    assert "only an active administrator" in run(
+        db, "revise", "--standard-time", "approve=30m", "--establish", "--by", "budi",
+        code=1)
+    done = run(db, "revise", "--standard-time", "approve=30m", "--establish", "--by",
+               "admin", "--effective", "2026-01-05", "--note", "January evaluation")
+    assert "Established SOP revision 2" in done
+    assert "step approve: standard_time 10m -> 30m" in run(db, "diff", "1", "2")
+    data = json.loads(run(db, "diff", "1", "2", "--format", "json"))
+    assert data["fields"] == [{"where": "approve", "field": "standard_time", "old": "10m",
+                               "new": "30m"}]
+    history = run(db, "history")
+    assert "January evaluation" in history
+    assert "Dekan" in history
+
+
+def test_establish_and_register_from_a_file(db, tmp_path):
+    text = resources.files("humasflow").joinpath(
+        "sops", "fisip-ub-social-media.toml").read_text("utf-8")
+    path = tmp_path / "sop.toml"
+    path.write_text(text.replace('standard_time = "5m"', 'standard_time = "7m"', 1),
+                    encoding="utf-8")
+    assert "Established SOP revision 2" in run(db, "establish", str(path), "--by", "admin",
+                                               "--note", "concept time")
+    assert "Established SOP revision 3" in run(db, "register", str(path), "--by", "admin")
+    assert "standard_time 5m -> 7m" in run(db, "diff", "1", "2")
+    assert run(db, "diff", "2", "3").strip() == "no differences"
+
+
+def test_errors(db):
+    assert "nothing to revise" in run(db, "revise", code=1)
+    assert "write it as STEP=VALUE" in run(db, "revise", "--standard-time", "approve", code=1)
+    assert "no step 'aprove'" in run(db, "revise", "--standard-time", "aprove=3m", code=1)
+    assert "tidak memiliki langkah 'aprove'" in run(db, "revise", "--standard-time",
+                                                   "aprove=3m", code=1, lang="id")
+    assert "--establish needs --by" in run(db, "revise", "--standard-time", "approve=3m",
+                                           "--establish", code=1)
