@@ -1,40 +1,52 @@
-"""Durable transitions per second through the public API, as a ratio to a raw SQLite floor.
+"""Durable transitions per second through the public API, as a ratio to a raw driver floor.
 
 Run by hand::
 
-    .venv/bin/python bench/transitions.py                 # 1000 transitions x 3 rounds
+    .venv/bin/python bench/transitions.py                 # SQLite, 1000 transitions x 3 rounds
     .venv/bin/python bench/transitions.py --transitions 2000 --rounds 5
+    .venv/bin/python bench/transitions.py --store postgresql+psycopg://postgres@127.0.0.1:5432/test
     .venv/bin/python bench/transitions.py --profile       # + where humasflow spends its time
 
-What is compared, in the same process and the same temporary folder:
+What is compared, in the same process, each run on a fresh store (a SQLite file in a
+temporary folder, or a PostgreSQL schema of its own that is dropped afterwards). Per
+commit, each side does:
 
-raw sqlite3 floor
-    The standard library's ``sqlite3`` writing exactly the rows humasflow writes for the
-    same transitions: per transition ``BEGIN IMMEDIATE``; one ``UPDATE items SET`` (every
-    column but the item's identity, as ``Store.apply`` does on a step change) ``WHERE
-    id=? AND org=? AND version=?`` (the optimistic-lock check; the row count is checked);
-    one ``INSERT INTO events``; ``COMMIT``. The tables are created from the DDL humasflow
-    itself produced (same columns, types and indexes), and the values are the byte-exact
-    row images a sample humasflow walk stored. The connection uses the store's pragmas:
-    ``journal_mode=WAL``, ``synchronous=FULL``; foreign keys are not enforced (the
-    ``sqlite3`` default; no transition changes a foreign-key column).
+raw floor (``sqlite3`` or ``psycopg``)
+    ``BEGIN`` (``BEGIN IMMEDIATE`` on SQLite); ``SELECT * FROM items WHERE id=? AND org=?``
+    (``FOR UPDATE`` on PostgreSQL): the read any state machine on stored state must do;
+    one ``UPDATE items SET`` (every column but the item's identity, as ``Store.apply`` does
+    on a step change) ``WHERE id=? AND org=? AND version=?`` (the optimistic-lock check;
+    the row count is checked); one ``INSERT INTO events``; ``COMMIT``. The values are the
+    byte-exact row images a sample humasflow walk stored, into tables with humasflow's
+    columns, types and indexes (SQLite: its DDL; PostgreSQL: ``CREATE TABLE ... (LIKE ...
+    INCLUDING ALL)``). Foreign keys are not enforced on either (no transition changes a
+    foreign-key column). No state machine, no role check, no hashing: the bare writes.
+
+python-statemachine model
+    What an embedder would write instead with ``python-statemachine``, persisted in its
+    documented pattern (a model object holding the state in a field, a machine bound to
+    it per action, ``send`` the event, save the model): the floor's transaction (same
+    read, same UPDATE with the version check, same INSERT of the same row images) with a
+    machine built on the loaded row in between, whose transitions carry a role condition.
+    It computes no hash chain, digests nor validation, and writes what the floor writes.
 
 humasflow walk
-    ``Office`` on a SQLite file (``Store`` defaults: WAL + ``synchronous=FULL``), bundled
-    SOP, two actors. Each item walks concept -> prepare -> design -> approve: three
-    ``complete`` calls by the staff member (text, notes, a design at an https URL so no
-    media file is touched) and one ``approve`` by the coordinator (four-eyes). Four
-    transitions per item, each one commit.
+    ``Office`` on a ``Store`` with its defaults (SQLite: WAL + ``synchronous=FULL``),
+    bundled SOP, two actors. Each item walks concept -> prepare -> design -> approve:
+    three ``complete`` calls by the staff member (text, notes, a design at an https URL so
+    no media file is touched) and one ``approve`` by the coordinator (four-eyes). Four
+    transitions per item, each one transaction: item and actor read in it, the guards,
+    the item updated under the version check, the hash-chained event inserted.
 
 humasflow revise
     ``Office.revise`` of the concept text in place (same step, no step change).
 
 Items are created before the clock starts. Rounds are interleaved (and the order flips
 every round) because these machines are shared and noisy; the medians are reported. The
-ratio is ``humasflow ops/s / floor ops/s`` (1.0 = no overhead beyond the row writes and
-the fsync of each commit; the target is >= 0.5).
+ratio is ``ops/s / floor ops/s`` (1.0 = no overhead beyond the floor's statements and the
+fsync of each commit; the targets are >= 0.6 on SQLite and >= 0.65 on PostgreSQL).
 
-Nothing here touches the network.
+Nothing here touches the network (a PostgreSQL server given with ``--store`` is contacted).
 """
 
 from __future__ import annotations
@@ -49,6 +61,7 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 
 import argparse
+import contextlib
 import cProfile
 import datetime as dt
 import gc
@@ -59,7 +72,8 @@ import sqlite3
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +84,7 @@ import humasflow
 from humasflow.storage.store import Store
 from humasflow.testing import SteerableClock, staffed_office
 
-TARGET = 0.5
+TARGETS = {"sqlite": 0.6, "postgresql": 0.65}
 STAFF, COORDINATOR = "rina", "budi"
 MEDIA_URL = "https://cdn.example.ac.id/humas/dies-natalis-47.png"
 TEXT = "Selamat Dies Natalis ke-47 FISIP Universitas Brawijaya! #FISIPUB #DiesNatalis"
@@ -78,12 +92,64 @@ NOTES = "Canva template 'dies-natalis', logo UB, palet biru; ukuran 1080x1350"
 WARMUP_ITEMS = 5
 
 
+# -- where each run's store lives -------------------------------------------------------
+
+
+class Backend:
+    """Fresh stores for the runs: SQLite files in temporary folders, or PostgreSQL schemas
+    made for one run and dropped after it."""
+
+    def __init__(self, url: str | None) -> None:
+        self.url = url
+        self.postgres = bool(url and url.startswith("postgresql"))
+        self.name = "postgresql" if self.postgres else "sqlite"
+        if url and not self.postgres:
+            raise SystemExit("--store takes a PostgreSQL URL; SQLite runs use temp files")
+        self._admin = sqlalchemy.create_engine(url) if self.postgres and url else None
+
+    @contextlib.contextmanager
+    def fresh(self) -> Iterator[tuple[str, str | None, Path]]:
+        """(humasflow store target, PostgreSQL schema or None, temp folder)."""
+        with tempfile.TemporaryDirectory(prefix="humasflow-bench-") as tmp:
+            folder = Path(tmp)
+            if self._admin is None:
+                yield str(folder / "humasflow.db"), None, folder
+                return
+            schema = f"bench_{uuid.uuid4().hex[:10]}"
+            with self._admin.begin() as conn:
+                conn.execute(sqlalchemy.text(f"CREATE SCHEMA {schema}"))
+            try:
+                yield f"{self.url}?options=-csearch_path%3D{schema}", schema, folder
+            finally:
+                with self._admin.begin() as conn:
+                    conn.execute(sqlalchemy.text(f"DROP SCHEMA {schema} CASCADE"))
+
+    def connect(self, target: str, schema: str | None) -> Any:
+        """A raw driver connection in autocommit mode (transactions are sent by hand)."""
+        if schema is None:
+            conn = sqlite3.connect(target, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            return conn
+        import psycopg
+
+        assert self._admin is not None
+        url = self._admin.url.set(drivername="postgresql")
+        conn = psycopg.connect(url.render_as_string(hide_password=False), autocommit=True,
+                               options=f"-csearch_path={schema}")
+        return conn
+
+    def close(self) -> None:
+        if self._admin is not None:
+            self._admin.dispose()
+
+
 # -- the humasflow side ------------------------------------------------------------------
 
 
-def _office(folder: Path) -> humasflow.Office:
-    """An office on a fresh SQLite file with the store's default pragmas."""
-    store = Store(folder / "humasflow.db")
+def _office(target: str, folder: Path) -> humasflow.Office:
+    """An office on a fresh store with the store's default settings."""
+    store = Store(target)
     office = humasflow.Office(store, clock=SteerableClock(), environ={})
     office.establish(by="Dekan")
     staffed_office(office)
@@ -93,6 +159,10 @@ def _office(folder: Path) -> humasflow.Office:
                                                    "media_urls": "pass"},
                        by="admin")
     return office
+
+
+def _close(office: humasflow.Office) -> None:
+    office.close()  # and its store's connections
 
 
 def _walk(office: humasflow.Office, item_id: int) -> None:
@@ -119,8 +189,8 @@ def _timed(n: int, step: Callable[[int], None]) -> Timing:
     return clock() - start, time.process_time() - cpu, each
 
 
-def run_humasflow_walk(folder: Path, n: int) -> Timing:
-    office = _office(folder)
+def run_humasflow_walk(target: str, folder: Path, n: int) -> Timing:
+    office = _office(target, folder)
     items = n // 4
     ids = [office.new_item(f"Dies Natalis {i}", by=STAFF).id
            for i in range(items + WARMUP_ITEMS)]
@@ -136,11 +206,11 @@ def run_humasflow_walk(folder: Path, n: int) -> Timing:
     try:
         return _timed(items * 4, lambda k: calls[k % 4](work[k // 4]))
     finally:
-        office.close()
+        _close(office)
 
 
-def run_humasflow_revise(folder: Path, n: int) -> Timing:
-    office = _office(folder)
+def run_humasflow_revise(target: str, folder: Path, n: int) -> Timing:
+    office = _office(target, folder)
     items = max(1, n // 4)
     ids = [office.new_item(f"Dies Natalis {i}", by=STAFF, text=TEXT).id
            for i in range(items + WARMUP_ITEMS)]
@@ -151,7 +221,7 @@ def run_humasflow_revise(folder: Path, n: int) -> Timing:
         return _timed(n, lambda k: office.revise(work[k % items], by=STAFF,
                                                  text=f"{TEXT} (revisi {k})"))
     finally:
-        office.close()
+        _close(office)
 
 
 # -- the raw floor ----------------------------------------------------------------------
@@ -161,119 +231,238 @@ class Sample:
     """Row images humasflow stored for one item's walk, and its tables' DDL.
 
     Attributes:
-        ddl: CREATE statements of ``items`` and ``events`` and their indexes.
+        ddl: SQLite: the CREATE statements of ``items`` and ``events`` and their indexes.
+        json_columns: PostgreSQL: the JSON columns of each table (read and written as
+            text, so the floor writes the exact text humasflow wrote).
         item0: The ``items`` row right after ``new_item`` (column -> stored value).
         event0: The ``create`` event row.
         steps: For each of the four walk transitions, (items row after it, its event row).
         set_columns: The item columns a step-changing transition updates.
     """
 
-    def __init__(self, folder: Path) -> None:
-        office = _office(folder)
+    def __init__(self, backend: Backend, target: str, schema: str | None,
+                 folder: Path) -> None:
+        office = _office(target, folder)
         item_id = office.new_item("Dies Natalis 0", by=STAFF).id
-        db = folder / "humasflow.db"
         actions: list[Callable[[], Any]] = [
             lambda: office.complete(item_id, by=STAFF, text=TEXT),
             lambda: office.complete(item_id, by=STAFF, notes=NOTES),
             lambda: office.complete(item_id, by=STAFF, media=[MEDIA_URL]),
             lambda: office.approve(item_id, by=COORDINATOR, answer="Disetujui (email)"),
         ]
-        with sqlite3.connect(db) as raw:
-            raw.row_factory = sqlite3.Row
-            self.ddl = [r[0] for r in raw.execute(
-                "SELECT sql FROM sqlite_master WHERE tbl_name IN ('items', 'events') "
-                "AND sql IS NOT NULL ORDER BY type DESC, name")]
+        self.schema = schema
+        raw = backend.connect(target, schema)
+        try:
+            self.json_columns: dict[str, list[str]] = {}
+            self.ddl: list[str] = []
+            if schema is None:
+                self.ddl = [r[0] for r in raw.execute(
+                    "SELECT sql FROM sqlite_master WHERE tbl_name IN ('items', 'events') "
+                    "AND sql IS NOT NULL ORDER BY type DESC, name")]
+            else:
+                for table in ("items", "events"):
+                    self.json_columns[table] = [r[0] for r in raw.execute(
+                        "SELECT column_name FROM information_schema.columns WHERE "
+                        "table_schema = %s AND table_name = %s AND data_type IN "
+                        "('json', 'jsonb')", (schema, table))]
             self.item0, self.event0 = self._rows(raw, item_id, 1)
             self.steps = []
             for k, act in enumerate(actions, start=2):
                 act()
                 self.steps.append(self._rows(raw, item_id, k))
-        office.close()
+        finally:
+            raw.close()
+            _close(office)
         # Store.apply on a step change sets every column but the item's identity.
         fixed = {"id", "key", "org", "sop_revision", "created_by", "created_at"}
         self.set_columns = [c for c in self.item0 if c not in fixed]
 
-    @staticmethod
-    def _rows(raw: sqlite3.Connection, item_id: int, seq: int) -> tuple[dict[str, Any],
-                                                                        dict[str, Any]]:
-        item = dict(raw.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone())
-        event = dict(raw.execute("SELECT * FROM events WHERE stream = ? AND seq = ?",
-                                 (f"item:{item_id}", seq)).fetchone())
+    def _select(self, table: str, where: str) -> str:
+        if self.schema is None:
+            return f"SELECT * FROM {table} WHERE {where}"
+        json = self.json_columns[table]
+        return (f"SELECT *, {', '.join(f'{c}::text AS {c}__text' for c in json)} "
+                f"FROM {table} WHERE {where}")
+
+    def _rows(self, raw: Any, item_id: int, seq: int) -> tuple[dict[str, Any],
+                                                             dict[str, Any]]:
+        mark = "?" if self.schema is None else "%s"
+        item = self._fetch(raw, "items", f"id = {mark}", (item_id,))
+        event = self._fetch(raw, "events", f"stream = {mark} AND seq = {mark}",
+                            (f"item:{item_id}", seq))
         event.pop("id")
         return item, event
 
+    def _fetch(self, raw: Any, table: str, where: str, params: tuple) -> dict[str, Any]:
+        cur = raw.execute(self._select(table, where), params)
+        names = [d[0] for d in cur.description]
+        row = dict(zip(names, cur.fetchone(), strict=True))
+        for c in self.json_columns.get(table, []):
+            row[c] = row.pop(f"{c}__text")
+        return row
 
-def _raw_connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    return conn
+    def marks(self, table: str, columns: list[str]) -> list[str]:
+        """The bind marks for ``columns`` (JSON text cast back to JSON on PostgreSQL)."""
+        if self.schema is None:
+            return ["?"] * len(columns)
+        json = self.json_columns[table]
+        return ["%s::json" if c in json else "%s" for c in columns]
 
 
-def run_raw_floor(folder: Path, n: int, sample: Sample) -> Timing:
-    conn = _raw_connect(folder / "raw.db")
-    for ddl in sample.ddl:
-        conn.execute(ddl)
-    items = n // 4
-    item_cols = list(sample.item0)
-    event_cols = list(sample.event0)
-    insert_item = (f"INSERT INTO items ({', '.join(item_cols)}) "
-                   f"VALUES ({', '.join('?' * len(item_cols))})")
-    insert_event = (f"INSERT INTO events ({', '.join(event_cols)}) "
-                    f"VALUES ({', '.join('?' * len(event_cols))})")
-    update_item = (f"UPDATE items SET {', '.join(f'{c} = ?' for c in sample.set_columns)} "
-                   "WHERE id = ? AND org = ? AND version = ?")
-    # The items exist before the clock starts, as in the humasflow runs.
-    conn.execute("BEGIN IMMEDIATE")
-    for item_id in range(1, items + WARMUP_ITEMS + 1):
-        # The item's key is unique per item, like its id.
-        conn.execute(insert_item, [item_id if c == "id" else f"key-{item_id}" if c == "key"
-                                   else sample.item0[c] for c in item_cols])
-        conn.execute(insert_event, [f"item:{item_id}" if c == "stream" else sample.event0[c]
-                                    for c in event_cols])
-    conn.execute("COMMIT")
-    updates = [[after[c] for c in sample.set_columns] for after, _ in sample.steps]
-    events = [[event[c] for c in event_cols] for _, event in sample.steps]
-    stream_at = event_cols.index("stream")
-    org = sample.item0["org"]
+class RawTransitions:
+    """The floor's transaction on a raw driver connection; ``decide`` (if given) is
+    called with the item row read in the transaction and the step, between the read and
+    the writes (the python-statemachine run's machine)."""
 
-    def transition(item_id: int, step: int) -> None:
-        event = list(events[step])
-        event[stream_at] = f"item:{item_id}"
-        conn.execute("BEGIN IMMEDIATE")
+    def __init__(self, backend: Backend, target: str, schema: str | None, n: int,
+                 sample: Sample) -> None:
+        self.conn = conn = backend.connect(target, schema)
+        self.postgres = schema is not None
+        if self.postgres:
+            assert sample.schema is not None
+            for table in ("items", "events"):
+                conn.execute(f"CREATE TABLE {table} (LIKE {sample.schema}.{table} "
+                             "INCLUDING ALL)")
+        else:
+            for ddl in sample.ddl:
+                conn.execute(ddl)
+        mark = "%s" if self.postgres else "?"
+        self.begin = "BEGIN" if self.postgres else "BEGIN IMMEDIATE"
+        items = n // 4
+        item_cols = list(sample.item0)
+        event_cols = list(sample.event0)
+        insert_item = (f"INSERT INTO items ({', '.join(item_cols)}) "
+                       f"VALUES ({', '.join(sample.marks('items', item_cols))})")
+        self.insert_event = (f"INSERT INTO events ({', '.join(event_cols)}) "
+                             f"VALUES ({', '.join(sample.marks('events', event_cols))})")
+        sets = zip(sample.set_columns, sample.marks("items", sample.set_columns), strict=True)
+        self.update_item = (f"UPDATE items SET {', '.join(f'{c} = {m}' for c, m in sets)} "
+                            f"WHERE id = {mark} AND org = {mark} AND version = {mark}")
+        self.select_item = (f"SELECT * FROM items WHERE id = {mark} AND org = {mark}"
+                            + (" FOR UPDATE" if self.postgres else ""))
+        # The items exist before the clock starts, as in the humasflow runs.
+        conn.execute(self.begin)
+        for item_id in range(1, items + WARMUP_ITEMS + 1):
+            # The item's key is unique per item, like its id.
+            conn.execute(insert_item, [item_id if c == "id" else f"key-{item_id}"
+                                       if c == "key" else sample.item0[c] for c in item_cols])
+            conn.execute(self.insert_event, [f"item:{item_id}" if c == "stream"
+                                             else sample.event0[c] for c in event_cols])
+        conn.execute("COMMIT")
+        self.updates = [[after[c] for c in sample.set_columns] for after, _ in sample.steps]
+        self.events = [[event[c] for c in event_cols] for _, event in sample.steps]
+        self.stream_at = event_cols.index("stream")
+        self.state_at = sample.set_columns.index("state")
+        self.org = sample.item0["org"]
+        self.items = items
+
+    def transition(self, item_id: int, step: int,
+                   decide: Callable[[Any, int], str] | None = None) -> None:
+        conn = self.conn
+        event = list(self.events[step])
+        event[self.stream_at] = f"item:{item_id}"
+        update = self.updates[step]
+        conn.execute(self.begin)
         try:
-            cur = conn.execute(update_item, [*updates[step], item_id, org, step + 1])
+            row = conn.execute(self.select_item, (item_id, self.org)).fetchone()
+            if row is None:
+                raise RuntimeError(f"no item {item_id}")
+            if decide is not None:
+                update = list(update)
+                update[self.state_at] = decide(row, step)
+            cur = conn.execute(self.update_item, [*update, item_id, self.org, step + 1])
             if cur.rowcount != 1:
                 raise RuntimeError(f"version check failed for item {item_id}")
-            conn.execute(insert_event, event)
+            conn.execute(self.insert_event, event)
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
 
-    for item_id in range(1, WARMUP_ITEMS + 1):
-        for step in range(4):
-            transition(item_id, step)
-    try:
-        return _timed(items * 4, lambda k: transition(WARMUP_ITEMS + 1 + k // 4, k % 4))
-    finally:
-        conn.close()
+    def run(self, decide: Callable[[Any, int], str] | None = None) -> Timing:
+        for item_id in range(1, WARMUP_ITEMS + 1):
+            for step in range(4):
+                self.transition(item_id, step, decide)
+        try:
+            return _timed(self.items * 4,
+                          lambda k: self.transition(WARMUP_ITEMS + 1 + k // 4, k % 4, decide))
+        finally:
+            self.conn.close()
+
+
+def run_raw_floor(backend: Backend, target: str, schema: str | None, n: int,
+                  sample: Sample) -> Timing:
+    return RawTransitions(backend, target, schema, n, sample).run()
+
+
+# -- the python-statemachine model --------------------------------------------------------
+
+
+def _statemachine_walk(sample: Sample) -> tuple[type, list[str]]:
+    """A python-statemachine machine of the walk's steps, with the roles as conditions,
+    and the trigger of each step."""
+    from statemachine import State, StateMachine
+
+    states = [sample.item0["state"], *(after["state"] for after, _ in sample.steps)]
+
+    class Walk(StateMachine):  # type: ignore[misc]
+        # (named apart from the steps: ``prepare`` is a python-statemachine hook name)
+        at_concept = State(initial=True, value=states[0])
+        at_prepare = State(value=states[1])
+        at_design = State(value=states[2])
+        at_approve = State(value=states[3])
+        at_produce = State(value=states[4], final=True)  # where this walk ends
+
+        complete = (at_concept.to(at_prepare, cond="is_staff")
+                    | at_prepare.to(at_design, cond="is_staff")
+                    | at_design.to(at_approve, cond="is_staff"))
+        approved = at_approve.to(at_produce, cond="is_coordinator")
+
+        def is_staff(self) -> bool:
+            return "staff" in self.model.roles
+
+        def is_coordinator(self) -> bool:
+            return "coordinator" in self.model.roles
+
+    return Walk, ["complete", "complete", "complete", "approved"]
+
+
+class _Model:
+    """The embedder's model object: the stored row's state, and who acts."""
+
+    def __init__(self, state: str, roles: frozenset[str]) -> None:
+        self.state = state
+        self.roles = roles
+
+
+def run_statemachine(backend: Backend, target: str, schema: str | None, n: int,
+                     sample: Sample) -> Timing:
+    machine, triggers = _statemachine_walk(sample)
+    raw = RawTransitions(backend, target, schema, n, sample)
+    state_at = list(sample.item0).index("state")
+    roles = [frozenset({"staff"})] * 3 + [frozenset({"coordinator"})]
+
+    def decide(row: Any, step: int) -> str:
+        model = _Model(row[state_at], roles[step])
+        machine(model, state_field="state").send(triggers[step])
+        return model.state
+
+    return raw.run(decide)
 
 
 # -- reporting --------------------------------------------------------------------------
 
 
-def _profile(n: int) -> None:
-    with tempfile.TemporaryDirectory(prefix="humasflow-bench-") as folder:
+def _profile(backend: Backend, n: int) -> None:
+    with backend.fresh() as (target, _, folder):
         profiler = cProfile.Profile()
         profiler.enable()
-        run_humasflow_walk(Path(folder), n)
+        run_humasflow_walk(target, folder, n)
         profiler.disable()
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out)
-    stats.sort_stats("cumulative").print_stats(r"humasflow|sqlalchemy/engine|transitions/core",
-                                               30)
-    print("\ncProfile of one humasflow walk run (cumulative, includes item creation):")
+    stats.sort_stats("tottime").print_stats(40)
+    print("\ncProfile of one humasflow walk run (own time, includes item creation):")
     print(out.getvalue())
 
 
@@ -282,21 +471,42 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--transitions", type=int, default=1000,
                         help="transitions per timed run (a multiple of 4; default 1000)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument("--store", help="a PostgreSQL URL (default: SQLite files); each run "
+                        "gets a schema of its own, dropped afterwards")
     parser.add_argument("--no-revise", action="store_true", help="skip the revise workload")
+    parser.add_argument("--no-statemachine", action="store_true",
+                        help="skip the python-statemachine run")
     parser.add_argument("--profile", action="store_true",
                         help="also print a cProfile of one humasflow walk run")
     args = parser.parse_args(argv)
     n = max(4, args.transitions - args.transitions % 4)
+    if not args.no_statemachine:
+        try:
+            import statemachine  # noqa: F401
+        except ImportError:
+            raise SystemExit("python-statemachine is not installed: pip install -e "
+                             "'.[bench]', or give --no-statemachine") from None
+    backend = Backend(args.store)
+    try:
+        with backend.fresh() as (target, schema, folder):
+            sample = Sample(backend, target, schema, folder)
+            _rounds(backend, sample, n, args)
+    finally:
+        backend.close()
+    return 0
 
-    with tempfile.TemporaryDirectory(prefix="humasflow-bench-") as tmp:
-        sample = Sample(Path(tmp))
 
-    runs: dict[str, Callable[[Path], Timing]] = {
-        "raw sqlite3 floor": lambda p: run_raw_floor(p, n, sample),
-        "humasflow walk (complete x3, approve)": lambda p: run_humasflow_walk(p, n),
+def _rounds(backend: Backend, sample: Sample, n: int, args: argparse.Namespace) -> None:
+    floor_name = f"raw {'psycopg' if backend.postgres else 'sqlite3'} floor"
+    runs: dict[str, Callable[[str, str | None, Path], Timing]] = {
+        floor_name: lambda t, s, p: run_raw_floor(backend, t, s, n, sample),
+        "humasflow walk (complete x3, approve)": lambda t, s, p: run_humasflow_walk(t, p, n),
     }
+    if not args.no_statemachine:
+        runs["python-statemachine, same rows"] = (
+            lambda t, s, p: run_statemachine(backend, t, s, n, sample))
     if not args.no_revise:
-        runs["humasflow revise in place"] = lambda p: run_humasflow_revise(p, n)
+        runs["humasflow revise in place"] = lambda t, s, p: run_humasflow_revise(t, p, n)
     rates: dict[str, list[float]] = {name: [] for name in runs}
     latencies: dict[str, list[float]] = {name: [] for name in runs}
     cpu: dict[str, list[float]] = {name: [] for name in runs}
@@ -305,24 +515,36 @@ def main(argv: list[str] | None = None) -> int:
     for r in range(args.rounds):
         order = names if r % 2 == 0 else names[::-1]
         for name in order:
-            with tempfile.TemporaryDirectory(prefix="humasflow-bench-") as folder:
+            with backend.fresh() as (target, schema, folder):
                 gc.collect()
-                total, cpu_s, each = runs[name](Path(folder))
+                total, cpu_s, each = runs[name](target, schema, folder)
             rates[name].append(len(each) / total)
             latencies[name].extend(each)
             cpu[name].append(cpu_s / len(each))
             print(f"  round {r + 1}: {name:<40} {len(each) / total:9.1f} ops/s", flush=True)
 
-    floor = statistics.median(rates[names[0]])
+    floor = statistics.median(rates[floor_name])
+    psm_name = "python-statemachine, same rows"
+    psm = statistics.median(rates[psm_name]) if psm_name in rates else None
     print()
+    psm_version = "-"
+    if psm is not None:
+        import statemachine
+
+        psm_version = statemachine.__version__
+    where = (f"PostgreSQL {backend.url and sqlalchemy.engine.make_url(backend.url).host}, "
+             "one schema per run" if backend.postgres else
+             f"SQLite {sqlite3.sqlite_version} file in a temp folder, journal_mode=WAL, "
+             "synchronous=FULL")
     print(f"humasflow durable transitions - {dt.date.today().isoformat()} - "
-          f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
-          f"SQLAlchemy {sqlalchemy.__version__}, transitions {transitions_lib.__version__}")
-    print(f"SQLite file in a temp folder, journal_mode=WAL, synchronous=FULL, one commit per "
-          f"transition; {n} transitions per run, {args.rounds} interleaved rounds")
+          f"Python {platform.python_version()}, SQLAlchemy {sqlalchemy.__version__}, "
+          f"transitions {transitions_lib.__version__}, python-statemachine "
+          f"{psm_version}")
+    print(f"{where}; one commit per transition; {n} transitions per run, "
+          f"{args.rounds} interleaved rounds")
     print()
     header = (f"{'run':<40} {'ops/s per round':<26} {'median ops/s':>12} "
-              f"{'p50 us':>8} {'p95 us':>8} {'cpu us':>7} {'ratio':>6}")
+              f"{'p50 us':>8} {'p95 us':>8} {'cpu us':>7} {'ratio':>6} {'vs psm':>6}")
     print(header)
     print("-" * len(header))
     for name in names:
@@ -331,18 +553,23 @@ def main(argv: list[str] | None = None) -> int:
         lat = sorted(latencies[name])
         p50 = lat[len(lat) // 2] * 1e6
         p95 = lat[int(len(lat) * 0.95)] * 1e6
+        vs_psm = f"{median / psm:6.3f}" if psm else "     -"
         print(f"{name:<40} {per_round:<26} {median:12.1f} {p50:8.0f} {p95:8.0f} "
-              f"{statistics.median(cpu[name]) * 1e6:7.0f} {median / floor:6.3f}")
+              f"{statistics.median(cpu[name]) * 1e6:7.0f} {median / floor:6.3f} {vs_psm}")
     print()
     walk = statistics.median(rates[names[1]]) / floor
-    verdict = "met" if walk >= TARGET else "NOT met"
+    target = TARGETS[backend.name]
+    verdict = "met" if walk >= target else "NOT met"
+    print("per commit: floor = BEGIN, SELECT item, UPDATE item (version check), INSERT "
+          "event, COMMIT; python-statemachine = the same plus a machine on the read row; "
+          "humasflow = SELECT item+actor, guards, UPDATE (version check), INSERT "
+          "hash-chained event (+ SELECT channels at design and approve)")
     print("p50/p95 us: wall time of one transition; cpu us: this process's CPU time per "
-          "transition (median of the rounds): humasflow's own work without the fsync waits")
-    print(f"ratio = humasflow ops/s / floor ops/s; target >= {TARGET} for the walk: {verdict} "
-          f"({walk:.3f})")
+          "transition (median of the rounds): the work without the fsync waits")
+    print(f"ratio = ops/s / floor ops/s; vs psm = ops/s / python-statemachine ops/s; target "
+          f">= {target} for the walk: {verdict} ({walk:.3f})")
     if args.profile:
-        _profile(n)
-    return 0
+        _profile(backend, n)
 
 
 if __name__ == "__main__":
