@@ -189,7 +189,7 @@ class SOPMachine(RuleBasedStateMachine):
         item_id = self._items_at("post")[0]
         # Just before the claim, or just before the "post" record's own transaction.
         owner = self.office._store if at == "claim" else Dispatcher
-        method = "claim" if at == "claim" else "_schedule"
+        method = "claim_channels" if at == "claim" else "_schedule"
         real = getattr(owner, method)
         done: list[str] = []
         # A text of its own each time: revising to the text an item already has is no

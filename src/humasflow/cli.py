@@ -1290,7 +1290,7 @@ def sop_diff(session: _Session, old: int, new: int, fmt: str) -> None:
     """The difference between two revisions: steps added, removed, moved, fields."""
     found = session.office().revision_diff(old, new)
     if fmt == "json":
-        click.echo(json.dumps(found.to_dict(), ensure_ascii=False, indent=2, default=str))
+        _echo(json.dumps(found.to_dict(), ensure_ascii=False, indent=2, default=str))
         return
     _echo(found.text())
 
@@ -1700,7 +1700,7 @@ def actions_list(session: _Session, status: str | None, owner: str | None, overd
 
         out = io.StringIO()
         (export_actions_csv if fmt == "csv" else export_actions_json)(found, out)
-        click.echo(out.getvalue(), nl=False)
+        _echo(out.getvalue(), nl=False)
         return
     if not found:
         _echo(_("No corrective actions; record one with `humasflow actions add`."))

@@ -1014,6 +1014,8 @@ class Dispatcher:
                 closed = office.record(engine, item, head, move, actor, {"channels": results})
             except ConflictError:
                 continue  # another worker recorded something meanwhile: look again
+            # Leaving the posting step ends its schedule: the store cleared it with the move.
+            closed = attrs.evolve(closed, post_at=None, post_by=None)
             # A settled record (posted, skipped) stays as it is: the records read above
             # are the ones the item closed with.
             office.notify("item_posted", item=closed, publications=pubs)
