@@ -22,6 +22,7 @@ import datetime as dt
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -1228,7 +1229,7 @@ def _tune_sqlite(engine: Engine, busy_timeout: float) -> None:
         # The busy timeout first: switching a new file to WAL takes a lock that several
         # processes opening the store at once wait for like any other.
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _switch_to_wal(cursor, busy_timeout)
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
@@ -1239,6 +1240,27 @@ def _tune_sqlite(engine: Engine, busy_timeout: float) -> None:
         # Straight to the driver: this runs once per transaction, on the hot path.
         conn.connection.driver_connection.execute(  # type: ignore[union-attr]
             "BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _switch_to_wal(cursor: Any, busy_timeout: float) -> None:
+    """``PRAGMA journal_mode=WAL``, waiting up to ``busy_timeout`` for the lock it needs.
+
+    On a file no connection has switched yet, SQLite answers "database is locked" at
+    once when another connection is switching it or reading it, without calling the
+    busy handler: several processes (or threads) opening a new store at the same moment
+    would fail. The pragma is retried until the deadline instead.
+    """
+    deadline = time.monotonic() + busy_timeout
+    pause = 0.001
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 def _utcnow() -> dt.datetime:
