@@ -330,7 +330,7 @@ class _Session:
                     media=self.media_store, media_roots=self.media_roots,
                     media_max_bytes=self.config.media.get("max_bytes"),
                     media_host=self.config.media_host(), create=create,
-                    calendar=self.calendar())
+                    calendar=self.calendar(), mail=self.mail_settings())
             except OrganisationNotFound as exc:
                 _fail(_("there is no organisation {org!r} in the store {db}; its "
                         "organisations: {known}. Check --org (or HUMASFLOW_ORG); `humasflow "
@@ -345,6 +345,14 @@ class _Session:
                     self.lang = spoken
                     i18n.set_language(spoken)
         return self._office
+
+    def mail_settings(self) -> Any:
+        """The configuration file's ``[mail]`` settings, or ``None`` without a section."""
+        if not self.config.mail:
+            return None
+        from humasflow.mail.settings import MailSettings
+
+        return MailSettings.from_config(self.config.mail)
 
     def calendar(self) -> WorkingCalendar | None:
         """The working calendar of the configuration file's ``[calendar]``, if any."""
@@ -1324,10 +1332,13 @@ def actor() -> None:
 @click.option("--email", default="", help="Their email address.")
 @click.option("--role", "roles", multiple=True, required=True,
               help="A role of the SOP, or 'admin' (repeat for several).")
+@click.option("--mail-language", "language", type=click.Choice(["id", "en"]),
+              help="The language of the mail they are sent (default: what they had, "
+                   "else [mail] language).")
 @_admin_by
 @click.pass_obj
 def actor_add(session: _Session, actor_id: str, name: str, email: str,
-              roles: tuple[str, ...], by: str) -> None:
+              roles: tuple[str, ...], language: str | None, by: str) -> None:
     """Add an actor (or replace their name, email and roles)."""
     if not actor_id.strip():
         raise click.BadParameter(_("the id is empty: use a stable id such as a username"))
@@ -1338,7 +1349,8 @@ def actor_add(session: _Session, actor_id: str, name: str, email: str,
         _fail(_("the SOP has no role {role!r}; its roles: {roles} (and {admin!r}, the "
                 "administrators)").format(role=unknown[0], roles=", ".join(sorted(known)),
                                           admin=ADMIN_ROLE))
-    added = office.add_actor(actor_id.strip(), name, email=email, roles=roles, by=by)
+    added = office.add_actor(actor_id.strip(), name, email=email, roles=roles, by=by,
+                             language=language)
     _echo(_("Actor {id} ({name}): {roles}").format(id=added.id, name=added.name,
                                                    roles=", ".join(sorted(added.roles))))
 
