@@ -3330,7 +3330,7 @@ def _demo_walk(office: Office, clock: SteerableClock, db_path: Path, outbox: Pat
 
 @cli.group()
 def mail() -> None:
-    """Approval by email: read the coordinators' replies."""
+    """Approval by email: send the requests, read the coordinators' replies."""
 
 
 def _mail_setup(session: _Session, *, imap: bool = False) -> tuple[Office, Any, bytes, Any,
@@ -3413,3 +3413,77 @@ def mail_poll(session: _Session, once: bool, interval: float) -> None:
         poller.run(interval=interval, on_outcome=lambda o: _echo(_outcome_line(o)))
     except KeyboardInterrupt:
         _echo(_("Stopped."))
+
+
+def _mail_status(status: str) -> str:
+    """A mail queue row's status in words, translated."""
+    words = {"queued": N_("queued"), "sending": N_("sending"), "sent": N_("sent"),
+             "failed": N_("failed"), "obsolete": N_("obsolete")}
+    return _(words[status]) if status in words else status
+
+
+@mail.command("send")
+@click.option("--limit", type=click.IntRange(min=1, max=10000), default=100,
+              show_default=True, help="Send at most this many messages.")
+@click.pass_obj
+def mail_send(session: _Session, limit: int) -> None:
+    """Send the queued mail that is due (approval requests, notifications).
+
+    Prints one line per message; exits with 1 when any of them failed this time (it is
+    retried later, see `humasflow mail queue`).
+    """
+    office = session.office()
+    if not office.mail_enabled:
+        _fail(_("mail is not set up: add a [mail] section with host and sender to the "
+                "configuration file (see docs/mail.md)"))
+    try:
+        done = office.send_mail(now=session.now(), limit=limit)
+    except HumasflowError as exc:
+        _fail(str(exc))
+    zone = session.zone()
+    failed = False
+    for row in done:
+        item = str(row.item_id) if row.item_id is not None else "-"
+        if row.status == "sent":
+            text = _("{id} {kind} (item {item}) to {to}: sent")
+        elif row.status == "obsolete":
+            text = _("{id} {kind} (item {item}) to {to}: no longer relevant, not sent")
+        elif row.status == "failed":
+            failed = True
+            text = _("{id} {kind} (item {item}) to {to}: failed for good: {error}")
+        else:
+            failed = True
+            text = _("{id} {kind} (item {item}) to {to}: failed ({error}); next attempt "
+                     "at {time}")
+        _echo(text.format(id=row.id, kind=row.kind, item=item, to=row.address,
+                          error=row.last_error or "?",
+                          time=_when(row.next_attempt_at, zone)))
+    if not done:
+        _echo(_("No mail is due."))
+    if failed:
+        click.get_current_context().exit(1)
+
+
+@mail.command("queue")
+@click.option("--status", type=click.Choice(["queued", "sending", "sent", "failed",
+                                             "obsolete"]),
+              help="Only the messages with this status.")
+@click.option("--limit", type=click.IntRange(min=1, max=10000), default=50,
+              show_default=True, help="Show at most this many (newest first).")
+@click.pass_obj
+def mail_queue(session: _Session, status: str | None, limit: int) -> None:
+    """The mail queue: what is waiting, sent, failed or no longer relevant."""
+    office = session.office()
+    rows = office.mail_queue(status, limit=limit)
+    if not rows:
+        _echo(_("The mail queue is empty.") if status is None
+              else _("No mail is {status}.").format(status=_mail_status(status)))
+        return
+    zone = session.zone()
+    _echo(_table((_("ID"), _("Status"), _("Kind"), _("Item"), _("To"), _("Attempts"),
+                  _("Next attempt"), _("Last error")), [
+        (row.id, _mail_status(row.status), row.kind,
+         row.item_id if row.item_id is not None else "-",
+         f"{row.recipient} <{row.address}>", row.attempts,
+         _when(row.next_attempt_at, zone) if row.status in ("queued", "sending") else "-",
+         row.last_error or "-") for row in rows]))
