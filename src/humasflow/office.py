@@ -1232,6 +1232,8 @@ class Office:
         to = [a.id for a in self._store.actors(self.org, conn)
               if step.actor and a.has_role(step.actor)
               and not (four_eyes and a.id in item.authors)]
+        self._store.obsolete_mail(conn, self.org, "approval_request", item.id,
+                                  _("replaced by a newer approval request"))
         return self.queue_mail("approval_request", to=to, item_id=item.id, conn=conn, data={
             "step": step.key, "entered_at": _iso(item.step_started_at),
             "version": item.version})

@@ -129,7 +129,6 @@ def compose_approval_request(office: Any, item: ContentItem | None, recipient: A
     message["Date"] = formatdate(usegmt=True)
     message["Message-ID"] = message_id(token, settings.message_domain)
     message["Auto-Submitted"] = "auto-generated"
-    message["Content-Language"] = language
     message.set_content(text)
     message.add_alternative(
         f'<html lang="{language}"><body><pre style="font-family: sans-serif; '
@@ -138,6 +137,7 @@ def compose_approval_request(office: Any, item: ContentItem | None, recipient: A
         maintype, _slash, subtype = (mime or "application/octet-stream").partition("/")
         message.add_attachment(content, maintype=maintype,
                                subtype=subtype or "octet-stream", filename=name)
+    message["Content-Language"] = language  # after the body: setting it clears Content-*
     return message
 
 

@@ -972,6 +972,17 @@ class Store:
             conn.execute(t.mail_queue.insert(), [dict(r) for r in rows_])
         return len(rows_)
 
+    def obsolete_mail(self, conn: Connection, org: str, kind: str, item_id: int,
+                      reason: str) -> int:
+        """Mark the queued rows of ``kind`` about an item obsolete (a newer one replaces
+        them), in ``conn``'s transaction; returns how many."""
+        q = t.mail_queue.c
+        done = conn.execute(t.mail_queue.update()
+                            .where(q.org == org, q.kind == kind, q.item_id == item_id,
+                                   q.status == "queued")
+                            .values(status="obsolete", last_error=reason))
+        return int(done.rowcount or 0)
+
     def mail_rows(self, org: str, *, status: str | None = None, limit: int = 100,
                   ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
         """Mail queue rows of ``org``, newest first (or the rows ``ids``)."""
