@@ -3480,10 +3480,11 @@ def mail_queue(session: _Session, status: str | None, limit: int) -> None:
               else _("No mail is {status}.").format(status=_mail_status(status)))
         return
     zone = session.zone()
+    waiting = ("queued", "sending")  # not a message
     _echo(_table((_("ID"), _("Status"), _("Kind"), _("Item"), _("To"), _("Attempts"),
                   _("Next attempt"), _("Last error")), [
         (row.id, _mail_status(row.status), row.kind,
          row.item_id if row.item_id is not None else "-",
          f"{row.recipient} <{row.address}>", row.attempts,
-         _when(row.next_attempt_at, zone) if row.status in ("queued", "sending") else "-",
+         _when(row.next_attempt_at, zone) if row.status in waiting else "-",
          row.last_error or "-") for row in rows]))

@@ -1324,8 +1324,11 @@ class Office:
 
         def write(c: Any) -> int:
             rows = []
+            known = {a.id: a for a in self._store.actors(self.org, c)} if len(wanted) > 1 \
+                else {}
             for actor_id in wanted:
-                actor = self._store.actor(self.org, actor_id, c)
+                actor = known.get(actor_id) if known else self._store.actor(self.org,
+                                                                            actor_id, c)
                 if actor is None or not actor.active or not actor.email.strip():
                     continue
                 rows.append({"org": self.org, "kind": kind, "item_id": item_id,
