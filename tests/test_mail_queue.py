@@ -258,3 +258,86 @@ def test_composed_inside_the_recipients_language(mailing):
     mail.queue_mail("test_spy", to=["budi"])
     mail.send_mail()
     assert seen == [("id", "id", b"s" * 40)]
+
+
+def test_a_store_before_migration_10_gets_the_queue_and_still_verifies(office, store,
+                                                                       store_url, clock):
+    import sqlalchemy as sa
+
+    from humasflow.storage import schema as t
+    from humasflow.storage.store import Store
+
+    office.add_actor("ayu", "Ayu", email="ayu@example.ac.id", roles=["staff"], by="admin")
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE mail_queue"))
+        conn.execute(sa.text("ALTER TABLE actors DROP COLUMN language"))
+        conn.execute(t.schema_migrations.delete().where(t.schema_migrations.c.version >= 10))
+    migrated = Office(Store(store_url), clock=clock, environ={}, mail=SETTINGS,
+                      mail_transport=MemoryTransport(), media_store=office.media)
+    try:
+        assert migrated.schema_version == t.MIGRATIONS[-1][0]
+        assert migrated.actor("ayu").language is None
+        assert migrated.verify().ok  # the new column of the old rows is explained
+        baseline = [e for e in migrated.events("org") if e.action == "baseline"]
+        assert len(baseline) == 1
+        migrated.add_actor("ayu", "Ayu", email="ayu@example.ac.id", roles=["staff"],
+                           by="admin", language="en")
+        assert migrated.queue_mail("test_note", to=["ayu"]) == 1
+        assert migrated.verify().ok
+    finally:
+        migrated.close()
+
+
+def test_an_apps_transport_comes_from_open_or_from_the_hook(tmp_path, clock):
+    import humasflow
+    from humasflow.hookspecs import hookimpl
+    from humasflow.testing import plugin_registered, staffed_office
+
+    given = MemoryTransport()
+    with humasflow.open(str(tmp_path / "a.db"), clock=clock, environ=ENV,
+                        mail_transport=given) as office:
+        staffed_office(office)
+        assert office.mail_enabled
+        assert office.mail_transport is given
+        office.queue_mail("test_note", to=["budi"])
+        assert [r.status for r in office.send_mail()] == ["sent"]
+        assert given.sent[0]["From"] is None  # no sender configured: the app's to set
+        assert office.for_org("other").mail_transport is given
+
+    hooked = MemoryTransport()
+
+    class AppMail:
+        @hookimpl
+        def mail_transport(self, office):
+            return hooked
+
+    with plugin_registered(AppMail()), humasflow.open(str(tmp_path / "b.db"), clock=clock,
+                                                     environ=ENV) as office:
+        staffed_office(office)
+        assert office.mail_enabled  # the hook alone turns mail on
+        office.queue_mail("test_note", to=["budi"])
+        office.send_mail()
+        assert len(hooked.sent) == 1
+
+
+def test_the_command_sets_an_actors_mail_language(tmp_path):
+    from click.testing import CliRunner
+
+    from humasflow.cli import cli
+
+    db = str(tmp_path / "c.db")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--db", db, "init", "--admin", "admin", "--name", "A"],
+                         env={}).exit_code == 0
+    added = runner.invoke(cli, ["--db", db, "--lang", "en", "actor", "add", "budi", "--name",
+                                "Budi", "--email", "budi@example.ac.id", "--role",
+                                "coordinator", "--mail-language", "en", "--as", "admin"],
+                          env={})
+    assert added.exit_code == 0, added.output
+    wrong = runner.invoke(cli, ["--db", db, "--lang", "en", "actor", "add", "budi", "--name",
+                                "Budi", "--role", "coordinator", "--mail-language", "fr",
+                                "--as", "admin"], env={})
+    assert wrong.exit_code == 2
+    assert "fr" in wrong.output
+    with Office(db, environ={}) as office:
+        assert office.actor("budi").language == "en"

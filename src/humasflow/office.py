@@ -1229,12 +1229,12 @@ class Office:
         that records the item entering the step."""
         step = engine.approval_step
         four_eyes = engine.sop.header.four_eyes
-        to = [a.id for a in self._store.actors(self.org, conn)
+        to = [a for a in self._store.actors(self.org, conn)
               if step.actor and a.has_role(step.actor)
               and not (four_eyes and a.id in item.authors)]
         self._store.obsolete_mail(conn, self.org, "approval_request", item.id,
                                   _("replaced by a newer approval request"))
-        return self.queue_mail("approval_request", to=to, item_id=item.id, conn=conn, data={
+        return self._queue_rows(conn, "approval_request", to, item.id, {
             "step": step.key, "entered_at": _iso(item.step_started_at),
             "version": item.version})
 
@@ -1318,30 +1318,33 @@ class Office:
             raise TypeError(f"to must be a list of actor ids, got the string {to!r}; "
                             f"write to=[{to!r}]")
         wanted = list(dict.fromkeys(to))
-        payload = plain(data or {})
-        default = (self.mail.language if self.mail is not None else None) or "id"
-        now = self._now()
 
         def write(c: Any) -> int:
-            rows = []
-            known = {a.id: a for a in self._store.actors(self.org, c)} if len(wanted) > 1 \
-                else {}
-            for actor_id in wanted:
-                actor = known.get(actor_id) if known else self._store.actor(self.org,
-                                                                            actor_id, c)
-                if actor is None or not actor.active or not actor.email.strip():
-                    continue
-                rows.append({"org": self.org, "kind": kind, "item_id": item_id,
-                             "recipient": actor.id, "address": actor.email.strip(),
-                             "language": actor.language or default, "data": payload,
-                             "created_at": now, "attempts": 0, "next_attempt_at": now,
-                             "status": "queued"})
-            return self._store.queue_mail(c, rows)
+            if len(wanted) == 1:
+                found = self._store.actor(self.org, wanted[0], c)
+                actors = [found] if found is not None else []
+            else:
+                known = {a.id: a for a in self._store.actors(self.org, c)}
+                actors = [known[a] for a in wanted if a in known]
+            return self._queue_rows(c, kind, actors, item_id, data)
 
         if conn is not None:
             return write(conn)
         with self._store.writing() as c:
             return write(c)
+
+    def _queue_rows(self, conn: Any, kind: str, actors: Iterable[Actor],
+                    item_id: int | None, data: Mapping[str, Any] | None) -> int:
+        """Queue one row per actor who can receive mail (active, with an address)."""
+        payload = plain(data or {})
+        default = (self.mail.language if self.mail is not None else None) or "id"
+        now = self._now()
+        rows = [{"org": self.org, "kind": kind, "item_id": item_id, "recipient": a.id,
+                 "address": a.email.strip(), "language": a.language or default,
+                 "data": payload, "created_at": now, "attempts": 0, "next_attempt_at": now,
+                 "status": "queued"}
+                for a in actors if a.active and a.email.strip()]
+        return self._store.queue_mail(conn, rows)
 
     @property
     def mail_transport(self) -> MailTransport | None:

@@ -278,6 +278,7 @@ mail_queue = sa.Table(
     sa.Column("message_id", sa.String(998)),
     sa.Index("ix_mail_queue_due", "status", "next_attempt_at"),
     sa.Index("ix_mail_queue_org", "org", "id"),
+    sa.Index("ix_mail_queue_item", "item_id", "kind", "status"),
 )
 
 
