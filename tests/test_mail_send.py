@@ -384,3 +384,23 @@ def test_mail_send_prints_a_line_per_message_and_fails_when_one_did(tmp_path, sm
     assert "failed" in out
     assert "next attempt" in out
     assert "451" in run("mail", "queue")
+
+
+def test_a_concept_revised_while_it_waits_is_asked_about_again(mailing, smtp, tmp_path):
+    settings = settings_for(smtp)
+    mail = mailing(settings)
+    item = to_approval(mail, tmp_path)
+    mail.send_mail()
+    mail.revise(item.id, by="rina", text="Selamat Dies Natalis FISIP UB ke-63! (diperbaiki)")
+    assert mail.item(item.id).state == "approve"
+    [row] = mail.send_mail()
+    assert row.status == "sent"
+    first, second = smtp.inbox.parsed()
+    assert "(diperbaiki)" in second.get_body(("plain",)).get_content()
+    stale = process_message(mail, reply_to(first), settings=settings,
+                            secret=SECRET.encode(), transport=None)
+    assert stale.reason == "changed"
+    fresh = process_message(mail, reply_to(second, mid="<r2@example.ac.id>"),
+                            settings=settings, secret=SECRET.encode(), transport=None)
+    assert fresh.accepted, fresh
+    assert mail.item(item.id).state == "produce"

@@ -1220,7 +1220,10 @@ class Office:
                       note=move.note, data=data)
         sealed = self._store.apply(conn, item, before.version, head, event, new_step=new_step)
         assert sealed.seq == item.version
-        if new_step and self._mail_on and step is not None and step.output == "approval":
+        if self._mail_on and step is not None and step.output == "approval" \
+                and (new_step or move.action == "revise"):
+            # Entering the step, or a concept revised while it waits: the coordinators
+            # are asked about the content as it is now.
             self._queue_approval_request(conn, engine, item)
         return item, sealed, step if new_step else None
 
