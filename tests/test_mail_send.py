@@ -281,7 +281,11 @@ def test_large_design_media_are_linked_not_attached(mailing, smtp, tmp_path):
     hostless = mailing(settings_for(smtp, attach_max_bytes=10))
     hostless.queue_mail("approval_request", to=["budi"], item_id=hostless.items()[0].id)
     hostless.send_mail()
-    assert "too large" in smtp.inbox.parsed()[1].get_body(("plain",)).get_content()
+    # In the coordinator's language (Indonesian here): named as not attached, no URL.
+    hostless_body = smtp.inbox.parsed()[1].get_body(("plain",)).get_content()
+    assert "poster.png" in hostless_body
+    assert url not in hostless_body
+    assert "terlalu besar" in hostless_body
 
 
 def test_the_request_shows_each_channels_variant_and_the_validation(mailing, smtp,
