@@ -206,9 +206,14 @@ class Slow(MemoryTransport):
         super().send(message)
 
 
-def test_two_senders_at_once_send_each_row_once(mailing):
+def test_two_senders_at_once_send_each_row_once(mailing, store_url, clock, office):
+    from humasflow.storage.store import Store
+
     transport = Slow()
-    first, second = mailing(transport), mailing(transport)
+    first = mailing(transport)
+    # The second has a store of its own, as another process or server would.
+    second = Office(Store(store_url), clock=clock, environ=ENV, media_store=office.media,
+                    mail=SETTINGS, mail_transport=transport)
     for n in range(20):
         first.queue_mail("test_note", to=["budi", "rina"], data={"n": n})
     barrier = threading.Barrier(2)
@@ -228,6 +233,9 @@ def test_two_senders_at_once_send_each_row_once(mailing):
     assert len(ids) == len(set(ids)) == 40
     assert len(transport.sent) == 40
     assert {r.status for r in first.mail_queue(limit=100)} == {"sent"}
+    assert results[0]
+    assert results[1]  # both took part
+    second.close()
 
 
 def test_a_crashed_senders_rows_are_sent_after_its_claim_runs_out(mailing, store, clock):
