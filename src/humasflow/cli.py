@@ -330,7 +330,7 @@ class _Session:
                     media=self.media_store, media_roots=self.media_roots,
                     media_max_bytes=self.config.media.get("max_bytes"),
                     media_host=self.config.media_host(), create=create,
-                    calendar=self.calendar())
+                    calendar=self.calendar(), mail=self.mail_settings())
             except OrganisationNotFound as exc:
                 _fail(_("there is no organisation {org!r} in the store {db}; its "
                         "organisations: {known}. Check --org (or HUMASFLOW_ORG); `humasflow "
@@ -345,6 +345,14 @@ class _Session:
                     self.lang = spoken
                     i18n.set_language(spoken)
         return self._office
+
+    def mail_settings(self) -> Any:
+        """The configuration file's ``[mail]`` settings, or ``None`` without a section."""
+        if not self.config.mail:
+            return None
+        from humasflow.mail.settings import MailSettings
+
+        return MailSettings.from_config(self.config.mail)
 
     def calendar(self) -> WorkingCalendar | None:
         """The working calendar of the configuration file's ``[calendar]``, if any."""
@@ -1324,10 +1332,13 @@ def actor() -> None:
 @click.option("--email", default="", help="Their email address.")
 @click.option("--role", "roles", multiple=True, required=True,
               help="A role of the SOP, or 'admin' (repeat for several).")
+@click.option("--mail-language", "language", type=click.Choice(["id", "en"]),
+              help="The language of the mail they are sent (default: what they had, "
+                   "else [mail] language).")
 @_admin_by
 @click.pass_obj
 def actor_add(session: _Session, actor_id: str, name: str, email: str,
-              roles: tuple[str, ...], by: str) -> None:
+              roles: tuple[str, ...], language: str | None, by: str) -> None:
     """Add an actor (or replace their name, email and roles)."""
     if not actor_id.strip():
         raise click.BadParameter(_("the id is empty: use a stable id such as a username"))
@@ -1338,7 +1349,8 @@ def actor_add(session: _Session, actor_id: str, name: str, email: str,
         _fail(_("the SOP has no role {role!r}; its roles: {roles} (and {admin!r}, the "
                 "administrators)").format(role=unknown[0], roles=", ".join(sorted(known)),
                                           admin=ADMIN_ROLE))
-    added = office.add_actor(actor_id.strip(), name, email=email, roles=roles, by=by)
+    added = office.add_actor(actor_id.strip(), name, email=email, roles=roles, by=by,
+                             language=language)
     _echo(_("Actor {id} ({name}): {roles}").format(id=added.id, name=added.name,
                                                    roles=", ".join(sorted(added.roles))))
 
@@ -3318,7 +3330,7 @@ def _demo_walk(office: Office, clock: SteerableClock, db_path: Path, outbox: Pat
 
 @cli.group()
 def mail() -> None:
-    """Approval by email: read the coordinators' replies."""
+    """Approval by email: send the requests, read the coordinators' replies."""
 
 
 def _mail_setup(session: _Session, *, imap: bool = False) -> tuple[Office, Any, bytes, Any,
@@ -3401,3 +3413,78 @@ def mail_poll(session: _Session, once: bool, interval: float) -> None:
         poller.run(interval=interval, on_outcome=lambda o: _echo(_outcome_line(o)))
     except KeyboardInterrupt:
         _echo(_("Stopped."))
+
+
+def _mail_status(status: str) -> str:
+    """A mail queue row's status in words, translated."""
+    words = {"queued": N_("queued"), "sending": N_("sending"), "sent": N_("sent"),
+             "failed": N_("failed"), "obsolete": N_("obsolete")}
+    return _(words[status]) if status in words else status
+
+
+@mail.command("send")
+@click.option("--limit", type=click.IntRange(min=1, max=10000), default=100,
+              show_default=True, help="Send at most this many messages.")
+@click.pass_obj
+def mail_send(session: _Session, limit: int) -> None:
+    """Send the queued mail that is due (approval requests, notifications).
+
+    Prints one line per message; exits with 1 when any of them failed this time (it is
+    retried later, see `humasflow mail queue`).
+    """
+    office = session.office()
+    if not office.mail_enabled:
+        _fail(_("mail is not set up: add a [mail] section with host and sender to the "
+                "configuration file (see docs/mail.md)"))
+    try:
+        done = office.send_mail(now=session.now(), limit=limit)
+    except HumasflowError as exc:
+        _fail(str(exc))
+    zone = session.zone()
+    failed = False
+    for row in done:
+        item = str(row.item_id) if row.item_id is not None else "-"
+        if row.status == "sent":
+            text = _("{id} {kind} (item {item}) to {to}: sent")
+        elif row.status == "obsolete":
+            text = _("{id} {kind} (item {item}) to {to}: no longer relevant, not sent")
+        elif row.status == "failed":
+            failed = True
+            text = _("{id} {kind} (item {item}) to {to}: failed for good: {error}")
+        else:
+            failed = True
+            text = _("{id} {kind} (item {item}) to {to}: failed ({error}); next attempt "
+                     "at {time}")
+        _echo(text.format(id=row.id, kind=row.kind, item=item, to=row.address,
+                          error=row.last_error or "?",
+                          time=_when(row.next_attempt_at, zone)))
+    if not done:
+        _echo(_("No mail is due."))
+    if failed:
+        click.get_current_context().exit(1)
+
+
+@mail.command("queue")
+@click.option("--status", type=click.Choice(["queued", "sending", "sent", "failed",
+                                             "obsolete"]),
+              help="Only the messages with this status.")
+@click.option("--limit", type=click.IntRange(min=1, max=10000), default=50,
+              show_default=True, help="Show at most this many (newest first).")
+@click.pass_obj
+def mail_queue(session: _Session, status: str | None, limit: int) -> None:
+    """The mail queue: what is waiting, sent, failed or no longer relevant."""
+    office = session.office()
+    rows = office.mail_queue(status, limit=limit)
+    if not rows:
+        _echo(_("The mail queue is empty.") if status is None
+              else _("No mail is {status}.").format(status=_mail_status(status)))
+        return
+    zone = session.zone()
+    waiting = ("queued", "sending")  # not a message
+    _echo(_table((_("ID"), _("Status"), _("Kind"), _("Item"), _("To"), _("Attempts"),
+                  _("Next attempt"), _("Last error")), [
+        (row.id, _mail_status(row.status), row.kind,
+         row.item_id if row.item_id is not None else "-",
+         f"{row.recipient} <{row.address}>", row.attempts,
+         _when(row.next_attempt_at, zone) if row.status in waiting else "-",
+         row.last_error or "-") for row in rows]))

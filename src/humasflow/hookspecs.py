@@ -14,6 +14,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from humasflow.credentials import CredentialSource
+    from humasflow.mail.transport import MailTransport
     from humasflow.models import ContentItem, Event, Media, Publication
     from humasflow.office import Office
     from humasflow.sop import Step
@@ -84,3 +85,8 @@ def credential_source(org: str) -> CredentialSource | None:
 @hookspec(firstresult=True)
 def media_store(office: Office) -> Any:
     """Return the media store for the office (an object with MediaStore's methods), or None."""
+
+
+@hookspec(firstresult=True)
+def mail_transport(office: Office) -> MailTransport | None:
+    """Return how the office's mail leaves (an object with ``send(message)``), or None."""

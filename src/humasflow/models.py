@@ -321,6 +321,9 @@ class Actor:
     roles: frozenset[str] = attrs.field(default=frozenset(), converter=_frozenset)
     org: str = "default"
     active: bool = True
+    #: The language of the mail they are sent (``"id"`` or ``"en"``); ``None``: the
+    #: office's (``[mail] language``).
+    language: str | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -329,8 +332,11 @@ class Actor:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the actor's row as plain data (as recorded in the organisation's events)."""
-        return {"id": self.id, "name": self.name, "email": self.email,
-                "roles": sorted(self.roles), "active": self.active}
+        data: dict[str, Any] = {"id": self.id, "name": self.name, "email": self.email,
+                                "roles": sorted(self.roles), "active": self.active}
+        if self.language is not None:
+            data["language"] = self.language  # only when set: older records stay as they were
+        return data
 
     def has_role(self, role: str) -> bool:
         """Whether the actor holds ``role``."""

@@ -30,7 +30,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import attrs
 
-from humasflow import _input, audit, plugins
+from humasflow import _input, audit, i18n, plugins
 from humasflow import credentials as _credentials
 from humasflow import inbox as _inbox
 from humasflow._data import plain
@@ -41,6 +41,9 @@ from humasflow.scrubbing import get_logger, remember_secret, scrub
 if TYPE_CHECKING:
     import requests
 
+    from humasflow.mail.queue import QueuedMail
+    from humasflow.mail.settings import MailSettings
+    from humasflow.mail.transport import MailTransport
     from humasflow.report import Comparison, Report
 from humasflow.actions import STATUSES, SUBJECTS, CorrectiveAction, parse_due
 from humasflow.calendar import WorkingCalendar
@@ -151,6 +154,13 @@ class Office:
             standard times in working time (``clock = "working"``). Default:
             Monday-Friday 07:30-16:00 with Indonesia's public holidays, in the zone of
             the current SOP.
+        mail: The mail settings (the ``[mail]`` section of the configuration file, see
+            :class:`~humasflow.mail.settings.MailSettings`). With neither ``mail`` nor
+            ``mail_transport`` (nor a ``mail_transport`` hook) the office sends no mail
+            and queues none.
+        mail_transport: How mail leaves (an object with ``send(message)``, see
+            :class:`~humasflow.mail.transport.MailTransport`). Default: the
+            ``mail_transport`` hook's answer, else SMTP to ``mail.host``.
     """
 
     def __init__(
@@ -168,9 +178,15 @@ class Office:
         media_max_bytes: int = DEFAULT_MAX_BYTES,
         create: bool = True,
         calendar: WorkingCalendar | None = None,
+        mail: MailSettings | None = None,
+        mail_transport: MailTransport | None = None,
     ) -> None:
         _check_org(org)
         self._calendar = calendar
+        self.mail = mail
+        self._mail_transport = mail_transport
+        self._mail_on = mail is not None or mail_transport is not None or bool(
+            plugins.pm.hook.mail_transport.get_hookimpls())
         if not isinstance(store, Store):
             store = Store(store)  # a SQLite path or a database URL
         self._store = store
@@ -251,7 +267,8 @@ class Office:
                       session_factory=self.session_factory, media_host=self.media_host,
                       media_store=self._media_store, media_roots=self.media_roots,
                       media_max_bytes=self.media_max_bytes, create=create,
-                      calendar=self._calendar)
+                      calendar=self._calendar, mail=self.mail,
+                      mail_transport=self._mail_transport)
 
     def close(self) -> None:
         """Release the store's connections."""
@@ -594,7 +611,8 @@ class Office:
             roles = (existing.roles if existing else frozenset()) | {ADMIN_ROLE}
             actor = Actor(id=actor_id, name=name, email=email or (existing.email if existing
                                                                    else ""),
-                          roles=roles, org=self.org, active=True)
+                          roles=roles, org=self.org, active=True,
+                          language=existing.language if existing else None)
             self._store.put_actor(conn, actor)
             self._store.append_org_event(conn, Event(
                 org=self.org, stream="org", seq=0, at=self._now(), actor=actor_id,
@@ -603,7 +621,7 @@ class Office:
 
     def add_actor(
         self, actor_id: str, name: str, *, email: str = "", roles: Iterable[str] = (),
-        by: str | Actor,
+        by: str | Actor, language: str | None = None,
     ) -> Actor:
         """Add an actor to the organisation, or replace their name, email and roles.
 
@@ -613,9 +631,12 @@ class Office:
             email: Their email address.
             roles: Roles of the organisation's SOP, and/or ``"admin"``.
             by: An active administrator.
+            language: The language of the mail they are sent, ``"id"`` or ``"en"``
+                (default: what they had, else the office's ``[mail] language``).
 
         Raises:
             AdminRequired: ``by`` is not an active administrator.
+            ValueError: ``language`` is not ``"id"`` or ``"en"``.
         """
         _input.ident("actor_id", actor_id, _input.ACTOR_ID)
         if isinstance(roles, str):
@@ -626,6 +647,10 @@ class Office:
         roles = [_input.ident(f"roles[{i}]", r, _input.ROLES) for i, r in enumerate(roles)]
         _input.text("roles", ",".join(sorted(set(roles))), _input.ROLES)
         _input.ident("by", by.id if isinstance(by, Actor) else by, _input.ACTOR_ID)
+        if language is not None and language not in i18n.LANGUAGES:
+            raise ValueError(_(
+                "language {language!r} is not one humasflow writes mail in; use one of: "
+                "{languages}").format(language=language, languages=", ".join(i18n.LANGUAGES)))
         if not actor_id.strip():
             raise ValueError(_("actor_id is empty: give the actor a stable id (e.g. a "
                                "username)"))
@@ -642,8 +667,10 @@ class Office:
             self._store.lock_org(conn, self.org)
             admin = self._administrator(by, N_("add or change actors"), conn)
             existing = self._store.actor(self.org, actor_id, conn)
+            if language is None and existing is not None:
+                language = existing.language
             actor = Actor(id=actor_id, name=name, email=email, roles=roles, org=self.org,
-                          active=existing.active if existing else True)
+                          active=existing.active if existing else True, language=language)
             if existing is not None and existing.is_admin and not actor.is_admin:
                 self._keep_an_admin(conn, actor_id, N_("remove the role 'admin' from"))
             self._store.put_actor(conn, actor)
@@ -1193,7 +1220,26 @@ class Office:
                       note=move.note, data=data)
         sealed = self._store.apply(conn, item, before.version, head, event, new_step=new_step)
         assert sealed.seq == item.version
+        if self._mail_on and step is not None and step.output == "approval" \
+                and (new_step or move.action == "revise"):
+            # Entering the step, or a concept revised while it waits: the coordinators
+            # are asked about the content as it is now.
+            self._queue_approval_request(conn, engine, item)
         return item, sealed, step if new_step else None
+
+    def _queue_approval_request(self, conn: Any, engine: Engine, item: ContentItem) -> int:
+        """Queue the approval request to the step's coordinators, in the transaction
+        that records the item entering the step."""
+        step = engine.approval_step
+        four_eyes = engine.sop.header.four_eyes
+        to = [a for a in self._store.actors(self.org, conn)
+              if step.actor and a.has_role(step.actor)
+              and not (four_eyes and a.id in item.authors)]
+        self._store.obsolete_mail(conn, self.org, "approval_request", item.id,
+                                  _("replaced by a newer approval request"))
+        return self._queue_rows(conn, "approval_request", to, item.id, {
+            "step": step.key, "entered_at": _iso(item.step_started_at),
+            "version": item.version})
 
     def _after(self, item: ContentItem, sealed: Event, entered: Step | None) -> None:
         """Hooks run after the commit: a failing plugin cannot undo a recorded action."""
@@ -1245,6 +1291,190 @@ class Office:
                                               claim=claim)
         self._after(recorded, sealed, entered)
         return recorded
+
+    # -- sending mail -----------------------------------------------------------------------
+
+    @property
+    def mail_enabled(self) -> bool:
+        """Whether the office sends mail (it has mail settings or a transport)."""
+        return self._mail_on
+
+    def queue_mail(self, kind: str, *, to: Iterable[str], item_id: int | None = None,
+                   data: Mapping[str, Any] | None = None, conn: Any = None) -> int:
+        """Queue a message of ``kind`` to each actor ``to`` names; it is composed (by the
+        composer registered for ``kind``, see :mod:`humasflow.mail.compose`) and sent by
+        :meth:`send_mail`.
+
+        Inactive actors, actors with no email address and ids named twice are skipped.
+        With ``conn`` (an open write transaction of this office's store) the rows are
+        written in it: they exist only if it commits. An office without mail queues
+        nothing.
+
+        Returns:
+            How many rows were queued.
+        """
+        if not self._mail_on:
+            return 0
+        if not isinstance(kind, str) or not kind.strip():
+            raise ValueError(_("kind is empty: say what kind of message to queue"))
+        if isinstance(to, str):
+            raise TypeError(f"to must be a list of actor ids, got the string {to!r}; "
+                            f"write to=[{to!r}]")
+        wanted = list(dict.fromkeys(to))
+
+        def write(c: Any) -> int:
+            if len(wanted) == 1:
+                found = self._store.actor(self.org, wanted[0], c)
+                actors = [found] if found is not None else []
+            else:
+                known = {a.id: a for a in self._store.actors(self.org, c)}
+                actors = [known[a] for a in wanted if a in known]
+            return self._queue_rows(c, kind, actors, item_id, data)
+
+        if conn is not None:
+            return write(conn)
+        with self._store.writing() as c:
+            return write(c)
+
+    def _queue_rows(self, conn: Any, kind: str, actors: Iterable[Actor],
+                    item_id: int | None, data: Mapping[str, Any] | None) -> int:
+        """Queue one row per actor who can receive mail (active, with an address)."""
+        payload = plain(data or {})
+        default = (self.mail.language if self.mail is not None else None) or "id"
+        now = self._now()
+        rows = [{"org": self.org, "kind": kind, "item_id": item_id, "recipient": a.id,
+                 "address": a.email.strip(), "language": a.language or default,
+                 "data": payload, "created_at": now, "attempts": 0, "next_attempt_at": now,
+                 "status": "queued"}
+                for a in actors if a.active and a.email.strip()]
+        return self._store.queue_mail(conn, rows)
+
+    @property
+    def mail_transport(self) -> MailTransport | None:
+        """How this office's mail leaves: the one given, else the ``mail_transport``
+        hook's answer, else SMTP to ``mail.host`` (``None`` when there is none).
+
+        Raises:
+            ConfigurationError: ``mail.username`` is set but the credential source
+                does not hold its password.
+        """
+        if self._mail_transport is None:
+            found = plugins.pm.hook.mail_transport(office=self)
+            if found is None and self.mail is not None and self.mail.host:
+                from humasflow.mail.settings import mail_password
+                from humasflow.mail.transport import SMTPTransport
+
+                found = SMTPTransport(self.mail, mail_password(self.credentials, self.mail))
+            self._mail_transport = found
+        return self._mail_transport
+
+    def mail_queue(self, status: str | None = None, *, limit: int = 100,
+                   ) -> list[QueuedMail]:
+        """The organisation's mail queue, newest first (``status``: only those)."""
+        from humasflow.mail.queue import STATUSES, QueuedMail
+
+        _check_limit(limit)
+        if status is not None and status not in STATUSES:
+            raise ValueError(_("status {status!r} is not a mail status; use one of: "
+                               "{statuses}").format(status=status,
+                                                    statuses=", ".join(STATUSES)))
+        return [QueuedMail.from_row(r)
+                for r in self._store.mail_rows(self.org, status=status, limit=limit)]
+
+    def send_mail(self, *, now: dt.datetime | None = None, limit: int = 100,
+                  ) -> list[QueuedMail]:
+        """Compose and send the queued messages that are due (at most ``limit``).
+
+        Each row is claimed first, so two senders at once never send one twice. A
+        message that fails is retried later (after 1, 5, 15, 60 minutes, then every few
+        hours), a permanent refusal or a 12th failure gives it up (``failed``), and a
+        message no longer relevant (the item moved on) becomes ``obsolete``; nothing
+        raises for one message.
+
+        Returns:
+            The rows attempted, as they stand after the attempt.
+
+        Raises:
+            ConfigurationError: The office has no way to send mail (no transport, no
+                ``mail.host``), or its login's password is missing.
+        """
+        from humasflow.mail.queue import CLAIM, QueuedMail
+        from humasflow.mail.settings import MailSettings
+
+        _check_limit(limit)
+        at = _utc(now) or self._now()
+        transport = self.mail_transport
+        if transport is None:
+            raise ConfigurationError(_(
+                "this office has no way to send mail: set mail.host (and mail.sender) in "
+                "the [mail] section of the configuration file, or give the office a "
+                "mail transport (see docs/mail.md)"))
+        settings = self.mail or MailSettings()
+        secret: list[bytes | None] = []
+        sent: list[QueuedMail] = []
+        for row in self._store.due_mail(self.org, at, limit):
+            if not self._store.claim_mail(row["id"], row["attempts"], at, at + CLAIM):
+                continue  # another sender has it
+            values = self._deliver(QueuedMail.from_row(row), transport, settings, secret, at)
+            self._store.finish_mail(row["id"], values)
+            sent.append(QueuedMail.from_row({**row, **values}))
+        return sent
+
+    def _mail_secret(self, settings: MailSettings, cache: list[bytes | None]) -> bytes | None:
+        if not cache:
+            from humasflow.mail.settings import mail_secret
+
+            try:
+                cache.append(mail_secret(self.credentials, settings))
+            except ConfigurationError:
+                cache.append(None)
+        return cache[0]
+
+    def _deliver(self, row: QueuedMail, transport: MailTransport, settings: MailSettings,
+                 secret: list[bytes | None], at: dt.datetime) -> dict[str, Any]:
+        """One attempt at one claimed row: the values to record."""
+        from humasflow.errors import MailError
+        from humasflow.mail.compose import composer
+        from humasflow.mail.queue import MAX_ATTEMPTS, backoff
+
+        attempts = row.attempts + 1
+        obsolete = {"status": "obsolete", "attempts": row.attempts, "next_attempt_at": at}
+        try:
+            fn = composer(row.kind)
+            if fn is None:
+                raise MailError(_("no composer is registered for mail of kind {kind!r}")
+                                .format(kind=row.kind), permanent=True)
+            recipient = self._store.actor(self.org, row.recipient)
+            if recipient is None or not recipient.active or not recipient.email.strip():
+                return {**obsolete, "last_error": _("the recipient is no longer active or "
+                                                    "has no email address")}
+            item = None
+            if row.item_id is not None:
+                item = self._store.item(self.org, row.item_id)
+                if item is None:
+                    return {**obsolete, "last_error": _("the item no longer exists")}
+            language = (i18n.normalise(recipient.language) or i18n.normalise(
+                settings.language) or "id")
+            with i18n.use(language):
+                message = fn(self, item, recipient, language, row.data, settings,
+                             self._mail_secret(settings, secret))
+            if message is None:
+                return {**obsolete, "last_error": None}
+            _address(message, recipient.email.strip(), settings)
+            transport.send(message)
+        except Exception as exc:  # one message's failure never stops the others
+            permanent = isinstance(exc, MailError) and exc.permanent
+            error = scrub(str(exc) or type(exc).__name__)[:2000]
+            log.warning("mail %s to %s failed (attempt %s): %s", row.id, row.recipient,
+                        attempts, error)
+            if permanent or attempts >= MAX_ATTEMPTS:
+                return {"status": "failed", "attempts": attempts, "next_attempt_at": at,
+                        "last_error": error}
+            return {"status": "queued", "attempts": attempts,
+                    "next_attempt_at": at + backoff(attempts), "last_error": error}
+        return {"status": "sent", "attempts": attempts, "next_attempt_at": at,
+                "sent_at": at, "last_error": None,
+                "message_id": str(message["Message-ID"] or "")[:998] or None}
 
     # -- emailed answers ------------------------------------------------------------------
 
@@ -2181,6 +2411,24 @@ class Office:
             log.exception("a humasflow plugin failed in hook %s", name)
 
 
+def _iso(when: dt.datetime | None) -> str | None:
+    return when.isoformat() if when is not None else None
+
+
+def _address(message: Any, to: str, settings: MailSettings) -> None:
+    """Fill the headers a composer may leave out: To, From, Date, Message-ID."""
+    from email.utils import formatdate, make_msgid
+
+    if message["To"] is None:
+        message["To"] = to
+    if message["From"] is None and settings.sender:
+        message["From"] = settings.sender
+    if message["Date"] is None:
+        message["Date"] = formatdate(usegmt=True)
+    if message["Message-ID"] is None:
+        message["Message-ID"] = make_msgid(domain=settings.message_domain)
+
+
 def _via(via: str | None, evidence: Mapping[str, str] | None) -> dict[str, Any]:
     """The event data that says how an answer came."""
     _input.text("via", via or "")
@@ -2369,6 +2617,8 @@ def open(
     media_host: Callable[[Media, Any], str | None] | None = None,
     create: bool = True,
     calendar: WorkingCalendar | None = None,
+    mail: MailSettings | None = None,
+    mail_transport: MailTransport | None = None,
 ) -> Office:
     """Open (creating and migrating if needed) a store and return an organisation's office.
 
@@ -2397,6 +2647,8 @@ def open(
             exist raises :class:`~humasflow.errors.StorageError`, an organisation the
             store does not hold :class:`~humasflow.errors.OrganisationNotFound`.
         calendar: The working calendar (see :class:`Office`).
+        mail: The mail settings (see :class:`Office`).
+        mail_transport: How mail leaves (see :class:`Office`).
 
     Raises:
         InputInvalid: ``org`` is not an id a store can hold (nothing is created).
@@ -2417,7 +2669,8 @@ def open(
             extra["media_max_bytes"] = media_max_bytes
         office = Office(store, org, clock=clock, environ=environ, credentials=credentials,
                         media_store=media, media_roots=media_roots, media_host=media_host,
-                        create=create, calendar=calendar, **extra)
+                        create=create, calendar=calendar, mail=mail,
+                        mail_transport=mail_transport, **extra)
     except BaseException:
         store.close()
         raise

@@ -87,6 +87,8 @@ actors = sa.Table(
     sa.Column("roles", sa.String(1000), nullable=False, default=""),
     # A deactivated actor keeps their row (records point to it) but cannot act.
     sa.Column("active", sa.Boolean, nullable=False, default=True, server_default=sa.true()),
+    # The language mail to them is written in ("id", "en"); None: the office's.
+    sa.Column("language", sa.String(8)),
 )
 
 items = sa.Table(
@@ -250,6 +252,35 @@ corrective_actions = sa.Table(
     sa.Index("ix_corrective_actions_due", "org", "status", "due"),
 )
 
+# Mail waiting to be sent, sent, or given up on: one row per message and recipient.
+# A row is written in the transaction of what it reports (an item entering its approval
+# step), and composed only when it is sent, in the recipient's language then.
+mail_queue = sa.Table(
+    "mail_queue", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("org", sa.String(100), nullable=False),
+    sa.Column("kind", sa.String(50), nullable=False),
+    sa.Column("item_id", sa.Integer),
+    # The recipient's actor id, and the address and language they had when queued.
+    sa.Column("recipient", sa.String(200), nullable=False),
+    sa.Column("address", sa.String(300), nullable=False),
+    sa.Column("language", sa.String(8), nullable=False),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    # When the next attempt is due; while a sender holds the row ("sending"), when its
+    # claim runs out (a crashed sender's rows are sent again after that).
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("sent_at", UTCDateTime),
+    # queued, sending, sent, failed (given up) or obsolete (no longer relevant).
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("last_error", sa.Text),
+    sa.Column("message_id", sa.String(998)),
+    sa.Index("ix_mail_queue_due", "status", "next_attempt_at"),
+    sa.Index("ix_mail_queue_org", "org", "id"),
+    sa.Index("ix_mail_queue_item", "item_id", "kind", "status"),
+)
+
 
 def _initial(conn: Connection) -> None:
     for table in (orgs, sop_revisions, actors, items, events, channels, publications):
@@ -328,6 +359,17 @@ def _corrective_actions(conn: Connection) -> None:
     corrective_actions.create(conn, checkfirst=True)  # idempotent, like migration 3
 
 
+def _mail_queue(conn: Connection) -> None:
+    mail_queue.create(conn, checkfirst=True)  # idempotent, like migration 3
+    if "language" not in {c["name"] for c in sa.inspect(conn).get_columns("actors")}:
+        conn.execute(sa.text("ALTER TABLE actors ADD COLUMN language VARCHAR(8)"))
+        # A column added to a tracked table: record what the rows hold now, so that
+        # verify explains the new column of the actors written before it.
+        from humasflow.storage.store import record_baseline  # the store imports this module
+
+        record_baseline(conn, "actors gained a language for the mail sent to them")
+
+
 #: The ordered schema migrations: (version, name, function).
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema", _initial),
@@ -339,4 +381,5 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (7, "row digests: a baseline of existing rows", _row_digest_baseline),
     (8, "processed mail replies and used approval tokens", _mail_replies),
     (9, "corrective actions (SOP step 10)", _corrective_actions),
+    (10, "mail queue, and the language of each actor's mail", _mail_queue),
 ]

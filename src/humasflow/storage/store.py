@@ -429,7 +429,8 @@ class Store:
     def put_actor(self, conn: Connection, actor: Actor) -> None:
         """Insert or replace an actor and their roles."""
         values = {"name": actor.name, "email": actor.email,
-                  "roles": ",".join(sorted(actor.roles)), "active": actor.active}
+                  "roles": ",".join(sorted(actor.roles)), "active": actor.active,
+                  "language": actor.language}
         self._upsert(conn, t.actors, {"org": actor.org, "id": actor.id}, values)
         self._stash_row(conn, t.actors, actor.id,
                         t.actors.c.org == actor.org, t.actors.c.id == actor.id)
@@ -521,7 +522,7 @@ class Store:
         if row.a_id is not None:
             actor = Actor(id=row.a_id, name=row.a_name, email=row.a_email,
                           roles=frozenset(r for r in row.a_roles.split(",") if r), org=org,
-                          active=bool(row.a_active))
+                          active=bool(row.a_active), language=row.a_language)
         return actor, (_item(row), row.head_hash), row.o_version
 
     def items(
@@ -964,6 +965,69 @@ class Store:
             "nonce": nonce, "org": org, "item_id": item_id, "reply_key": reply_key,
             "used_at": at})
 
+    # -- the mail queue -------------------------------------------------------------
+
+    def queue_mail(self, conn: Connection, rows_: Sequence[Mapping[str, Any]]) -> int:
+        """Insert mail queue rows in ``conn``'s transaction; returns how many."""
+        if rows_:
+            conn.execute(t.mail_queue.insert(), [dict(r) for r in rows_])
+        return len(rows_)
+
+    def obsolete_mail(self, conn: Connection, org: str, kind: str, item_id: int,
+                      reason: str) -> int:
+        """Mark the queued rows of ``kind`` about an item obsolete (a newer one replaces
+        them), in ``conn``'s transaction; returns how many."""
+        q = t.mail_queue.c
+        done = conn.execute(t.mail_queue.update()
+                            .where(q.org == org, q.kind == kind, q.item_id == item_id,
+                                   q.status == "queued")
+                            .values(status="obsolete", last_error=reason))
+        return int(done.rowcount or 0)
+
+    def mail_rows(self, org: str, *, status: str | None = None, limit: int = 100,
+                  ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
+        """Mail queue rows of ``org``, newest first (or the rows ``ids``)."""
+        q = t.mail_queue.c
+        query = sa.select(t.mail_queue).where(q.org == org)
+        if status is not None:
+            query = query.where(q.status == status)
+        if ids is not None:
+            query = query.where(q.id.in_(list(ids)))
+        query = query.order_by(q.id.desc()).limit(limit)
+        with self.reading() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def due_mail(self, org: str, now: dt.datetime, limit: int) -> list[dict[str, Any]]:
+        """Rows of ``org`` due for an attempt: queued and due, or held by a sender
+        whose claim ran out; oldest due first."""
+        q = t.mail_queue.c
+        query = (sa.select(t.mail_queue)
+                 .where(q.org == org, q.status.in_(("queued", "sending")),
+                        q.next_attempt_at <= now)
+                 .order_by(q.next_attempt_at, q.id).limit(limit))
+        with self.reading() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def claim_mail(self, row_id: int, attempts: int, now: dt.datetime,
+                   until: dt.datetime) -> bool:
+        """Claim a due row for one attempt (status ``sending`` until ``until``);
+        ``False`` when another sender claimed or finished it meanwhile."""
+        q = t.mail_queue.c
+        with self.writing() as conn:
+            done = conn.execute(
+                t.mail_queue.update()
+                .where(q.id == row_id, q.attempts == attempts,
+                       q.status.in_(("queued", "sending")), q.next_attempt_at <= now)
+                .values(status="sending", next_attempt_at=until))
+            return bool(done.rowcount == 1)
+
+    def finish_mail(self, row_id: int, values: Mapping[str, Any]) -> None:
+        """Record the outcome of a claimed row's attempt."""
+        q = t.mail_queue.c
+        with self.writing() as conn:
+            conn.execute(t.mail_queue.update()
+                         .where(q.id == row_id, q.status == "sending").values(**values))
+
     # -- credential expiry times ------------------------------------------------------
 
     def credential_expiries(self, org: str,
@@ -1080,7 +1144,8 @@ _SELECT_ACTOR = sa.select(t.actors).where(t.actors.c.org == sa.bindparam("b_org"
 _SELECT_SNAPSHOT = (
     sa.select(t.items, t.actors.c.id.label("a_id"), t.actors.c.name.label("a_name"),
               t.actors.c.email.label("a_email"), t.actors.c.roles.label("a_roles"),
-              t.actors.c.active.label("a_active"), t.orgs.c.version.label("o_version"))
+              t.actors.c.active.label("a_active"), t.actors.c.language.label("a_language"),
+              t.orgs.c.version.label("o_version"))
     .select_from(t.items.join(t.orgs, t.orgs.c.id == t.items.c.org)
                  .outerjoin(t.actors, sa.and_(t.actors.c.org == t.items.c.org,
                                               t.actors.c.id == sa.bindparam("b_actor"))))
@@ -1271,7 +1336,7 @@ def _utcnow() -> dt.datetime:
 def _actor(row: Any) -> Actor:
     roles = frozenset(r for r in row.roles.split(",") if r)
     return Actor(id=row.id, name=row.name, email=row.email, roles=roles, org=row.org,
-                 active=bool(row.active))
+                 active=bool(row.active), language=row.language)
 
 
 def _item_values(item: ContentItem) -> dict[str, Any]:
