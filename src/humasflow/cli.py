@@ -1636,16 +1636,17 @@ def _library_value(call: Callable[[], Any]) -> Any:
 _ACTION_STATUSES = {"open": N_("open"), "done": N_("done"), "dropped": N_("dropped")}
 
 
-def _action_text(action: CorrectiveAction) -> str:
+def _action_text(action: CorrectiveAction, zone: dt.tzinfo) -> str:
+    recorded = f"{_local(action.created_at, zone)} {_zone_name(zone, action.created_at)}"
     lines = [
         _("Corrective action {id} ({status})").format(
             id=action.id, status=_(_ACTION_STATUSES.get(action.status, action.status))),
         _("Against: {subject} {target}").format(subject=action.subject, target=action.target),
         _("Finding: {text}").format(text=action.finding),
         _("Action: {text}").format(text=action.action),
-        _("Owner: {owner}, due {due}").format(owner=action.owner, due=action.due.isoformat()),
-        _("Recorded by {actor} at {at}").format(actor=action.created_by,
-                                               at=action.created_at.isoformat()),
+        _("Owner: {owner}, due {due}").format(owner=action.owner,
+                                              due=i18n.format_date(action.due)),
+        _("Recorded by {actor} at {at}").format(actor=action.created_by, at=recorded),
     ]
     if action.closing_note:
         lines.append(_("Closing note: {text}").format(text=action.closing_note))
@@ -1716,7 +1717,7 @@ def actions_list(session: _Session, status: str | None, owner: str | None, overd
 @click.pass_obj
 def actions_show(session: _Session, action_id: int) -> None:
     """One corrective action."""
-    _echo(_action_text(session.office().action(action_id)))
+    _echo(_action_text(session.office().action(action_id), session.zone()))
 
 
 @actions.command("change")
@@ -1737,7 +1738,7 @@ def actions_change(session: _Session, action_id: int, text: str | None, owner: s
     office = session.office()
     changed = _library_value(lambda: office.change_action(
         action_id, action=text, owner=owner, due=due, status=status, note=note, by=by))
-    _echo(_action_text(changed))
+    _echo(_action_text(changed, session.zone()))
 
 
 @actions.command("close")
