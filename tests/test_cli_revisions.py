@@ -79,3 +79,45 @@ def test_errors(db):
                                                    "aprove=3m", code=1, lang="id")
     assert "--establish needs --by" in run(db, "revise", "--standard-time", "approve=3m",
                                            "--establish", code=1)
+
+
+def test_revise_adds_a_step(db):
+    # A content step: every output kind is taken, so the recheck makes way for it.
+    shown = run(db, "revise", "--remove", "recheck", "--add-step", "check:produce",
+                "--activity", "check=Check the product", "--actor", "check=coordinator",
+                "--output", "check=recheck", "--standard-time", "check=1d", "--establish",
+                "--by", "admin", "--effective", "2026-01-05")
+    assert "step check: added" in shown
+    assert "step recheck: removed" in shown
+    assert "Established SOP revision 2" in shown
+    url, clock, media = db
+    store = Store(url)
+    try:
+        sop = Office(store, clock=clock, environ={}, media_store=media).sop(2)
+        check = next(s for s in sop.lifecycle if s.key == "check")
+        assert (check.actor, check.output, str(check.activity.en)) == (
+            "coordinator", "recheck", "Check the product")
+        assert check.standard_time.total_seconds() == 86400
+        assert [s.key for s in sop.lifecycle][-3:] == ["produce", "check", "post"]
+    finally:
+        store.close()
+    # A step about the procedure itself needs only its activity; it takes the phase of
+    # the step it follows.
+    assert "step review: added" in run(db, "revise", "--add-step", "review:improve",
+                                       "--activity", "review=Review the year")
+
+
+def test_add_step_errors(db):
+    assert "give the new step's activity with --activity check=TEXT" in run(
+        db, "revise", "--add-step", "check:design", code=1)
+    assert "'x' is not a step added with --add-step" in run(
+        db, "revise", "--output", "x=notes", code=1)
+    assert "already has a step 'design'" in run(
+        db, "revise", "--add-step", "design:prepare", "--activity", "design=x", code=1)
+    assert "no step 'nope'" in run(db, "revise", "--add-step", "check:nope", "--activity",
+                                   "check=Check", code=1)
+    assert "write it as STEP:VALUE" in run(db, "revise", "--add-step", "check", code=1)
+    # The SOP loader's own check: a content step needs an output.
+    assert "output: is missing" in run(db, "revise", "--add-step", "check:produce",
+                                       "--activity", "check=Check", "--actor",
+                                       "check=staff", code=1)

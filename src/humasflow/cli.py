@@ -1232,11 +1232,55 @@ def _revise_pairs(option: str, values: Sequence[str], sep: str) -> list[tuple[st
     return pairs
 
 
+def _added_steps(sop: SOP, additions: list[tuple[str, str]], *,
+                 times: list[tuple[str, str]], actors: list[tuple[str, str]],
+                 activities: list[tuple[str, str]], outputs: list[tuple[str, str]],
+                 ) -> list[tuple[dict[str, Any], str]]:
+    """The definitions of the steps ``--add-step`` adds, from the options naming them
+    (``--activity``, and for a content step ``--actor`` and ``--output``); each takes the
+    phase of the step it follows."""
+    phases = {str(s["key"]): s.get("phase", "execution") for s in sop.data["steps"]}
+    keys = [key for key, _after in additions]
+    for option, pairs in (("--activity", activities), ("--output", outputs)):
+        for key, _value in pairs:
+            if key not in keys:
+                _fail(_("{option} {key}=…: {key!r} is not a step added with --add-step; "
+                        "add it with --add-step {key}:AFTER").format(option=option, key=key))
+    found = []
+    for key, after in additions:
+        if key in phases:
+            _fail(_("--add-step {key}:{after}: the SOP already has a step {key!r}; change "
+                    "it with --standard-time or --actor, or add a step with a new key")
+                  .format(key=key, after=after))
+        if key not in dict(activities):
+            _fail(_("--add-step {key}:{after}: give the new step's activity with --activity "
+                    "{key}=TEXT").format(key=key, after=after))
+        definition: dict[str, Any] = {
+            "key": key, "number": 0, "phase": phases.get(after, "execution"),
+            "activity": dict(activities)[key]}
+        # A content step has an actor and an output; a step without them concerns the
+        # procedure itself (the SOP loader says which is missing).
+        for field, pairs in (("actor", actors), ("output", outputs),
+                             ("standard_time", times)):
+            if key in dict(pairs):
+                definition[field] = dict(pairs)[key]
+        found.append((definition, after))
+        phases[key] = definition["phase"]
+    return found
+
+
 @sop.command("revise")
 @click.option("--standard-time", "times", multiple=True, metavar="STEP=DURATION",
               help="Change a step's standard time, e.g. approve=30m (repeatable).")
 @click.option("--actor", "actors", multiple=True, metavar="STEP=ROLE",
               help="Change who carries a step out (or approves), e.g. recheck=coordinator.")
+@click.option("--add-step", "additions", multiple=True, metavar="STEP:AFTER",
+              help="Add a step just after another, e.g. check:design; give its --activity, "
+                   "--actor and --output (and --standard-time) with the new key.")
+@click.option("--activity", "activities", multiple=True, metavar="STEP=TEXT",
+              help="An added step's activity, e.g. 'check=Check the design'.")
+@click.option("--output", "outputs", multiple=True, metavar="STEP=KIND",
+              help="What an added step requires, e.g. check=approval.")
 @click.option("--move", "moves", multiple=True, metavar="STEP:AFTER",
               help="Move a step to just after another, e.g. prepare:design.")
 @click.option("--remove", "removes", multiple=True, metavar="STEP", help="Remove a step.")
@@ -1252,23 +1296,33 @@ def _revise_pairs(option: str, values: Sequence[str], sep: str) -> list[tuple[st
 @click.option("--note", default="", help="Why (kept in the record).")
 @click.pass_obj
 def sop_revise(session: _Session, times: tuple[str, ...], actors: tuple[str, ...],
-               moves: tuple[str, ...], removes: tuple[str, ...], headers: tuple[str, ...],
-               revision: int | None, establish: bool, by: str | None,
-               effective: dt.datetime | None, note: str) -> None:
+               additions: tuple[str, ...], activities: tuple[str, ...],
+               outputs: tuple[str, ...], moves: tuple[str, ...], removes: tuple[str, ...],
+               headers: tuple[str, ...], revision: int | None, establish: bool,
+               by: str | None, effective: dt.datetime | None, note: str) -> None:
     """Propose a new SOP revision from the current one and show the difference."""
     from humasflow import revision as rv
 
-    changes: list[Any] = [rv.SetStandardTime(k, v) for k, v in _revise_pairs(
-        "--standard-time", times, "=")]
-    changes += [rv.SetActor(k, v) for k, v in _revise_pairs("--actor", actors, "=")]
+    office = session.office()
+    base = revision if revision is not None else office.current_revision()
+    added = _added_steps(office.sop(base), _revise_pairs("--add-step", additions, ":"),
+                         times=_revise_pairs("--standard-time", times, "="),
+                         actors=_revise_pairs("--actor", actors, "="),
+                         activities=_revise_pairs("--activity", activities, "="),
+                         outputs=_revise_pairs("--output", outputs, "="))
+    changes: list[Any] = [rv.AddStep(definition, after=after)
+                          for definition, after in added]
+    new = {definition["key"] for definition, _after in added}
+    changes += [rv.SetStandardTime(k, v) for k, v in _revise_pairs(
+        "--standard-time", times, "=") if k not in new]
+    changes += [rv.SetActor(k, v) for k, v in _revise_pairs("--actor", actors, "=")
+                if k not in new]
     changes += [rv.MoveStep(k, after=v) for k, v in _revise_pairs("--move", moves, ":")]
     changes += [rv.RemoveStep(k) for k in removes]
     changes += [rv.SetHeader(k, v) for k, v in _revise_pairs("--header", headers, "=")]
     if not changes:
-        _fail(_("nothing to revise: give --standard-time, --actor, --move, --remove or "
-                "--header"))
-    office = session.office()
-    base = revision if revision is not None else office.current_revision()
+        _fail(_("nothing to revise: give --standard-time, --actor, --add-step, --move, "
+                "--remove or --header"))
     proposal = _library_value(lambda: office.propose_revision(changes, revision=base))
     _echo(_("Proposed from revision {rev}:").format(rev=base))
     _echo(office.revision_diff(base, proposal).text())
