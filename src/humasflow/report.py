@@ -433,7 +433,7 @@ def build_report(office: Office, store: Store, since: dt.datetime | dt.date,
         ended, outcomes, reasons = q.ended(conn, zone)
         if calendar is None:
             steps = ended
-            lead = q.lead_time_sql(conn)
+            lead = q.lead_time_sql(conn, zone)
             breaches = q.breaches_sql(conn)
         else:
             steps, breaches = q.step_stats_working(conn, calendar)
@@ -641,6 +641,8 @@ class _Queries:
         # within it (the weeks' on-time shares; on the wall clock SQL counts them).
         self.working_within: list[tuple[dt.datetime, bool]] | None = None
         self.week_timed: dict[int, list[int]] = {}
+        # The items posted per week, when the lead times' pass counted them.
+        self.posted_weeks: Counter[int] | None = None
         self.filters: list[Any] = [v.c.done == 1]
         self.open_filters: list[Any] = [sa.or_(v.c.ended_at.is_(None), v.c.ended_at >= end)]
         if staff is not None:
@@ -744,12 +746,41 @@ class _Queries:
             median = conn.execute(at, {"g": grp, "s": key, "offset": lo - 1}).scalar_one()
             p90 = conn.execute(at, {"g": grp, "s": key, "offset": hi - 1}).scalar_one()
             found[(grp, key)] = (median, p90)
+        # Dropped at once: reading whole rows through it (the breaches) would cost a
+        # lookup per row where a plain scan reads them in order.
+        conn.execute(sa.text("DROP INDEX humasflow_report_visits_rank"))
         return found
 
     def breaches_sql(self, conn: Any) -> list[StepBreach]:
-        query = self._completed().where(self.visits.c.standard.is_not(None),
-                                        self.visits.c.seconds > self.visits.c.standard)
-        return [_breach(row, row.seconds) for row in conn.execute(query)]
+        # There may be a breach for every tenth visit: the rows are read as the driver
+        # gives them, the times converted here (the same values the column type makes).
+        v = self.visits
+        if self.dialect == "sqlite":
+            raw: Any = sa.String()
+
+            def moment(text: str) -> dt.datetime:
+                return dt.datetime.fromisoformat(text).replace(tzinfo=dt.timezone.utc)
+        else:
+            raw = sa.DateTime(timezone=True)
+
+            def moment(value: dt.datetime) -> dt.datetime:  # type: ignore[misc]
+                return value.astimezone(dt.timezone.utc)
+        query = sa.select(v.c.item_id, self._title(), v.c.step, v.c.ended_by,
+                          sa.type_coerce(v.c.started_at, raw), sa.type_coerce(v.c.ended_at, raw),
+                          v.c.seconds, v.c.standard).where(
+            *self.filters, v.c.standard.is_not(None), v.c.seconds > v.c.standard)
+        standards: dict[float, dt.timedelta] = {}
+        make = StepBreach
+        found = []
+        for item_id, title, step, actor, started, ended, seconds, standard in conn.execute(query):
+            limit = standards.get(standard)
+            if limit is None:
+                limit = standards[standard] = dt.timedelta(seconds=round(float(standard), 3))
+            found.append(make(item_id=int(item_id), title=title, step=step, actor=actor,
+                              started_at=moment(started), ended_at=moment(ended),
+                              duration=dt.timedelta(seconds=round(float(seconds), 3)),
+                              standard=limit))
+        return found
 
     def step_stats_working(self, conn: Any, calendar: Any) -> tuple[
             dict[tuple[str, str], tuple[Distribution, int]], list[StepBreach]]:
@@ -804,23 +835,18 @@ class _Queries:
         return (sa.select(items.c.id, items.c.created_at, ev.c.at.label("posted_at"))
                 .select_from(ev.join(items, items.c.id == item_id)).where(*where))
 
-    def lead_time_sql(self, conn: Any) -> Distribution:
+    def lead_time_sql(self, conn: Any, zone: dt.tzinfo) -> Distribution:
+        """The lead times, and the weeks the items were posted in (kept for
+        :meth:`weeks`): one pass over the posting events, ranked here."""
         posted = self._posted().subquery("posted")
         seconds = _seconds(self.dialect, posted.c.posted_at, posted.c.created_at)
-        timed = sa.select(seconds.label("seconds")).subquery("timed")
-        ranked = sa.select(
-            timed.c.seconds,
-            sa.func.row_number().over(order_by=timed.c.seconds).label("rn"),
-            sa.func.count().over().label("n")).subquery("ranked")
-        row = conn.execute(sa.select(
-            sa.func.max(ranked.c.n),
-            sa.func.max(sa.case((ranked.c.rn == _rank_of(ranked.c.n, 1, 2), ranked.c.seconds))),
-            sa.func.max(sa.case((ranked.c.rn == _rank_of(ranked.c.n, 9, 10),
-                                 ranked.c.seconds))),
-            sa.func.max(ranked.c.seconds))).one()
-        if not row[0]:
-            return Distribution()
-        return Distribution(int(row[0]), _td(row[1]), _td(row[2]), _td(row[3]))
+        week = self._week_of(posted.c.posted_at, self._monday(zone))
+        self.posted_weeks = Counter()
+        values = []
+        for value, index in conn.execute(sa.select(seconds, week)):
+            values.append(value)
+            self.posted_weeks[int(index)] += 1
+        return _distribution(values)
 
     def lead_time_working(self, conn: Any, calendar: Any) -> Distribution:
         return _distribution([calendar.working_time(r.created_at, r.posted_at).total_seconds()
@@ -837,13 +863,17 @@ class _Queries:
         created = (sa.select(created_week, sa.func.count())
                    .where(*self.item_filters, items.c.created_at >= self.start,
                           items.c.created_at < self.end).group_by(created_week))
-        posted_rows = self._posted().subquery("posted")
-        posted_week = week_of(posted_rows.c.posted_at).label("week")
-        posted = sa.select(posted_week, sa.func.count()).group_by(posted_week)
         counts: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-        for index, query in enumerate((created, posted)):
-            for week, n in conn.execute(query):
-                counts[int(week)][index] = int(n)
+        for week, n in conn.execute(created):
+            counts[int(week)][0] = int(n)
+        if self.posted_weeks is None:
+            posted_rows = self._posted().subquery("posted")
+            posted_week = week_of(posted_rows.c.posted_at).label("week")
+            posted = sa.select(posted_week, sa.func.count()).group_by(posted_week)
+            self.posted_weeks = Counter({int(week): int(n)
+                                         for week, n in conn.execute(posted)})
+        for week, n in self.posted_weeks.items():
+            counts[week][1] = n
         if self.working_within is None:
             for week, (n, within) in self.week_timed.items():  # counted by ``ended``
                 counts[week][2:] = [n, within]
