@@ -4,6 +4,7 @@ errors are one line, in English and Indonesian."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from importlib import resources
 
@@ -51,8 +52,11 @@ def test_revise_then_establish_then_diff_and_history(db):
     assert "Established SOP revision 2" in done
     assert "step approve: standard_time 10m -> 30m" in run(db, "diff", "1", "2")
     data = json.loads(run(db, "diff", "1", "2", "--format", "json"))
+    # The revision's header carries the date it was established to apply from.
     assert data["fields"] == [{"where": "approve", "field": "standard_time", "old": "10m",
-                               "new": "30m"}]
+                               "new": "30m"},
+                              {"where": "sop", "field": "effective", "old": "2021-12-01",
+                               "new": "2026-01-05"}]
     history = run(db, "history")
     assert "January evaluation" in history
     assert "Dekan" in history
@@ -121,3 +125,31 @@ def test_add_step_errors(db):
     assert "output: is missing" in run(db, "revise", "--add-step", "check:produce",
                                        "--activity", "check=Check", "--actor",
                                        "check=staff", code=1)
+
+
+def test_a_proposal_applies_from_its_establishment(db):
+    # Not from the effective date of the revision it was made from (2021-12-01).
+    shown = run(db, "revise", "--standard-time", "approve=30m")
+    assert "2021-12-01" not in shown
+    assert "effective" not in shown
+    url, clock, media = db
+    done = run(db, "revise", "--standard-time", "approve=30m", "--establish", "--by",
+               "admin")
+    today = clock.now.astimezone(dt.timezone(dt.timedelta(hours=7)))
+    assert f"effective {today:%Y-%m-%d %H:%M}" in done
+    assert "Not in effect yet" not in done
+    later = run(db, "revise", "--revision", "2", "--standard-time", "approve=20m",
+                "--establish", "--by", "admin", "--effective", "2027-01-01")
+    assert "effective 2027-01-01 00:00" in later
+    assert "Not in effect yet" in later
+    store = Store(url)
+    try:
+        office = Office(store, clock=clock, environ={}, media_store=media)
+        assert office.sop(2).header.effective == today.date()
+        assert office.sop(3).header.effective == dt.date(2027, 1, 1)
+        assert office.current_revision() == 2
+    finally:
+        store.close()
+    header = run(db, "show", "--revision", "2").splitlines()
+    assert next(line for line in header if line.startswith("Effective")).split() == [
+        "Effective", f"{today:%Y-%m-%d}"]

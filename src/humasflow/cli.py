@@ -1038,7 +1038,7 @@ def _sop_text(sop: SOP, meta: Mapping[str, Any], lang: str, zone: dt.tzinfo) -> 
         (w("institution"), _label(h.institution, lang)),
         (w("made"), str(h.made or "-")),
         (w("revised"), str(h.revised or "-")),
-        (w("effective"), str(h.effective)),
+        (w("effective"), str(h.effective or _("on establishment"))),
         (w("approved"), approver),
         (w("revision"), f"{meta['id']}, {meta['established_by']}, "
                         f"{_local(meta['established_at'], zone)}"),
