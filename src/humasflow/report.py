@@ -17,7 +17,8 @@ What is counted, and how:
 - Everything is computed in the database with aggregate SQL (window functions for the
   visits; ``percentile_disc`` on PostgreSQL, an index walked to each rank on SQLite, for
   the nearest ranks), on SQLite and PostgreSQL alike, when the SOP's standard times are
-  on the wall clock; the lead times are ranked in Python from one number per item. When they are in working time (``clock = "working"``), the database gives one
+  on the wall clock; the lead times are ranked in Python from one number per item.
+  When they are in working time (``clock = "working"``), the database gives one
   row per visit (its start and end, not its events) and each visit's working time is
   computed in Python with the office's :class:`~humasflow.calendar.WorkingCalendar`:
   working time depends on holidays and opening hours that SQL does not know.
