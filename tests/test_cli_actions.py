@@ -54,7 +54,7 @@ def test_add_list_show_change_close(db):
     assert "report 2026-01-01/2026-01-31" in table
     assert "breach 1/concept" in table
     assert "Finding: approvals wait two days" in run(db, "show", "1")
-    assert "due 2026-02-09" in run(db, "change", "1", "--due", "2026-02-09", "--as", "rina")
+    assert "due 9 February 2026" in run(db, "change", "1", "--due", "2026-02-09", "--as", "rina")
     assert "closed: done" in run(db, "close", "1", "--note", "slot in place", "--as", "budi")
     assert "Closing note: slot in place" in run(db, "show", "1")
     rows = list(csv.DictReader(io.StringIO(run(db, "list", "--format", "csv"))))
@@ -62,6 +62,20 @@ def test_add_list_show_change_close(db):
     assert rows[0]["action"] == "'=daily approval slot"
     data = json.loads(run(db, "list", "--status", "open", "--format", "json"))
     assert [a["id"] for a in data] == [2]
+
+
+def test_show_writes_dates_and_times_as_the_cli_does(db):
+    # The record keeps UTC; show writes the SOP's zone and the language's month names.
+    add(db, "--as", "budi")
+    _url, clock, _media = db
+    recorded = clock.now.astimezone(dt.timezone(dt.timedelta(hours=7)))
+    english = run(db, "show", "1")
+    assert "Owner: rina, due 2 February 2026" in english
+    assert f"Recorded by budi at {recorded:%Y-%m-%d %H:%M} WIB" in english
+    assert "T" not in english.split("Recorded by budi at ")[1].splitlines()[0]
+    indonesian = run(db, "show", "1", lang="id")
+    assert "tenggat 2 Februari 2026" in indonesian
+    assert f"Dicatat oleh budi pada {recorded:%Y-%m-%d %H:%M} WIB" in indonesian
 
 
 def test_overdue_is_marked_and_filtered(db):

@@ -1046,7 +1046,7 @@ def _sop_text(sop: SOP, meta: Mapping[str, Any], lang: str, zone: dt.tzinfo) -> 
         (w("institution"), _label(h.institution, lang)),
         (w("made"), str(h.made or "-")),
         (w("revised"), str(h.revised or "-")),
-        (w("effective"), str(h.effective)),
+        (w("effective"), str(h.effective or _("on establishment"))),
         (w("approved"), approver),
         (w("revision"), f"{meta['id']}, {meta['established_by']}, "
                         f"{_local(meta['established_at'], zone)}"),
@@ -1240,11 +1240,55 @@ def _revise_pairs(option: str, values: Sequence[str], sep: str) -> list[tuple[st
     return pairs
 
 
+def _added_steps(sop: SOP, additions: list[tuple[str, str]], *,
+                 times: list[tuple[str, str]], actors: list[tuple[str, str]],
+                 activities: list[tuple[str, str]], outputs: list[tuple[str, str]],
+                 ) -> list[tuple[dict[str, Any], str]]:
+    """The definitions of the steps ``--add-step`` adds, from the options naming them
+    (``--activity``, and for a content step ``--actor`` and ``--output``); each takes the
+    phase of the step it follows."""
+    phases = {str(s["key"]): s.get("phase", "execution") for s in sop.data["steps"]}
+    keys = [key for key, _after in additions]
+    for option, pairs in (("--activity", activities), ("--output", outputs)):
+        for key, _value in pairs:
+            if key not in keys:
+                _fail(_("{option} {key}=…: {key!r} is not a step added with --add-step; "
+                        "add it with --add-step {key}:AFTER").format(option=option, key=key))
+    found = []
+    for key, after in additions:
+        if key in phases:
+            _fail(_("--add-step {key}:{after}: the SOP already has a step {key!r}; change "
+                    "it with --standard-time or --actor, or add a step with a new key")
+                  .format(key=key, after=after))
+        if key not in dict(activities):
+            _fail(_("--add-step {key}:{after}: give the new step's activity with --activity "
+                    "{key}=TEXT").format(key=key, after=after))
+        definition: dict[str, Any] = {
+            "key": key, "number": 0, "phase": phases.get(after, "execution"),
+            "activity": dict(activities)[key]}
+        # A content step has an actor and an output; a step without them concerns the
+        # procedure itself (the SOP loader says which is missing).
+        for field, pairs in (("actor", actors), ("output", outputs),
+                             ("standard_time", times)):
+            if key in dict(pairs):
+                definition[field] = dict(pairs)[key]
+        found.append((definition, after))
+        phases[key] = definition["phase"]
+    return found
+
+
 @sop.command("revise")
 @click.option("--standard-time", "times", multiple=True, metavar="STEP=DURATION",
               help="Change a step's standard time, e.g. approve=30m (repeatable).")
 @click.option("--actor", "actors", multiple=True, metavar="STEP=ROLE",
               help="Change who carries a step out (or approves), e.g. recheck=coordinator.")
+@click.option("--add-step", "additions", multiple=True, metavar="STEP:AFTER",
+              help="Add a step just after another, e.g. check:design; give its --activity, "
+                   "--actor and --output (and --standard-time) with the new key.")
+@click.option("--activity", "activities", multiple=True, metavar="STEP=TEXT",
+              help="An added step's activity, e.g. 'check=Check the design'.")
+@click.option("--output", "outputs", multiple=True, metavar="STEP=KIND",
+              help="What an added step requires, e.g. check=approval.")
 @click.option("--move", "moves", multiple=True, metavar="STEP:AFTER",
               help="Move a step to just after another, e.g. prepare:design.")
 @click.option("--remove", "removes", multiple=True, metavar="STEP", help="Remove a step.")
@@ -1260,23 +1304,33 @@ def _revise_pairs(option: str, values: Sequence[str], sep: str) -> list[tuple[st
 @click.option("--note", default="", help="Why (kept in the record).")
 @click.pass_obj
 def sop_revise(session: _Session, times: tuple[str, ...], actors: tuple[str, ...],
-               moves: tuple[str, ...], removes: tuple[str, ...], headers: tuple[str, ...],
-               revision: int | None, establish: bool, by: str | None,
-               effective: dt.datetime | None, note: str) -> None:
+               additions: tuple[str, ...], activities: tuple[str, ...],
+               outputs: tuple[str, ...], moves: tuple[str, ...], removes: tuple[str, ...],
+               headers: tuple[str, ...], revision: int | None, establish: bool,
+               by: str | None, effective: dt.datetime | None, note: str) -> None:
     """Propose a new SOP revision from the current one and show the difference."""
     from humasflow import revision as rv
 
-    changes: list[Any] = [rv.SetStandardTime(k, v) for k, v in _revise_pairs(
-        "--standard-time", times, "=")]
-    changes += [rv.SetActor(k, v) for k, v in _revise_pairs("--actor", actors, "=")]
+    office = session.office()
+    base = revision if revision is not None else office.current_revision()
+    added = _added_steps(office.sop(base), _revise_pairs("--add-step", additions, ":"),
+                         times=_revise_pairs("--standard-time", times, "="),
+                         actors=_revise_pairs("--actor", actors, "="),
+                         activities=_revise_pairs("--activity", activities, "="),
+                         outputs=_revise_pairs("--output", outputs, "="))
+    changes: list[Any] = [rv.AddStep(definition, after=after)
+                          for definition, after in added]
+    new = {definition["key"] for definition, _after in added}
+    changes += [rv.SetStandardTime(k, v) for k, v in _revise_pairs(
+        "--standard-time", times, "=") if k not in new]
+    changes += [rv.SetActor(k, v) for k, v in _revise_pairs("--actor", actors, "=")
+                if k not in new]
     changes += [rv.MoveStep(k, after=v) for k, v in _revise_pairs("--move", moves, ":")]
     changes += [rv.RemoveStep(k) for k in removes]
     changes += [rv.SetHeader(k, v) for k, v in _revise_pairs("--header", headers, "=")]
     if not changes:
-        _fail(_("nothing to revise: give --standard-time, --actor, --move, --remove or "
-                "--header"))
-    office = session.office()
-    base = revision if revision is not None else office.current_revision()
+        _fail(_("nothing to revise: give --standard-time, --actor, --add-step, --move, "
+                "--remove or --header"))
     proposal = _library_value(lambda: office.propose_revision(changes, revision=base))
     _echo(_("Proposed from revision {rev}:").format(rev=base))
     _echo(office.revision_diff(base, proposal).text())
@@ -1648,16 +1702,17 @@ def _library_value(call: Callable[[], Any]) -> Any:
 _ACTION_STATUSES = {"open": N_("open"), "done": N_("done"), "dropped": N_("dropped")}
 
 
-def _action_text(action: CorrectiveAction) -> str:
+def _action_text(action: CorrectiveAction, zone: dt.tzinfo) -> str:
+    recorded = f"{_local(action.created_at, zone)} {_zone_name(zone, action.created_at)}"
     lines = [
         _("Corrective action {id} ({status})").format(
             id=action.id, status=_(_ACTION_STATUSES.get(action.status, action.status))),
         _("Against: {subject} {target}").format(subject=action.subject, target=action.target),
         _("Finding: {text}").format(text=action.finding),
         _("Action: {text}").format(text=action.action),
-        _("Owner: {owner}, due {due}").format(owner=action.owner, due=action.due.isoformat()),
-        _("Recorded by {actor} at {at}").format(actor=action.created_by,
-                                               at=action.created_at.isoformat()),
+        _("Owner: {owner}, due {due}").format(owner=action.owner,
+                                              due=i18n.format_date(action.due)),
+        _("Recorded by {actor} at {at}").format(actor=action.created_by, at=recorded),
     ]
     if action.closing_note:
         lines.append(_("Closing note: {text}").format(text=action.closing_note))
@@ -1728,7 +1783,7 @@ def actions_list(session: _Session, status: str | None, owner: str | None, overd
 @click.pass_obj
 def actions_show(session: _Session, action_id: int) -> None:
     """One corrective action."""
-    _echo(_action_text(session.office().action(action_id)))
+    _echo(_action_text(session.office().action(action_id), session.zone()))
 
 
 @actions.command("change")
@@ -1749,7 +1804,7 @@ def actions_change(session: _Session, action_id: int, text: str | None, owner: s
     office = session.office()
     changed = _library_value(lambda: office.change_action(
         action_id, action=text, owner=owner, due=due, status=status, note=note, by=by))
-    _echo(_action_text(changed))
+    _echo(_action_text(changed, session.zone()))
 
 
 @actions.command("close")

@@ -436,7 +436,9 @@ class Office:
             sop: The definition (default: the bundled FISIP UB SOP).
             by: Who establishes it: an administrator's id (or, for the first revision of
                 an organisation without administrator, the approver's name).
-            effective: From when it applies (default: the document's effective date).
+            effective: From when it applies (default: the document's effective date; a
+                proposal from :meth:`propose_revision` has none and applies from now).
+                A proposal's header gets this date.
             note: Why (kept in the record), e.g. the evaluation that led to it.
 
         Raises:
@@ -455,7 +457,8 @@ class Office:
         if not by or not by.strip():
             raise ValueError(_("by is empty: say who establishes the revision"))
         _input.ident("by", by.id if isinstance(by, Actor) else by, _input.ACTOR_ID)
-        effective = effective or sop.header.effective
+        # A proposal without a date of its own applies from now, unless told otherwise.
+        effective = effective or sop.header.effective or self._now()
         if isinstance(effective, dt.datetime):
             _input.moment("effective", effective)
         elif not isinstance(effective, dt.date):
@@ -466,6 +469,11 @@ class Office:
             zone = zoneinfo.ZoneInfo(sop.header.timezone)
             effective = _input.moment(
                 "effective", dt.datetime.combine(effective, dt.time(), tzinfo=zone))
+        if sop.header.effective is None:
+            # The revision's header says from when it applies, as a signed document does.
+            day = effective.astimezone(zoneinfo.ZoneInfo(sop.header.timezone)).date()
+            sop = from_data({**sop.data, "sop": {**sop.data["sop"], "effective": day.isoformat()}},
+                            source=sop.source)
         now = self._now()
         data = plain(sop.data)
         with self._store.writing() as conn:

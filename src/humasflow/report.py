@@ -15,8 +15,10 @@ What is counted, and how:
   The median and 90th percentile are nearest-rank: the value at rank ⌈p·n⌉ of the
   ordered durations.
 - Everything is computed in the database with aggregate SQL (window functions for the
-  ranks), on SQLite and PostgreSQL alike, when the SOP's standard times are on the wall
-  clock. When they are in working time (``clock = "working"``), the database gives one
+  visits; ``percentile_disc`` on PostgreSQL, an index walked to each rank on SQLite, for
+  the nearest ranks), on SQLite and PostgreSQL alike, when the SOP's standard times are
+  on the wall clock; the lead times are ranked in Python from one number per item.
+  When they are in working time (``clock = "working"``), the database gives one
   row per visit (its start and end, not its events) and each visit's working time is
   computed in Python with the office's :class:`~humasflow.calendar.WorkingCalendar`:
   working time depends on holidays and opening hours that SQL does not know.
@@ -433,7 +435,7 @@ def build_report(office: Office, store: Store, since: dt.datetime | dt.date,
         ended, outcomes, reasons = q.ended(conn, zone)
         if calendar is None:
             steps = ended
-            lead = q.lead_time_sql(conn)
+            lead = q.lead_time_sql(conn, zone)
             breaches = q.breaches_sql(conn)
         else:
             steps, breaches = q.step_stats_working(conn, calendar)
@@ -540,6 +542,9 @@ def _visits_table() -> sa.Table:
         sa.Column("reason", sa.Text), sa.Column("seconds", sa.Float),
         sa.Column("grp", sa.String(200)), sa.Column("open_grp", sa.String(200)),
         sa.Column("assignee", sa.String(200)), sa.Column("standard", sa.Float),
+        # 1: a completion the report counts (ended in the period, by the staff member
+        # asked for); 0: open at the end of the period, or ended by someone else.
+        sa.Column("done", sa.Integer),
         prefixes=["TEMPORARY"])
 
 
@@ -554,7 +559,7 @@ class _Queries:
         self.dialect, self.org, self.start, self.end, self.cutoff = (
             dialect, org, start, end, cutoff)
         ev, items = t.events, t.items
-        moves = (sa.select(ev.c.stream, ev.c.seq, ev.c.at, ev.c.actor, ev.c.action,
+        moves = (sa.select(ev.c.id, ev.c.stream, ev.c.seq, ev.c.at, ev.c.actor, ev.c.action,
                            ev.c.to_state, ev.c.note)
                  .where(ev.c.org == org, ev.c.stream.like("item:%"), ev.c.at < end,
                         sa.or_(ev.c.action == "create",
@@ -563,13 +568,29 @@ class _Queries:
         window: dict[str, Any] = {"partition_by": moves.c.stream, "order_by": moves.c.seq}
         # A move at or after the end of the period cannot end a visit in it: such visits
         # are open at the end, which a missing next move (``lead`` is NULL) says too.
-        found = sa.select(
-            moves.c.stream, moves.c.to_state.label("step"), moves.c.at.label("started_at"),
-            sa.func.lead(moves.c.at, type_=t.UTCDateTime).over(**window).label("ended_at"),
-            sa.func.lead(moves.c.actor, type_=sa.String).over(**window).label("ended_by"),
-            sa.func.lead(moves.c.action, type_=sa.String).over(**window).label("outcome"),
-            sa.func.lead(moves.c.note, type_=sa.Text).over(**window).label("reason"),
-        ).subquery("found")
+        if dialect == "sqlite":
+            # SQLite's window functions cost about as much per column as the rest of the
+            # scan: one ``lead`` finds the next move, read by its key.
+            paired = sa.select(
+                moves.c.stream, moves.c.to_state.label("step"),
+                moves.c.at.label("started_at"),
+                sa.func.lead(moves.c.id, type_=sa.Integer).over(**window).label("next_id"),
+            ).subquery("paired")
+            nxt = ev.alias("next_move")
+            found = (sa.select(paired.c.stream, paired.c.step, paired.c.started_at,
+                               nxt.c.at.label("ended_at"), nxt.c.actor.label("ended_by"),
+                               nxt.c.action.label("outcome"), nxt.c.note.label("reason"))
+                     .select_from(paired.outerjoin(nxt, nxt.c.id == paired.c.next_id))
+                     .subquery("found"))
+        else:
+            found = sa.select(
+                moves.c.stream, moves.c.to_state.label("step"),
+                moves.c.at.label("started_at"),
+                sa.func.lead(moves.c.at, type_=t.UTCDateTime).over(**window).label("ended_at"),
+                sa.func.lead(moves.c.actor, type_=sa.String).over(**window).label("ended_by"),
+                sa.func.lead(moves.c.action, type_=sa.String).over(**window).label("outcome"),
+                sa.func.lead(moves.c.note, type_=sa.Text).over(**window).label("reason"),
+            ).subquery("found")
         rows = standards or [(0, "", 0.0)]
         std = sa.values(sa.column("rev", sa.Integer), sa.column("step", sa.String),
                         sa.column("seconds", sa.Float), name="standards").data(rows).cte(
@@ -602,12 +623,16 @@ class _Queries:
         # the window over the item streams is the costly part, and neither database
         # reliably keeps a CTE's result between statements.
         visits = _visits_table()
+        counted = [found.c.ended_at.is_not(None), found.c.ended_at < end]
+        if staff is not None:
+            counted.append(found.c.ended_by == staff)
         self.fill = sa.insert(visits).from_select(
             [c.name for c in visits.c],
             sa.select(item_id, found.c.step, found.c.started_at, found.c.ended_at,
                       found.c.ended_by, found.c.outcome, found.c.reason,
                       _seconds(dialect, found.c.ended_at, found.c.started_at),
-                      group, open_group, items.c.assignee, std.c.seconds)
+                      group, open_group, items.c.assignee, std.c.seconds,
+                      sa.case((sa.and_(*counted), 1), else_=0))
             .select_from(joined)
             .where(*self.item_filters, found.c.step.in_(steps),
                    sa.or_(found.c.ended_at.is_(None),
@@ -618,19 +643,27 @@ class _Queries:
         # within it (the weeks' on-time shares; on the wall clock SQL counts them).
         self.working_within: list[tuple[dt.datetime, bool]] | None = None
         self.week_timed: dict[int, list[int]] = {}
-        self.filters: list[Any] = [v.c.ended_at.is_not(None), v.c.ended_at < end]
+        # The items posted per week, when the lead times' pass counted them.
+        self.posted_weeks: Counter[int] | None = None
+        self.filters: list[Any] = [v.c.done == 1]
         self.open_filters: list[Any] = [sa.or_(v.c.ended_at.is_(None), v.c.ended_at >= end)]
         if staff is not None:
-            self.filters.append(v.c.ended_by == staff)
             self.open_filters.append(v.c.assignee == staff)
 
     # Completed visits ------------------------------------------------------------------
 
+    def _title(self) -> Any:
+        # A scalar subquery, not a join: one lookup by key per row returned, where a join
+        # lets the planner read the temporary table (without statistics) once per item.
+        items = self.items
+        return (sa.select(items.c.title).where(items.c.id == self.visits.c.item_id)
+                .scalar_subquery().label("title"))
+
     def _completed(self) -> Any:
-        v, items = self.visits, self.items
-        return (sa.select(v.c.grp, v.c.step, v.c.item_id, items.c.title, v.c.started_at,
-                          v.c.ended_at, v.c.ended_by, v.c.seconds, v.c.standard)
-                .select_from(v.join(items, items.c.id == v.c.item_id)).where(*self.filters))
+        v = self.visits
+        return sa.select(v.c.grp, v.c.step, v.c.item_id, self._title(), v.c.started_at,
+                         v.c.ended_at, v.c.ended_by, v.c.seconds,
+                         v.c.standard).where(*self.filters)
 
     def _monday(self, zone: dt.tzinfo) -> dt.datetime:
         """The start (UTC) of the week the period starts in, from Monday in ``zone``."""
@@ -677,37 +710,79 @@ class _Queries:
             self.week_timed[int(index)][0] += int(timed)
             self.week_timed[int(index)][1] += int(within or 0)
         if parts:
-            # The nearest ranks ⌈n/2⌉ and ⌈9n/10⌉ of each group, known from the counts.
-            ranks = sa.values(sa.column("grp", sa.String), sa.column("step", sa.String),
-                              sa.column("lo", sa.Integer), sa.column("hi", sa.Integer),
-                              name="ranks").data(
-                [(g, k, (e[0] + 1) // 2, (e[0] * 9 + 9) // 10)
-                 for (g, k), e in parts.items()]).cte("wanted")
-            ranked = sa.select(
-                v.c.grp, v.c.step, v.c.seconds,
-                sa.func.row_number().over(partition_by=(v.c.grp, v.c.step),
-                                          order_by=v.c.seconds).label("rn"),
-            ).where(*self.filters).subquery("ranked")
-            r = ranked.c
-            picked = (sa.select(r.grp, r.step, r.rn, ranks.c.lo, ranks.c.hi, r.seconds)
-                      .join_from(ranked, ranks, sa.and_(ranks.c.grp == r.grp,
-                                                        ranks.c.step == r.step))
-                      .where(sa.or_(r.rn == ranks.c.lo, r.rn == ranks.c.hi)))
-            for grp, key, rn, lo, hi, seconds in conn.execute(picked):
-                if rn == lo:
-                    parts[(grp, key)][1] = seconds
-                if rn == hi:
-                    parts[(grp, key)][2] = seconds
+            for key, (median, p90) in self._nearest_ranks(conn, parts).items():
+                parts[key][1], parts[key][2] = median, p90
         stats = {key: (Distribution(e[0], _td(e[1]), _td(e[2]), _td(e[3])), e[4])
                  for key, e in parts.items()}
         ordered = {key: sorted(found.items(), key=lambda kv: (-kv[1], kv[0]))
                    for key, found in reasons.items()}
         return stats, outcomes, ordered
 
+    def _nearest_ranks(self, conn: Any, parts: Mapping[tuple[str, str], list[Any]]
+                       ) -> dict[tuple[str, str], tuple[float, float]]:
+        """Per group and step, the completions' durations at the nearest ranks ⌈n/2⌉
+        and ⌈9n/10⌉ (``parts`` holds each group's count ``n`` first)."""
+        v = self.visits
+        if self.dialect == "postgresql":
+            # An ordered-set aggregate sorts each group's durations once. percentile_disc
+            # takes the value at rank ⌈p·n⌉; p just under 1/2 and 9/10 keeps the float
+            # product from rounding up past a whole rank (exact for n below 10^12).
+            shares = sa.literal([0.5 - 1e-12, 0.9 - 1e-12], sa.ARRAY(sa.Float))
+            picked = sa.func.percentile_disc(shares).within_group(v.c.seconds)
+            query = (sa.select(v.c.grp, v.c.step, picked).where(*self.filters)
+                     .group_by(v.c.grp, v.c.step))
+            return {(grp, key): (float(values[0]), float(values[1]))
+                    for grp, key, values in conn.execute(query)}
+        # SQLite: an index in the order of the durations, then each rank read from it by
+        # its offset (a walk over the index entries, no table rows).
+        conn.execute(sa.text("CREATE INDEX humasflow_report_visits_rank ON "
+                             "humasflow_report_visits (done, grp, step, seconds)"))
+        wanted = sa.bindparam("offset", type_=sa.Integer)
+        at = (sa.select(v.c.seconds).where(v.c.done == 1, v.c.grp == sa.bindparam("g"),
+                                           v.c.step == sa.bindparam("s"))
+              .order_by(v.c.seconds).limit(1).offset(wanted))
+        found = {}
+        for (grp, key), entry in parts.items():
+            n = int(entry[0])
+            lo, hi = (n + 1) // 2, (n * 9 + 9) // 10
+            median = conn.execute(at, {"g": grp, "s": key, "offset": lo - 1}).scalar_one()
+            p90 = conn.execute(at, {"g": grp, "s": key, "offset": hi - 1}).scalar_one()
+            found[(grp, key)] = (median, p90)
+        # Dropped at once: reading whole rows through it (the breaches) would cost a
+        # lookup per row where a plain scan reads them in order.
+        conn.execute(sa.text("DROP INDEX humasflow_report_visits_rank"))
+        return found
+
     def breaches_sql(self, conn: Any) -> list[StepBreach]:
-        query = self._completed().where(self.visits.c.standard.is_not(None),
-                                        self.visits.c.seconds > self.visits.c.standard)
-        return [_breach(row, row.seconds) for row in conn.execute(query)]
+        # There may be a breach for every tenth visit: the rows are read as the driver
+        # gives them, the times converted here (the same values the column type makes).
+        v = self.visits
+        if self.dialect == "sqlite":
+            raw: Any = sa.String()
+
+            def moment(text: str) -> dt.datetime:
+                return dt.datetime.fromisoformat(text).replace(tzinfo=dt.timezone.utc)
+        else:
+            raw = sa.DateTime(timezone=True)
+
+            def moment(value: dt.datetime) -> dt.datetime:  # type: ignore[misc]
+                return value.astimezone(dt.timezone.utc)
+        query = sa.select(v.c.item_id, self._title(), v.c.step, v.c.ended_by,
+                          sa.type_coerce(v.c.started_at, raw), sa.type_coerce(v.c.ended_at, raw),
+                          v.c.seconds, v.c.standard).where(
+            *self.filters, v.c.standard.is_not(None), v.c.seconds > v.c.standard)
+        standards: dict[float, dt.timedelta] = {}
+        make = StepBreach
+        found = []
+        for item_id, title, step, actor, started, ended, seconds, standard in conn.execute(query):
+            limit = standards.get(standard)
+            if limit is None:
+                limit = standards[standard] = dt.timedelta(seconds=round(float(standard), 3))
+            found.append(make(item_id=int(item_id), title=title, step=step, actor=actor,
+                              started_at=moment(started), ended_at=moment(ended),
+                              duration=dt.timedelta(seconds=round(float(seconds), 3)),
+                              standard=limit))
+        return found
 
     def step_stats_working(self, conn: Any, calendar: Any) -> tuple[
             dict[tuple[str, str], tuple[Distribution, int]], list[StepBreach]]:
@@ -733,12 +808,11 @@ class _Queries:
                                                              list[StepBreach]]:
         """The visits still open at the end of the period, counted, and those of them
         already past their standard time."""
-        v, items = self.visits, self.items
-        query = (sa.select(v.c.open_grp.label("grp"), v.c.step, v.c.item_id, items.c.title,
-                           v.c.started_at, sa.null().label("ended_at"),
-                           v.c.assignee.label("ended_by"), v.c.standard)
-                 .select_from(v.join(items, items.c.id == v.c.item_id))
-                 .where(*self.open_filters))
+        v = self.visits
+        query = sa.select(v.c.open_grp.label("grp"), v.c.step, v.c.item_id, self._title(),
+                          v.c.started_at, sa.null().label("ended_at"),
+                          v.c.assignee.label("ended_by"), v.c.standard,
+                          ).where(*self.open_filters)
         counts: Counter[tuple[str, str]] = Counter()
         found = []
         for row in conn.execute(query):
@@ -763,23 +837,18 @@ class _Queries:
         return (sa.select(items.c.id, items.c.created_at, ev.c.at.label("posted_at"))
                 .select_from(ev.join(items, items.c.id == item_id)).where(*where))
 
-    def lead_time_sql(self, conn: Any) -> Distribution:
+    def lead_time_sql(self, conn: Any, zone: dt.tzinfo) -> Distribution:
+        """The lead times, and the weeks the items were posted in (kept for
+        :meth:`weeks`): one pass over the posting events, ranked here."""
         posted = self._posted().subquery("posted")
         seconds = _seconds(self.dialect, posted.c.posted_at, posted.c.created_at)
-        timed = sa.select(seconds.label("seconds")).subquery("timed")
-        ranked = sa.select(
-            timed.c.seconds,
-            sa.func.row_number().over(order_by=timed.c.seconds).label("rn"),
-            sa.func.count().over().label("n")).subquery("ranked")
-        row = conn.execute(sa.select(
-            sa.func.max(ranked.c.n),
-            sa.func.max(sa.case((ranked.c.rn == _rank_of(ranked.c.n, 1, 2), ranked.c.seconds))),
-            sa.func.max(sa.case((ranked.c.rn == _rank_of(ranked.c.n, 9, 10),
-                                 ranked.c.seconds))),
-            sa.func.max(ranked.c.seconds))).one()
-        if not row[0]:
-            return Distribution()
-        return Distribution(int(row[0]), _td(row[1]), _td(row[2]), _td(row[3]))
+        week = self._week_of(posted.c.posted_at, self._monday(zone))
+        self.posted_weeks = Counter()
+        values = []
+        for value, index in conn.execute(sa.select(seconds, week)):
+            values.append(value)
+            self.posted_weeks[int(index)] += 1
+        return _distribution(values)
 
     def lead_time_working(self, conn: Any, calendar: Any) -> Distribution:
         return _distribution([calendar.working_time(r.created_at, r.posted_at).total_seconds()
@@ -796,13 +865,17 @@ class _Queries:
         created = (sa.select(created_week, sa.func.count())
                    .where(*self.item_filters, items.c.created_at >= self.start,
                           items.c.created_at < self.end).group_by(created_week))
-        posted_rows = self._posted().subquery("posted")
-        posted_week = week_of(posted_rows.c.posted_at).label("week")
-        posted = sa.select(posted_week, sa.func.count()).group_by(posted_week)
         counts: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-        for index, query in enumerate((created, posted)):
-            for week, n in conn.execute(query):
-                counts[int(week)][index] = int(n)
+        for week, n in conn.execute(created):
+            counts[int(week)][0] = int(n)
+        if self.posted_weeks is None:
+            posted_rows = self._posted().subquery("posted")
+            posted_week = week_of(posted_rows.c.posted_at).label("week")
+            posted = sa.select(posted_week, sa.func.count()).group_by(posted_week)
+            self.posted_weeks = Counter({int(week): int(n)
+                                         for week, n in conn.execute(posted)})
+        for week, n in self.posted_weeks.items():
+            counts[week][1] = n
         if self.working_within is None:
             for week, (n, within) in self.week_timed.items():  # counted by ``ended``
                 counts[week][2:] = [n, within]

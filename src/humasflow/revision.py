@@ -96,6 +96,9 @@ def propose(sop: SOP, changes: Iterable[Change]) -> SOP:
         DefinitionError: The changed definition is not a valid SOP.
     """
     data = copy.deepcopy(dict(sop.data))
+    # A proposal applies from when it is established (or from the date a SetHeader of
+    # "effective" gives), not from the date of the revision it was made from.
+    data["sop"] = {k: v for k, v in data["sop"].items() if k != "effective"}
     steps: list[dict[str, Any]] = [dict(s) for s in data["steps"]]
     for n, change in enumerate(changes):
         if isinstance(change, SetStandardTime):
@@ -122,7 +125,7 @@ def propose(sop: SOP, changes: Iterable[Change]) -> SOP:
     for number, step in enumerate(steps, start=1):
         step["number"] = number
     data["steps"] = steps
-    return from_data(data, source="proposed revision")
+    return from_data(data, source="proposed revision", proposal=True)
 
 
 @attrs.frozen
@@ -204,6 +207,8 @@ def diff(old: SOP, new: SOP) -> RevisionDiff:
                 fields.append((key, field, a[key].get(field), b[key].get(field)))
     header_a, header_b = old.data.get("sop", {}), new.data.get("sop", {})
     for field in sorted(set(header_a) | set(header_b)):
+        if field == "effective" and header_b.get(field) is None:
+            continue  # a proposal: it applies from when it is established
         if header_a.get(field) != header_b.get(field):
             fields.append(("sop", field, header_a.get(field), header_b.get(field)))
     common_a = [k for k in a if k in b]

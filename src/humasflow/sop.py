@@ -154,7 +154,9 @@ class Header:
 
     number: str
     title: Label
-    effective: dt.date
+    #: From when the revision applies; ``None`` in a proposal (see
+    #: :func:`humasflow.revision.propose`), which takes the date it is established with.
+    effective: dt.date | None
     made: dt.date | None = None
     revised: dt.date | None = None
     institution: Label | None = None
@@ -265,16 +267,21 @@ def parse_sop(text: str, *, source: str = "<string>") -> SOP:
     return from_data(data, source=source)
 
 
-def from_data(data: Mapping[str, Any], *, source: str = "<data>") -> SOP:
-    """Build an :class:`SOP` from an already parsed definition (e.g. a stored one)."""
-    return _Reader(source).sop(data)
+def from_data(data: Mapping[str, Any], *, source: str = "<data>",
+              proposal: bool = False) -> SOP:
+    """Build an :class:`SOP` from an already parsed definition (e.g. a stored one).
+
+    A ``proposal`` may leave the header's ``effective`` date out: it gets the date it is
+    established with."""
+    return _Reader(source, proposal=proposal).sop(data)
 
 
 class _Reader:
     """Walks a parsed definition, raising errors that name the key path."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, *, proposal: bool = False) -> None:
         self.source = source
+        self.proposal = proposal
         self.tables: dict[str, Any] = {}
 
     def fail(self, path: str, problem: str, expected: str = "") -> DefinitionError:
@@ -442,8 +449,7 @@ class _Reader:
             raise self.fail("sop.approved_by", _is_a(approved), _("a table"))
         pa = "sop.approved_by"
         self.only(approved, pa, {"name", "position", "nip"}, "approved_by")
-        effective = self.date(h, "effective", p)
-        assert effective is not None
+        effective = self.date(h, "effective", p, required=not self.proposal)
         title = _must(self.label(h, "title", p))
         for key, value in (("number", self.text(h, "number", p)), ("title", title.id),
                            ("approved_by.name", self.text(approved, "name", pa,
