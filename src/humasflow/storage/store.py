@@ -18,6 +18,7 @@ says what happened (a locked database, a file that is not a database, a refused 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 import sqlite3
@@ -47,6 +48,7 @@ from humasflow.models import (
 )
 from humasflow.storage import rows
 from humasflow.storage import schema as t
+from humasflow.storage.driver import Compiled
 
 __all__ = ["DEFAULT_BUSY_TIMEOUT", "Store", "database_url"]
 
@@ -140,6 +142,9 @@ class Store:
         # moment the lock is free, instead of in SQLite's busy handler, which sleeps in
         # steps of up to 100 ms. The database's own lock still guards other processes.
         self._write_lock = None if self.is_postgres else threading.RLock()
+        # With it, SQLite's writes share one connection, open until the store is closed.
+        self._writer: Connection | None = None
+        self._writer_busy = False
         if migrate:
             try:
                 self.migrate()
@@ -151,7 +156,24 @@ class Store:
 
     def close(self) -> None:
         """Release the store's connections."""
+        lock = self._write_lock
+        if lock is not None and lock.acquire(timeout=self.busy_timeout):
+            try:
+                if self._writer is not None:
+                    with contextlib.suppress(Exception):
+                        self._writer.close()
+                    self._writer = None
+            finally:
+                lock.release()
         self.engine.dispose()
+
+    @property
+    def _driven(self) -> _DrivenStatements:
+        """The statements of one action, compiled for this store's dialect."""
+        built: _DrivenStatements | None = self.__dict__.get("_driven_statements")
+        if built is None:
+            built = self.__dict__["_driven_statements"] = _DrivenStatements(self.engine.dialect)
+        return built
 
     @property
     def uuid(self) -> str:
@@ -193,10 +215,42 @@ class Store:
         if not lock.acquire(timeout=self.busy_timeout):
             raise StoreLocked(self.target, self.busy_timeout)
         try:
-            with self._writing() as conn:
-                yield conn
+            if self._writer_busy:
+                # A write begun inside another on this thread: a connection of its own.
+                with self._writing() as conn:
+                    yield conn
+                return
+            self._writer_busy = True
+            try:
+                with self._kept_writer() as conn:
+                    yield conn
+            finally:
+                self._writer_busy = False
         finally:
             lock.release()
+
+    @contextmanager
+    def _kept_writer(self) -> Iterator[Connection]:
+        """A transaction on the store's write connection, kept open between writes (only
+        with the write lock held): no pool round trip per action."""
+        conn = self._writer
+        try:
+            if conn is None:
+                conn = self._writer = self.engine.connect().execution_options(
+                    humasflow_write=True)
+            rows.take(conn)  # nothing left over from an earlier transaction
+            with conn.begin():
+                yield conn
+            rows.take(conn)
+        except BaseException as exc:
+            # After any failure the next write starts on a fresh connection.
+            self._writer = None
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
+            if isinstance(exc, _DRIVER_ERRORS):
+                raise self._error(exc, "written") from exc
+            raise
 
     @contextmanager
     def _writing(self) -> Iterator[Connection]:
@@ -512,8 +566,8 @@ class Store:
         """:meth:`snapshot`, and the version of the organisation's stream (which every
         change of its channels, actors or SOP advances), read in the same statement;
         ``None`` if there is no such item."""
-        row = conn.execute(_SELECT_SNAPSHOT_LOCKED if self.is_postgres else _SELECT_SNAPSHOT,
-                           {"b_id": item_id, "b_org": org, "b_actor": actor_id}).first()
+        row = self._driven.snapshot.first(conn, {"b_id": item_id, "b_org": org,
+                                                 "b_actor": actor_id})
         if row is None:  # no such item: say whether the actor exists, for the right error
             return self.actor(org, actor_id, conn), None, None
         actor = None
@@ -579,13 +633,13 @@ class Store:
         # The JSON columns are written as the text already encoded for the digests.
         values.update(encoded, version=sealed.seq, head_hash=sealed.hash,
                       b_id=item.id, b_org=item.org, b_version=expected_version)
-        hot = _HOT[self.is_postgres]
-        updated = conn.execute(hot.update_new_step if new_step else hot.update_same_step,
-                               values)
-        if updated.rowcount != 1:
+        hot = self._driven
+        updated = (hot.update_new_step if new_step else hot.update_same_step).rowcount(
+            conn, values)
+        if updated != 1:
             raise ConflictError(str(item.id), expected_version)
         try:
-            conn.execute(hot.insert_event, {**_event_row(sealed), "data": data_json})
+            hot.insert_event.rowcount(conn, {**_event_row(sealed), "data": data_json})
         except sa.exc.IntegrityError as exc:
             raise ConflictError(str(item.id), expected_version) from exc
         return sealed
@@ -1170,6 +1224,20 @@ class _HotStatements:
 
 #: By dialect: ``_HOT[store.is_postgres]``.
 _HOT = {False: _HotStatements.build(False), True: _HotStatements.build(True)}
+
+
+class _DrivenStatements:
+    """The statements of one action compiled for one store's dialect, run on the driver
+    (:mod:`humasflow.storage.driver`)."""
+
+    def __init__(self, dialect: Any) -> None:
+        postgres = dialect.name == "postgresql"
+        hot = _HOT[postgres]
+        self.snapshot = Compiled(_SELECT_SNAPSHOT_LOCKED if postgres else _SELECT_SNAPSHOT,
+                                 dialect)
+        self.update_same_step = Compiled(hot.update_same_step, dialect)
+        self.update_new_step = Compiled(hot.update_new_step, dialect)
+        self.insert_event = Compiled(hot.insert_event, dialect)
 
 
 def _safe(url: str) -> str:
