@@ -36,7 +36,8 @@ class Compiled:
     """One statement compiled for one dialect.
 
     Args:
-        statement: A Core statement whose parameters are all named ``bindparam`` s.
+        statement: A Core statement whose parameters are named ``bindparam`` s or
+            literal values (no expanding ``IN`` lists).
         dialect: The dialect of the engine it runs on.
     """
 
@@ -44,7 +45,9 @@ class Compiled:
         compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
         self.sql = compiled.string
         self._dialect = dialect
-        binds = compiled.binds
+        # Each bind by the name it has in the SQL text (compiled.binds also holds
+        # the anonymous binds of literals under a second key).
+        binds = {name: bind for bind, name in compiled.bind_names.items()}
         escaped = getattr(compiled, "escaped_bind_names", None) or {}
         names = list(compiled.positiontup) if compiled.positional and \
             compiled.positiontup is not None else list(binds)
@@ -54,8 +57,11 @@ class Compiled:
             kind = binds[name].type
             return kind.dialect_impl(dialect).bind_processor(dialect)
 
-        # (parameter name, name in the SQL text, processor or None)
+        # (parameter name, name in the SQL text, processor or None); a literal in the
+        # statement (``state == "in_flight"``) is a bind with its value, as in SQLAlchemy.
         self._binds = [(name, escaped.get(name, name), processor(name)) for name in names]
+        self._literals = {name: binds[name].value for name in names
+                          if not binds[name].required}
         self._columns: list[tuple[str, Any]] = []
         self._row: Any = None
         self._results: list[Callable[[Any], Any] | None] | None = None
@@ -66,6 +72,8 @@ class Compiled:
         self._errors = dialect.loaded_dbapi.Error
 
     def _params(self, values: Mapping[str, Any]) -> Any:
+        if self._literals:
+            values = {**self._literals, **values}
         if self._positional:
             return [values[name] if p is None else p(values[name])
                     for name, _, p in self._binds]
@@ -97,17 +105,26 @@ class Compiled:
         cursor = self._run(conn, values)
         try:
             raw = cursor.fetchone()
-            if raw is None:
-                return None
-            results = self._results
-            if results is None:
-                # The driver's column types are known once a query has run.
-                described = cursor.description
-                results = self._results = [
-                    kind.dialect_impl(self._dialect).result_processor(
-                        self._dialect, described[i][1])
-                    for i, (_, kind) in enumerate(self._columns)]
-            return self._row._make([v if p is None else p(v)
-                                    for p, v in zip(results, raw, strict=True)])
+            return None if raw is None else self._made(cursor, raw)
         finally:
             cursor.close()
+
+    def all(self, conn: Connection, values: Mapping[str, Any]) -> list[Any]:
+        """Run a query; return all its rows (as :meth:`first` returns one)."""
+        cursor = self._run(conn, values)
+        try:
+            return [self._made(cursor, raw) for raw in cursor.fetchall()]
+        finally:
+            cursor.close()
+
+    def _made(self, cursor: Any, raw: Any) -> Any:
+        results = self._results
+        if results is None:
+            # The driver's column types are known once a query has run.
+            described = cursor.description
+            results = self._results = [
+                kind.dialect_impl(self._dialect).result_processor(
+                    self._dialect, described[i][1])
+                for i, (_, kind) in enumerate(self._columns)]
+        return self._row._make([v if p is None else p(v)
+                                for p, v in zip(results, raw, strict=True)])

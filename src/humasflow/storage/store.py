@@ -726,14 +726,12 @@ class Store:
     def publications(self, org: str, item_id: int,
                      conn: Connection | None = None) -> dict[str, Publication]:
         """The per-channel records of one item."""
-        query = (sa.select(t.publications)
-                 .where(t.publications.c.org == org, t.publications.c.item_id == item_id)
-                 .order_by(t.publications.c.channel))
+        params = {"b_org": org, "b_item": item_id}
         if conn is None:
             with self.reading() as c:
-                rows = c.execute(query).fetchall()
+                rows = self._driven.publications.all(c, params)
         else:
-            rows = conn.execute(query).fetchall()
+            rows = self._driven.publications.all(conn, params)
         return {r.channel: _publication(r) for r in rows}
 
     def posting_state(self, org: str, item_id: int, conn: Connection | None = None,
@@ -743,7 +741,7 @@ class Store:
         if conn is None:
             with self.reading() as c:
                 return self.posting_state(org, item_id, c)
-        row = conn.execute(_SELECT_ITEM, {"b_id": item_id, "b_org": org}).first()
+        row = self._driven.item.first(conn, {"b_id": item_id, "b_org": org})
         if row is None:
             return None
         return _item(row), row.head_hash, self.publications(org, item_id, conn)
@@ -844,14 +842,12 @@ class Store:
                            claimed_by: str | None = None) -> bool:
         """Change one channel's record if it is in one of ``states`` (and held by
         ``claimed_by``); return whether it changed."""
-        p = t.publications.c
-        query = t.publications.update().where(p.org == org, p.item_id == item_id,
-                                              p.channel == channel)
-        if states:
-            query = query.where(p.state.in_(list(states)))
-        if claimed_by is not None:
-            query = query.where(p.claimed_by == claimed_by)
-        changed = bool(conn.execute(query.values(**values)).rowcount == 1)
+        statement = self._driven.update_publication(tuple(values), len(states),
+                                                    claimed_by is not None)
+        params = {**values, "b_org": org, "b_item": item_id, "b_channel": channel,
+                  "b_claimed_by": claimed_by,
+                  **{f"b_state_{n}": state for n, state in enumerate(states)}}
+        changed = statement.rowcount(conn, params) == 1
         if changed:
             rows.stash(conn, "publications", f"{item_id}/{channel}", values)
         return changed
@@ -893,23 +889,17 @@ class Store:
                     lease_until: dt.datetime) -> bool:
         """Extend an in-flight attempt's lease while ``worker`` still holds attempt number
         ``attempt``; ``False`` means the claim was lost (it ran out and was taken over)."""
-        p = t.publications.c
         with self.writing() as conn:
-            updated = conn.execute(
-                t.publications.update()
-                .where(p.org == org, p.item_id == item_id, p.channel == channel,
-                       p.state == "in_flight", p.claimed_by == worker, p.attempts == attempt)
-                .values(lease_until=lease_until))
-            return bool(updated.rowcount == 1)
+            return self._driven.renew_lease.rowcount(conn, {
+                "b_org": org, "b_item": item_id, "b_channel": channel, "b_worker": worker,
+                "b_attempt": attempt, "lease_until": lease_until}) == 1
 
     def publication_for_update(self, conn: Connection, org: str, item_id: int,
                                channel: str) -> Publication | None:
         """One channel's record, locked until ``conn``'s transaction ends (a row lock on
         PostgreSQL; a SQLite write transaction holds the whole database anyway)."""
-        p = t.publications.c
-        row = conn.execute(sa.select(t.publications)
-                           .where(p.org == org, p.item_id == item_id, p.channel == channel)
-                           .with_for_update()).first()
+        row = self._driven.publication_locked.first(
+            conn, {"b_org": org, "b_item": item_id, "b_channel": channel})
         return _publication(row) if row is not None else None
 
     def due_for_posting(self, org: str | None, now: dt.datetime,
@@ -959,18 +949,18 @@ class Store:
         conflicting, and the event's ``from_state``/``to_state`` are the state the item
         is in at that moment, whatever the caller read before.
         """
-        row = conn.execute(sa.select(t.items.c.version, t.items.c.head_hash, t.items.c.state)
-                           .where(t.items.c.id == item_id).with_for_update()).one()
+        hot = self._driven
+        row = hot.item_head.first(conn, {"b_id": item_id})
+        if row is None:
+            raise sa.exc.NoResultFound("No row was found when one was required")
         # The state as it is now, with the row locked: the caller's snapshot may be older
         # than an action that moved the item meanwhile.
-        sealed = attrs.evolve(event, stream=f"item:{item_id}", seq=row.version + 1,
-                              prev_hash=row.head_hash, from_state=row.state,
-                              to_state=row.state,
-                              data=rows.with_rows(event.data, rows.take(conn))).sealed()
-        conn.execute(t.items.update().where(t.items.c.id == item_id,
-                                            t.items.c.version == row.version)
-                     .values(version=sealed.seq, head_hash=sealed.hash))
-        conn.execute(t.events.insert().values(**_event_row(sealed)))
+        sealed, data_json = attrs.evolve(event, from_state=row.state, to_state=row.state) \
+            .sealed_as(stream=f"item:{item_id}", seq=row.version + 1, prev_hash=row.head_hash,
+                       data=rows.with_rows(event.data, rows.take(conn)))
+        hot.bump_head.rowcount(conn, {"version": sealed.seq, "head_hash": sealed.hash,
+                                      "b_id": item_id, "b_version": row.version})
+        hot.insert_event.rowcount(conn, {**_event_row(sealed), "data": data_json})
         return sealed
 
     # -- emailed answers --------------------------------------------------------------
@@ -1238,6 +1228,54 @@ class _DrivenStatements:
         self.update_same_step = Compiled(hot.update_same_step, dialect)
         self.update_new_step = Compiled(hot.update_new_step, dialect)
         self.insert_event = Compiled(hot.insert_event, dialect)
+        # An event that does not move the item (Store.append_item_event).
+        items = t.items.c
+        self.item_head = Compiled(
+            sa.select(items.version, items.head_hash, items.state)
+            .where(items.id == sa.bindparam("b_id")).with_for_update(), dialect)
+        self.item = Compiled(_SELECT_ITEM, dialect)
+        p = t.publications.c
+        of_item = (p.org == sa.bindparam("b_org"), p.item_id == sa.bindparam("b_item"))
+        one = (*of_item, p.channel == sa.bindparam("b_channel"))
+        self.publications = Compiled(sa.select(t.publications).where(*of_item)
+                                     .order_by(p.channel), dialect)
+        self.publication_locked = Compiled(sa.select(t.publications).where(*one)
+                                           .with_for_update(), dialect)
+        self.renew_lease = Compiled(
+            t.publications.update()
+            .where(*one, p.state == "in_flight", p.claimed_by == sa.bindparam("b_worker"),
+                   p.attempts == sa.bindparam("b_attempt"))
+            .values(lease_until=sa.bindparam("lease_until", type_=p.lease_until.type)),
+            dialect)
+        self._dialect = dialect
+        self._updates: dict[tuple[Any, ...], Compiled] = {}
+        self.bump_head = Compiled(
+            t.items.update().where(items.id == sa.bindparam("b_id"),
+                                   items.version == sa.bindparam("b_version"))
+            .values(version=sa.bindparam("version", type_=items.version.type),
+                    head_hash=sa.bindparam("head_hash", type_=items.head_hash.type)),
+            dialect)
+
+    def update_publication(self, columns: tuple[str, ...], states: int,
+                           claimed: bool) -> Compiled:
+        """The update of one channel's record setting ``columns``, if in one of
+        ``states`` states (``b_state_0``…) and, if ``claimed``, held by ``b_claimed_by``;
+        compiled once for each such shape."""
+        key = (columns, states, claimed)
+        found = self._updates.get(key)
+        if found is None:
+            p = t.publications.c
+            where = [p.org == sa.bindparam("b_org"), p.item_id == sa.bindparam("b_item"),
+                     p.channel == sa.bindparam("b_channel")]
+            if states:
+                where.append(p.state.in_([sa.bindparam(f"b_state_{n}")
+                                          for n in range(states)]))
+            if claimed:
+                where.append(p.claimed_by == sa.bindparam("b_claimed_by"))
+            statement = t.publications.update().where(*where).values(
+                {name: sa.bindparam(name, type_=p[name].type) for name in columns})
+            found = self._updates[key] = Compiled(statement, self._dialect)
+        return found
 
 
 def _safe(url: str) -> str:
