@@ -37,3 +37,31 @@ def test_a_submodule_is_an_attribute_and_a_typo_is_an_attribute_error():
     assert humasflow.errors.HumasflowError is humasflow.HumasflowError
     with pytest.raises(AttributeError, match="Ofice"):
         humasflow.Ofice  # noqa: B018
+
+
+# The help goes to a buffer: the probe's output is the list of modules.
+HELP = ("import contextlib, io, sys; sys.argv = ['humasflow', '--help']\n"
+        "from humasflow.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    try:\n        main()\n"
+        "    except SystemExit as exc:\n        assert exc.code in (0, None), exc.code")
+
+
+def test_the_commands_help_loads_none_of_the_heavy_dependencies():
+    # `humasflow --help` (and a mistyped option) answer without the store, the
+    # publishers, the plugins, rich or transitions: each command imports what it needs.
+    assert _loaded_after(HELP) == set()
+    assert _loaded_after("import humasflow.cli") == set()
+
+
+def test_the_version_loads_none_of_them_either():
+    code = HELP.replace("['humasflow', '--help']", repr(["humasflow", "--version"]))
+    assert _loaded_after(code) == set()
+
+
+def test_a_command_still_imports_what_it_needs(tmp_path):
+    code = (f"import os; os.chdir({str(tmp_path)!r})\n"
+            + HELP.replace("['humasflow', '--help']",
+                           repr(["humasflow", "--db", str(tmp_path / "h.db"), "init",
+                                 "--admin", "admin", "--name", "Admin"])))
+    assert {"sqlalchemy", "transitions"} <= _loaded_after(code)

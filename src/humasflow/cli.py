@@ -24,6 +24,8 @@ from __future__ import annotations
 import collections
 import contextlib
 import datetime as dt
+import functools
+import importlib
 import io
 import json
 import os
@@ -39,20 +41,13 @@ import zlib
 import zoneinfo
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any, NoReturn, cast
+from typing import IO, TYPE_CHECKING, Any, NoReturn, cast
 
 import attrs
 import click
-import rich.box
-import rich.console
-import rich.table
-import rich.text
-from transitions import State
-from transitions.extensions.diagrams import GraphMachine
 
 import humasflow
 from humasflow import _input, i18n
-from humasflow import plugins as registry
 from humasflow.actions import CorrectiveAction
 from humasflow.calendar import WorkingCalendar
 from humasflow.clock import Clock, system_clock
@@ -67,22 +62,49 @@ from humasflow.errors import (
     StepNotFound,
 )
 from humasflow.evaluation import timeline
-from humasflow.hookspecs import hookimpl
 from humasflow.i18n import N_, _, ngettext
 from humasflow.inbox import InboxEntry
 from humasflow.models import ADMIN_ROLE, ContentItem, Event, Media, Publication, Variant
-from humasflow.office import DEFAULT_ORG, Office, PostReport
-from humasflow.publishing import worker
 from humasflow.scrubbing import scrub
 from humasflow.sop import PHASES, SOP, Label, load_sop
-from humasflow.storage.store import Store
-from humasflow.testing import SteerableClock, staffed_office
+
+# What only some commands need (the store and SQLAlchemy, the publishers and requests,
+# the plugins, rich, transitions' diagrams) is imported by those commands, so that
+# `humasflow --help` and a mistyped option answer at once.
+if TYPE_CHECKING:
+    import rich.box
+
+    from humasflow import plugins as registry
+    from humasflow.office import Office, PostReport
+    from humasflow.publishing import worker
+    from humasflow.storage.store import Store
+    from humasflow.testing import SteerableClock
 
 __all__ = ["cli", "main"]
 
 DEFAULT_DB = "humasflow.db"
+#: :data:`humasflow.office.DEFAULT_ORG`, without importing the office for ``--help``.
+DEFAULT_ORG = "default"
 DEFAULT_ZONE = "Asia/Jakarta"
 _CLOSED = ("posted", "cancelled")
+
+
+class _ImportedWhenUsed:
+    """A module imported the first time one of its names is read."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(importlib.import_module(self._name), attribute)
+
+
+if TYPE_CHECKING:
+    _WorkerBase = worker.Worker
+else:
+    registry = _ImportedWhenUsed("humasflow.plugins")
+    worker = _ImportedWhenUsed("humasflow.publishing.worker")
+    _WorkerBase = object  # see _echo_worker()
 
 
 # -- plumbing -------------------------------------------------------------------------------
@@ -370,6 +392,8 @@ class _Session:
         self._check_db()
         if _is_sqlite_path(self.db) and not Path(self.db).exists():
             return None
+        from humasflow.storage.store import Store
+
         timeout = self.busy_timeout if self.busy_timeout is not None else 30.0
         store = Store(self.db, busy_timeout=timeout)
         try:
@@ -380,6 +404,8 @@ class _Session:
     def store(self) -> Store:
         """The store itself, for the worker commands that serve every organisation in it
         (opened after :meth:`office` checked it, closed with the command)."""
+        from humasflow.storage.store import Store
+
         office = self.office()
         store = Store(self.db, busy_timeout=office.busy_timeout)
         click.get_current_context().call_on_close(store.close)
@@ -555,7 +581,11 @@ class _Rendered(str):
 
 
 #: A table's lines without borders: only a rule under the headers, as plain text.
-_PLAIN_BOX = rich.box.Box("    \n    \n -  \n    \n    \n    \n    \n    \n", ascii=True)
+@functools.cache
+def _plain_box() -> rich.box.Box:
+    import rich.box
+
+    return rich.box.Box("    \n    \n -  \n    \n    \n    \n    \n    \n", ascii=True)
 
 
 def _styled() -> bool:
@@ -573,9 +603,14 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[object]], *,
     (and without ``NO_COLOR``) the headers are bold and the table fits the window; else
     it is plain text that never wraps, for pipes, files and scripts.
     """
+    import rich.box
+    import rich.console
+    import rich.table
+    import rich.text
+
     styled = _styled()
     table = rich.table.Table(
-        box=rich.box.SIMPLE_HEAD if styled else _PLAIN_BOX, show_edge=False, pad_edge=False,
+        box=rich.box.SIMPLE_HEAD if styled else _plain_box(), show_edge=False, pad_edge=False,
         padding=(0, 1, 0, 0), show_lines=spaced, header_style="bold" if styled else "",
         expand=False)
     for header in headers:
@@ -599,6 +634,7 @@ def _progress(label: str) -> Iterator[Callable[[int], None]]:
     if not getattr(stream, "isatty", lambda: False)():
         yield lambda done: None
         return
+    import rich.console
     import rich.progress  # only the commands that show progress need it
 
     console = rich.console.Console(file=stream, no_color=bool(os.environ.get("NO_COLOR")))
@@ -1075,19 +1111,6 @@ def _sop_text(sop: SOP, meta: Mapping[str, Any], lang: str, zone: dt.tzinfo) -> 
     return "\n".join(lines)
 
 
-class _LabelledState(State):
-    """A state that carries a display label into transitions' diagrams."""
-
-    def __init__(self, *args: Any, label: str | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if label:
-            self.label = label
-
-
-class _DiagramMachine(GraphMachine):
-    state_cls = _LabelledState
-
-
 #: An action possible from this many steps or more is drawn once, not from every step.
 _FAN_IN = 3
 
@@ -1122,7 +1145,9 @@ def _mermaid(office: Office, revision: int, lang: str) -> str:
                    for trigger, source, dest in edges if (trigger, source, dest) not in shared]
     with i18n.use(lang):
         title = _("{title}: content item lifecycle").format(title=sop.header.title.get(lang))
-    machine = _DiagramMachine(model=None, states=states, transitions=transitions,
+    from humasflow._diagram import DiagramMachine, GraphMachine
+
+    machine = DiagramMachine(model=None, states=states, transitions=transitions,
                               initial=engine.first_step, auto_transitions=False,
                               graph_engine="mermaid", title=title)
     # A graph of the machine itself, not of a model: no state is marked as active.
@@ -2319,6 +2344,9 @@ class _Listener:
     worker's offices) it was made for.
     """
 
+    #: The publishing hooks it implements (marked as such by :func:`_listening`).
+    HOOKS = ("channel_posted", "channel_failed", "channel_unknown")
+
     def __init__(self, on_channel: Callable[[ContentItem, Publication], None], *,
                  worker: worker.Worker | None = None, office: Office | None = None) -> None:
         self.on_channel = on_channel
@@ -2333,17 +2361,14 @@ class _Listener:
             return
         self.on_channel(item, publication)
 
-    @hookimpl
     def channel_posted(self, office: Office, item: ContentItem,
                        publication: Publication) -> None:
         self._hear(office, item, publication)
 
-    @hookimpl
     def channel_failed(self, office: Office, item: ContentItem,
                        publication: Publication) -> None:
         self._hear(office, item, publication)
 
-    @hookimpl
     def channel_unknown(self, office: Office, item: ContentItem,
                         publication: Publication) -> None:
         self._hear(office, item, publication)
@@ -2351,6 +2376,10 @@ class _Listener:
 
 @contextlib.contextmanager
 def _listening(listener: _Listener) -> Iterator[_Listener]:
+    from humasflow.hookspecs import hookimpl
+
+    for hook in _Listener.HOOKS:  # marked here: the hooks' module needs pluggy
+        hookimpl(getattr(_Listener, hook))
     registry.load_plugins()
     registry.pm.register(listener)
     try:
@@ -2772,10 +2801,11 @@ def run_due(session: _Session, limit: int) -> None:
         click.get_current_context().exit(1)
 
 
-class _EchoWorker(worker.Worker):
-    """A :class:`~humasflow.publishing.worker.Worker` that reports each pass on the terminal:
-    the items of a pass with work as they are done, then a line for the pass; a stretch
-    of quiet passes in one line (at the next busy pass, at least hourly, and on stopping).
+class _EchoPasses(_WorkerBase):
+    """What makes a :class:`~humasflow.publishing.worker.Worker` report each pass on the
+    terminal: the items of a pass with work as they are done, then a line for the pass; a
+    stretch of quiet passes in one line (at the next busy pass, at least hourly, and on
+    stopping). :func:`_echo_worker` puts it on the worker class.
     """
 
     def __init__(self, store: Store, printer: _PassPrinter, *, clock: Clock,
@@ -2837,6 +2867,13 @@ class _EchoWorker(worker.Worker):
         self._shown(line)
 
 
+@functools.cache
+def _echo_worker() -> type[_EchoPasses]:
+    """The worker of ``humasflow worker``: made when that command runs, since the
+    publishing module it builds on imports the publishers (and ``requests``)."""
+    return type("_EchoWorker", (_EchoPasses, worker.Worker), {})
+
+
 @cli.command("worker")
 @click.option("--interval", type=click.FloatRange(min=0), default=30.0, show_default=True,
               metavar="SECONDS", help="The wait between two passes.")
@@ -2859,7 +2896,7 @@ def worker_command(session: _Session, interval: float, max_loops: int | None,
                                **_credential_options(session)}
     if session.sleep is not None:
         options["sleep"] = session.sleep
-    loop = _EchoWorker(store, printer, clock=session.clock, **options)
+    loop = _echo_worker()(store, printer, clock=session.clock, **options)
     _echo(_("Worker {id} started on {target}: a pass every {interval} over every "
             "organisation. Stop it with Ctrl-C or SIGTERM; the current pass finishes "
             "first.").format(id=loop.worker_id, target=_display_target(office),
@@ -3290,6 +3327,8 @@ def demo(session: _Session, db_path: Path | None, outbox: Path | None) -> None:
     total = dt.timedelta(minutes=sum(step[0] for step in script) + 3)
     # The walk ends about now, so the store can be explored afterwards with the real clock.
     start = (system_clock() - total).replace(second=0, microsecond=0)
+    from humasflow.testing import SteerableClock
+
     clock = SteerableClock(start)
     office = humasflow.open(str(db_path), org=session.org, clock=clock, environ={},
                             media_roots=[Path(media["design-v1"]).parent])
@@ -3322,6 +3361,8 @@ def _demo_walk(office: Office, clock: SteerableClock, db_path: Path, outbox: Pat
                media: Mapping[str, str],
                script: Sequence[tuple[int, str, str, str, Mapping[str, Any]]],
                zone: zoneinfo.ZoneInfo, lang: str) -> None:
+    from humasflow.testing import staffed_office
+
     staffed_office(office)
     office.add_channel("outbox", "outbox", settings={"path": str(outbox)}, by="admin")
     echo = _echo

@@ -306,11 +306,13 @@ class HeartbeatLike(Protocol):
 
 
 class Heartbeat:
-    """Renews a running attempt's lease every ``interval`` of real time.
+    """Renews running attempts' leases every ``interval`` of real time.
 
-    Each attempt gets a small daemon thread for as long as it runs. A renewal that fails
-    because the store does not answer is logged and tried again at the next beat; the
-    lease gives several beats' grace (the default interval is a third of the lease).
+    One daemon thread per heartbeat (a dispatcher has one) renews every attempt it keeps
+    alive, each at least once per interval; it is started by the first attempt and ends
+    after an interval with none. A renewal that fails because the store does not answer
+    is logged and tried again at the next beat; the lease gives several beats' grace
+    (the default interval is a third of the lease).
 
     Args:
         interval: Seconds, or a :class:`~datetime.timedelta`, between two renewals.
@@ -322,32 +324,65 @@ class Heartbeat:
             raise ValueError(_("the heartbeat interval is {interval!r}; give a positive one")
                              .format(interval=interval))
         self.interval = float(seconds)
+        self._renewals: dict[int, Callable[[], bool]] = {}
+        self._ids = itertools.count()
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._renewing: int | None = None  # the attempt whose renewal runs now
 
     def __repr__(self) -> str:
         return f"<Heartbeat every {self.interval:g}s>"
 
     @contextlib.contextmanager
     def keep(self, renew: Callable[[], bool]) -> Iterator[None]:
-        """Call ``renew`` every :attr:`interval` seconds in a daemon thread until the
-        block ends (or ``renew`` says the claim is lost)."""
-        stop = threading.Event()
-
-        def beat() -> None:
-            while not stop.wait(self.interval):
-                try:
-                    if not renew():
-                        return  # the claim is lost: nothing left to keep alive
-                except Exception:
-                    log.warning("a heartbeat could not renew a lease; trying again in %gs",
-                                self.interval, exc_info=True)
-
-        thread = threading.Thread(target=beat, name="humasflow-heartbeat", daemon=True)
-        thread.start()
+        """Call ``renew`` at least every :attr:`interval` seconds, from the heartbeat's
+        thread, until the block ends (or ``renew`` says the claim is lost). When the
+        block ends, no renewal of it runs any more."""
+        key = next(self._ids)
+        with self._changed:
+            self._renewals[key] = renew
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._beat, name="humasflow-heartbeat",
+                                                daemon=True)
+                self._thread.start()
         try:
             yield
         finally:
-            stop.set()
-            thread.join(timeout=5)
+            with self._changed:
+                self._renewals.pop(key, None)
+                while self._renewing == key and self._thread is not threading.current_thread():
+                    self._changed.wait()
+
+    def _beat(self) -> None:
+        idle = False
+        with self._changed:
+            while True:
+                self._changed.wait(self.interval)
+                if not self._renewals:
+                    if idle:  # a whole interval with nothing to keep alive
+                        self._thread = None
+                        return
+                    idle = True
+                    continue
+                idle = False
+                for key in list(self._renewals):
+                    renew = self._renewals.get(key)
+                    if renew is None:
+                        continue  # its attempt ended meanwhile
+                    self._renewing = key
+                    self._changed.release()
+                    try:
+                        kept = renew()
+                    except Exception:
+                        kept = True
+                        log.warning("a heartbeat could not renew a lease; trying again in %gs",
+                                    self.interval, exc_info=True)
+                    finally:
+                        self._changed.acquire()
+                        self._renewing = None
+                        self._changed.notify_all()
+                    if not kept:
+                        self._renewals.pop(key, None)  # the claim is lost: nothing to keep
 
 
 class ManualHeartbeat:

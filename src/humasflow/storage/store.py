@@ -18,6 +18,7 @@ says what happened (a locked database, a file that is not a database, a refused 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 import sqlite3
@@ -48,6 +49,7 @@ from humasflow.models import (
 )
 from humasflow.storage import rows
 from humasflow.storage import schema as t
+from humasflow.storage.driver import Compiled
 
 __all__ = ["DEFAULT_BUSY_TIMEOUT", "Store", "database_url"]
 
@@ -141,6 +143,9 @@ class Store:
         # moment the lock is free, instead of in SQLite's busy handler, which sleeps in
         # steps of up to 100 ms. The database's own lock still guards other processes.
         self._write_lock = None if self.is_postgres else threading.RLock()
+        # With it, SQLite's writes share one connection, open until the store is closed.
+        self._writer: Connection | None = None
+        self._writer_busy = False
         if migrate:
             try:
                 self.migrate()
@@ -152,7 +157,24 @@ class Store:
 
     def close(self) -> None:
         """Release the store's connections."""
+        lock = self._write_lock
+        if lock is not None and lock.acquire(timeout=self.busy_timeout):
+            try:
+                if self._writer is not None:
+                    with contextlib.suppress(Exception):
+                        self._writer.close()
+                    self._writer = None
+            finally:
+                lock.release()
         self.engine.dispose()
+
+    @property
+    def _driven(self) -> _DrivenStatements:
+        """The statements of one action, compiled for this store's dialect."""
+        built: _DrivenStatements | None = self.__dict__.get("_driven_statements")
+        if built is None:
+            built = self.__dict__["_driven_statements"] = _DrivenStatements(self.engine.dialect)
+        return built
 
     @property
     def uuid(self) -> str:
@@ -194,10 +216,42 @@ class Store:
         if not lock.acquire(timeout=self.busy_timeout):
             raise StoreLocked(self.target, self.busy_timeout)
         try:
-            with self._writing() as conn:
-                yield conn
+            if self._writer_busy:
+                # A write begun inside another on this thread: a connection of its own.
+                with self._writing() as conn:
+                    yield conn
+                return
+            self._writer_busy = True
+            try:
+                with self._kept_writer() as conn:
+                    yield conn
+            finally:
+                self._writer_busy = False
         finally:
             lock.release()
+
+    @contextmanager
+    def _kept_writer(self) -> Iterator[Connection]:
+        """A transaction on the store's write connection, kept open between writes (only
+        with the write lock held): no pool round trip per action."""
+        conn = self._writer
+        try:
+            if conn is None:
+                conn = self._writer = self.engine.connect().execution_options(
+                    humasflow_write=True)
+            rows.take(conn)  # nothing left over from an earlier transaction
+            with conn.begin():
+                yield conn
+            rows.take(conn)
+        except BaseException as exc:
+            # After any failure the next write starts on a fresh connection.
+            self._writer = None
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
+            if isinstance(exc, _DRIVER_ERRORS):
+                raise self._error(exc, "written") from exc
+            raise
 
     @contextmanager
     def _writing(self) -> Iterator[Connection]:
@@ -514,8 +568,8 @@ class Store:
         """:meth:`snapshot`, and the version of the organisation's stream (which every
         change of its channels, actors or SOP advances), read in the same statement;
         ``None`` if there is no such item."""
-        row = conn.execute(_SELECT_SNAPSHOT_LOCKED if self.is_postgres else _SELECT_SNAPSHOT,
-                           {"b_id": item_id, "b_org": org, "b_actor": actor_id}).first()
+        row = self._driven.snapshot.first(conn, {"b_id": item_id, "b_org": org,
+                                                 "b_actor": actor_id})
         if row is None:  # no such item: say whether the actor exists, for the right error
             return self.actor(org, actor_id, conn), None, None
         actor = None
@@ -581,13 +635,13 @@ class Store:
         # The JSON columns are written as the text already encoded for the digests.
         values.update(encoded, version=sealed.seq, head_hash=sealed.hash,
                       b_id=item.id, b_org=item.org, b_version=expected_version)
-        hot = _HOT[self.is_postgres]
-        updated = conn.execute(hot.update_new_step if new_step else hot.update_same_step,
-                               values)
-        if updated.rowcount != 1:
+        hot = self._driven
+        updated = (hot.update_new_step if new_step else hot.update_same_step).rowcount(
+            conn, values)
+        if updated != 1:
             raise ConflictError(str(item.id), expected_version)
         try:
-            conn.execute(hot.insert_event, {**_event_row(sealed), "data": data_json})
+            hot.insert_event.rowcount(conn, {**_event_row(sealed), "data": data_json})
         except sa.exc.IntegrityError as exc:
             raise ConflictError(str(item.id), expected_version) from exc
         return sealed
@@ -674,14 +728,12 @@ class Store:
     def publications(self, org: str, item_id: int,
                      conn: Connection | None = None) -> dict[str, Publication]:
         """The per-channel records of one item."""
-        query = (sa.select(t.publications)
-                 .where(t.publications.c.org == org, t.publications.c.item_id == item_id)
-                 .order_by(t.publications.c.channel))
+        params = {"b_org": org, "b_item": item_id}
         if conn is None:
             with self.reading() as c:
-                rows = c.execute(query).fetchall()
+                rows = self._driven.publications.all(c, params)
         else:
-            rows = conn.execute(query).fetchall()
+            rows = self._driven.publications.all(conn, params)
         return {r.channel: _publication(r) for r in rows}
 
     def posting_state(self, org: str, item_id: int, conn: Connection | None = None,
@@ -691,7 +743,7 @@ class Store:
         if conn is None:
             with self.reading() as c:
                 return self.posting_state(org, item_id, c)
-        row = conn.execute(_SELECT_ITEM, {"b_id": item_id, "b_org": org}).first()
+        row = self._driven.item.first(conn, {"b_id": item_id, "b_org": org})
         if row is None:
             return None
         return _item(row), row.head_hash, self.publications(org, item_id, conn)
@@ -792,14 +844,12 @@ class Store:
                            claimed_by: str | None = None) -> bool:
         """Change one channel's record if it is in one of ``states`` (and held by
         ``claimed_by``); return whether it changed."""
-        p = t.publications.c
-        query = t.publications.update().where(p.org == org, p.item_id == item_id,
-                                              p.channel == channel)
-        if states:
-            query = query.where(p.state.in_(list(states)))
-        if claimed_by is not None:
-            query = query.where(p.claimed_by == claimed_by)
-        changed = bool(conn.execute(query.values(**values)).rowcount == 1)
+        statement = self._driven.update_publication(tuple(values), len(states),
+                                                    claimed_by is not None)
+        params = {**values, "b_org": org, "b_item": item_id, "b_channel": channel,
+                  "b_claimed_by": claimed_by,
+                  **{f"b_state_{n}": state for n, state in enumerate(states)}}
+        changed = statement.rowcount(conn, params) == 1
         if changed:
             rows.stash(conn, "publications", f"{item_id}/{channel}", values)
         return changed
@@ -841,23 +891,17 @@ class Store:
                     lease_until: dt.datetime) -> bool:
         """Extend an in-flight attempt's lease while ``worker`` still holds attempt number
         ``attempt``; ``False`` means the claim was lost (it ran out and was taken over)."""
-        p = t.publications.c
         with self.writing() as conn:
-            updated = conn.execute(
-                t.publications.update()
-                .where(p.org == org, p.item_id == item_id, p.channel == channel,
-                       p.state == "in_flight", p.claimed_by == worker, p.attempts == attempt)
-                .values(lease_until=lease_until))
-            return bool(updated.rowcount == 1)
+            return self._driven.renew_lease.rowcount(conn, {
+                "b_org": org, "b_item": item_id, "b_channel": channel, "b_worker": worker,
+                "b_attempt": attempt, "lease_until": lease_until}) == 1
 
     def publication_for_update(self, conn: Connection, org: str, item_id: int,
                                channel: str) -> Publication | None:
         """One channel's record, locked until ``conn``'s transaction ends (a row lock on
         PostgreSQL; a SQLite write transaction holds the whole database anyway)."""
-        p = t.publications.c
-        row = conn.execute(sa.select(t.publications)
-                           .where(p.org == org, p.item_id == item_id, p.channel == channel)
-                           .with_for_update()).first()
+        row = self._driven.publication_locked.first(
+            conn, {"b_org": org, "b_item": item_id, "b_channel": channel})
         return _publication(row) if row is not None else None
 
     def due_for_posting(self, org: str | None, now: dt.datetime,
@@ -907,18 +951,18 @@ class Store:
         conflicting, and the event's ``from_state``/``to_state`` are the state the item
         is in at that moment, whatever the caller read before.
         """
-        row = conn.execute(sa.select(t.items.c.version, t.items.c.head_hash, t.items.c.state)
-                           .where(t.items.c.id == item_id).with_for_update()).one()
+        hot = self._driven
+        row = hot.item_head.first(conn, {"b_id": item_id})
+        if row is None:
+            raise sa.exc.NoResultFound("No row was found when one was required")
         # The state as it is now, with the row locked: the caller's snapshot may be older
         # than an action that moved the item meanwhile.
-        sealed = attrs.evolve(event, stream=f"item:{item_id}", seq=row.version + 1,
-                              prev_hash=row.head_hash, from_state=row.state,
-                              to_state=row.state,
-                              data=rows.with_rows(event.data, rows.take(conn))).sealed()
-        conn.execute(t.items.update().where(t.items.c.id == item_id,
-                                            t.items.c.version == row.version)
-                     .values(version=sealed.seq, head_hash=sealed.hash))
-        conn.execute(t.events.insert().values(**_event_row(sealed)))
+        sealed, data_json = attrs.evolve(event, from_state=row.state, to_state=row.state) \
+            .sealed_as(stream=f"item:{item_id}", seq=row.version + 1, prev_hash=row.head_hash,
+                       data=rows.with_rows(event.data, rows.take(conn)))
+        hot.bump_head.rowcount(conn, {"version": sealed.seq, "head_hash": sealed.hash,
+                                      "b_id": item_id, "b_version": row.version})
+        hot.insert_event.rowcount(conn, {**_event_row(sealed), "data": data_json})
         return sealed
 
     # -- emailed answers --------------------------------------------------------------
@@ -1236,6 +1280,68 @@ class _HotStatements:
 
 #: By dialect: ``_HOT[store.is_postgres]``.
 _HOT = {False: _HotStatements.build(False), True: _HotStatements.build(True)}
+
+
+class _DrivenStatements:
+    """The statements of one action compiled for one store's dialect, run on the driver
+    (:mod:`humasflow.storage.driver`)."""
+
+    def __init__(self, dialect: Any) -> None:
+        postgres = dialect.name == "postgresql"
+        hot = _HOT[postgres]
+        self.snapshot = Compiled(_SELECT_SNAPSHOT_LOCKED if postgres else _SELECT_SNAPSHOT,
+                                 dialect)
+        self.update_same_step = Compiled(hot.update_same_step, dialect)
+        self.update_new_step = Compiled(hot.update_new_step, dialect)
+        self.insert_event = Compiled(hot.insert_event, dialect)
+        # An event that does not move the item (Store.append_item_event).
+        items = t.items.c
+        self.item_head = Compiled(
+            sa.select(items.version, items.head_hash, items.state)
+            .where(items.id == sa.bindparam("b_id")).with_for_update(), dialect)
+        self.item = Compiled(_SELECT_ITEM, dialect)
+        p = t.publications.c
+        of_item = (p.org == sa.bindparam("b_org"), p.item_id == sa.bindparam("b_item"))
+        one = (*of_item, p.channel == sa.bindparam("b_channel"))
+        self.publications = Compiled(sa.select(t.publications).where(*of_item)
+                                     .order_by(p.channel), dialect)
+        self.publication_locked = Compiled(sa.select(t.publications).where(*one)
+                                           .with_for_update(), dialect)
+        self.renew_lease = Compiled(
+            t.publications.update()
+            .where(*one, p.state == "in_flight", p.claimed_by == sa.bindparam("b_worker"),
+                   p.attempts == sa.bindparam("b_attempt"))
+            .values(lease_until=sa.bindparam("lease_until", type_=p.lease_until.type)),
+            dialect)
+        self._dialect = dialect
+        self._updates: dict[tuple[Any, ...], Compiled] = {}
+        self.bump_head = Compiled(
+            t.items.update().where(items.id == sa.bindparam("b_id"),
+                                   items.version == sa.bindparam("b_version"))
+            .values(version=sa.bindparam("version", type_=items.version.type),
+                    head_hash=sa.bindparam("head_hash", type_=items.head_hash.type)),
+            dialect)
+
+    def update_publication(self, columns: tuple[str, ...], states: int,
+                           claimed: bool) -> Compiled:
+        """The update of one channel's record setting ``columns``, if in one of
+        ``states`` states (``b_state_0``…) and, if ``claimed``, held by ``b_claimed_by``;
+        compiled once for each such shape."""
+        key = (columns, states, claimed)
+        found = self._updates.get(key)
+        if found is None:
+            p = t.publications.c
+            where = [p.org == sa.bindparam("b_org"), p.item_id == sa.bindparam("b_item"),
+                     p.channel == sa.bindparam("b_channel")]
+            if states:
+                where.append(p.state.in_([sa.bindparam(f"b_state_{n}")
+                                          for n in range(states)]))
+            if claimed:
+                where.append(p.claimed_by == sa.bindparam("b_claimed_by"))
+            statement = t.publications.update().where(*where).values(
+                {name: sa.bindparam(name, type_=p[name].type) for name in columns})
+            found = self._updates[key] = Compiled(statement, self._dialect)
+        return found
 
 
 def _safe(url: str) -> str:
