@@ -229,12 +229,16 @@ def with_rows(data: Mapping[str, Any], rows: Mapping[str, Any]) -> dict[str, Any
 def current_rows(conn: sa.Connection, org: str) -> dict[str, list[dict[str, Any]]]:
     """Every tracked row of the organisation, as stored."""
     rows = {}
-    present = set(sa.inspect(conn).get_table_names())
+    inspector = sa.inspect(conn)
+    present = set(inspector.get_table_names())
     for name in TRACKED:
         table = _TABLES[name]
         if name not in present:
             continue  # a migration that runs before the one creating the table
-        query = sa.select(table).where(table.c.org == org)
+        # A migration that runs before a later one adds a column reads what is there.
+        stored = {c["name"] for c in inspector.get_columns(name)}
+        query = sa.select(*(c for c in table.columns if c.name in stored)).where(
+            table.c.org == org)
         rows[name] = [dict(r._mapping) for r in conn.execute(query)]
     return rows
 
