@@ -81,6 +81,7 @@ if TYPE_CHECKING:
         Publication,
         Variant,
     )
+    from humasflow.notices import Notice
     from humasflow.office import DEFAULT_ORG, Office, PostReport, open
     from humasflow.publishing.contract import (
         CHANNEL_SETTINGS,
@@ -150,6 +151,7 @@ __all__ = [
     "MediaUnavailable",
     "NotAllowedNow",
     "NotFound",
+    "Notice",
     "Office",
     "OrganisationNotFound",
     "OutcomeUnknown",
@@ -233,6 +235,7 @@ _SOURCES = {
     "Header": "humasflow.sop",
     "HumasflowError": "humasflow.errors",
     "Inbox": "humasflow.inbox",
+    "Notice": "humasflow.notices",
     "InboxEntry": "humasflow.inbox",
     "InputInvalid": "humasflow.errors",
     "ItemChanged": "humasflow.errors",

@@ -3095,13 +3095,16 @@ def audit_anchor(session: _Session, out: Path | None) -> None:
 @cli.command("check-sla")
 @click.pass_obj
 def check_sla(session: _Session) -> None:
-    """Report each new breach of a step's standard time (once per breach)."""
+    """Report each new breach of a step's standard time (once per breach), and each
+    channel credential that expires within a week (once per expiry time)."""
     office = session.office()
     breaches = office.check_sla(session.now())
+    zone, now = session.zone(), session.now()
+    for warning in office.check_credentials(now=now):
+        _echo(str(warning))
     if not breaches:
         _echo(_("No new breach of a standard time."))
         return
-    zone, now = session.zone(), session.now()
     rows = [(b.item.id, _short(b.item.title), _step_name(office, b.item.sop_revision, b.step),
              b.item.assignee or "-", _local(b.due_at, zone), f"+{_duration(b.late_by)}")
             for b in breaches]
@@ -3558,6 +3561,32 @@ def mail_send(session: _Session, limit: int) -> None:
         _echo(_("No mail is due."))
     if failed:
         click.get_current_context().exit(1)
+
+
+@mail.command("digest")
+@click.option("--force", is_flag=True,
+              help="Queue another digest even if one was queued today.")
+@click.pass_obj
+def mail_digest(session: _Session, force: bool) -> None:
+    """Queue the daily digest to the coordinators (sent by `humasflow mail send`).
+
+    It lists what waits, what is late and what was posted, and carries the record's
+    anchor, taken now: keep the emails, and `humasflow audit verify --anchor FILE`
+    against any of them catches a later rewrite of the record. Run it once a day (cron).
+    """
+    office = session.office()
+    if not office.mail_enabled:
+        _fail(_("mail is not set up: add a [mail] section with host and sender to the "
+                "configuration file (see docs/mail.md)"))
+    queued = office.queue_digest(now=session.now(), force=force)
+    if queued:
+        _echo(_("Daily digest queued for {count} coordinator(s); `humasflow mail send` "
+                "sends it.").format(count=queued))
+    elif force:
+        _echo(_("No digest queued: no active coordinator has an email address."))
+    else:
+        _echo(_("No digest queued: one was queued today already (--force queues "
+                "another), or no active coordinator has an email address."))
 
 
 @mail.command("queue")

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from humasflow.credentials import CredentialSource
+    from humasflow.credentials import CredentialSource, CredentialWarning
     from humasflow.mail.transport import MailTransport
     from humasflow.models import ContentItem, Event, Media, Publication
+    from humasflow.notices import Notice
     from humasflow.office import Office
     from humasflow.sop import Step
 
@@ -70,6 +71,16 @@ def channel_unknown(office: Office, item: ContentItem, publication: Publication)
 @hookspec
 def item_posted(office: Office, item: ContentItem, publications: dict[str, Any]) -> None:
     """Every target channel of an item was posted or skipped; the item is done."""
+
+
+@hookspec
+def credential_expiring(office: Office, warning: CredentialWarning) -> None:
+    """A channel's credential expires soon or has expired (reported once per expiry time)."""
+
+
+@hookspec
+def notify(office: Office, notice: Notice) -> None:
+    """Tell ``notice.to`` what happened (``notice.kind``), each in their language."""
 
 
 @hookspec(firstresult=True)

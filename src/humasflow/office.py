@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from humasflow.mail.queue import QueuedMail
     from humasflow.mail.settings import MailSettings
     from humasflow.mail.transport import MailTransport
+    from humasflow.notices import Notice
     from humasflow.report import Comparison, Report
 from humasflow.actions import STATUSES, SUBJECTS, CorrectiveAction, parse_due
 from humasflow.calendar import WorkingCalendar
@@ -2118,6 +2119,70 @@ class Office:
                 fired.append(breach)
         return fired
 
+    def check_credentials(self, within: dt.timedelta = dt.timedelta(days=7),
+                          now: dt.datetime | None = None) -> list[CredentialWarning]:
+        """Fire ``credential_expiring`` once for each credential that expires within
+        ``within`` (or has expired) whose holders were not warned about that expiry
+        time yet; return those warnings. A renewed credential with a new expiry time
+        warns again when that one comes near.
+
+        Call it from a scheduler, with :meth:`check_sla` (``humasflow check-sla`` runs
+        both).
+        """
+        now = _input.moment("now", now) if now is not None else self._now()
+        fired = []
+        for warning in self.credential_warnings(within, now):
+            if self._store.mark_credential_warned(self.org, warning.reference,
+                                                  warning.expires_at):
+                self._hook("credential_expiring", warning=warning)
+                fired.append(warning)
+        return fired
+
+    def notify(self, notice: Notice) -> None:
+        """Hand ``notice`` to the ``notify`` hook (humasflow's mail, an app's own way).
+
+        humasflow gives its own notices (see :mod:`humasflow.notices`); an app may give
+        its own kinds the same way. A failing plugin is logged, never raised.
+        """
+        self._hook("notify", notice=notice)
+
+    def queue_digest(self, *, now: dt.datetime | None = None, force: bool = False,
+                     by: str = "humasflow") -> int:
+        """Queue the daily digest to the coordinators: what waits, what is late, what was
+        posted, and the record's anchor.
+
+        The anchor (see :meth:`anchor`) is taken now, in the transaction that queues the
+        digest, and travels in it (in its text and as an attached JSON file), so each
+        coordinator's mailbox keeps a copy outside the database: ``humasflow audit verify
+        --anchor FILE`` against any of them catches a later rewrite of the record. What
+        waits and what is late are read when the digest is sent, in each coordinator's
+        language. One digest a day (in the SOP's time zone) unless ``force``.
+
+        Returns:
+            How many digests were queued (0: one was queued today already, or the office
+            sends no mail, or no coordinator has an address).
+        """
+        if not self._mail_on:
+            return 0
+        at = _input.moment("now", now) if now is not None else self._now()
+        zone = zoneinfo.ZoneInfo(self.sop().header.timezone)
+        role = self.engine(self.current_revision()).approval_step.actor
+        with self._store.writing() as conn:
+            last = self._store.last_mail_at(conn, self.org, "digest")
+            if last is not None and not force \
+                    and last.astimezone(zone).date() == at.astimezone(zone).date():
+                return 0
+            to = [a for a in self._store.actors(self.org, conn) if role and a.has_role(role)]
+            if not any(a.active and a.email.strip() for a in to):
+                return 0
+            sealed = self._store.checkpoint(conn, Event(
+                org=self.org, stream="org", seq=0, at=at, actor=by, action="checkpoint",
+                note="daily digest"))
+            anchor = self._anchor_of(sealed, at)
+            since = last if last is not None else at - dt.timedelta(days=1)
+            return self._queue_rows(conn, "digest", to, None, {
+                "anchor": anchor, "since": since.isoformat(), "until": at.isoformat()})
+
     def verify(self, *, anchor: Mapping[str, Any] | str | os.PathLike[str] | None = None,
                progress: Callable[[int], None] | None = None) -> audit.AuditReport:
         """Check the organisation's whole record.
@@ -2151,6 +2216,9 @@ class Office:
         with self._store.writing() as conn:
             sealed = self._store.checkpoint(conn, Event(
                 org=self.org, stream="org", seq=0, at=now, actor=by, action="checkpoint"))
+        return self._anchor_of(sealed, now)
+
+    def _anchor_of(self, sealed: Event, now: dt.datetime) -> dict[str, Any]:
         return {"humasflow_anchor": 1, "org": self.org,
                 "store": self._store.uuid, "location": self.location,
                 "time": now.isoformat(), "seq": sealed.seq, "hash": sealed.hash,

@@ -41,6 +41,8 @@ __all__ = [
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "humasflow.publishing.outbox",
     "humasflow.publishing.manual",
+    "humasflow.notices",
+    "humasflow.mail.notices",
 )
 
 #: The entry-point group humasflow's plugins declare.

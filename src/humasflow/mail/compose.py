@@ -22,10 +22,17 @@ is given up) or any other error (the attempt counts as failed and is retried lat
 
 from __future__ import annotations
 
+import datetime as dt
+import html
 from collections.abc import Callable, Mapping
 from email.message import EmailMessage
+from email.utils import formatdate
+from typing import Any
 
-__all__ = ["Composer", "composer", "composers", "register_composer"]
+from humasflow import i18n
+
+__all__ = ["Composer", "composer", "composers", "local_time", "register_composer",
+           "text_message"]
 
 #: ``fn(office, item, recipient, language, data, settings, secret) -> EmailMessage |
 #: None``.
@@ -55,8 +62,40 @@ def composers() -> Mapping[str, Composer]:
     return dict(_COMPOSERS)
 
 
+def local_time(at: dt.datetime, zone: dt.tzinfo) -> str:
+    """``at`` as the recipient reads it: the date in their language, the time, the zone."""
+    local = at.astimezone(zone)
+    return f"{i18n.format_date(local)} {local:%H:%M} {local.tzname() or ''}".strip()
+
+
+def text_message(subject: str, text: str, *, language: str, to: str, settings: Any,
+                 reply_to: str | None = None) -> EmailMessage:
+    """A message with ``text`` as its plain body and the same text as its HTML body
+    (for mail programs that show only HTML), from ``settings.sender``, marked as sent by
+    a program so that auto-responders stay quiet."""
+    message = EmailMessage()
+    message["Subject"] = subject
+    if settings.sender:
+        message["From"] = settings.sender
+    message["To"] = to.strip()
+    if reply_to:
+        message["Reply-To"] = reply_to
+    message["Date"] = formatdate(usegmt=True)
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(text)
+    message.add_alternative(
+        f'<html lang="{language}"><body><pre style="font-family: sans-serif; '
+        f'white-space: pre-wrap">{html.escape(text)}</pre></body></html>\n', subtype="html")
+    return message
+
+
 def _builtin() -> None:
     if "approval_request" not in _COMPOSERS:
+        from humasflow.mail.digest import compose_digest
+        from humasflow.mail.notices import COMPOSERS
         from humasflow.mail.request import compose_approval_request
 
+        _COMPOSERS.setdefault("digest", compose_digest)
+        for kind, fn in COMPOSERS.items():
+            _COMPOSERS.setdefault(kind, fn)
         _COMPOSERS.setdefault("approval_request", compose_approval_request)

@@ -14,17 +14,16 @@ asked about: the row becomes obsolete.
 from __future__ import annotations
 
 import datetime as dt
-import html
 import zoneinfo
 from collections.abc import Mapping
 from email.message import EmailMessage
-from email.utils import formatdate
 from pathlib import PurePosixPath
 from typing import Any
 
 from humasflow import i18n
 from humasflow.errors import MailError
 from humasflow.i18n import _
+from humasflow.mail.compose import local_time, text_message
 from humasflow.mail.settings import MailSettings
 from humasflow.mail.token import ApprovalClaims, message_id, sign
 from humasflow.models import Actor, ContentItem, Media
@@ -47,11 +46,6 @@ def _size(size: int | None) -> str:
         if size >= scale:
             return f"{size / scale:.1f} {unit}"
     return f"{size} B"
-
-
-def _when(at: dt.datetime, zone: dt.tzinfo) -> str:
-    local = at.astimezone(zone)
-    return f"{i18n.format_date(local)} {local:%H:%M} {local.tzname() or ''}".strip()
 
 
 def compose_approval_request(office: Any, item: ContentItem | None, recipient: Actor,
@@ -115,24 +109,15 @@ def compose_approval_request(office: Any, item: ContentItem | None, recipient: A
     lines += ["", _RULE, _("Validation"), _RULE, *_validation(office, item)]
     lines += ["", _("Approval code (do not change it):"), "    " + token,
               _("The code can be used until {when}.").format(
-                  when=_when(claims.expires, zone)), "",
+                  when=local_time(claims.expires, zone)), "",
               _("This email was sent by humasflow for {org}.").format(org=item.org)]
     text = "\n".join(lines) + "\n"
 
-    message = EmailMessage()
-    message["Subject"] = _("Approval needed: item {id}: {title}").format(
+    subject = _("Approval needed: item {id}: {title}").format(
         id=item.id, title=title if len(title) <= 70 else title[:69] + "\u2026")
-    message["From"] = settings.sender
-    message["To"] = recipient.email.strip()
-    if settings.reply_address:
-        message["Reply-To"] = settings.reply_address
-    message["Date"] = formatdate(usegmt=True)
+    message = text_message(subject, text, language=language, to=recipient.email,
+                           settings=settings, reply_to=settings.reply_address)
     message["Message-ID"] = message_id(token, settings.message_domain)
-    message["Auto-Submitted"] = "auto-generated"
-    message.set_content(text)
-    message.add_alternative(
-        f'<html lang="{language}"><body><pre style="font-family: sans-serif; '
-        f'white-space: pre-wrap">{html.escape(text)}</pre></body></html>\n', subtype="html")
     for name, mime, content in attachments:
         maintype, _slash, subtype = (mime or "application/octet-stream").partition("/")
         message.add_attachment(content, maintype=maintype,
@@ -154,9 +139,9 @@ def _times(office: Any, item: ContentItem, standard: dt.timedelta | None,
         late = office.late_by(item, now)
         if late is not None:
             lines.append(_("It ran out at {when}: {late} late.").format(
-                when=_when(deadline, zone), late=i18n.format_duration(late, words=True)))
+                when=local_time(deadline, zone), late=i18n.format_duration(late, words=True)))
         else:
-            lines.append(_("It runs out at {when}.").format(when=_when(deadline, zone)))
+            lines.append(_("It runs out at {when}.").format(when=local_time(deadline, zone)))
     return lines
 
 

@@ -192,6 +192,8 @@ credential_expiries = sa.Table(
     sa.Column("expires_at", UTCDateTime),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("rotated_at", UTCDateTime),
+    # The expiry time its holders were last warned about (once per expiry time).
+    sa.Column("warned_for", UTCDateTime),
 )
 
 #: Facts about the store itself (``uuid``: the store's identity, made at creation).
@@ -370,6 +372,15 @@ def _mail_queue(conn: Connection) -> None:
         record_baseline(conn, "actors gained a language for the mail sent to them")
 
 
+def _credential_warnings(conn: Connection) -> None:
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("credential_expiries")}
+    if "warned_for" not in columns:  # a store made now has it from the first migration
+        timestamp = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" \
+            else "DATETIME"
+        conn.execute(sa.text(
+            f"ALTER TABLE credential_expiries ADD COLUMN warned_for {timestamp}"))
+
+
 #: The ordered schema migrations: (version, name, function).
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema", _initial),
@@ -382,4 +393,5 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (8, "processed mail replies and used approval tokens", _mail_replies),
     (9, "corrective actions (SOP step 10)", _corrective_actions),
     (10, "mail queue, and the language of each actor's mail", _mail_queue),
+    (11, "credential expiry warnings given", _credential_warnings),
 ]

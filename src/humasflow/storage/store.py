@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import attrs
 import sqlalchemy as sa
@@ -1027,6 +1027,25 @@ class Store:
                                    q.status == "queued")
                             .values(status="obsolete", last_error=reason))
         return int(done.rowcount or 0)
+
+    def last_mail_at(self, conn: Connection, org: str, kind: str) -> dt.datetime | None:
+        """When the latest row of ``kind`` was queued (any status), in ``conn``."""
+        q = t.mail_queue.c
+        return cast("dt.datetime | None", conn.execute(
+            sa.select(sa.func.max(q.created_at)).where(q.org == org, q.kind == kind))
+            .scalar())
+
+    def mark_credential_warned(self, org: str, reference: str,
+                               expires_at: dt.datetime) -> bool:
+        """Note that the holders of ``reference`` were warned about ``expires_at``;
+        ``False`` if they were already (or the expiry changed meanwhile)."""
+        e = t.credential_expiries.c
+        with self.writing() as conn:
+            done = conn.execute(t.credential_expiries.update().where(
+                e.org == org, e.reference == reference, e.expires_at == expires_at,
+                sa.or_(e.warned_for.is_(None), e.warned_for != expires_at))
+                .values(warned_for=expires_at))
+            return bool(done.rowcount)
 
     def mail_rows(self, org: str, *, status: str | None = None, limit: int = 100,
                   ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
