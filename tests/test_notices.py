@@ -292,7 +292,8 @@ def test_an_office_without_mail_still_notifies_an_apps_plugin(office, tmp_path, 
     assert office.mail_queue() == []
 
 
-def test_a_failing_notify_plugin_never_undoes_the_action(office, tmp_path, caplog):
+def test_a_failing_notify_plugin_never_undoes_the_action_nor_stops_the_others(
+        office, tmp_path, caplog, heard):
     class Broken:
         @hookimpl
         def notify(self, office, notice):
@@ -304,6 +305,7 @@ def test_a_failing_notify_plugin_never_undoes_the_action(office, tmp_path, caplo
     assert rejected.state == "design"
     assert office.item(item.id).state == "design"
     assert "chat server down" in caplog.text
+    assert heard.kinds() == ["rejected"]  # registered before the broken one, told anyway
 
 
 # -- the daily digest ------------------------------------------------------------------------

@@ -2142,9 +2142,16 @@ class Office:
         """Hand ``notice`` to the ``notify`` hook (humasflow's mail, an app's own way).
 
         humasflow gives its own notices (see :mod:`humasflow.notices`); an app may give
-        its own kinds the same way. A failing plugin is logged, never raised.
+        its own kinds the same way. A failing plugin is logged, never raised, and does
+        not keep the notice from the others.
         """
-        self._hook("notify", notice=notice)
+        for impl in reversed(plugins.pm.hook.notify.get_hookimpls()):
+            try:
+                impl.function(**{name: {"office": self, "notice": notice}[name]
+                                 for name in impl.argnames})
+            except Exception:
+                log.exception("a humasflow plugin failed in hook notify (%s)",
+                              impl.plugin_name)
 
     def queue_digest(self, *, now: dt.datetime | None = None, force: bool = False,
                      by: str = "humasflow") -> int:
