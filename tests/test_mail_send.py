@@ -410,3 +410,31 @@ def test_a_concept_revised_while_it_waits_is_asked_about_again(mailing, smtp, tm
                             settings=settings, secret=SECRET.encode(), transport=None)
     assert fresh.accepted, fresh
     assert mail.item(item.id).state == "produce"
+
+
+def test_a_reply_to_an_expired_request_brings_a_new_one_that_can_be_answered(
+        mailing, smtp, tmp_path, clock):
+    settings = settings_for(smtp)
+    mail = mailing(settings)
+    item = to_approval(mail, tmp_path)
+    mail.send_mail()
+    [old] = smtp.inbox.parsed()
+    clock.advance(days=8)  # past token_days
+    answers = MemoryTransport()
+    outcome = process_message(mail, reply_to(old, mid="<late@example.ac.id>"),
+                              settings=settings, secret=SECRET.encode(), transport=answers)
+    assert (outcome.status, outcome.reason) == ("refused", "expired")
+    assert "Permintaan baru sedang dikirim" in outcome.detail  # SETUJU: in Indonesian
+    assert mail.item(item.id).state == "approve"
+    # Another late reply while the new request waits queues no second one.
+    process_message(mail, reply_to(old, mid="<late2@example.ac.id>"), settings=settings,
+                    secret=SECRET.encode(), transport=answers)
+    assert [r.recipient for r in mail.mail_queue("queued")] == ["budi"]
+    smtp.inbox.messages.clear()
+    assert [r.status for r in mail.send_mail()] == ["sent"]
+    [new] = smtp.inbox.parsed()
+    assert new["Message-ID"] != old["Message-ID"]
+    accepted = process_message(mail, reply_to(new, mid="<ok@example.ac.id>"),
+                               settings=settings, secret=SECRET.encode(), transport=answers)
+    assert accepted.status == "accepted"
+    assert mail.item(item.id).state == "produce"

@@ -282,8 +282,9 @@ def _refuse(case: _Case, reason: str, settings: MailSettings,
             transport: MailTransport | None, *, error: str = "") -> Outcome:
     reply = case.reply
     item = case.item
+    renewed = reason == "expired" and _renew(case)
     with i18n.use(_language(reply, settings)):
-        text = _explain(case, reason, error)
+        text = _explain(case, "renewed" if renewed else reason, error)
     detail: dict[str, Any] = {}
     if case.claims is not None:
         detail["nonce"] = case.claims.nonce
@@ -301,6 +302,28 @@ def _refuse(case: _Case, reason: str, settings: MailSettings,
     return Outcome("refused", reason, reply.message_id, reply.sender, case.office.org,
                    item.id if item is not None else None,
                    reply.answer.action if reply.answer else None, event, answered, text)
+
+
+def _renew(case: _Case) -> bool:
+    """For a reply to an expired request: queue a new request to its sender, if they
+    may still answer it and none is waiting to be sent to them already."""
+    office, item, sender = case.office, case.item, case.reply.sender
+    if item is None or not sender or not office.mail_enabled:
+        return False
+    engine = office.engine(item.sop_revision)
+    step = engine.approval_step
+    if item.state != step.key or item.step_started_at is None:
+        return False
+    actor = _actor(office, sender, step.actor or "")
+    if actor is None or (step.actor and not actor.has_role(step.actor)) \
+            or (engine.sop.header.four_eyes and actor.id in item.authors):
+        return False
+    if any(row.kind == "approval_request" and row.item_id == item.id
+           and row.recipient == actor.id for row in office.mail_queue("queued")):
+        return False
+    return bool(office.queue_mail("approval_request", to=[actor.id], item_id=item.id, data={
+        "step": step.key, "entered_at": item.step_started_at.isoformat(),
+        "version": item.version}))
 
 
 def _title(item: ContentItem) -> str:
@@ -330,6 +353,9 @@ def _explain(case: _Case, reason: str, error: str) -> str:
         "expired": _(
             "The approval request for item {item} has expired. Ask the office for a new "
             "request, or answer in humasflow."),
+        "renewed": _(
+            "The approval request for item {item} has expired. A new request is on its "
+            "way to you: answer that one, or answer in humasflow."),
         "replayed": _(
             "The approval request for item {item} was answered already; a request answers "
             "once. Answer the newest request, or in humasflow."),
