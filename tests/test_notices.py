@@ -390,3 +390,35 @@ def test_mail_digest_queues_once_a_day_and_mail_send_sends_it(tmp_path, smtp):
     assert "Daily digest" not in first["Subject"]  # budi reads the office's Indonesian
     assert "Nothing" not in body(first)
     assert "Tidak ada" in body(first)
+
+
+def test_mail_digest_and_send_go_through_every_organisation_with_all_orgs(tmp_path, smtp):
+    db = tmp_path / "cli.db"
+    setup = Office(str(db), environ={})
+    setup.establish(by="Dekan")
+    staffed_office(setup)
+    other = setup.for_org("fib")
+    other.bootstrap_admin("admin", "Administrator")
+    other.establish(by="admin")
+    other.add_actor("tari", "Tari", email="tari@example.ac.id", roles=["coordinator"],
+                    by="admin")
+    setup.close()
+    config = tmp_path / "humasflow.toml"
+    config.write_text(f'store = "{db}"\n[mail]\nhost = "127.0.0.1"\nport = {smtp.port}\n'
+                      f'security = "none"\nsender = "humas@example.ac.id"\ntimeout = 5\n')
+
+    def run(*args):
+        result = CliRunner().invoke(cli, ["--config", str(config), "--lang", "en", *args],
+                                    env=ENV)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    out = run("mail", "digest", "--all-orgs")
+    assert "[default] Daily digest queued for 1 coordinator(s)" in out
+    assert "[fib] Daily digest queued for 1 coordinator(s)" in out
+    out = run("mail", "send", "--all-orgs")
+    assert "[default] " in out
+    assert "[fib] " in out
+    assert sorted(m["To"] for m in smtp.inbox.parsed()) == ["budi@example.ac.id",
+                                                            "tari@example.ac.id"]
+    assert "No mail is due." in run("mail", "send")  # --org default alone: nothing left

@@ -3521,27 +3521,47 @@ def _mail_status(status: str) -> str:
     return _(words[status]) if status in words else status
 
 
-@mail.command("send")
-@click.option("--limit", type=click.IntRange(min=1, max=10000), default=100,
-              show_default=True, help="Send at most this many messages.")
-@click.pass_obj
-def mail_send(session: _Session, limit: int) -> None:
-    """Send the queued mail that is due (approval requests, notifications).
+_all_orgs_option = click.option(
+    "--all-orgs", is_flag=True,
+    help="Every organisation of the store, one after the other (lines start with the "
+         "organisation).")
 
-    Prints one line per message; exits with 1 when any of them failed this time (it is
-    retried later, see `humasflow mail queue`).
-    """
+
+def _mail_offices(session: _Session, all_orgs: bool) -> list[tuple[str, Office]]:
+    """The office of ``--org``, or (``--all-orgs``) of every organisation, each with the
+    prefix of its lines; fails when mail is not set up."""
     office = session.office()
     if not office.mail_enabled:
         _fail(_("mail is not set up: add a [mail] section with host and sender to the "
                 "configuration file (see docs/mail.md)"))
-    try:
-        done = office.send_mail(now=session.now(), limit=limit)
-    except HumasflowError as exc:
-        _fail(str(exc))
+    if not all_orgs:
+        return [("", office)]
+    return [(f"[{org}] ", office if org == office.org else office.for_org(org, create=False))
+            for org in office.organisations()]
+
+
+@mail.command("send")
+@click.option("--limit", type=click.IntRange(min=1, max=10000), default=100,
+              show_default=True, help="Send at most this many messages (of each "
+              "organisation).")
+@_all_orgs_option
+@click.pass_obj
+def mail_send(session: _Session, limit: int, all_orgs: bool) -> None:
+    """Send the queued mail that is due (approval requests, notifications, digests).
+
+    Prints one line per message; exits with 1 when any of them failed this time (it is
+    retried later, see `humasflow mail queue`).
+    """
+    done: list[tuple[str, Any]] = []
+    for prefix, office in _mail_offices(session, all_orgs):
+        try:
+            done += [(prefix, row) for row in office.send_mail(now=session.now(),
+                                                               limit=limit)]
+        except HumasflowError as exc:
+            _fail(prefix + str(exc))
     zone = session.zone()
     failed = False
-    for row in done:
+    for prefix, row in done:
         item = str(row.item_id) if row.item_id is not None else "-"
         if row.status == "sent":
             text = _("{id} {kind} (item {item}) to {to}: sent")
@@ -3554,9 +3574,9 @@ def mail_send(session: _Session, limit: int) -> None:
             failed = True
             text = _("{id} {kind} (item {item}) to {to}: failed ({error}); next attempt "
                      "at {time}")
-        _echo(text.format(id=row.id, kind=row.kind, item=item, to=row.address,
-                          error=row.last_error or "?",
-                          time=_when(row.next_attempt_at, zone)))
+        _echo(prefix + text.format(id=row.id, kind=row.kind, item=item, to=row.address,
+                                   error=row.last_error or "?",
+                                   time=_when(row.next_attempt_at, zone)))
     if not done:
         _echo(_("No mail is due."))
     if failed:
@@ -3566,27 +3586,27 @@ def mail_send(session: _Session, limit: int) -> None:
 @mail.command("digest")
 @click.option("--force", is_flag=True,
               help="Queue another digest even if one was queued today.")
+@_all_orgs_option
 @click.pass_obj
-def mail_digest(session: _Session, force: bool) -> None:
+def mail_digest(session: _Session, force: bool, all_orgs: bool) -> None:
     """Queue the daily digest to the coordinators (sent by `humasflow mail send`).
 
     It lists what waits, what is late and what was posted, and carries the record's
     anchor, taken now: keep the emails, and `humasflow audit verify --anchor FILE`
     against any of them catches a later rewrite of the record. Run it once a day (cron).
     """
-    office = session.office()
-    if not office.mail_enabled:
-        _fail(_("mail is not set up: add a [mail] section with host and sender to the "
-                "configuration file (see docs/mail.md)"))
-    queued = office.queue_digest(now=session.now(), force=force)
-    if queued:
-        _echo(_("Daily digest queued for {count} coordinator(s); `humasflow mail send` "
-                "sends it.").format(count=queued))
-    elif force:
-        _echo(_("No digest queued: no active coordinator has an email address."))
-    else:
-        _echo(_("No digest queued: one was queued today already (--force queues "
-                "another), or no active coordinator has an email address."))
+    for prefix, office in _mail_offices(session, all_orgs):
+        queued = office.queue_digest(now=session.now(), force=force)
+        if queued:
+            _echo(prefix + _("Daily digest queued for {count} coordinator(s); `humasflow "
+                             "mail send` sends it.").format(count=queued))
+        elif force:
+            _echo(prefix + _("No digest queued: no active coordinator has an email "
+                             "address."))
+        else:
+            _echo(prefix + _("No digest queued: one was queued today already (--force "
+                             "queues another), or no active coordinator has an email "
+                             "address."))
 
 
 @mail.command("queue")
