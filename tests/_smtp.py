@@ -33,6 +33,7 @@ class Inbox:
         self.refuse_rcpt: str | None = None
         self.refuse_data: str | None = None
         self.logins: list[tuple[str, str]] = []
+        self.peers: list[Any] = []
         self._lock = threading.Lock()
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
@@ -47,6 +48,7 @@ class Inbox:
             return self.refuse_data
         with self._lock:
             self.messages.append((list(envelope.rcpt_tos), bytes(envelope.content)))
+            self.peers.append(session.peer)  # one per connection the messages came over
         return "250 Message accepted for delivery"
 
     def parsed(self) -> list[EmailMessage]:

@@ -438,3 +438,36 @@ def test_a_reply_to_an_expired_request_brings_a_new_one_that_can_be_answered(
                                settings=settings, secret=SECRET.encode(), transport=answers)
     assert accepted.status == "accepted"
     assert mail.item(item.id).state == "produce"
+
+
+def test_one_send_uses_one_connection_for_all_its_messages(mailing, smtp, tmp_path):
+    mail = mailing(settings_for(smtp))
+    mail.add_actor("dewi", "Dewi Lestari", email="dewi@example.ac.id",
+                   roles=["coordinator"], by="admin")
+    to_approval(mail, tmp_path)
+    assert [r.status for r in mail.send_mail()] == ["sent", "sent"]  # budi and dewi
+    assert len(smtp.inbox.peers) == 2
+    assert len(set(smtp.inbox.peers)) == 1  # over one connection
+    # Sent one by one (outside a batch), each message has a connection of its own.
+    transport = mail.mail_transport
+    for message in smtp.inbox.parsed():
+        transport.send(message)
+    assert len(set(smtp.inbox.peers[2:])) == 2
+
+
+def test_a_connection_dropped_between_two_messages_is_opened_again(smtp):
+    transport = SMTPTransport(settings_for(smtp))
+    messages = []
+    for n in range(2):
+        message = EmailMessage()
+        message["From"], message["To"] = "humas@example.ac.id", "budi@example.ac.id"
+        message["Subject"] = f"ping {n}"
+        message.set_content("ping")
+        messages.append(message)
+    with transport.batch():
+        transport.send(messages[0])
+        transport._held.close()  # as when the server times an idle connection out
+        transport.send(messages[1])
+    assert [m["Subject"] for m in smtp.inbox.parsed()] == ["ping 0", "ping 1"]
+    assert len(set(smtp.inbox.peers)) == 2
+    assert transport._held is None  # closed with the batch

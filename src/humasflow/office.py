@@ -13,6 +13,7 @@ commit.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import datetime as dt
 import functools
 import json
@@ -1421,12 +1422,15 @@ class Office:
         settings = self.mail or MailSettings()
         secret: list[bytes | None] = []
         sent: list[QueuedMail] = []
-        for row in self._store.due_mail(self.org, at, limit):
-            if not self._store.claim_mail(row["id"], row["attempts"], at, at + CLAIM):
-                continue  # another sender has it
-            values = self._deliver(QueuedMail.from_row(row), transport, settings, secret, at)
-            self._store.finish_mail(row["id"], values)
-            sent.append(QueuedMail.from_row({**row, **values}))
+        batch = getattr(transport, "batch", None)  # one connection for all, if it can
+        with batch() if callable(batch) else contextlib.nullcontext():
+            for row in self._store.due_mail(self.org, at, limit):
+                if not self._store.claim_mail(row["id"], row["attempts"], at, at + CLAIM):
+                    continue  # another sender has it
+                values = self._deliver(QueuedMail.from_row(row), transport, settings,
+                                       secret, at)
+                self._store.finish_mail(row["id"], values)
+                sent.append(QueuedMail.from_row({**row, **values}))
         return sent
 
     def _mail_secret(self, settings: MailSettings, cache: list[bytes | None]) -> bytes | None:

@@ -9,9 +9,11 @@ for tests and dry runs.
 
 from __future__ import annotations
 
+import contextlib
 import smtplib
 import ssl
 import threading
+from collections.abc import Iterator
 from email.message import EmailMessage
 from typing import Protocol, runtime_checkable
 
@@ -32,7 +34,9 @@ class MailTransport(Protocol):
 
 
 class SMTPTransport:
-    """Sends over SMTP, one connection per message.
+    """Sends over SMTP: one connection per message, or one for every message sent
+    inside :meth:`batch` (as :meth:`Office.send_mail
+    <humasflow.office.Office.send_mail>` does).
 
     Args:
         settings: ``host``, ``port``, ``security``, ``username``, ``timeout``.
@@ -49,39 +53,87 @@ class SMTPTransport:
         self.settings = settings
         self._password = password
         self._context = context
+        self._lock = threading.RLock()
+        self._batching = 0
+        self._held: smtplib.SMTP | None = None
 
     def __repr__(self) -> str:
         s = self.settings
         return f"SMTPTransport({s.host}:{s.smtp_port}, {s.security})"
 
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Send the messages of the ``with`` block over one connection (opened at the
+        first message, opened again if the server drops it, closed at the end)."""
+        with self._lock:
+            self._batching += 1
+            try:
+                yield
+            finally:
+                self._batching -= 1
+                if not self._batching:
+                    self._drop()
+
     def send(self, message: EmailMessage) -> None:
+        with self._lock:
+            try:
+                if not self._batching:
+                    with self._connect() as smtp:
+                        smtp.send_message(message)
+                    return
+                if self._held is not None:
+                    try:
+                        self._held.send_message(message)
+                        return
+                    except smtplib.SMTPServerDisconnected:
+                        self._held = None  # it timed out between messages: once more
+                self._held = self._connect()
+                self._held.send_message(message)
+            except BaseException as exc:
+                self._drop()  # a failure leaves no connection in doubt behind
+                if isinstance(exc, (TimeoutError, smtplib.SMTPException, OSError)):
+                    raise self._error(exc) from exc
+                raise
+
+    def _connect(self) -> smtplib.SMTP:
         s = self.settings
         context = self._context or ssl.create_default_context()
+        smtp: smtplib.SMTP
+        if s.security == "tls":
+            smtp = smtplib.SMTP_SSL(s.host or "", s.smtp_port, timeout=s.timeout,
+                                    context=context)
+        else:
+            smtp = smtplib.SMTP(s.host or "", s.smtp_port, timeout=s.timeout)
         try:
-            smtp: smtplib.SMTP
-            if s.security == "tls":
-                smtp = smtplib.SMTP_SSL(s.host or "", s.smtp_port, timeout=s.timeout,
-                                        context=context)
-            else:
-                smtp = smtplib.SMTP(s.host or "", s.smtp_port, timeout=s.timeout)
-            with smtp:
-                if s.security == "starttls":
-                    smtp.starttls(context=context)
-                if s.username:
-                    smtp.login(s.username, self._password or "")
-                smtp.send_message(message)
-        except smtplib.SMTPRecipientsRefused as exc:
-            raise MailError(_("the mail server refused every recipient: {who}").format(
-                who=", ".join(exc.recipients)), permanent=True) from exc
-        except smtplib.SMTPAuthenticationError as exc:
-            raise MailError(_("the mail server refused the login of {user}: {reason}")
-                            .format(user=s.username, reason=_reply(exc))) from exc
-        except smtplib.SMTPResponseException as exc:
-            raise MailError(_("the mail server refused the message: {reason}").format(
-                reason=_reply(exc)), permanent=500 <= exc.smtp_code < 600) from exc
-        except (TimeoutError, smtplib.SMTPException, OSError) as exc:
-            raise MailError(_("cannot reach the mail server {host}:{port}: {reason}")
-                            .format(host=s.host, port=s.smtp_port, reason=exc)) from exc
+            if s.security == "starttls":
+                smtp.starttls(context=context)
+            if s.username:
+                smtp.login(s.username, self._password or "")
+        except BaseException:
+            smtp.close()
+            raise
+        return smtp
+
+    def _drop(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                held.quit()
+            held.close()
+
+    def _error(self, exc: BaseException) -> MailError:
+        s = self.settings
+        if isinstance(exc, smtplib.SMTPRecipientsRefused):
+            return MailError(_("the mail server refused every recipient: {who}").format(
+                who=", ".join(exc.recipients)), permanent=True)
+        if isinstance(exc, smtplib.SMTPAuthenticationError):
+            return MailError(_("the mail server refused the login of {user}: {reason}")
+                             .format(user=s.username, reason=_reply(exc)))
+        if isinstance(exc, smtplib.SMTPResponseException):
+            return MailError(_("the mail server refused the message: {reason}").format(
+                reason=_reply(exc)), permanent=500 <= exc.smtp_code < 600)
+        return MailError(_("cannot reach the mail server {host}:{port}: {reason}")
+                         .format(host=s.host, port=s.smtp_port, reason=exc))
 
 
 def _reply(exc: smtplib.SMTPResponseException) -> str:
