@@ -47,12 +47,9 @@ import attrs
 import click
 
 import humasflow
-from humasflow import _input, i18n
-from humasflow.actions import CorrectiveAction
-from humasflow.calendar import WorkingCalendar
+from humasflow import i18n
 from humasflow.clock import Clock, system_clock
 from humasflow.config import CONFIG_NAME, Config, load_config, user_config_path
-from humasflow.credentials import CredentialSource, SecretsFile
 from humasflow.errors import (
     ActorNotFound,
     CredentialSourceError,
@@ -61,22 +58,28 @@ from humasflow.errors import (
     OrganisationNotFound,
     StepNotFound,
 )
-from humasflow.evaluation import timeline
 from humasflow.i18n import N_, _, ngettext
-from humasflow.inbox import InboxEntry
-from humasflow.models import ADMIN_ROLE, ContentItem, Event, Media, Publication, Variant
-from humasflow.scrubbing import scrub
-from humasflow.sop import PHASES, SOP, Label, load_sop
 
 # What only some commands need (the store and SQLAlchemy, the publishers and requests,
-# the plugins, rich, transitions' diagrams) is imported by those commands, so that
-# `humasflow --help` and a mistyped option answer at once.
+# the plugins, rich, transitions' diagrams, and humasflow's models, SOP, evaluation and
+# credentials) is imported when a command uses it, so that `humasflow --help`, a
+# command's --help and a mistyped option answer at once: the help needs click, the
+# configuration (for its language) and the errors, nothing more.
 if TYPE_CHECKING:
     import rich.box
 
+    from humasflow import _input
     from humasflow import plugins as registry
+    from humasflow.actions import CorrectiveAction
+    from humasflow.calendar import WorkingCalendar
+    from humasflow.credentials import CredentialSource, SecretsFile
+    from humasflow.evaluation import timeline
+    from humasflow.inbox import InboxEntry
+    from humasflow.models import ContentItem, Event, Media, Publication, Variant
     from humasflow.office import Office, PostReport
     from humasflow.publishing import worker
+    from humasflow.scrubbing import scrub
+    from humasflow.sop import PHASES, SOP, Label, load_sop
     from humasflow.storage.store import Store
     from humasflow.testing import SteerableClock
 
@@ -86,24 +89,52 @@ DEFAULT_DB = "humasflow.db"
 #: :data:`humasflow.office.DEFAULT_ORG`, without importing the office for ``--help``.
 DEFAULT_ORG = "default"
 DEFAULT_ZONE = "Asia/Jakarta"
+#: :data:`humasflow.models.ADMIN_ROLE`, without importing the models for ``--help``.
+ADMIN_ROLE = "admin"
 _CLOSED = ("posted", "cancelled")
 
 
 class _ImportedWhenUsed:
-    """A module imported the first time one of its names is read."""
+    """A module, or one name in it, imported the first time it is used: an attribute
+    read (``registry.load_plugins``), a call (``scrub(text)``) or an item
+    (``PHASES[phase]``).
 
-    def __init__(self, name: str) -> None:
+    Names used only in annotations need none of this: they are imported for type
+    checkers only. A name used as a plain value (in a set, as a key) cannot stand in
+    this way; such a constant is repeated here instead (:data:`ADMIN_ROLE`).
+    """
+
+    def __init__(self, module: str, name: str | None = None) -> None:
+        self._module = module
         self._name = name
 
+    def _target(self) -> Any:
+        module = importlib.import_module(self._module)
+        return module if self._name is None else getattr(module, self._name)
+
     def __getattr__(self, attribute: str) -> Any:
-        return getattr(importlib.import_module(self._name), attribute)
+        return getattr(self._target(), attribute)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._target()(*args, **kwargs)
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._target()[key]
 
 
 if TYPE_CHECKING:
     _WorkerBase = worker.Worker
 else:
+    _input = _ImportedWhenUsed("humasflow._input")
     registry = _ImportedWhenUsed("humasflow.plugins")
     worker = _ImportedWhenUsed("humasflow.publishing.worker")
+    WorkingCalendar = _ImportedWhenUsed("humasflow.calendar", "WorkingCalendar")
+    SecretsFile = _ImportedWhenUsed("humasflow.credentials", "SecretsFile")
+    timeline = _ImportedWhenUsed("humasflow.evaluation", "timeline")
+    Publication = _ImportedWhenUsed("humasflow.models", "Publication")
+    scrub = _ImportedWhenUsed("humasflow.scrubbing", "scrub")
+    PHASES = _ImportedWhenUsed("humasflow.sop", "PHASES")
+    load_sop = _ImportedWhenUsed("humasflow.sop", "load_sop")
     _WorkerBase = object  # see _echo_worker()
 
 
@@ -219,6 +250,14 @@ class _Command(_TranslatedHelp):
         self.params.append(click.Option(
             ["--lang"], type=_LANG_CHOICE, expose_value=False, is_eager=True,
             callback=_set_language, help="The language to speak: id or en."))
+
+    def invoke(self, ctx: click.Context) -> Any:
+        # The plugins the group asked for load once the command's own options are
+        # parsed: its --help and a mistyped option need none of them.
+        warn = ctx.meta.pop(_LOAD_PLUGINS, None)
+        if warn is not None:
+            _load_plugins(warn=warn)
+        return super().invoke(ctx)
 
 
 class _Group(_TranslatedHelp, click.Group):
@@ -905,7 +944,14 @@ def cli(ctx: click.Context, config_file: str | None, db: str, org: str,
                        sleep=seam.get("sleep"), secrets=secrets,
                        source=seam.get("credentials"), config=config, sources=sources,
                        lang_chosen=lang is not None)
-    _load_plugins(warn=ctx.invoked_subcommand != "plugins")  # which lists them itself
+    # Loaded by the command when it runs (see _Command.invoke); `plugins` lists the
+    # broken ones itself.
+    ctx.meta[_LOAD_PLUGINS] = ctx.invoked_subcommand != "plugins"
+
+
+#: The key of :attr:`click.Context.meta` (shared by the nested contexts) that holds
+#: whether the command about to run loads the plugins with a warning for each broken one.
+_LOAD_PLUGINS = "humasflow.load_plugins"
 
 
 def _load_plugins(*, warn: bool) -> None:
