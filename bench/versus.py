@@ -119,7 +119,7 @@ def _office(target: str, folder: Path, *, media_store: bool = False) -> Any:
     if _new_api():
         office.establish(by="Dekan")
     else:
-        office.establish()
+        office.establish()  # type: ignore[call-arg]  # the old code's API: by= optional
     staffed_office(office)
     return office
 
@@ -287,7 +287,7 @@ class Stores:
         if url and not self.postgres:
             raise SystemExit("--store takes a PostgreSQL URL; SQLite runs use temp files")
         self._admin: Any = None
-        if self.postgres:
+        if url and self.postgres:
             import sqlalchemy
 
             self._admin = sqlalchemy.create_engine(url)
