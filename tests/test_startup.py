@@ -35,6 +35,22 @@ def test_using_a_name_imports_what_it_needs():
     assert "sqlalchemy" in _loaded_after("import humasflow; humasflow.Office")
 
 
+def test_a_store_loads_only_its_own_database_dialect(tmp_path):
+    """Each SQLAlchemy dialect costs tens of milliseconds to import: a SQLite store
+    never loads PostgreSQL's, and importing the office loads neither."""
+    probe = ("import sys\nfrom humasflow.office import Office\n"
+             "from humasflow.storage.store import Store\n"
+             "print(sorted(m for m in sys.modules if m.startswith('sqlalchemy.dialects.')"
+             " and m.count('.') == 2 and not m.split('.')[2].startswith('_')))\n"
+             f"Store({str(tmp_path / 'hf.db')!r}).close()\n"
+             "print(sorted(m for m in sys.modules if m.startswith('sqlalchemy.dialects.')"
+             " and m.count('.') == 2 and not m.split('.')[2].startswith('_')))\n")
+    before, after = subprocess.run([sys.executable, "-I", "-c", probe], capture_output=True,
+                                   text=True, check=True).stdout.splitlines()
+    assert before == "[]"
+    assert after == "['sqlalchemy.dialects.sqlite']"
+
+
 def test_every_public_name_resolves_and_is_listed():
     for name in humasflow.__all__:
         assert getattr(humasflow, name) is not None, name

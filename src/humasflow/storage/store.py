@@ -32,8 +32,6 @@ from typing import Any, ClassVar, cast
 import attrs
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
 from humasflow.errors import ConflictError, ItemChanged, StorageError, StoreLocked
@@ -382,7 +380,7 @@ class Store:
         cannot both insert and one of them fail."""
         dialect = self.engine.dialect.name
         if dialect in ("postgresql", "sqlite"):
-            insert = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+            insert = _dialect_insert(dialect)(table)
             statement = insert.values(**keys, **values)
             if replace:
                 statement = statement.on_conflict_do_update(index_elements=list(keys),
@@ -989,7 +987,7 @@ class Store:
     def _insert_once(self, conn: Connection, table: sa.Table, values: Mapping[str, Any]) -> bool:
         """Insert ``values`` unless a row with the same key is there (or is being
         inserted by a transaction not yet committed, which this one waits for)."""
-        insert = (pg_insert if self.is_postgres else sqlite_insert)(table)
+        insert = _dialect_insert("postgresql" if self.is_postgres else "sqlite")(table)
         key = next(iter(table.primary_key.columns))
         # RETURNING, not rowcount: some drivers report -1 for an insert that did nothing.
         done = conn.execute(insert.values(**values).on_conflict_do_nothing().returning(key))
@@ -1174,6 +1172,18 @@ def checkpoint_event(conn: Connection, event: Event) -> Event:
     streams = {f"item:{r.id}": [r.version, r.head_hash] for r in conn.execute(query)}
     return attrs.evolve(event, data={**event.data, "streams": streams,
                                      "digest": rows.heads_digest(streams)})
+
+
+def _dialect_insert(dialect: str) -> Any:
+    """The ``INSERT … ON CONFLICT`` builder of ``dialect``, imported when first needed:
+    each dialect's module costs tens of milliseconds, and a store uses one."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
 
 
 def record_baseline(conn: Connection, note: str) -> int:
