@@ -292,6 +292,52 @@ def measure(paths: dict[int, Path], targets: dict[int, list[int]],
     return result
 
 
+def evict(path: Path) -> bool:
+    """Ask the kernel to drop the store's pages from the page cache (its file and WAL);
+    ``False`` where the platform has no ``posix_fadvise``."""
+    if not hasattr(os, "posix_fadvise"):
+        return False
+    for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if name.exists():
+            fd = os.open(name, os.O_RDONLY)
+            try:
+                os.fsync(fd)  # only clean pages can be dropped
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+    return True
+
+
+def measure_cold(paths: dict[int, Path], targets: dict[int, list[int]]) -> dict[int, Any]:
+    """Time each item's walk right after the store's file left the page cache: the first
+    actions of a store opened after a long idle, when its B-tree pages come from disk.
+
+    For each walk: the store is opened, a first read made (the schema check), its pages
+    dropped from the cache (every other walk: kept, the control, so that what a newly
+    opened store costs anyway is not counted as the cache's), then the four transitions
+    timed. Sizes are interleaved. Returns ``{size: {"cold": [...], "kept": [...]}}``.
+    """
+    sizes = list(paths)
+    result: dict[int, Any] = {size: {"cold": [], "kept": []} for size in sizes}
+    for k in range(len(targets[sizes[0]])):
+        for size in sizes if k % 2 == 0 else sizes[::-1]:
+            office = humasflow.Office(Store(paths[size]), clock=SteerableClock(NOW),
+                                      environ={})
+            try:
+                office.item(targets[size][k])
+                kind = "kept" if k % 2 else "cold"
+                if kind == "cold" and not evict(paths[size]):
+                    return {}
+                steps = _steps(office)
+                t0 = time.perf_counter()
+                for step in steps:
+                    step(targets[size][k])
+                result[size][kind].append((time.perf_counter() - t0) / len(steps))
+            finally:
+                office.close()
+    return result
+
+
 def verify(path: Path) -> str:
     """Check the cloned records' hash chains through the API.
 
@@ -330,6 +376,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=15,
                         help="timings of each query per size (default 15; fewer for a query "
                              f"that has taken more than {QUERY_BUDGET_S:.0f} s)")
+    parser.add_argument("--cold", type=int, default=40,
+                        help="walks of a newly opened store, half of them right after its "
+                             "pages left the page cache (default 40; 0 for none)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the databases (their folder is printed)")
     parser.add_argument("--dir", type=Path, default=None,
@@ -338,7 +387,9 @@ def main(argv: list[str] | None = None) -> int:
     sizes = sorted({int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()})
     if sizes[0] < 100:
         parser.error("sizes must be at least 100")
-    targets = {size: _walk_targets(size, args.walks + 1) for size in sizes}
+    chosen = {size: _walk_targets(size, args.walks + 1 + args.cold) for size in sizes}
+    targets = {size: ids[:args.walks + 1] for size, ids in chosen.items()}
+    cold_targets = {size: ids[args.walks + 1:] for size, ids in chosen.items()}
 
     base = Path(tempfile.mkdtemp(prefix="humasflow-scaling-", dir=args.dir))
     print(f"humasflow scaling - {dt.date.today().isoformat()} - Python "
@@ -360,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         results = measure(paths, targets, args.repeats)
         print(f"  measured in {time.perf_counter() - t0:.1f} s", flush=True)
+        cold = measure_cold(paths, cold_targets) if args.cold else {}
         audit = verify(paths[sizes[0]])
     finally:
         if not args.keep:
@@ -393,6 +445,24 @@ def main(argv: list[str] | None = None) -> int:
     for name in QUERIES:
         for plan in sorted({results[s][name]["plan"] for s in sizes}):
             print(f"  {name}: {plan}")
+    if cold:
+        print()
+        print("cold cache: walks right after the store's pages were dropped from the page "
+              "cache (posix_fadvise DONTNEED), against walks on a store opened the same way "
+              "with its pages kept")
+        print(f"{'stored items':>12} | {'cold p50 ms':>11} {'max ms':>7} {'ratio':>6} | "
+              f"{'kept p50 ms':>11} | {'cold ÷ kept':>11}")
+        small_cold = statistics.median(cold[small]["cold"])
+        for size in sizes:
+            p50 = statistics.median(cold[size]["cold"])
+            kept = statistics.median(cold[size]["kept"])
+            print(f"{size:>12,} | {_ms(p50):>11} {_ms(max(cold[size]['cold'])):>7} "
+                  f"{p50 / small_cold:6.2f} | {_ms(kept):>11} | {p50 / kept:11.2f}")
+        print(f"{len(cold[small]['cold'])} cold and {len(cold[small]['kept'])} kept walks "
+              "of 4 transitions per size (ms per transition); ratio = cold median at this "
+              "size / at the smallest size")
+    elif args.cold:
+        print("\ncold cache: not measured (this platform has no posix_fadvise)")
     print(f"audit check of the {small:,}-item store (cloned records included): {audit}")
     print(f"total run time {time.perf_counter() - started:.0f} s; {_load()}")
     if args.keep:
