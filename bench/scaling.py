@@ -376,9 +376,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=15,
                         help="timings of each query per size (default 15; fewer for a query "
                              f"that has taken more than {QUERY_BUDGET_S:.0f} s)")
-    parser.add_argument("--cold", type=int, default=40,
+    parser.add_argument("--cold", type=int, default=14,
                         help="walks of a newly opened store, half of them right after its "
-                             "pages left the page cache (default 40; 0 for none)")
+                             "pages left the page cache (default 14; 0 for none)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the databases (their folder is printed)")
     parser.add_argument("--dir", type=Path, default=None,
