@@ -32,8 +32,8 @@ kind                         when                                         to
 ============================ ============================================ =====================
 
 "Who post it" are the item's authors, its assignee and whoever scheduled its post. The
-person whose action caused a notice is not told about it, nor is an inactive actor. A
-failed channel that is retried automatically tells nobody yet; its last failure does.
+person who rejected or returned an item is not told about it, nor is an inactive actor.
+A failed channel that is retried automatically tells nobody yet; its last failure does.
 """
 
 from __future__ import annotations
