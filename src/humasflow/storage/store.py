@@ -451,9 +451,9 @@ class Store:
                     tables = rows.current_rows(conn, org)
                     if visits:
                         # Derived from the events: verify derives them again.
-                        visits = sa.select(t.step_visits).where(t.step_visits.c.org == org)
+                        derived = sa.select(t.step_visits).where(t.step_visits.c.org == org)
                         tables["step_visits"] = [dict(r._mapping)
-                                                 for r in conn.execute(visits)]
+                                                 for r in conn.execute(derived)]
                     return events, _heads(conn, org), tables
         except sa.exc.OperationalError as exc:
             raise StorageError(_("the store cannot be read: {error}").format(
