@@ -7,21 +7,24 @@ What is counted, and how:
 
 - A *visit* is one stay of an item at one step: from the event that moved it there to
   the next event that moved it on (events that leave the item at its step, such as a
-  revision before approval, do not end the visit). A visit counts in the period when it
-  *ended* in it (``since`` included, ``until`` excluded); a visit still open at the end
-  of the period is counted as open and, if it already ran past its standard time, is a
-  breach.
+  revision before approval, do not end the visit). Each move writes the visit it ends
+  as a row of ``step_visits`` in its own transaction; the visit of an item still at its
+  step is the item's row (migration 11 derived the visits of the events before it). A
+  visit counts in the period when it *ended* in it (``since`` included, ``until``
+  excluded); a visit still open at the end of the period is counted as open and, if it
+  already ran past its standard time, is a breach.
 - Durations are measured against the standard time of the item's own SOP revision.
   The median and 90th percentile are nearest-rank: the value at rank ⌈p·n⌉ of the
   ordered durations.
-- Everything is computed in the database with aggregate SQL (window functions for the
-  visits; ``percentile_disc`` on PostgreSQL, an index walked to each rank on SQLite, for
-  the nearest ranks), on SQLite and PostgreSQL alike, when the SOP's standard times are
-  on the wall clock; the lead times are ranked in Python from one number per item.
-  When they are in working time (``clock = "working"``), the database gives one
-  row per visit (its start and end, not its events) and each visit's working time is
-  computed in Python with the office's :class:`~humasflow.calendar.WorkingCalendar`:
-  working time depends on holidays and opening hours that SQL does not know.
+- Everything is computed in the database with aggregate SQL over the period's visits,
+  read through their index on when they ended (``percentile_disc`` on PostgreSQL, an
+  index by step and duration walked to each rank on SQLite, for the nearest ranks), on
+  SQLite and PostgreSQL alike, when the SOP's standard times are on the wall clock; the
+  lead times are ranked in Python from one number per posted item. When they are in
+  working time (``clock = "working"``), the database gives one row per visit (its
+  start and end) and each visit's working time is computed in Python with the
+  office's :class:`~humasflow.calendar.WorkingCalendar`: working time depends on
+  holidays and opening hours that SQL does not know.
 - Per channel: the channel records (one per item and channel) of the items posted or
   being posted whose record last changed in the period: their states, attempts, and the
   causes of failures (the error class the publisher reported).
