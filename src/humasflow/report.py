@@ -885,7 +885,7 @@ class _Queries:
 
     def lead_time_sql(self, conn: Any, zone: dt.tzinfo) -> Distribution:
         """The lead times, and the weeks the items were posted in (kept for
-        :meth:`weeks`): one pass over the posting events, ranked here."""
+        :meth:`weeks`): one pass over the posted items, ranked here."""
         posted = self._posted().subquery("posted")
         seconds = _seconds(self.dialect, posted.c.posted_at, posted.c.created_at)
         week = self._week_of(posted.c.posted_at, self._monday(zone))
