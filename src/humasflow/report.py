@@ -366,11 +366,8 @@ def _bound(name: str, value: dt.datetime | dt.date, zone: dt.tzinfo, *,
 
 
 def _seconds(dialect: str, end: Any, start: Any) -> Any:
-    """The seconds from ``start`` to ``end``, in SQL."""
-    if dialect == "sqlite":
-        # Times are ISO text; julianday's double keeps milliseconds, rounded here.
-        return sa.func.round((sa.func.julianday(end) - sa.func.julianday(start)) * 86400.0, 3)
-    return sa.cast(sa.extract("epoch", end - start), sa.Float)
+    """The seconds from ``start`` to ``end``, in SQL (as a visit's row holds them)."""
+    return t.visit_seconds(dialect, end, start)
 
 
 def _rank_of(count: Any, numerator: int, denominator: int) -> Any:
