@@ -597,15 +597,9 @@ class _Queries:
 
     # Completed visits ------------------------------------------------------------------
 
-    def _title(self, item_id: Any) -> Any:
-        # A scalar subquery, not a join: one lookup by key per row returned.
-        items = self.items
-        return (sa.select(items.c.title).where(items.c.id == item_id)
-                .scalar_subquery().label("title"))
-
     def _completed(self) -> Any:
         sv = t.step_visits
-        return (sa.select(self._grp(), sv.c.step, sv.c.item_id, self._title(sv.c.item_id),
+        return (sa.select(self._grp(), sv.c.step, sv.c.item_id,
                           sv.c.entered_at.label("started_at"), sv.c.left_at.label("ended_at"),
                           sv.c.left_by.label("ended_by"), sv.c.seconds,
                           self.standard.label("standard"))
@@ -777,14 +771,7 @@ class _Queries:
                            text(sv.c.left_at), sv.c.seconds, standard)
                  .select_from(self.source).where(*self.filters, sv.c.seconds > standard))
         rows = conn.execute(query).fetchall()
-        if not rows:
-            return []
-        ids = [row[0] for row in rows]
-        items = self.items
-        titles = {item_id: title for item_id, title in conn.execute(
-            sa.select(items.c.id, items.c.title)
-            .where(items.c.org == self.org, items.c.id >= min(ids), items.c.id <= max(ids))
-        ).all()}
+        titles = self._titles(conn, [row[0] for row in rows])
         standards: dict[float, dt.timedelta] = {}
         make = StepBreach
         found = []
@@ -802,7 +789,7 @@ class _Queries:
             dict[tuple[str, str], tuple[Distribution, int]], list[StepBreach]]:
         durations: dict[tuple[str, str], list[float]] = defaultdict(list)
         within: Counter[tuple[str, str]] = Counter()
-        breaches = []
+        late: list[tuple[Any, float]] = []
         self.working_within = []
         for row in conn.execute(self._completed()):
             seconds = calendar.working_time(row.started_at, row.ended_at).total_seconds()
@@ -812,9 +799,21 @@ class _Queries:
                 if seconds <= row.standard:
                     within[(row.grp, row.step)] += 1
                 else:
-                    breaches.append(_breach(row, seconds))
+                    late.append((row, seconds))
+        # The titles of the breaches only, in one range of item ids.
+        titles = self._titles(conn, [row.item_id for row, _s in late])
+        breaches = [_breach(row, seconds, titles.get(row.item_id, "")) for row, seconds in late]
         return ({key: (_distribution(values), within[key])
                  for key, values in durations.items()}, breaches)
+
+    def _titles(self, conn: Any, ids: Sequence[int]) -> dict[int, str]:
+        if not ids:
+            return {}
+        items = self.items
+        return {item_id: title for item_id, title in conn.execute(
+            sa.select(items.c.id, items.c.title)
+            .where(items.c.org == self.org, items.c.id >= min(ids), items.c.id <= max(ids))
+        ).all()}
 
     # Open visits -----------------------------------------------------------------------
 
@@ -1012,12 +1011,12 @@ def _distribution(values: Iterable[float]) -> Distribution:
                         _td(_nearest_rank(ordered, 9, 10)), _td(ordered[-1]))
 
 
-def _breach(row: Any, seconds: float) -> StepBreach:
+def _breach(row: Any, seconds: float, title: str) -> StepBreach:
     duration = _td(seconds)
     standard = _td(row.standard)
     assert duration is not None
     assert standard is not None
-    return StepBreach(item_id=int(row.item_id), title=row.title, step=row.step,
+    return StepBreach(item_id=int(row.item_id), title=title, step=row.step,
                   actor=row.ended_by, started_at=row.started_at, ended_at=row.ended_at,
                   duration=duration, standard=standard)
 
