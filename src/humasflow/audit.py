@@ -123,6 +123,11 @@ def verify(events: Iterable[Event], heads: Mapping[str, tuple[int, str]],
     explained: dict[tuple[str, str], dict[str, tuple[str, int, int, str]]] = {}
     created: dict[str, tuple[int, str]] = {}  # item stream -> (org seq, first hash)
     checkpoints: list[tuple[int, Mapping[str, Any]]] = []
+    # The step visits the events say ended (see :func:`_check_visits`): per item stream,
+    # its last move (the step it entered, and when); each visit to the seq that ended it.
+    derive_visits = tables is not None and "step_visits" in tables
+    moved: dict[str, tuple[str | None, Any]] = {}
+    visits: dict[tuple[Any, ...], list[int]] = {}
 
     def close(name: str | None, last_seq: int, last_hash: str) -> None:
         if name is None:
@@ -192,6 +197,13 @@ def verify(events: Iterable[Event], heads: Mapping[str, tuple[int, str]],
         hashes.setdefault(stream, []).append(event.hash)
         expected_seq, prev = event.seq + 1, event.hash
         learn(event)
+        if derive_visits and stream.startswith("item:") and (
+                event.action == "create" or event.from_state != event.to_state):
+            entered = moved.get(stream)
+            if entered is not None:
+                visits.setdefault((stream, entered[0], entered[1], event.at, event.actor,
+                                   event.action, event.note), []).append(event.seq)
+            moved[stream] = (event.to_state, event.at)
     close(stream, expected_seq - 1, prev)
     for name, (seq, _hash) in sorted(heads.items()):
         if name not in seen and seq:
@@ -214,6 +226,9 @@ def verify(events: Iterable[Event], heads: Mapping[str, tuple[int, str]],
     rows = 0
     if tables is not None:
         rows = _check_rows(tables, explained, created, hash_at, findings)
+        if derive_visits:
+            rows += _check_visits(tables["step_visits"], visits, tables.get("items", ()),
+                                  findings)
     if progress is not None:
         progress(count)
     return AuditReport(events=count, streams=len(seen), findings=tuple(findings), rows=rows,
@@ -300,6 +315,43 @@ def _check_rows(tables: Mapping[str, Iterable[Mapping[str, Any]]],
             findings.append(Finding(entry[0], entry[2], _("the record wrote this row, but it "
                                                           "is gone: deleted"),
                                     table=table, row=key))
+    return count
+
+
+def _check_visits(stored: Iterable[Mapping[str, Any]],
+                  derived: Mapping[tuple[Any, ...], list[int]],
+                  items: Iterable[Mapping[str, Any]], findings: list[Finding]) -> int:
+    """Each stored step visit must be one the events say ended (its step, when it began
+    and ended, who ended it, how and why), measured as long as it lasted and against its
+    item's SOP revision; and each visit the events ended must be stored."""
+    revisions = {int(row["id"]): row.get("sop_revision") for row in items}
+    missing = {key: list(seqs) for key, seqs in derived.items()}
+    count = 0
+    for row in stored:
+        count += 1
+        stream = f"item:{row['item_id']}"
+        key = (stream, row["step"], row["entered_at"], row["left_at"], row["left_by"],
+               row["outcome"], row["reason"])
+        name = f"{row['item_id']}/{row['step']}/{row['left_at'].isoformat()}"
+        seqs = missing.get(key)
+        seq = seqs.pop(0) if seqs else None
+        if seq is None:
+            findings.append(Finding(stream, 0, _(
+                "no event ends this step visit: changed outside humasflow"),
+                table="step_visits", row=name))
+            continue
+        lasted = (row["left_at"] - row["entered_at"]).total_seconds()
+        if abs(float(row["seconds"]) - lasted) > 0.0015 \
+                or revisions.get(int(row["item_id"]), row["sop_revision"]) != row["sop_revision"]:
+            findings.append(Finding(stream, seq, _(
+                "this step visit's duration or SOP revision is not what the record says: "
+                "changed outside humasflow"), table="step_visits", row=name))
+    left_over = [(key, seq) for key, seqs in missing.items() for seq in seqs]
+    for (stream, step, _entered, left, *_rest), seq in sorted(
+            left_over, key=lambda kv: (kv[0][0], kv[1])):
+        findings.append(Finding(stream, seq, _(
+            "this event ends a step visit whose row is gone: deleted"),
+            table="step_visits", row=f"{stream.split(':', 1)[1]}/{step}/{left.isoformat()}"))
     return count
 
 

@@ -2195,7 +2195,8 @@ class Office:
                 "anchor": anchor, "since": since.isoformat(), "until": at.isoformat()})
 
     def verify(self, *, anchor: Mapping[str, Any] | str | os.PathLike[str] | None = None,
-               progress: Callable[[int], None] | None = None) -> audit.AuditReport:
+               progress: Callable[[int], None] | None = None,
+               visits: bool = False) -> audit.AuditReport:
         """Check the organisation's whole record.
 
         No event was edited, deleted, inserted or reordered; every row (items, channel
@@ -2204,13 +2205,15 @@ class Office:
         stream heads are still there. With ``anchor`` (what :meth:`anchor` returned, or
         the file it was written to) the record must also still extend that anchor.
         ``progress`` is called with the number of events checked so far (every thousand,
-        and at the end).
+        and at the end). With ``visits`` the step visits the evaluation report reads
+        (derived from the events, not part of the record) are derived again and must be
+        the ones stored.
 
         Raises:
             AnchorInvalid: The anchor cannot be read, or is another organisation's.
         """
         found = None if anchor is None else self._load_anchor(anchor)
-        events, heads, tables = self._store.record(self.org)
+        events, heads, tables = self._store.record(self.org, visits=visits)
         return audit.verify(events, heads, tables, anchor=found, progress=progress)
 
     def anchor(self, *, by: str = "humasflow") -> dict[str, Any]:

@@ -7,21 +7,24 @@ What is counted, and how:
 
 - A *visit* is one stay of an item at one step: from the event that moved it there to
   the next event that moved it on (events that leave the item at its step, such as a
-  revision before approval, do not end the visit). A visit counts in the period when it
-  *ended* in it (``since`` included, ``until`` excluded); a visit still open at the end
-  of the period is counted as open and, if it already ran past its standard time, is a
-  breach.
+  revision before approval, do not end the visit). Each move writes the visit it ends
+  as a row of ``step_visits`` in its own transaction; the visit of an item still at its
+  step is the item's row (migration 12 derived the visits of the events before it). A
+  visit counts in the period when it *ended* in it (``since`` included, ``until``
+  excluded); a visit still open at the end of the period is counted as open and, if it
+  already ran past its standard time, is a breach.
 - Durations are measured against the standard time of the item's own SOP revision.
   The median and 90th percentile are nearest-rank: the value at rank ⌈p·n⌉ of the
   ordered durations.
-- Everything is computed in the database with aggregate SQL (window functions for the
-  visits; ``percentile_disc`` on PostgreSQL, an index walked to each rank on SQLite, for
-  the nearest ranks), on SQLite and PostgreSQL alike, when the SOP's standard times are
-  on the wall clock; the lead times are ranked in Python from one number per item.
-  When they are in working time (``clock = "working"``), the database gives one
-  row per visit (its start and end, not its events) and each visit's working time is
-  computed in Python with the office's :class:`~humasflow.calendar.WorkingCalendar`:
-  working time depends on holidays and opening hours that SQL does not know.
+- Everything is computed in the database with aggregate SQL over the period's visits,
+  read through their index on when they ended (``percentile_disc`` on PostgreSQL, an
+  index by step and duration walked to each rank on SQLite, for the nearest ranks), on
+  SQLite and PostgreSQL alike, when the SOP's standard times are on the wall clock; the
+  lead times are ranked in Python from one number per posted item. When they are in
+  working time (``clock = "working"``), the database gives one row per visit (its
+  start and end) and each visit's working time is computed in Python with the
+  office's :class:`~humasflow.calendar.WorkingCalendar`: working time depends on
+  holidays and opening hours that SQL does not know.
 - Per channel: the channel records (one per item and channel) of the items posted or
   being posted whose record last changed in the period: their states, attempts, and the
   causes of failures (the error class the publisher reported).
@@ -46,6 +49,7 @@ from humasflow import _input
 from humasflow.errors import InputInvalid
 from humasflow.i18n import N_, _, format_duration
 from humasflow.storage import schema as t
+from humasflow.workflow import TRIGGERS
 
 if TYPE_CHECKING:
     from humasflow.office import Office
@@ -362,11 +366,8 @@ def _bound(name: str, value: dt.datetime | dt.date, zone: dt.tzinfo, *,
 
 
 def _seconds(dialect: str, end: Any, start: Any) -> Any:
-    """The seconds from ``start`` to ``end``, in SQL."""
-    if dialect == "sqlite":
-        # Times are ISO text; julianday's double keeps milliseconds, rounded here.
-        return sa.func.round((sa.func.julianday(end) - sa.func.julianday(start)) * 86400.0, 3)
-    return sa.cast(sa.extract("epoch", end - start), sa.Float)
+    """The seconds from ``start`` to ``end``, in SQL (as a visit's row holds them)."""
+    return t.visit_seconds(dialect, end, start)
 
 
 def _rank_of(count: Any, numerator: int, denominator: int) -> Any:
@@ -425,13 +426,6 @@ def build_report(office: Office, store: Store, since: dt.datetime | dt.date,
         dialect = conn.dialect.name
         q = _Queries(dialect, org, start, end, cutoff, list(lifecycle), standards, by,
                      revision, channel, staff)
-        q.visits.drop(conn, checkfirst=True)  # left by a report cut short on this connection
-        q.visits.create(conn)
-        conn.execute(q.fill)
-        if dialect == "postgresql":
-            # Without statistics the planner takes the new table for tiny and may scan it
-            # once per item.
-            conn.execute(sa.text("ANALYZE humasflow_report_visits"))
         ended, outcomes, reasons = q.ended(conn, zone)
         if calendar is None:
             steps = ended
@@ -443,7 +437,6 @@ def build_report(office: Office, store: Store, since: dt.datetime | dt.date,
         open_counts, open_breaches = q.open_visits(conn, calendar)
         weeks = q.weeks(conn, zone)
         channels = q.channels(conn)
-        q.visits.drop(conn)
         conn.rollback()  # a read: nothing of it stays
 
     order = {key: (step.number, key) for key, step in lifecycle.items()}
@@ -531,26 +524,10 @@ def build_comparison(office: Office, since: dt.datetime | dt.date,
                       steps=changes, min_sample=min_sample)
 
 
-def _visits_table() -> sa.Table:
-    # One row per visit of the period, with what every part of the report needs resolved
-    # once: its group, its standard time, the item's assignee (for open visits).
-    return sa.Table(
-        "humasflow_report_visits", sa.MetaData(),
-        sa.Column("item_id", sa.Integer), sa.Column("step", sa.String(100)),
-        sa.Column("started_at", t.UTCDateTime), sa.Column("ended_at", t.UTCDateTime),
-        sa.Column("ended_by", sa.String(200)), sa.Column("outcome", sa.String(100)),
-        sa.Column("reason", sa.Text), sa.Column("seconds", sa.Float),
-        sa.Column("grp", sa.String(200)), sa.Column("open_grp", sa.String(200)),
-        sa.Column("assignee", sa.String(200)), sa.Column("standard", sa.Float),
-        # 1: a completion the report counts (ended in the period, by the staff member
-        # asked for); 0: open at the end of the period, or ended by someone else.
-        sa.Column("done", sa.Integer),
-        prefixes=["TEMPORARY"])
-
-
 class _Queries:
-    """The report's SQL: one visits query (window functions over the item streams) into
-    a temporary table, which a few aggregate queries then read without further joins."""
+    """The report's SQL: aggregate queries over the ended visits of the period (the
+    ``step_visits`` rows, read through their index on when they ended) and over the
+    items' rows for the visits still open and the posted items."""
 
     def __init__(self, dialect: str, org: str, start: dt.datetime, end: dt.datetime,
                  cutoff: dt.datetime, steps: list[str],
@@ -558,112 +535,75 @@ class _Queries:
                  revision: int | None, channel: str | None, staff: str | None) -> None:
         self.dialect, self.org, self.start, self.end, self.cutoff = (
             dialect, org, start, end, cutoff)
-        ev, items = t.events, t.items
-        moves = (sa.select(ev.c.id, ev.c.stream, ev.c.seq, ev.c.at, ev.c.actor, ev.c.action,
-                           ev.c.to_state, ev.c.note)
-                 .where(ev.c.org == org, ev.c.stream.like("item:%"), ev.c.at < end,
-                        sa.or_(ev.c.action == "create",
-                               ev.c.from_state.is_distinct_from(ev.c.to_state)))
-                 .cte("moves"))
-        window: dict[str, Any] = {"partition_by": moves.c.stream, "order_by": moves.c.seq}
-        # A move at or after the end of the period cannot end a visit in it: such visits
-        # are open at the end, which a missing next move (``lead`` is NULL) says too.
-        if dialect == "sqlite":
-            # SQLite's window functions cost about as much per column as the rest of the
-            # scan: one ``lead`` finds the next move, read by its key.
-            paired = sa.select(
-                moves.c.stream, moves.c.to_state.label("step"),
-                moves.c.at.label("started_at"),
-                sa.func.lead(moves.c.id, type_=sa.Integer).over(**window).label("next_id"),
-            ).subquery("paired")
-            nxt = ev.alias("next_move")
-            found = (sa.select(paired.c.stream, paired.c.step, paired.c.started_at,
-                               nxt.c.at.label("ended_at"), nxt.c.actor.label("ended_by"),
-                               nxt.c.action.label("outcome"), nxt.c.note.label("reason"))
-                     .select_from(paired.outerjoin(nxt, nxt.c.id == paired.c.next_id))
-                     .subquery("found"))
-        else:
-            found = sa.select(
-                moves.c.stream, moves.c.to_state.label("step"),
-                moves.c.at.label("started_at"),
-                sa.func.lead(moves.c.at, type_=t.UTCDateTime).over(**window).label("ended_at"),
-                sa.func.lead(moves.c.actor, type_=sa.String).over(**window).label("ended_by"),
-                sa.func.lead(moves.c.action, type_=sa.String).over(**window).label("outcome"),
-                sa.func.lead(moves.c.note, type_=sa.Text).over(**window).label("reason"),
-            ).subquery("found")
-        rows = standards or [(0, "", 0.0)]
-        std = sa.values(sa.column("rev", sa.Integer), sa.column("step", sa.String),
-                        sa.column("seconds", sa.Float), name="standards").data(rows).cte(
-                            "standard_times")
-        item_id = sa.cast(sa.func.substr(found.c.stream, 6), sa.Integer)
-        joined = found.join(items, items.c.id == item_id).outerjoin(
-            std, sa.and_(std.c.rev == items.c.sop_revision, std.c.step == found.c.step))
-        pubs = t.publications
-        if by == "channel":
-            joined = joined.join(pubs, pubs.c.item_id == items.c.id)
-            group: Any = pubs.c.channel
-        elif by == "staff":
-            group = sa.func.coalesce(found.c.ended_by, "")
-        elif by == "revision":
-            group = sa.cast(items.c.sop_revision, sa.String)
-        else:
-            group = sa.literal("", sa.String)
-        # A visit still open belongs to whoever the item is assigned to.
-        open_group = sa.func.coalesce(items.c.assignee, "") if by == "staff" else group
-        # What selects items (the revision, the channel) also applies to lead times and
-        # weeks; the staff member is who ended a visit, so only visits know them.
+        sv, items, pubs = t.step_visits, t.items, t.publications
+        self.items = items
+        self.by = by
+        # What selects items (the revision, the channel) applies to every part; the
+        # staff member is who ended a visit, or for an open visit the item's assignee.
         self.item_filters: list[Any] = [items.c.org == org]
+        visit_filters: list[Any] = [sv.c.org == org]
         if revision is not None:
             self.item_filters.append(items.c.sop_revision == revision)
+            visit_filters.append(sv.c.sop_revision == revision)
         if channel is not None:
             self.item_filters.append(sa.exists().where(pubs.c.item_id == items.c.id,
                                                        pubs.c.channel == channel))
-        # The visits of the period (ended in it, or still open at its end) are computed
-        # once into a temporary table that every part of the report then aggregates:
-        # the window over the item streams is the costly part, and neither database
-        # reliably keeps a CTE's result between statements.
-        visits = _visits_table()
-        counted = [found.c.ended_at.is_not(None), found.c.ended_at < end]
+            visit_filters.append(sa.exists().where(pubs.c.item_id == sv.c.item_id,
+                                                   pubs.c.channel == channel))
+        # The ended visits the report counts: those that ended in the period (by the
+        # staff member asked for).
+        self.filters = [*visit_filters, sv.c.left_at >= start, sv.c.left_at < end]
         if staff is not None:
-            counted.append(found.c.ended_by == staff)
-        self.fill = sa.insert(visits).from_select(
-            [c.name for c in visits.c],
-            sa.select(item_id, found.c.step, found.c.started_at, found.c.ended_at,
-                      found.c.ended_by, found.c.outcome, found.c.reason,
-                      _seconds(dialect, found.c.ended_at, found.c.started_at),
-                      group, open_group, items.c.assignee, std.c.seconds,
-                      sa.case((sa.and_(*counted), 1), else_=0))
-            .select_from(joined)
-            .where(*self.item_filters, found.c.step.in_(steps),
-                   sa.or_(found.c.ended_at.is_(None),
-                          found.c.ended_at >= start)))
-        v = visits
-        self.visits, self.items = visits, items
+            self.filters.append(sv.c.left_by == staff)
+        # Apart: a query of one step asks for that step instead (SQLite would otherwise
+        # sort what its index gives in order).
+        self.ranked = list(self.filters)
+        self.filters.append(sv.c.step.in_(steps))
+        visit_filters.append(sv.c.step.in_(steps))
+        self.source: Any = sv
+        if by == "channel":
+            self.source = sv.join(pubs, pubs.c.item_id == sv.c.item_id)
+            group: Any = pubs.c.channel
+        elif by == "staff":
+            group = sv.c.left_by
+        elif by == "revision":
+            group = sa.cast(sv.c.sop_revision, sa.String)
+        else:
+            group = None  # one group, named "" in Python (a constant cannot be grouped by)
+        self.group = group
+        self.standard = _standard(standards, sv.c.sop_revision, sv.c.step)
+        # The visits open at the end of the period: ended after it (``step_visits``)
+        # or not yet ended (the item's own row), both begun before it.
+        assigned = [] if staff is None else [items.c.assignee == staff]
+        self.open_filters = (
+            [*visit_filters, *self.item_filters, *assigned, sv.c.left_at >= end,
+             sv.c.entered_at < end],
+            [*self.item_filters, *assigned, items.c.state.in_(steps),
+             items.c.step_started_at < end])
+        self.standards = standards
+        self.steps = set(steps)
         # On the working clock: when each completion with a standard ended, and whether
         # within it (the weeks' on-time shares; on the wall clock SQL counts them).
         self.working_within: list[tuple[dt.datetime, bool]] | None = None
         self.week_timed: dict[int, list[int]] = {}
         # The items posted per week, when the lead times' pass counted them.
         self.posted_weeks: Counter[int] | None = None
-        self.filters: list[Any] = [v.c.done == 1]
-        self.open_filters: list[Any] = [sa.or_(v.c.ended_at.is_(None), v.c.ended_at >= end)]
-        if staff is not None:
-            self.open_filters.append(v.c.assignee == staff)
+
+    def _grp(self) -> Any:
+        return (sa.literal("", sa.String) if self.group is None else self.group).label("grp")
+
+    def _grouped(self, *columns: Any) -> list[Any]:
+        return list(columns) if self.group is None else [self.group, *columns]
 
     # Completed visits ------------------------------------------------------------------
 
-    def _title(self) -> Any:
-        # A scalar subquery, not a join: one lookup by key per row returned, where a join
-        # lets the planner read the temporary table (without statistics) once per item.
-        items = self.items
-        return (sa.select(items.c.title).where(items.c.id == self.visits.c.item_id)
-                .scalar_subquery().label("title"))
-
     def _completed(self) -> Any:
-        v = self.visits
-        return sa.select(v.c.grp, v.c.step, v.c.item_id, self._title(), v.c.started_at,
-                         v.c.ended_at, v.c.ended_by, v.c.seconds,
-                         v.c.standard).where(*self.filters)
+        sv = t.step_visits
+        return (sa.select(self._grp(), sv.c.step, sv.c.item_id,
+                          sv.c.entered_at.label("started_at"), sv.c.left_at.label("ended_at"),
+                          sv.c.left_by.label("ended_by"), sv.c.seconds,
+                          self.standard.label("standard"))
+                .select_from(self.source).where(*self.filters))
 
     def _monday(self, zone: dt.tzinfo) -> dt.datetime:
         """The start (UTC) of the week the period starts in, from Monday in ``zone``."""
@@ -684,16 +624,20 @@ class _Queries:
         """Per group and step: the durations and how many within the standard; how the
         visits ended; the reasons they were sent back; per week, the completions within
         the standard. Two passes over the visits: one grouping them, one ranking them."""
-        v = self.visits
+        if self.group is None:
+            return self._ended_by_step(conn, zone)
+        sv = t.step_visits
         # Only the visits sent back keep their reason: the others group by outcome alone.
-        reason = sa.case((v.c.outcome.in_(("reject", "rework")),
-                          sa.func.coalesce(v.c.reason, "")), else_=sa.null()).label("why")
-        week = self._week_of(v.c.ended_at, self._monday(zone)).label("week")
-        query = sa.select(
-            v.c.grp, v.c.step, v.c.outcome, reason, week, sa.func.count(),
-            sa.func.max(v.c.seconds), sa.func.count(v.c.standard),
-            sa.func.sum(sa.case((v.c.seconds <= v.c.standard, 1), else_=0)),
-        ).where(*self.filters).group_by(v.c.grp, v.c.step, v.c.outcome, reason, week)
+        reason = sa.case((sv.c.outcome.in_(("reject", "rework")), sv.c.reason),
+                         else_=sa.null()).label("why")
+        week = self._week_of(sv.c.left_at, self._monday(zone)).label("week")
+        standard = self.standard
+        query = (sa.select(
+            self._grp(), sv.c.step, sv.c.outcome, reason, week, sa.func.count(),
+            sa.func.max(sv.c.seconds), sa.func.count(standard),
+            sa.func.sum(sa.case((sv.c.seconds <= standard, 1), else_=0)),
+        ).select_from(self.source).where(*self.filters)
+            .group_by(*self._grouped(sv.c.step, sv.c.outcome, reason, week)))
         parts: dict[tuple[str, str], list[Any]] = defaultdict(lambda: [0, None, None, None, 0])
         outcomes: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
         reasons: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
@@ -718,68 +662,125 @@ class _Queries:
                    for key, found in reasons.items()}
         return stats, outcomes, ordered
 
+    def _walked(self, query: Any) -> Any:
+        # SQLite: read in the order of the rank index, which holds every column these
+        # queries read: groups by step without sorting, and no table row read.
+        return query.with_hint(t.step_visits, f"INDEXED BY {t.SQLITE_RANK_INDEX}", "sqlite")
+
+    def _ended_by_step(self, conn: Any, zone: dt.tzinfo) -> tuple[
+            dict[tuple[str, str], tuple[Distribution, int]],
+            dict[tuple[str, str], dict[str, int]], dict[tuple[str, str], list[tuple[str, int]]]]:
+        """:meth:`ended` for one group: grouped by step alone, each outcome and each
+        week counted by a condition (a database sorts every row it groups by more than
+        an index gives in order), the reasons from the visits sent back only."""
+        sv = t.step_visits
+        standard = self.standard
+        within = sa.case((sv.c.seconds <= standard, 1), else_=0)
+        monday = self._monday(zone)
+        weeks = int((self.end - monday).total_seconds() // _WEEK) + 1
+        bounds = [sa.bindparam(f"week_{w}", monday + dt.timedelta(weeks=w), type_=t.UTCDateTime)
+                  for w in range(weeks + 1)]
+        columns = [sv.c.step, sa.func.count(), sa.func.max(sv.c.seconds),
+                   sa.func.count(standard), sa.func.sum(within)]
+        columns += [sa.func.sum(sa.case((sv.c.outcome == o, 1), else_=0)) for o in TRIGGERS]
+        columns.append(sa.func.sum(sa.case((sv.c.outcome.not_in(TRIGGERS), 1), else_=0)))
+        for w in range(weeks):
+            inside = sa.and_(sv.c.left_at >= bounds[w], sv.c.left_at < bounds[w + 1])
+            columns += [sa.func.count(sa.case((inside, standard))),
+                        sa.func.sum(sa.case((inside, within), else_=0))]
+        query = self._walked(sa.select(*columns).select_from(self.source)
+                             .where(*self.filters).group_by(sv.c.step))
+        parts: dict[tuple[str, str], list[Any]] = {}
+        outcomes: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+        self.week_timed = defaultdict(lambda: [0, 0])
+        others = False
+        for row in conn.execute(query):
+            key, n, longest, _timed, inside_n = row[:5]
+            parts[("", key)] = [int(n), None, None, longest, int(inside_n or 0)]
+            counts = row[5:5 + len(TRIGGERS) + 1]
+            outcomes[("", key)] = {o: int(c) for o, c in zip(TRIGGERS, counts, strict=False)
+                                   if c}
+            others = others or bool(counts[-1])
+            for w in range(weeks):
+                timed, on_time = row[6 + len(TRIGGERS) + 2 * w:8 + len(TRIGGERS) + 2 * w]
+                if timed:
+                    self.week_timed[w][0] += int(timed)
+                    self.week_timed[w][1] += int(on_time or 0)
+        # One more walk for the reasons of the visits sent back, and for the outcomes
+        # that are no action of the engine's (records written by other software).
+        back = sv.c.outcome.in_(("reject", "rework"))
+        wanted = sa.or_(back, sv.c.outcome.not_in(TRIGGERS)) if others else back
+        why = sa.case((back, sv.c.reason), else_=sa.null())
+        query = (sa.select(sv.c.step, sv.c.outcome, why, sa.func.count())
+                 .select_from(self.source).where(*self.filters, wanted)
+                 .group_by(sv.c.step, sv.c.outcome, why))
+        reasons: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+        for key, outcome, reason, n in conn.execute(self._walked(query)):
+            if reason is not None:
+                reasons[(key, outcome)][reason] += int(n)
+            if outcome not in TRIGGERS:
+                counted = outcomes[("", key)]
+                counted[outcome] = counted.get(outcome, 0) + int(n)
+        if parts:
+            for found, (median, p90) in self._nearest_ranks(conn, parts).items():
+                parts[found][1], parts[found][2] = median, p90
+        stats = {found: (Distribution(e[0], _td(e[1]), _td(e[2]), _td(e[3])), e[4])
+                 for found, e in parts.items()}
+        ordered = {found: sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))
+                   for found, c in reasons.items()}
+        return stats, outcomes, ordered
+
     def _nearest_ranks(self, conn: Any, parts: Mapping[tuple[str, str], list[Any]]
                        ) -> dict[tuple[str, str], tuple[float, float]]:
         """Per group and step, the completions' durations at the nearest ranks ⌈n/2⌉
         and ⌈9n/10⌉ (``parts`` holds each group's count ``n`` first)."""
-        v = self.visits
+        sv = t.step_visits
         if self.dialect == "postgresql":
             # An ordered-set aggregate sorts each group's durations once. percentile_disc
             # takes the value at rank ⌈p·n⌉; p just under 1/2 and 9/10 keeps the float
             # product from rounding up past a whole rank (exact for n below 10^12).
             shares = sa.literal([0.5 - 1e-12, 0.9 - 1e-12], sa.ARRAY(sa.Float))
-            picked = sa.func.percentile_disc(shares).within_group(v.c.seconds)
-            query = (sa.select(v.c.grp, v.c.step, picked).where(*self.filters)
-                     .group_by(v.c.grp, v.c.step))
+            picked = sa.func.percentile_disc(shares).within_group(sv.c.seconds)
+            query = (sa.select(self._grp(), sv.c.step, picked).select_from(self.source)
+                     .where(*self.filters).group_by(*self._grouped(sv.c.step)))
             return {(grp, key): (float(values[0]), float(values[1]))
                     for grp, key, values in conn.execute(query)}
-        # SQLite: an index in the order of the durations, then each rank read from it by
-        # its offset (a walk over the index entries, no table rows).
-        conn.execute(sa.text("CREATE INDEX humasflow_report_visits_rank ON "
-                             "humasflow_report_visits (done, grp, step, seconds)"))
-        wanted = sa.bindparam("offset", type_=sa.Integer)
-        at = (sa.select(v.c.seconds).where(v.c.done == 1, v.c.grp == sa.bindparam("g"),
-                                           v.c.step == sa.bindparam("s"))
-              .order_by(v.c.seconds).limit(1).offset(wanted))
-        found = {}
-        for (grp, key), entry in parts.items():
-            n = int(entry[0])
-            lo, hi = (n + 1) // 2, (n * 9 + 9) // 10
-            median = conn.execute(at, {"g": grp, "s": key, "offset": lo - 1}).scalar_one()
-            p90 = conn.execute(at, {"g": grp, "s": key, "offset": hi - 1}).scalar_one()
-            found[(grp, key)] = (median, p90)
-        # Dropped at once: reading whole rows through it (the breaches) would cost a
-        # lookup per row where a plain scan reads them in order.
-        conn.execute(sa.text("DROP INDEX humasflow_report_visits_rank"))
-        return found
+        return _sqlite_ranks(conn, self, parts)
 
     def breaches_sql(self, conn: Any) -> list[StepBreach]:
         # There may be a breach for every tenth visit: the rows are read as the driver
-        # gives them, the times converted here (the same values the column type makes).
-        v = self.visits
+        # gives them, the times converted here (the same values the column type makes),
+        # and the titles read afterwards in one range of item ids, not one by one.
+        sv = t.step_visits
         if self.dialect == "sqlite":
-            raw: Any = sa.String()
+            def text(column: Any) -> Any:
+                return sa.type_coerce(column, sa.String())
 
-            def moment(text: str) -> dt.datetime:
-                return dt.datetime.fromisoformat(text).replace(tzinfo=dt.timezone.utc)
+            def moment(value: str) -> dt.datetime:
+                return dt.datetime.fromisoformat(value + "+00:00")
         else:
-            raw = sa.DateTime(timezone=True)
+            # As text with its offset: the driver's own conversion of each timestamp
+            # costs several times the parsing.
+            def text(column: Any) -> Any:
+                return sa.type_coerce(sa.cast(column, sa.Text), sa.String())
 
-            def moment(value: dt.datetime) -> dt.datetime:  # type: ignore[misc]
-                return value.astimezone(dt.timezone.utc)
-        query = sa.select(v.c.item_id, self._title(), v.c.step, v.c.ended_by,
-                          sa.type_coerce(v.c.started_at, raw), sa.type_coerce(v.c.ended_at, raw),
-                          v.c.seconds, v.c.standard).where(
-            *self.filters, v.c.standard.is_not(None), v.c.seconds > v.c.standard)
+            def moment(value: str) -> dt.datetime:
+                return dt.datetime.fromisoformat(value).astimezone(dt.timezone.utc)
+        standard = self.standard
+        query = (sa.select(sv.c.item_id, sv.c.step, sv.c.left_by, text(sv.c.entered_at),
+                           text(sv.c.left_at), sv.c.seconds, standard)
+                 .select_from(self.source).where(*self.filters, sv.c.seconds > standard))
+        rows = conn.execute(query).fetchall()
+        titles = self._titles(conn, [row[0] for row in rows])
         standards: dict[float, dt.timedelta] = {}
         make = StepBreach
         found = []
-        for item_id, title, step, actor, started, ended, seconds, standard in conn.execute(query):
-            limit = standards.get(standard)
+        for item_id, step, actor, started, ended, seconds, limit_s in rows:
+            limit = standards.get(limit_s)
             if limit is None:
-                limit = standards[standard] = dt.timedelta(seconds=round(float(standard), 3))
-            found.append(make(item_id=int(item_id), title=title, step=step, actor=actor,
-                              started_at=moment(started), ended_at=moment(ended),
+                limit = standards[limit_s] = dt.timedelta(seconds=round(float(limit_s), 3))
+            found.append(make(item_id=int(item_id), title=titles.get(item_id, ""), step=step,
+                              actor=actor, started_at=moment(started), ended_at=moment(ended),
                               duration=dt.timedelta(seconds=round(float(seconds), 3)),
                               standard=limit))
         return found
@@ -788,7 +789,7 @@ class _Queries:
             dict[tuple[str, str], tuple[Distribution, int]], list[StepBreach]]:
         durations: dict[tuple[str, str], list[float]] = defaultdict(list)
         within: Counter[tuple[str, str]] = Counter()
-        breaches = []
+        late: list[tuple[Any, float]] = []
         self.working_within = []
         for row in conn.execute(self._completed()):
             seconds = calendar.working_time(row.started_at, row.ended_at).total_seconds()
@@ -798,9 +799,21 @@ class _Queries:
                 if seconds <= row.standard:
                     within[(row.grp, row.step)] += 1
                 else:
-                    breaches.append(_breach(row, seconds))
+                    late.append((row, seconds))
+        # The titles of the breaches only, in one range of item ids.
+        titles = self._titles(conn, [row.item_id for row, _s in late])
+        breaches = [_breach(row, seconds, titles.get(row.item_id, "")) for row, seconds in late]
         return ({key: (_distribution(values), within[key])
                  for key, values in durations.items()}, breaches)
+
+    def _titles(self, conn: Any, ids: Sequence[int]) -> dict[int, str]:
+        if not ids:
+            return {}
+        items = self.items
+        return {item_id: title for item_id, title in conn.execute(
+            sa.select(items.c.id, items.c.title)
+            .where(items.c.org == self.org, items.c.id >= min(ids), items.c.id <= max(ids))
+        ).all()}
 
     # Open visits -----------------------------------------------------------------------
 
@@ -808,44 +821,73 @@ class _Queries:
                                                              list[StepBreach]]:
         """The visits still open at the end of the period, counted, and those of them
         already past their standard time."""
-        v = self.visits
-        query = sa.select(v.c.open_grp.label("grp"), v.c.step, v.c.item_id, self._title(),
-                          v.c.started_at, sa.null().label("ended_at"),
-                          v.c.assignee.label("ended_by"), v.c.standard,
-                          ).where(*self.open_filters)
+        sv, items, pubs = t.step_visits, self.items, t.publications
+        if self.by == "channel":
+            group: Any = pubs.c.channel
+        elif self.by == "staff":
+            group = sa.func.coalesce(items.c.assignee, "")  # whoever the item is assigned to
+        elif self.by == "revision":
+            group = sa.cast(items.c.sop_revision, sa.String)
+        else:
+            group = sa.literal("", sa.String)
+
+        def with_channel(source: Any) -> Any:
+            return source.join(pubs, pubs.c.item_id == items.c.id) \
+                if self.by == "channel" else source
+
+        ended_after, not_ended = self.open_filters
+        later = (sa.select(group.label("grp"), sv.c.step, sv.c.item_id,
+                           items.c.title, sv.c.entered_at.label("started_at"),
+                           items.c.assignee.label("ended_by"),
+                           self.standard.label("standard"))
+                 .select_from(with_channel(sv.join(items, items.c.id == sv.c.item_id)))
+                 .where(*ended_after))
+        now = (sa.select(group.label("grp"), items.c.state.label("step"),
+                         items.c.id.label("item_id"), items.c.title,
+                         items.c.step_started_at.label("started_at"),
+                         items.c.assignee.label("ended_by"),
+                         _standard(self.standards, items.c.sop_revision,
+                                   items.c.state).label("standard"))
+               .select_from(with_channel(items)).where(*not_ended))
         counts: Counter[tuple[str, str]] = Counter()
         found = []
-        for row in conn.execute(query):
-            counts[(row.grp, row.step)] += 1
-            if row.standard is None:
-                continue
-            if calendar is None:
-                seconds = (self.cutoff - row.started_at).total_seconds()
-            else:
-                seconds = calendar.working_time(row.started_at, self.cutoff).total_seconds()
-            if seconds > row.standard:
-                found.append(_breach(row, seconds))
+        for query in (later, now):
+            for row in conn.execute(query):
+                counts[(row.grp, row.step)] += 1
+                if row.standard is None:
+                    continue
+                if calendar is None:
+                    seconds = (self.cutoff - row.started_at).total_seconds()
+                else:
+                    seconds = calendar.working_time(row.started_at, self.cutoff).total_seconds()
+                if seconds > row.standard:
+                    found.append(StepBreach(
+                        item_id=int(row.item_id), title=row.title, step=row.step,
+                        actor=row.ended_by, started_at=row.started_at, ended_at=None,
+                        duration=_td(seconds) or dt.timedelta(0),
+                        standard=_td(row.standard) or dt.timedelta(0)))
         return dict(counts), found
 
     # Items -----------------------------------------------------------------------------
 
     def _posted(self) -> Any:
-        ev, items = t.events, self.items
-        where = [ev.c.org == self.org, ev.c.to_state == "posted", ev.c.at >= self.start,
-                 ev.c.at < self.end, *self.item_filters]
-        item_id = sa.cast(sa.func.substr(ev.c.stream, 6), sa.Integer)
-        return (sa.select(items.c.id, items.c.created_at, ev.c.at.label("posted_at"))
-                .select_from(ev.join(items, items.c.id == item_id)).where(*where))
+        # A posted item stays posted: its step began when it was posted.
+        items = self.items
+        return (sa.select(items.c.id, items.c.created_at,
+                          items.c.step_started_at.label("posted_at"))
+                .where(*self.item_filters, items.c.state == "posted",
+                       items.c.step_started_at >= self.start,
+                       items.c.step_started_at < self.end))
 
     def lead_time_sql(self, conn: Any, zone: dt.tzinfo) -> Distribution:
         """The lead times, and the weeks the items were posted in (kept for
-        :meth:`weeks`): one pass over the posting events, ranked here."""
+        :meth:`weeks`): one pass over the posted items, ranked here."""
         posted = self._posted().subquery("posted")
         seconds = _seconds(self.dialect, posted.c.posted_at, posted.c.created_at)
         week = self._week_of(posted.c.posted_at, self._monday(zone))
         self.posted_weeks = Counter()
         values = []
-        for value, index in conn.execute(sa.select(seconds, week)):
+        for value, index in conn.execute(sa.select(seconds, week)).all():
             values.append(value)
             self.posted_weeks[int(index)] += 1
         return _distribution(values)
@@ -920,6 +962,47 @@ class _Queries:
                 for name, e in sorted(found.items())]
 
 
+def _standard(standards: Sequence[tuple[int, str, float]], revision: Any, step: Any) -> Any:
+    """Each visit's standard time in seconds (its revision's, ``NULL`` if the step has
+    none), as a ``CASE`` on the revision and the step: no join per row."""
+    by_revision: dict[int, dict[str, float]] = defaultdict(dict)
+    for rev, key, seconds in standards:
+        by_revision[rev][key] = seconds
+    if not by_revision:
+        return sa.cast(sa.null(), sa.Float)
+    return sa.case(
+        {rev: sa.case({key: sa.literal(seconds, sa.Float) for key, seconds in steps.items()},
+                      value=step, else_=sa.null())
+         for rev, steps in sorted(by_revision.items())},
+        value=revision, else_=sa.null())
+
+
+def _sqlite_ranks(conn: Any, q: _Queries, parts: Mapping[tuple[str, str], list[Any]]
+                  ) -> dict[tuple[str, str], tuple[float, float]]:
+    """SQLite's nearest ranks: the index of ``step_visits`` in the order of the
+    durations per step, walked to each rank by its offset, counting only the visits the
+    report counts (a walk over index entries, no table rows)."""
+    sv = t.step_visits
+    filters = list(q.ranked)
+    source = q.source
+    grouped = q.group is not None
+    if grouped:
+        filters.append(q.group == sa.bindparam("g", type_=sa.String))
+    at = (sa.select(sv.c.seconds).select_from(source)
+          .with_hint(sv, f"INDEXED BY {t.SQLITE_RANK_INDEX}", "sqlite")
+          .where(*filters, sv.c.step == sa.bindparam("s", type_=sa.String))
+          .order_by(sv.c.seconds).limit(1).offset(sa.bindparam("offset", type_=sa.Integer)))
+    found = {}
+    for (grp, key), entry in parts.items():
+        n = int(entry[0])
+        lo, hi = (n + 1) // 2, (n * 9 + 9) // 10
+        values = {"g": grp, "s": key} if grouped else {"s": key}
+        median = conn.execute(at, {**values, "offset": lo - 1}).scalar_one()
+        p90 = conn.execute(at, {**values, "offset": hi - 1}).scalar_one()
+        found[(grp, key)] = (median, p90)
+    return found
+
+
 def _distribution(values: Iterable[float]) -> Distribution:
     ordered = sorted(values)
     if not ordered:
@@ -928,12 +1011,12 @@ def _distribution(values: Iterable[float]) -> Distribution:
                         _td(_nearest_rank(ordered, 9, 10)), _td(ordered[-1]))
 
 
-def _breach(row: Any, seconds: float) -> StepBreach:
+def _breach(row: Any, seconds: float, title: str) -> StepBreach:
     duration = _td(seconds)
     standard = _td(row.standard)
     assert duration is not None
     assert standard is not None
-    return StepBreach(item_id=int(row.item_id), title=row.title, step=row.step,
+    return StepBreach(item_id=int(row.item_id), title=title, step=row.step,
                   actor=row.ended_by, started_at=row.started_at, ended_at=row.ended_at,
                   duration=duration, standard=standard)
 

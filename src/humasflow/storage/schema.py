@@ -15,7 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 
-__all__ = ["MIGRATIONS", "UTCDateTime", "metadata"]
+__all__ = ["MIGRATIONS", "SQLITE_RANK_INDEX", "UTCDateTime", "fill_step_visits", "metadata",
+           "visit_seconds"]
 
 
 class UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
@@ -284,6 +285,90 @@ mail_queue = sa.Table(
 )
 
 
+# One row per stay of an item at a step that has ended: from the move that brought the
+# item there to the move that took it on (what the evaluation report aggregates). The
+# stay at the item's current step is its row in ``items`` (state, step_started_at).
+# Written in the transaction of the move that ends it; derived from the events, so
+# ``verify`` re-derives it.
+step_visits = sa.Table(
+    "step_visits", metadata,
+    sa.Column("org", sa.String(100), nullable=False),
+    sa.Column("item_id", sa.Integer, nullable=False),
+    # The item's SOP revision: the standard time the visit is measured against.
+    sa.Column("sop_revision", sa.Integer, nullable=False),
+    sa.Column("step", sa.String(100), nullable=False),
+    sa.Column("entered_at", UTCDateTime, nullable=False),
+    sa.Column("left_at", UTCDateTime, nullable=False),
+    # The move that ended the visit: who made it, its action (complete, reject,
+    # rework, cancel…) and its note (the reason of a rejection or a rework).
+    sa.Column("left_by", sa.String(200), nullable=False),
+    sa.Column("outcome", sa.String(100), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    # left_at - entered_at in seconds (wall clock), as the report's SQL would compute it.
+    sa.Column("seconds", sa.Float, nullable=False),
+    # The report's period: the visits that ended in it (and those open at its end).
+    sa.Index("ix_step_visits_left", "org", "left_at"),
+)
+
+
+#: The index of step_visits by step and duration, on SQLite only (migration 12).
+SQLITE_RANK_INDEX = "ix_step_visits_rank"
+
+
+def visit_seconds(dialect: str, end: Any, start: Any) -> Any:
+    """The seconds from ``start`` to ``end``, in SQL (the same on every path that writes
+    :data:`step_visits`)."""
+    if dialect == "sqlite":
+        # Times are ISO text; julianday's double keeps milliseconds, rounded here.
+        return sa.func.round((sa.func.julianday(end) - sa.func.julianday(start)) * 86400.0, 3)
+    return sa.cast(sa.extract("epoch", end - start), sa.Float)
+
+
+def fill_step_visits(conn: Connection, org: str | None = None) -> int:
+    """Derive the ended visits from the events into :data:`step_visits` (one
+    ``INSERT … SELECT``); return how many were written. ``org``: only that organisation's.
+
+    A visit ends at the item's next *move*: an event whose ``from_state`` differs from
+    its ``to_state`` (a creation starts the first visit). The caller makes sure the
+    table holds none of those visits yet.
+    """
+    ev = events
+    where = [ev.c.stream.like("item:%"),
+             sa.or_(ev.c.action == "create", ev.c.from_state.is_distinct_from(ev.c.to_state))]
+    if org is not None:
+        where.append(ev.c.org == org)
+    moves = sa.select(ev.c.id, ev.c.org, ev.c.stream, ev.c.seq, ev.c.at, ev.c.to_state,
+                      ).where(*where).cte("moves")
+    # One ``lead`` (the next move's id), that move read by its key: SQLite's window
+    # functions cost about as much per column as the rest of the scan.
+    paired = sa.select(
+        moves.c.org, moves.c.stream, moves.c.to_state.label("step"),
+        moves.c.at.label("entered_at"),
+        sa.func.lead(moves.c.id, type_=sa.Integer).over(
+            partition_by=moves.c.stream, order_by=moves.c.seq).label("next_id"),
+    ).subquery("paired")
+    nxt = ev.alias("next_move")
+    item_id = sa.cast(sa.func.substr(paired.c.stream, 6), sa.Integer)
+    dialect = conn.dialect.name
+    query = (sa.select(paired.c.org, items.c.id, items.c.sop_revision, paired.c.step,
+                       paired.c.entered_at, nxt.c.at, nxt.c.actor, nxt.c.action, nxt.c.note,
+                       visit_seconds(dialect, nxt.c.at, paired.c.entered_at))
+             .select_from(paired.join(nxt, nxt.c.id == paired.c.next_id)
+                          .join(items, sa.and_(items.c.id == item_id,
+                                               items.c.org == paired.c.org)))
+             # In the order they ended, as moves write them: a period's visits are then
+             # next to each other in the table (SQLite keeps rows in insertion order).
+             .order_by(nxt.c.at))
+    columns = ["org", "item_id", "sop_revision", "step", "entered_at", "left_at", "left_by",
+               "outcome", "reason", "seconds"]
+    count = sa.select(sa.func.count()).select_from(step_visits)
+    if org is not None:
+        count = count.where(step_visits.c.org == org)
+    before = int(conn.execute(count).scalar_one())
+    conn.execute(step_visits.insert().from_select(columns, query))
+    return int(conn.execute(count).scalar_one()) - before
+
+
 def _initial(conn: Connection) -> None:
     for table in (orgs, sop_revisions, actors, items, events, channels, publications):
         table.create(conn)
@@ -381,6 +466,22 @@ def _credential_warnings(conn: Connection) -> None:
             f"ALTER TABLE credential_expiries ADD COLUMN warned_for {timestamp}"))
 
 
+def _step_visits(conn: Connection) -> None:
+    # The report reads the visits it counts through an index on when they ended instead
+    # of pairing every event with the next; the visits of the events already recorded
+    # are derived once here, so an old store gives the report it gave before.
+    step_visits.create(conn, checkfirst=True)  # idempotent, like migration 3
+    if conn.execute(sa.select(sa.literal(1)).select_from(step_visits).limit(1)).first() is None:
+        fill_step_visits(conn)
+    if conn.dialect.name == "sqlite":
+        # SQLite has no ordered-set aggregate, and groups by sorting every row: the report
+        # walks this index, in the order of the steps and of their durations, to the
+        # nearest ranks and for the per-step counts, without reading a table row
+        # (PostgreSQL sorts the durations and hashes the groups itself).
+        conn.execute(sa.text(f"CREATE INDEX IF NOT EXISTS {SQLITE_RANK_INDEX} ON step_visits "
+                             "(org, step, seconds, left_at, sop_revision, outcome)"))
+
+
 #: The ordered schema migrations: (version, name, function).
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema", _initial),
@@ -394,4 +495,5 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (9, "corrective actions (SOP step 10)", _corrective_actions),
     (10, "mail queue, and the language of each actor's mail", _mail_queue),
     (11, "credential expiry warnings given", _credential_warnings),
+    (12, "step visits for the evaluation report", _step_visits),
 ]

@@ -433,10 +433,11 @@ class Store:
         stream's length and head (``data["streams"]``) and their digest."""
         return append_org_event(conn, checkpoint_event(conn, event))
 
-    def record(self, org: str) -> tuple[list[Event], dict[str, tuple[int, str]],
-                                        dict[str, list[dict[str, Any]]]]:
+    def record(self, org: str, *, visits: bool = False,
+               ) -> tuple[list[Event], dict[str, tuple[int, str]],
+                          dict[str, list[dict[str, Any]]]]:
         """The organisation's events, stream heads and tracked rows, read in one snapshot
-        (for :func:`humasflow.audit.verify`)."""
+        (for :func:`humasflow.audit.verify`); with ``visits``, its step visits too."""
         try:
             with self.engine.connect() as conn:
                 if self.is_postgres:
@@ -445,7 +446,13 @@ class Store:
                     query = (sa.select(t.events).where(t.events.c.org == org)
                              .order_by(t.events.c.stream, t.events.c.seq, t.events.c.id))
                     events = [_event(r) for r in conn.execute(query)]
-                    return events, _heads(conn, org), rows.current_rows(conn, org)
+                    tables = rows.current_rows(conn, org)
+                    if visits:
+                        # Derived from the events: verify derives them again.
+                        derived = sa.select(t.step_visits).where(t.step_visits.c.org == org)
+                        tables["step_visits"] = [dict(r._mapping)
+                                                 for r in conn.execute(derived)]
+                    return events, _heads(conn, org), tables
         except sa.exc.OperationalError as exc:
             raise StorageError(_("the store cannot be read: {error}").format(
                 error=exc.orig)) from exc
@@ -634,6 +641,13 @@ class Store:
         values.update(encoded, version=sealed.seq, head_hash=sealed.hash,
                       b_id=item.id, b_org=item.org, b_version=expected_version)
         hot = self._driven
+        if new_step:
+            # The visit the move ends, from the item's row before the update (its step
+            # and when it began there), under the same version check.
+            values.update(v_at=event.at, v_by=event.actor, v_outcome=event.action,
+                          v_reason=event.note)
+            if hot.insert_visit.rowcount(conn, values) != 1:
+                raise ConflictError(str(item.id), expected_version)
         updated = (hot.update_new_step if new_step else hot.update_same_step).rowcount(
             conn, values)
         if updated != 1:
@@ -1293,6 +1307,7 @@ class _HotStatements:
     update_same_step: sa.Update
     update_new_step: sa.Update
     insert_event: sa.Insert
+    insert_visit: sa.Insert
 
     @classmethod
     def build(cls, postgres: bool) -> _HotStatements:
@@ -1304,7 +1319,26 @@ class _HotStatements:
             update_new_step=_update_item((*_MOVE_COLUMNS, "step_started_at", "due_at",
                                           "breach_reported", "post_at", "post_by"),
                                          postgres),
-            insert_event=t.events.insert().values(event_columns))
+            insert_event=t.events.insert().values(event_columns),
+            insert_visit=_insert_visit(postgres))
+
+
+def _insert_visit(postgres: bool) -> sa.Insert:
+    """The visit a move ends, read from the item's row before the move updates it
+    (under the same version check)."""
+    c, v = t.items.c, t.step_visits.c
+    left_at = sa.bindparam("v_at", type_=v.left_at.type)
+    ended = sa.select(
+        c.org, c.id, c.sop_revision, c.state, c.step_started_at, left_at,
+        sa.bindparam("v_by", type_=v.left_by.type),
+        sa.bindparam("v_outcome", type_=v.outcome.type),
+        sa.bindparam("v_reason", type_=v.reason.type),
+        t.visit_seconds("postgresql" if postgres else "sqlite", left_at, c.step_started_at),
+    ).where(c.id == sa.bindparam("b_id"), c.org == sa.bindparam("b_org"),
+            c.version == sa.bindparam("b_version"))
+    return t.step_visits.insert().from_select(
+        ["org", "item_id", "sop_revision", "step", "entered_at", "left_at", "left_by",
+         "outcome", "reason", "seconds"], ended)
 
 
 #: By dialect: ``_HOT[store.is_postgres]``.
@@ -1323,6 +1357,7 @@ class _DrivenStatements:
         self.update_same_step = Compiled(hot.update_same_step, dialect)
         self.update_new_step = Compiled(hot.update_new_step, dialect)
         self.insert_event = Compiled(hot.insert_event, dialect)
+        self.insert_visit = Compiled(hot.insert_visit, dialect)
         # An event that does not move the item (Store.append_item_event).
         items = t.items.c
         self.item_head = Compiled(
