@@ -422,3 +422,168 @@ def test_mail_digest_and_send_go_through_every_organisation_with_all_orgs(tmp_pa
     assert sorted(m["To"] for m in smtp.inbox.parsed()) == ["budi@example.ac.id",
                                                             "tari@example.ac.id"]
     assert "No mail is due." in run("mail", "send")  # --org default alone: nothing left
+    # fib's digest names the command that verifies its anchor, and it does.
+    [fib] = [m for m in smtp.inbox.parsed() if m["To"] == "tari@example.ac.id"]
+    [attachment] = list(fib.iter_attachments())
+    (tmp_path / attachment.get_filename()).write_bytes(attachment.get_content())
+    command = next(line.split()[1:] for line in body(fib).splitlines()
+                   if "audit verify --anchor" in line)
+    assert command[:2] == ["--org", "fib"]
+    verified = CliRunner().invoke(cli, ["--config", str(config), "--lang", "en",
+                                        *command[:-1], str(tmp_path / command[-1])], env=ENV)
+    assert verified.exit_code == 0, verified.output
+    out = run("check-sla", "--all-orgs")
+    assert out.splitlines()[0] == "[default]"
+    assert "[fib]" in out
+
+
+# -- what a second look found ---------------------------------------------------------------
+
+
+def test_a_plugin_failing_in_an_event_hook_does_not_silence_the_notices(office, tmp_path,
+                                                                       heard):
+    class Broken:
+        @hookimpl
+        def transition_done(self, office, item, event):
+            raise RuntimeError("audit mirror down")
+
+    item = to_approval(office, tmp_path)
+    with plugin_registered(Broken()):  # registered last: called before the built-ins
+        office.reject(item.id, by="budi", reason="Belum sesuai")
+    assert heard.kinds() == ["rejected"]
+
+
+def test_the_one_who_returns_an_item_is_not_told_about_it(mail, tmp_path, heard):
+    item = to_approval(mail, tmp_path)
+    mail.approve(item.id, by="budi", answer="OK")
+    mail.complete(item.id, by="rina", media=[str(tmp_path / "poster.png")])
+    mail.rework(item.id, by="rina", findings="Saya perbaiki sendiri")  # rina is the author
+    assert "rework" not in heard.kinds()
+
+
+@pytest.mark.parametrize("store_url", ["postgres"], indirect=True)
+def test_no_database_password_reaches_a_digest(store_url, clock, smtp):
+    joiner = "&" if "?" in store_url else "?"
+    url = f"{store_url}{joiner}password=S3cretDbPassw0rd"
+    settings = MailSettings(host="127.0.0.1", port=smtp.port, security="none",
+                            sender="humas@example.ac.id", timeout=5)
+    office = Office(url, clock=clock, environ=ENV, mail=settings)
+    try:
+        office.establish(by="Dekan")
+        staffed_office(office)
+        assert "S3cret" not in office.location
+        assert "S3cret" not in repr(office)
+        assert office.queue_digest() == 1
+        office.send_mail()
+        [message] = smtp.inbox.parsed()
+        assert "S3cret" not in message.as_string()
+        [attachment] = list(message.iter_attachments())
+        assert "S3cret" not in attachment.get_content().decode()
+    finally:
+        office.close()
+
+
+def test_two_senders_at_once_queue_one_digest_a_day(mail, store_url, clock, tmp_path):
+    import threading
+
+    media = tmp_path / "media-store" if "postgres" in store_url else None
+    others = [Office(store_url, clock=clock, environ=ENV, media_store=media, mail=mail.mail)
+              for _ in range(2)]
+    try:
+        for day in range(3):
+            start = threading.Barrier(2)
+            counts = []
+
+            def queue(office, start=start, counts=counts):
+                start.wait()
+                counts.append(office.queue_digest())
+
+            threads = [threading.Thread(target=queue, args=(o,)) for o in others]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert sorted(counts) == [0, 1], f"day {day}: {counts}"
+            clock.advance(days=1)
+    finally:
+        for office in others:
+            office.close()
+    assert len([r for r in mail.mail_queue() if r.kind == "digest"]) == 3
+
+
+def test_the_digest_windows_follow_each_other_without_gap_or_repeat(mail, smtp, tmp_path,
+                                                                    clock):
+    first = item_ready_to_post(mail, text="Satu", media=[sample_image(tmp_path / "a.png")],
+                               channels=["outbox"])
+    mail.post(first.id, by="rina")
+    assert mail.queue_digest() == 1
+    clock.advance(days=1)
+    second = item_ready_to_post(mail, text="Dua", media=[sample_image(tmp_path / "b.png")],
+                                channels=["outbox"], title="Wisuda")
+    mail.post(second.id, by="rina")
+    assert mail.queue_digest() == 1
+    mail.send_mail()
+    digests = [m for m in smtp.inbox.parsed() if "humasflow-anchor" in m.as_string()]
+    assert len(digests) == 2
+    # Sent in the order they were queued: yesterday's, then today's.
+    posted_part = [body(d).split("Diposting sejak", 1)[1].split("Jangkar", 1)[0]
+                   for d in digests]
+    assert f"#{first.id} " in posted_part[0]
+    assert f"#{second.id} " not in posted_part[0]
+    assert f"#{second.id} " in posted_part[1]
+    assert f"#{first.id} " not in posted_part[1]  # told once
+
+
+def test_a_registered_composer_emails_an_apps_own_notice_kind(mail, smtp, clock):
+    from email.message import EmailMessage
+
+    from humasflow.mail.compose import _COMPOSERS, register_composer
+
+    def meeting(office, item, recipient, language, data, settings, secret):
+        message = EmailMessage()
+        message["Subject"] = f"Rapat: {data['when']}"
+        message.set_content("Rapat koordinasi humas.")
+        return message
+
+    register_composer("meeting", meeting)
+    try:
+        mail.notify(Notice("meeting", mail.org, (mail.actor("budi"),), clock(),
+                           data={"when": "Senin 09:00"}))
+        [row] = [r for r in mail.send_mail() if r.kind == "meeting"]
+        assert row.status == "sent"
+        [message] = smtp.inbox.parsed()
+        assert message["Subject"] == "Rapat: Senin 09:00"
+    finally:
+        _COMPOSERS.pop("meeting", None)
+
+
+def test_a_shared_credential_warns_for_each_channel_and_again_when_expired(mail, clock,
+                                                                            heard):
+    with plugin_registered(Expiring()):
+        for name in ("fb", "ig"):
+            mail.add_channel(name, "expiring", credentials={"access_token": "HF_X_TOKEN"},
+                             by="admin")
+        Expiring.expires = clock() + dt.timedelta(days=3)
+        mail.check_channels()
+        assert sorted(w.channel for w in mail.check_credentials()) == ["fb", "ig"]
+        assert mail.check_credentials() == []
+        clock.advance(days=4)
+        expired = mail.check_credentials()
+        assert sorted(w.channel for w in expired) == ["fb", "ig"]
+        assert all(w.expired for w in expired)
+        assert mail.check_credentials() == []
+        kinds = [(n.kind, n.data["channel"], n.data["expired"]) for n in heard.notices]
+        assert sorted(kinds) == [("credential_expiring", "fb", False),
+                                 ("credential_expiring", "fb", True),
+                                 ("credential_expiring", "ig", False),
+                                 ("credential_expiring", "ig", True)]
+
+
+def test_no_mail_about_an_item_cancelled_since(mail, smtp, tmp_path, clock):
+    item = mail.new_item("Dies Natalis", by="rina")
+    clock.advance(days=3)
+    assert mail.check_sla()
+    mail.cancel(item.id, by="budi", reason="acara batal")
+    rows = [r for r in mail.send_mail() if r.kind == "breach"]
+    assert [r.status for r in rows] == ["obsolete"]
+    assert smtp.inbox.messages == []

@@ -3138,12 +3138,36 @@ def audit_anchor(session: _Session, out: Path | None) -> None:
     _echo(text)
 
 
-@cli.command("check-sla")
-@click.pass_obj
-def check_sla(session: _Session) -> None:
-    """Report each new breach of a step's standard time (once per breach), and each
-    channel credential that expires within a week (once per expiry time)."""
+_all_orgs_option = click.option(
+    "--all-orgs", is_flag=True,
+    help="Every organisation of the store, one after the other (lines start with the "
+         "organisation).")
+
+
+def _org_offices(session: _Session, all_orgs: bool) -> list[tuple[str, Office]]:
+    """The office of ``--org``, or (``--all-orgs``) of every organisation, each with the
+    prefix of its lines."""
     office = session.office()
+    if not all_orgs:
+        return [("", office)]
+    return [(f"[{org}] ", office if org == office.org else office.for_org(org, create=False))
+            for org in office.organisations()]
+
+
+@cli.command("check-sla")
+@_all_orgs_option
+@click.pass_obj
+def check_sla(session: _Session, all_orgs: bool) -> None:
+    """Report each new breach of a step's standard time (once per breach), and each
+    channel credential that expires within a week (as it comes near, and when it has
+    expired)."""
+    for prefix, office in _org_offices(session, all_orgs):
+        if prefix:
+            _echo(prefix.strip())
+        _check_sla_of(session, office)
+
+
+def _check_sla_of(session: _Session, office: Office) -> None:
     breaches = office.check_sla(session.now())
     zone, now = session.zone(), session.now()
     for warning in office.check_credentials(now=now):
@@ -3567,23 +3591,12 @@ def _mail_status(status: str) -> str:
     return _(words[status]) if status in words else status
 
 
-_all_orgs_option = click.option(
-    "--all-orgs", is_flag=True,
-    help="Every organisation of the store, one after the other (lines start with the "
-         "organisation).")
-
-
 def _mail_offices(session: _Session, all_orgs: bool) -> list[tuple[str, Office]]:
-    """The office of ``--org``, or (``--all-orgs``) of every organisation, each with the
-    prefix of its lines; fails when mail is not set up."""
-    office = session.office()
-    if not office.mail_enabled:
+    """:func:`_org_offices`; fails when mail is not set up."""
+    if not session.office().mail_enabled:
         _fail(_("mail is not set up: add a [mail] section with host and sender to the "
                 "configuration file (see docs/mail.md)"))
-    if not all_orgs:
-        return [("", office)]
-    return [(f"[{org}] ", office if org == office.org else office.for_org(org, create=False))
-            for org in office.organisations()]
+    return _org_offices(session, all_orgs)
 
 
 @mail.command("send")
@@ -3599,14 +3612,15 @@ def mail_send(session: _Session, limit: int, all_orgs: bool) -> None:
     retried later, see `humasflow mail queue`).
     """
     done: list[tuple[str, Any]] = []
+    errors: list[str] = []
     for prefix, office in _mail_offices(session, all_orgs):
         try:
             done += [(prefix, row) for row in office.send_mail(now=session.now(),
                                                                limit=limit)]
-        except HumasflowError as exc:
-            _fail(prefix + str(exc))
+        except HumasflowError as exc:  # the other organisations still send theirs
+            errors.append(prefix + str(exc))
     zone = session.zone()
-    failed = False
+    failed = bool(errors)
     for prefix, row in done:
         item = str(row.item_id) if row.item_id is not None else "-"
         if row.status == "sent":
@@ -3623,7 +3637,10 @@ def mail_send(session: _Session, limit: int, all_orgs: bool) -> None:
         _echo(prefix + text.format(id=row.id, kind=row.kind, item=item, to=row.address,
                                    error=row.last_error or "?",
                                    time=_when(row.next_attempt_at, zone)))
-    if not done:
+    if errors:
+        for error in errors:
+            _echo(_("Error: {error}").format(error=error), err=True)
+    elif not done:
         _echo(_("No mail is due."))
     if failed:
         click.get_current_context().exit(1)

@@ -24,11 +24,12 @@ kind                         when                                         to
 ``posted``                   every channel of an item is settled          the authors, the
                                                                           coordinators
 ``channel_failed``           a channel failed and is not retried          who post it
-``channel_unknown``          a channel may have posted, or waits to be    who post it
-                             posted by hand: a person must confirm it
+``channel_unknown``          a channel may have posted and the worker     who post it
+                             will not look it up, or waits to be posted
+                             by hand: a person must confirm it
 ``breach``                   an item ran past its step's standard time    the coordinators
 ``credential_expiring``      a channel's credential expires within the    the administrators
-                             week, or expired (once per expiry time)
+                             week (once as it nears, once when expired)
 ============================ ============================================ =====================
 
 "Who post it" are the item's authors, its assignee and whoever scheduled its post. The
@@ -150,8 +151,10 @@ def channel_failed(office: Office, item: ContentItem, publication: Publication) 
 
 @hookimpl
 def channel_unknown(office: Office, item: ContentItem, publication: Publication) -> None:
-    """A channel someone must look up or post by hand tells who post it."""
-    _channel_notice(office, "channel_unknown", item, publication)
+    """A channel someone must look up or post by hand tells who post it (not one the
+    worker will look up on the platform by itself)."""
+    if publication.state == "waiting" or publication.next_attempt_at is None:
+        _channel_notice(office, "channel_unknown", item, publication)
 
 
 @hookimpl

@@ -226,16 +226,14 @@ class Office:
             import_media(self, self._store)
 
     def __repr__(self) -> str:
-        url = self._store.engine.url.render_as_string(hide_password=True)
-        return f"<Office org={self.org!r} store={url!r}>"
+        return f"<Office org={self.org!r} store={self.location!r}>"
 
     @property
     def location(self) -> str:
-        """Where the store is: the SQLite file or the database URL (password hidden)."""
-        url = self._store.engine.url
-        if url.drivername.startswith("sqlite"):
-            return url.database or ":memory:"
-        return url.render_as_string(hide_password=True)
+        """Where the store is: the SQLite file or the database URL, without its password
+        (given as ``user:password@`` or as a ``password=`` query parameter) or any other
+        secret-looking query parameter."""
+        return str(self._store.target)
 
     @property
     def busy_timeout(self) -> float:
@@ -2125,22 +2123,35 @@ class Office:
 
     def check_credentials(self, within: dt.timedelta = dt.timedelta(days=7),
                           now: dt.datetime | None = None) -> list[CredentialWarning]:
-        """Fire ``credential_expiring`` once for each credential that expires within
-        ``within`` (or has expired) whose holders were not warned about that expiry
-        time yet; return those warnings. A renewed credential with a new expiry time
-        warns again when that one comes near.
+        """Fire ``credential_expiring`` for each channel whose credential expires within
+        ``within``, once as it comes near and once more when it has expired; return
+        those warnings. A credential several channels share warns for each of them; a
+        renewed one with a new expiry time warns again when that one comes near.
 
         Call it from a scheduler, with :meth:`check_sla` (``humasflow check-sla`` runs
         both).
         """
         now = _input.moment("now", now) if now is not None else self._now()
-        fired = []
+        by_reference: dict[str, list[CredentialWarning]] = {}
         for warning in self.credential_warnings(within, now):
-            if self._store.mark_credential_warned(self.org, warning.reference,
-                                                  warning.expires_at):
-                self._hook("credential_expiring", warning=warning)
-                fired.append(warning)
+            by_reference.setdefault(warning.reference, []).append(warning)
+        fired = []
+        for reference, warnings in by_reference.items():
+            expires = warnings[0].expires_at
+            # The stage it is at: near its expiry, or expired.
+            since = expires if expires <= now else expires - within
+            if self._store.mark_credential_warned(self.org, reference, expires, since, now):
+                for warning in warnings:
+                    self._hook("credential_expiring", warning=warning)
+                    fired.append(warning)
         return fired
+
+    def posted_between(self, since: dt.datetime, until: dt.datetime,
+                       ) -> list[tuple[ContentItem, dict[str, str]]]:
+        """The items posted after ``since`` until ``until``, oldest first, each with its
+        channels' public URLs (``{channel: url}``); read in two queries."""
+        return self._store.posted_between(self.org, _input.moment("since", since),
+                                          _input.moment("until", until))
 
     def notify(self, notice: Notice) -> None:
         """Hand ``notice`` to the ``notify`` hook (humasflow's mail, an app's own way).
@@ -2149,13 +2160,7 @@ class Office:
         its own kinds the same way. A failing plugin is logged, never raised, and does
         not keep the notice from the others.
         """
-        for impl in reversed(plugins.pm.hook.notify.get_hookimpls()):
-            try:
-                impl.function(**{name: {"office": self, "notice": notice}[name]
-                                 for name in impl.argnames})
-            except Exception:
-                log.exception("a humasflow plugin failed in hook notify (%s)",
-                              impl.plugin_name)
+        self._hook("notify", notice=notice)
 
     def queue_digest(self, *, now: dt.datetime | None = None, force: bool = False,
                      by: str = "humasflow") -> int:
@@ -2179,9 +2184,12 @@ class Office:
         zone = zoneinfo.ZoneInfo(self.sop().header.timezone)
         role = self.engine(self.current_revision()).approval_step.actor
         with self._store.writing() as conn:
-            last = self._store.last_mail_at(conn, self.org, "digest")
-            if last is not None and not force \
-                    and last.astimezone(zone).date() == at.astimezone(zone).date():
+            # Two senders at once (two servers on one PostgreSQL store) queue one digest:
+            # the second waits here for the first to commit, then sees it.
+            self._store.lock_org(conn, self.org)
+            last = self._store.last_mail(conn, self.org, "digest")
+            if last is not None and not force and last["created_at"].astimezone(
+                    zone).date() == at.astimezone(zone).date():
                 return 0
             to = [a for a in self._store.actors(self.org, conn) if role and a.has_role(role)]
             if not any(a.active and a.email.strip() for a in to):
@@ -2190,7 +2198,9 @@ class Office:
                 org=self.org, stream="org", seq=0, at=at, actor=by, action="checkpoint",
                 note="daily digest"))
             anchor = self._anchor_of(sealed, at)
-            since = last if last is not None else at - dt.timedelta(days=1)
+            # The window starts where the last digest's ended, so nothing posted falls
+            # between two digests or is told twice.
+            since = _last_until(last) or at - dt.timedelta(days=1)
             return self._queue_rows(conn, "digest", to, None, {
                 "anchor": anchor, "since": since.isoformat(), "until": at.isoformat()})
 
@@ -2490,15 +2500,30 @@ class Office:
     # -- hooks ----------------------------------------------------------------------------------
 
     def _hook(self, name: str, **kwargs: Any) -> None:
-        caller = getattr(plugins.pm.hook, name)
-        if not caller.get_hookimpls():
-            return  # nobody listens (the usual case on every transition)
-        try:
-            caller(office=self, **kwargs)
-        except Exception:
-            # The action is already committed; a failing hook must not look like a
-            # failed action. It is logged with its traceback instead.
-            log.exception("a humasflow plugin failed in hook %s", name)
+        """Call every implementation of an event hook, each on its own, newest first (as
+        pluggy orders them): one that fails is logged and the others still run."""
+        impls = getattr(plugins.pm.hook, name).get_hookimpls()
+        if not impls:
+            return  # nobody listens
+        given = {"office": self, **kwargs}
+        for impl in reversed(impls):
+            try:
+                impl.function(*[given[arg] for arg in impl.argnames])
+            except Exception:
+                # The action is already committed; a failing hook must not look like a
+                # failed action, nor keep the event from the other plugins. It is
+                # logged with its traceback instead.
+                log.exception("a humasflow plugin failed in hook %s (%s)", name,
+                              impl.plugin_name)
+
+
+def _last_until(row: Mapping[str, Any] | None) -> dt.datetime | None:
+    """Where the window of the digest queued as ``row`` ended."""
+    until = (row or {}).get("data", {}).get("until") if row else None
+    try:
+        return dt.datetime.fromisoformat(until) if isinstance(until, str) else None
+    except ValueError:
+        return None
 
 
 def _iso(when: dt.datetime | None) -> str | None:

@@ -33,6 +33,13 @@ def anchor_file_name(anchor: Mapping[str, Any]) -> str:
     return f"humasflow-anchor-{org}-{anchor.get('seq')}.json"
 
 
+def _name(office: Any, actor_id: str) -> str:
+    try:
+        return str(office.actor(actor_id).name or actor_id)
+    except Exception:  # an id the record keeps but the store lost: show the id
+        return actor_id
+
+
 def _short(title: str) -> str:
     title = " ".join((title or "").split()) or _("(no title)")
     return title if len(title) <= 60 else title[:59] + "\u2026"
@@ -71,18 +78,14 @@ def _late(office: Any, now: dt.datetime) -> list[str]:
         lines.append(_("- #{id} {title}: {step}, {late} late, assignee {assignee}").format(
             id=item.id, title=_short(item.title), step=where,
             late=i18n.format_duration(breach.late_by, words=True),
-            assignee=item.assignee or _("nobody")))
+            assignee=_name(office, item.assignee) if item.assignee else _("nobody")))
     return lines or [_("Nothing is late.")]
 
 
 def _posted(office: Any, since: dt.datetime, until: dt.datetime) -> list[str]:
     lines = []
-    found: list[ContentItem] = [
-        i for i in office.items(state="posted")
-        if i.step_started_at is not None and since < i.step_started_at <= until]
-    for item in sorted(found, key=lambda i: (i.step_started_at, i.id)):
-        urls = [f"{name}: {pub.url}" for name, pub in sorted(
-            office.publications(item.id).items()) if pub.url]
+    for item, found in office.posted_between(since, until):
+        urls = [f"{name}: {url}" for name, url in found.items()]
         lines.append(f"- #{item.id} {_short(item.title)}"
                      + (" \u2014 " + ", ".join(urls) if urls else ""))
     return lines or [_("Nothing was posted.")]
@@ -110,7 +113,8 @@ def compose_digest(office: Any, item: ContentItem | None, recipient: Actor, lang
              _("Keep this email: it holds the record's anchor, taken at {when}. Checked "
                "against it, any later rewrite of the record is found:").format(
                    when=local_time(until, zone)),
-             "    humasflow audit verify --anchor " + name,
+             "    humasflow " + ("" if office.org == "default" else f"--org {office.org} ")
+             + "audit verify --anchor " + name,
              _("Sequence number {seq}, digest {digest}").format(
                  seq=anchor.get("seq"), digest=anchor.get("digest")), "",
              _("This email was sent by humasflow for {org}.").format(org=office.org)]

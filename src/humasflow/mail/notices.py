@@ -30,8 +30,10 @@ __all__ = ["COMPOSERS", "notify"]
 @hookimpl
 def notify(office: Any, notice: Notice) -> None:
     """Queue the notice as an email to each recipient, if the office sends mail."""
-    if not office.mail_enabled or notice.kind not in COMPOSERS:
-        return
+    from humasflow.mail.compose import composer
+
+    if not office.mail_enabled or composer(notice.kind) is None:
+        return  # no mail, or a kind nobody composes an email for
     office.queue_mail(notice.kind, to=[a.id for a in notice.to],
                       item_id=notice.item.id if notice.item is not None else None,
                       data={**notice.data, "at": notice.at.isoformat()})
@@ -90,8 +92,8 @@ def compose_returned(office: Any, item: ContentItem | None, recipient: Actor,
                      secret: bytes | None, *, rejected: bool) -> EmailMessage | None:
     """A concept rejected at approval (with the reason), or produced content returned by
     the recheck (with the findings), to the item's authors."""
-    if item is None:
-        return None
+    if item is None or item.state == "cancelled":
+        return None  # cancelled since: there is nothing to revise any more
     head = {"name": _name(office, data.get("by")), "id": item.id, "title": _title(item)}
     step = _step(office, item, data.get("returned_to") or item.state)
     if rejected:
@@ -137,8 +139,8 @@ def compose_channel(office: Any, item: ContentItem | None, recipient: Actor,
                     language: str, data: Mapping[str, Any], settings: Any,
                     secret: bytes | None) -> EmailMessage | None:
     """A channel that needs a person: failed for good, unknown, or posted by hand."""
-    if item is None:
-        return None
+    if item is None or item.state == "cancelled":
+        return None  # cancelled since: the channel is no one's to settle any more
     channel = str(data.get("channel") or "?")
     pub = office.publications(item.id).get(channel) if item.post.channels else None
     if pub is not None and pub.state in ("posted", "skipped"):
@@ -177,8 +179,8 @@ def compose_breach(office: Any, item: ContentItem | None, recipient: Actor,
                    language: str, data: Mapping[str, Any], settings: Any,
                    secret: bytes | None) -> EmailMessage | None:
     """A breach of a standard time, to the coordinators."""
-    if item is None:
-        return None
+    if item is None or item.state == "cancelled":
+        return None  # cancelled since: nobody is late with it any more
     zone = _zone(office, item)
     step = str(data.get("step") or item.state)
     late = dt.timedelta(seconds=int(data.get("late_by_seconds") or 0))

@@ -1,10 +1,11 @@
 """The mail queue: messages waiting to be sent, sent, or given up on.
 
-Something worth a message (an item entering its approval step) queues one row per
-recipient with :meth:`Office.queue_mail <humasflow.office.Office.queue_mail>`, in the
-transaction that records it: if that fails, nothing is queued; if mail fails later,
-what was recorded stands. :meth:`Office.send_mail <humasflow.office.Office.send_mail>`
-then composes each due row in its recipient's language and hands it to the transport.
+Something worth a message queues one row per recipient with :meth:`Office.queue_mail
+<humasflow.office.Office.queue_mail>`: an item entering its approval step in the
+transaction that records it (if that fails, nothing is queued; if mail fails later,
+what was recorded stands), a notification right after the action commits.
+:meth:`Office.send_mail <humasflow.office.Office.send_mail>` then composes each due row
+in its recipient's language and hands it to the transport.
 
 A row's status is ``queued`` (waiting for its next attempt), ``sending`` (a sender
 holds it; a sender that crashed lets it go when its claim runs out), ``sent``,

@@ -193,7 +193,8 @@ credential_expiries = sa.Table(
     sa.Column("expires_at", UTCDateTime),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("rotated_at", UTCDateTime),
-    # The expiry time its holders were last warned about (once per expiry time).
+    # When its holders were last warned (check_credentials warns once as it comes near
+    # its expiry, and once more when it has expired).
     sa.Column("warned_for", UTCDateTime),
 )
 

@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
 import attrs
 import sqlalchemy as sa
@@ -584,6 +584,26 @@ class Store:
                           active=bool(row.a_active), language=row.a_language)
         return actor, (_item(row), row.head_hash), row.o_version
 
+    def posted_between(self, org: str, since: dt.datetime,
+                       until: dt.datetime) -> list[tuple[ContentItem, dict[str, str]]]:
+        """The items posted after ``since`` until ``until`` (by when they reached the
+        posted state), oldest first, each with its channels' public URLs."""
+        i, p = t.items.c, t.publications.c
+        query = (sa.select(t.items).where(i.org == org, i.state == "posted",
+                                          i.step_started_at > since,
+                                          i.step_started_at <= until)
+                 .order_by(i.step_started_at, i.id))
+        with self.reading() as conn:
+            found = [_item(r) for r in conn.execute(query)]
+            urls: dict[int, dict[str, str]] = {item.id: {} for item in found}
+            if found:
+                for row in conn.execute(
+                        sa.select(p.item_id, p.channel, p.url).where(
+                            p.org == org, p.item_id.in_(list(urls)), p.url.is_not(None))
+                        .order_by(p.item_id, p.channel)):
+                    urls[row.item_id][row.channel] = row.url
+        return [(item, urls[item.id]) for item in found]
+
     def items(
         self,
         org: str,
@@ -1040,23 +1060,24 @@ class Store:
                             .values(status="obsolete", last_error=reason))
         return int(done.rowcount or 0)
 
-    def last_mail_at(self, conn: Connection, org: str, kind: str) -> dt.datetime | None:
-        """When the latest row of ``kind`` was queued (any status), in ``conn``."""
+    def last_mail(self, conn: Connection, org: str, kind: str) -> dict[str, Any] | None:
+        """The latest row of ``kind`` queued (any status), in ``conn``."""
         q = t.mail_queue.c
-        return cast("dt.datetime | None", conn.execute(
-            sa.select(sa.func.max(q.created_at)).where(q.org == org, q.kind == kind))
-            .scalar())
+        row = conn.execute(sa.select(t.mail_queue).where(q.org == org, q.kind == kind)
+                           .order_by(q.id.desc()).limit(1)).first()
+        return dict(row._mapping) if row is not None else None
 
-    def mark_credential_warned(self, org: str, reference: str,
-                               expires_at: dt.datetime) -> bool:
-        """Note that the holders of ``reference`` were warned about ``expires_at``;
-        ``False`` if they were already (or the expiry changed meanwhile)."""
+    def mark_credential_warned(self, org: str, reference: str, expires_at: dt.datetime,
+                               since: dt.datetime, now: dt.datetime) -> bool:
+        """Note that the holders of ``reference`` (expiring at ``expires_at``) were warned
+        at ``now``; ``False`` if they were warned at ``since`` or later already (or the
+        expiry changed meanwhile)."""
         e = t.credential_expiries.c
         with self.writing() as conn:
             done = conn.execute(t.credential_expiries.update().where(
                 e.org == org, e.reference == reference, e.expires_at == expires_at,
-                sa.or_(e.warned_for.is_(None), e.warned_for != expires_at))
-                .values(warned_for=expires_at))
+                sa.or_(e.warned_for.is_(None), e.warned_for < since))
+                .values(warned_for=now))
             return bool(done.rowcount)
 
     def mail_rows(self, org: str, *, status: str | None = None, limit: int = 100,
@@ -1118,8 +1139,11 @@ class Store:
 
     def put_credential_expiry(self, conn: Connection, org: str, reference: str,
                               values: Mapping[str, Any]) -> None:
-        """Insert or replace the expiry record of one credential reference."""
+        """Insert or replace the expiry record of one credential reference (a new expiry
+        time is warned about afresh)."""
         e = t.credential_expiries.c
+        if "expires_at" in values:
+            values = {**values, "warned_for": None}
         updated = conn.execute(t.credential_expiries.update()
                                .where(e.org == org, e.reference == reference)
                                .values(**values))
@@ -1408,12 +1432,18 @@ class _DrivenStatements:
         return found
 
 
+_SECRET_PARAMETER = re.compile(r"pass|secret|token|key|cred", re.I)
+
+
 def _safe(url: str) -> str:
-    """The URL with any password masked, for messages."""
+    """The URL with any password masked, for messages: the one of ``user:password@``,
+    and every query parameter whose name looks like a secret's (``password=``)."""
     try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
+        parsed = sa.engine.make_url(url)
     except sa.exc.ArgumentError:
         return url.split("@")[-1] if "@" in url else url
+    query = {k: ("***" if _SECRET_PARAMETER.search(k) else v) for k, v in parsed.query.items()}
+    return parsed.set(query=query).render_as_string(hide_password=True)
 
 
 #: What a driver raises, wrapped by SQLAlchemy or (from an event handler) bare.
