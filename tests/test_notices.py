@@ -587,3 +587,35 @@ def test_no_mail_about_an_item_cancelled_since(mail, smtp, tmp_path, clock):
     rows = [r for r in mail.send_mail() if r.kind == "breach"]
     assert [r.status for r in rows] == ["obsolete"]
     assert smtp.inbox.messages == []
+
+
+class LookedUp:
+    """A publisher whose post may or may not have gone out, and which can look it up."""
+
+    def __init__(self, channel=None, context=None):
+        pass
+
+    def validate(self, post):
+        return []
+
+    def publish(self, post, progress):
+        raise OutcomeUnknown("connection reset after sending")
+
+    def reconcile(self, post, progress):
+        return None  # not found yet
+
+    @hookimpl
+    def register_publishers(self, register):
+        register("looked-up", LookedUp)
+
+
+def test_an_unknown_channel_the_worker_looks_up_tells_nobody_yet(mail, tmp_path, heard):
+    with plugin_registered(LookedUp()):
+        mail.add_channel("web", "looked-up", by="admin")
+        item = item_ready_to_post(mail, text="Selamat",
+                                  media=[sample_image(tmp_path / "p.png")], channels=["web"])
+        mail.post(item.id, by="rina")
+    pub = mail.publications(item.id)["web"]
+    assert pub.state == "unknown"
+    assert pub.next_attempt_at is not None  # the worker will ask the platform
+    assert "channel_unknown" not in heard.kinds()
