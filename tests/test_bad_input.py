@@ -215,7 +215,21 @@ def test_over_long_values_are_refused_with_the_field_limit_and_length(office):
         assert str(limit) in str(error)
     assert counts(office) == before
     office.new_item("x" * 500, by="rina")  # the limit itself is fine
-    office.add_actor("a" * 200, "D" * 300, email="e" * 300, roles=["staff"], by="admin")
+    office.add_actor("a" * 200, "D" * 300, email="e" * 291 + "@ub.ac.id", roles=["staff"],
+                     by="admin")
+
+
+@pytest.mark.parametrize("email", ["budi@ub.ac.id, evil@example.com", "Budi <budi@ub.ac.id>",
+                                   "budi", "budi@ub", "budi@@ub.ac.id"])
+def test_an_actor_has_one_email_address(office, email):
+    """Every mail to an actor goes to their address: a list, a display name or no
+    address at all is refused before anything is written."""
+    before = counts(office)
+    with pytest.raises(InputInvalid) as caught:
+        office.add_actor("dewi", "Dewi", email=email, roles=["staff"], by="admin")
+    assert caught.value.field == "email"
+    assert "one email address" in str(caught.value)
+    assert counts(office) == before
 
 
 def test_a_data_error_the_office_does_not_check_is_a_storage_error(store):

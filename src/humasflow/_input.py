@@ -75,6 +75,19 @@ def text(field: str, value: Any, limit: int = TEXT) -> str:
     return value
 
 
+_ADDRESS = re.compile(r"[^@\s,;<>()\"']+@[^@\s,;<>()\"']+\.[^@\s,;<>()\"'.]+")
+
+
+def email(field: str, value: Any) -> str:
+    """One email address (or ``""``): ``local@domain.tld``, nothing around it, so that
+    a message to the actor goes to that one address."""
+    ident(field, value, EMAIL)
+    if value and not _ADDRESS.fullmatch(value.strip()):
+        raise InputInvalid(field, _("{value!r} is not one email address").format(
+            value=value[:80]), _("give one address, like budi@ub.ac.id"))
+    return str(value)
+
+
 def ident(field: str, value: Any, limit: int) -> str:
     """An identifier or a one-line name: a :func:`text` without control characters."""
     text(field, value, limit)

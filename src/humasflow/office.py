@@ -604,6 +604,7 @@ class Office:
         """
         if not actor_id.strip():
             raise ValueError(_("actor_id is empty: give the administrator a stable id"))
+        _input.email("email", email)
         if not name.strip():
             raise ValueError(_("name is empty: give the administrator's name"))
         with self._store.writing() as conn:
@@ -651,7 +652,7 @@ class Office:
             raise TypeError(f"roles must be a list of role keys, got the string {roles!r}; "
                             f"write roles=[{roles!r}]")
         _input.ident("name", name, _input.NAME)
-        _input.ident("email", email, _input.EMAIL)
+        _input.email("email", email)
         roles = [_input.ident(f"roles[{i}]", r, _input.ROLES) for i, r in enumerate(roles)]
         _input.text("roles", ",".join(sorted(set(roles))), _input.ROLES)
         _input.ident("by", by.id if isinstance(by, Actor) else by, _input.ACTOR_ID)
