@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from humasflow.cli import cli
+from humasflow.credentials import EnvironmentSource
 from humasflow.errors import AuthenticationFailed, OutcomeUnknown, RateLimited
 from humasflow.hookspecs import hookimpl
 from humasflow.mail import MailSettings
@@ -619,3 +620,23 @@ def test_an_unknown_channel_the_worker_looks_up_tells_nobody_yet(mail, tmp_path,
     assert pub.state == "unknown"
     assert pub.next_attempt_at is not None  # the worker will ask the platform
     assert "channel_unknown" not in heard.kinds()
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # the CLI runs on the file
+def test_check_sla_prints_an_expiring_credential_in_the_offices_time(store_url, office, clock):
+    with plugin_registered(Expiring()):
+        office.credentials = EnvironmentSource({"HF_X_TOKEN": "t" * 24})
+        office.add_channel("x", "expiring", credentials={"access_token": "HF_X_TOKEN"},
+                           by="admin")
+        Expiring.expires = clock() + dt.timedelta(days=2)
+        office.check_channels()
+        run = CliRunner().invoke(cli, ["--db", office.location, "--lang", "en", "check-sla"],
+                                 obj={"clock": clock, "environ": {"HF_X_TOKEN": "t" * 24}})
+    assert run.exit_code == 0, run.output
+    local = Expiring.expires.astimezone(dt.timezone(dt.timedelta(hours=7)))
+    assert f"{local:%Y-%m-%d %H:%M:%S} WIB" in run.output
+    assert "x (expiring): WARNING the credential 'access_token' (HF_X_TOKEN) expires" \
+        in run.output
+    again = CliRunner().invoke(cli, ["--db", office.location, "--lang", "en", "check-sla"],
+                               obj={"clock": clock, "environ": {}})
+    assert "WARNING" not in again.output  # once as it nears

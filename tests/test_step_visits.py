@@ -179,6 +179,18 @@ def test_verify_with_visits_finds_a_visit_changed_or_deleted(office, clock, imag
         ("step_visits", ["1", "recheck"], "this event ends a step visit whose row is gone"),
         ("step_visits", ["3", "concept"], "this event ends a step visit whose row is gone"),
     ]
+    if not office._store.is_postgres:  # the CLI runs on the file
+        from click.testing import CliRunner
+
+        from humasflow.cli import cli
+
+        plain = CliRunner().invoke(cli, ["--db", office.location, "--lang", "en", "audit",
+                                         "verify"], env={})
+        assert plain.exit_code == 0, plain.output
+        checked = CliRunner().invoke(cli, ["--db", office.location, "--lang", "en", "audit",
+                                           "verify", "--visits"], env={})
+        assert checked.exit_code == 1, checked.output
+        assert checked.output.count("BROKEN") == 4
 
 
 def test_the_report_reads_the_visits_not_the_events(office, clock, image):

@@ -1652,20 +1652,7 @@ def channel_check(session: _Session, warn_days: float) -> None:
                 channel=via, error_class=type(error).__name__, error=masked(str(error))))
     zone, now = session.zone(), session.now()
     for warning in office.credential_warnings(dt.timedelta(days=warn_days), now):
-        name = warning.channel
-        via = f"{name} ({channels[name].publisher})" if name in channels else name
-        when = _when(warning.expires_at, zone)
-        if warning.expired:
-            _echo("  " + _("{channel}: WARNING the credential {credential!r} ({reference}) "
-                           "expired at {time}; renew it").format(
-                channel=via, credential=warning.credential, reference=warning.reference,
-                time=when))
-        else:
-            left = _duration(warning.expires_at - now)
-            _echo("  " + _("{channel}: WARNING the credential {credential!r} ({reference}) "
-                           "expires at {time} (in {left}); renew it before then").format(
-                channel=via, credential=warning.credential, reference=warning.reference,
-                time=when, left=left))
+        _echo("  " + _credential_line(warning, channels, zone, now))
     if not failed:
         _echo(_("All {count} channel(s) OK.").format(count=len(results)))
         return
@@ -3095,15 +3082,18 @@ def audit() -> None:
 @audit.command("verify")
 @click.option("--anchor", "anchor", type=click.Path(dir_okay=False, path_type=Path),
               help="An anchor file written by 'audit anchor': the record must extend it.")
+@click.option("--visits", is_flag=True,
+              help="Also derive every step visit from the events again and compare it with "
+                   "the stored one the evaluation report reads.")
 @click.pass_obj
-def audit_verify(session: _Session, anchor: Path | None) -> None:
+def audit_verify(session: _Session, anchor: Path | None, visits: bool) -> None:
     """Check the whole record (exit 1 if broken).
 
     No event was edited, deleted or reordered, every row is what the events say it
     became, and (with --anchor) the record still extends the anchor.
     """
     with _progress(_("Checking the record")) as advance:
-        report = session.office().verify(anchor=anchor, progress=advance)
+        report = session.office().verify(anchor=anchor, progress=advance, visits=visits)
     if report.ok:
         extends = " " + _("It extends the anchor.") if anchor is not None else ""
         _echo(_("OK: {events} events in {streams} records and {rows} rows, no break "
@@ -3167,11 +3157,30 @@ def check_sla(session: _Session, all_orgs: bool) -> None:
         _check_sla_of(session, office)
 
 
+def _credential_line(warning: Any, channels: Mapping[str, Any], zone: dt.tzinfo,
+                     now: dt.datetime) -> str:
+    """A warning about a channel's credential, its time in the office's zone."""
+    name = warning.channel
+    via = f"{name} ({channels[name].publisher})" if name in channels else name
+    when = _when(warning.expires_at, zone)
+    if warning.expired:
+        return _("{channel}: WARNING the credential {credential!r} ({reference}) "
+                 "expired at {time}; renew it").format(
+            channel=via, credential=warning.credential, reference=warning.reference,
+            time=when)
+    return _("{channel}: WARNING the credential {credential!r} ({reference}) "
+             "expires at {time} (in {left}); renew it before then").format(
+        channel=via, credential=warning.credential, reference=warning.reference,
+        time=when, left=_duration(warning.expires_at - now))
+
+
 def _check_sla_of(session: _Session, office: Office) -> None:
     breaches = office.check_sla(session.now())
     zone, now = session.zone(), session.now()
-    for warning in office.check_credentials(now=now):
-        _echo(str(warning))
+    warnings = office.check_credentials(now=now)
+    channels = office.channels() if warnings else {}
+    for warning in warnings:
+        _echo(_credential_line(warning, channels, zone, now))
     if not breaches:
         _echo(_("No new breach of a standard time."))
         return
