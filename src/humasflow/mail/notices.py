@@ -151,7 +151,8 @@ def compose_channel(office: Any, item: ContentItem | None, recipient: Actor,
         subject = _("Posting failed: item {id} on {channel}").format(**head)
         lines = [_("Posting item {id} \u201c{title}\u201d to {channel} failed and is "
                    "not retried automatically.").format(**head),
-                 "", _("What the platform said:"), "    " + (data.get("error") or "?"), "",
+                 "", _("The error, as the record keeps it (in its language):"),
+                 "    " + (data.get("error") or "?"), "",
                  _("Fix the cause, then retry it: humasflow retry {id} {channel} --as "
                    "YOUR-ID (or skip the channel, as the coordinator).").format(**head)]
     elif state == "waiting":
