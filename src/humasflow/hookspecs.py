@@ -75,7 +75,7 @@ def item_posted(office: Office, item: ContentItem, publications: dict[str, Any])
 
 @hookspec
 def credential_expiring(office: Office, warning: CredentialWarning) -> None:
-    """A channel's credential expires soon or has expired (reported once per expiry time)."""
+    """A channel's credential expires soon, or has expired (reported once at each)."""
 
 
 @hookspec
