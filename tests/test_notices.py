@@ -640,3 +640,21 @@ def test_check_sla_prints_an_expiring_credential_in_the_offices_time(store_url, 
     again = CliRunner().invoke(cli, ["--db", office.location, "--lang", "en", "check-sla"],
                                obj={"clock": clock, "environ": {}})
     assert "WARNING" not in again.output  # once as it nears
+
+
+def test_a_hook_wrapper_still_wraps_the_other_implementations(office, tmp_path, heard):
+    seen = []
+
+    class Wrapper:
+        @hookimpl(wrapper=True)
+        def transition_done(self, office, item, event):
+            seen.append(("before", event.action))
+            result = yield
+            seen.append(("after", event.action))
+            return result
+
+    item = to_approval(office, tmp_path)
+    with plugin_registered(Wrapper()):
+        office.reject(item.id, by="budi", reason="Belum sesuai")
+    assert seen == [("before", "reject"), ("after", "reject")]
+    assert heard.kinds() == ["rejected"]  # the notices plugin ran inside the wrapper

@@ -2503,10 +2503,18 @@ class Office:
     def _hook(self, name: str, **kwargs: Any) -> None:
         """Call every implementation of an event hook, each on its own, newest first (as
         pluggy orders them): one that fails is logged and the others still run."""
-        impls = getattr(plugins.pm.hook, name).get_hookimpls()
+        caller = getattr(plugins.pm.hook, name)
+        impls = caller.get_hookimpls()
         if not impls:
             return  # nobody listens
         given = {"office": self, **kwargs}
+        if any(impl.hookwrapper or impl.wrapper for impl in impls):
+            # A wrapper wraps the others: pluggy runs them together, as one call.
+            try:
+                caller(**given)
+            except Exception:
+                log.exception("a humasflow plugin failed in hook %s", name)
+            return
         for impl in reversed(impls):
             try:
                 impl.function(*[given[arg] for arg in impl.argnames])
