@@ -2528,7 +2528,7 @@ class Office:
 
 def _last_until(row: Mapping[str, Any] | None) -> dt.datetime | None:
     """Where the window of the digest queued as ``row`` ended."""
-    until = (row or {}).get("data", {}).get("until") if row else None
+    until = (row["data"] or {}).get("until") if row is not None else None
     try:
         return dt.datetime.fromisoformat(until) if isinstance(until, str) else None
     except ValueError:

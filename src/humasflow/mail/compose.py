@@ -30,9 +30,10 @@ from email.utils import formatdate
 from typing import Any
 
 from humasflow import i18n
+from humasflow.i18n import _
 
-__all__ = ["Composer", "composer", "composers", "local_time", "register_composer",
-           "text_message"]
+__all__ = ["Composer", "actor_name", "composer", "composers", "local_time",
+           "register_composer", "short_title", "step_name", "text_message"]
 
 #: ``fn(office, item, recipient, language, data, settings, secret) -> EmailMessage |
 #: None``.
@@ -60,6 +61,33 @@ def composers() -> Mapping[str, Composer]:
     """Every registered composer, by kind."""
     _builtin()
     return dict(_COMPOSERS)
+
+
+def actor_name(office: Any, actor_id: str | None) -> str:
+    """The name of the actor ``actor_id`` (their id if the store no longer has them)."""
+    if not actor_id:
+        return "?"
+    try:
+        return str(office.actor(actor_id).name or actor_id)
+    except Exception:  # an actor id the record keeps but the store lost: show the id
+        return actor_id
+
+
+def short_title(title: str | None, width: int = 70) -> str:
+    """A title on one line, cut to ``width`` characters."""
+    text = " ".join((title or "").split()) or _("(no title)")
+    return text if len(text) <= width else text[:width - 1] + "\u2026"
+
+
+def step_name(office: Any, revision: int, key: str) -> str:
+    """``step 5: <activity>`` in the current language (the key, for a step the revision
+    does not have)."""
+    try:
+        step = office.sop(revision).step(key)
+    except Exception:  # a step key the revision no longer has: name the key
+        return key
+    return _("step {number}: {activity}").format(number=step.number,
+                                                 activity=step.activity.get(i18n.language()))
 
 
 def local_time(at: dt.datetime, zone: dt.tzinfo) -> str:

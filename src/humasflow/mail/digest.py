@@ -19,7 +19,7 @@ from typing import Any
 
 from humasflow import i18n
 from humasflow.i18n import _
-from humasflow.mail.compose import local_time, text_message
+from humasflow.mail.compose import actor_name, local_time, short_title, step_name, text_message
 from humasflow.models import Actor, ContentItem
 
 __all__ = ["anchor_file_name", "compose_digest"]
@@ -33,16 +33,8 @@ def anchor_file_name(anchor: Mapping[str, Any]) -> str:
     return f"humasflow-anchor-{org}-{anchor.get('seq')}.json"
 
 
-def _name(office: Any, actor_id: str) -> str:
-    try:
-        return str(office.actor(actor_id).name or actor_id)
-    except Exception:  # an id the record keeps but the store lost: show the id
-        return actor_id
-
-
 def _short(title: str) -> str:
-    title = " ".join((title or "").split()) or _("(no title)")
-    return title if len(title) <= 60 else title[:59] + "\u2026"
+    return short_title(title, 60)
 
 
 def _waiting(office: Any, recipient: Actor, now: dt.datetime, zone: dt.tzinfo) -> list[str]:
@@ -69,16 +61,11 @@ def _late(office: Any, now: dt.datetime) -> list[str]:
     lines = []
     for breach in office.overdue(now):
         item = breach.item
-        try:
-            step = office.sop(item.sop_revision).step(breach.step)
-            where = _("step {number}: {activity}").format(
-                number=step.number, activity=step.activity.get(i18n.language()))
-        except Exception:  # a step the revision no longer names: show its key
-            where = breach.step
+        where = step_name(office, item.sop_revision, breach.step)
         lines.append(_("- #{id} {title}: {step}, {late} late, assignee {assignee}").format(
             id=item.id, title=_short(item.title), step=where,
             late=i18n.format_duration(breach.late_by, words=True),
-            assignee=_name(office, item.assignee) if item.assignee else _("nobody")))
+            assignee=actor_name(office, item.assignee) if item.assignee else _("nobody")))
     return lines or [_("Nothing is late.")]
 
 

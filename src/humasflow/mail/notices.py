@@ -20,7 +20,13 @@ from typing import Any
 from humasflow import i18n
 from humasflow.hookspecs import hookimpl
 from humasflow.i18n import _
-from humasflow.mail.compose import local_time, text_message
+from humasflow.mail.compose import (
+    actor_name,
+    local_time,
+    short_title,
+    step_name,
+    text_message,
+)
 from humasflow.models import Actor, ContentItem
 from humasflow.notices import Notice
 
@@ -45,26 +51,11 @@ def _zone(office: Any, item: ContentItem | None) -> dt.tzinfo:
 
 
 def _title(item: ContentItem) -> str:
-    title = " ".join((item.title or "").split()) or _("(no title)")
-    return title if len(title) <= 70 else title[:69] + "\u2026"
+    return short_title(item.title)
 
 
 def _step(office: Any, item: ContentItem, key: str) -> str:
-    try:
-        step = office.sop(item.sop_revision).step(key)
-    except Exception:  # a step key the revision no longer has: name the key
-        return key
-    return _("step {number}: {activity}").format(number=step.number,
-                                                 activity=step.activity.get(i18n.language()))
-
-
-def _name(office: Any, actor_id: str | None) -> str:
-    if not actor_id:
-        return "?"
-    try:
-        return str(office.actor(actor_id).name or actor_id)
-    except Exception:  # an actor id the record keeps but the store lost: show the id
-        return actor_id
+    return step_name(office, item.sop_revision, key)
 
 
 def _now_line(office: Any, item: ContentItem) -> str:
@@ -94,7 +85,7 @@ def compose_returned(office: Any, item: ContentItem | None, recipient: Actor,
     the recheck (with the findings), to the item's authors."""
     if item is None or item.state == "cancelled":
         return None  # cancelled since: there is nothing to revise any more
-    head = {"name": _name(office, data.get("by")), "id": item.id, "title": _title(item)}
+    head = {"name": actor_name(office, data.get("by")), "id": item.id, "title": _title(item)}
     step = _step(office, item, data.get("returned_to") or item.state)
     if rejected:
         subject = _("Rejected: item {id}: {title}").format(**head)
@@ -193,7 +184,7 @@ def compose_breach(office: Any, item: ContentItem | None, recipient: Actor,
                        "found.").format(when=local_time(due, zone),
                                         late=i18n.format_duration(late, words=True)))
     lines.append(_("Assignee: {name}").format(
-        name=_name(office, data.get("assignee")) if data.get("assignee") else _("nobody")))
+        name=actor_name(office, data.get("assignee")) if data.get("assignee") else _("nobody")))
     if item.state != step:
         lines += ["", _now_line(office, item)]
     return _message(office, recipient, language, settings, _(
