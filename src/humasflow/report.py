@@ -174,6 +174,12 @@ class ChannelStats:
         return self.posted / counted if counted else None
 
 
+#: What one pass over the ended visits gives: per (group, step) the durations and how
+#: many were within the standard; how the visits ended; the reasons, most frequent first.
+_Ended = tuple[dict[tuple[str, str], tuple["Distribution", int]],
+               dict[tuple[str, str], dict[str, int]],
+               dict[tuple[str, str], list[tuple[str, int]]]]
+
 @attrs.frozen
 class StepBreach:
     """A visit that ran past its standard time.
@@ -618,9 +624,7 @@ class _Queries:
             return sa.cast(seconds / _WEEK, sa.Integer)  # never negative: truncation
         return sa.cast(sa.func.floor(seconds / _WEEK), sa.Integer)
 
-    def ended(self, conn: Any, zone: dt.tzinfo) -> tuple[
-            dict[tuple[str, str], tuple[Distribution, int]],
-            dict[tuple[str, str], dict[str, int]], dict[tuple[str, str], list[tuple[str, int]]]]:
+    def ended(self, conn: Any, zone: dt.tzinfo) -> _Ended:
         """Per group and step: the durations and how many within the standard; how the
         visits ended; the reasons they were sent back; per week, the completions within
         the standard. Two passes over the visits: one grouping them, one ranking them."""
@@ -653,23 +657,14 @@ class _Queries:
                 reasons[(key, outcome)][why] += int(n)
             self.week_timed[int(index)][0] += int(timed)
             self.week_timed[int(index)][1] += int(within or 0)
-        if parts:
-            for key, (median, p90) in self._nearest_ranks(conn, parts).items():
-                parts[key][1], parts[key][2] = median, p90
-        stats = {key: (Distribution(e[0], _td(e[1]), _td(e[2]), _td(e[3])), e[4])
-                 for key, e in parts.items()}
-        ordered = {key: sorted(found.items(), key=lambda kv: (-kv[1], kv[0]))
-                   for key, found in reasons.items()}
-        return stats, outcomes, ordered
+        return self._finished(conn, parts, outcomes, reasons)
 
     def _walked(self, query: Any) -> Any:
         # SQLite: read in the order of the rank index, which holds every column these
         # queries read: groups by step without sorting, and no table row read.
         return query.with_hint(t.step_visits, f"INDEXED BY {t.SQLITE_RANK_INDEX}", "sqlite")
 
-    def _ended_by_step(self, conn: Any, zone: dt.tzinfo) -> tuple[
-            dict[tuple[str, str], tuple[Distribution, int]],
-            dict[tuple[str, str], dict[str, int]], dict[tuple[str, str], list[tuple[str, int]]]]:
+    def _ended_by_step(self, conn: Any, zone: dt.tzinfo) -> _Ended:
         """:meth:`ended` for one group: grouped by step alone, each outcome and each
         week counted by a condition (a database sorts every row it groups by more than
         an index gives in order), the reasons from the visits sent back only."""
@@ -721,13 +716,20 @@ class _Queries:
             if outcome not in TRIGGERS:
                 counted = outcomes[("", key)]
                 counted[outcome] = counted.get(outcome, 0) + int(n)
+        return self._finished(conn, parts, outcomes, reasons)
+
+    def _finished(self, conn: Any, parts: dict[tuple[str, str], list[Any]],
+                  outcomes: dict[tuple[str, str], dict[str, int]],
+                  reasons: Mapping[tuple[str, str], Mapping[str, int]]) -> _Ended:
+        """The per-step statistics (with their nearest ranks), the outcomes and the
+        reasons, most frequent first, from the counts of one pass over the visits."""
         if parts:
-            for found, (median, p90) in self._nearest_ranks(conn, parts).items():
-                parts[found][1], parts[found][2] = median, p90
-        stats = {found: (Distribution(e[0], _td(e[1]), _td(e[2]), _td(e[3])), e[4])
-                 for found, e in parts.items()}
-        ordered = {found: sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))
-                   for found, c in reasons.items()}
+            for key, (median, p90) in self._nearest_ranks(conn, parts).items():
+                parts[key][1], parts[key][2] = median, p90
+        stats = {key: (Distribution(e[0], _td(e[1]), _td(e[2]), _td(e[3])), e[4])
+                 for key, e in parts.items()}
+        ordered = {key: sorted(found.items(), key=lambda kv: (-kv[1], kv[0]))
+                   for key, found in reasons.items()}
         return stats, outcomes, ordered
 
     def _nearest_ranks(self, conn: Any, parts: Mapping[tuple[str, str], list[Any]]
