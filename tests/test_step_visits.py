@@ -142,7 +142,7 @@ def test_a_store_written_before_migration_12_gives_the_same_report(office, store
         old.close()
     migrated = Office(Store(store_url), clock=clock, environ={}, media_store=office.media)
     try:
-        assert migrated.schema_version == t.MIGRATIONS[-1][0] == 12
+        assert migrated.schema_version == t.MIGRATIONS[-1][0] == 13
         assert visits(migrated) == live
         assert [migrated.report(DAY, DAY, by=by) for by in (None, "staff", "revision")] \
             == reports
@@ -153,6 +153,37 @@ def test_a_store_written_before_migration_12_gives_the_same_report(office, store
         migrated.complete(item.id, by="rina", text="E: selamat!")
         assert visits(migrated)[-1]["item_id"] == item.id
         assert migrated.verify(visits=True).ok
+    finally:
+        migrated.close()
+
+
+def test_migration_13_puts_what_a_breach_shows_in_the_sqlite_rank_index(
+        office, store, store_url, clock, image):
+    walk(office, clock, image)
+    clock.advance(days=1)  # the items left at their steps are breaches too
+    report = office.report(DAY, DAY)
+    assert report.breaches
+
+    def columns(conn):
+        return [row[2] for row in conn.execute(sa.text(
+            f"PRAGMA index_info({t.SQLITE_RANK_INDEX})"))]
+
+    with store.engine.begin() as conn:
+        if not store.is_postgres:
+            assert columns(conn)[-3:] == ["item_id", "entered_at", "left_by"]
+            # The index as migration 12 made it.
+            conn.execute(sa.text(f"DROP INDEX {t.SQLITE_RANK_INDEX}"))
+            conn.execute(sa.text(f"CREATE INDEX {t.SQLITE_RANK_INDEX} ON step_visits "
+                                 "(org, step, seconds, left_at, sop_revision, outcome)"))
+        conn.execute(t.schema_migrations.delete().where(t.schema_migrations.c.version >= 13))
+    migrated = Office(Store(store_url), clock=clock, environ={}, media_store=office.media)
+    try:
+        assert migrated.schema_version == 13
+        if not store.is_postgres:
+            with migrated._store.engine.connect() as conn:
+                assert columns(conn) == ["org", "step", "seconds", "left_at", "sop_revision",
+                                         "outcome", "item_id", "entered_at", "left_by"]
+        assert migrated.report(DAY, DAY) == report
     finally:
         migrated.close()
 

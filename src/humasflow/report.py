@@ -32,6 +32,7 @@ What is counted, and how:
 
 from __future__ import annotations
 
+import bisect
 import csv
 import datetime as dt
 import io
@@ -44,6 +45,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 import sqlalchemy as sa
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.expression import UnaryExpression
 
 from humasflow import _input
 from humasflow.errors import InputInvalid
@@ -65,6 +68,8 @@ BY = ("step", "channel", "staff", "revision")
 FORMATS = ("table", "md", "csv", "json", "html")
 
 _WEEK = 7 * 86400
+#: A UTC time as SQLite's column holds it (and as the report reads times as text).
+_UTC_TEXT = "%Y-%m-%d %H:%M:%S.%f"
 #: Fewer completions than this on either side of a comparison are too few to read a
 #: trend from: the comparison says so instead of suggesting one.
 MIN_SAMPLE = 10
@@ -431,12 +436,12 @@ def build_report(office: Office, store: Store, since: dt.datetime | dt.date,
     with store.engine.connect() as conn:
         dialect = conn.dialect.name
         q = _Queries(dialect, org, start, end, cutoff, list(lifecycle), standards, by,
-                     revision, channel, staff)
+                     revision, channel, staff, per_step=_per_step(revisions.items()))
         ended, outcomes, reasons = q.ended(conn, zone)
         if calendar is None:
             steps = ended
             lead = q.lead_time_sql(conn, zone)
-            breaches = q.breaches_sql(conn)
+            breaches = q.breaches_sql(conn, zone)
         else:
             steps, breaches = q.step_stats_working(conn, calendar)
             lead = q.lead_time_working(conn, calendar)
@@ -473,8 +478,13 @@ def build_report(office: Office, store: Store, since: dt.datetime | dt.date,
         return Decisions(step=step.key, decided=sum(counted.values()), returned=counted[back],
                          reasons=tuple(reasons.get((step.key, back), ())))
 
-    every = sorted([*breaches, *open_breaches],
-                   key=lambda b: (-b.overrun.total_seconds(), b.item_id, b.started_at))
+    # The ended breaches come in order on the wall clock; the few open ones join them.
+    every = breaches if calendar is None else sorted(breaches, key=_breach_order)
+    if len(open_breaches) <= 64:
+        for found in open_breaches:
+            bisect.insort(every, found, key=_breach_order)
+    else:
+        every = sorted([*every, *open_breaches], key=_breach_order)
     return Report(org=org, since=start, until=end, made_at=now, clock=clock,
                   timezone=sop.header.timezone,
                   calendar=calendar.to_dict() if calendar is not None else None, by=by,
@@ -538,9 +548,15 @@ class _Queries:
     def __init__(self, dialect: str, org: str, start: dt.datetime, end: dt.datetime,
                  cutoff: dt.datetime, steps: list[str],
                  standards: list[tuple[int, str, float]], by: str | None,
-                 revision: int | None, channel: str | None, staff: str | None) -> None:
+                 revision: int | None, channel: str | None, staff: str | None, *,
+                 per_step: Mapping[str, _StepFacts] | None = None) -> None:
         self.dialect, self.org, self.start, self.end, self.cutoff = (
             dialect, org, start, end, cutoff)
+        self.revision = revision
+        # Per step: its standard time in each revision that has the step, and the
+        # outcomes a visit of it can end with.
+        self.per_step: Mapping[str, _StepFacts] = per_step or {}
+        self.step_order = list(steps)
         sv, items, pubs = t.step_visits, t.items, t.publications
         self.items = items
         self.by = by
@@ -558,12 +574,14 @@ class _Queries:
                                                    pubs.c.channel == channel))
         # The ended visits the report counts: those that ended in the period (by the
         # staff member asked for).
-        self.filters = [*visit_filters, sv.c.left_at >= start, sv.c.left_at < end]
-        if staff is not None:
-            self.filters.append(sv.c.left_by == staff)
-        # Apart: a query of one step asks for that step instead (SQLite would otherwise
-        # sort what its index gives in order).
-        self.ranked = list(self.filters)
+        by_staff = [] if staff is None else [sv.c.left_by == staff]
+        self.filters = [*visit_filters, sv.c.left_at >= start, sv.c.left_at < end, *by_staff]
+        # Apart: a query of one step asks for that step instead. On SQLite such a query
+        # walks the index by step and duration (which holds the end too): the period's
+        # bounds are kept from choosing the index on the end instead, which would read
+        # every table row.
+        left = _unindexed(sv.c.left_at) if dialect == "sqlite" else sv.c.left_at
+        self.ranked = [*visit_filters, left >= start, left < end, *by_staff]
         self.filters.append(sv.c.step.in_(steps))
         visit_filters.append(sv.c.step.in_(steps))
         self.source: Any = sv
@@ -592,6 +610,10 @@ class _Queries:
         # within it (the weeks' on-time shares; on the wall clock SQL counts them).
         self.working_within: list[tuple[dt.datetime, bool]] | None = None
         self.week_timed: dict[int, list[int]] = {}
+        # On the wall clock by step: per week, the completions with a standard
+        # (``week_timed``, their on-time count left out) and, from the breaches, those
+        # past it.
+        self.week_late: Counter[int] | None = None
         # The items posted per week, when the lead times' pass counted them.
         self.posted_weeks: Counter[int] | None = None
 
@@ -659,63 +681,124 @@ class _Queries:
             self.week_timed[int(index)][1] += int(within or 0)
         return self._finished(conn, parts, outcomes, reasons)
 
-    def _walked(self, query: Any) -> Any:
-        # SQLite: read in the order of the rank index, which holds every column these
-        # queries read: groups by step without sorting, and no table row read.
-        return query.with_hint(t.step_visits, f"INDEXED BY {t.SQLITE_RANK_INDEX}", "sqlite")
+    def _standard_of(self, key: str) -> Any:
+        """The standard time (seconds) of the visits of one step: a constant when every
+        revision the report reads agrees on it, else a ``CASE`` on the revision;
+        ``None`` when the step has none in any of them."""
+        facts = self.per_step.get(key)
+        if facts is None:
+            return None
+        values = {rev: v for rev, v in facts.standards.items()
+                  if self.revision is None or rev == self.revision}
+        if not any(v is not None for v in values.values()):
+            return None
+        if len(set(values.values())) == 1:
+            return sa.literal(next(iter(values.values())), sa.Float)
+        return sa.case({rev: sa.literal(v, sa.Float) for rev, v in sorted(values.items())
+                        if v is not None}, value=t.step_visits.c.sop_revision, else_=sa.null())
 
-    def _ended_by_step(self, conn: Any, zone: dt.tzinfo) -> _Ended:
-        """:meth:`ended` for one group: grouped by step alone, each outcome and each
-        week counted by a condition (a database sorts every row it groups by more than
-        an index gives in order), the reasons from the visits sent back only."""
+    def _timed(self) -> Any:
+        """The count of the visits with a standard time, over every step: by the step
+        alone when each step's revisions agree on whether it has one."""
         sv = t.step_visits
-        standard = self.standard
-        within = sa.case((sv.c.seconds <= standard, 1), else_=0)
+        standards = {key: self._standard_of(key) for key in self.step_order}
+        if any(v is not None and not isinstance(v, sa.BindParameter)
+               for v in standards.values()):
+            return sa.func.count(self.standard)
+        timed = [key for key, v in standards.items() if v is not None]
+        if len(timed) == len(standards):
+            return sa.func.count()
+        return sa.func.count().filter(sv.c.step.in_(timed))
+
+    def _week_bounds(self, zone: dt.tzinfo) -> list[dt.datetime]:
+        """The starts of the period's weeks after its first (UTC): a visit that ended
+        before the k-th of them ended in one of the first k weeks."""
         monday = self._monday(zone)
         weeks = int((self.end - monday).total_seconds() // _WEEK) + 1
-        bounds = [sa.bindparam(f"week_{w}", monday + dt.timedelta(weeks=w), type_=t.UTCDateTime)
-                  for w in range(weeks + 1)]
-        columns = [sv.c.step, sa.func.count(), sa.func.max(sv.c.seconds),
-                   sa.func.count(standard), sa.func.sum(within)]
-        columns += [sa.func.sum(sa.case((sv.c.outcome == o, 1), else_=0)) for o in TRIGGERS]
-        columns.append(sa.func.sum(sa.case((sv.c.outcome.not_in(TRIGGERS), 1), else_=0)))
-        for w in range(weeks):
-            inside = sa.and_(sv.c.left_at >= bounds[w], sv.c.left_at < bounds[w + 1])
-            columns += [sa.func.count(sa.case((inside, standard))),
-                        sa.func.sum(sa.case((inside, within), else_=0))]
-        query = self._walked(sa.select(*columns).select_from(self.source)
-                             .where(*self.filters).group_by(sv.c.step))
+        return [monday + dt.timedelta(weeks=w) for w in range(1, weeks)]
+
+    def _ended_by_step(self, conn: Any, zone: dt.tzinfo) -> _Ended:
+        """:meth:`ended` for one group, grouped by step alone (a database sorts every row
+        it groups by more than an index gives in order): the counts, maxima and shares
+        within the standard, each outcome counted by a filter, and per week the
+        completions with a standard counted before each week's start (the breaches
+        give the late ones, :meth:`breaches_sql`). On SQLite one walk of the rank index
+        per step, with that step's standard time as a constant where its revisions
+        agree; on PostgreSQL one pass grouped by hashing."""
+        sv = t.step_visits
+        bounds = [sa.bindparam(f"week_{w}", b, type_=t.UTCDateTime)
+                  for w, b in enumerate(self._week_bounds(zone), start=1)]
         parts: dict[tuple[str, str], list[Any]] = {}
         outcomes: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
         self.week_timed = defaultdict(lambda: [0, 0])
-        others = False
-        for row in conn.execute(query):
-            key, n, longest, _timed, inside_n = row[:5]
-            parts[("", key)] = [int(n), None, None, longest, int(inside_n or 0)]
-            counts = row[5:5 + len(TRIGGERS) + 1]
-            outcomes[("", key)] = {o: int(c) for o, c in zip(TRIGGERS, counts, strict=False)
-                                   if c}
-            others = others or bool(counts[-1])
-            for w in range(weeks):
-                timed, on_time = row[6 + len(TRIGGERS) + 2 * w:8 + len(TRIGGERS) + 2 * w]
-                if timed:
-                    self.week_timed[w][0] += int(timed)
-                    self.week_timed[w][1] += int(on_time or 0)
-        # One more walk for the reasons of the visits sent back, and for the outcomes
-        # that are no action of the engine's (records written by other software).
-        back = sv.c.outcome.in_(("reject", "rework"))
-        wanted = sa.or_(back, sv.c.outcome.not_in(TRIGGERS)) if others else back
-        why = sa.case((back, sv.c.reason), else_=sa.null())
-        query = (sa.select(sv.c.step, sv.c.outcome, why, sa.func.count())
-                 .select_from(self.source).where(*self.filters, wanted)
-                 .group_by(sv.c.step, sv.c.outcome, why))
+        self.week_late = Counter()
+
+        def columns(standard: Any, timed: Any, known: Sequence[str]) -> list[Any]:
+            found = [sa.func.count(), sa.func.max(sv.c.seconds)]
+            if standard is not None:
+                found += [timed, sa.func.count().filter(sv.c.seconds <= standard)]
+                found += [timed.filter(sv.c.left_at < bound) for bound in bounds]
+            found += [sa.func.count().filter(sv.c.outcome == o) for o in known]
+            return found
+
+        def counted(key: str, row: Sequence[Any], timed: bool,
+                    known: Sequence[str]) -> bool:
+            """Take in one step's row; whether it ended visits of other outcomes."""
+            n, longest = int(row[0]), row[1]
+            rest = list(row[2:])
+            within = 0
+            if timed:
+                total, within = int(rest[0]), int(rest[1] or 0)
+                before = [int(v) for v in rest[2:2 + len(bounds)]]
+                rest = rest[2 + len(bounds):]
+                for w, (done, earlier) in enumerate(zip([*before, total], [0, *before],
+                                                        strict=True)):
+                    if done > earlier:
+                        self.week_timed[w][0] += done - earlier
+            parts[("", key)] = [n, None, None, longest, within]
+            ends = {o: int(c) for o, c in zip(known, rest, strict=True) if c}
+            outcomes[("", key)] = ends
+            return sum(ends.values()) < n
+
+        others: list[tuple[str, Sequence[str]]] = []
+        if self.dialect == "sqlite":
+            for key in self.step_order:
+                facts = self.per_step.get(key)
+                known = facts.outcomes if facts is not None else TRIGGERS
+                standard = self._standard_of(key)
+                timed = sa.func.count() if isinstance(standard, sa.BindParameter) \
+                    else sa.func.count(standard)
+                query = (sa.select(*columns(standard, timed, known))
+                         .select_from(self.source).where(*self.ranked, sv.c.step == key))
+                row = conn.execute(query).one()
+                if row[0] and counted(key, row, standard is not None, known):
+                    others.append((key, known))
+        else:
+            query = (sa.select(sv.c.step, *columns(self.standard, self._timed(), TRIGGERS))
+                     .select_from(self.source).where(*self.filters).group_by(sv.c.step))
+            for key, *row in conn.execute(query):
+                if counted(key, row, True, TRIGGERS):
+                    others.append((key, TRIGGERS))
+        for key, known in others:
+            # Outcomes that are no action of the engine's at that step (records written
+            # by other software): counted one by one.
+            query = (sa.select(sv.c.outcome, sa.func.count()).select_from(self.source)
+                     .where(*self.ranked, sv.c.step == key, sv.c.outcome.not_in(known))
+                     .group_by(sv.c.outcome))
+            for outcome, n in conn.execute(query):
+                outcomes[("", key)][outcome] = int(n)
+        # The reasons of the visits sent back, read at the steps that sent some back.
+        back = ("reject", "rework")
+        returning = [key for (_g, key), ends in outcomes.items()
+                     if any(ends.get(o) for o in back)]
         reasons: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
-        for key, outcome, reason, n in conn.execute(self._walked(query)):
-            if reason is not None:
+        if returning:
+            query = (sa.select(sv.c.step, sv.c.outcome, sv.c.reason, sa.func.count())
+                     .select_from(self.source)
+                     .where(*self.ranked, sv.c.step.in_(returning), sv.c.outcome.in_(back))
+                     .group_by(sv.c.step, sv.c.outcome, sv.c.reason))
+            for key, outcome, reason, n in conn.execute(query):
                 reasons[(key, outcome)][reason] += int(n)
-            if outcome not in TRIGGERS:
-                counted = outcomes[("", key)]
-                counted[outcome] = counted.get(outcome, 0) + int(n)
         return self._finished(conn, parts, outcomes, reasons)
 
     def _finished(self, conn: Any, parts: dict[tuple[str, str], list[Any]],
@@ -737,55 +820,83 @@ class _Queries:
         """Per group and step, the completions' durations at the nearest ranks ⌈n/2⌉
         and ⌈9n/10⌉ (``parts`` holds each group's count ``n`` first)."""
         sv = t.step_visits
+        if self.dialect == "postgresql" and self.group is None:
+            # One pass, each step's durations sorted apart (no sort of every row by step).
+            keys = [key for _g, key in parts]
+            query = sa.select(*[_ranked(sv.c.seconds).filter(sv.c.step == key)
+                                for key in keys]).select_from(self.source).where(*self.filters)
+            row = conn.execute(query).one()
+            return {("", key): (float(values[0]), float(values[1]))
+                    for key, values in zip(keys, row, strict=True)}
         if self.dialect == "postgresql":
-            # An ordered-set aggregate sorts each group's durations once. percentile_disc
-            # takes the value at rank ⌈p·n⌉; p just under 1/2 and 9/10 keeps the float
-            # product from rounding up past a whole rank (exact for n below 10^12).
-            shares = sa.literal([0.5 - 1e-12, 0.9 - 1e-12], sa.ARRAY(sa.Float))
-            picked = sa.func.percentile_disc(shares).within_group(sv.c.seconds)
+            picked = _ranked(sv.c.seconds)
             query = (sa.select(self._grp(), sv.c.step, picked).select_from(self.source)
                      .where(*self.filters).group_by(*self._grouped(sv.c.step)))
             return {(grp, key): (float(values[0]), float(values[1]))
                     for grp, key, values in conn.execute(query)}
         return _sqlite_ranks(conn, self, parts)
 
-    def breaches_sql(self, conn: Any) -> list[StepBreach]:
+    def breaches_sql(self, conn: Any, zone: dt.tzinfo) -> list[StepBreach]:
+        """The ended visits past their standard time, the largest overrun first, each
+        counted late in the week it ended in (for :meth:`weeks`)."""
         # There may be a breach for every tenth visit: the rows are read as the driver
-        # gives them, the times converted here (the same values the column type makes),
-        # and the titles read afterwards in one range of item ids, not one by one.
+        # gives them, with the times as text in UTC (the driver's own conversion of each
+        # timestamp costs several times the parsing), and converted here to the values
+        # the column types make.
         sv = t.step_visits
-        if self.dialect == "sqlite":
-            def text(column: Any) -> Any:
+        sqlite = self.dialect == "sqlite"
+        if sqlite:
+            def moment(column: Any) -> Any:
                 return sa.type_coerce(column, sa.String())
-
-            def moment(value: str) -> dt.datetime:
-                return dt.datetime.fromisoformat(value + "+00:00")
         else:
-            # As text with its offset: the driver's own conversion of each timestamp
-            # costs several times the parsing.
-            def text(column: Any) -> Any:
-                return sa.type_coerce(sa.cast(column, sa.Text), sa.String())
+            def moment(column: Any) -> Any:
+                return sa.func.to_char(sa.func.timezone("UTC", column),
+                                       "YYYY-MM-DD HH24:MI:SS.US")
+        # Text in this form compares as the times do: the week each breach ended in.
+        bounds = [b.strftime(_UTC_TEXT) for b in self._week_bounds(zone)]
+        # The titles: joined on PostgreSQL; on SQLite read afterwards in one range of
+        # item ids (a lookup per breach costs more there).
+        source, title = self.source, sa.null()
+        if not sqlite:
+            source = source.join(self.items, self.items.c.id == sv.c.item_id, isouter=True)
+            title = self.items.c.title
 
-            def moment(value: str) -> dt.datetime:
-                return dt.datetime.fromisoformat(value).astimezone(dt.timezone.utc)
-        standard = self.standard
-        query = (sa.select(sv.c.item_id, sv.c.step, sv.c.left_by, text(sv.c.entered_at),
-                           text(sv.c.left_at), sv.c.seconds, standard)
-                 .select_from(self.source).where(*self.filters, sv.c.seconds > standard))
-        rows = conn.execute(query).fetchall()
-        titles = self._titles(conn, [row[0] for row in rows])
+        def query(standard: Any, *where: Any) -> Any:
+            return (sa.select(sv.c.item_id, sv.c.step, sv.c.left_by, moment(sv.c.entered_at),
+                              moment(sv.c.left_at), sv.c.seconds, standard, title)
+                    .select_from(source).where(*where, sv.c.seconds > standard))
+
+        rows: list[Any] = []
+        if sqlite:
+            # One walk of the rank index per step, from its standard time up.
+            for key in self.step_order:
+                standard = self._standard_of(key)
+                if standard is not None:
+                    rows += conn.execute(query(standard, *self.ranked, sv.c.step == key)).all()
+        else:
+            rows = conn.execute(query(self.standard, *self.filters)).all()
+        titles = self._titles(conn, [row[0] for row in rows]) if sqlite else {}
+        late = self.week_late if self.week_late is not None else Counter()
+        after = bisect.bisect_right
+        parse = dt.datetime.fromisoformat
+        seconds = dt.timedelta
         standards: dict[float, dt.timedelta] = {}
         make = StepBreach
-        found = []
-        for item_id, step, actor, started, ended, seconds, limit_s in rows:
+        title_of = titles.get
+        keyed = []
+        for item_id, step, actor, started, ended, took, limit_s, joined in rows:
             limit = standards.get(limit_s)
             if limit is None:
-                limit = standards[limit_s] = dt.timedelta(seconds=round(float(limit_s), 3))
-            found.append(make(item_id=int(item_id), title=titles.get(item_id, ""), step=step,
-                              actor=actor, started_at=moment(started), ended_at=moment(ended),
-                              duration=dt.timedelta(seconds=round(float(seconds), 3)),
-                              standard=limit))
-        return found
+                limit = standards[limit_s] = seconds(seconds=round(limit_s, 3))
+            late[after(bounds, ended)] += 1
+            duration = seconds(seconds=round(took, 3))
+            begun = parse(started + "+00:00")
+            keyed.append((limit - duration, item_id, begun, make(
+                item_id, joined if joined is not None else title_of(item_id, ""), step,
+                actor, begun, parse(ended + "+00:00"), duration, limit)))
+        # In the order of :func:`_breach_order`, compared exactly.
+        keyed.sort(key=lambda k: k[:3])
+        return [k[3] for k in keyed]
 
     def step_stats_working(self, conn: Any, calendar: Any) -> tuple[
             dict[tuple[str, str], tuple[Distribution, int]], list[StepBreach]]:
@@ -882,17 +993,28 @@ class _Queries:
                        items.c.step_started_at < self.end))
 
     def lead_time_sql(self, conn: Any, zone: dt.tzinfo) -> Distribution:
-        """The lead times, and the weeks the items were posted in (kept for
-        :meth:`weeks`): one pass over the posted items, ranked here."""
+        """The lead times, and the items posted per week (kept for :meth:`weeks`): one
+        pass over the posted items, counted before each week's start (and ranked by
+        ``percentile_disc`` on PostgreSQL; on SQLite from one more read of their lead
+        times)."""
         posted = self._posted().subquery("posted")
         seconds = _seconds(self.dialect, posted.c.posted_at, posted.c.created_at)
-        week = self._week_of(posted.c.posted_at, self._monday(zone))
-        self.posted_weeks = Counter()
-        values = []
-        for value, index in conn.execute(sa.select(seconds, week)).all():
-            values.append(value)
-            self.posted_weeks[int(index)] += 1
-        return _distribution(values)
+        bounds = self._week_bounds(zone)
+        columns = [sa.func.count(), sa.func.max(seconds)]
+        columns += [sa.func.count().filter(posted.c.posted_at < sa.bindparam(
+            f"week_{w}", b, type_=t.UTCDateTime)) for w, b in enumerate(bounds, start=1)]
+        if self.dialect == "postgresql":
+            columns.append(_ranked(seconds))
+        row = conn.execute(sa.select(*columns)).one()
+        n = int(row[0])
+        self.posted_weeks = _per_week([int(v) for v in row[2:2 + len(bounds)]], n)
+        if not n:
+            return Distribution()
+        if self.dialect == "postgresql":
+            median, p90 = row[-1]
+            return Distribution(n, _td(median), _td(p90), _td(row[1]))
+        # SQLite sorts no faster than Python: one number per posted item, ranked here.
+        return _distribution(conn.execute(sa.select(seconds)).scalars().all())
 
     def lead_time_working(self, conn: Any, calendar: Any) -> Distribution:
         return _distribution([calendar.working_time(r.created_at, r.posted_at).total_seconds()
@@ -905,13 +1027,17 @@ class _Queries:
             return self._week_of(column, monday)
 
         items = self.items
-        created_week = week_of(items.c.created_at).label("week")
-        created = (sa.select(created_week, sa.func.count())
-                   .where(*self.item_filters, items.c.created_at >= self.start,
-                          items.c.created_at < self.end).group_by(created_week))
+        # Counted before each week's start: one pass, no sort.
+        bounds = self._week_bounds(zone)
+        created = sa.select(sa.func.count(), *[
+            sa.func.count().filter(items.c.created_at < sa.bindparam(
+                f"week_{w}", b, type_=t.UTCDateTime)) for w, b in enumerate(bounds, start=1)
+        ]).where(*self.item_filters, items.c.created_at >= self.start,
+                 items.c.created_at < self.end)
+        total, *before = conn.execute(created).one()
         counts: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-        for week, n in conn.execute(created):
-            counts[int(week)][0] = int(n)
+        for week, n in _per_week([int(v) for v in before], int(total)).items():
+            counts[week][0] = n
         if self.posted_weeks is None:
             posted_rows = self._posted().subquery("posted")
             posted_week = week_of(posted_rows.c.posted_at).label("week")
@@ -921,8 +1047,9 @@ class _Queries:
         for week, n in self.posted_weeks.items():
             counts[week][1] = n
         if self.working_within is None:
+            late = self.week_late
             for week, (n, within) in self.week_timed.items():  # counted by ``ended``
-                counts[week][2:] = [n, within]
+                counts[week][2:] = [n, within if late is None else n - late[week]]
         else:
             for ended_at, within in self.working_within:
                 week = int((ended_at - monday).total_seconds() // _WEEK)
@@ -964,6 +1091,32 @@ class _Queries:
                 for name, e in sorted(found.items())]
 
 
+@attrs.frozen
+class _StepFacts:
+    """What the report's SQL needs to know of one step: its standard time (seconds,
+    ``None`` for none) in each revision that has the step, and the outcomes a visit of
+    it can end with."""
+
+    standards: Mapping[int, float | None]
+    outcomes: tuple[str, ...]
+
+
+def _per_step(revisions: Iterable[Any]) -> dict[str, _StepFacts]:
+    """Each step's :class:`_StepFacts` over the given SOP revisions (``(id, SOP)``
+    pairs)."""
+    standards: dict[str, dict[int, float | None]] = defaultdict(dict)
+    ends: dict[str, set[str]] = defaultdict(set)
+    for rev, sop in revisions:
+        for step in sop.lifecycle:
+            standards[step.key][rev] = (step.standard_time.total_seconds()
+                                        if step.standard_time else None)
+            # Its decision or ``complete``; a revision sent back to approval; a cancel.
+            ends[step.key].update(step.decisions or ("complete",))
+            ends[step.key].update(("revise", "cancel"))
+    return {key: _StepFacts(standards[key], tuple(o for o in TRIGGERS if o in ends[key]))
+            for key in standards}
+
+
 def _standard(standards: Sequence[tuple[int, str, float]], revision: Any, step: Any) -> Any:
     """Each visit's standard time in seconds (its revision's, ``NULL`` if the step has
     none), as a ``CASE`` on the revision and the step: no join per row."""
@@ -991,7 +1144,6 @@ def _sqlite_ranks(conn: Any, q: _Queries, parts: Mapping[tuple[str, str], list[A
     if grouped:
         filters.append(q.group == sa.bindparam("g", type_=sa.String))
     at = (sa.select(sv.c.seconds).select_from(source)
-          .with_hint(sv, f"INDEXED BY {t.SQLITE_RANK_INDEX}", "sqlite")
           .where(*filters, sv.c.step == sa.bindparam("s", type_=sa.String))
           .order_by(sv.c.seconds).limit(1).offset(sa.bindparam("offset", type_=sa.Integer)))
     found = {}
@@ -1011,6 +1163,34 @@ def _distribution(values: Iterable[float]) -> Distribution:
         return Distribution()
     return Distribution(len(ordered), _td(_nearest_rank(ordered, 1, 2)),
                         _td(_nearest_rank(ordered, 9, 10)), _td(ordered[-1]))
+
+
+def _unindexed(column: Any) -> Any:
+    """``+column``: the same value, which SQLite's planner does not look up in an index
+    (its documented way to keep it from choosing one)."""
+    return UnaryExpression(column, operator=operators.custom_op("+"), type_=column.type)
+
+
+def _ranked(column: Any) -> Any:
+    """PostgreSQL's nearest ranks ⌈n/2⌉ and ⌈9n/10⌉ of a column, as one array."""
+    # An ordered-set aggregate sorts the values once. percentile_disc takes the value at
+    # rank ⌈p·n⌉; p just under 1/2 and 9/10 keeps the float product from rounding up
+    # past a whole rank (exact for n below 10^12).
+    shares = sa.literal([0.5 - 1e-12, 0.9 - 1e-12], sa.ARRAY(sa.Float))
+    return sa.func.percentile_disc(shares).within_group(column)
+
+
+def _per_week(before: Sequence[int], total: int) -> Counter[int]:
+    """The count of each week, from the counts before the start of each week after the
+    first and the total."""
+    cumulative = [0, *before, total]
+    return Counter({w: cumulative[w + 1] - cumulative[w] for w in range(len(cumulative) - 1)
+                    if cumulative[w + 1] > cumulative[w]})
+
+
+def _breach_order(breach: StepBreach) -> tuple[float, int, dt.datetime]:
+    """The order of a report's breaches: the largest overrun first."""
+    return (-breach.overrun.total_seconds(), breach.item_id, breach.started_at)
 
 
 def _breach(row: Any, seconds: float, title: str) -> StepBreach:

@@ -483,6 +483,17 @@ def _step_visits(conn: Connection) -> None:
                              "(org, step, seconds, left_at, sop_revision, outcome)"))
 
 
+def _covering_rank_index(conn: Connection) -> None:
+    # SQLite: the rank index also holds what a breach of the report shows (the item, when
+    # the visit began, who ended it), so the report reads its breaches, per step from the
+    # standard time up, from the index alone instead of one table row each.
+    if conn.dialect.name == "sqlite":
+        conn.execute(sa.text(f"DROP INDEX IF EXISTS {SQLITE_RANK_INDEX}"))
+        conn.execute(sa.text(f"CREATE INDEX {SQLITE_RANK_INDEX} ON step_visits "
+                             "(org, step, seconds, left_at, sop_revision, outcome, item_id, "
+                             "entered_at, left_by)"))
+
+
 #: The ordered schema migrations: (version, name, function).
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema", _initial),
@@ -497,4 +508,5 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (10, "mail queue, and the language of each actor's mail", _mail_queue),
     (11, "credential expiry warnings given", _credential_warnings),
     (12, "step visits for the evaluation report", _step_visits),
+    (13, "the report's breaches from the SQLite index of step visits", _covering_rank_index),
 ]
