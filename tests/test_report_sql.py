@@ -52,7 +52,7 @@ def visits(office, clock):
     assert office.establish(second_revision(), by="admin", effective=clock()) == 2
     items.update({office.new_item(f"Item {n}", by="rina").id: 2 for n in range(4, 8)})
     clock.advance(days=40)  # the report is made after the period
-    rng = random.Random(5)  # noqa: S311 - repeatable synthetic records
+    rng = random.Random(5)  # repeatable synthetic records
     rows = []
     for n in range(600):
         step = rng.choice(STEPS)

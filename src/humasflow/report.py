@@ -481,8 +481,8 @@ def build_report(office: Office, store: Store, since: dt.datetime | dt.date,
     # The ended breaches come in order on the wall clock; the few open ones join them.
     every = breaches if calendar is None else sorted(breaches, key=_breach_order)
     if len(open_breaches) <= 64:
-        for found in open_breaches:
-            bisect.insort(every, found, key=_breach_order)
+        for breach in open_breaches:
+            bisect.insort(every, breach, key=_breach_order)
     else:
         every = sorted([*every, *open_breaches], key=_breach_order)
     return Report(org=org, since=start, until=end, made_at=now, clock=clock,
@@ -734,7 +734,7 @@ class _Queries:
         self.week_late = Counter()
 
         def columns(standard: Any, timed: Any, known: Sequence[str]) -> list[Any]:
-            found = [sa.func.count(), sa.func.max(sv.c.seconds)]
+            found: list[Any] = [sa.func.count(), sa.func.max(sv.c.seconds)]
             if standard is not None:
                 found += [timed, sa.func.count().filter(sv.c.seconds <= standard)]
                 found += [timed.filter(sv.c.left_at < bound) for bound in bounds]
@@ -761,6 +761,7 @@ class _Queries:
             return sum(ends.values()) < n
 
         others: list[tuple[str, Sequence[str]]] = []
+        known: Sequence[str]
         if self.dialect == "sqlite":
             for key in self.step_order:
                 facts = self.per_step.get(key)
@@ -856,7 +857,8 @@ class _Queries:
         bounds = [b.strftime(_UTC_TEXT) for b in self._week_bounds(zone)]
         # The titles: joined on PostgreSQL; on SQLite read afterwards in one range of
         # item ids (a lookup per breach costs more there).
-        source, title = self.source, sa.null()
+        source: Any = self.source
+        title: Any = sa.null()
         if not sqlite:
             source = source.join(self.items, self.items.c.id == sv.c.item_id, isouter=True)
             title = self.items.c.title
@@ -1000,7 +1002,7 @@ class _Queries:
         posted = self._posted().subquery("posted")
         seconds = _seconds(self.dialect, posted.c.posted_at, posted.c.created_at)
         bounds = self._week_bounds(zone)
-        columns = [sa.func.count(), sa.func.max(seconds)]
+        columns: list[Any] = [sa.func.count(), sa.func.max(seconds)]
         columns += [sa.func.count().filter(posted.c.posted_at < sa.bindparam(
             f"week_{w}", b, type_=t.UTCDateTime)) for w, b in enumerate(bounds, start=1)]
         if self.dialect == "postgresql":
