@@ -38,6 +38,7 @@ import datetime as dt
 import io
 import json
 import math
+import operator
 import zoneinfo
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -52,6 +53,7 @@ from humasflow import _input
 from humasflow.errors import InputInvalid
 from humasflow.i18n import N_, _, format_duration
 from humasflow.storage import schema as t
+from humasflow.storage.driver import Compiled
 from humasflow.workflow import TRIGGERS
 
 if TYPE_CHECKING:
@@ -848,13 +850,13 @@ class _Queries:
         sqlite = self.dialect == "sqlite"
         if sqlite:
             def moment(column: Any) -> Any:
-                return sa.type_coerce(column, sa.String())
+                return sa.type_coerce(column, sa.String()) + "+00:00"
         else:
             def moment(column: Any) -> Any:
                 return sa.func.to_char(sa.func.timezone("UTC", column),
-                                       "YYYY-MM-DD HH24:MI:SS.US")
+                                       'YYYY-MM-DD HH24:MI:SS.US"+00:00"')
         # Text in this form compares as the times do: the week each breach ended in.
-        bounds = [b.strftime(_UTC_TEXT) for b in self._week_bounds(zone)]
+        bounds = [b.strftime(_UTC_TEXT + "+00:00") for b in self._week_bounds(zone)]
         # The titles: joined on PostgreSQL; on SQLite read afterwards in one range of
         # item ids (a lookup per breach costs more there).
         source: Any = self.source
@@ -874,9 +876,10 @@ class _Queries:
             for key in self.step_order:
                 standard = self._standard_of(key)
                 if standard is not None:
-                    rows += conn.execute(query(standard, *self.ranked, sv.c.step == key)).all()
+                    rows += _bulk(conn, query(standard, *self.ranked, sv.c.step == key))
         else:
-            rows = conn.execute(query(self.standard, *self.filters)).all()
+            # A visit of a step no revision has has no standard time: no step list.
+            rows = _bulk(conn, query(self.standard, *self.ranked))
         titles = self._titles(conn, [row[0] for row in rows]) if sqlite else {}
         late = self.week_late if self.week_late is not None else Counter()
         after = bisect.bisect_right
@@ -891,13 +894,14 @@ class _Queries:
             if limit is None:
                 limit = standards[limit_s] = seconds(seconds=round(limit_s, 3))
             late[after(bounds, ended)] += 1
-            duration = seconds(seconds=round(took, 3))
-            begun = parse(started + "+00:00")
+            # SQLite keeps the seconds to the millisecond already (round(x, 3) gives x).
+            duration = seconds(seconds=took if sqlite else round(took, 3))
+            begun = parse(started)
             keyed.append((limit - duration, item_id, begun, make(
                 item_id, joined if joined is not None else title_of(item_id, ""), step,
-                actor, begun, parse(ended + "+00:00"), duration, limit)))
+                actor, begun, parse(ended), duration, limit)))
         # In the order of :func:`_breach_order`, compared exactly.
-        keyed.sort(key=lambda k: k[:3])
+        keyed.sort(key=operator.itemgetter(0, 1, 2))
         return [k[3] for k in keyed]
 
     def step_stats_working(self, conn: Any, calendar: Any) -> tuple[
@@ -925,10 +929,8 @@ class _Queries:
         if not ids:
             return {}
         items = self.items
-        return {item_id: title for item_id, title in conn.execute(
-            sa.select(items.c.id, items.c.title)
-            .where(items.c.org == self.org, items.c.id >= min(ids), items.c.id <= max(ids))
-        ).all()}
+        return dict(_bulk(conn, sa.select(items.c.id, items.c.title).where(
+            items.c.org == self.org, items.c.id >= min(ids), items.c.id <= max(ids))))
 
     # Open visits -----------------------------------------------------------------------
 
@@ -1016,7 +1018,7 @@ class _Queries:
             median, p90 = row[-1]
             return Distribution(n, _td(median), _td(p90), _td(row[1]))
         # SQLite sorts no faster than Python: one number per posted item, ranked here.
-        return _distribution(conn.execute(sa.select(seconds)).scalars().all())
+        return _distribution(value for (value,) in _bulk(conn, sa.select(seconds)))
 
     def lead_time_working(self, conn: Any, calendar: Any) -> Distribution:
         return _distribution([calendar.working_time(r.created_at, r.posted_at).total_seconds()
@@ -1165,6 +1167,12 @@ def _distribution(values: Iterable[float]) -> Distribution:
         return Distribution()
     return Distribution(len(ordered), _td(_nearest_rank(ordered, 1, 2)),
                         _td(_nearest_rank(ordered, 9, 10)), _td(ordered[-1]))
+
+
+def _bulk(conn: Any, query: Any) -> list[tuple[Any, ...]]:
+    """The rows of a query that returns many (one per breach, per item), as tuples
+    straight from the driver (processed by their column types): no row object each."""
+    return Compiled(query, conn.dialect).rows(conn, {})
 
 
 def _unindexed(column: Any) -> Any:

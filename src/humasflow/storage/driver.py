@@ -68,7 +68,7 @@ class Compiled:
         if isinstance(statement, sa.Select):
             self._columns = [(str(c.key), c.type) for c in statement.selected_columns]
             self._row = collections.namedtuple(  # type: ignore[misc]
-                "Row", [key for key, _ in self._columns])
+                "Row", [key for key, _ in self._columns], rename=True)
         self._errors = dialect.loaded_dbapi.Error
 
     def _params(self, values: Mapping[str, Any]) -> Any:
@@ -117,14 +117,34 @@ class Compiled:
         finally:
             cursor.close()
 
-    def _made(self, cursor: Any, raw: Any) -> Any:
-        results = self._results
-        if results is None:
+    def rows(self, conn: Connection, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Run a query; return all its rows as plain tuples, each value processed by
+        its column's type (for reading many rows: no row object is made)."""
+        cursor = self._run(conn, values)
+        try:
+            raw = cursor.fetchall()
+            self._processors(cursor)
+            results = self._results
+            assert results is not None
+            if not any(results):
+                return raw if isinstance(raw, list) else list(raw)
+            return [tuple(v if p is None else p(v) for p, v in zip(results, row, strict=True))
+                    for row in raw]
+        finally:
+            cursor.close()
+
+    def _processors(self, cursor: Any) -> None:
+        if self._results is None:
             # The driver's column types are known once a query has run.
             described = cursor.description
-            results = self._results = [
+            self._results = [
                 kind.dialect_impl(self._dialect).result_processor(
                     self._dialect, described[i][1])
                 for i, (_, kind) in enumerate(self._columns)]
+
+    def _made(self, cursor: Any, raw: Any) -> Any:
+        self._processors(cursor)
+        results = self._results
+        assert results is not None
         return self._row._make([v if p is None else p(v)
                                 for p, v in zip(results, raw, strict=True)])
