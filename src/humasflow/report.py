@@ -33,15 +33,17 @@ What is counted, and how:
 from __future__ import annotations
 
 import bisect
+import contextlib
 import csv
 import datetime as dt
+import gc
 import io
 import json
 import math
 import operator
 import zoneinfo
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -435,7 +437,10 @@ def build_report(office: Office, store: Store, since: dt.datetime | dt.date,
                  for rev, definition in revisions.items() for s in definition.lifecycle
                  if s.standard_time]
 
-    with store.engine.connect() as conn:
+    # The report makes an object or a row per breach, per posted item and (on the
+    # working clock) per visit and none of them refers to another: the cyclic garbage
+    # collector would walk them all again and again as they pile up, for nothing.
+    with _collector_paused(), store.engine.connect() as conn:
         dialect = conn.dialect.name
         q = _Queries(dialect, org, start, end, cutoff, list(lifecycle), standards, by,
                      revision, channel, staff, per_step=_per_step(revisions.items()))
@@ -883,24 +888,29 @@ class _Queries:
         titles = self._titles(conn, [row[0] for row in rows]) if sqlite else {}
         late = self.week_late if self.week_late is not None else Counter()
         after = bisect.bisect_right
+        # Durations in whole microseconds, to the millisecond as :func:`_td` makes them
+        # (``timedelta(seconds=round(x, 3))``): SQLite keeps the seconds to the
+        # millisecond already, so ``round(x, 3)`` would give ``x``; a float of
+        # milliseconds times 10^6 is within far less than a microsecond of its integer.
         parse = dt.datetime.fromisoformat
-        seconds = dt.timedelta
-        standards: dict[float, dt.timedelta] = {}
+        span = dt.timedelta
+        standards: dict[float, tuple[int, dt.timedelta]] = {}
         make = StepBreach
         title_of = titles.get
         keyed = []
         for item_id, step, actor, started, ended, took, limit_s, joined in rows:
             limit = standards.get(limit_s)
             if limit is None:
-                limit = standards[limit_s] = seconds(seconds=round(limit_s, 3))
+                micros = round(round(limit_s, 3) * 1_000_000)
+                limit = standards[limit_s] = (micros, span(0, 0, micros))
             late[after(bounds, ended)] += 1
-            # SQLite keeps the seconds to the millisecond already (round(x, 3) gives x).
-            duration = seconds(seconds=took if sqlite else round(took, 3))
+            micros = round((took if sqlite else round(took, 3)) * 1_000_000)
             begun = parse(started)
-            keyed.append((limit - duration, item_id, begun, make(
+            # By overrun (the largest first), item and start: :func:`_breach_order`,
+            # compared exactly (the times as text compare as the times do).
+            keyed.append((limit[0] - micros, item_id, started, make(
                 item_id, joined if joined is not None else title_of(item_id, ""), step,
-                actor, begun, parse(ended), duration, limit)))
-        # In the order of :func:`_breach_order`, compared exactly.
+                actor, begun, parse(ended), span(0, 0, micros), limit[1])))
         keyed.sort(key=operator.itemgetter(0, 1, 2))
         return [k[3] for k in keyed]
 
@@ -1167,6 +1177,20 @@ def _distribution(values: Iterable[float]) -> Distribution:
         return Distribution()
     return Distribution(len(ordered), _td(_nearest_rank(ordered, 1, 2)),
                         _td(_nearest_rank(ordered, 9, 10)), _td(ordered[-1]))
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector (if it runs) while many objects that hold no
+    cycles are made; it runs again afterwards, and collects as usual then."""
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
 
 
 def _bulk(conn: Any, query: Any) -> list[tuple[Any, ...]]:
