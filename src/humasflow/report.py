@@ -43,7 +43,7 @@ import math
 import operator
 import zoneinfo
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -704,6 +704,26 @@ class _Queries:
         return sa.case({rev: sa.literal(v, sa.Float) for rev, v in sorted(values.items())
                         if v is not None}, value=t.step_visits.c.sop_revision, else_=sa.null())
 
+    def _against_standard(self, compare: Callable[[Any, Any], Any]) -> Any:
+        """``compare(seconds, standard)`` over every step's visits in one condition: by
+        step and constant where each step's revisions agree on its standard time (a
+        comparison or two per visit, where the ``CASE`` takes several), with the
+        smallest standard compared first, else against the ``CASE``."""
+        sv = t.step_visits
+        groups: dict[float, list[str]] = defaultdict(list)
+        for key in self.step_order:
+            standard = self._standard_of(key)
+            if standard is None:
+                continue
+            if not isinstance(standard, sa.BindParameter):
+                return compare(sv.c.seconds, self.standard)
+            groups[float(standard.value)].append(key)
+        if not groups:
+            return sa.false()
+        return sa.or_(*[sa.and_(compare(sv.c.seconds, sa.literal(value, sa.Float)),
+                                sa.or_(*[sv.c.step == key for key in keys]))
+                        for value, keys in sorted(groups.items())])
+
     def _timed(self) -> Any:
         """The count of the visits with a standard time, over every step: by the step
         alone when each step's revisions agree on whether it has one."""
@@ -740,10 +760,13 @@ class _Queries:
         self.week_timed = defaultdict(lambda: [0, 0])
         self.week_late = Counter()
 
-        def columns(standard: Any, timed: Any, known: Sequence[str]) -> list[Any]:
+        def columns(standard: Any, timed: Any, known: Sequence[str],
+                    within: Any = None) -> list[Any]:
             found: list[Any] = [sa.func.count(), sa.func.max(sv.c.seconds)]
             if standard is not None:
-                found += [timed, sa.func.count().filter(sv.c.seconds <= standard)]
+                if within is None:
+                    within = sv.c.seconds <= standard
+                found += [timed, sa.func.count().filter(within)]
                 found += [timed.filter(sv.c.left_at < bound) for bound in bounds]
             found += [sa.func.count().filter(sv.c.outcome == o) for o in known]
             return found
@@ -782,7 +805,9 @@ class _Queries:
                 if row[0] and counted(key, row, standard is not None, known):
                     others.append((key, known))
         else:
-            query = (sa.select(sv.c.step, *columns(self.standard, self._timed(), TRIGGERS))
+            within = self._against_standard(operators.le)
+            query = (sa.select(sv.c.step,
+                               *columns(self.standard, self._timed(), TRIGGERS, within))
                      .select_from(self.source).where(*self.filters).group_by(sv.c.step))
             for key, *row in conn.execute(query):
                 if counted(key, row, True, TRIGGERS):
@@ -870,10 +895,11 @@ class _Queries:
             source = source.join(self.items, self.items.c.id == sv.c.item_id, isouter=True)
             title = self.items.c.title
 
-        def query(standard: Any, *where: Any) -> Any:
+        def query(standard: Any, *where: Any, past: Any = None) -> Any:
             return (sa.select(sv.c.item_id, sv.c.step, sv.c.left_by, moment(sv.c.entered_at),
                               moment(sv.c.left_at), sv.c.seconds, standard, title)
-                    .select_from(source).where(*where, sv.c.seconds > standard))
+                    .select_from(source)
+                    .where(*where, sv.c.seconds > standard if past is None else past))
 
         rows: list[Any] = []
         if sqlite:
@@ -884,7 +910,8 @@ class _Queries:
                     rows += _bulk(conn, query(standard, *self.ranked, sv.c.step == key))
         else:
             # A visit of a step no revision has has no standard time: no step list.
-            rows = _bulk(conn, query(self.standard, *self.ranked))
+            rows = _bulk(conn, query(self.standard, *self.ranked,
+                                     past=self._against_standard(operators.gt)))
         titles = self._titles(conn, [row[0] for row in rows]) if sqlite else {}
         late = self.week_late if self.week_late is not None else Counter()
         after = bisect.bisect_right
