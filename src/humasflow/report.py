@@ -717,7 +717,7 @@ class _Queries:
                 continue
             if not isinstance(standard, sa.BindParameter):
                 return compare(sv.c.seconds, self.standard)
-            groups[float(standard.value)].append(key)
+            groups[standard.value or 0.0].append(key)
         if not groups:
             return sa.false()
         return sa.or_(*[sa.and_(compare(sv.c.seconds, sa.literal(value, sa.Float)),
