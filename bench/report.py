@@ -31,17 +31,15 @@ raw query
     without the step visits kept as rows.
 
 What the report does beyond the raw query (so the ratio is not like for like): it
-reads the visits that ended in the month from ``step_visits`` (through its index on
-when they ended, or on SQLite its index by step and duration), several times: the
-counts, maxima and shares within the standard per step with each outcome and week
-counted by a condition; the reasons of the visits sent back (and the outcomes that are
-no action of the engine's: the synthetic posting moves are named ``posted``); the
-nearest ranks (``percentile_disc`` on PostgreSQL, an index walk to each rank on
-SQLite); the breaches (here about 122,000 rows, each returned to Python as a
-``StepBreach``, with their titles read in one range of item ids, then sorted by
-overrun); the visits still open at the end; the posted items for the lead times and
-the weeks; the items created per week; and the channel records. Both run with the
-database's default settings (no extra memory for sorts on either side).
+reads the visits that ended in the month from ``step_visits`` several times (on SQLite
+by walking its index by step and duration, once per step; on PostgreSQL through the
+table): the counts, maxima and shares within the standard per step, each outcome and
+each week counted by a filter; the reasons of the visits sent back; the nearest ranks
+(``percentile_disc`` on PostgreSQL, an index walk to each rank on SQLite); the breaches
+(here about 122,000 rows, each returned to Python as a ``StepBreach`` with its item's
+title, sorted by overrun); the visits still open at the end; the posted items for the
+lead times and the weeks; the items created per week; and the channel records. Both
+run with the database's default settings (no extra memory for sorts on either side).
 
 Reported: the median wall time of each and the ratio ``report / raw query``. Runs are
 interleaved so that a noisy neighbour hurts both alike.

@@ -16,15 +16,16 @@ What is counted, and how:
 - Durations are measured against the standard time of the item's own SOP revision.
   The median and 90th percentile are nearest-rank: the value at rank ⌈p·n⌉ of the
   ordered durations.
-- Everything is computed in the database with aggregate SQL over the period's visits,
-  read through their index on when they ended (``percentile_disc`` on PostgreSQL, an
-  index by step and duration walked to each rank on SQLite, for the nearest ranks), on
-  SQLite and PostgreSQL alike, when the SOP's standard times are on the wall clock; the
-  lead times are ranked in Python from one number per posted item. When they are in
-  working time (``clock = "working"``), the database gives one row per visit (its
-  start and end) and each visit's working time is computed in Python with the
-  office's :class:`~humasflow.calendar.WorkingCalendar`: working time depends on
-  holidays and opening hours that SQL does not know.
+- Everything is computed in the database with aggregate SQL over the period's visits
+  (on SQLite one walk per step of an index by step and duration, with the step's
+  standard time as a constant; on PostgreSQL one pass grouped by step, and
+  ``percentile_disc`` for the nearest ranks), on SQLite and PostgreSQL alike, when the
+  SOP's standard times are on the wall clock; only the breaches and, on SQLite, the
+  lead times (ranked in Python from one number per posted item) come to Python a row
+  each. When they are in working time (``clock = "working"``), the database gives one
+  row per visit (its start and end) and each visit's working time is computed in
+  Python with the office's :class:`~humasflow.calendar.WorkingCalendar`: working time
+  depends on holidays and opening hours that SQL does not know.
 - Per channel: the channel records (one per item and channel) of the items posted or
   being posted whose record last changed in the period: their states, attempts, and the
   causes of failures (the error class the publisher reported).
