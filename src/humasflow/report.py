@@ -745,6 +745,14 @@ class _Queries:
         weeks = int((self.end - monday).total_seconds() // _WEEK) + 1
         return [monday + dt.timedelta(weeks=w) for w in range(1, weeks)]
 
+    def _before_weeks(self, column: Any, zone: dt.tzinfo, count: Any = None) -> list[Any]:
+        """``count`` (of every row by default) of the rows whose ``column`` is before
+        each week's start after the first (:func:`_per_week` turns them into counts per
+        week): no sort."""
+        count = sa.func.count() if count is None else count
+        return [count.filter(column < sa.bindparam(f"week_{w}", b, type_=t.UTCDateTime))
+                for w, b in enumerate(self._week_bounds(zone), start=1)]
+
     def _ended_by_step(self, conn: Any, zone: dt.tzinfo) -> _Ended:
         """:meth:`ended` for one group, grouped by step alone (a database sorts every row
         it groups by more than an index gives in order): the counts, maxima and shares
@@ -754,8 +762,7 @@ class _Queries:
         per step, with that step's standard time as a constant where its revisions
         agree; on PostgreSQL one pass grouped by hashing."""
         sv = t.step_visits
-        bounds = [sa.bindparam(f"week_{w}", b, type_=t.UTCDateTime)
-                  for w, b in enumerate(self._week_bounds(zone), start=1)]
+        weeks = len(self._week_bounds(zone))
         parts: dict[tuple[str, str], list[Any]] = {}
         outcomes: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
         self.week_timed = defaultdict(lambda: [0, 0])
@@ -768,7 +775,7 @@ class _Queries:
                 if within is None:
                     within = sv.c.seconds <= standard
                 found += [timed, sa.func.count().filter(within)]
-                found += [timed.filter(sv.c.left_at < bound) for bound in bounds]
+                found += self._before_weeks(sv.c.left_at, zone, timed)
             found += [sa.func.count().filter(sv.c.outcome == o) for o in known]
             return found
 
@@ -780,12 +787,10 @@ class _Queries:
             within = 0
             if timed:
                 total, within = int(rest[0]), int(rest[1] or 0)
-                before = [int(v) for v in rest[2:2 + len(bounds)]]
-                rest = rest[2 + len(bounds):]
-                for w, (done, earlier) in enumerate(zip([*before, total], [0, *before],
-                                                        strict=True)):
-                    if done > earlier:
-                        self.week_timed[w][0] += done - earlier
+                before = [int(v) for v in rest[2:2 + weeks]]
+                rest = rest[2 + weeks:]
+                for w, done in _per_week(before, total).items():
+                    self.week_timed[w][0] += done
             parts[("", key)] = [n, None, None, longest, within]
             ends = {o: int(c) for o, c in zip(known, rest, strict=True) if c}
             outcomes[("", key)] = ends
@@ -1041,15 +1046,13 @@ class _Queries:
         times)."""
         posted = self._posted().subquery("posted")
         seconds = _seconds(self.dialect, posted.c.posted_at, posted.c.created_at)
-        bounds = self._week_bounds(zone)
-        columns: list[Any] = [sa.func.count(), sa.func.max(seconds)]
-        columns += [sa.func.count().filter(posted.c.posted_at < sa.bindparam(
-            f"week_{w}", b, type_=t.UTCDateTime)) for w, b in enumerate(bounds, start=1)]
+        weekly = self._before_weeks(posted.c.posted_at, zone)
+        columns: list[Any] = [sa.func.count(), sa.func.max(seconds), *weekly]
         if self.dialect == "postgresql":
             columns.append(_ranked(seconds))
         row = conn.execute(sa.select(*columns)).one()
         n = int(row[0])
-        self.posted_weeks = _per_week([int(v) for v in row[2:2 + len(bounds)]], n)
+        self.posted_weeks = _per_week([int(v) for v in row[2:2 + len(weekly)]], n)
         if not n:
             return Distribution()
         if self.dialect == "postgresql":
@@ -1069,13 +1072,9 @@ class _Queries:
             return self._week_of(column, monday)
 
         items = self.items
-        # Counted before each week's start: one pass, no sort.
-        bounds = self._week_bounds(zone)
-        created = sa.select(sa.func.count(), *[
-            sa.func.count().filter(items.c.created_at < sa.bindparam(
-                f"week_{w}", b, type_=t.UTCDateTime)) for w, b in enumerate(bounds, start=1)
-        ]).where(*self.item_filters, items.c.created_at >= self.start,
-                 items.c.created_at < self.end)
+        created = (sa.select(sa.func.count(), *self._before_weeks(items.c.created_at, zone))
+                   .where(*self.item_filters, items.c.created_at >= self.start,
+                          items.c.created_at < self.end))
         total, *before = conn.execute(created).one()
         counts: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
         for week, n in _per_week([int(v) for v in before], int(total)).items():
