@@ -183,3 +183,22 @@ def test_a_visit_ending_at_a_weeks_start_counts_in_that_week(office, visits):
     again = office.report(SINCE, UNTIL)
     assert again.weeks[1].completed == report.weeks[1].completed
     assert again.weeks[2].completed == report.weeks[2].completed - len(at_start)
+
+
+@pytest.mark.parametrize(
+    "store_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+def test_the_second_reader_on_postgresql_reads_the_first_ones_snapshot(office, store):
+    """On PostgreSQL the report reads on two connections at once: the second one sees
+    what the first one's snapshot holds, not what was committed after it."""
+    from humasflow.report import _beside
+
+    count = sa.select(sa.func.count()).select_from(t.items)
+    with store.engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        before = conn.execute(count).scalar_one()
+        office.new_item("Committed after the snapshot", by="rina")
+        with _beside(store.engine, conn) as other:
+            assert other.execute(count).scalar_one() == before
+        conn.rollback()
+    with store.engine.connect() as fresh:
+        assert fresh.execute(count).scalar_one() == before + 1

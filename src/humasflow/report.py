@@ -42,9 +42,11 @@ import io
 import json
 import math
 import operator
+import re
 import zoneinfo
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -443,14 +445,28 @@ def build_report(office: Office, store: Store, since: dt.datetime | dt.date,
     # collector would walk them all again and again as they pile up, for nothing.
     with _collector_paused(), store.engine.connect() as conn:
         dialect = conn.dialect.name
+        postgres = dialect == "postgresql"
+        if postgres:
+            # Every part read from one snapshot, as SQLite's read transaction does.
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            _no_jit(conn)
         q = _Queries(dialect, org, start, end, cutoff, list(lifecycle), standards, by,
                      revision, channel, staff, per_step=_per_step(revisions.items()))
-        ended, outcomes, reasons = q.ended(conn, zone)
-        if calendar is None:
-            steps = ended
+        if calendar is None and postgres:
+            # The step counts are the server's work and the breaches mostly Python's:
+            # both at once, on a second connection that reads the same snapshot.
+            with _beside(store.engine, conn) as other, ThreadPoolExecutor(
+                    1, thread_name_prefix="humasflow-report") as pool:
+                ending = pool.submit(q.ended, other, zone)
+                lead = q.lead_time_sql(conn, zone)
+                breaches = q.breaches_sql(conn, zone)
+                steps, outcomes, reasons = ending.result()
+        elif calendar is None:
+            steps, outcomes, reasons = q.ended(conn, zone)
             lead = q.lead_time_sql(conn, zone)
             breaches = q.breaches_sql(conn, zone)
         else:
+            _wall_clock, outcomes, reasons = q.ended(conn, zone)  # steps: below
             steps, breaches = q.step_stats_working(conn, calendar)
             lead = q.lead_time_working(conn, calendar)
         open_counts, open_breaches = q.open_visits(conn, calendar)
@@ -618,10 +634,11 @@ class _Queries:
         # within it (the weeks' on-time shares; on the wall clock SQL counts them).
         self.working_within: list[tuple[dt.datetime, bool]] | None = None
         self.week_timed: dict[int, list[int]] = {}
-        # On the wall clock by step: per week, the completions with a standard
-        # (``week_timed``, their on-time count left out) and, from the breaches, those
-        # past it.
-        self.week_late: Counter[int] | None = None
+        # On the wall clock by step, ``ended`` counts per week the completions with a
+        # standard (``week_timed``, their on-time count left out) and says so here; the
+        # breaches give those past it (``week_late``, filled by :meth:`breaches_sql`).
+        self.late_from_breaches = False
+        self.week_late: Counter[int] = Counter()
         # The items posted per week, when the lead times' pass counted them.
         self.posted_weeks: Counter[int] | None = None
 
@@ -766,7 +783,7 @@ class _Queries:
         parts: dict[tuple[str, str], list[Any]] = {}
         outcomes: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
         self.week_timed = defaultdict(lambda: [0, 0])
-        self.week_late = Counter()
+        self.late_from_breaches = True
 
         def columns(standard: Any, timed: Any, known: Sequence[str],
                     within: Any = None) -> list[Any]:
@@ -919,7 +936,7 @@ class _Queries:
             rows = _bulk(conn, query(self.standard, *self.ranked,
                                      past=self._against_standard(operators.gt)))
         titles = self._titles(conn, [row[0] for row in rows]) if sqlite else {}
-        late = self.week_late if self.week_late is not None else Counter()
+        late: Counter[int] = Counter()
         after = bisect.bisect_right
         # Durations in whole microseconds, to the millisecond as :func:`_td` makes them
         # (``timedelta(seconds=round(x, 3))``): SQLite keeps the seconds to the
@@ -945,6 +962,7 @@ class _Queries:
                 item_id, joined if joined is not None else title_of(item_id, ""), step,
                 actor, begun, parse(ended), span(0, 0, micros), limit[1])))
         keyed.sort(key=operator.itemgetter(0, 1, 2))
+        self.week_late = late
         return [k[3] for k in keyed]
 
     def step_stats_working(self, conn: Any, calendar: Any) -> tuple[
@@ -1088,7 +1106,7 @@ class _Queries:
         for week, n in self.posted_weeks.items():
             counts[week][1] = n
         if self.working_within is None:
-            late = self.week_late
+            late = self.week_late if self.late_from_breaches else None
             for week, (n, within) in self.week_timed.items():  # counted by ``ended``
                 counts[week][2:] = [n, within if late is None else n - late[week]]
         else:
@@ -1204,6 +1222,30 @@ def _distribution(values: Iterable[float]) -> Distribution:
         return Distribution()
     return Distribution(len(ordered), _td(_nearest_rank(ordered, 1, 2)),
                         _td(_nearest_rank(ordered, 9, 10)), _td(ordered[-1]))
+
+
+@contextlib.contextmanager
+def _beside(engine: sa.Engine, conn: sa.Connection) -> Iterator[sa.Connection]:
+    """A second PostgreSQL connection in a read transaction on the snapshot of
+    ``conn``'s (which must be ``REPEATABLE READ``): what it reads, ``conn`` reads too.
+    Closed when the block ends."""
+    snapshot = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
+    if not re.fullmatch(r"[0-9A-Fa-f-]+", snapshot):  # it is spliced into the statement
+        raise RuntimeError(f"unexpected snapshot id {snapshot!r}")
+    with engine.connect() as other:
+        other = other.execution_options(isolation_level="REPEATABLE READ")
+        with other.begin() as reading:
+            other.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+            _no_jit(other)
+            yield other
+            reading.rollback()  # a read: nothing of it stays
+
+
+def _no_jit(conn: sa.Connection) -> None:
+    """Each report query runs for a second at most: compiling it to machine code (JIT,
+    on by default above a plan cost these queries reach) costs more than it saves. For
+    ``conn``'s transaction only."""
+    conn.exec_driver_sql("SET LOCAL jit = off")
 
 
 @contextlib.contextmanager
