@@ -838,9 +838,11 @@ class Dispatcher:
                         item.id)
             return None
         values.update(claimed_by=None, lease_until=None)
+        # Only while no later attempt was claimed since (by any worker, this one's id
+        # included).
         recorded = self._settle(item, channel.name, values, actor.id, action, office.now(),
                                 states=("in_flight", "unknown"), claimed_by=self.worker_id,
-                                worker=self.worker_id, guard=_same_attempt(pub.attempts))
+                                worker=self.worker_id, attempt=pub.attempts)
         if not recorded:
             log.warning("worker %s: the outcome %r of channel %r of item %s was not recorded: "
                         "the channel was taken over meanwhile", self.worker_id,
@@ -958,13 +960,14 @@ class Dispatcher:
     def _settle(self, item: ContentItem, channel: str, values: Mapping[str, Any],
                 actor_id: str, action: str, now: dt.datetime, *, note: str = "",
                 states: tuple[str, ...] = (), claimed_by: str | None = None,
-                worker: str | None = None,
+                worker: str | None = None, attempt: int | None = None,
                 guard: Callable[[Publication], bool] | None = None) -> Publication | None:
         """Change one channel's record and append the matching event, in one transaction;
         return the record as changed, or ``None`` if it was not changed.
 
-        The record changes only if it is in one of ``states``, held by ``claimed_by``,
-        and (checked with the record locked) ``guard`` accepts it. The event's actor is
+        The record changes only if it is in one of ``states``, held by ``claimed_by``, at
+        attempt number ``attempt``, and (checked with the record locked) ``guard``
+        accepts it. The event's actor is
         ``actor_id``, the person on whose authority it happened; ``worker`` (the worker
         that did it) goes into the event's data.
 
@@ -980,10 +983,10 @@ class Dispatcher:
                 current = store.publication_for_update(conn, self.office.org, item.id, channel)
                 if current is None or not guard(current):
                     return None
-            changed = store.update_publication(conn, self.office.org, item.id, channel,
-                                               {**values, "updated_at": now}, states=states,
-                                               claimed_by=claimed_by)
-            if not changed:
+            pub = store.settle_publication(conn, self.office.org, item.id, channel,
+                                           {**values, "updated_at": now}, states=states,
+                                           claimed_by=claimed_by, attempt=attempt)
+            if pub is None:
                 return None
             data = {"channel": channel, **{k: plain(v) for k, v in values.items()
                                            if k in ("state", "platform_id", "url",
@@ -994,7 +997,6 @@ class Dispatcher:
             sealed = store.append_item_event(conn, Event(
                 org=self.office.org, stream="", seq=0, at=now, actor=actor_id, action=action,
                 from_state=item.state, to_state=item.state, note=note, data=data), item.id)
-            pub = store.publications(self.office.org, item.id, conn)[channel]
         fresh = attrs.evolve(item, version=sealed.seq)
         hook = {"posted": "channel_posted", "failed": "channel_failed",
                 "unknown": "channel_unknown", "waiting": "channel_unknown"}.get(pub.state)
@@ -1202,12 +1204,6 @@ def _still_expired(stale: Publication, now: dt.datetime) -> Callable[[Publicatio
                 and pub.attempts == stale.attempts
                 and pub.lease_until is not None and pub.lease_until < now)
     return guard
-
-
-def _same_attempt(attempt: int) -> Callable[[Publication], bool]:
-    """Accept the record only if no later attempt was claimed since (by any worker, this
-    one's id included)."""
-    return lambda pub: pub.attempts == attempt
 
 
 def _claimable(pub: Publication, now: dt.datetime) -> bool:

@@ -37,7 +37,8 @@ class Compiled:
 
     Args:
         statement: A Core statement whose parameters are named ``bindparam`` s or
-            literal values (no expanding ``IN`` lists).
+            literal values (no expanding ``IN`` lists); a query, or a write (with
+            ``RETURNING``: its rows are read as a query's).
         dialect: The dialect of the engine it runs on.
     """
 
@@ -65,8 +66,12 @@ class Compiled:
         self._columns: list[tuple[str, Any]] = []
         self._row: Any = None
         self._results: list[Callable[[Any], Any] | None] | None = None
-        if isinstance(statement, sa.Select):
-            self._columns = [(str(c.key), c.type) for c in statement.selected_columns]
+        # A query's columns, or those a write returns (none without RETURNING).
+        selected = statement.selected_columns if isinstance(statement, sa.Select) else (
+            statement.exported_columns if isinstance(statement, sa.sql.dml.UpdateBase)
+            else None)
+        if selected:
+            self._columns = [(str(c.key), c.type) for c in selected]
             self._row = collections.namedtuple(  # type: ignore[misc]
                 "Row", [key for key, _ in self._columns], rename=True)
         self._errors = dialect.loaded_dbapi.Error

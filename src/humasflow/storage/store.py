@@ -189,10 +189,18 @@ class Store:
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:
-        """A read transaction (a consistent snapshot)."""
+        """A read: on SQLite one transaction (one snapshot of the file); on PostgreSQL
+        each statement on its own (autocommit), which sees what was committed when it
+        began, as every statement of a ``READ COMMITTED`` transaction does, without the
+        round trips of ``BEGIN`` and ``COMMIT``. Reads that need one snapshot across
+        statements on PostgreSQL take ``REPEATABLE READ`` themselves (:meth:`record`,
+        the evaluation report)."""
         try:
-            with self.engine.connect() as conn, conn.begin():
-                yield conn
+            with self.engine.connect() as conn:
+                if self.is_postgres:
+                    conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                with conn.begin():
+                    yield conn
         except _DRIVER_ERRORS as exc:
             raise self._error(exc, "read") from exc
 
@@ -666,8 +674,15 @@ class Store:
             # and when it began there), under the same version check.
             values.update(v_at=event.at, v_by=event.actor, v_outcome=event.action,
                           v_reason=event.note)
-            if hot.insert_visit.rowcount(conn, values) != 1:
+        if hot.moves is not None:
+            # PostgreSQL: the visit, the update and the event in one statement (one round
+            # trip instead of three), the event inserted only if the update matched.
+            values.update(_event_binds(sealed, data_json))
+            if _appended(hot.moves[new_step], conn, values) != 1:
                 raise ConflictError(str(item.id), expected_version)
+            return sealed
+        if new_step and hot.insert_visit.rowcount(conn, values) != 1:
+            raise ConflictError(str(item.id), expected_version)
         updated = (hot.update_new_step if new_step else hot.update_same_step).rowcount(
             conn, values)
         if updated != 1:
@@ -886,6 +901,31 @@ class Store:
             rows.stash(conn, "publications", f"{item_id}/{channel}", values)
         return changed
 
+    def settle_publication(self, conn: Connection, org: str, item_id: int, channel: str,
+                           values: Mapping[str, Any], *, states: Sequence[str] = (),
+                           claimed_by: str | None = None,
+                           attempt: int | None = None) -> Publication | None:
+        """:meth:`update_publication`, only while the record's attempt is number
+        ``attempt`` (when given); return the record as changed, or ``None`` if it did
+        not change. Read back by the update itself where the database can
+        (``RETURNING``)."""
+        returning = bool(self.engine.dialect.update_returning)
+        statement = self._driven.update_publication(
+            tuple(values), len(states), claimed_by is not None, attempt=attempt is not None,
+            returning=returning)
+        params = {**values, "b_org": org, "b_item": item_id, "b_channel": channel,
+                  "b_claimed_by": claimed_by, "b_attempt": attempt,
+                  **{f"b_state_{n}": state for n, state in enumerate(states)}}
+        if returning:
+            row = statement.first(conn, params)
+        else:
+            row = self._driven.publication.first(conn, params) if statement.rowcount(
+                conn, params) == 1 else None
+        if row is None:
+            return None
+        rows.stash(conn, "publications", f"{item_id}/{channel}", values)
+        return _publication(row)
+
     def save_progress(self, org: str, item_id: int, channel: str, worker: str,
                       progress: Mapping[str, Any], *, lease_until: dt.datetime | None = None,
                       attempt: int | None = None) -> bool:
@@ -992,8 +1032,13 @@ class Store:
         sealed, data_json = attrs.evolve(event, from_state=row.state, to_state=row.state) \
             .sealed_as(stream=f"item:{item_id}", seq=row.version + 1, prev_hash=row.head_hash,
                        data=rows.with_rows(event.data, rows.take(conn)))
-        hot.bump_head.rowcount(conn, {"version": sealed.seq, "head_hash": sealed.hash,
-                                      "b_id": item_id, "b_version": row.version})
+        head = {"version": sealed.seq, "head_hash": sealed.hash, "b_id": item_id,
+                "b_version": row.version}
+        if hot.append is not None:  # PostgreSQL: both in one statement, one round trip
+            if _appended(hot.append, conn, {**head, **_event_binds(sealed, data_json)}) != 1:
+                raise ConflictError(str(item_id), row.version)
+            return sealed
+        hot.bump_head.rowcount(conn, head)
         hot.insert_event.rowcount(conn, {**_event_row(sealed), "data": data_json})
         return sealed
 
@@ -1395,6 +1440,7 @@ class _DrivenStatements:
                                      .order_by(p.channel), dialect)
         self.publication_locked = Compiled(sa.select(t.publications).where(*one)
                                            .with_for_update(), dialect)
+        self.publication = Compiled(sa.select(t.publications).where(*one), dialect)
         self.renew_lease = Compiled(
             t.publications.update()
             .where(*one, p.state == "in_flight", p.claimed_by == sa.bindparam("b_worker"),
@@ -1409,13 +1455,30 @@ class _DrivenStatements:
             .values(version=sa.bindparam("version", type_=items.version.type),
                     head_hash=sa.bindparam("head_hash", type_=items.head_hash.type)),
             dialect)
+        # PostgreSQL runs an update of the item's row and the insert of its event as
+        # one statement (the update in a WITH clause); SQLite has no such statement,
+        # and no round trip to save.
+        self.moves: dict[bool, Compiled] | None = None
+        self.append: Compiled | None = None
+        if postgres:
+            self.moves = {
+                False: Compiled(_event_after(hot.update_same_step), dialect),
+                True: Compiled(_event_after(hot.update_new_step,
+                                            hot.insert_visit.cte("visit")), dialect)}
+            self.append = Compiled(_event_after(
+                t.items.update().where(items.id == sa.bindparam("b_id"),
+                                       items.version == sa.bindparam("b_version"))
+                .values(version=sa.bindparam("version", type_=items.version.type),
+                        head_hash=sa.bindparam("head_hash", type_=items.head_hash.type))),
+                dialect)
 
-    def update_publication(self, columns: tuple[str, ...], states: int,
-                           claimed: bool) -> Compiled:
+    def update_publication(self, columns: tuple[str, ...], states: int, claimed: bool, *,
+                           attempt: bool = False, returning: bool = False) -> Compiled:
         """The update of one channel's record setting ``columns``, if in one of
-        ``states`` states (``b_state_0``…) and, if ``claimed``, held by ``b_claimed_by``;
-        compiled once for each such shape."""
-        key = (columns, states, claimed)
+        ``states`` states (``b_state_0``…), if ``claimed``, held by ``b_claimed_by``, and
+        with ``attempt``, at attempt number ``b_attempt``; with ``returning``, giving the
+        record as changed. Compiled once for each such shape."""
+        key = (columns, states, claimed, attempt, returning)
         found = self._updates.get(key)
         if found is None:
             p = t.publications.c
@@ -1426,8 +1489,12 @@ class _DrivenStatements:
                                           for n in range(states)]))
             if claimed:
                 where.append(p.claimed_by == sa.bindparam("b_claimed_by"))
+            if attempt:
+                where.append(p.attempts == sa.bindparam("b_attempt"))
             statement = t.publications.update().where(*where).values(
                 {name: sa.bindparam(name, type_=p[name].type) for name in columns})
+            if returning:
+                statement = statement.returning(*t.publications.c)
             found = self._updates[key] = Compiled(statement, self._dialect)
         return found
 
@@ -1593,6 +1660,38 @@ def _item(row: Any) -> ContentItem:
         step_started_at=row.step_started_at, due_at=row.due_at,
         post_at=row.post_at, post_by=row.post_by,
     )
+
+
+def _event_after(change: sa.Update, *also: Any) -> sa.Insert:
+    """One PostgreSQL statement: ``change`` (an update of one item's row under its
+    version check) and the insert of its event, which inserts nothing if the update
+    matched no row; the event's values are bound as ``e_<column>``. ``also``: more
+    statements for the same ``WITH`` clause (all of them see the rows as they were
+    before any of them, as PostgreSQL runs data-modifying ``WITH`` statements)."""
+    moved = change.returning(t.items.c.id).cte("moved")
+    names = [c.name for c in t.events.c if c.name != "id"]
+    values = [_json_text("e_data", True) if name == "data"
+              else sa.bindparam(f"e_{name}", type_=t.events.c[name].type) for name in names]
+    insert = t.events.insert().from_select(names, sa.select(*values).select_from(moved))
+    return insert.add_cte(*also) if also else insert
+
+
+def _event_binds(event: Event, data_json: str) -> dict[str, Any]:
+    """The values of :func:`_event_after`'s event."""
+    return {f"e_{name}": value for name, value in _event_row(event).items()
+            if name != "data"} | {"e_data": data_json}
+
+
+def _appended(statement: Compiled, conn: Connection, values: Mapping[str, Any]) -> int:
+    """Run a statement of :func:`_event_after`; the number of events it inserted. An
+    event whose place in its stream is taken (another writer appended first) inserts
+    none."""
+    try:
+        return statement.rowcount(conn, values)
+    except sa.exc.IntegrityError as exc:
+        if getattr(getattr(exc.orig, "diag", None), "table_name", None) == "events":
+            return 0
+        raise
 
 
 def _event_row(event: Event) -> dict[str, Any]:

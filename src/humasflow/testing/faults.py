@@ -190,7 +190,19 @@ class FaultInjector:
             return original(conn, org, item_id, channel, values, states=states,
                             claimed_by=claimed_by)
 
+        settle = store.settle_publication
+
+        def settle_publication(conn: Any, org: str, item_id: int, channel: str,
+                               values: Mapping[str, Any], *, states: Any = (),
+                               claimed_by: str | None = None,
+                               attempt: int | None = None) -> Any:
+            if self._crash_on_write(values, claimed_by):
+                self._crash(f"injected crash before recording {dict(values)!r}")
+            return settle(conn, org, item_id, channel, values, states=states,
+                          claimed_by=claimed_by, attempt=attempt)
+
         store.update_publication = update_publication  # type: ignore[method-assign]
+        store.settle_publication = settle_publication  # type: ignore[method-assign]
         return store
 
     # -- internals ------------------------------------------------------------------------
