@@ -658,3 +658,24 @@ def test_a_hook_wrapper_still_wraps_the_other_implementations(office, tmp_path, 
         office.reject(item.id, by="budi", reason="Belum sesuai")
     assert seen == [("before", "reject"), ("after", "reject")]
     assert heard.kinds() == ["rejected"]  # the notices plugin ran inside the wrapper
+
+
+def test_nobody_is_looked_up_for_a_notice_nobody_would_hear(office, image, monkeypatch):
+    """With no mail and no ``notify`` plugin but humasflow's own, a posted item reads
+    no actors for its notice; an app's ``notify`` plugin gets the recipients."""
+    from humasflow import notices
+
+    item = item_ready_to_post(office, text="Selamat Dies Natalis!", media=[image])
+    looked_up = []
+    actors = office.actors
+    monkeypatch.setattr(office, "actors", lambda: looked_up.append(1) or actors())
+    assert notices._recipients(office, ["rina"], roles=["coordinator"]) == ()
+    office.post(item.id, by="rina")
+    assert looked_up == []
+
+    with plugin_registered(Heard()) as plugin:
+        told = notices._recipients(office, ["rina"])
+        assert [a.id for a in told] == ["rina"]
+        assert looked_up == [1]
+        office.post(item_ready_to_post(office, text="Wisuda", media=[image]).id, by="rina")
+    assert plugin.kinds() == ["posted"]

@@ -89,7 +89,11 @@ class Notice:
 def _recipients(office: Office, ids: Iterable[str | None] = (), *,
                 roles: Iterable[str | None] = (), admins: bool = False,
                 leave_out: str | None = None) -> tuple[Actor, ...]:
-    """The active actors named, holding one of ``roles`` (or administrators), in order."""
+    """The active actors named, holding one of ``roles`` (or administrators), in order;
+    nobody when no notice would reach anyone (no mail, no other ``notify`` plugin): the
+    actors are not read for nothing."""
+    if not office._notices_heard():
+        return ()
     wanted = [i for i in dict.fromkeys(ids) if i]
     wanted_roles = {r for r in roles if r}
     chosen: dict[str, Actor] = {}

@@ -1016,16 +1016,16 @@ class Dispatcher:
         if item.post_at is not None:
             data["previous"] = item.post_at.astimezone(dt.timezone.utc).isoformat()
         with store.writing() as conn:
-            store.set_post_at(conn, self.office.org, item.id, when,
-                              actor.id if when is not None else None,
-                              gate=(item.state, item.content_digest))
+            head = store.set_post_at(conn, self.office.org, item.id, when,
+                                     actor.id if when is not None else None,
+                                     gate=(item.state, item.content_digest))
             if records:  # the item's row is locked by the update above
                 store.add_publications(conn, self.office.org, item.id, item.post.channels,
                                        self.office.now())
             store.append_item_event(conn, Event(
                 org=self.office.org, stream="", seq=0, at=self.office.now(), actor=actor.id,
                 action=action, from_state=item.state, to_state=item.state,
-                data=data), item.id)
+                data=data), item.id, head=head)
 
     def _close_if_done(self, item_id: int, actor: Actor) -> bool:
         """Complete the posting step if every channel is settled; ``True`` if this call

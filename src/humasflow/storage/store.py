@@ -814,13 +814,18 @@ class Store:
         """Create a ``pending`` record for each channel that has none yet, in ``conn``'s
         transaction, which must hold the item's row locked (it updated or selected it
         for update): otherwise two writers could both insert."""
-        have = set(conn.execute(sa.select(t.publications.c.channel)
-                                .where(t.publications.c.item_id == item_id)).scalars())
-        missing = [c for c in dict.fromkeys(channels) if c not in have]
-        if missing:
-            conn.execute(t.publications.insert(), [
+        if not channels:
+            return
+        if self.is_postgres:
+            from sqlalchemy.dialects import postgresql as dialect
+        else:
+            from sqlalchemy.dialects import sqlite as dialect  # type: ignore[no-redef]
+        # A record that exists stays as it is (one statement, no read of them first).
+        conn.execute(dialect.insert(t.publications).on_conflict_do_nothing(
+            index_elements=["item_id", "channel"]), [
                 {"item_id": item_id, "channel": c, "org": org, "state": "pending",
-                 "attempts": 0, "updated_at": now, "progress": {}} for c in missing])
+                 "attempts": 0, "updated_at": now, "progress": {}}
+                for c in dict.fromkeys(channels)])
 
     def claim(self, org: str, item_id: int, channel: str, worker: str, now: dt.datetime,
               lease_until: dt.datetime, *, gate: tuple[str, str],
@@ -1016,15 +1021,18 @@ class Store:
         conn.execute(t.media_imports.update().where(t.media_imports.c.org == org)
                      .values(done_at=at))
 
-    def append_item_event(self, conn: Connection, event: Event, item_id: int) -> Event:
+    def append_item_event(self, conn: Connection, event: Event, item_id: int, *,
+                          head: Any = None) -> Event:
         """Append an event that does not move the item (publishing outcomes, schedules).
 
         The item's row is locked for the append, so concurrent appends queue instead of
         conflicting, and the event's ``from_state``/``to_state`` are the state the item
-        is in at that moment, whatever the caller read before.
+        is in at that moment, whatever the caller read before. ``head``: the item's
+        ``version``, ``head_hash`` and ``state`` as an update in this transaction
+        returned them (the row is locked already: it is not read again).
         """
         hot = self._driven
-        row = hot.item_head.first(conn, {"b_id": item_id})
+        row = head if head is not None else hot.item_head.first(conn, {"b_id": item_id})
         if row is None:
             raise sa.exc.NoResultFound("No row was found when one was required")
         # The state as it is now, with the row locked: the caller's snapshot may be older
@@ -1198,10 +1206,15 @@ class Store:
 
     def set_post_at(self, conn: Connection, org: str, item_id: int,
                     when: dt.datetime | None, by: str | None, *,
-                    gate: tuple[str, str] | None = None) -> None:
+                    gate: tuple[str, str] | None = None) -> Any:
         """Set (or clear) when the item is due to be posted, and by whose authority.
 
         With ``gate`` (state, content digest), only while the item still has both.
+
+        Returns:
+            The item's ``version``, ``head_hash`` and ``state`` after the update, where
+            the database returns them (for :meth:`append_item_event`'s ``head``), else
+            ``None``.
 
         Raises:
             ItemChanged: The item moved or changed since ``gate`` was read.
@@ -1210,10 +1223,15 @@ class Store:
         query = t.items.update().where(i.id == item_id, i.org == org)
         if gate is not None:
             query = query.where(i.state == gate[0], i.content_digest == gate[1])
-        if conn.execute(query.values(post_at=when, post_by=by)).rowcount != 1 \
-                and gate is not None:
+        query = query.values(post_at=when, post_by=by)
+        returning = bool(self.engine.dialect.update_returning)
+        result = conn.execute(query.returning(i.version, i.head_hash, i.state)
+                              if returning else query)
+        head = result.first() if returning else None
+        if (head is None if returning else result.rowcount != 1) and gate is not None:
             raise ItemChanged(str(item_id))
         rows.stash(conn, "items", str(item_id), {"post_at": when, "post_by": by})
+        return head
 
 
 def _heads(conn: Connection, org: str) -> dict[str, tuple[int, str]]:
