@@ -92,7 +92,7 @@ def _recipients(office: Office, ids: Iterable[str | None] = (), *,
     """The active actors named, holding one of ``roles`` (or administrators), in order;
     nobody when no notice would reach anyone (no mail, no other ``notify`` plugin): the
     actors are not read for nothing."""
-    if not office._notices_heard():
+    if not _heard(office):
         return ()
     wanted = [i for i in dict.fromkeys(ids) if i]
     wanted_roles = {r for r in roles if r}
@@ -105,6 +105,15 @@ def _recipients(office: Office, ids: Iterable[str | None] = (), *,
         if (wanted_roles & set(actor.roles)) or (admins and actor.is_admin):
             chosen.setdefault(actor.id, actor)
     return tuple(a for a in chosen.values() if a.active and a.id != leave_out)
+
+
+def _heard(office: Office) -> bool:
+    """Whether a notice would reach anyone: the office sends mail, or a plugin other
+    than humasflow's mail implements ``notify``."""
+    from humasflow import plugins
+
+    return office.mail_enabled or any(impl.plugin_name != "humasflow.mail.notices"
+                                      for impl in plugins.pm.hook.notify.get_hookimpls())
 
 
 def _give(office: Office, notice: Notice) -> None:

@@ -2154,12 +2154,6 @@ class Office:
         return self._store.posted_between(self.org, _input.moment("since", since),
                                           _input.moment("until", until))
 
-    def _notices_heard(self) -> bool:
-        """Whether a notice would reach anyone: the office sends mail, or a plugin other
-        than humasflow's mail implements ``notify``."""
-        return self._mail_on or any(impl.plugin_name != "humasflow.mail.notices"
-                                    for impl in plugins.pm.hook.notify.get_hookimpls())
-
     def notify(self, notice: Notice) -> None:
         """Hand ``notice`` to the ``notify`` hook (humasflow's mail, an app's own way).
 
@@ -2610,6 +2604,8 @@ class _PostingDesk:
         self.publisher = office.publisher
         self.now = office.now
         self.record = office._record
+        self.write = office._write
+        self.recorded = office._after
         self.notify = office._hook
         self.report_failure = office._log_failure
 

@@ -126,6 +126,15 @@ class PostingOffice(Protocol):
                actor: Actor, extra: Mapping[str, Any] | None = None) -> ContentItem:
         """Write a move computed from a snapshot (optimistic check), then run hooks."""
 
+    def write(self, conn: Any, engine: Engine, before: ContentItem, head: str, move: Move,
+              actor: Actor, extra: Mapping[str, Any] | None = None,
+              ) -> tuple[ContentItem, Event, Any]:
+        """:meth:`record` inside the caller's write transaction, without the hooks:
+        the item as recorded, its event and the step it entered (for :meth:`recorded`)."""
+
+    def recorded(self, item: ContentItem, event: Event, entered: Any) -> None:
+        """Run the hooks of a move :meth:`write` wrote, after its commit."""
+
     def notify(self, name: str, **kwargs: Any) -> None:
         """Run an event hook after a commit; a failing plugin is logged, not raised."""
 
@@ -143,6 +152,24 @@ def _in_record_language() -> contextlib.AbstractContextManager[str]:
     raised to the caller are made in the caller's language as usual.
     """
     return i18n.use(i18n.DEFAULT_LANGUAGE)
+
+
+class _LastOutcome:
+    """The attempts of one run, counted down as each records its outcome (or gives up):
+    the one that counts the last may close the item in its own transaction."""
+
+    def __init__(self, attempts: int, actor: Actor) -> None:
+        self.actor = actor  # on whose authority the item is closed
+        self._left = attempts
+        self._lock = threading.Lock()
+        #: The item closed with the last outcome and its records (set after the commit).
+        self.closed: tuple[ContentItem, dict[str, Publication]] | None = None
+
+    def one_done(self) -> bool:
+        """Count one attempt done; whether it was the last."""
+        with self._lock:
+            self._left -= 1
+            return self._left == 0
 
 
 @attrs.frozen
@@ -771,35 +798,41 @@ class Dispatcher:
         attempts = [(c, claimed[c.name], _Claim(office, item.id, c.name, self.worker_id,
                                                  claimed[c.name].attempts, self.lease))
                     for c in targets if c.name in claimed]
+        last = _LastOutcome(len(attempts), actor)
         try:
             # Each claim is kept alive from now on, also while it waits for a thread.
             for _channel, _pub, claim in attempts:
                 claim.keep_alive(self.heartbeat)
             if len(attempts) == 1 or self.max_threads <= 1 or _in_memory(office):
                 for channel, pub, claim in attempts:
-                    note(self._attempt(item, channel, pub, claim, actor))
+                    note(self._attempt(item, channel, pub, claim, actor, last))
             elif attempts:
                 # The calling thread posts the first channel itself, a thread each of the
                 # others (at most max_threads at once in all).
                 (channel, pub, claim), others = attempts[0], attempts[1:]
                 with ThreadPoolExecutor(max_workers=min(len(others), self.max_threads - 1),
                                         thread_name_prefix="humasflow-post") as pool:
-                    futures = [pool.submit(self._attempt, item, *other, actor)
+                    futures = [pool.submit(self._attempt, item, *other, actor, last)
                                for other in others]
-                    note(self._attempt(item, channel, pub, claim, actor))
+                    note(self._attempt(item, channel, pub, claim, actor, last))
                     for future in futures:
                         note(future.result())
         finally:
             for _channel, _pub, claim in attempts:
                 claim.let_go()
+        if last.closed is not None:  # with the last outcome, in its transaction
+            item, pubs = last.closed
+            return PostReport(item=item, publications=pubs, outcomes=outcomes, closed=True)
         closed, item, pubs = self._close(item.id, actor)
         return PostReport(item=item, publications=pubs, outcomes=outcomes, closed=closed)
 
     def _attempt(self, item: ContentItem, channel: ChannelConfig, pub: Publication,
-                 claim: _Claim, actor: Actor) -> Publication | None:
+                 claim: _Claim, actor: Actor,
+                 last: _LastOutcome | None = None) -> Publication | None:
         """Post one claimed channel (``pub``: its record in flight, kept alive by the
         caller); return its record as this attempt left it, or ``None`` when this worker
-        recorded nothing (taken over)."""
+        recorded nothing (taken over). ``last`` counts the attempts of the run, each
+        once: the last to record its outcome may close the item with it."""
         office = self.office
         progress = Progress(office, item.id, channel.name, self.worker_id, pub.progress,
                             claim=claim)
@@ -836,13 +869,15 @@ class Dispatcher:
             log.warning("worker %s stopped its attempt at channel %r of item %s: its claim "
                         "was taken over; nothing recorded", self.worker_id, channel.name,
                         item.id)
+            if last is not None:
+                last.one_done()
             return None
         values.update(claimed_by=None, lease_until=None)
         # Only while no later attempt was claimed since (by any worker, this one's id
         # included).
         recorded = self._settle(item, channel.name, values, actor.id, action, office.now(),
                                 states=("in_flight", "unknown"), claimed_by=self.worker_id,
-                                worker=self.worker_id, attempt=pub.attempts)
+                                worker=self.worker_id, attempt=pub.attempts, closing=last)
         if not recorded:
             log.warning("worker %s: the outcome %r of channel %r of item %s was not recorded: "
                         "the channel was taken over meanwhile", self.worker_id,
@@ -961,7 +996,8 @@ class Dispatcher:
                 actor_id: str, action: str, now: dt.datetime, *, note: str = "",
                 states: tuple[str, ...] = (), claimed_by: str | None = None,
                 worker: str | None = None, attempt: int | None = None,
-                guard: Callable[[Publication], bool] | None = None) -> Publication | None:
+                guard: Callable[[Publication], bool] | None = None,
+                closing: _LastOutcome | None = None) -> Publication | None:
         """Change one channel's record and append the matching event, in one transaction;
         return the record as changed, or ``None`` if it was not changed.
 
@@ -973,36 +1009,88 @@ class Dispatcher:
 
         Text from outside (a platform's or publisher's message, a URL, a person's note)
         is scrubbed of secrets here, before the record or the event holds it.
+
+        ``closing`` counts this run's attempts (this one included): if this outcome is
+        the run's last and every channel is then settled, the posting step is completed
+        in the same transaction. Should that part fail, the outcome is recorded alone
+        (and the run closes the item as usual, :meth:`_close`).
         """
         values = {k: scrub(v) if k in _TEXT_FROM_OUTSIDE and isinstance(v, str) else v
                   for k, v in values.items()}
         note = scrub(note)
         store = self.office.store
-        with store.writing() as conn:
-            if guard is not None:
-                current = store.publication_for_update(conn, self.office.org, item.id, channel)
-                if current is None or not guard(current):
+        closed = None
+        tried = False
+        try:
+            with store.writing() as conn:
+                if guard is not None:
+                    current = store.publication_for_update(conn, self.office.org, item.id,
+                                                           channel)
+                    if current is None or not guard(current):
+                        return None
+                pub = store.settle_publication(conn, self.office.org, item.id, channel,
+                                               {**values, "updated_at": now}, states=states,
+                                               claimed_by=claimed_by, attempt=attempt)
+                if pub is None:
+                    if closing is not None:
+                        closing.one_done()
                     return None
-            pub = store.settle_publication(conn, self.office.org, item.id, channel,
-                                           {**values, "updated_at": now}, states=states,
-                                           claimed_by=claimed_by, attempt=attempt)
-            if pub is None:
-                return None
-            data = {"channel": channel, **{k: plain(v) for k, v in values.items()
-                                           if k in ("state", "platform_id", "url",
-                                                    "error_class", "error_message",
-                                                    "next_attempt_at")}}
-            if worker is not None:
-                data["worker"] = worker
-            sealed = store.append_item_event(conn, Event(
-                org=self.office.org, stream="", seq=0, at=now, actor=actor_id, action=action,
-                from_state=item.state, to_state=item.state, note=note, data=data), item.id)
+                data = {"channel": channel, **{k: plain(v) for k, v in values.items()
+                                               if k in ("state", "platform_id", "url",
+                                                        "error_class", "error_message",
+                                                        "next_attempt_at")}}
+                if worker is not None:
+                    data["worker"] = worker
+                sealed = store.append_item_event(conn, Event(
+                    org=self.office.org, stream="", seq=0, at=now, actor=actor_id,
+                    action=action, from_state=item.state, to_state=item.state, note=note,
+                    data=data), item.id)
+                # The append locked the item's row (SQLite: the write lock): every attempt
+                # counted before this one has committed its outcome.
+                if closing is not None and closing.one_done() and pub.is_settled:
+                    tried = True
+                    closed = self._close_in(conn, item.id, closing.actor)
+        except Exception:
+            if not tried:
+                raise
+            log.warning("item %s could not be closed with the outcome of channel %r; the "
+                        "outcome is recorded alone", item.id, channel, exc_info=True)
+            return self._settle(item, channel, values, actor_id, action, now, note=note,
+                                states=states, claimed_by=claimed_by, worker=worker,
+                                attempt=attempt)
         fresh = attrs.evolve(item, version=sealed.seq)
         hook = {"posted": "channel_posted", "failed": "channel_failed",
                 "unknown": "channel_unknown", "waiting": "channel_unknown"}.get(pub.state)
         if hook is not None:
             self.office.notify(hook, item=fresh, publication=pub)
+        if closed is not None:  # committed: now the close's hooks, as _close runs them
+            assert closing is not None
+            recorded, pubs, event, entered = closed
+            self.office.recorded(recorded, event, entered)
+            done = attrs.evolve(recorded, post_at=None, post_by=None)
+            closing.closed = (done, pubs)
+            self.office.notify("item_posted", item=done, publications=pubs)
         return pub
+
+    def _close_in(self, conn: Any, item_id: int, actor: Actor,
+                  ) -> tuple[ContentItem, dict[str, Publication], Event, Any] | None:
+        """Complete the posting step inside ``conn``'s write transaction, which holds the
+        item's row, if every channel is settled: the item as recorded, its records, the
+        event and the step entered; ``None`` if it is not done (or already closed)."""
+        office, store = self.office, self.office.store
+        found = store.posting_state(office.org, item_id, conn)
+        assert found is not None
+        item, head, pubs = found
+        if item.state == "posted" or not item.post.channels or not all(
+                c in pubs and pubs[c].is_settled for c in item.post.channels):
+            return None
+        engine = office.engine(item.sop_revision)
+        move = engine.run(item, "complete", actor)
+        results = {n: {"state": p.state, "id": p.platform_id, "url": p.url}
+                   for n, p in pubs.items()}
+        recorded, event, entered = office.write(conn, engine, item, head, move, actor,
+                                                {"channels": results})
+        return recorded, pubs, event, entered
 
     def _schedule(self, item: ContentItem, actor: Actor, when: dt.datetime | None,
                   action: str, *, records: bool = False) -> None:

@@ -814,18 +814,17 @@ class Store:
         """Create a ``pending`` record for each channel that has none yet, in ``conn``'s
         transaction, which must hold the item's row locked (it updated or selected it
         for update): otherwise two writers could both insert."""
-        if not channels:
-            return
-        if self.is_postgres:
-            from sqlalchemy.dialects import postgresql as dialect
-        else:
-            from sqlalchemy.dialects import sqlite as dialect  # type: ignore[no-redef]
-        # A record that exists stays as it is (one statement, no read of them first).
-        conn.execute(dialect.insert(t.publications).on_conflict_do_nothing(
-            index_elements=["item_id", "channel"]), [
+        # Read first, then insert only what is missing: not ``INSERT … ON CONFLICT``,
+        # which on PostgreSQL waits for a transaction that changed an existing record
+        # and has not committed (a channel's outcome being recorded), while that one
+        # waits for the item's row this transaction holds: a deadlock.
+        have = set(conn.execute(sa.select(t.publications.c.channel)
+                                .where(t.publications.c.item_id == item_id)).scalars())
+        missing = [c for c in dict.fromkeys(channels) if c not in have]
+        if missing:
+            conn.execute(t.publications.insert(), [
                 {"item_id": item_id, "channel": c, "org": org, "state": "pending",
-                 "attempts": 0, "updated_at": now, "progress": {}}
-                for c in dict.fromkeys(channels)])
+                 "attempts": 0, "updated_at": now, "progress": {}} for c in missing])
 
     def claim(self, org: str, item_id: int, channel: str, worker: str, now: dt.datetime,
               lease_until: dt.datetime, *, gate: tuple[str, str],
@@ -1702,12 +1701,14 @@ def _event_binds(event: Event, data_json: str) -> dict[str, Any]:
 
 def _appended(statement: Compiled, conn: Connection, values: Mapping[str, Any]) -> int:
     """Run a statement of :func:`_event_after`; the number of events it inserted. An
-    event whose place in its stream is taken (another writer appended first) inserts
-    none."""
+    event whose place in its stream is taken (another writer appended first: a
+    unique violation on ``events``) inserts none; any other integrity error is raised."""
     try:
         return statement.rowcount(conn, values)
     except sa.exc.IntegrityError as exc:
-        if getattr(getattr(exc.orig, "diag", None), "table_name", None) == "events":
+        orig = exc.orig
+        if getattr(orig, "sqlstate", None) == "23505" and getattr(  # unique_violation
+                getattr(orig, "diag", None), "table_name", None) == "events":
             return 0
         raise
 
