@@ -7,6 +7,7 @@ its event are one statement; these tests hold on both databases.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 import threading
@@ -16,11 +17,16 @@ import attrs
 import pytest
 import sqlalchemy as sa
 
-from humasflow import ConflictError, ItemChanged
+from humasflow import ConflictError, ItemChanged, StorageError, i18n
 from humasflow.hookspecs import hookimpl
 from humasflow.models import Event
 from humasflow.storage import schema as t
-from humasflow.testing import fake_publisher_plugin, item_ready_to_post, plugin_registered
+from humasflow.testing import (
+    FakePublisher,
+    fake_publisher_plugin,
+    item_ready_to_post,
+    plugin_registered,
+)
 
 LEASE = dt.timedelta(minutes=5)
 
@@ -221,3 +227,109 @@ def test_the_item_closes_with_its_last_outcome_or_on_its_own(office, image, monk
     actions = [e.action for e in whole_chain(office, item.id)]
     assert actions[-3:] == ["post", "channel_posted", "complete"]
     assert hooks.seen == ["channel_posted outbox", "closed", "item_posted posted"]
+
+
+@attrs.define
+class Slow(FakePublisher):
+    """A fake publisher whose posts take ``delay`` seconds."""
+
+    delay: float = 0.0
+
+    def publish(self, post, progress=None):
+        time.sleep(self.delay)
+        return super().publish(post, progress)
+
+
+class SlowHooks(Hooks):
+    """:class:`Hooks`, whose ``channel_posted`` of one channel takes a second (a
+    webhook), noting the thread and language ``item_posted`` ran in."""
+
+    def __init__(self, slow: str) -> None:
+        super().__init__()
+        self.slow = slow
+        self.lock = threading.Lock()
+        self.where: tuple[str, str] | None = None
+
+    @hookimpl
+    def channel_posted(self, office, item, publication):
+        if publication.channel == self.slow:
+            time.sleep(1.0)
+        with self.lock:
+            self.seen.append(f"channel_posted {publication.channel}")
+
+    @hookimpl
+    def item_posted(self, office, item, publications):
+        self.where = (threading.current_thread().name, i18n.language())
+        with self.lock:
+            self.seen.append(f"item_posted {item.state}")
+
+
+def test_the_close_hooks_run_after_every_channels_own_in_the_callers_thread(office, image):
+    """The channel whose outcome closes the item may not be the last to run its hooks:
+    the close's hooks wait for every channel's, and run where ``post`` was called (its
+    thread, its language)."""
+    plugin = fake_publisher_plugin()
+    for name, delay in {"x": 0.0, "y": 0.3}.items():
+        plugin.publishers[name] = Slow(channel=name, delay=delay)
+    with plugin_registered(plugin):
+        office.add_channel("x", "fake", by="admin")
+        office.add_channel("y", "fake", by="admin")
+        item = item_ready_to_post(office, text="Selamat Dies Natalis!", media=[image],
+                                  channels=["x", "y"])
+        with plugin_registered(SlowHooks(slow="x")) as hooks, i18n.use("id"):
+            report = office.post(item.id, by="rina")
+    assert report.closed
+    assert sorted(hooks.seen[:2]) == ["channel_posted x", "channel_posted y"]
+    assert hooks.seen[2:] == ["closed", "item_posted posted"]
+    assert hooks.where == (threading.current_thread().name, "id")
+
+
+def test_an_interrupt_while_closing_keeps_the_outcome(office, image, monkeypatch, tmp_path):
+    """Ctrl-C (a second one, which stops at once) just while the close is written: the
+    post was made, and its outcome is recorded before the interrupt goes on."""
+    from humasflow.publishing.dispatch import Dispatcher
+
+    def interrupted(self, conn, item_id, actor):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(Dispatcher, "_close_in", interrupted)
+    item = item_ready_to_post(office, text="Selamat Dies Natalis!", media=[image],
+                              channels=["outbox"])
+    with pytest.raises(KeyboardInterrupt):
+        office.post(item.id, by="rina")
+    assert any((tmp_path / "outbox").iterdir())  # posted
+    assert office.publications(item.id)["outbox"].state == "posted"
+    assert office.item(item.id).state == "post"  # not closed: the next pass closes it
+    whole_chain(office, item.id)
+
+
+def test_a_commit_that_fails_after_it_applied_is_not_hidden(office, store, image,
+                                                            monkeypatch):
+    """The connection drops at the COMMIT of the last outcome and the close, after the
+    database applied it: ``post`` says the store failed (as for any write), and the
+    record holds the outcome and the close, once each."""
+    from humasflow.publishing.dispatch import Dispatcher
+
+    armed = []
+    close_in, writing = Dispatcher._close_in, store.writing
+
+    def arm(self, conn, item_id, actor):
+        armed.append(True)
+        return close_in(self, conn, item_id, actor)
+
+    @contextlib.contextmanager
+    def answer_lost():
+        with writing() as conn:
+            yield conn
+        if armed:
+            armed.clear()
+            raise StorageError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(Dispatcher, "_close_in", arm)
+    monkeypatch.setattr(store, "writing", answer_lost)
+    item = item_ready_to_post(office, text="Selamat Dies Natalis!", media=[image],
+                              channels=["outbox"])
+    with pytest.raises(StorageError):
+        office.post(item.id, by="rina")
+    assert office.item(item.id).state == "posted"
+    actions = [e.action for e in whole_chain(office, item.id)]
+    assert actions[-3:] == ["post", "channel_posted", "complete"]

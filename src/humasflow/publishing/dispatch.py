@@ -162,8 +162,9 @@ class _LastOutcome:
         self.actor = actor  # on whose authority the item is closed
         self._left = attempts
         self._lock = threading.Lock()
-        #: The item closed with the last outcome and its records (set after the commit).
-        self.closed: tuple[ContentItem, dict[str, Publication]] | None = None
+        #: The item closed with the last outcome, its records, the closing event and the
+        #: step it entered (set after the commit).
+        self.closed: tuple[ContentItem, dict[str, Publication], Event, Any] | None = None
 
     def one_done(self) -> bool:
         """Count one attempt done; whether it was the last."""
@@ -820,9 +821,16 @@ class Dispatcher:
         finally:
             for _channel, _pub, claim in attempts:
                 claim.let_go()
-        if last.closed is not None:  # with the last outcome, in its transaction
-            item, pubs = last.closed
-            return PostReport(item=item, publications=pubs, outcomes=outcomes, closed=True)
+            if last.closed is not None:
+                # Closed with the last outcome, in its transaction: the close's hooks run
+                # here, in the calling thread, once every attempt ran its own (as after
+                # _close), even if an attempt raised after the close committed.
+                recorded, pubs, event, entered = last.closed
+                office.recorded(recorded, event, entered)
+                done = attrs.evolve(recorded, post_at=None, post_by=None)
+                office.notify("item_posted", item=done, publications=pubs)
+        if last.closed is not None:
+            return PostReport(item=done, publications=pubs, outcomes=outcomes, closed=True)
         closed, item, pubs = self._close(item.id, actor)
         return PostReport(item=item, publications=pubs, outcomes=outcomes, closed=closed)
 
@@ -1012,8 +1020,9 @@ class Dispatcher:
 
         ``closing`` counts this run's attempts (this one included): if this outcome is
         the run's last and every channel is then settled, the posting step is completed
-        in the same transaction. Should that part fail, the outcome is recorded alone
-        (and the run closes the item as usual, :meth:`_close`).
+        in the same transaction (its hooks are the run's to call, :meth:`_run`). Should
+        that part or the commit fail, the outcome is recorded alone (and the run closes
+        the item as usual, :meth:`_close`).
         """
         values = {k: scrub(v) if k in _TEXT_FROM_OUTSIDE and isinstance(v, str) else v
                   for k, v in values.items()}
@@ -1053,23 +1062,32 @@ class Dispatcher:
         except Exception:
             if not tried:
                 raise
+            # The close failed, or the transaction's commit did: the outcome is recorded
+            # alone, so that it is not lost with the close.
             log.warning("item %s could not be closed with the outcome of channel %r; the "
                         "outcome is recorded alone", item.id, channel, exc_info=True)
-            return self._settle(item, channel, values, actor_id, action, now, note=note,
-                                states=states, claimed_by=claimed_by, worker=worker,
-                                attempt=attempt)
+            alone = self._settle(item, channel, values, actor_id, action, now, note=note,
+                                 states=states, claimed_by=claimed_by, worker=worker,
+                                 attempt=attempt)
+            if alone is None:
+                # Nothing to record any more (a commit that failed after it applied, or
+                # a takeover): the failure is the caller's to see.
+                raise
+            return alone
+        except KeyboardInterrupt:
+            if tried:  # Ctrl-C while closing: the outcome first, then the interrupt
+                self._settle(item, channel, values, actor_id, action, now, note=note,
+                             states=states, claimed_by=claimed_by, worker=worker,
+                             attempt=attempt)
+            raise
         fresh = attrs.evolve(item, version=sealed.seq)
         hook = {"posted": "channel_posted", "failed": "channel_failed",
                 "unknown": "channel_unknown", "waiting": "channel_unknown"}.get(pub.state)
         if hook is not None:
             self.office.notify(hook, item=fresh, publication=pub)
-        if closed is not None:  # committed: now the close's hooks, as _close runs them
+        if closed is not None:  # committed; the run runs the close's hooks (_run)
             assert closing is not None
-            recorded, pubs, event, entered = closed
-            self.office.recorded(recorded, event, entered)
-            done = attrs.evolve(recorded, post_at=None, post_by=None)
-            closing.closed = (done, pubs)
-            self.office.notify("item_posted", item=done, publications=pubs)
+            closing.closed = closed
         return pub
 
     def _close_in(self, conn: Any, item_id: int, actor: Actor,
