@@ -1030,6 +1030,13 @@ class Dispatcher:
         store = self.office.store
         closed = None
         tried = False
+
+        def alone() -> Publication | None:
+            """The outcome recorded on its own, after the close with it failed."""
+            return self._settle(item, channel, values, actor_id, action, now, note=note,
+                                states=states, claimed_by=claimed_by, worker=worker,
+                                attempt=attempt)
+
         try:
             with store.writing() as conn:
                 if guard is not None:
@@ -1066,19 +1073,15 @@ class Dispatcher:
             # alone, so that it is not lost with the close.
             log.warning("item %s could not be closed with the outcome of channel %r; the "
                         "outcome is recorded alone", item.id, channel, exc_info=True)
-            alone = self._settle(item, channel, values, actor_id, action, now, note=note,
-                                 states=states, claimed_by=claimed_by, worker=worker,
-                                 attempt=attempt)
-            if alone is None:
+            recorded = alone()
+            if recorded is None:
                 # Nothing to record any more (a commit that failed after it applied, or
                 # a takeover): the failure is the caller's to see.
                 raise
-            return alone
+            return recorded
         except KeyboardInterrupt:
             if tried:  # Ctrl-C while closing: the outcome first, then the interrupt
-                self._settle(item, channel, values, actor_id, action, now, note=note,
-                             states=states, claimed_by=claimed_by, worker=worker,
-                             attempt=attempt)
+                alone()
             raise
         fresh = attrs.evolve(item, version=sealed.seq)
         hook = {"posted": "channel_posted", "failed": "channel_failed",

@@ -897,9 +897,7 @@ class Store:
         ``claimed_by``); return whether it changed."""
         statement = self._driven.update_publication(tuple(values), len(states),
                                                     claimed_by is not None)
-        params = {**values, "b_org": org, "b_item": item_id, "b_channel": channel,
-                  "b_claimed_by": claimed_by,
-                  **{f"b_state_{n}": state for n, state in enumerate(states)}}
+        params = _publication_params(values, org, item_id, channel, states, claimed_by)
         changed = statement.rowcount(conn, params) == 1
         if changed:
             rows.stash(conn, "publications", f"{item_id}/{channel}", values)
@@ -917,9 +915,8 @@ class Store:
         statement = self._driven.update_publication(
             tuple(values), len(states), claimed_by is not None, attempt=attempt is not None,
             returning=returning)
-        params = {**values, "b_org": org, "b_item": item_id, "b_channel": channel,
-                  "b_claimed_by": claimed_by, "b_attempt": attempt,
-                  **{f"b_state_{n}": state for n, state in enumerate(states)}}
+        params = _publication_params(values, org, item_id, channel, states, claimed_by,
+                                     attempt)
         if returning:
             row = statement.first(conn, params)
         else:
@@ -1466,12 +1463,11 @@ class _DrivenStatements:
             dialect)
         self._dialect = dialect
         self._updates: dict[tuple[Any, ...], Compiled] = {}
-        self.bump_head = Compiled(
-            t.items.update().where(items.id == sa.bindparam("b_id"),
-                                   items.version == sa.bindparam("b_version"))
-            .values(version=sa.bindparam("version", type_=items.version.type),
-                    head_hash=sa.bindparam("head_hash", type_=items.head_hash.type)),
-            dialect)
+        bump_head = (t.items.update().where(items.id == sa.bindparam("b_id"),
+                                            items.version == sa.bindparam("b_version"))
+                     .values(version=sa.bindparam("version", type_=items.version.type),
+                             head_hash=sa.bindparam("head_hash", type_=items.head_hash.type)))
+        self.bump_head = Compiled(bump_head, dialect)
         # PostgreSQL runs an update of the item's row and the insert of its event as
         # one statement (the update in a WITH clause); SQLite has no such statement,
         # and no round trip to save.
@@ -1482,12 +1478,7 @@ class _DrivenStatements:
                 False: Compiled(_event_after(hot.update_same_step), dialect),
                 True: Compiled(_event_after(hot.update_new_step,
                                             hot.insert_visit.cte("visit")), dialect)}
-            self.append = Compiled(_event_after(
-                t.items.update().where(items.id == sa.bindparam("b_id"),
-                                       items.version == sa.bindparam("b_version"))
-                .values(version=sa.bindparam("version", type_=items.version.type),
-                        head_hash=sa.bindparam("head_hash", type_=items.head_hash.type))),
-                dialect)
+            self.append = Compiled(_event_after(bump_head), dialect)
 
     def update_publication(self, columns: tuple[str, ...], states: int, claimed: bool, *,
                            attempt: bool = False, returning: bool = False) -> Compiled:
@@ -1677,6 +1668,15 @@ def _item(row: Any) -> ContentItem:
         step_started_at=row.step_started_at, due_at=row.due_at,
         post_at=row.post_at, post_by=row.post_by,
     )
+
+
+def _publication_params(values: Mapping[str, Any], org: str, item_id: int, channel: str,
+                        states: Sequence[str], claimed_by: str | None,
+                        attempt: int | None = None) -> dict[str, Any]:
+    """The parameters of :meth:`_DrivenStatements.update_publication`'s statements."""
+    return {**values, "b_org": org, "b_item": item_id, "b_channel": channel,
+            "b_claimed_by": claimed_by, "b_attempt": attempt,
+            **{f"b_state_{n}": state for n, state in enumerate(states)}}
 
 
 def _event_after(change: sa.Update, *also: Any) -> sa.Insert:
