@@ -30,13 +30,21 @@ python-statemachine model
     machine built on the loaded row in between, whose transitions carry a role condition.
     It computes no hash chain, digests nor validation, and writes what the floor writes.
 
+raw floor + step visit row
+    The floor's transaction with one more statement: the ``INSERT INTO step_visits`` of
+    the row humasflow writes when an item leaves a step (the evaluation report's stays;
+    every walk transition leaves a step). The table and its indexes are humasflow's, the
+    row images the sample's. It shows what that row costs per commit, which the floor
+    above does not pay; the headline ratio stays against the floor without it.
+
 humasflow walk
     ``Office`` on a ``Store`` with its defaults (SQLite: WAL + ``synchronous=FULL``),
     bundled SOP, two actors. Each item walks concept -> prepare -> design -> approve:
     three ``complete`` calls by the staff member (text, notes, a design at an https URL so
     no media file is touched) and one ``approve`` by the coordinator (four-eyes). Four
     transitions per item, each one transaction: item and actor read in it, the guards,
-    the item updated under the version check, the hash-chained event inserted. On
+    the item updated under the version check, the hash-chained event inserted, and the
+    step visit the move ends inserted. On
     PostgreSQL the update (with the step visit a step change ends) and the event's
     insert are one statement, the update in a ``WITH`` clause and the insert taking its
     row: one round trip to the server fewer than the floor, which sends them apart as
@@ -242,6 +250,8 @@ class Sample:
         item0: The ``items`` row right after ``new_item`` (column -> stored value).
         event0: The ``create`` event row.
         steps: For each of the four walk transitions, (items row after it, its event row).
+        visits: For each of the four walk transitions, the ``step_visits`` row it wrote
+            (the stay at the step it left).
         set_columns: The item columns a step-changing transition updates.
     """
 
@@ -262,7 +272,8 @@ class Sample:
             self.ddl: list[str] = []
             if schema is None:
                 self.ddl = [r[0] for r in raw.execute(
-                    "SELECT sql FROM sqlite_master WHERE tbl_name IN ('items', 'events') "
+                    "SELECT sql FROM sqlite_master WHERE tbl_name IN ('items', 'events', "
+                    "'step_visits') "
                     "AND sql IS NOT NULL ORDER BY type DESC, name")]
             else:
                 for table in ("items", "events"):
@@ -275,6 +286,14 @@ class Sample:
             for k, act in enumerate(actions, start=2):
                 act()
                 self.steps.append(self._rows(raw, item_id, k))
+            mark = "?" if schema is None else "%s"
+            cur = raw.execute(f"SELECT * FROM step_visits WHERE item_id = {mark} "
+                              "ORDER BY left_at", (item_id,))
+            names = [d[0] for d in cur.description]
+            self.visits = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+            if len(self.visits) != len(actions):
+                raise RuntimeError(f"expected {len(actions)} step visits, found "
+                                   f"{len(self.visits)}")
         finally:
             raw.close()
             _close(office)
@@ -317,15 +336,16 @@ class Sample:
 class RawTransitions:
     """The floor's transaction on a raw driver connection; ``decide`` (if given) is
     called with the item row read in the transaction and the step, between the read and
-    the writes (the python-statemachine run's machine)."""
+    the writes (the python-statemachine run's machine). With ``visits``, each transition
+    also inserts the ``step_visits`` row humasflow writes when an item leaves a step."""
 
     def __init__(self, backend: Backend, target: str, schema: str | None, n: int,
-                 sample: Sample) -> None:
+                 sample: Sample, *, visits: bool = False) -> None:
         self.conn = conn = backend.connect(target, schema)
         self.postgres = schema is not None
         if self.postgres:
             assert sample.schema is not None
-            for table in ("items", "events"):
+            for table in ("items", "events", "step_visits"):
                 conn.execute(f"CREATE TABLE {table} (LIKE {sample.schema}.{table} "
                              "INCLUDING ALL)")
         else:
@@ -345,6 +365,12 @@ class RawTransitions:
                             f"WHERE id = {mark} AND org = {mark} AND version = {mark}")
         self.select_item = (f"SELECT * FROM items WHERE id = {mark} AND org = {mark}"
                             + (" FOR UPDATE" if self.postgres else ""))
+        visit_cols = list(sample.visits[0])
+        self.insert_visit = (f"INSERT INTO step_visits ({', '.join(visit_cols)}) "
+                             f"VALUES ({', '.join([mark] * len(visit_cols))})")
+        self.visits = [[visit[c] for c in visit_cols] for visit in sample.visits] \
+            if visits else None
+        self.visit_item_at = visit_cols.index("item_id")
         # The items exist before the clock starts, as in the humasflow runs.
         conn.execute(self.begin)
         for item_id in range(1, items + WARMUP_ITEMS + 1):
@@ -379,6 +405,10 @@ class RawTransitions:
             if cur.rowcount != 1:
                 raise RuntimeError(f"version check failed for item {item_id}")
             conn.execute(self.insert_event, event)
+            if self.visits is not None:
+                visit = list(self.visits[step])
+                visit[self.visit_item_at] = item_id
+                conn.execute(self.insert_visit, visit)
         except BaseException:
             conn.execute("ROLLBACK")
             raise
@@ -396,8 +426,8 @@ class RawTransitions:
 
 
 def run_raw_floor(backend: Backend, target: str, schema: str | None, n: int,
-                  sample: Sample) -> Timing:
-    return RawTransitions(backend, target, schema, n, sample).run()
+                  sample: Sample, *, visits: bool = False) -> Timing:
+    return RawTransitions(backend, target, schema, n, sample, visits=visits).run()
 
 
 # -- the python-statemachine model --------------------------------------------------------
@@ -481,6 +511,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-revise", action="store_true", help="skip the revise workload")
     parser.add_argument("--no-statemachine", action="store_true",
                         help="skip the python-statemachine run")
+    parser.add_argument("--no-visit-floor", action="store_true",
+                        help="skip the floor run that also inserts the step visit row")
     parser.add_argument("--profile", action="store_true",
                         help="also print a cProfile of one humasflow walk run")
     args = parser.parse_args(argv)
@@ -507,6 +539,10 @@ def _rounds(backend: Backend, sample: Sample, n: int, args: argparse.Namespace) 
         floor_name: lambda t, s, p: run_raw_floor(backend, t, s, n, sample),
         "humasflow walk (complete x3, approve)": lambda t, s, p: run_humasflow_walk(t, p, n),
     }
+    visits_name = f"{floor_name} + step visit row"
+    if not args.no_visit_floor:
+        runs[visits_name] = lambda t, s, p: run_raw_floor(backend, t, s, n, sample,
+                                                          visits=True)
     if not args.no_statemachine:
         runs["python-statemachine, same rows"] = (
             lambda t, s, p: run_statemachine(backend, t, s, n, sample))
@@ -568,12 +604,19 @@ def _rounds(backend: Backend, sample: Sample, n: int, args: argparse.Namespace) 
     print("per commit: floor = BEGIN, SELECT item, UPDATE item (version check), INSERT "
           "event, COMMIT; python-statemachine = the same plus a machine on the read row; "
           "humasflow = SELECT item+actor, guards, UPDATE (version check), INSERT "
-          "hash-chained event (on PostgreSQL one statement, the UPDATE in a WITH clause; "
-          "+ SELECT channels at design and approve)")
+          "hash-chained event with the row digests, INSERT step visit at a step change "
+          "(on PostgreSQL one statement, the UPDATE in a WITH clause; the channels are "
+          "read once and kept while the organisation's version is unchanged)")
     print("p50/p95 us: wall time of one transition; cpu us: this process's CPU time per "
           "transition (median of the rounds): the work without the fsync waits")
     print(f"ratio = ops/s / floor ops/s; vs psm = ops/s / python-statemachine ops/s; target "
           f">= {target} for the walk: {verdict} ({walk:.3f})")
+    if visits_name in rates:
+        with_visit = statistics.median(rates[visits_name])
+        print(f"'+ step visit row': the floor's transaction plus the INSERT INTO step_visits "
+              f"humasflow makes when an item leaves a step (every walk transition does); "
+              f"the walk runs at {statistics.median(rates[names[1]]) / with_visit:.3f} of it, "
+              f"the visit row costs the floor {1 - with_visit / floor:.1%} of its rate")
     if args.profile:
         _profile(backend, n)
 
