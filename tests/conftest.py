@@ -151,6 +151,16 @@ def store(store_url: str) -> Iterator[Store]:
 
 
 @pytest.fixture
+def pg_store(pg_url: str) -> Iterator[Store]:
+    """A store on a fresh PostgreSQL schema only (dropped afterwards)."""
+    url = _fresh_pg(pg_url)
+    s = Store(url)
+    yield s
+    s.close()
+    _drop_pg(url)
+
+
+@pytest.fixture
 def office(store: Store, clock: SteerableClock, tmp_path) -> Office:
     """An office on each database, with the bundled SOP, three actors and an outbox channel."""
     # SQLite keeps media beside the file (where the CLI finds them too); PostgreSQL needs

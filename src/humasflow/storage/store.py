@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 import re
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -142,8 +144,12 @@ class Store:
         # steps of up to 100 ms. The database's own lock still guards other processes.
         self._write_lock = None if self.is_postgres else threading.RLock()
         # With it, SQLite's writes share one connection, open until the store is closed.
+        # PostgreSQL's writers run side by side: the first to find this lock free takes
+        # the kept connection, the others take one from the pool and never wait.
+        self._kept_lock = threading.Lock() if self.is_postgres else None
         self._writer: Connection | None = None
         self._writer_busy = False
+        _OPEN_STORES.add(self)
         if migrate:
             try:
                 self.migrate()
@@ -155,7 +161,8 @@ class Store:
 
     def close(self) -> None:
         """Release the store's connections."""
-        lock = self._write_lock
+        _OPEN_STORES.discard(self)
+        lock = self._write_lock or self._kept_lock
         if lock is not None and lock.acquire(timeout=self.busy_timeout):
             try:
                 if self._writer is not None:
@@ -216,8 +223,19 @@ class Store:
         """
         lock = self._write_lock
         if lock is None:
-            with self._writing() as conn:
-                yield conn
+            kept = self._kept_lock
+            assert kept is not None
+            if not kept.acquire(blocking=False):
+                # Another thread's write holds the kept connection (or this thread's,
+                # one level up): a connection from the pool, without waiting.
+                with self._writing() as conn:
+                    yield conn
+                return
+            try:
+                with self._kept_writer() as conn:
+                    yield conn
+            finally:
+                kept.release()
             return
         if not lock.acquire(timeout=self.busy_timeout):
             raise StoreLocked(self.target, self.busy_timeout)
@@ -1532,6 +1550,33 @@ _MISSING_DATABASE = re.compile(r'database "([^"]*)" does not exist')
 
 def _sqlstate(orig: object) -> str:
     return str(getattr(orig, "sqlstate", "") or "")
+
+
+#: The stores open in this process, for :func:`_after_fork_in_child`.
+_OPEN_STORES: weakref.WeakSet[Store] = weakref.WeakSet()
+#: What a forked child inherited of its parent's connections: referenced for good, so
+#: that neither closing nor collecting them ends the parent's sessions or, on SQLite,
+#: touches its write-ahead log.
+_FORKED_AWAY: list[Any] = []
+
+
+def _after_fork_in_child() -> None:
+    """In a forked child, give every open store connections of its own: the parent's
+    kept write connection and pool are set aside, never used here, and the locks (which
+    a thread of the parent may have held at the fork) are new."""
+    for store in list(_OPEN_STORES):
+        _FORKED_AWAY.append((store._writer, store.engine.pool))
+        store._writer = None
+        store._writer_busy = False
+        store.engine.dispose(close=False)  # a new pool; the old one's connections untouched
+        if store._write_lock is not None:
+            store._write_lock = threading.RLock()
+        if store._kept_lock is not None:
+            store._kept_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _is_locked(orig: object) -> bool:
