@@ -611,6 +611,49 @@ def test_an_unknown_outcome_is_reconciled_with_the_platform(
         assert ("channel_posted", "x") in actions(office, item_id)
 
 
+def test_a_look_up_never_settles_a_later_attempt(office, fake, clock, image):
+    """The answer of a look-up is about the attempt it looked up: if another worker found
+    that one absent and started a new attempt meanwhile, which ended unknown too, the
+    answer must not set the channel back to pending (the new attempt may be on the
+    platform: a second post would follow)."""
+    store, org = office._store, office.org
+
+    @attrs.define
+    class Overtaken(Searchable):
+        def reconcile(self, post, progress):
+            self.lookups += 1
+            if self.lookups == 1:
+                # Meanwhile, another worker: attempt 1 found absent, attempt 2 claimed,
+                # its call timed out after sending.
+                item = office.item(post.item_id)
+                with store.writing() as conn:
+                    assert store.update_publication(conn, org, item.id, "x",
+                                                    {"state": "pending"},
+                                                    states=("unknown",))
+                claimed = store.claim_channels(org, item.id, ["x"], "worker-c", clock(),
+                                               clock() + LEASE,
+                                               gate=(item.state, item.content_digest))
+                assert claimed["x"].attempts == 2
+                with store.writing() as conn:
+                    assert store.settle_publication(
+                        conn, org, item.id, "x",
+                        {"state": "unknown", "error_class": "OutcomeUnknown",
+                         "error_message": "timed out after sending"},
+                        states=("in_flight",), claimed_by="worker-c", attempt=2)
+            return None  # attempt 1 is not on the platform
+
+    fake.publishers["x"] = x = Overtaken(channel="x")
+    item_id = ready(office, image, ["x"])
+    x.fail_with = OutcomeUnknown("timed out after sending")
+    office.post(item_id, by="rina")
+    x.fail_with = None
+
+    office.run_due()
+    record = office.publications(item_id)["x"]
+    assert (record.state, record.attempts) == ("unknown", 2)
+    assert x.posted == []  # nothing posted again on an answer about attempt 1
+
+
 # -- fan-out ------------------------------------------------------------------------------------
 
 

@@ -101,3 +101,31 @@ def test_a_forked_child_reads_and_writes_on_connections_of_its_own(store: Store)
         assert _identity(store, conn) == parent_writer
     with store.reading() as conn:
         _identity(store, conn)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no fork")
+def test_a_forked_child_keeps_its_copy_of_an_in_memory_store() -> None:
+    store = Store(":memory:")
+    try:
+        version = store.schema_version
+        assert version > 0
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                os.close(read)
+                with store.writing() as conn:
+                    conn.exec_driver_sql("SELECT 1")
+                os.write(write, str(store.schema_version).encode())
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write)
+        with os.fdopen(read) as pipe:
+            child = pipe.read()
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert child == str(version)
+    finally:
+        store.close()

@@ -973,9 +973,11 @@ class Dispatcher:
                       "url": receipt.url, "error_class": None, "error_message": None,
                       "next_attempt_at": None}
             action = "channel_posted"
+        # The answer is about the attempt looked up: should another worker have found
+        # it absent and tried again meanwhile, the record is that attempt's, not ours.
         return self._settle(item, channel.name, values, actor.id, action, now,
                             states=("unknown",), note="reconciled with the platform",
-                            worker=self.worker_id)
+                            worker=self.worker_id, attempt=pub.attempts)
 
     def _look_up_later(self, item: ContentItem, channel: str, pub: Publication,
                        policy: RetryPolicy, why: str) -> None:

@@ -1563,12 +1563,16 @@ _FORKED_AWAY: list[Any] = []
 def _after_fork_in_child() -> None:
     """In a forked child, give every open store connections of its own: the parent's
     kept write connection and pool are set aside, never used here, and the locks (which
-    a thread of the parent may have held at the fork) are new."""
+    a thread of the parent may have held at the fork) are new. An in-memory store keeps
+    its connection: the child's copy of it is the child's copy of the database."""
     for store in list(_OPEN_STORES):
-        _FORKED_AWAY.append((store._writer, store.engine.pool))
-        store._writer = None
         store._writer_busy = False
-        store.engine.dispose(close=False)  # a new pool; the old one's connections untouched
+        # An in-memory database lives in its one connection, which the child has a copy
+        # of (nothing is shared with the parent): it keeps it, or its database is gone.
+        if not isinstance(store.engine.pool, sa.pool.StaticPool):
+            _FORKED_AWAY.append((store._writer, store.engine.pool))
+            store._writer = None
+            store.engine.dispose(close=False)  # a new pool; the old one's connections untouched
         if store._write_lock is not None:
             store._write_lock = threading.RLock()
         if store._kept_lock is not None:
