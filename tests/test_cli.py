@@ -228,6 +228,26 @@ def test_confirm_url_must_be_a_web_address(hf, image):
                                             "--url", url).output
 
 
+def test_confirm_attempt_names_the_attempt_checked(hf, image):
+    """`confirm --attempt N`: the answer is about the attempt the person checked; if the
+    channel is at another one, nothing is recorded and the message says which."""
+    hf("channel", "add", "instagram", "--publisher", "manual", "--by", "admin")
+    item = to_posting(hf, image)
+    hf("post", str(item), "--as", "rina")
+    before = hf("log", str(item)).output
+    refused = hf("confirm", str(item), "instagram", "--as", "rina", "--url",
+                 "https://www.instagram.com/p/abc/", "--attempt", "2", code=1)
+    assert "is at attempt 1, and there has been no attempt 2; give the number " \
+        f"`humasflow status {item}` shows" in refused.output
+    assert "Invalid value for '--attempt'" in hf(
+        "confirm", str(item), "instagram", "--as", "rina", "--url",
+        "https://www.instagram.com/p/abc/", "--attempt", "-1", code=2).output
+    assert hf("log", str(item)).output == before
+    done = hf("confirm", str(item), "instagram", "--as", "rina", "--url",
+              "https://www.instagram.com/p/abc/", "--attempt", "1").output
+    assert "instagram: posted https://www.instagram.com/p/abc/" in done
+
+
 def test_a_scheduled_item_is_posted_by_run_due(hf, image, clock):
     item = to_posting(hf, image)
     out = hf("schedule", str(item), "--as", "rina", "--at", "2026-01-05 10:30").output
@@ -464,8 +484,8 @@ def test_an_unknown_outcome_waits_for_a_person_who_confirms_it(hf, image, fake):
     out = hf("publish", str(item), "--as", "rina").output  # exit 0: a person decides
     assert "  x: unknown no answer within 30s after sending" in out
     assert f"Item {item} waits for a person to check x." in out
-    assert f"if it is:     humasflow confirm {item} x --as rina --url URL" in out
-    assert f"if it is not: humasflow confirm {item} x --as rina --not-posted" in out
+    assert f"if it is:     humasflow confirm {item} x --as rina --url URL --attempt 1" in out
+    assert f"if it is not: humasflow confirm {item} x --as rina --not-posted --attempt 1" in out
 
     status = hf("status", str(item)).output
     block = status.split("\nx: unknown\n")[1]

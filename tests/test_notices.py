@@ -199,7 +199,8 @@ def test_a_channel_that_needs_a_person_tells_who_post_it(mail, smtp, tmp_path, h
     [unknown] = [n for n in heard.notices if n.kind == "channel_unknown"]
     assert unknown.data["state"] == "unknown"
     messages = sent(mail, smtp, "channel_unknown")
-    assert "--not-posted" in body(messages["rina@example.ac.id"])
+    attempt = mail.publications(item.id)["fb"].attempts
+    assert f"--not-posted --attempt {attempt} " in body(messages["rina@example.ac.id"])
 
 
 def test_a_channel_posted_by_hand_tells_who_post_it(mail, smtp, tmp_path, heard):

@@ -399,6 +399,84 @@ def test_confirming_not_posted_posts_that_channel_again(office, fake, image):
     assert posts(fake) == {"fb": 1, "ig": 1, "x": 1}
 
 
+def _tried_again_meanwhile(office, clock, item_id, channel):
+    """Another worker: the channel's unknown attempt found absent, a new attempt
+    claimed, and that one's call timed out after sending too."""
+    store, org = office._store, office.org
+    item = office.item(item_id)
+    with store.writing() as conn:
+        assert store.update_publication(conn, org, item_id, channel, {"state": "pending"},
+                                        states=("unknown",))
+    claimed = store.claim_channels(org, item_id, [channel], "worker-c", clock(),
+                                   clock() + LEASE, gate=(item.state, item.content_digest))
+    with store.writing() as conn:
+        assert store.settle_publication(
+            conn, org, item_id, channel,
+            {"state": "unknown", "error_class": "OutcomeUnknown",
+             "error_message": "timed out after sending"},
+            states=("in_flight",), claimed_by="worker-c", attempt=claimed[channel].attempts)
+    return claimed[channel].attempts
+
+
+def test_a_confirmation_of_an_attempt_tried_again_since_records_nothing(
+        office, fake, clock, image):
+    """A person checked the platform for attempt 1 and found nothing; meanwhile the
+    channel was tried again, and attempt 2 may be on the platform: their 'not posted'
+    must not set it back to pending, or it would be posted a second time."""
+    item_id = ready(office, image, ["x"])
+    publisher(fake, "x").fail_with = OutcomeUnknown("connection reset")
+    office.post(item_id, by="rina")
+    seen = office.publications(item_id)["x"].attempts
+    assert seen == 1
+    assert _tried_again_meanwhile(office, clock, item_id, "x") == 2
+    publisher(fake, "x").fail_with = None
+    before = actions(office, item_id)
+
+    with pytest.raises(Refused, match=r"tried again after the attempt you checked \(it is at "
+                                      r"attempt 2, not 1\)"):
+        office.confirm(item_id, "x", by="rina", not_posted=True, attempt=seen)
+    assert actions(office, item_id) == before
+    record = office.publications(item_id)["x"]
+    assert (record.state, record.attempts) == ("unknown", 2)
+    assert posts(fake)["x"] == 0
+
+    with pytest.raises(InputInvalid, match="attempt"):
+        office.confirm(item_id, "x", by="rina", not_posted=True, attempt=-1)
+    with pytest.raises(Refused, match="is at attempt 2, and there has been no attempt 3"):
+        office.confirm(item_id, "x", by="rina", not_posted=True, attempt=3)
+    assert actions(office, item_id) == before
+    # Confirming the attempt it is at now is taken.
+    report = office.confirm(item_id, "x", by="rina", url="https://x.com/fisipub/status/2",
+                            attempt=2)
+    assert report.publications["x"].state == "posted"
+
+
+def test_a_confirmation_never_settles_an_attempt_begun_while_confirming(
+        office, fake, clock, image, monkeypatch):
+    """Without ``attempt``, the answer is about the attempt read when confirming: a new
+    attempt that another worker starts between that read and the write is left alone."""
+    item_id = ready(office, image, ["x"])
+    publisher(fake, "x").fail_with = OutcomeUnknown("connection reset")
+    office.post(item_id, by="rina")
+    store = office._store
+    read = store.publications
+
+    def then_tried_again(org, item, conn=None):
+        found = read(org, item, conn)
+        monkeypatch.setattr(store, "publications", read)
+        _tried_again_meanwhile(office, clock, item_id, "x")
+        return found
+
+    monkeypatch.setattr(store, "publications", then_tried_again)
+    publisher(fake, "x").fail_with = None
+    with pytest.raises(Refused, match=r"changed while it was being confirmed \(it is "
+                                      r"'unknown' at attempt 2 now\); nothing was recorded"):
+        office.confirm(item_id, "x", by="rina", not_posted=True)
+    record = office.publications(item_id)["x"]
+    assert (record.state, record.attempts) == ("unknown", 2)
+    assert posts(fake)["x"] == 0
+
+
 def test_a_manual_channel_waits_for_a_person_and_their_confirmation_closes_it(
         office, fake, hooks, image):
     office.add_channel("tiktok", "manual", settings={"instructions": "account @fisipub"},
@@ -616,30 +694,12 @@ def test_a_look_up_never_settles_a_later_attempt(office, fake, clock, image):
     that one absent and started a new attempt meanwhile, which ended unknown too, the
     answer must not set the channel back to pending (the new attempt may be on the
     platform: a second post would follow)."""
-    store, org = office._store, office.org
-
     @attrs.define
     class Overtaken(Searchable):
         def reconcile(self, post, progress):
             self.lookups += 1
             if self.lookups == 1:
-                # Meanwhile, another worker: attempt 1 found absent, attempt 2 claimed,
-                # its call timed out after sending.
-                item = office.item(post.item_id)
-                with store.writing() as conn:
-                    assert store.update_publication(conn, org, item.id, "x",
-                                                    {"state": "pending"},
-                                                    states=("unknown",))
-                claimed = store.claim_channels(org, item.id, ["x"], "worker-c", clock(),
-                                               clock() + LEASE,
-                                               gate=(item.state, item.content_digest))
-                assert claimed["x"].attempts == 2
-                with store.writing() as conn:
-                    assert store.settle_publication(
-                        conn, org, item.id, "x",
-                        {"state": "unknown", "error_class": "OutcomeUnknown",
-                         "error_message": "timed out after sending"},
-                        states=("in_flight",), claimed_by="worker-c", attempt=2)
+                assert _tried_again_meanwhile(office, clock, post.item_id, "x") == 2
             return None  # attempt 1 is not on the platform
 
     fake.publishers["x"] = x = Overtaken(channel="x")

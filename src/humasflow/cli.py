@@ -2345,10 +2345,12 @@ def _advice(office: Office, item: ContentItem, name: str, pub: Publication, who:
         return [*lookup,
                 _("check whether the post is on {channel} (the last attempt may have posted "
                   "it)").format(channel=name),
-                _("if it is:     humasflow confirm {id} {channel} --as {who} --url URL").format(
-                    id=i, channel=name, who=who),
+                _("if it is:     humasflow confirm {id} {channel} --as {who} --url URL "
+                  "--attempt {attempt}").format(id=i, channel=name, who=who,
+                                                attempt=pub.attempts),
                 _("if it is not: humasflow confirm {id} {channel} --as {who} --not-posted "
-                  "(it is posted again)").format(id=i, channel=name, who=who)]
+                  "--attempt {attempt} (it is posted again)").format(
+                      id=i, channel=name, who=who, attempt=pub.attempts)]
     if pub.state == "failed" and pub.next_attempt_at is not None:
         return [_("nothing: it is retried at {time} by `humasflow run-due` (cron) or a "
                   "running `humasflow worker`").format(time=_when(pub.next_attempt_at, zone))]
@@ -2968,15 +2970,18 @@ def _web_url_option(ctx: click.Context, param: click.Parameter,
               help="The public URL (http:// or https://) of the post a person found or made.")
 @click.option("--platform-id", help="The platform's id of the post.")
 @click.option("--not-posted", is_flag=True, help="The post is not on the platform.")
+@click.option("--attempt", type=click.IntRange(min=0),
+              help="The attempt you checked, as `humasflow status` shows it: nothing is "
+                   "recorded if the channel was tried again since.")
 @click.pass_obj
 def confirm(session: _Session, item_id: int, channel_name: str, by: str, url: str | None,
-            platform_id: str | None, not_posted: bool) -> None:
+            platform_id: str | None, not_posted: bool, attempt: int | None) -> None:
     """Settle a channel a person checked: posted at --url, or --not-posted (posts again)."""
     if not_posted == bool(url or platform_id):
         raise click.UsageError(_("give either --url (or --platform-id) or --not-posted"))
     _report_command(session, item_id, by, lambda office: office.confirm(
         item_id, channel_name, by=by, url=url, platform_id=platform_id,
-        not_posted=not_posted))
+        not_posted=not_posted, attempt=attempt))
 
 
 @cli.command()

@@ -1920,21 +1920,33 @@ class Office:
         return self.dispatcher().run_due(now, limit=limit)
 
     def confirm(self, item_id: int, channel: str, *, by: str | Actor, url: str | None = None,
-                platform_id: str | None = None, not_posted: bool = False) -> PostReport:
+                platform_id: str | None = None, not_posted: bool = False,
+                attempt: int | None = None) -> PostReport:
         """Settle a channel a person checked on the platform: posted at ``url``, or not.
 
+        ``attempt``: the attempt number the person checked (``Publication.attempts`` as
+        shown to them); if the channel was tried again since, nothing is recorded. The
+        answer never settles a later attempt than the one read when it is recorded.
+
         Raises:
-            InputInvalid: ``url`` is not an ``http(s)://`` address with a host (nothing
-                is written).
+            InputInvalid: ``url`` is not an ``http(s)://`` address with a host, or
+                ``attempt`` is not a positive number (nothing is written).
+            Refused: The channel was tried again after ``attempt``, or while confirming.
         """
         _input.ident("channel", channel, _input.CHANNEL)
         if url is not None:
             _input.web_url("url", url)
         if platform_id is not None:
             _input.ident("platform_id", platform_id, _input.PLATFORM_ID)
+        if attempt is not None and (isinstance(attempt, bool) or not isinstance(attempt, int)
+                                    or attempt < 0):
+            raise InputInvalid("attempt", _("is {value!r}, not an attempt number").format(
+                value=attempt), _("give the attempt you checked, as the channel's status "
+                                  "shows it (0 or more)"))
         return self.dispatcher().confirm(self._item_id(item_id), channel,
                                          self.acting(by, "confirm"), url=url,
-                                         platform_id=platform_id, not_posted=not_posted)
+                                         platform_id=platform_id, not_posted=not_posted,
+                                         attempt=attempt)
 
     def retry(self, item_id: int, channel: str | None = None, *,
               by: str | Actor) -> PostReport:

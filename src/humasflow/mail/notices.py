@@ -161,9 +161,11 @@ def compose_channel(office: Any, item: ContentItem | None, recipient: Actor,
                        **head),
                  "", _("What happened:"), "    " + (data.get("error") or "?"), "",
                  _("Look on the platform. If it is there, confirm it with its address: "
-                   "humasflow confirm {id} {channel} --url URL --as YOUR-ID; if it is "
-                   "not, confirm that it is absent and it is posted again: humasflow "
-                   "confirm {id} {channel} --not-posted --as YOUR-ID").format(**head)]
+                   "humasflow confirm {id} {channel} --url URL --attempt {attempt} --as "
+                   "YOUR-ID; if it is not, confirm that it is absent and it is posted "
+                   "again: humasflow confirm {id} {channel} --not-posted --attempt "
+                   "{attempt} --as YOUR-ID").format(
+                       **head, attempt=data.get("attempts", pub.attempts if pub else 0))]
     return _message(office, recipient, language, settings, subject, lines)
 
 

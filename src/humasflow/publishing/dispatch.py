@@ -581,11 +581,16 @@ class Dispatcher:
     # -- a person's answers -----------------------------------------------------------------
 
     def confirm(self, item_id: int, channel: str, actor: Actor, *, url: str | None = None,
-                platform_id: str | None = None, not_posted: bool = False) -> PostReport:
+                platform_id: str | None = None, not_posted: bool = False,
+                attempt: int | None = None) -> PostReport:
         """Settle a channel a person checked: posted at ``url``, or ``not_posted``.
 
+        The answer settles the attempt the channel is at when it is read here, or
+        ``attempt`` (the one the person checked), and no later one.
+
         Raises:
-            Refused: The channel's state needs no confirmation, or the wrong role.
+            Refused: The channel's state needs no confirmation, the wrong role, or the
+                channel was tried again since the attempt checked (or while confirming).
         """
         if url is not None:
             _input.web_url("url", url)
@@ -600,6 +605,21 @@ class Dispatcher:
                   "manual or failed channel is confirmed by a person").format(
                       channel=channel, item_id=item.id, state=pub.state),
                 item_id=str(item.id), step=item.state, action="confirm")
+        if attempt is not None and pub.attempts > attempt:
+            raise Refused(
+                _("channel {channel!r} of item {item_id} was tried again after the attempt "
+                  "you checked (it is at attempt {actual}, not {attempt}); look at the "
+                  "platform again, then confirm attempt {actual}").format(
+                      channel=channel, item_id=item.id, actual=pub.attempts,
+                      attempt=attempt),
+                item_id=str(item.id), step=item.state, action="confirm")
+        if attempt is not None and pub.attempts != attempt:
+            raise Refused(
+                _("channel {channel!r} of item {item_id} is at attempt {actual}, and there "
+                  "has been no attempt {attempt}; give the number `humasflow status "
+                  "{item_id}` shows").format(channel=channel, item_id=item.id,
+                                             actual=pub.attempts, attempt=attempt),
+                item_id=str(item.id), step=item.state, action="confirm")
         now = self.office.now()
         if not_posted:
             # A person found no post: what an earlier attempt saved (a published
@@ -611,8 +631,18 @@ class Dispatcher:
         else:
             values = {"state": "posted", "url": url, "platform_id": platform_id or url,
                       "error_class": None, "error_message": None, "next_attempt_at": None}
-        self._settle(item, channel, values, actor.id, "channel_confirmed", now,
-                     states=_OPEN_FOR_CONFIRM)
+        # Bound to the attempt read above: should another worker try the channel again
+        # meanwhile, the person's answer about the earlier attempt changes nothing.
+        if self._settle(item, channel, values, actor.id, "channel_confirmed", now,
+                        states=_OPEN_FOR_CONFIRM, attempt=pub.attempts) is None:
+            now_at = self._publication(item, channel)
+            raise Refused(
+                _("channel {channel!r} of item {item_id} changed while it was being "
+                  "confirmed (it is {state!r} at attempt {actual} now); nothing was "
+                  "recorded: look at it again").format(
+                      channel=channel, item_id=item.id, state=now_at.state,
+                      actual=now_at.attempts),
+                item_id=str(item.id), step=item.state, action="confirm")
         self._close_if_done(item.id, actor)
         if not_posted:
             return self._run(item.id, actor)
