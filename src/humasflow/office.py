@@ -1930,7 +1930,7 @@ class Office:
 
         Raises:
             InputInvalid: ``url`` is not an ``http(s)://`` address with a host, or
-                ``attempt`` is not a positive number (nothing is written).
+                ``attempt`` is not a number of 0 or more (nothing is written).
             Refused: The channel was tried again after ``attempt``, or while confirming.
         """
         _input.ident("channel", channel, _input.CHANNEL)

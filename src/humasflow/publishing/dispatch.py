@@ -605,21 +605,17 @@ class Dispatcher:
                   "manual or failed channel is confirmed by a person").format(
                       channel=channel, item_id=item.id, state=pub.state),
                 item_id=str(item.id), step=item.state, action="confirm")
-        if attempt is not None and pub.attempts > attempt:
-            raise Refused(
-                _("channel {channel!r} of item {item_id} was tried again after the attempt "
-                  "you checked (it is at attempt {actual}, not {attempt}); look at the "
-                  "platform again, then confirm attempt {actual}").format(
-                      channel=channel, item_id=item.id, actual=pub.attempts,
-                      attempt=attempt),
-                item_id=str(item.id), step=item.state, action="confirm")
         if attempt is not None and pub.attempts != attempt:
-            raise Refused(
-                _("channel {channel!r} of item {item_id} is at attempt {actual}, and there "
-                  "has been no attempt {attempt}; give the number `humasflow status "
-                  "{item_id}` shows").format(channel=channel, item_id=item.id,
-                                             actual=pub.attempts, attempt=attempt),
-                item_id=str(item.id), step=item.state, action="confirm")
+            message = _(
+                "channel {channel!r} of item {item_id} was tried again after the attempt "
+                "you checked (it is at attempt {actual}, not {attempt}); look at the "
+                "platform again, then confirm attempt {actual}") if pub.attempts > attempt \
+                else _("channel {channel!r} of item {item_id} is at attempt {actual}, and "
+                       "there has been no attempt {attempt}; give the number `humasflow "
+                       "status {item_id}` shows")
+            raise Refused(message.format(channel=channel, item_id=item.id,
+                                         actual=pub.attempts, attempt=attempt),
+                          item_id=str(item.id), step=item.state, action="confirm")
         now = self.office.now()
         if not_posted:
             # A person found no post: what an earlier attempt saved (a published

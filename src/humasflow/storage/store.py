@@ -257,7 +257,8 @@ class Store:
     @contextmanager
     def _kept_writer(self) -> Iterator[Connection]:
         """A transaction on the store's write connection, kept open between writes (only
-        with the write lock held): no pool round trip per action."""
+        with the write lock, or on PostgreSQL the kept connection's lock, held): no pool
+        round trip per action."""
         conn = self._writer
         try:
             if conn is None:
